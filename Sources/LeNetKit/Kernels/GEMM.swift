@@ -1,0 +1,99 @@
+// The only file in LeNetKit that talks to BLAS. Everything else calls `gemm`
+// with Swift types; no BLAS type or C enum leaves this file.
+import CBLAS
+
+/// Whether a gemm operand is used as stored or transposed.
+public enum Transpose: Sendable {
+    case none
+    case transposed
+}
+
+/// Single-precision general matrix multiply on row-major matrices:
+///
+/// ```
+/// C = alpha * op(A) * op(B) + beta * C
+/// op(A): (M, K)   op(B): (K, N)   C: (M, N)
+/// ```
+///
+/// `lda`, `ldb`, `ldc` are row strides in elements; they default to the
+/// tight layout of the stored (not transposed) matrices.
+///
+/// - Parameters:
+///   - transA: whether `a` holds A (M, K) or its transpose (K, M).
+///   - transB: whether `b` holds B (K, N) or its transpose (N, K).
+///   - m, n, k: the sizes of the product.
+///   - alpha: the scale of the product.
+///   - a, b: the operands.
+///   - beta: the scale of the existing `c`; 0 overwrites, 1 accumulates.
+///   - c: the result, (M, N).
+@inlinable
+public func gemm(
+    _ transA: Transpose, _ transB: Transpose,
+    m: Int, n: Int, k: Int,
+    alpha: Float = 1,
+    _ a: UnsafePointer<Float>, lda: Int? = nil,
+    _ b: UnsafePointer<Float>, ldb: Int? = nil,
+    beta: Float = 0,
+    _ c: UnsafeMutablePointer<Float>, ldc: Int? = nil
+) {
+    let lda = lda ?? (transA == .none ? k : m)
+    let ldb = ldb ?? (transB == .none ? n : k)
+    let ldc = ldc ?? n
+    blasSgemm(transA == .transposed, transB == .transposed,
+              m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+@usableFromInline
+func blasSgemm(
+    _ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int,
+    _ alpha: Float, _ a: UnsafePointer<Float>, _ lda: Int,
+    _ b: UnsafePointer<Float>, _ ldb: Int,
+    _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int
+) {
+    if m == 0 || n == 0 { return }
+    cblas_sgemm(CblasRowMajor,
+                ta ? CblasTrans : CblasNoTrans,
+                tb ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k),
+                alpha, a, Int32(lda), b, Int32(ldb),
+                beta, c, Int32(ldc))
+}
+
+/// The reference for `gemm`: a plain triple loop in the same conventions,
+/// accumulated in Double. Tests hold the BLAS path against it.
+public func gemmNaive(
+    _ transA: Transpose, _ transB: Transpose,
+    m: Int, n: Int, k: Int,
+    alpha: Float = 1,
+    _ a: UnsafePointer<Float>, lda: Int? = nil,
+    _ b: UnsafePointer<Float>, ldb: Int? = nil,
+    beta: Float = 0,
+    _ c: UnsafeMutablePointer<Float>, ldc: Int? = nil
+) {
+    let lda = lda ?? (transA == .none ? k : m)
+    let ldb = ldb ?? (transB == .none ? n : k)
+    let ldc = ldc ?? n
+    for i in 0..<m {
+        for j in 0..<n {
+            var sum = 0.0
+            for p in 0..<k {
+                let aip = transA == .none ? a[i * lda + p] : a[p * lda + i]
+                let bpj = transB == .none ? b[p * ldb + j] : b[j * ldb + p]
+                sum += Double(aip) * Double(bpj)
+            }
+            let old = beta == 0 ? 0 : beta * c[i * ldc + j]
+            c[i * ldc + j] = alpha * Float(sum) + old
+        }
+    }
+}
+
+/// The number of threads OpenBLAS uses for one gemm.
+public enum BLASThreads {
+    /// Sets OpenBLAS's thread count (at least 1).
+    public static func set(_ count: Int) {
+        openblas_set_num_threads(Int32(max(1, count)))
+    }
+
+    /// OpenBLAS's current thread count.
+    public static var current: Int { Int(openblas_get_num_threads()) }
+}

@@ -1,0 +1,2 @@
+import LeNetKit
+print(LeNetKitVersion.string)

@@ -1,0 +1,3 @@
+import XCTest
+@testable import LeNetKit
+final class GEMMSmoke: XCTestCase { func testNothing() {} }
