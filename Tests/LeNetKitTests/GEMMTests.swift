@@ -1,3 +1,48 @@
 import XCTest
 @testable import LeNetKit
-final class GEMMSmoke: XCTestCase { func testNothing() {} }
+
+final class GEMMTests: XCTestCase {
+    /// The BLAS wrapper against the triple loop, for all four transpose
+    /// combinations, with alpha, beta and padded leading dimensions.
+    func testWrapperMatchesNaiveForAllTransposes() {
+        let cases: [(Transpose, Transpose)] = [(.none, .none), (.none, .transposed), (.transposed, .none), (.transposed, .transposed)]
+        for (ci, (ta, tb)) in cases.enumerated() {
+            for (m, n, k) in [(7, 5, 3), (16, 784, 75), (33, 17, 129), (1, 10, 84)] {
+                let pad = 3
+                let aRows = ta == .none ? m : k, aCols = ta == .none ? k : m
+                let bRows = tb == .none ? k : n, bCols = tb == .none ? n : k
+                let lda = aCols + pad, ldb = bCols + pad, ldc = n + pad
+                let a = randomValues(aRows * lda, seed: UInt64(ci * 100 + m))
+                let b = randomValues(bRows * ldb, seed: UInt64(ci * 100 + n + 7))
+                let c0 = randomValues(m * ldc, seed: UInt64(ci * 100 + k + 13))
+                var fast = c0, slow = c0
+                gemm(ta, tb, m: m, n: n, k: k, alpha: 0.5, a, lda: lda, b, ldb: ldb, beta: 2, &fast, ldc: ldc)
+                gemmNaive(ta, tb, m: m, n: n, k: k, alpha: 0.5, a, lda: lda, b, ldb: ldb, beta: 2, &slow, ldc: ldc)
+                assertClose(fast, slow, "gemm \(ta)/\(tb) \(m)×\(n)×\(k)", atol: 1e-4, rtol: 1e-4)
+                // The padding columns of C stay untouched.
+                for i in 0..<m { for j in n..<ldc { XCTAssertEqual(fast[i * ldc + j], c0[i * ldc + j]) } }
+            }
+        }
+    }
+
+    /// A product whose result is known exactly.
+    func testKnownProduct() {
+        let a: [Float] = [1, 2, 3, 4, 5, 6]  // (2, 3)
+        let b: [Float] = [7, 8, 9, 10, 11, 12]  // (3, 2)
+        var c = [Float](repeating: 0, count: 4)
+        gemm(.none, .none, m: 2, n: 2, k: 3, a, b, &c)
+        XCTAssertEqual(c, [58, 64, 139, 154])
+        // Aᵀ (3, 2) · Bᵀ (2, 3) = (B·A)ᵀ
+        var d = [Float](repeating: 0, count: 9)
+        gemm(.transposed, .transposed, m: 3, n: 3, k: 2, a, b, &d)
+        XCTAssertEqual(d, [39, 49, 59, 54, 68, 82, 69, 87, 105])
+    }
+
+    func testThreadCountIsSettable() {
+        let before = BLASThreads.current
+        BLASThreads.set(1)
+        XCTAssertEqual(BLASThreads.current, 1)
+        BLASThreads.set(before)
+        XCTAssertEqual(BLASThreads.current, before)
+    }
+}

@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Writes the PyTorch reference fixtures that LeNetKit's tests compare against.
+
+Run by hand (never by CI), from the repository root, in an environment with
+torch, numpy and safetensors:
+
+    python3 Scripts/make_reference.py
+
+Weights and inputs are not stored: both sides generate them from the same
+integer hash (`fixed_values` here, `FixedValues` in the tests), so the
+fixtures stay under 1 MB. What is stored is what PyTorch computed from them.
+
+Fixtures/cifar_lenet_reference.safetensors (the seed's CIFAR LeNet, batch 4):
+  labels (4) as F32, logits (4, 10), loss (1),
+  grad.<name> for every parameter after one backward pass,
+  adam3.<name>: every parameter after 3 Adam steps (lr 1e-3, defaults) on the same batch.
+Fixtures/optimizers_reference.safetensors (Linear 6→5, ReLU, Linear 5→3, batch 4):
+  labels, and <optimizer>.<name> after 3 steps for sgd (lr 0.1, momentum 0.9,
+  weight decay 0.01), nesterov (lr 0.1, momentum 0.9, nesterov), adamwd (Adam
+  lr 0.01, weight decay 0.01).
+"""
+import os
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURES = os.path.join(HERE, "..", "Tests", "LeNetKitTests", "Fixtures")
+M32 = 0xFFFFFFFF
+
+
+def mix(i, salt):
+    """A 32-bit integer hash; `FixedValues.mix` in the Swift tests is the same."""
+    x = (i * 0x9E3779B1 + salt * 0x85EBCA77) & M32
+    x ^= x >> 16
+    x = (x * 0x85EBCA6B) & M32
+    x ^= x >> 13
+    x = (x * 0xC2B2AE35) & M32
+    x ^= x >> 16
+    return x
+
+
+def fixed_values(count, salt, bound):
+    """bound * (2u - 1), u = mix(i, salt) / 2^32, computed in double, rounded to float32."""
+    i = np.arange(count, dtype=np.uint64)
+    x = (i * np.uint64(0x9E3779B1) + np.uint64((salt * 0x85EBCA77) & M32)) & np.uint64(M32)
+    x ^= x >> np.uint64(16)
+    x = (x * np.uint64(0x85EBCA6B)) & np.uint64(M32)
+    x ^= x >> np.uint64(13)
+    x = (x * np.uint64(0xC2B2AE35)) & np.uint64(M32)
+    x ^= x >> np.uint64(16)
+    assert int(x[min(3, count - 1)]) == mix(min(3, count - 1), salt)
+    u = x.astype(np.float64) / 4294967296.0
+    return (bound * (2.0 * u - 1.0)).astype(np.float32)
+
+
+def fixed_labels(count, salt, classes):
+    return [mix(i, salt) % classes for i in range(count)]
+
+
+class CifarLeNet(nn.Module):
+    """The seed's network: the PyTorch tutorial LeNet with 16 and 32 channels."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 5)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.conv2 = nn.Conv2d(16, 32, 5)
+        self.fc1 = nn.Linear(32 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(6, 5)
+        self.fc2 = nn.Linear(5, 3)
+
+    def forward(self, x):
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+def fill_fixed(model):
+    """Parameter k (in state_dict order) gets salt k + 1 and bound 1/sqrt(fan_in)."""
+    with torch.no_grad():
+        for k, (name, p) in enumerate(model.named_parameters()):
+            fan_in = p.shape[1] * int(np.prod(p.shape[2:])) if p.dim() > 1 else None
+            if fan_in is None:  # a bias: the fan-in of its weight
+                fan_in = fan_in_of[name.rsplit(".", 1)[0]]
+            else:
+                fan_in_of[name.rsplit(".", 1)[0]] = fan_in
+            values = fixed_values(p.numel(), k + 1, 1.0 / np.sqrt(fan_in))
+            p.copy_(torch.from_numpy(values).reshape(p.shape))
+
+
+fan_in_of = {}
+
+
+def run_steps(model, make_opt, x, y, steps):
+    opt = make_opt(model.parameters())
+    for _ in range(steps):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def main():
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    out = {}
+
+    # The seed's CIFAR LeNet, batch 4.
+    n = 4
+    x = torch.from_numpy(fixed_values(n * 3 * 32 * 32, 1000, 1.0)).reshape(n, 3, 32, 32)
+    y = torch.tensor(fixed_labels(n, 2000, 10))
+    model = CifarLeNet()
+    fill_fixed(model)
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    loss.backward()
+    out["labels"] = y.float()
+    out["logits"] = logits.detach()
+    out["loss"] = loss.detach().reshape(1)
+    for name, p in model.named_parameters():
+        out["grad." + name] = p.grad.detach().clone()
+    model = CifarLeNet()
+    fill_fixed(model)
+    for name, v in run_steps(model, lambda ps: torch.optim.Adam(ps, lr=1e-3), x, y, 3).items():
+        out["adam3." + name] = v
+    save_file({k: v.contiguous() for k, v in out.items()},
+              os.path.join(FIXTURES, "cifar_lenet_reference.safetensors"),
+              metadata={"source": "Scripts/make_reference.py", "torch": torch.__version__})
+
+    # Optimizers on a tiny network.
+    out = {}
+    x = torch.from_numpy(fixed_values(4 * 6, 3000, 1.0)).reshape(4, 6)
+    y = torch.tensor(fixed_labels(4, 4000, 3))
+    out["labels"] = y.float()
+    recipes = {
+        "sgd": lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01),
+        "nesterov": lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+        "adamwd": lambda ps: torch.optim.Adam(ps, lr=0.01, weight_decay=0.01),
+    }
+    for key, make in recipes.items():
+        model = Tiny()
+        fill_fixed(model)
+        for name, v in run_steps(model, make, x, y, 3).items():
+            out[key + "." + name] = v
+    save_file({k: v.contiguous() for k, v in out.items()},
+              os.path.join(FIXTURES, "optimizers_reference.safetensors"),
+              metadata={"source": "Scripts/make_reference.py", "torch": torch.__version__})
+    print("wrote fixtures to", os.path.normpath(FIXTURES))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+// im2col / col2im: the data movement that turns a convolution into a gemm.
+
+/// The geometry of a 2-D convolution or pooling window over one sample.
+public struct ConvGeometry: Sendable, Equatable {
+    public var channels: Int, height: Int, width: Int
+    public var kernelH: Int, kernelW: Int
+    public var stride: Int, padding: Int
+
+    public init(channels: Int, height: Int, width: Int,
+                kernelH: Int, kernelW: Int, stride: Int = 1, padding: Int = 0) {
+        self.channels = channels
+        self.height = height
+        self.width = width
+        self.kernelH = kernelH
+        self.kernelW = kernelW
+        self.stride = stride
+        self.padding = padding
+    }
+
+    public var outH: Int { (height + 2 * padding - kernelH) / stride + 1 }
+    public var outW: Int { (width + 2 * padding - kernelW) / stride + 1 }
+    /// Output positions per channel: OH·OW.
+    public var positions: Int { outH * outW }
+    /// Rows of the column matrix: C·KH·KW.
+    public var patch: Int { channels * kernelH * kernelW }
+}
+
+/// Unfolds one sample into columns.
+///
+/// ```
+/// cols[(c·KH + kh)·KW + kw, oh·OW + ow] = x[c, oh·s − p + kh, ow·s − p + kw]   (0 outside)
+/// ```
+/// - Parameters:
+///   - cols: (C·KH·KW, OH·OW)
+///   - x: (C, H, W)
+public func im2col(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ g: ConvGeometry) {
+    let oh = g.outH, ow = g.outW, P = oh * ow
+    var row = 0
+    for c in 0..<g.channels {
+        let plane = x + c * g.height * g.width
+        for kh in 0..<g.kernelH {
+            for kw in 0..<g.kernelW {
+                let dst = cols + row * P
+                for i in 0..<oh {
+                    let ih = i * g.stride - g.padding + kh
+                    let line = dst + i * ow
+                    if ih < 0 || ih >= g.height {
+                        line.update(repeating: 0, count: ow)
+                        continue
+                    }
+                    let src = plane + ih * g.width
+                    if g.stride == 1 && g.padding == 0 {
+                        line.update(from: src + kw, count: ow)
+                    } else {
+                        for j in 0..<ow {
+                            let iw = j * g.stride - g.padding + kw
+                            line[j] = (iw >= 0 && iw < g.width) ? src[iw] : 0
+                        }
+                    }
+                }
+                row += 1
+            }
+        }
+    }
+}
+
+/// Folds columns back into a sample, adding overlapping contributions: the
+/// adjoint of `im2col`. Overwrites `x`.
+/// - Parameters:
+///   - x: (C, H, W)
+///   - cols: (C·KH·KW, OH·OW)
+public func col2im(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>, _ g: ConvGeometry) {
+    x.update(repeating: 0, count: g.channels * g.height * g.width)
+    let oh = g.outH, ow = g.outW, P = oh * ow
+    var row = 0
+    for c in 0..<g.channels {
+        let plane = x + c * g.height * g.width
+        for kh in 0..<g.kernelH {
+            for kw in 0..<g.kernelW {
+                let src = cols + row * P
+                for i in 0..<oh {
+                    let ih = i * g.stride - g.padding + kh
+                    if ih < 0 || ih >= g.height { continue }
+                    let dst = plane + ih * g.width
+                    let line = src + i * ow
+                    if g.stride == 1 && g.padding == 0 {
+                        let d = dst + kw
+                        for j in 0..<ow { d[j] += line[j] }
+                    } else {
+                        for j in 0..<ow {
+                            let iw = j * g.stride - g.padding + kw
+                            if iw >= 0 && iw < g.width { dst[iw] += line[j] }
+                        }
+                    }
+                }
+                row += 1
+            }
+        }
+    }
+}
+
+// MARK: - Reference: direct convolution
+
+/// The reference for `Conv2D`: a direct convolution of a batch.
+/// - Parameters:
+///   - y: (N, OC, OH, OW)
+///   - x: (N, C, H, W)
+///   - w: (OC, C, KH, KW)
+///   - b: (OC)
+public func conv2dForwardNaive(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                               _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                               batch: Int, outChannels OC: Int, _ g: ConvGeometry) {
+    let C = g.channels, H = g.height, W = g.width, OH = g.outH, OW = g.outW
+    for n in 0..<batch {
+        for oc in 0..<OC {
+            for i in 0..<OH {
+                for j in 0..<OW {
+                    var sum = Double(b[oc])
+                    for c in 0..<C {
+                        for kh in 0..<g.kernelH {
+                            for kw in 0..<g.kernelW {
+                                let ih = i * g.stride - g.padding + kh
+                                let iw = j * g.stride - g.padding + kw
+                                if ih < 0 || ih >= H || iw < 0 || iw >= W { continue }
+                                sum += Double(x[((n * C + c) * H + ih) * W + iw])
+                                    * Double(w[((oc * C + c) * g.kernelH + kh) * g.kernelW + kw])
+                            }
+                        }
+                    }
+                    y[((n * OC + oc) * OH + i) * OW + j] = Float(sum)
+                }
+            }
+        }
+    }
+}
+
+/// The reference for `Conv2D`'s backward pass: overwrites dx, dw and db.
+/// - Parameters:
+///   - dx: (N, C, H, W)
+///   - dw: (OC, C, KH, KW)
+///   - db: (OC)
+///   - dy: (N, OC, OH, OW)
+///   - x: (N, C, H, W)
+///   - w: (OC, C, KH, KW)
+public func conv2dBackwardNaive(_ dx: UnsafeMutablePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
+                                _ db: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
+                                _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                                batch: Int, outChannels OC: Int, _ g: ConvGeometry) {
+    let C = g.channels, H = g.height, W = g.width, OH = g.outH, OW = g.outW
+    let KH = g.kernelH, KW = g.kernelW
+    var dxAcc = [Double](repeating: 0, count: batch * C * H * W)
+    var dwAcc = [Double](repeating: 0, count: OC * C * KH * KW)
+    var dbAcc = [Double](repeating: 0, count: OC)
+    for n in 0..<batch {
+        for oc in 0..<OC {
+            for i in 0..<OH {
+                for j in 0..<OW {
+                    let g0 = Double(dy[((n * OC + oc) * OH + i) * OW + j])
+                    dbAcc[oc] += g0
+                    for c in 0..<C {
+                        for kh in 0..<KH {
+                            for kw in 0..<KW {
+                                let ih = i * g.stride - g.padding + kh
+                                let iw = j * g.stride - g.padding + kw
+                                if ih < 0 || ih >= H || iw < 0 || iw >= W { continue }
+                                let xi = ((n * C + c) * H + ih) * W + iw
+                                let wi = ((oc * C + c) * KH + kh) * KW + kw
+                                dwAcc[wi] += g0 * Double(x[xi])
+                                dxAcc[xi] += g0 * Double(w[wi])
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for i in 0..<dxAcc.count { dx[i] = Float(dxAcc[i]) }
+    for i in 0..<dwAcc.count { dw[i] = Float(dwAcc[i]) }
+    for i in 0..<dbAcc.count { db[i] = Float(dbAcc[i]) }
+}

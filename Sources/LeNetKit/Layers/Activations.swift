@@ -1,0 +1,74 @@
+/// max(0, x), PyTorch's `nn.ReLU`. The gradient at 0 is 0, as in PyTorch.
+public final class ReLU: Layer {
+    public let name: String
+    public init(_ name: String = "relu") { self.name = name }
+    public var kind: String { "ReLU" }
+    private var count = 0
+
+    public func outputShape(for input: FeatureShape) throws -> FeatureShape {
+        count = input.count
+        return input
+    }
+
+    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
+        for i in 0..<(n * count) { y[i] = max(x[i], 0) }
+    }
+
+    public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
+                         _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
+        guard let dx else { return }
+        for i in 0..<(n * count) { dx[i] = y[i] > 0 ? dy[i] : 0 }
+    }
+}
+
+/// A·tanh(S·x): `nn.Tanh` with A = S = 1, or the scaled tanh of LeCun et al.
+/// 1998 with A = 1.7159, S = 2/3 (`Tanh.lecun`).
+///
+/// ```
+/// dy/dx = A·S·(1 − (y/A)²)
+/// ```
+public final class Tanh: Layer {
+    public let name: String
+    public let amplitude: Float, slope: Float
+    private var count = 0
+
+    public init(_ name: String = "tanh", amplitude: Float = 1, slope: Float = 1) {
+        self.name = name
+        self.amplitude = amplitude
+        self.slope = slope
+    }
+
+    /// The paper's 1.7159·tanh(2x/3).
+    public static func lecun(_ name: String = "tanh") -> Tanh {
+        Tanh(name, amplitude: 1.7159, slope: 2.0 / 3.0)
+    }
+
+    public var kind: String { amplitude == 1 && slope == 1 ? "Tanh" : "Tanh \(amplitude)·tanh(\(slope)x)" }
+
+    public func outputShape(for input: FeatureShape) throws -> FeatureShape {
+        count = input.count
+        return input
+    }
+
+    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
+        for i in 0..<(n * count) { y[i] = amplitude * tanhf(slope * x[i]) }
+    }
+
+    public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
+                         _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
+        guard let dx else { return }
+        let scale = amplitude * slope, inv = 1 / amplitude
+        for i in 0..<(n * count) {
+            let t = y[i] * inv
+            dx[i] = dy[i] * scale * (1 - t * t)
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#else
+import Darwin
+#endif

@@ -1,0 +1,121 @@
+/// A 2-D convolution computed as im2col + gemm, PyTorch's `nn.Conv2d`.
+///
+/// ```
+/// y[n, oc] = b[oc] + Σ_c  w[oc, c] ⋆ x[n, c]        (cross-correlation)
+/// per sample:  Y (OC, P) = W (OC, C·KH·KW) · cols (C·KH·KW, P)
+/// ```
+/// Parameters: `weight` (OC, C, KH, KW), `bias` (OC); default init uniform
+/// in ±1/√(C·KH·KW).
+public final class Conv2D: Layer {
+    public let name: String
+    public let inChannels: Int, outChannels: Int
+    public let kernelH: Int, kernelW: Int
+    public let stride: Int, padding: Int
+
+    private var weight: UnsafeMutablePointer<Float>?  // (OC, C, KH, KW)
+    private var bias: UnsafeMutablePointer<Float>?  // (OC)
+    private var weightGrad: UnsafeMutablePointer<Float>?  // (OC, C, KH, KW)
+    private var biasGrad: UnsafeMutablePointer<Float>?  // (OC)
+    private var geometry: ConvGeometry?
+    private var cols = BatchBuffer(perSample: 0)  // (N, C·KH·KW, P), cached by forward
+    private var dcols = BatchBuffer(perSample: 0)  // (C·KH·KW, P), scratch for backward
+
+    /// - Parameters:
+    ///   - name: the parameter-name prefix, e.g. `conv1`.
+    ///   - kernelSize: square kernel side.
+    ///   - stride: step between windows.
+    ///   - padding: zeros added on each side.
+    public init(_ name: String, inChannels: Int, outChannels: Int, kernelSize: Int,
+                stride: Int = 1, padding: Int = 0) {
+        self.name = name
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        kernelH = kernelSize
+        kernelW = kernelSize
+        self.stride = stride
+        self.padding = padding
+    }
+
+    public var kind: String { "Conv2D \(kernelH)×\(kernelW)" + (stride != 1 ? " s\(stride)" : "") + (padding != 0 ? " p\(padding)" : "") }
+
+    public var parameterSpecs: [ParameterSpec] {
+        let bound = 1 / Float(inChannels * kernelH * kernelW).squareRoot()
+        return [
+            ParameterSpec(name: "weight", shape: [outChannels, inChannels, kernelH, kernelW], initBound: bound),
+            ParameterSpec(name: "bias", shape: [outChannels], initBound: bound),
+        ]
+    }
+
+    func geometry(for input: FeatureShape) -> ConvGeometry {
+        ConvGeometry(channels: input.channels, height: input.height, width: input.width,
+                     kernelH: kernelH, kernelW: kernelW, stride: stride, padding: padding)
+    }
+
+    public func outputShape(for input: FeatureShape) throws -> FeatureShape {
+        guard input.channels == inChannels else {
+            throw LeNetError("expects \(inChannels) input channels, got \(input.channels) (input \(input))", subject: name)
+        }
+        guard stride > 0, padding >= 0, kernelH > 0,
+              input.height + 2 * padding >= kernelH, input.width + 2 * padding >= kernelW else {
+            throw LeNetError("a \(kernelH)×\(kernelW) kernel (stride \(stride), padding \(padding)) does not fit input \(input)", subject: name)
+        }
+        let g = geometry(for: input)
+        return FeatureShape(channels: outChannels, height: g.outH, width: g.outW)
+    }
+
+    public func connections(for input: FeatureShape) -> Int {
+        let g = geometry(for: input)
+        return outChannels * g.positions * (g.patch + 1)
+    }
+
+    public func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {
+        weight = parameters[0]; bias = parameters[1]
+        weightGrad = gradients[0]; biasGrad = gradients[1]
+    }
+
+    public func reserve(batch n: Int, input: FeatureShape) {
+        let g = geometry(for: input)
+        geometry = g
+        if cols.perSample != g.patch * g.positions {
+            cols = BatchBuffer(perSample: g.patch * g.positions)
+            dcols = BatchBuffer(perSample: g.patch * g.positions)
+        }
+        cols.reserve(batch: n)
+        dcols.reserve(batch: 1)
+    }
+
+    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
+        guard let g = geometry, let weight, let bias else { return }
+        let P = g.positions, K = g.patch, OC = outChannels
+        for s in 0..<n {
+            let colsS = cols.pointer + s * K * P
+            im2col(colsS, x + s * g.channels * g.height * g.width, g)
+            let yS = y + s * OC * P
+            for oc in 0..<OC { (yS + oc * P).update(repeating: bias[oc], count: P) }
+            gemm(.none, .none, m: OC, n: P, k: K, weight, colsS, beta: 1, yS)
+        }
+    }
+
+    public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
+                         _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
+        guard let g = geometry, let weight, let weightGrad, let biasGrad else { return }
+        let P = g.positions, K = g.patch, OC = outChannels
+        for s in 0..<n {
+            let dyS = dy + s * OC * P
+            let colsS = cols.pointer + s * K * P
+            // dW (OC, K) += dY (OC, P) · colsᵀ (P, K)
+            gemm(.none, .transposed, m: OC, n: K, k: P, dyS, colsS, beta: 1, weightGrad)
+            for oc in 0..<OC {
+                var sum: Float = 0
+                let row = dyS + oc * P
+                for p in 0..<P { sum += row[p] }
+                biasGrad[oc] += sum
+            }
+            if let dx {
+                // dcols (K, P) = Wᵀ (K, OC) · dY (OC, P), folded back into dx
+                gemm(.transposed, .none, m: K, n: P, k: OC, weight, dyS, dcols.pointer)
+                col2im(dx + s * g.channels * g.height * g.width, dcols.pointer, g)
+            }
+        }
+    }
+}

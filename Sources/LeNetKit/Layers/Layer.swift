@@ -1,0 +1,54 @@
+/// A layer is a forward/backward pair over buffers that the network owns.
+///
+/// The network calls, in order: `outputShape(for:)` once to check shapes,
+/// `bind(parameters:gradients:)` once to hand the layer views into the
+/// contiguous parameter store, `reserve(batch:)` whenever the batch grows,
+/// then `forward` and `backward` every step.
+///
+/// `forward` caches what `backward` needs (im2col columns, pooling argmax).
+/// `backward` adds the parameter gradients into the store (`+=`) and writes
+/// the input gradient (`=`) when `dx` is not nil.
+public protocol Layer: AnyObject {
+    /// The prefix of its parameter names (`conv1` → `conv1.weight`).
+    var name: String { get }
+    /// The parameter tensors, in PyTorch's order and layout.
+    var parameterSpecs: [ParameterSpec] { get }
+    /// A short description of the kind: `Conv2D 5×5`, `ReLU`.
+    var kind: String { get }
+
+    /// The output shape for an input shape, or an error naming the layer.
+    func outputShape(for input: FeatureShape) throws -> FeatureShape
+
+    /// Connections for one sample (multiply–adds, as counted by LeCun et al. 1998).
+    func connections(for input: FeatureShape) -> Int
+
+    /// Views into the parameter store, one per `parameterSpecs` entry.
+    func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>])
+
+    /// Allocates caches for batches of up to `n` samples of `input` shape.
+    func reserve(batch n: Int, input: FeatureShape)
+
+    /// y = f(x).
+    /// - Parameters:
+    ///   - y: the output, (N, outputShape).
+    ///   - x: the input, (N, inputShape).
+    ///   - n: the batch size.
+    func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int)
+
+    /// Adds parameter gradients; writes dx when asked for.
+    /// - Parameters:
+    ///   - dx: the input gradient, (N, inputShape), or nil for the first layer.
+    ///   - dy: the output gradient, (N, outputShape).
+    ///   - x: the input of the last forward.
+    ///   - y: the output of the last forward.
+    ///   - n: the batch size.
+    func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
+                  _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int)
+}
+
+extension Layer {
+    public var parameterSpecs: [ParameterSpec] { [] }
+    public func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {}
+    public func reserve(batch n: Int, input: FeatureShape) {}
+    public func connections(for input: FeatureShape) -> Int { 0 }
+}

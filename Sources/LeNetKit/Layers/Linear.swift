@@ -1,0 +1,67 @@
+/// A fully connected layer, PyTorch's `nn.Linear`.
+///
+/// ```
+/// Y (N, OUT) = X (N, IN) · Wᵀ (IN, OUT) + b
+/// ```
+/// Parameters: `weight` (OUT, IN), `bias` (OUT); default init uniform in
+/// ±1/√IN. The input is the flattened sample (C·H·W order).
+public final class Linear: Layer {
+    public let name: String
+    public let inFeatures: Int, outFeatures: Int
+
+    private var weight: UnsafeMutablePointer<Float>?  // (OUT, IN)
+    private var bias: UnsafeMutablePointer<Float>?  // (OUT)
+    private var weightGrad: UnsafeMutablePointer<Float>?  // (OUT, IN)
+    private var biasGrad: UnsafeMutablePointer<Float>?  // (OUT)
+
+    public init(_ name: String, inFeatures: Int, outFeatures: Int) {
+        self.name = name
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+    }
+
+    public var kind: String { "Linear" }
+
+    public var parameterSpecs: [ParameterSpec] {
+        let bound = 1 / Float(inFeatures).squareRoot()
+        return [
+            ParameterSpec(name: "weight", shape: [outFeatures, inFeatures], initBound: bound),
+            ParameterSpec(name: "bias", shape: [outFeatures], initBound: bound),
+        ]
+    }
+
+    public func outputShape(for input: FeatureShape) throws -> FeatureShape {
+        guard input.count == inFeatures else {
+            throw LeNetError("expects \(inFeatures) input features, got \(input.count) (input \(input))", subject: name)
+        }
+        return FeatureShape(features: outFeatures)
+    }
+
+    public func connections(for input: FeatureShape) -> Int { outFeatures * (inFeatures + 1) }
+
+    public func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {
+        weight = parameters[0]; bias = parameters[1]
+        weightGrad = gradients[0]; biasGrad = gradients[1]
+    }
+
+    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
+        guard let weight, let bias else { return }
+        for s in 0..<n { (y + s * outFeatures).update(from: bias, count: outFeatures) }
+        gemm(.none, .transposed, m: n, n: outFeatures, k: inFeatures, x, weight, beta: 1, y)
+    }
+
+    public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
+                         _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
+        guard let weight, let weightGrad, let biasGrad else { return }
+        // dW (OUT, IN) += dYᵀ (OUT, N) · X (N, IN)
+        gemm(.transposed, .none, m: outFeatures, n: inFeatures, k: n, dy, x, beta: 1, weightGrad)
+        for s in 0..<n {
+            let row = dy + s * outFeatures
+            for o in 0..<outFeatures { biasGrad[o] += row[o] }
+        }
+        if let dx {
+            // dX (N, IN) = dY (N, OUT) · W (OUT, IN)
+            gemm(.none, .none, m: n, n: inFeatures, k: outFeatures, dy, weight, dx)
+        }
+    }
+}

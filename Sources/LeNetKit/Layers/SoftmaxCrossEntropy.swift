@@ -1,0 +1,76 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#else
+import Darwin
+#endif
+
+/// Softmax followed by the negative log-likelihood, averaged over the batch:
+/// PyTorch's `nn.CrossEntropyLoss()` on logits.
+///
+/// ```
+/// loss = (1/N) Σ_n [ log Σ_k exp(z[n,k]) − z[n, y_n] ]     (log-sum-exp shifted by max_k z[n,k])
+/// dz[n,k] = (softmax(z[n])_k − [k = y_n]) / N
+/// ```
+public final class SoftmaxCrossEntropy {
+    public let classes: Int
+    private var probabilities = BatchBuffer(perSample: 0)  // (N, K), cached by forward
+    private var labels = IndexBuffer(count: 0)  // (N)
+    private var batch = 0
+
+    public init(classes: Int) {
+        self.classes = classes
+        probabilities = BatchBuffer(perSample: classes)
+    }
+
+    /// The mean loss over the batch; caches the softmax for `backward`.
+    /// - Parameters:
+    ///   - logits: (N, K)
+    ///   - targets: (N), each in 0..<K
+    /// - Throws: `LeNetError` when a label is out of range.
+    public func forward(_ logits: UnsafePointer<Float>, _ targets: UnsafePointer<Int32>, batch n: Int) throws -> Float {
+        let K = classes
+        probabilities.reserve(batch: n)
+        if labels.count < n { labels = IndexBuffer(count: n) }
+        batch = n
+        var total = 0.0
+        for s in 0..<n {
+            let label = Int(targets[s])
+            guard label >= 0 && label < K else {
+                throw LeNetError("label \(label) of sample \(s) is outside 0..<\(K)", subject: "loss")
+            }
+            labels.pointer[s] = Int32(label)
+            let z = logits + s * K
+            let p = probabilities.pointer + s * K
+            var zmax = z[0]
+            for k in 1..<K { zmax = max(zmax, z[k]) }
+            var sum: Float = 0
+            for k in 0..<K {
+                p[k] = expf(z[k] - zmax)
+                sum += p[k]
+            }
+            let inv = 1 / sum
+            for k in 0..<K { p[k] *= inv }
+            total += Double(logf(sum) + zmax - z[label])
+        }
+        return Float(total / Double(max(n, 1)))
+    }
+
+    /// Writes the gradient of the mean loss with respect to the logits.
+    /// - Parameter dlogits: (N, K)
+    public func backward(_ dlogits: UnsafeMutableBufferPointer<Float>) {
+        let K = classes, n = min(batch, dlogits.count / max(K, 1))
+        guard let dlogits = dlogits.baseAddress else { return }
+        let scale = 1 / Float(n)
+        for s in 0..<n {
+            let p = probabilities.pointer + s * K
+            let d = dlogits + s * K
+            for k in 0..<K { d[k] = p[k] * scale }
+            d[Int(labels.pointer[s])] -= scale
+        }
+    }
+
+    /// The softmax of the last forward pass, (N, K).
+    public var lastProbabilities: UnsafePointer<Float> { UnsafePointer(probabilities.pointer) }
+}

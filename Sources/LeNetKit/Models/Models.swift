@@ -1,0 +1,28 @@
+/// The ready-made networks.
+public enum Models {
+    /// The seed's CIFAR-10 LeNet (the PyTorch tutorial network, widened):
+    ///
+    /// ```
+    /// conv1 3→16 5×5, ReLU, pool 2   → 16×14×14
+    /// conv2 16→32 5×5, ReLU, pool 2  → 32×5×5
+    /// fc1 800→120, ReLU, fc2 120→84, ReLU, fc3 84→10
+    /// ```
+    /// 121,182 parameters, named as PyTorch's `state_dict()` names them.
+    /// Initialized as PyTorch initializes these layers, from `seed`.
+    public static func cifarLeNet(seed: UInt64 = 0) -> Network {
+        let layers: [any Layer] = [
+            Conv2D("conv1", inChannels: 3, outChannels: 16, kernelSize: 5), ReLU("relu1"), MaxPool2D("pool1"),
+            Conv2D("conv2", inChannels: 16, outChannels: 32, kernelSize: 5), ReLU("relu2"), MaxPool2D("pool2"),
+            Linear("fc1", inFeatures: 800, outFeatures: 120), ReLU("relu3"),
+            Linear("fc2", inFeatures: 120, outFeatures: 84), ReLU("relu4"),
+            Linear("fc3", inFeatures: 84, outFeatures: 10),
+        ]
+        // The layer chain is fixed and consistent, so this cannot throw.
+        guard let net = try? Network(inputShape: FeatureShape(channels: 3, height: 32, width: 32), layers: layers) else {
+            preconditionFailure("the CIFAR LeNet's layer shapes are inconsistent")
+        }
+        var rng = SeededGenerator(seed: seed)
+        net.parameters.initialize(using: &rng)
+        return net
+    }
+}

@@ -1,0 +1,158 @@
+/// Updates a parameter store from its gradients: one loop over contiguous
+/// values, gradients and moments.
+public protocol Optimizer: AnyObject {
+    /// The learning rate; a schedule may change it between steps.
+    var learningRate: Float { get set }
+    /// Steps taken so far.
+    var stepCount: Int { get }
+    /// Applies one update using the gradients now in the store.
+    func step()
+    /// The optimizer's state as named tensors (moments, step count), for checkpoints.
+    func stateTensors() -> [(name: String, shape: [Int], values: [Float])]
+    /// Restores `stateTensors()`.
+    /// - Throws: `LeNetError` when a tensor is missing or has the wrong size.
+    func loadState(_ lookup: (String) -> [Float]?) throws
+}
+
+/// Adam, exactly as `torch.optim.Adam` (the single-tensor path, `amsgrad`
+/// off), with L2 weight decay added to the gradient as PyTorch does:
+///
+/// ```
+/// g ← g + λ·p
+/// m ← m + (1 − β1)(g − m)          v ← β2·v + (1 − β2)·g²
+/// p ← p − (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ) + ε)
+/// ```
+public final class Adam: Optimizer {
+    public var learningRate: Float
+    public let beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float
+    public private(set) var stepCount = 0
+    private let store: ParameterStore
+    private let m: FloatBuffer  // (P)
+    private let v: FloatBuffer  // (P)
+
+    public init(parameters: ParameterStore, learningRate: Float = 1e-3, beta1: Float = 0.9,
+                beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0) {
+        store = parameters
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.weightDecay = weightDecay
+        m = FloatBuffer(count: parameters.count)
+        v = FloatBuffer(count: parameters.count)
+    }
+
+    public func step() {
+        stepCount += 1
+        let t = Double(stepCount)
+        let bias1 = 1 - pow(Double(beta1), t)
+        let bias2 = 1 - pow(Double(beta2), t)
+        let stepSize = Float(Double(learningRate) / bias1)
+        let bias2Sqrt = Float(bias2.squareRoot())
+        let p = store.values.baseAddress, g = store.gradients.baseAddress
+        guard let p, let g else { return }
+        let m = m.pointer, v = v.pointer
+        let w1 = 1 - beta1, w2 = 1 - beta2
+        for i in 0..<store.count {
+            var grad = g[i]
+            if weightDecay != 0 { grad += weightDecay * p[i] }
+            m[i] += w1 * (grad - m[i])
+            v[i] = v[i] * beta2 + w2 * grad * grad
+            let denom = v[i].squareRoot() / bias2Sqrt + epsilon
+            p[i] -= stepSize * (m[i] / denom)
+        }
+    }
+
+    public func stateTensors() -> [(name: String, shape: [Int], values: [Float])] {
+        [("adam.exp_avg", [store.count], m.array),
+         ("adam.exp_avg_sq", [store.count], v.array),
+         ("adam.step", [1], [Float(stepCount)])]
+    }
+
+    public func loadState(_ lookup: (String) -> [Float]?) throws {
+        guard let mv = lookup("adam.exp_avg"), let vv = lookup("adam.exp_avg_sq"),
+              let sv = lookup("adam.step"), sv.count == 1 else {
+            throw LeNetError("the optimizer state has no Adam moments (adam.exp_avg, adam.exp_avg_sq, adam.step)")
+        }
+        guard mv.count == store.count, vv.count == store.count else {
+            throw LeNetError("the Adam moments hold \(mv.count) values; the model has \(store.count) parameters")
+        }
+        guard sv[0] >= 0, sv[0] < 1e9, sv[0] == sv[0].rounded() else {
+            throw LeNetError("the Adam step count \(sv[0]) is not a whole number")
+        }
+        _ = m.buffer.update(from: mv)
+        _ = v.buffer.update(from: vv)
+        stepCount = Int(sv[0])
+    }
+}
+
+/// Stochastic gradient descent with momentum, dampening, Nesterov and L2
+/// weight decay, exactly as `torch.optim.SGD`:
+///
+/// ```
+/// g ← g + λ·p
+/// b ← g (first step),  b ← μ·b + (1 − dampening)·g (after)
+/// g ← g + μ·b (Nesterov)  or  g ← b
+/// p ← p − lr·g
+/// ```
+public final class SGD: Optimizer {
+    public var learningRate: Float
+    public let momentum: Float, dampening: Float, weightDecay: Float, nesterov: Bool
+    public private(set) var stepCount = 0
+    private let store: ParameterStore
+    private let buffer: FloatBuffer  // (P) momentum buffer
+
+    public init(parameters: ParameterStore, learningRate: Float, momentum: Float = 0,
+                dampening: Float = 0, weightDecay: Float = 0, nesterov: Bool = false) {
+        store = parameters
+        self.learningRate = learningRate
+        self.momentum = momentum
+        self.dampening = dampening
+        self.weightDecay = weightDecay
+        self.nesterov = nesterov
+        buffer = FloatBuffer(count: momentum != 0 ? parameters.count : 0)
+    }
+
+    public func step() {
+        let first = stepCount == 0
+        stepCount += 1
+        guard let p = store.values.baseAddress, let g = store.gradients.baseAddress else { return }
+        let b = buffer.pointer
+        for i in 0..<store.count {
+            var d = g[i]
+            if weightDecay != 0 { d += weightDecay * p[i] }
+            if momentum != 0 {
+                b[i] = first ? d : momentum * b[i] + (1 - dampening) * d
+                d = nesterov ? d + momentum * b[i] : b[i]
+            }
+            p[i] -= learningRate * d
+        }
+    }
+
+    public func stateTensors() -> [(name: String, shape: [Int], values: [Float])] {
+        var out: [(name: String, shape: [Int], values: [Float])] = [("sgd.step", [1], [Float(stepCount)])]
+        if momentum != 0 { out.append(("sgd.momentum_buffer", [store.count], buffer.array)) }
+        return out
+    }
+
+    public func loadState(_ lookup: (String) -> [Float]?) throws {
+        guard let sv = lookup("sgd.step"), sv.count == 1, sv[0] >= 0, sv[0] == sv[0].rounded() else {
+            throw LeNetError("the optimizer state has no SGD step count (sgd.step)")
+        }
+        if momentum != 0 {
+            guard let bv = lookup("sgd.momentum_buffer"), bv.count == store.count else {
+                throw LeNetError("the optimizer state has no SGD momentum buffer of \(store.count) values")
+            }
+            _ = buffer.buffer.update(from: bv)
+        }
+        stepCount = Int(sv[0])
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#else
+import Darwin
+#endif

@@ -1,0 +1,103 @@
+/// What a layer declares about one of its parameter tensors.
+public struct ParameterSpec: Sendable {
+    /// The name inside the layer: `weight`, `bias`, `coefficient`.
+    public var name: String
+    /// PyTorch's layout, e.g. (OC, C, KH, KW) or (OUT, IN).
+    public var shape: [Int]
+    /// PyTorch's default initialization: uniform in ±`initBound`.
+    public var initBound: Float
+
+    public init(name: String, shape: [Int], initBound: Float) {
+        self.name = name
+        self.shape = shape
+        self.initBound = initBound
+    }
+
+    public var count: Int { shape.reduce(1, *) }
+}
+
+/// All parameters of a network, their gradients, in two contiguous buffers
+/// with named views into them.
+///
+/// The optimizer is one loop over `values` and `gradients`, a checkpoint is
+/// one pass over `entries`, and zeroing gradients is one fill.
+public final class ParameterStore: @unchecked Sendable {
+    /// One named tensor inside the store.
+    public struct Entry: Sendable {
+        /// The full name, PyTorch's state_dict name: `conv1.weight`.
+        public var name: String
+        public var shape: [Int]
+        /// Where the tensor starts in `values` and `gradients`.
+        public var offset: Int
+        public var count: Int
+        /// The bound of its default uniform initialization.
+        public var initBound: Float
+    }
+
+    public let entries: [Entry]
+    /// The total number of parameters.
+    public let count: Int
+    private let valueStorage: FloatBuffer  // (count)
+    private let gradientStorage: FloatBuffer  // (count)
+    private let indexByName: [String: Int]
+
+    init(entries: [Entry]) {
+        self.entries = entries
+        count = entries.reduce(0) { $0 + $1.count }
+        valueStorage = FloatBuffer(count: count)
+        gradientStorage = FloatBuffer(count: count)
+        var index: [String: Int] = [:]
+        for (i, e) in entries.enumerated() { index[e.name] = i }
+        indexByName = index
+    }
+
+    /// Every parameter, in `entries` order.
+    public var values: UnsafeMutableBufferPointer<Float> { valueStorage.buffer }
+    /// The gradient of the loss with respect to each parameter; backward adds into it.
+    public var gradients: UnsafeMutableBufferPointer<Float> { gradientStorage.buffer }
+
+    /// The entry named `name`, if any.
+    public subscript(name: String) -> Entry? {
+        indexByName[name].map { entries[$0] }
+    }
+
+    /// Sets every gradient to zero (before each backward pass).
+    public func zeroGradients() { gradientStorage.fill(0) }
+
+    /// A copy of one tensor's values.
+    public func values(of name: String) -> [Float]? {
+        guard let e = self[name] else { return nil }
+        return Array(values[e.offset..<e.offset + e.count])
+    }
+
+    /// A copy of one tensor's gradient.
+    public func gradient(of name: String) -> [Float]? {
+        guard let e = self[name] else { return nil }
+        return Array(gradients[e.offset..<e.offset + e.count])
+    }
+
+    /// Overwrites one tensor's values.
+    /// - Throws: `LeNetError` when the name is unknown or the count is wrong.
+    public func setValues(_ newValues: [Float], of name: String) throws {
+        guard let e = self[name] else {
+            throw LeNetError("no parameter named '\(name)'")
+        }
+        guard newValues.count == e.count else {
+            throw LeNetError("expected \(e.count) values \(e.shape), got \(newValues.count)", subject: name)
+        }
+        for i in 0..<e.count { valueStorage.pointer[e.offset + i] = newValues[i] }
+    }
+
+    /// Fills every tensor uniformly in ±initBound, PyTorch's default for
+    /// convolution and linear layers (bound 1/√fan_in for weight and bias).
+    public func initialize(using generator: inout SeededGenerator) {
+        for e in entries {
+            for i in 0..<e.count {
+                valueStorage.pointer[e.offset + i] = generator.uniform(-e.initBound, e.initBound)
+            }
+        }
+    }
+
+    func valuePointer(_ e: Entry) -> UnsafeMutablePointer<Float> { valueStorage.pointer + e.offset }
+    func gradientPointer(_ e: Entry) -> UnsafeMutablePointer<Float> { gradientStorage.pointer + e.offset }
+}

@@ -1,0 +1,82 @@
+import XCTest
+@testable import LeNetKit
+
+/// im2col + gemm convolution against the direct convolution, forward and backward.
+final class ConvolutionTests: XCTestCase {
+    struct Case { var n, c, h, w, oc, k, stride, padding: Int }
+
+    let cases = [
+        Case(n: 2, c: 3, h: 32, w: 32, oc: 16, k: 5, stride: 1, padding: 0),  // conv1
+        Case(n: 3, c: 16, h: 14, w: 14, oc: 32, k: 5, stride: 1, padding: 0),  // conv2
+        Case(n: 2, c: 2, h: 9, w: 7, oc: 3, k: 3, stride: 2, padding: 1),
+        Case(n: 1, c: 3, h: 8, w: 8, oc: 4, k: 5, stride: 1, padding: 2),
+        Case(n: 2, c: 1, h: 6, w: 5, oc: 2, k: 2, stride: 3, padding: 2),
+    ]
+
+    func testIm2colGemmMatchesDirectConvolution() throws {
+        for (i, t) in cases.enumerated() {
+            let conv = Conv2D("conv", inChannels: t.c, outChannels: t.oc, kernelSize: t.k, stride: t.stride, padding: t.padding)
+            let net = try Network(inputShape: FeatureShape(channels: t.c, height: t.h, width: t.w), layers: [conv])
+            var rng = SeededGenerator(seed: UInt64(i))
+            net.parameters.initialize(using: &rng)
+            let x = randomValues(t.n * t.c * t.h * t.w, seed: UInt64(100 + i))
+            let y = try net.predict(x)
+
+            let g = ConvGeometry(channels: t.c, height: t.h, width: t.w, kernelH: t.k, kernelW: t.k, stride: t.stride, padding: t.padding)
+            let w = net.parameters.values(of: "conv.weight") ?? []
+            let b = net.parameters.values(of: "conv.bias") ?? []
+            var yRef = [Float](repeating: 0, count: t.n * t.oc * g.positions)
+            conv2dForwardNaive(&yRef, x, w, b, batch: t.n, outChannels: t.oc, g)
+            assertClose(y, yRef, "case \(i) forward", atol: 1e-5, rtol: 1e-4)
+
+            // Backward with a random output gradient.
+            let dy = randomValues(yRef.count, seed: UInt64(200 + i))
+            _ = net.outputGradient(batch: t.n).update(fromContentsOf: dy)
+            net.parameters.zeroGradients()
+            net.backward(batch: t.n, inputGradient: true)
+            let dx = Array(UnsafeBufferPointer(start: net.inputGradient, count: x.count))
+            var dxRef = [Float](repeating: 0, count: x.count)
+            var dwRef = [Float](repeating: 0, count: w.count)
+            var dbRef = [Float](repeating: 0, count: b.count)
+            conv2dBackwardNaive(&dxRef, &dwRef, &dbRef, dy, x, w, batch: t.n, outChannels: t.oc, g)
+            assertClose(dx, dxRef, "case \(i) dx", atol: 1e-4, rtol: 1e-4)
+            assertClose(net.parameters.gradient(of: "conv.weight") ?? [], dwRef, "case \(i) dw", atol: 1e-4, rtol: 1e-4)
+            assertClose(net.parameters.gradient(of: "conv.bias") ?? [], dbRef, "case \(i) db", atol: 1e-4, rtol: 1e-4)
+        }
+    }
+
+    /// col2im is the adjoint of im2col: <im2col(x), c> = <x, col2im(c)>.
+    func testCol2imIsAdjointOfIm2col() {
+        let g = ConvGeometry(channels: 2, height: 7, width: 6, kernelH: 3, kernelW: 2, stride: 2, padding: 1)
+        let x = randomValues(g.channels * g.height * g.width, seed: 1)
+        let c = randomValues(g.patch * g.positions, seed: 2)
+        var cols = [Float](repeating: 0, count: c.count)
+        var back = [Float](repeating: 0, count: x.count)
+        im2col(&cols, x, g)
+        col2im(&back, c, g)
+        let lhs = zip(cols, c).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        let rhs = zip(x, back).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        XCTAssertEqual(lhs, rhs, accuracy: 1e-9 * max(1, abs(lhs)) + 1e-5)
+    }
+
+    /// A hand-computed 1-channel case: a 3×3 input, a 2×2 kernel of ones.
+    func testKnownSmallConvolution() throws {
+        let conv = Conv2D("c", inChannels: 1, outChannels: 1, kernelSize: 2)
+        let net = try Network(inputShape: FeatureShape(channels: 1, height: 3, width: 3), layers: [conv])
+        try net.parameters.setValues([1, 1, 1, 1], of: "c.weight")
+        try net.parameters.setValues([0.5], of: "c.bias")
+        let y = try net.predict([1, 2, 3, 4, 5, 6, 7, 8, 9])
+        XCTAssertEqual(y, [12.5, 16.5, 24.5, 28.5])
+    }
+
+    func testShapeErrorsNameTheLayer() {
+        XCTAssertThrowsError(try Network(inputShape: FeatureShape(channels: 3, height: 32, width: 32),
+                                         layers: [Conv2D("conv1", inChannels: 1, outChannels: 6, kernelSize: 5)])) { error in
+            XCTAssertEqual("\(error)", "conv1: expects 1 input channels, got 3 (input 3×32×32)")
+        }
+        XCTAssertThrowsError(try Network(inputShape: FeatureShape(channels: 16, height: 5, width: 5),
+                                         layers: [Linear("fc1", inFeatures: 800, outFeatures: 120)])) { error in
+            XCTAssertEqual("\(error)", "fc1: expects 800 input features, got 400 (input 16×5×5)")
+        }
+    }
+}
