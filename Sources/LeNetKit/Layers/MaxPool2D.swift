@@ -25,6 +25,11 @@ public final class MaxPool2D: Layer {
         return FeatureShape(channels: input.channels, height: g.outH, width: g.outW)
     }
 
+    public func connections(for input: FeatureShape) -> Int {
+        guard let g = geometry else { return 0 }
+        return g.channels * g.positions * kernelSize * kernelSize
+    }
+
     public func reserve(batch n: Int, input: FeatureShape) {
         guard let g = geometry else { return }
         let needed = n * g.channels * g.positions
