@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+import LeNetKit
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate a checkpoint on the test split: accuracy, per-class accuracy, confusion matrix.")
+
+    @OptionGroup var dataOptions: DataOptions
+
+    @Option(help: "The weights (safetensors), from `lenet train --output` or PyTorch's state_dict.")
+    var weights: String
+
+    @Option(help: "The model, when the file does not say (default: from its metadata or tensor names).")
+    var model: ModelKind?
+
+    @Option(name: .customLong("batch-size"), help: "Images per forward pass.")
+    var batchSize = 256
+
+    @Flag(help: "Print one JSON object instead of tables.")
+    var json = false
+
+    func run() throws {
+        try dataOptions.applyThreads()
+        guard batchSize > 0 else { throw LeNetError("must be > 0, got \(batchSize)", subject: "--batch-size") }
+        let loaded = try Checkpoint.loadNetwork(path: weights, model: model)
+        let (directory, kind) = try DataLocation.resolve(directory: dataOptions.data, kind: dataOptions.dataset)
+        let test = try kind.load(directory: directory, split: .test)
+        let result = try loaded.network.evaluate(on: test, normalization: loaded.normalization, batchSize: batchSize)
+        if json {
+            let object: [String: Any] = [
+                "accuracy": result.accuracy,
+                "correct": result.correct,
+                "count": result.count,
+                "loss": result.loss,
+                "per_class": Dictionary(uniqueKeysWithValues: zip(result.classNames, result.perClass)),
+                "class_names": result.classNames,
+                "confusion": result.confusion,
+                "images_per_second": result.imagesPerSecond,
+                "model": loaded.model.rawValue,
+                "dataset": kind.rawValue,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        print(String(format: "%@ on %@ test (%@ images): accuracy %.2f%%  loss %.4f  %.0f images/s",
+                     loaded.model.rawValue, kind.displayName, grouped(result.count), result.accuracy * 100,
+                     result.loss, result.imagesPerSecond))
+        print("\nper-class accuracy:")
+        let width = result.classNames.map(\.count).max() ?? 5
+        for (name, acc) in zip(result.classNames, result.perClass) {
+            print("  " + name.padding(toLength: width, withPad: " ", startingAt: 0) + String(format: "  %6.2f%%", acc * 100))
+        }
+        print("\nconfusion matrix (rows: true class, columns: predicted):")
+        let cell = max(5, String(result.confusion.flatMap { $0 }.max() ?? 0).count + 1)
+        let short = result.classNames.map { String($0.prefix(cell - 1)) }
+        print("  " + String(repeating: " ", count: width) + short.map { String(repeating: " ", count: cell - $0.count) + $0 }.joined())
+        for (name, row) in zip(result.classNames, result.confusion) {
+            let cells = row.map { v -> String in let s = String(v); return String(repeating: " ", count: cell - s.count) + s }
+            print("  " + name.padding(toLength: width, withPad: " ", startingAt: 0) + cells.joined())
+        }
+    }
+}

@@ -1,0 +1,72 @@
+import ArgumentParser
+import Foundation
+import LeNetKit
+
+@main
+struct Lenet: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lenet",
+        abstract: "Train and evaluate LeNet convolutional networks on the CPU (OpenBLAS).",
+        version: LeNetKitVersion.string,
+        subcommands: [Train.self, Eval.self, Summary.self]
+    )
+
+    /// Parses, runs, and turns a LeNetError into one line on stderr and exit 1.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as LeNetError {
+            printError("lenet: error: \(error)")
+            Foundation.exit(1)
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+/// A line on stdout, written at once (not held in a buffer when piped).
+func printNow(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+extension ModelKind: ExpressibleByArgument {}
+extension DatasetKind: ExpressibleByArgument {}
+extension TrainingOptions.OptimizerKind: ExpressibleByArgument {}
+
+/// Options every command that reads data shares.
+struct DataOptions: ParsableArguments {
+    @Option(help: "The dataset directory (default: ./data).")
+    var data: String?
+
+    @Option(help: "cifar10, mnist or fashion-mnist (default: detected from the files).")
+    var dataset: DatasetKind?
+
+    @Option(help: "Threads for OpenBLAS (default: all cores).")
+    var threads: Int?
+
+    func applyThreads() throws {
+        if let threads {
+            guard threads > 0 else { throw LeNetError("must be > 0, got \(threads)", subject: "--threads") }
+            BLASThreads.set(threads)
+        }
+    }
+}
+
+struct Summary: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print each layer's shapes, kernel, parameters and connections, and the totals.")
+
+    @Option(help: "The model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var model: ModelKind = .cifarLeNet
+
+    func run() throws {
+        let network = model.make()
+        print("\(model.rawValue): input \(network.inputShape), \(network.outputShape.count) classes")
+        print(network.summaryTable())
+    }
+}

@@ -1,0 +1,142 @@
+import ArgumentParser
+import Foundation
+import LeNetKit
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a model; write a checkpoint after every epoch.",
+        discussion: "Defaults are the seed's recipe: cifar-lenet, Adam, lr 1e-3, batch 36, 10 epochs.")
+
+    @OptionGroup var dataOptions: DataOptions
+
+    @Option(help: "The model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var model: ModelKind = .cifarLeNet
+
+    @Option(help: "Epochs to train (in all, counting those a resumed checkpoint already did).")
+    var epochs = 10
+
+    @Option(name: .customLong("batch-size"), help: "Images per step.")
+    var batchSize = 36
+
+    @Option(help: "Learning rate.")
+    var lr: Float = 1e-3
+
+    @Option(help: "adam or sgd.")
+    var optimizer: TrainingOptions.OptimizerKind = .adam
+
+    @Option(help: "SGD momentum.")
+    var momentum: Float = 0.9
+
+    @Option(name: .customLong("weight-decay"), help: "L2 weight decay (added to the gradient, as PyTorch does).")
+    var weightDecay: Float = 0
+
+    @Option(help: "Seed for initialization and shuffling.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Use only the first N training images.")
+    var limit: Int?
+
+    @Option(help: "Normalization mean, one value or one per channel (comma-separated).")
+    var mean = "0.5"
+
+    @Option(help: "Normalization std, one value or one per channel (comma-separated).")
+    var std = "0.5"
+
+    @Option(help: "Checkpoint file (safetensors), written after every epoch; training state goes to FILE.state.")
+    var output: String?
+
+    @Option(help: "Resume from a checkpoint written by --output.")
+    var resume: String?
+
+    @Option(name: .customLong("log-json"), help: "Append one JSON object per epoch to this file.")
+    var logJSON: String?
+
+    func run() throws {
+        try dataOptions.applyThreads()
+        var options = TrainingOptions()
+        options.epochs = epochs
+        options.batchSize = batchSize
+        options.learningRate = lr
+        options.optimizer = optimizer
+        options.momentum = momentum
+        options.weightDecay = weightDecay
+        options.seed = seed
+        guard let meanValues = Checkpoint.parseFloats(mean) else { throw LeNetError("expected numbers like 0.5 or 0.49,0.48,0.45, got '\(mean)'", subject: "--mean") }
+        guard let stdValues = Checkpoint.parseFloats(std) else { throw LeNetError("expected numbers like 0.5 or 0.25,0.24,0.26, got '\(std)'", subject: "--std") }
+        options.normalization = try Normalization(mean: meanValues, std: stdValues)
+        try options.validate()
+        if let limit, limit <= 0 { throw LeNetError("must be > 0, got \(limit)", subject: "--limit") }
+        if let output { try checkWritable(output, flag: "--output") }
+        if let logJSON { try checkWritable(logJSON, flag: "--log-json") }
+
+        let (directory, kind) = try DataLocation.resolve(directory: dataOptions.data, kind: dataOptions.dataset)
+        var train = try kind.load(directory: directory, split: .train)
+        if let limit { train = train.prefix(limit) }
+        let test = try kind.load(directory: directory, split: .test)
+
+        let network = model.make(seed: seed)
+        let trainer = try Trainer(network: network, model: model, dataset: train, options: options)
+        if let resume { try trainer.resume(from: resume) }
+        printError("training \(model.rawValue) (\(grouped(network.parameters.count)) parameters) on \(kind.displayName) "
+            + "from \(directory): \(grouped(train.count)) training images, \(grouped(test.count)) test images, "
+            + "batch \(batchSize), \(optimizer.rawValue) lr \(lr), \(BLASThreads.current) thread(s)"
+            + (trainer.epoch > 0 ? ", resuming after epoch \(trainer.epoch)" : ""))
+        if trainer.epoch >= epochs {
+            printError("the checkpoint already has \(trainer.epoch) epochs; nothing to do (raise --epochs)")
+            return
+        }
+
+        let progress = ProgressDisplay()
+        while trainer.epoch < epochs {
+            let result = try trainer.trainEpoch(progress: progress.update)
+            let evaluation = try network.evaluate(on: test, normalization: trainer.options.normalization, batchSize: max(batchSize, 100))
+            if let output { try trainer.saveCheckpoint(to: output) }
+            printNow(String(format: "epoch %d/%d  train loss %.4f  test accuracy %.2f%%  %.0f images/s  %.1f s",
+                            result.epoch, epochs, result.loss, evaluation.accuracy * 100, result.imagesPerSecond, result.seconds))
+            if let logJSON {
+                let record: [String: Any] = [
+                    "epoch": result.epoch, "train_loss": result.loss, "test_accuracy": evaluation.accuracy,
+                    "test_loss": evaluation.loss, "images_per_second": result.imagesPerSecond, "seconds": result.seconds,
+                    "images_seen": trainer.imagesSeen,
+                ]
+                try appendJSONLine(record, to: logJSON)
+            }
+        }
+        if let output { printError("wrote \(output) (and \(Checkpoint.statePath(for: output)))") }
+    }
+}
+
+/// Fails before training starts when `path` cannot be created: its
+/// directory is missing or not writable.
+func checkWritable(_ path: String, flag: String) throws {
+    let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw LeNetError("directory \(directory) does not exist", subject: "\(flag) \(path)")
+    }
+    guard FileManager.default.isWritableFile(atPath: directory) else {
+        throw LeNetError("directory \(directory) is not writable", subject: "\(flag) \(path)")
+    }
+}
+
+func appendJSONLine(_ record: [String: Any], to path: String) throws {
+    let data: Data
+    do {
+        data = try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys])
+    } catch {
+        throw LeNetError("cannot encode the log record: \(error)", subject: path)
+    }
+    if !FileManager.default.fileExists(atPath: path) {
+        guard FileManager.default.createFile(atPath: path, contents: nil) else {
+            throw LeNetError("cannot create the file", subject: path)
+        }
+    }
+    guard let handle = FileHandle(forWritingAtPath: path) else { throw LeNetError("cannot open for writing", subject: path) }
+    defer { try? handle.close() }
+    do {
+        try handle.seekToEnd()
+        try handle.write(contentsOf: data + Data("\n".utf8))
+    } catch {
+        throw LeNetError("cannot write: \(error.localizedDescription)", subject: path)
+    }
+}

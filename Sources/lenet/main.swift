@@ -1,2 +1,0 @@
-import LeNetKit
-print(LeNetKitVersion.string)
