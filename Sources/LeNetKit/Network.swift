@@ -21,9 +21,9 @@ public final class Network {
     public private(set) var capacity = 0
 
     // activations[0] is the input, activations[i + 1] the output of layer i.
-    private var activations: [BatchBuffer]  // each (N, shape)
+    var activations: [BatchBuffer]  // each (N, shape)
     // gradients[i] is the gradient of the loss with respect to activations[i].
-    private var gradients: [BatchBuffer]  // each (N, shape)
+    var gradients: [BatchBuffer]  // each (N, shape)
 
     /// Checks every layer's shape, lays out the parameters and binds the
     /// layers to their views.

@@ -8,7 +8,7 @@ struct Lenet: ParsableCommand {
         commandName: "lenet",
         abstract: "Train and evaluate LeNet convolutional networks on the CPU (OpenBLAS).",
         version: LeNetKitVersion.string,
-        subcommands: [Train.self, Eval.self, Summary.self]
+        subcommands: [Train.self, Eval.self, Summary.self, Time.self]
     )
 
     /// Parses, runs, and turns a LeNetError into one line on stderr and exit 1.
@@ -46,13 +46,13 @@ struct DataOptions: ParsableArguments {
     @Option(help: "cifar10, mnist or fashion-mnist (default: detected from the files).")
     var dataset: DatasetKind?
 
-    @Option(help: "Threads for OpenBLAS (default: all cores).")
+    @Option(help: "Threads for OpenBLAS and the batch-parallel loops (default: all cores).")
     var threads: Int?
 
     func applyThreads() throws {
         if let threads {
             guard threads > 0 else { throw LeNetError("must be > 0, got \(threads)", subject: "--threads") }
-            BLASThreads.set(threads)
+            Parallelism.setThreads(threads)
         }
     }
 }

@@ -31,10 +31,11 @@ public struct ConvGeometry: Sendable, Equatable {
 /// cols[(c·KH + kh)·KW + kw, oh·OW + ow] = x[c, oh·s − p + kh, ow·s − p + kw]   (0 outside)
 /// ```
 /// - Parameters:
-///   - cols: (C·KH·KW, OH·OW)
+///   - cols: (C·KH·KW, OH·OW), rows `ld` apart (default OH·OW; a batch
+///     laid side by side as (C·KH·KW, N·OH·OW) uses ld = N·OH·OW).
 ///   - x: (C, H, W)
-public func im2col(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ g: ConvGeometry) {
-    let oh = g.outH, ow = g.outW, P = oh * ow
+public func im2col(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ g: ConvGeometry, ld: Int? = nil) {
+    let oh = g.outH, ow = g.outW, P = ld ?? oh * ow
     var row = 0
     for c in 0..<g.channels {
         let plane = x + c * g.height * g.width
@@ -68,10 +69,10 @@ public func im2col(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float
 /// adjoint of `im2col`. Overwrites `x`.
 /// - Parameters:
 ///   - x: (C, H, W)
-///   - cols: (C·KH·KW, OH·OW)
-public func col2im(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>, _ g: ConvGeometry) {
+///   - cols: (C·KH·KW, OH·OW), rows `ld` apart (default OH·OW).
+public func col2im(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>, _ g: ConvGeometry, ld: Int? = nil) {
     x.update(repeating: 0, count: g.channels * g.height * g.width)
-    let oh = g.outH, ow = g.outW, P = oh * ow
+    let oh = g.outH, ow = g.outW, P = ld ?? oh * ow
     var row = 0
     for c in 0..<g.channels {
         let plane = x + c * g.height * g.width

@@ -11,13 +11,38 @@ public final class ReLU: Layer {
     }
 
     public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
-        for i in 0..<(n * count) { y[i] = max(x[i], 0) }
+        let size = count
+        parallelFor(n, minimum: 8) { samples in
+            for i in samples.lowerBound * size..<samples.upperBound * size { y[i] = max(x[i], 0) }
+        }
     }
 
     public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                          _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
         guard let dx else { return }
-        for i in 0..<(n * count) { dx[i] = y[i] > 0 ? dy[i] : 0 }
+        let size = count
+        parallelFor(n, minimum: 8) { samples in
+            reluBackward(dx + samples.lowerBound * size, dy + samples.lowerBound * size,
+                         y + samples.lowerBound * size, count: samples.count * size)
+        }
+    }
+}
+
+/// dx = dy where y > 0, else 0; written with SIMD selects, since a branch
+/// on the sign of y mispredicts half the time (it was 15× slower).
+@inline(__always)
+func reluBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ y: UnsafePointer<Float>, count: Int) {
+    var i = 0
+    let zero = SIMD8<Float>(repeating: 0)
+    while i + 8 <= count {
+        let yv = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self)
+        let gv = UnsafeRawPointer(dy + i).loadUnaligned(as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(dx + i).storeBytes(of: zero.replacing(with: gv, where: yv .> zero), as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < count {
+        dx[i] = y[i] > 0 ? dy[i] : 0
+        i += 1
     }
 }
 

@@ -17,8 +17,11 @@ public final class Conv2D: Layer {
     private var weightGrad: UnsafeMutablePointer<Float>?  // (OC, C, KH, KW)
     private var biasGrad: UnsafeMutablePointer<Float>?  // (OC)
     private var geometry: ConvGeometry?
-    private var cols = BatchBuffer(perSample: 0)  // (N, C·KH·KW, P), cached by forward
-    private var dcols = BatchBuffer(perSample: 0)  // (C·KH·KW, P), scratch for backward
+    // The batch is laid side by side so each pass is one large gemm:
+    // column s·P + p holds position p of sample s.
+    private var cols = BatchBuffer(perSample: 0)  // (C·KH·KW, N·P), cached by forward
+    private var outT = BatchBuffer(perSample: 0)  // (OC, N·P): forward's product, backward's dY
+    private var dcols = BatchBuffer(perSample: 0)  // (C·KH·KW, N·P), backward only
 
     /// - Parameters:
     ///   - name: the parameter-name prefix, e.g. `conv1`.
@@ -78,44 +81,59 @@ public final class Conv2D: Layer {
         geometry = g
         if cols.perSample != g.patch * g.positions {
             cols = BatchBuffer(perSample: g.patch * g.positions)
+            outT = BatchBuffer(perSample: outChannels * g.positions)
             dcols = BatchBuffer(perSample: g.patch * g.positions)
         }
         cols.reserve(batch: n)
-        dcols.reserve(batch: 1)
+        outT.reserve(batch: n)
     }
 
     public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         guard let g = geometry, let weight, let bias else { return }
-        let P = g.positions, K = g.patch, OC = outChannels
-        for s in 0..<n {
-            let colsS = cols.pointer + s * K * P
-            im2col(colsS, x + s * g.channels * g.height * g.width, g)
-            let yS = y + s * OC * P
-            for oc in 0..<OC { (yS + oc * P).update(repeating: bias[oc], count: P) }
-            gemm(.none, .none, m: OC, n: P, k: K, weight, colsS, beta: 1, yS)
+        let P = g.positions, K = g.patch, OC = outChannels, NP = n * P
+        let cols = cols.pointer, outT = outT.pointer, CHW = g.channels * g.height * g.width
+        parallelFor(n) { samples in
+            for s in samples { im2col(cols + s * P, x + s * CHW, g, ld: NP) }
+        }
+        // outT (OC, N·P) = W (OC, K) · cols (K, N·P)
+        gemm(.none, .none, m: OC, n: NP, k: K, weight, cols, outT)
+        // y (N, OC, P) = outT (OC, N, P) + b
+        parallelFor(n) { samples in
+            for s in samples {
+                for oc in 0..<OC {
+                    let src = outT + oc * NP + s * P, dst = y + (s * OC + oc) * P, b = bias[oc]
+                    for p in 0..<P { dst[p] = src[p] + b }
+                }
+            }
         }
     }
 
     public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                          _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
         guard let g = geometry, let weight, let weightGrad, let biasGrad else { return }
-        let P = g.positions, K = g.patch, OC = outChannels
-        for s in 0..<n {
-            let dyS = dy + s * OC * P
-            let colsS = cols.pointer + s * K * P
-            // dW (OC, K) += dY (OC, P) · colsᵀ (P, K)
-            gemm(.none, .transposed, m: OC, n: K, k: P, dyS, colsS, beta: 1, weightGrad)
-            for oc in 0..<OC {
-                var sum: Float = 0
-                let row = dyS + oc * P
-                for p in 0..<P { sum += row[p] }
-                biasGrad[oc] += sum
+        let P = g.positions, K = g.patch, OC = outChannels, NP = n * P
+        let cols = cols.pointer, dyT = outT.pointer, CHW = g.channels * g.height * g.width
+        // dyT (OC, N, P) = dy (N, OC, P)
+        parallelFor(n) { samples in
+            for s in samples {
+                for oc in 0..<OC { (dyT + oc * NP + s * P).update(from: dy + (s * OC + oc) * P, count: P) }
             }
-            if let dx {
-                // dcols (K, P) = Wᵀ (K, OC) · dY (OC, P), folded back into dx
-                gemm(.transposed, .none, m: K, n: P, k: OC, weight, dyS, dcols.pointer)
-                col2im(dx + s * g.channels * g.height * g.width, dcols.pointer, g)
-            }
+        }
+        for oc in 0..<OC {
+            let row = dyT + oc * NP
+            var sum: Float = 0
+            for i in 0..<NP { sum += row[i] }
+            biasGrad[oc] += sum
+        }
+        // dW (OC, K) += dyT (OC, N·P) · colsᵀ (N·P, K)
+        gemm(.none, .transposed, m: OC, n: K, k: NP, dyT, cols, beta: 1, weightGrad)
+        guard let dx else { return }
+        dcols.reserve(batch: n)
+        let dcols = dcols.pointer
+        // dcols (K, N·P) = Wᵀ (K, OC) · dyT (OC, N·P), folded back into dx
+        gemm(.transposed, .none, m: K, n: NP, k: OC, weight, dyT, dcols)
+        parallelFor(n) { samples in
+            for s in samples { col2im(dx + s * CHW, dcols + s * P, g, ld: NP) }
         }
     }
 }

@@ -38,39 +38,70 @@ public final class MaxPool2D: Layer {
 
     public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         guard let g = geometry else { return }
-        let H = g.height, W = g.width, OH = g.outH, OW = g.outW, k = kernelSize
+        let H = g.height, W = g.width, OH = g.outH, OW = g.outW, k = kernelSize, stride = stride
         let arg = argmax.pointer
-            for plane in 0..<(n * g.channels) {
+        let fast = k == 2 && stride == 2
+        parallelFor(n * g.channels, minimum: 64) { planes in
+            for plane in planes {
                 let xp = x + plane * H * W
                 let yp = y + plane * OH * OW
                 let ap = arg + plane * OH * OW
+                if fast {
+                    maxPool2x2(yp, ap, xp, H: H, W: W, OH: OH, OW: OW)
+                    continue
+                }
                 for i in 0..<OH {
                     for j in 0..<OW {
-                        var best = -Float.infinity
-                        var where_ = (i * stride) * W + j * stride
+                        var at = (i * stride) * W + j * stride
+                        var best = xp[at]
                         for di in 0..<k {
                             let row = (i * stride + di) * W + j * stride
-                            for dj in 0..<k {
-                                let v = xp[row + dj]
-                                if v > best || v.isNaN { best = v; where_ = row + dj }
+                            for dj in 0..<k where xp[row + dj] > best {
+                                best = xp[row + dj]
+                                at = row + dj
                             }
                         }
-                        yp[i * OW + j] = xp[where_]
-                        ap[i * OW + j] = Int32(where_)
+                        yp[i * OW + j] = best
+                        ap[i * OW + j] = Int32(at)
                     }
                 }
             }
+        }
     }
 
     public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                          _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
         guard let dx, let g = geometry else { return }
         let HW = g.height * g.width, P = g.positions
-        dx.update(repeating: 0, count: n * g.channels * HW)
+        dx.update(repeating: 0, count: n * g.channels * HW)  // pooling windows may skip inputs
         let arg = argmax.pointer
-        for plane in 0..<(n * g.channels) {
-            let dxp = dx + plane * HW
-            for p in 0..<P { dxp[Int(arg[plane * P + p])] += dy[plane * P + p] }
+        parallelFor(n * g.channels, minimum: 64) { planes in
+            for plane in planes {
+                let dxp = dx + plane * HW
+                for p in 0..<P { dxp[Int(arg[plane * P + p])] += dy[plane * P + p] }
+            }
+        }
+    }
+}
+
+/// One plane of 2×2, stride-2 max pooling with selects instead of branches
+/// (the comparisons are data-dependent and would mispredict). Ties go to the
+/// first maximum in scan order.
+@inline(__always)
+func maxPool2x2(_ y: UnsafeMutablePointer<Float>, _ arg: UnsafeMutablePointer<Int32>, _ x: UnsafePointer<Float>,
+                H: Int, W: Int, OH: Int, OW: Int) {
+    for i in 0..<OH {
+        let r0 = x + 2 * i * W, r1 = r0 + W
+        let base = Int32(2 * i * W)
+        for j in 0..<OW {
+            let a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1]
+            let col = Int32(2 * j)
+            let top = b > a ? b : a
+            let topAt = b > a ? col + 1 : col
+            let bottom = d > c ? d : c
+            let bottomAt = d > c ? col + 1 + Int32(W) : col + Int32(W)
+            y[i * OW + j] = bottom > top ? bottom : top
+            arg[i * OW + j] = base + (bottom > top ? bottomAt : topAt)
         }
     }
 }

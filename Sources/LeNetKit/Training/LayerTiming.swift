@@ -1,0 +1,61 @@
+import Dispatch
+
+/// Forward and backward time of one layer, like `caffe time`.
+public struct LayerTiming: Sendable {
+    public var name: String
+    public var kind: String
+    /// Median milliseconds per batch.
+    public var forwardMilliseconds: Double
+    public var backwardMilliseconds: Double
+}
+
+extension Network {
+    /// Times every layer's forward and backward pass on random input.
+    /// - Parameters:
+    ///   - batch: images per pass.
+    ///   - iterations: passes timed; the median is reported.
+    /// - Returns: one row per layer, and the median of whole training
+    ///   steps (forward, loss, backward, no optimizer) in milliseconds.
+    public func timeLayers(batch n: Int, iterations: Int = 20) throws -> (layers: [LayerTiming], stepMilliseconds: Double) {
+        guard n > 0, iterations > 0 else {
+            throw LeNetError("batch and iterations must be > 0, got \(n) and \(iterations)", subject: "timing")
+        }
+        var rng = SeededGenerator(seed: 1)
+        let x = input(batch: n)
+        for i in x.indices { x[i] = rng.uniform(-1, 1) }
+        let labels = IndexBuffer(count: n)  // (N)
+        for s in 0..<n { labels.pointer[s] = Int32(s % outputShape.count) }
+        let loss = SoftmaxCrossEntropy(classes: outputShape.count)
+        var forward = [[Double]](repeating: [], count: layers.count)
+        var backward = [[Double]](repeating: [], count: layers.count)
+        var steps: [Double] = []
+        func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+        for _ in 0..<(iterations + 2) {  // two warm-up passes
+            let stepStart = now()
+            for (i, layer) in layers.enumerated() {
+                let t = now()
+                layer.forward(activations[i + 1].pointer, activations[i].pointer, batch: n)
+                forward[i].append(Double(now() - t) / 1e6)
+            }
+            _ = try loss.forward(activations[layers.count].pointer, labels.pointer, batch: n)
+            parameters.zeroGradients()
+            loss.backward(outputGradient(batch: n))
+            for i in layers.indices.reversed() {
+                let t = now()
+                layers[i].backward(i > 0 ? gradients[i].pointer : nil, gradients[i + 1].pointer,
+                                   activations[i].pointer, activations[i + 1].pointer, batch: n)
+                backward[i].append(Double(now() - t) / 1e6)
+            }
+            steps.append(Double(now() - stepStart) / 1e6)
+        }
+        func median(_ v: [Double]) -> Double {
+            let s = v.dropFirst(2).sorted()
+            return s.isEmpty ? 0 : s[s.count / 2]
+        }
+        let rows = layers.indices.map {
+            LayerTiming(name: layers[$0].name, kind: layers[$0].kind,
+                        forwardMilliseconds: median(forward[$0]), backwardMilliseconds: median(backward[$0]))
+        }
+        return (rows, median(steps))
+    }
+}

@@ -1,0 +1,42 @@
+import ArgumentParser
+import Foundation
+import LeNetKit
+
+struct Time: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time each layer's forward and backward pass (medians), like `caffe time`.")
+
+    @Option(help: "The model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var model: ModelKind = .cifarLeNet
+
+    @Option(name: .customLong("batch-size"), help: "Images per pass.")
+    var batchSize = 36
+
+    @Option(help: "Timed passes (after two warm-up passes).")
+    var iterations = 50
+
+    @Option(help: "Threads for OpenBLAS and the batch-parallel loops (default: all cores).")
+    var threads: Int?
+
+    func run() throws {
+        if let threads {
+            guard threads > 0 else { throw LeNetError("must be > 0, got \(threads)", subject: "--threads") }
+            Parallelism.setThreads(threads)
+        }
+        guard batchSize > 0 else { throw LeNetError("must be > 0, got \(batchSize)", subject: "--batch-size") }
+        guard iterations > 0 else { throw LeNetError("must be > 0, got \(iterations)", subject: "--iterations") }
+        let network = model.make()
+        let (rows, step) = try network.timeLayers(batch: batchSize, iterations: iterations)
+        print("\(model.rawValue), batch \(batchSize), \(BLASThreads.current) thread(s), median of \(iterations) passes (ms)")
+        let width = max(5, rows.map(\.name.count).max() ?? 5)
+        print("layer".padding(toLength: width, withPad: " ", startingAt: 0) + "  kind            forward  backward")
+        for r in rows {
+            print(r.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  "
+                + r.kind.padding(toLength: 14, withPad: " ", startingAt: 0)
+                + String(format: "  %7.3f  %8.3f", r.forwardMilliseconds, r.backwardMilliseconds))
+        }
+        let fwd = rows.reduce(0) { $0 + $1.forwardMilliseconds }, bwd = rows.reduce(0) { $0 + $1.backwardMilliseconds }
+        print(String(format: "layers: forward %.3f ms, backward %.3f ms; whole step %.3f ms = %.0f images/s (no optimizer)",
+                     fwd, bwd, step, Double(batchSize) / step * 1000))
+    }
+}
