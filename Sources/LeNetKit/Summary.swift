@@ -39,7 +39,8 @@ extension Network {
             rows.append(LayerSummary(
                 name: layer.name, kind: layer.kind, input: input, output: output,
                 kernel: kernel?.size, kernels: kernel.flatMap { $0.count > 0 ? $0.count : nil },
-                parameters: layer.parameterSpecs.reduce(0) { $0 + $1.count },
+                parameters: (layer as? any TrainableCounting)?.trainableParameters
+                    ?? layer.parameterSpecs.reduce(0) { $0 + $1.count },
                 connections: layer.connections(for: input)))
             input = output
         }

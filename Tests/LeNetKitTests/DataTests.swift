@@ -94,22 +94,6 @@ final class DataTests: XCTestCase {
         [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
     }
 
-    /// Asserts that `body` throws a `LeNetError` whose description contains every one of `parts`.
-    private func assertError<T>(
-        _ parts: String..., file: StaticString = #filePath, line: UInt = #line,
-        _ body: () throws -> T
-    ) {
-        do {
-            _ = try body()
-            XCTFail("expected an error mentioning \(parts)", file: file, line: line)
-        } catch let error as LeNetError {
-            for part in parts where !error.description.contains(part) {
-                XCTFail("error \"\(error)\" does not mention \"\(part)\"", file: file, line: line)
-            }
-        } catch {
-            XCTFail("expected a LeNetError, got \(error)", file: file, line: line)
-        }
-    }
 
     /// `fill` into fresh arrays.
     private func normalized(

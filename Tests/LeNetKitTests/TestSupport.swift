@@ -89,3 +89,20 @@ func temporaryDirectory(_ test: XCTestCase) throws -> URL {
     test.addTeardownBlock { try? FileManager.default.removeItem(at: url) }
     return url
 }
+
+/// Asserts that `body` throws a `LeNetError` whose description mentions every one of `parts`.
+func assertError<T>(
+    _ parts: String..., file: StaticString = #filePath, line: UInt = #line,
+    _ body: () throws -> T
+) {
+    do {
+        _ = try body()
+        XCTFail("expected an error mentioning \(parts)", file: file, line: line)
+    } catch let error as LeNetError {
+        for part in parts where !error.description.contains(part) {
+            XCTFail("error \"\(error)\" does not mention \"\(part)\"", file: file, line: line)
+        }
+    } catch {
+        XCTFail("expected a LeNetError, got \(error)", file: file, line: line)
+    }
+}

@@ -1,0 +1,244 @@
+/// What a layer tells the summary when some entries of its parameter tensors
+/// are not parameters: a masked weight held at zero is stored but not trained.
+public protocol TrainableCounting {
+    /// The number of trainable values, fewer than the stored count.
+    var trainableParameters: Int { get }
+}
+
+/// A convolution in which output map `oc` sees only the input maps listed in
+/// `table[oc]`: LeNet-5's C3 (LeCun et al. 1998, Table I).
+///
+/// ```
+/// y[n, oc] = b[oc] + Σ_{c ∈ table[oc]} w[oc, c] ⋆ x[n, c]
+/// stored as a full convolution with w[oc, c] = 0 for c ∉ table[oc]:
+/// per sample:  Y (OC, P) = W (OC, C·KH·KW) · cols (C·KH·KW, P)   (im2col + one gemm)
+/// dW[oc, c] = 0 for c ∉ table[oc]
+/// ```
+///
+/// Parameters: `weight` (OC, C, KH, KW) with exact zeros where the table has
+/// no connection, `bias` (OC). A checkpoint stores that dense tensor, so it
+/// loads into PyTorch as a masked `nn.Conv2d`. Only Σ|table[oc]|·KH·KW + OC
+/// of its values are trainable (`trainableParameters`; 1,516 for C3).
+///
+/// The masked weights stay exactly zero:
+/// - `backward` zeroes their gradient, so an optimizer step whose update is
+///   0 for a zero value and a zero gradient (SGD and Adam, with or without
+///   weight decay) leaves them at 0;
+/// - `forward` zeroes the masked weights again before it computes, so a
+///   generic initializer or a loaded tensor cannot switch on a connection
+///   that the table does not have.
+///
+/// Init (`initialize(using:)`): uniform in ±1/√(|table[oc]|·KH·KW) for map
+/// `oc`'s weights and bias: PyTorch's rule with each map's own fan-in
+/// (C3: ±1/√75 for maps 0–5, ±1/√100 for 6–14, ±1/√150 for map 15).
+public final class PartialConv2D: Layer, TrainableCounting {
+    public let name: String
+    public let inChannels: Int, outChannels: Int
+    public let kernelH: Int, kernelW: Int
+    /// `table[oc]`: the input maps output map `oc` sees.
+    public let table: [[Int]]
+
+    /// LeCun et al. 1998, Table I: C3's 16 maps over S2's 6.
+    /// Maps 0–5 see 3 contiguous maps, 6–11 see 4 contiguous maps (mod 6),
+    /// 12–14 see 4 non-contiguous ones, 15 sees all six: 60 connections.
+    public static let lecunC3Table: [[Int]] =
+        (0..<6).map { i in (0..<3).map { (i + $0) % 6 } }
+        + (0..<6).map { i in (0..<4).map { (i + $0) % 6 } }
+        + [[0, 1, 3, 4], [1, 2, 4, 5], [0, 2, 3, 5]]
+        + [[0, 1, 2, 3, 4, 5]]
+
+    // The convolution itself; this layer adds the mask around it.
+    private let conv: Conv2D
+    private var weight: UnsafeMutablePointer<Float>?  // (OC, C, KH, KW)
+    private var bias: UnsafeMutablePointer<Float>?  // (OC)
+    private var weightGrad: UnsafeMutablePointer<Float>?  // (OC, C, KH, KW)
+    // Offsets of the masked (oc, c) blocks of KH·KW weights: (oc·C + c)·KH·KW.
+    private let maskedBlocks: [Int]
+
+    /// - Parameters:
+    ///   - name: the parameter-name prefix, e.g. `c3`.
+    ///   - kernelSize: square kernel side (stride 1, no padding).
+    ///   - table: `table[oc]` lists the input maps of output map `oc`; one
+    ///     entry per output map, each index in 0..<inChannels, no repeats.
+    ///     `Network.init` throws when it is not.
+    public init(_ name: String, inChannels: Int, outChannels: Int, kernelSize: Int, table: [[Int]]) {
+        self.name = name
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        kernelH = kernelSize
+        kernelW = kernelSize
+        self.table = table
+        conv = Conv2D(name, inChannels: inChannels, outChannels: outChannels, kernelSize: kernelSize)
+        var blocks: [Int] = []
+        for oc in 0..<outChannels {
+            let seen = oc < table.count ? Set(table[oc]) : []
+            for c in 0..<inChannels where !seen.contains(c) {
+                blocks.append((oc * inChannels + c) * kernelSize * kernelSize)
+            }
+        }
+        maskedBlocks = blocks
+    }
+
+    public var kind: String { "PartialConv2D \(kernelH)×\(kernelW)" }
+
+    public var parameterSpecs: [ParameterSpec] {
+        // The tensor-wide bound serves only a generic initializer; a model
+        // calls `initialize(using:)` for each map's own bound.
+        conv.parameterSpecs
+    }
+
+    /// Σ_oc (|table[oc]|·KH·KW + 1).
+    public var trainableParameters: Int {
+        table.reduce(0) { $0 + $1.count * kernelH * kernelW + 1 }
+    }
+
+    /// The number of (output map, input map) pairs that are connected.
+    public var connectedPairs: Int { table.reduce(0) { $0 + $1.count } }
+
+    public func outputShape(for input: FeatureShape) throws -> FeatureShape {
+        guard table.count == outChannels else {
+            throw LeNetError("the connection table has \(table.count) rows for \(outChannels) output maps", subject: name)
+        }
+        for (oc, row) in table.enumerated() {
+            guard !row.isEmpty, row.allSatisfy({ (0..<inChannels).contains($0) }), Set(row).count == row.count else {
+                throw LeNetError("row \(oc) of the connection table, \(row), must list distinct input maps in 0..<\(inChannels)", subject: name)
+            }
+        }
+        return try conv.outputShape(for: input)
+    }
+
+    /// Σ_oc (|table[oc]|·KH·KW + 1)·OH·OW: only the connections that exist.
+    public func connections(for input: FeatureShape) -> Int {
+        let g = conv.geometry(for: input)
+        return trainableParameters * g.positions
+    }
+
+    public func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {
+        weight = parameters[0]; bias = parameters[1]
+        weightGrad = gradients[0]
+        conv.bind(parameters: parameters, gradients: gradients)
+    }
+
+    public func reserve(batch n: Int, input: FeatureShape) {
+        conv.reserve(batch: n, input: input)
+    }
+
+    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
+        if let weight { zeroMasked(weight) }
+        conv.forward(y, x, batch: n)
+    }
+
+    public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
+                         _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
+        conv.backward(dx, dy, x, y, batch: n)
+        // The gemm wrote dW for every (oc, c) pair; the missing connections
+        // get none. The masked entries were 0 before (zeroGradients and this
+        // line), so zeroing them drops exactly this pass's contribution.
+        if let weightGrad { zeroMasked(weightGrad) }
+    }
+
+    /// Draws map `oc`'s weights and bias uniformly in ±1/√(|table[oc]|·KH·KW)
+    /// and sets the masked weights to 0. Needs the layer to be in a `Network`
+    /// (bound to its parameters); does nothing before.
+    public func initialize(using generator: inout SeededGenerator) {
+        guard let weight, let bias, table.count == outChannels else { return }
+        let K = kernelH * kernelW
+        for oc in 0..<outChannels {
+            let bound = 1 / Float(max(1, table[oc].count * K)).squareRoot()
+            let row = weight + oc * inChannels * K  // (C, KH, KW)
+            row.update(repeating: 0, count: inChannels * K)
+            for c in table[oc] where (0..<inChannels).contains(c) {
+                for i in 0..<K { row[c * K + i] = generator.uniform(-bound, bound) }
+            }
+            bias[oc] = generator.uniform(-bound, bound)
+        }
+    }
+
+    private func zeroMasked(_ w: UnsafeMutablePointer<Float>) {
+        let K = kernelH * kernelW
+        for offset in maskedBlocks { (w + offset).update(repeating: 0, count: K) }
+    }
+}
+
+extension PartialConv2D: KernelDescribing {
+    public var kernelSummary: (size: String, count: Int) { ("\(kernelH)×\(kernelW)", outChannels) }
+}
+
+// MARK: - Reference: direct loops over the table
+
+/// The reference for `PartialConv2D`: for each output map, a direct
+/// convolution over only the input maps its table row lists (stride 1, no
+/// padding). Masked weights are never read.
+/// - Parameters:
+///   - y: (N, OC, OH, OW)
+///   - x: (N, C, H, W)
+///   - w: (OC, C, KH, KW)
+///   - b: (OC)
+///   - table: `table[oc]`, the input maps of output map `oc`.
+public func partialConv2dForwardNaive(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                                      _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                                      batch: Int, table: [[Int]], _ g: ConvGeometry) {
+    let C = g.channels, H = g.height, W = g.width, KH = g.kernelH, KW = g.kernelW
+    let OH = H - KH + 1, OW = W - KW + 1, OC = table.count
+    for n in 0..<batch {
+        for oc in 0..<OC {
+            for i in 0..<OH {
+                for j in 0..<OW {
+                    var sum = Double(b[oc])
+                    for c in table[oc] {
+                        for kh in 0..<KH {
+                            for kw in 0..<KW {
+                                sum += Double(x[((n * C + c) * H + i + kh) * W + j + kw])
+                                    * Double(w[((oc * C + c) * KH + kh) * KW + kw])
+                            }
+                        }
+                    }
+                    y[((n * OC + oc) * OH + i) * OW + j] = Float(sum)
+                }
+            }
+        }
+    }
+}
+
+/// The reference for `PartialConv2D`'s backward pass: overwrites dx, dw and
+/// db; dw is 0 wherever the table has no connection.
+/// - Parameters:
+///   - dx: (N, C, H, W)
+///   - dw: (OC, C, KH, KW)
+///   - db: (OC)
+///   - dy: (N, OC, OH, OW)
+///   - x: (N, C, H, W)
+///   - w: (OC, C, KH, KW)
+public func partialConv2dBackwardNaive(_ dx: UnsafeMutablePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
+                                       _ db: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
+                                       _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                                       batch: Int, table: [[Int]], _ g: ConvGeometry) {
+    let C = g.channels, H = g.height, W = g.width, KH = g.kernelH, KW = g.kernelW
+    let OH = H - KH + 1, OW = W - KW + 1, OC = table.count
+    var dxAcc = [Double](repeating: 0, count: batch * C * H * W)
+    var dwAcc = [Double](repeating: 0, count: OC * C * KH * KW)
+    var dbAcc = [Double](repeating: 0, count: OC)
+    for n in 0..<batch {
+        for oc in 0..<OC {
+            for i in 0..<OH {
+                for j in 0..<OW {
+                    let d = Double(dy[((n * OC + oc) * OH + i) * OW + j])
+                    dbAcc[oc] += d
+                    for c in table[oc] {
+                        for kh in 0..<KH {
+                            for kw in 0..<KW {
+                                let xi = ((n * C + c) * H + i + kh) * W + j + kw
+                                let wi = ((oc * C + c) * KH + kh) * KW + kw
+                                dwAcc[wi] += d * Double(x[xi])
+                                dxAcc[xi] += d * Double(w[wi])
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for i in 0..<dxAcc.count { dx[i] = Float(dxAcc[i]) }
+    for i in 0..<dwAcc.count { dw[i] = Float(dwAcc[i]) }
+    for i in 0..<dbAcc.count { db[i] = Float(dbAcc[i]) }
+}
