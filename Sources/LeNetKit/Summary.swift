@@ -30,6 +30,12 @@ extension MaxPool2D: KernelDescribing {
 }
 
 extension Network {
+    /// Trainable parameters: the store's size less entries held at zero
+    /// (LeNet-5's C3 stores its connection table as a masked dense tensor).
+    public var trainableParameterCount: Int {
+        summary().reduce(0) { $0 + $1.parameters }
+    }
+
     /// The layer table: shapes, kernels, parameters and connections.
     public func summary() -> [LayerSummary] {
         var rows: [LayerSummary] = []

@@ -20,7 +20,14 @@ struct Lenet: ParsableCommand {
             printError("lenet: error: \(error)")
             Foundation.exit(1)
         } catch {
-            exit(withError: error)
+            // --help and --version print as usual; a usage error becomes
+            // one line, like every other error.
+            let code = exitCode(for: error)
+            guard code != .success else { exit(withError: error) }
+            var line = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            if line.hasPrefix("Error: ") { line.removeFirst("Error: ".count) }
+            printError("lenet: error: \(line) (see 'lenet --help')")
+            Foundation.exit(1)
         }
     }
 }

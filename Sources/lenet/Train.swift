@@ -9,8 +9,8 @@ struct Train: ParsableCommand {
 
     @OptionGroup var dataOptions: DataOptions
 
-    @Option(help: "The model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var model: ModelKind = .cifarLeNet
+    @Option(help: "The model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")) (default: cifar-lenet for CIFAR-10, lenet5 for MNIST and Fashion-MNIST).")
+    var model: ModelKind?
 
     @Option(help: "Epochs to train (in all, counting those a resumed checkpoint already did).")
     var epochs = 10
@@ -74,10 +74,11 @@ struct Train: ParsableCommand {
         if let limit { train = train.prefix(limit) }
         let test = try kind.load(directory: directory, split: .test)
 
+        let model = model ?? ModelKind.default(for: kind)
         let network = model.make(seed: seed)
         let trainer = try Trainer(network: network, model: model, dataset: train, options: options)
         if let resume { try trainer.resume(from: resume) }
-        printError("training \(model.rawValue) (\(grouped(network.parameters.count)) parameters) on \(kind.displayName) "
+        printError("training \(model.rawValue) (\(grouped(network.trainableParameterCount)) parameters) on \(kind.displayName) "
             + "from \(directory): \(grouped(train.count)) training images, \(grouped(test.count)) test images, "
             + "batch \(batchSize), \(optimizer.rawValue) lr \(lr), \(BLASThreads.current) thread(s)"
             + (trainer.epoch > 0 ? ", resuming after epoch \(trainer.epoch)" : ""))

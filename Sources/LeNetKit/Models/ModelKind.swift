@@ -2,12 +2,21 @@
 public enum ModelKind: String, CaseIterable, Sendable {
     /// The seed's CIFAR-10 LeNet: 3×32×32 in, 10 classes out.
     case cifarLeNet = "cifar-lenet"
+    /// LeNet-5 of LeCun et al. 1998: 1×32×32 in (MNIST padded by 2), 10 classes out.
+    case lenet5
 
     /// A freshly initialized network of this kind.
     public func make(seed: UInt64 = 0) -> Network {
         switch self {
         case .cifarLeNet: return Models.cifarLeNet(seed: seed)
+        case .lenet5: return Models.lenet5(seed: seed)
         }
+    }
+
+    /// The model `lenet train` uses for a dataset when none is named: the
+    /// seed's CIFAR LeNet for CIFAR-10, LeNet-5 for MNIST and Fashion-MNIST.
+    public static func `default`(for dataset: DatasetKind) -> ModelKind {
+        dataset == .cifar10 ? .cifarLeNet : .lenet5
     }
 
     /// The input this network takes, (C, H, W).

@@ -1,0 +1,144 @@
+import Foundation
+import XCTest
+@testable import LeNetKit
+
+/// The `lenet` executable as a user runs it: exit codes, one-line errors,
+/// and a train → eval → resume round trip on a small CIFAR-format directory.
+final class CLITests: XCTestCase {
+    struct Run { var status: Int32; var stdout: String; var stderr: String }
+
+    /// `lenet` from the same build as the tests (`swift test` builds it too).
+    var executable: URL? {
+        let bundle = Bundle(for: CLITests.self).bundleURL
+        return [bundle, bundle.deletingLastPathComponent()]
+            .map { $0.appendingPathComponent("lenet") }
+            .first { FileManager.default.isExecutableFile(atPath: $0.path) }
+    }
+
+    func lenet(_ arguments: [String], in directory: URL? = nil) throws -> Run {
+        guard let executable else {
+            throw LeNetError("lenet is not built beside \(Bundle(for: CLITests.self).bundleURL.path)")
+        }
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        if let directory { process.currentDirectoryURL = directory }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                   stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// A CIFAR-10 binary directory with `train` and `test` records of the squares data.
+    func makeCIFAR(_ dir: URL, train: Int = 200, test: Int = 100) throws {
+        func write(_ data: ImageDataset, _ names: [String]) throws {
+            var bytes: [UInt8] = []
+            for i in 0..<data.count {
+                bytes.append(data.labels[i])
+                bytes += data.images[i * data.imageSize..<(i + 1) * data.imageSize]
+            }
+            for name in names { try Data(bytes).write(to: dir.appendingPathComponent(name)) }
+        }
+        try write(try TrainingTests.squares(count: train, seed: 1), (1...5).map { "data_batch_\($0).bin" })
+        try write(try TrainingTests.squares(count: test, seed: 2), ["test_batch.bin"])
+    }
+
+    /// Bad input: one line on stderr naming the flag or file, exit 1, no trap.
+    func assertFails(_ arguments: [String], mentions parts: [String], in directory: URL? = nil,
+                     file: StaticString = #filePath, line: UInt = #line) throws {
+        let run = try lenet(arguments, in: directory)
+        XCTAssertEqual(run.status, 1, "lenet \(arguments.joined(separator: " ")): \(run.stderr)", file: file, line: line)
+        let lines = run.stderr.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, "expected one error line, got: \(run.stderr)", file: file, line: line)
+        XCTAssertTrue(run.stderr.hasPrefix("lenet: error: "), run.stderr, file: file, line: line)
+        for part in parts {
+            XCTAssertTrue(run.stderr.contains(part), "'\(run.stderr)' does not mention '\(part)'", file: file, line: line)
+        }
+    }
+
+    func testBadInputGivesOneClearLine() throws {
+        let dir = try temporaryDirectory(self)
+        try makeCIFAR(dir)
+        let data = dir.path
+        try assertFails(["train", "--data", data, "--batch-size", "0"], mentions: ["--batch-size", "must be > 0"])
+        try assertFails(["train", "--data", data, "--lr=-1"], mentions: ["--lr", "positive"])
+        try assertFails(["train", "--data", data, "--lr"], mentions: ["--lr"])
+        try assertFails(["train", "--data", data, "--optimizer", "lbfgs"], mentions: ["lbfgs"])
+        try assertFails(["train", "--data", data, "--mean", "0.5,x"], mentions: ["--mean"])
+        try assertFails(["train", "--data", data, "--std", "0,0,0"], mentions: ["std", "> 0"])
+        try assertFails(["frobnicate"], mentions: ["frobnicate"])
+        try assertFails(["train", "--data", data, "--threads", "0"], mentions: ["--threads"])
+        try assertFails(["train", "--data", data + "/nope"], mentions: ["nope", "no such directory"])
+        try assertFails(["train", "--data", data, "--output", data + "/missing/ck.safetensors"],
+                        mentions: ["--output", "does not exist"])
+        try assertFails(["train", "--data", data, "--model", "lenet5", "--epochs", "1"], mentions: ["1×32×32", "3×32×32"])
+        try assertFails(["eval", "--data", data, "--weights", data + "/none.safetensors"], mentions: ["none.safetensors"])
+        // A batch file whose size is not a whole number of records.
+        let broken = dir.appendingPathComponent("broken")
+        try FileManager.default.createDirectory(at: broken, withIntermediateDirectories: true)
+        try makeCIFAR(broken)
+        let handle = try FileHandle(forWritingTo: broken.appendingPathComponent("data_batch_2.bin"))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data([1, 2, 3]))
+        try handle.close()
+        try assertFails(["train", "--data", broken.path], mentions: ["data_batch_2.bin", "3073"])
+        // No --data and no ./data: how to get CIFAR-10 and Fashion-MNIST.
+        let empty = try temporaryDirectory(self)
+        try assertFails(["train"], mentions: ["cifar-10-binary.tar.gz", "apt-get install dataset-fashion-mnist"], in: empty)
+    }
+
+    func testTrainEvalResumeRoundTrip() throws {
+        let dir = try temporaryDirectory(self)
+        try makeCIFAR(dir)
+        let ck = dir.appendingPathComponent("ck.safetensors").path
+        let log = dir.appendingPathComponent("log.jsonl").path
+        let train = try lenet(["train", "--data", dir.path, "--epochs", "1", "--batch-size", "20",
+                               "--output", ck, "--log-json", log, "--threads", "1"])
+        XCTAssertEqual(train.status, 0, train.stderr)
+        XCTAssertTrue(train.stdout.hasPrefix("epoch 1/1  train loss "), train.stdout)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: ck + ".state"))
+        let record = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: log))) as? [String: Any]
+        XCTAssertEqual(record?["epoch"] as? Int, 1)
+        XCTAssertNotNil(record?["test_accuracy"] as? Double)
+
+        let eval = try lenet(["eval", "--data", dir.path, "--weights", ck, "--json"])
+        XCTAssertEqual(eval.status, 0, eval.stderr)
+        let json = try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any]
+        let accuracy = try XCTUnwrap(json?["accuracy"] as? Double)
+        XCTAssertEqual((json?["per_class"] as? [String: Double])?.count, 10)
+        XCTAssertEqual(json?["count"] as? Int, 100)
+        // The same figure the training run's own evaluation printed.
+        XCTAssertEqual(record?["test_accuracy"] as? Double, accuracy)
+
+        let text = try lenet(["eval", "--data", dir.path, "--weights", ck])
+        XCTAssertTrue(text.stdout.contains("confusion matrix"), text.stdout)
+        XCTAssertTrue(text.stdout.contains("truck"), text.stdout)  // standard names: no batches.meta.txt
+
+        // Resume for one more epoch: equal to two epochs straight.
+        let resumed = try lenet(["train", "--data", dir.path, "--epochs", "2", "--batch-size", "20",
+                                 "--resume", ck, "--output", ck, "--threads", "1"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stdout.hasPrefix("epoch 2/2"), resumed.stdout)
+        let straight = dir.appendingPathComponent("straight.safetensors").path
+        let two = try lenet(["train", "--data", dir.path, "--epochs", "2", "--batch-size", "20", "--output", straight, "--threads", "1"])
+        XCTAssertEqual(two.status, 0, two.stderr)
+        let a = try SafetensorsFile.read(path: ck), b = try SafetensorsFile.read(path: straight)
+        XCTAssertEqual(a.tensors, b.tensors)
+        XCTAssertEqual(a.metadata["epoch"], "2")
+        XCTAssertEqual(a.metadata["model"], "cifar-lenet")
+    }
+
+    func testSummaryPrintsTheTable() throws {
+        let run = try lenet(["summary", "--model", "lenet5"])
+        XCTAssertEqual(run.status, 0)
+        XCTAssertTrue(run.stdout.contains("60,850"), run.stdout)
+        XCTAssertTrue(run.stdout.contains("151,600"), run.stdout)
+        let cifar = try lenet(["summary"])
+        XCTAssertTrue(cifar.stdout.contains("121,182"), cifar.stdout)
+    }
+}
