@@ -17,7 +17,7 @@ Fixtures/cifar_lenet_reference.safetensors (the seed's CIFAR LeNet, batch 4):
 Fixtures/optimizers_reference.safetensors (Linear 6→5, ReLU, Linear 5→3, batch 4):
   labels, and <optimizer>.<name> after 3 steps for sgd (lr 0.1, momentum 0.9,
   weight decay 0.01), nesterov (lr 0.1, momentum 0.9, nesterov), adamwd (Adam
-  lr 0.01, weight decay 0.01).
+  lr 0.01, weight decay 0.01), adamw (AdamW lr 0.01, weight decay 0.1).
 """
 import os
 import numpy as np
@@ -152,6 +152,7 @@ def main():
         "sgd": lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01),
         "nesterov": lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
         "adamwd": lambda ps: torch.optim.Adam(ps, lr=0.01, weight_decay=0.01),
+        "adamw": lambda ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=0.1),
     }
     for key, make in recipes.items():
         model = Tiny()

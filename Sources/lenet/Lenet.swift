@@ -44,6 +44,7 @@ func printError(_ line: String) {
 extension ModelKind: ExpressibleByArgument {}
 extension DatasetKind: ExpressibleByArgument {}
 extension TrainingOptions.OptimizerKind: ExpressibleByArgument {}
+extension TrainingOptions.Schedule: ExpressibleByArgument {}
 
 /// Options every command that reads data shares.
 struct DataOptions: ParsableArguments {

@@ -21,8 +21,17 @@ struct Train: ParsableCommand {
     @Option(help: "Learning rate.")
     var lr: Float = 1e-3
 
-    @Option(help: "adam or sgd.")
+    @Option(help: "adam, adamw (decoupled weight decay) or sgd.")
     var optimizer: TrainingOptions.OptimizerKind = .adam
+
+    @Option(help: "Learning-rate schedule: constant, step (×--step-gamma every --step-epochs epochs) or cosine (to 0 over all epochs).")
+    var schedule: TrainingOptions.Schedule = .constant
+
+    @Option(name: .customLong("step-epochs"), help: "Epochs between decays of the step schedule.")
+    var stepEpochs = 10
+
+    @Option(name: .customLong("step-gamma"), help: "Factor of each decay of the step schedule.")
+    var stepGamma: Float = 0.1
 
     @Option(help: "SGD momentum.")
     var momentum: Float = 0.9
@@ -61,6 +70,9 @@ struct Train: ParsableCommand {
         options.momentum = momentum
         options.weightDecay = weightDecay
         options.seed = seed
+        options.schedule = schedule
+        options.stepEpochs = stepEpochs
+        options.stepGamma = stepGamma
         guard let meanValues = Checkpoint.parseFloats(mean) else { throw LeNetError("expected numbers like 0.5 or 0.49,0.48,0.45, got '\(mean)'", subject: "--mean") }
         guard let stdValues = Checkpoint.parseFloats(std) else { throw LeNetError("expected numbers like 0.5 or 0.25,0.24,0.26, got '\(std)'", subject: "--std") }
         options.normalization = try Normalization(mean: meanValues, std: stdValues)
@@ -80,7 +92,8 @@ struct Train: ParsableCommand {
         if let resume { try trainer.resume(from: resume) }
         printError("training \(model.rawValue) (\(grouped(network.trainableParameterCount)) parameters) on \(kind.displayName) "
             + "from \(directory): \(grouped(train.count)) training images, \(grouped(test.count)) test images, "
-            + "batch \(batchSize), \(optimizer.rawValue) lr \(lr), \(BLASThreads.current) thread(s)"
+            + "batch \(batchSize), \(optimizer.rawValue) lr \(lr)" + (schedule == .constant ? "" : " (\(schedule.rawValue))")
+            + ", \(BLASThreads.current) thread(s)"
             + (trainer.epoch > 0 ? ", resuming after epoch \(trainer.epoch)" : ""))
         if trainer.epoch >= epochs {
             printError("the checkpoint already has \(trainer.epoch) epochs; nothing to do (raise --epochs)")

@@ -53,8 +53,8 @@ final class PyTorchReferenceTests: XCTestCase {
         print("max abs difference against PyTorch:\n  " + report.joined(separator: "\n  "))
     }
 
-    /// SGD with momentum and weight decay, Nesterov SGD, and Adam with weight
-    /// decay, 3 steps each on a tiny network, against torch.optim.
+    /// SGD with momentum and weight decay, Nesterov SGD, Adam with weight
+    /// decay and AdamW, 3 steps each on a tiny network, against torch.optim.
     func testOptimizersMatchPyTorch() throws {
         let ref = try loadFixture("optimizers_reference")
         let labels = try tensor(ref, "labels").map { Int32($0) }
@@ -63,6 +63,7 @@ final class PyTorchReferenceTests: XCTestCase {
             ("sgd", { SGD(parameters: $0, learningRate: 0.1, momentum: 0.9, weightDecay: 0.01) }),
             ("nesterov", { SGD(parameters: $0, learningRate: 0.1, momentum: 0.9, nesterov: true) }),
             ("adamwd", { Adam(parameters: $0, learningRate: 0.01, weightDecay: 0.01) }),
+            ("adamw", { Adam(parameters: $0, learningRate: 0.01, weightDecay: 0.1, decoupled: true) }),
         ]
         for (key, make) in recipes {
             let net = try Network(inputShape: FeatureShape(features: 6), layers: [

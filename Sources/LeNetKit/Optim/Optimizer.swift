@@ -15,24 +15,28 @@ public protocol Optimizer: AnyObject {
 }
 
 /// Adam, exactly as `torch.optim.Adam` (the single-tensor path, `amsgrad`
-/// off), with L2 weight decay added to the gradient as PyTorch does:
+/// off), with L2 weight decay added to the gradient as PyTorch does; or,
+/// with `decoupled: true`, AdamW exactly as `torch.optim.AdamW`:
 ///
 /// ```
-/// g ← g + λ·p
+/// g ← g + λ·p                       (Adam)      p ← p·(1 − lr·λ)   (AdamW)
 /// m ← m + (1 − β1)(g − m)          v ← β2·v + (1 − β2)·g²
 /// p ← p − (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ) + ε)
 /// ```
 public final class Adam: Optimizer {
     public var learningRate: Float
     public let beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float
+    /// AdamW's decoupled weight decay instead of L2 in the gradient.
+    public let decoupled: Bool
     public private(set) var stepCount = 0
     private let store: ParameterStore
     private let m: FloatBuffer  // (P)
     private let v: FloatBuffer  // (P)
 
     public init(parameters: ParameterStore, learningRate: Float = 1e-3, beta1: Float = 0.9,
-                beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0) {
+                beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0, decoupled: Bool = false) {
         store = parameters
+        self.decoupled = decoupled
         self.learningRate = learningRate
         self.beta1 = beta1
         self.beta2 = beta2
@@ -53,9 +57,11 @@ public final class Adam: Optimizer {
         guard let p, let g else { return }
         let m = m.pointer, v = v.pointer
         let w1 = 1 - beta1, w2 = 1 - beta2
+        let l2 = decoupled ? 0 : weightDecay, shrink = decoupled ? 1 - learningRate * weightDecay : 1
         for i in 0..<store.count {
             var grad = g[i]
-            if weightDecay != 0 { grad += weightDecay * p[i] }
+            if l2 != 0 { grad += l2 * p[i] }
+            if shrink != 1 { p[i] *= shrink }
             m[i] += w1 * (grad - m[i])
             v[i] = v[i] * beta2 + w2 * grad * grad
             let denom = v[i].squareRoot() / bias2Sqrt + epsilon

@@ -1,8 +1,20 @@
 import Dispatch
+import Foundation
 
 /// How to train: the seed's recipe by default (Adam 1e-3, batch 36, 10 epochs).
 public struct TrainingOptions: Sendable {
-    public enum OptimizerKind: String, Sendable, CaseIterable { case adam, sgd }
+    public enum OptimizerKind: String, Sendable, CaseIterable { case adam, adamw, sgd }
+
+    /// How the learning rate changes over training, step by step.
+    public enum Schedule: String, Sendable, CaseIterable {
+        /// The same rate throughout (the seed's recipe).
+        case constant
+        /// Multiplied by `stepGamma` every `stepEpochs` epochs.
+        case step
+        /// Cosine annealing from the rate to 0 over all epochs' steps:
+        /// lr·½(1 + cos(π·t/T)).
+        case cosine
+    }
 
     public var epochs = 10
     public var batchSize = 36
@@ -12,8 +24,27 @@ public struct TrainingOptions: Sendable {
     public var weightDecay: Float = 0
     public var seed: UInt64 = 0
     public var normalization = Normalization.half
+    public var schedule = Schedule.constant
+    public var stepEpochs = 10
+    public var stepGamma: Float = 0.1
 
     public init() {}
+
+    /// The learning rate for optimizer step `t` (from 0) of a run with
+    /// `stepsPerEpoch` steps per epoch. It depends on nothing else, so a
+    /// resumed run follows the same schedule.
+    public func learningRate(atStep t: Int, stepsPerEpoch: Int) -> Float {
+        switch schedule {
+        case .constant:
+            return learningRate
+        case .step:
+            let epoch = t / max(stepsPerEpoch, 1)
+            return learningRate * pow(stepGamma, Float(epoch / max(stepEpochs, 1)))
+        case .cosine:
+            let total = Double(max(epochs * stepsPerEpoch, 1))
+            return Float(Double(learningRate) * 0.5 * (1 + cos(Double.pi * min(Double(t), total) / total)))
+        }
+    }
 
     /// Checks every value, naming the flag that sets it.
     public func validate() throws {
@@ -27,6 +58,10 @@ public struct TrainingOptions: Sendable {
         }
         guard weightDecay.isFinite, weightDecay >= 0 else {
             throw LeNetError("must be ≥ 0, got \(weightDecay)", subject: "--weight-decay")
+        }
+        guard stepEpochs > 0 else { throw LeNetError("must be > 0, got \(stepEpochs)", subject: "--step-epochs") }
+        guard stepGamma.isFinite, stepGamma > 0, stepGamma <= 1 else {
+            throw LeNetError("must be in (0, 1], got \(stepGamma)", subject: "--step-gamma")
         }
     }
 }
@@ -96,8 +131,9 @@ public final class Trainer {
         checked.normalization = try options.normalization.validated(channels: dataset.channels)
         self.options = checked
         switch options.optimizer {
-        case .adam:
-            optimizer = Adam(parameters: network.parameters, learningRate: options.learningRate, weightDecay: options.weightDecay)
+        case .adam, .adamw:
+            optimizer = Adam(parameters: network.parameters, learningRate: options.learningRate,
+                             weightDecay: options.weightDecay, decoupled: options.optimizer == .adamw)
         case .sgd:
             optimizer = SGD(parameters: network.parameters, learningRate: options.learningRate,
                             momentum: options.momentum, weightDecay: options.weightDecay)
@@ -120,6 +156,7 @@ public final class Trainer {
         network.parameters.zeroGradients()
         loss.backward(network.outputGradient(batch: n))
         network.backward(batch: n)
+        optimizer.learningRate = options.learningRate(atStep: optimizer.stepCount, stepsPerEpoch: order.batchCount)
         optimizer.step()
         imagesSeen += n
         return value
