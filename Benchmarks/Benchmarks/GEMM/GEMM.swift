@@ -1,0 +1,84 @@
+// gemm throughput, GFLOP/s: LeNetKit's wrapper over OpenBLAS, raw
+// cblas_sgemm, a naive Swift triple loop, and a cache-blocked SIMD Swift gemm;
+// on every gemm that training the CIFAR LeNet runs, and on squares.
+import Benchmark
+import CBLASBench
+import Dispatch
+import LeNetKit
+
+struct Shape: Sendable {
+    var name: String
+    var ta: Transpose, tb: Transpose
+    var m: Int, n: Int, k: Int
+    var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
+}
+
+/// The gemms of one training step of the CIFAR LeNet at batch `b`, as
+/// LeNetKit's layers call them (conv1's input gradient is never needed).
+func lenetShapes(batch b: Int) -> [Shape] {
+    [
+        Shape(name: "conv1.fwd", ta: .none, tb: .none, m: 16, n: b * 784, k: 75),
+        Shape(name: "conv1.wgrad", ta: .none, tb: .transposed, m: 16, n: 75, k: b * 784),
+        Shape(name: "conv2.fwd", ta: .none, tb: .none, m: 32, n: b * 100, k: 400),
+        Shape(name: "conv2.wgrad", ta: .none, tb: .transposed, m: 32, n: 400, k: b * 100),
+        Shape(name: "conv2.dgrad", ta: .transposed, tb: .none, m: 400, n: b * 100, k: 32),
+        Shape(name: "fc1.fwd", ta: .none, tb: .transposed, m: b, n: 120, k: 800),
+        Shape(name: "fc1.wgrad", ta: .transposed, tb: .none, m: 120, n: 800, k: b),
+        Shape(name: "fc1.dgrad", ta: .none, tb: .none, m: b, n: 800, k: 120),
+        Shape(name: "fc2.fwd", ta: .none, tb: .transposed, m: b, n: 84, k: 120),
+        Shape(name: "fc2.wgrad", ta: .transposed, tb: .none, m: 84, n: 120, k: b),
+        Shape(name: "fc2.dgrad", ta: .none, tb: .none, m: b, n: 120, k: 84),
+        Shape(name: "fc3.fwd", ta: .none, tb: .transposed, m: b, n: 10, k: 84),
+        Shape(name: "fc3.wgrad", ta: .transposed, tb: .none, m: 10, n: 84, k: b),
+        Shape(name: "fc3.dgrad", ta: .none, tb: .none, m: b, n: 84, k: 10),
+    ].map { var s = $0; s.name = "b\(b) " + s.name; return s }
+}
+
+let squares = [64, 128, 256, 512, 1024, 2048].map { Shape(name: "square \($0)", ta: .none, tb: .none, m: $0, n: $0, k: $0) }
+
+typealias Kernel = @Sendable (Shape, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void
+
+let kernels: [(String, Kernel)] = [
+    ("lenetkit", { s, a, b, c in gemm(s.ta, s.tb, m: s.m, n: s.n, k: s.k, a, b, c) }),
+    ("cblas", { s, a, b, c in
+        cblas_sgemm(CblasRowMajor, s.ta == .none ? CblasNoTrans : CblasTrans, s.tb == .none ? CblasNoTrans : CblasTrans,
+                    Int32(s.m), Int32(s.n), Int32(s.k), 1, a, Int32(s.ta == .none ? s.k : s.m),
+                    b, Int32(s.tb == .none ? s.n : s.k), 0, c, Int32(s.n))
+    }),
+    ("swift-blocked", { s, a, b, c in gemmSwift(s.ta, s.tb, m: s.m, n: s.n, k: s.k, a, b, c) }),
+    ("naive", { s, a, b, c in gemmNaive(s.ta, s.tb, m: s.m, n: s.n, k: s.k, a, b, c) }),
+]
+
+let gflops = BenchmarkMetric.custom("GFLOP/s", polarity: .prefersLarger, useScalingFactor: false)
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(metrics: [gflops], maxDuration: .milliseconds(600), maxIterations: 200)
+    for shape in lenetShapes(batch: 36) + lenetShapes(batch: 256) + squares {
+        for (kernelName, kernel) in kernels {
+            // The naive loop at ~1 GFLOP/s would take minutes on the large squares.
+            if kernelName == "naive" && shape.flops > 3e8 { continue }
+            for threads in [1, 2] {
+                if threads == 2 && (kernelName == "naive" || kernelName == "swift-blocked") { continue }
+                Benchmark("\(shape.name) \(shape.m)×\(shape.n)×\(shape.k) \(kernelName) t\(threads)") { benchmark in
+                    Parallelism.setThreads(threads)
+                    let a = UnsafeMutablePointer<Float>.allocate(capacity: shape.m * shape.k)
+                    let b = UnsafeMutablePointer<Float>.allocate(capacity: shape.k * shape.n)
+                    let c = UnsafeMutablePointer<Float>.allocate(capacity: shape.m * shape.n)
+                    defer { a.deallocate(); b.deallocate(); c.deallocate() }
+                    a.initialize(repeating: 0.5, count: shape.m * shape.k)
+                    b.initialize(repeating: 0.25, count: shape.k * shape.n)
+                    c.initialize(repeating: 0, count: shape.m * shape.n)
+                    kernel(shape, a, b, c)  // warm-up
+                    // Enough calls for ~5 ms per sample, so timer noise stays small.
+                    let reps = max(1, Int(5e6 / max(shape.flops / 20, 1)))
+                    for _ in benchmark.scaledIterations {
+                        let start = DispatchTime.now().uptimeNanoseconds
+                        for _ in 0..<reps { kernel(shape, a, b, c) }
+                        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                        benchmark.measurement(gflops, Int(shape.flops * Double(reps) / seconds / 1e9))
+                    }
+                }
+            }
+        }
+    }
+}

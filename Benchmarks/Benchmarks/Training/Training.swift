@@ -1,0 +1,45 @@
+// End to end: training and evaluation images/s of the CIFAR LeNet at batch
+// 36 and 256, on 1 and 2 threads, over generated CIFAR-shaped data.
+import Benchmark
+import Dispatch
+import LeNetKit
+
+let imagesPerSecond = BenchmarkMetric.custom("images/s", polarity: .prefersLarger, useScalingFactor: false)
+
+func randomDataset(count: Int) -> ImageDataset? {
+    var rng = SeededGenerator(seed: 1)
+    let images = (0..<(count * 3072)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+    let labels = (0..<count).map { _ in UInt8(rng.next() % 10) }
+    return try? ImageDataset(name: "random", channels: 3, height: 32, width: 32, images: images, labels: labels,
+                             classNames: CIFAR10.standardClassNames)
+}
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(metrics: [imagesPerSecond, .peakMemoryResident], maxDuration: .seconds(3), maxIterations: 15)
+    guard let data = randomDataset(count: 2560) else { return }
+    for batch in [36, 256] {
+        for threads in [1, 2] {
+            Benchmark("train cifar-lenet b\(batch) t\(threads)") { benchmark in
+                Parallelism.setThreads(threads)
+                var options = TrainingOptions()
+                options.batchSize = batch
+                guard let trainer = try? Trainer(network: Models.cifarLeNet(), dataset: data, options: options) else { return }
+                let steps = max(4, 2048 / batch)
+                for _ in benchmark.scaledIterations {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    for s in 0..<steps { _ = try? trainer.step((s * batch % (data.count - batch))..<(s * batch % (data.count - batch)) + batch) }
+                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                    benchmark.measurement(imagesPerSecond, Int(Double(steps * batch) / seconds))
+                }
+            }
+            Benchmark("eval cifar-lenet b\(batch) t\(threads)") { benchmark in
+                Parallelism.setThreads(threads)
+                let network = Models.cifarLeNet()
+                for _ in benchmark.scaledIterations {
+                    guard let result = try? network.evaluate(on: data, normalization: .half, batchSize: batch) else { return }
+                    benchmark.measurement(imagesPerSecond, Int(result.imagesPerSecond))
+                }
+            }
+        }
+    }
+}
