@@ -2,10 +2,14 @@
 /// A fully connected layer sees a sample as a flat vector of `count` values
 /// in C·H·W order, PyTorch's flatten order, so flattening costs nothing.
 public struct FeatureShape: Hashable, Sendable, CustomStringConvertible {
+    /// Channels (C).
     public var channels: Int
+    /// Rows (H).
     public var height: Int
+    /// Columns (W).
     public var width: Int
 
+    /// A (C, H, W) shape.
     public init(channels: Int, height: Int, width: Int) {
         self.channels = channels
         self.height = height
@@ -34,6 +38,8 @@ public final class FloatBuffer: @unchecked Sendable {
     /// The number of Floats.
     public let count: Int
 
+    /// `count` Floats, all 0.
+    /// - Parameter count: the number of Floats (0 allocates one, unused).
     public init(count: Int) {
         self.count = count
         pointer = .allocate(capacity: max(count, 1))

@@ -10,6 +10,9 @@ public struct LeNetError: Error, CustomStringConvertible, Equatable, Sendable {
     /// What was expected and what was found.
     public var message: String
 
+    /// - Parameters:
+    ///   - message: what was expected and what was found.
+    ///   - subject: the file, directory, flag or tensor it concerns.
     public init(_ message: String, subject: String? = nil) {
         self.subject = subject
         self.message = message

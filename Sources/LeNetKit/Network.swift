@@ -14,10 +14,13 @@
 public final class Network {
     /// The shape of one input sample.
     public let inputShape: FeatureShape
+    /// The layers, first to last.
     public let layers: [any Layer]
     /// Each layer's output shape for one sample.
     public let shapes: [FeatureShape]
+    /// Every layer's parameters and gradients, in one store, in layer order.
     public let parameters: ParameterStore
+    /// The largest batch the buffers hold now; `reserve(batch:)` grows it.
     public private(set) var capacity = 0
 
     // activations[0] is the input, activations[i + 1] the output of layer i.
@@ -29,7 +32,11 @@ public final class Network {
     /// layers to their views.
     /// - Throws: `LeNetError` naming the first layer whose input does not fit,
     ///   or a duplicated parameter name.
-    public init(inputShape: FeatureShape, layers: [any Layer]) throws {
+    public convenience init(inputShape: FeatureShape, layers: [any Layer]) throws {
+        try self.init(inputShape: inputShape, layers: layers, sharingValuesWith: nil)
+    }
+
+    private init(inputShape: FeatureShape, layers: [any Layer], sharingValuesWith primary: ParameterStore?) throws {
         self.inputShape = inputShape
         self.layers = layers
         var shapes: [FeatureShape] = []
@@ -51,7 +58,7 @@ public final class Network {
             }
         }
         self.shapes = shapes
-        parameters = ParameterStore(entries: entries)
+        parameters = ParameterStore(entries: entries, sharingValuesWith: primary)
         var index = 0
         for layer in layers {
             let k = layer.parameterSpecs.count
@@ -123,6 +130,82 @@ public final class Network {
             let dx: UnsafeMutablePointer<Float>? = (i > 0 || inputGradient) ? gradients[i].pointer : nil
             layers[i].backward(dx, gradients[i + 1].pointer, activations[i].pointer,
                                activations[i + 1].pointer, batch: n)
+        }
+    }
+
+    // MARK: - Data parallelism
+
+    /// Networks that share this one's parameter values but own their
+    /// gradients, activations and caches: one per extra thread.
+    private var replicaCache: [Network] = []
+
+    /// `count` networks for a data-parallel pass: this one first, then
+    /// replicas that read the same parameter values (made once, kept).
+    public func replicas(_ count: Int) -> [Network] {
+        makeReplicas(count)
+        return [self] + replicaCache.prefix(max(0, count - 1))
+    }
+
+    private func makeReplicas(_ count: Int) {
+        while replicaCache.count < count - 1 {
+            // The layers are this network's, so their shapes already fit.
+            guard let copy = try? Network(inputShape: inputShape, layers: layers.map { $0.replica() },
+                                          sharingValuesWith: parameters) else { return }
+            replicaCache.append(copy)
+        }
+    }
+
+    /// The number of parts `dataParallel` splits a batch of `n` into.
+    public func parts(batch n: Int, threads: Int = Parallelism.threads) -> Int {
+        max(1, min(threads, n))
+    }
+
+    /// Splits a batch of `n` samples into `parts(batch: n)` contiguous parts
+    /// and runs `body` on each concurrently, each part with its own network
+    /// (this one, then `replicas`), so that every gemm, im2col and pooling
+    /// loop runs single-threaded on one core with no hand-off between
+    /// threads. The split depends only on `n` and the thread count, so
+    /// results are the same for the same thread count.
+    /// - Parameters:
+    ///   - n: the batch size.
+    ///   - threads: at most this many parts.
+    ///   - body: (part index, its network, its range of the batch).
+    /// - Throws: the first part's error, after every part has finished.
+    public func dataParallel(batch n: Int, threads: Int = Parallelism.threads,
+                             _ body: (Int, Network, Range<Int>) throws -> Void) throws {
+        let parts = parts(batch: n, threads: threads)
+        if parts == 1 {
+            try body(0, self, 0..<n)
+            return
+        }
+        makeReplicas(parts)
+        if partErrors.count < parts { partErrors = [LeNetError?](repeating: nil, count: parts) }
+        partErrors.withUnsafeMutableBufferPointer { errors in
+            parallelRegion(parts) { part in
+                let range = n * part / parts..<n * (part + 1) / parts
+                do {
+                    try body(part, part == 0 ? self : replicaCache[part - 1], range)
+                    errors[part] = nil
+                } catch let error as LeNetError {
+                    errors[part] = error
+                } catch {
+                    errors[part] = LeNetError("\(error)")
+                }
+            }
+        }
+        if let error = partErrors.prefix(parts).compactMap({ $0 }).first { throw error }
+    }
+
+    private var partErrors: [LeNetError?] = []
+
+    /// Adds the gradients of the first `parts - 1` replicas into this
+    /// network's, in part order (after a `dataParallel` backward pass).
+    public func gatherGradients(parts: Int) {
+        guard parts > 1 else { return }
+        let g = parameters.gradients
+        for other in replicaCache.prefix(parts - 1) {
+            let o = other.parameters.gradients
+            for i in 0..<g.count { g[i] += o[i] }
         }
     }
 

@@ -7,12 +7,17 @@ public struct ParameterSpec: Sendable {
     /// PyTorch's default initialization: uniform in ±`initBound`.
     public var initBound: Float
 
+    /// - Parameters:
+    ///   - name: the name inside the layer, e.g. `weight`.
+    ///   - shape: PyTorch's layout of the tensor.
+    ///   - initBound: the bound of its default uniform initialization.
     public init(name: String, shape: [Int], initBound: Float) {
         self.name = name
         self.shape = shape
         self.initBound = initBound
     }
 
+    /// The number of values: the product of `shape`.
     public var count: Int { shape.reduce(1, *) }
 }
 
@@ -26,14 +31,17 @@ public final class ParameterStore: @unchecked Sendable {
     public struct Entry: Sendable {
         /// The full name, PyTorch's state_dict name: `conv1.weight`.
         public var name: String
+        /// PyTorch's layout, e.g. [16, 3, 5, 5].
         public var shape: [Int]
         /// Where the tensor starts in `values` and `gradients`.
         public var offset: Int
+        /// The number of values.
         public var count: Int
         /// The bound of its default uniform initialization.
         public var initBound: Float
     }
 
+    /// Every tensor, in the order the layers declared them (state_dict order).
     public let entries: [Entry]
     /// The total number of parameters.
     public let count: Int
@@ -41,10 +49,10 @@ public final class ParameterStore: @unchecked Sendable {
     private let gradientStorage: FloatBuffer  // (count)
     private let indexByName: [String: Int]
 
-    init(entries: [Entry]) {
+    init(entries: [Entry], sharingValuesWith other: ParameterStore? = nil) {
         self.entries = entries
         count = entries.reduce(0) { $0 + $1.count }
-        valueStorage = FloatBuffer(count: count)
+        valueStorage = other?.valueStorage ?? FloatBuffer(count: count)
         gradientStorage = FloatBuffer(count: count)
         var index: [String: Int] = [:]
         for (i, e) in entries.enumerated() { index[e.name] = i }
@@ -77,6 +85,9 @@ public final class ParameterStore: @unchecked Sendable {
     }
 
     /// Overwrites one tensor's values.
+    /// - Parameters:
+    ///   - newValues: `count` values in the tensor's layout.
+    ///   - name: the tensor's full name, e.g. `conv1.weight`.
     /// - Throws: `LeNetError` when the name is unknown or the count is wrong.
     public func setValues(_ newValues: [Float], of name: String) throws {
         guard let e = self[name] else {

@@ -38,6 +38,9 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable {
     }
 
     /// A Float uniform in [low, high), from 24 random bits.
+    /// - Parameters:
+    ///   - low: the smallest value it can return.
+    ///   - high: the bound it stays below.
     public mutating func uniform(_ low: Float, _ high: Float) -> Float {
         let unit = Float(next() >> 40) * (1.0 / 16_777_216.0)
         return low + (high - low) * unit

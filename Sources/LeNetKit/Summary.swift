@@ -1,8 +1,12 @@
 /// One row of a network's layer table (`lenet summary`).
 public struct LayerSummary: Sendable, Equatable {
+    /// The layer's name.
     public var name: String
+    /// Its kind, e.g. `Conv2D 5×5`.
     public var kind: String
+    /// The shape of one input sample.
     public var input: FeatureShape
+    /// The shape of one output sample.
     public var output: FeatureShape
     /// "5×5" for a convolution or a pooling window, nil otherwise.
     public var kernel: String?

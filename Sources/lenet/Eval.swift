@@ -20,13 +20,23 @@ struct Eval: ParsableCommand {
     @Flag(help: "Print one JSON object instead of tables.")
     var json = false
 
+    @Option(help: "Also write an HTML report (confusion matrix, per-class accuracy, misclassified images) to DIR/index.html.")
+    var report: String?
+
     func run() throws {
         try dataOptions.applyThreads()
         guard batchSize > 0 else { throw LeNetError("must be > 0, got \(batchSize)", subject: "--batch-size") }
+        if let report { try checkWritable(report, flag: "--report") }
         let loaded = try Checkpoint.loadNetwork(path: weights, model: model)
         let (directory, kind) = try DataLocation.resolve(directory: dataOptions.data, kind: dataOptions.dataset)
         let test = try kind.load(directory: directory, split: .test)
-        let result = try loaded.network.evaluate(on: test, normalization: loaded.normalization, batchSize: batchSize)
+        let result = try loaded.network.evaluate(on: test, normalization: loaded.normalization, batchSize: batchSize,
+                                                 misclassifiedLimit: report == nil ? 0 : TrainingReport.defaultSampleCount)
+        if let report {
+            try TrainingReport(weights: weights, model: loaded.model.rawValue, metadata: loaded.metadata, test: test,
+                               evaluation: result).write(directory: report)
+            printError("wrote \(report)/index.html")
+        }
         if json {
             let object: [String: Any] = [
                 "accuracy": result.accuracy,

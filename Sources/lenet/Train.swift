@@ -60,6 +60,12 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("log-json"), help: "Append one JSON object per epoch to this file.")
     var logJSON: String?
 
+    @Flag(help: "Augment the training images: random crop after 4 pixels of black padding, and random horizontal flip (seeded by --seed).")
+    var augment = false
+
+    @Option(help: "Write an HTML report (curves, confusion matrix, per-class accuracy, misclassified images) to DIR/index.html after every epoch.")
+    var report: String?
+
     func run() throws {
         try dataOptions.applyThreads()
         var options = TrainingOptions()
@@ -73,13 +79,18 @@ struct Train: ParsableCommand {
         options.schedule = schedule
         options.stepEpochs = stepEpochs
         options.stepGamma = stepGamma
+        options.augmentation = augment ? .cifar : nil
         guard let meanValues = Checkpoint.parseFloats(mean) else { throw LeNetError("expected numbers like 0.5 or 0.49,0.48,0.45, got '\(mean)'", subject: "--mean") }
         guard let stdValues = Checkpoint.parseFloats(std) else { throw LeNetError("expected numbers like 0.5 or 0.25,0.24,0.26, got '\(std)'", subject: "--std") }
         options.normalization = try Normalization(mean: meanValues, std: stdValues)
         try options.validate()
         if let limit, limit <= 0 { throw LeNetError("must be > 0, got \(limit)", subject: "--limit") }
-        if let output { try checkWritable(output, flag: "--output") }
+        if let output {
+            try checkWritable(output, flag: "--output")
+            try checkNotDirectory(output, flag: "--output")
+        }
         if let logJSON { try checkWritable(logJSON, flag: "--log-json") }
+        if let report { try checkWritable(report, flag: "--report") }
 
         let (directory, kind) = try DataLocation.resolve(directory: dataOptions.data, kind: dataOptions.dataset)
         var train = try kind.load(directory: directory, split: .train)
@@ -90,26 +101,39 @@ struct Train: ParsableCommand {
         let network = model.make(seed: seed)
         let trainer = try Trainer(network: network, model: model, dataset: train, options: options)
         if let resume { try trainer.resume(from: resume) }
+        let interrupt = Interrupt()
         printError("training \(model.rawValue) (\(grouped(network.trainableParameterCount)) parameters) on \(kind.displayName) "
             + "from \(directory): \(grouped(train.count)) training images, \(grouped(test.count)) test images, "
             + "batch \(batchSize), \(optimizer.rawValue) lr \(lr)" + (schedule == .constant ? "" : " (\(schedule.rawValue))")
+            + (augment ? ", augmented (crop 4, flip)" : "")
             + ", \(BLASThreads.current) thread(s)"
-            + (trainer.epoch > 0 ? ", resuming after epoch \(trainer.epoch)" : ""))
+            + (trainer.stepInEpoch > 0 ? ", resuming epoch \(trainer.epoch + 1) after step \(trainer.stepInEpoch)"
+                : trainer.epoch > 0 ? ", resuming after epoch \(trainer.epoch)" : ""))
         if trainer.epoch >= epochs {
             printError("the checkpoint already has \(trainer.epoch) epochs; nothing to do (raise --epochs)")
             return
         }
 
         let progress = ProgressDisplay()
+        var records: [TrainingReport.EpochRecord] = []
         while trainer.epoch < epochs {
-            let result = try trainer.trainEpoch(progress: progress.update)
-            let evaluation = try network.evaluate(on: test, normalization: trainer.options.normalization, batchSize: max(batchSize, 100))
+            if interrupt.isRequested { try stop(trainer) }
+            let result = try trainer.trainEpoch(progress: progress.update, shouldStop: { interrupt.isRequested })
+            guard result.isComplete else { try stop(trainer) }
+            let evaluation = try network.evaluate(on: test, normalization: trainer.options.normalization, batchSize: max(batchSize, 100),
+                                                  misclassifiedLimit: report == nil ? 0 : TrainingReport.defaultSampleCount)
             if let output { try trainer.saveCheckpoint(to: output) }
-            printNow(String(format: "epoch %d/%d  train loss %.4f  test accuracy %.2f%%  %.0f images/s  %.1f s",
-                            result.epoch, epochs, result.loss, evaluation.accuracy * 100, result.imagesPerSecond, result.seconds))
+            printNow(String(format: "epoch %d/%d  train loss %.4f  train accuracy %.2f%%  test accuracy %.2f%%  %.0f images/s  %.1f s",
+                            result.epoch, epochs, result.loss, result.accuracy * 100, evaluation.accuracy * 100,
+                            result.imagesPerSecond, result.seconds))
+            if let report {
+                records.append(TrainingReport.EpochRecord(result: result, evaluation: evaluation))
+                try TrainingReport(trainer: trainer, test: test, epochs: records, evaluation: evaluation).write(directory: report)
+            }
             if let logJSON {
                 let record: [String: Any] = [
-                    "epoch": result.epoch, "train_loss": result.loss, "test_accuracy": evaluation.accuracy,
+                    "epoch": result.epoch, "train_loss": result.loss, "train_accuracy": result.accuracy,
+                    "test_accuracy": evaluation.accuracy,
                     "test_loss": evaluation.loss, "images_per_second": result.imagesPerSecond, "seconds": result.seconds,
                     "images_seen": trainer.imagesSeen,
                 ]
@@ -117,6 +141,24 @@ struct Train: ParsableCommand {
             }
         }
         if let output { printError("wrote \(output) (and \(Checkpoint.statePath(for: output)))") }
+        if let report { printError("wrote \(report)/index.html") }
+    }
+
+    /// After Ctrl-C: saves where training stopped (mid-epoch included) to
+    /// --output, says how to resume, and exits with status 130.
+    private func stop(_ trainer: Trainer) throws -> Never {
+        let steps = (trainer.dataset.count + batchSize - 1) / batchSize
+        let position = trainer.stepInEpoch > 0
+            ? "in epoch \(trainer.epoch + 1) after step \(trainer.stepInEpoch) of \(steps)"
+            : trainer.epoch > 0 ? "after epoch \(trainer.epoch)" : "before the first step"
+        if let output {
+            try trainer.saveCheckpoint(to: output)
+            printError("interrupted \(position); wrote \(output) (and \(Checkpoint.statePath(for: output))). To resume:")
+            printError("  " + resumeCommand(output: output))
+        } else {
+            printError("interrupted \(position); nothing was saved (no --output)")
+        }
+        Foundation.exit(130)
     }
 }
 
@@ -128,8 +170,23 @@ func checkWritable(_ path: String, flag: String) throws {
     guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
         throw LeNetError("directory \(directory) does not exist", subject: "\(flag) \(path)")
     }
-    guard FileManager.default.isWritableFile(atPath: directory) else {
+    // access(2) says yes to root everywhere, even where no file can be
+    // created (a read-only mount, /proc), so create one.
+    let probe = (directory as NSString).appendingPathComponent(".lenet-write-check-\(getpid())")
+    let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+    guard fd >= 0 else {
         throw LeNetError("directory \(directory) is not writable", subject: "\(flag) \(path)")
+    }
+    close(fd)
+    unlink(probe)
+}
+
+/// Fails before training starts when `path`, which names a file to be
+/// written, is an existing directory.
+func checkNotDirectory(_ path: String, flag: String) throws {
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+        throw LeNetError("is a directory; expected a file name", subject: "\(flag) \(path)")
     }
 }
 

@@ -276,3 +276,43 @@ final class ScheduleTests: XCTestCase {
         XCTAssertLessThan(trainer.optimizer.learningRate, 1e-4)
     }
 }
+
+final class DataParallelTests: XCTestCase {
+    /// Splitting a batch across threads, each with its own replica, gives
+    /// the gradient of the whole batch: the same as one part, up to rounding.
+    func testPartsAddUpToTheWholeBatchGradient() throws {
+        let data = try TrainingTests.squares(count: 30, seed: 4)
+        func gradient(threads: Int) throws -> (grad: [Float], loss: Float, weights: [Float]) {
+            let saved = Parallelism.threads
+            defer { Parallelism.threads = saved }
+            Parallelism.threads = threads
+            let net = Models.cifarLeNet(seed: 9)
+            var o = TrainingOptions()
+            o.batchSize = 30
+            let trainer = try Trainer(network: net, dataset: data, options: o)
+            let loss = try trainer.step(0..<30)
+            return (Array(net.parameters.gradients), loss, Array(net.parameters.values))
+        }
+        let one = try gradient(threads: 1), three = try gradient(threads: 3)
+        XCTAssertEqual(one.loss, three.loss, accuracy: 1e-5)
+        assertClose(three.grad, one.grad, "gradient, 3 parts vs 1", atol: 1e-6, rtol: 1e-4)
+        assertClose(three.weights, one.weights, "weights after one Adam step", atol: 1e-6, rtol: 1e-4)
+        XCTAssertNotEqual(one.grad.filter { $0 != 0 }.count, 0)
+    }
+
+    func testEvaluationIsTheSameOnAnyThreadCount() throws {
+        let data = try TrainingTests.squares(count: 50, seed: 5)
+        let net = Models.cifarLeNet(seed: 2)
+        let saved = Parallelism.threads
+        defer { Parallelism.threads = saved }
+        Parallelism.threads = 1
+        let a = try net.evaluate(on: data, normalization: .half, batchSize: 16, misclassifiedLimit: 50)
+        Parallelism.threads = 3
+        let b = try net.evaluate(on: data, normalization: .half, batchSize: 16, misclassifiedLimit: 50)
+        XCTAssertEqual(a.confusion, b.confusion)
+        XCTAssertEqual(a.correct, b.correct)
+        XCTAssertEqual(a.loss, b.loss, accuracy: 1e-5)
+        XCTAssertEqual(a.misclassified.map(\.index), b.misclassified.map(\.index))
+        XCTAssertEqual(a.count, 50)
+    }
+}

@@ -70,17 +70,13 @@ public enum CIFAR10 {
             }
             try data.withUnsafeBytes { (file: UnsafeRawBufferPointer) throws in
                 try images.withUnsafeMutableBytes { out in
-                    guard let src = file.baseAddress, let dst = out.baseAddress else { return }
-                    for r in 0..<found {
-                        let record = src + r * recordSize
-                        let label = record.load(as: UInt8.self)
-                        guard label <= 9 else {
-                            throw LeNetError(
-                                "record \(r) has label \(label); CIFAR-10 labels are 0...9",
-                                subject: path)
-                        }
-                        labels[first + r] = label
-                        (dst + (first + r) * imageSize).copyMemory(from: record + 1, byteCount: imageSize)
+                    try labels.withUnsafeMutableBytes { labelBytes in
+                        try decode(
+                            file, records: found,
+                            images: UnsafeMutableRawBufferPointer(
+                                rebasing: out[(first * imageSize)..<((first + found) * imageSize)]),
+                            labels: UnsafeMutableRawBufferPointer(rebasing: labelBytes[first..<(first + found)]),
+                            source: path)
                     }
                 }
             }
@@ -91,6 +87,50 @@ public enum CIFAR10 {
         return ImageDataset(
             unchecked: "CIFAR-10 \(split.rawValue)", channels: channels, height: height, width: width,
             images: images, labels: labels, classNames: classNames)
+    }
+
+    /// The images and labels of one batch file held in memory, checked as
+    /// `load(directory:split:)` checks each file.
+    ///
+    /// - Parameters:
+    ///   - bytes: the whole file: records of one label byte and 3x32x32 pixels.
+    ///   - source: the file name (or any label) used as the subject of errors.
+    /// - Returns: the images, (N, 3, 32, 32), and the labels, (N).
+    /// - Throws: `LeNetError` with `subject: source` when the bytes are empty,
+    ///   not a whole number of records, or a label is above 9.
+    public static func parse(_ bytes: [UInt8], source: String) throws -> (images: [UInt8], labels: [UInt8]) {
+        let n = try records(inFileOfSize: bytes.count, path: source)
+        let imageSize = recordSize - 1
+        var images = [UInt8](repeating: 0, count: n * imageSize)  // (N, 3, 32, 32)
+        var labels = [UInt8](repeating: 0, count: n)  // (N)
+        try bytes.withUnsafeBytes { file in
+            try images.withUnsafeMutableBytes { out in
+                try labels.withUnsafeMutableBytes { labelBytes in
+                    try decode(file, records: n, images: out, labels: labelBytes, source: source)
+                }
+            }
+        }
+        return (images, labels)
+    }
+
+    /// Copies `records` records of `file` into `images` ((records, 3, 32, 32)
+    /// bytes) and `labels` (`records` bytes), checking every label.
+    private static func decode(
+        _ file: UnsafeRawBufferPointer, records: Int,
+        images: UnsafeMutableRawBufferPointer, labels: UnsafeMutableRawBufferPointer, source: String
+    ) throws {
+        let imageSize = recordSize - 1
+        guard file.count >= records * recordSize, images.count >= records * imageSize, labels.count >= records,
+              let src = file.baseAddress, let dst = images.baseAddress else { return }
+        for r in 0..<records {
+            let record = src + r * recordSize
+            let label = record.load(as: UInt8.self)
+            guard label <= 9 else {
+                throw LeNetError("record \(r) has label \(label); CIFAR-10 labels are 0...9", subject: source)
+            }
+            labels[r] = label
+            (dst + r * imageSize).copyMemory(from: record + 1, byteCount: imageSize)
+        }
     }
 
     /// The number of records in a file of `size` bytes, or an error naming it.

@@ -118,7 +118,11 @@ public enum IDX {
             }
             elements = product.partialValue
         }
-        let expected = header + elements
+        // The header too can push a product just below Int.max over it.
+        let (expected, tooLarge) = header.addingReportingOverflow(elements)
+        guard !tooLarge else {
+            throw LeNetError("IDX dimensions \(dims) are too large", subject: subject)
+        }
         guard file.count == expected else {
             let shape = dims.map(String.init).joined(separator: "x")
             throw LeNetError(

@@ -2,10 +2,21 @@
 
 /// The geometry of a 2-D convolution or pooling window over one sample.
 public struct ConvGeometry: Sendable, Equatable {
+    /// The input sample's shape (C, H, W).
     public var channels: Int, height: Int, width: Int
+    /// The window's rows and columns (KH, KW).
     public var kernelH: Int, kernelW: Int
+    /// The step between windows, and the zeros added on each side.
     public var stride: Int, padding: Int
 
+    /// - Parameters:
+    ///   - channels: C.
+    ///   - height: H.
+    ///   - width: W.
+    ///   - kernelH: KH.
+    ///   - kernelW: KW.
+    ///   - stride: the step between windows (> 0).
+    ///   - padding: zeros added on each side (≥ 0).
     public init(channels: Int, height: Int, width: Int,
                 kernelH: Int, kernelW: Int, stride: Int = 1, padding: Int = 0) {
         self.channels = channels
@@ -17,7 +28,9 @@ public struct ConvGeometry: Sendable, Equatable {
         self.padding = padding
     }
 
+    /// Output rows: (H + 2·padding − KH) / stride + 1.
     public var outH: Int { (height + 2 * padding - kernelH) / stride + 1 }
+    /// Output columns: (W + 2·padding − KW) / stride + 1.
     public var outW: Int { (width + 2 * padding - kernelW) / stride + 1 }
     /// Output positions per channel: OH·OW.
     public var positions: Int { outH * outW }

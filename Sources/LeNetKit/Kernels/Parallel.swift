@@ -9,14 +9,20 @@ public enum Parallelism {
 
     /// Threads for batch-parallel work (at least 1; default: the active cores).
     public static var threads: Int {
-        get { _threads }
-        set { _threads = max(1, newValue) }
+        get { _ = singleThreadedBLAS; return _threads }
+        set { _ = singleThreadedBLAS; _threads = max(1, newValue) }
     }
 
-    /// Sets both LeNetKit's and OpenBLAS's thread counts.
+    // LeNetKit's threads each call OpenBLAS; OpenBLAS's own threads would
+    // compete with them, so it runs single-threaded from first use on.
+    private static let singleThreadedBLAS: Void = BLASThreads.set(1)
+
+    /// Sets LeNetKit's thread count. Training and evaluation split each
+    /// batch across this many threads, one network replica each, so OpenBLAS
+    /// itself runs single-threaded (its own threads would compete with ours).
     public static func setThreads(_ count: Int) {
         threads = count
-        BLASThreads.set(count)
+        BLASThreads.set(1)
     }
 }
 
@@ -25,7 +31,7 @@ public enum Parallelism {
 @inline(__always)
 func parallelFor(_ count: Int, minimum: Int = 2, _ body: (Range<Int>) -> Void) {
     let workers = min(Parallelism.threads, count)
-    if workers <= 1 || count < minimum {
+    if workers <= 1 || count < minimum || ParallelRegion.isInside {
         body(0..<count)
         return
     }
@@ -43,4 +49,32 @@ func parallelFor(_ count: Int, minimum: Int = 2, _ body: (Range<Int>) -> Void) {
 struct UncheckedSendable<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
+}
+
+/// Marks the threads of a data-parallel region, so that the loops inside a
+/// part run inline instead of fanning out again.
+enum ParallelRegion {
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    static var isInside: Bool { pthread_getspecific(key) != nil }
+
+    static func enter() { pthread_setspecific(key, UnsafeRawPointer(bitPattern: 1)) }
+    static func leave() { pthread_setspecific(key, nil) }
+}
+
+/// Runs `body(part)` for every part in `0..<parts` concurrently, each on its
+/// own thread, with nested `parallelFor` loops inline.
+func parallelRegion(_ parts: Int, _ body: (Int) -> Void) {
+    withoutActuallyEscaping(body) { body in
+        let shared = UncheckedSendable(body)
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            ParallelRegion.enter()
+            shared.value(part)
+            ParallelRegion.leave()
+        }
+    }
 }

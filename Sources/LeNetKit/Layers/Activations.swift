@@ -1,9 +1,12 @@
 /// max(0, x), PyTorch's `nn.ReLU`. The gradient at 0 is 0, as in PyTorch.
 public final class ReLU: Layer {
     public let name: String
+    /// - Parameter name: the layer's name in summaries (ReLU has no parameters).
     public init(_ name: String = "relu") { self.name = name }
     public var kind: String { "ReLU" }
     private var count = 0
+
+    public func replica() -> any Layer { ReLU(name) }
 
     public func outputShape(for input: FeatureShape) throws -> FeatureShape {
         count = input.count
@@ -54,9 +57,14 @@ func reluBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
 /// ```
 public final class Tanh: Layer {
     public let name: String
+    /// A and S in A·tanh(S·x).
     public let amplitude: Float, slope: Float
     private var count = 0
 
+    /// - Parameters:
+    ///   - name: the layer's name in summaries (Tanh has no parameters).
+    ///   - amplitude: A in A·tanh(S·x).
+    ///   - slope: S in A·tanh(S·x).
     public init(_ name: String = "tanh", amplitude: Float = 1, slope: Float = 1) {
         self.name = name
         self.amplitude = amplitude
@@ -69,6 +77,8 @@ public final class Tanh: Layer {
     }
 
     public var kind: String { amplitude == 1 && slope == 1 ? "Tanh" : "Tanh \(amplitude)·tanh(\(slope)x)" }
+
+    public func replica() -> any Layer { Tanh(name, amplitude: amplitude, slope: slope) }
 
     public func outputShape(for input: FeatureShape) throws -> FeatureShape {
         count = input.count

@@ -8,8 +8,11 @@
 /// in ±1/√(C·KH·KW).
 public final class Conv2D: Layer {
     public let name: String
+    /// Input channels (C) and output channels, the number of kernels (OC).
     public let inChannels: Int, outChannels: Int
+    /// Kernel rows and columns (KH, KW); square here.
     public let kernelH: Int, kernelW: Int
+    /// The step between windows, and the zeros added on each side.
     public let stride: Int, padding: Int
 
     private var weight: UnsafeMutablePointer<Float>?  // (OC, C, KH, KW)
@@ -53,6 +56,8 @@ public final class Conv2D: Layer {
         ConvGeometry(channels: input.channels, height: input.height, width: input.width,
                      kernelH: kernelH, kernelW: kernelW, stride: stride, padding: padding)
     }
+
+    public func replica() -> any Layer { Conv2D(name, inChannels: inChannels, outChannels: outChannels, kernelSize: kernelH, stride: stride, padding: padding) }
 
     public func outputShape(for input: FeatureShape) throws -> FeatureShape {
         guard input.channels == inChannels else {

@@ -35,6 +35,10 @@ public protocol Layer: AnyObject {
     ///   - n: the batch size.
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int)
 
+    /// A new layer with the same configuration and no parameters bound: one
+    /// per thread for data-parallel passes (caches are per layer instance).
+    func replica() -> any Layer
+
     /// Adds parameter gradients; writes dx when asked for.
     /// - Parameters:
     ///   - dx: the input gradient, (N, inputShape), or nil for the first layer.
@@ -47,8 +51,12 @@ public protocol Layer: AnyObject {
 }
 
 extension Layer {
+    /// No parameters (activations, pooling).
     public var parameterSpecs: [ParameterSpec] { [] }
+    /// Nothing to bind for a layer without parameters.
     public func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {}
+    /// No caches to allocate.
     public func reserve(batch n: Int, input: FeatureShape) {}
+    /// No connections counted (activations).
     public func connections(for input: FeatureShape) -> Int { 0 }
 }

@@ -7,6 +7,7 @@
 /// ±1/√IN. The input is the flattened sample (C·H·W order).
 public final class Linear: Layer {
     public let name: String
+    /// Input features (IN, the flattened C·H·W) and outputs (OUT).
     public let inFeatures: Int, outFeatures: Int
 
     private var weight: UnsafeMutablePointer<Float>?  // (OUT, IN)
@@ -14,6 +15,10 @@ public final class Linear: Layer {
     private var weightGrad: UnsafeMutablePointer<Float>?  // (OUT, IN)
     private var biasGrad: UnsafeMutablePointer<Float>?  // (OUT)
 
+    /// - Parameters:
+    ///   - name: the parameter-name prefix, e.g. `fc1`.
+    ///   - inFeatures: IN, the size of the flattened input.
+    ///   - outFeatures: OUT.
     public init(_ name: String, inFeatures: Int, outFeatures: Int) {
         self.name = name
         self.inFeatures = inFeatures
@@ -29,6 +34,8 @@ public final class Linear: Layer {
             ParameterSpec(name: "bias", shape: [outFeatures], initBound: bound),
         ]
     }
+
+    public func replica() -> any Layer { Linear(name, inFeatures: inFeatures, outFeatures: outFeatures) }
 
     public func outputShape(for input: FeatureShape) throws -> FeatureShape {
         guard input.count == inFeatures else {

@@ -3,10 +3,15 @@
 /// to it. Ties go to the first maximum in scan order, as in PyTorch.
 public final class MaxPool2D: Layer {
     public let name: String
+    /// The window's side and the step between windows.
     public let kernelSize: Int, stride: Int
     private var geometry: ConvGeometry?
     private var argmax = IndexBuffer(count: 0)  // (N, C, OH, OW): index into the input plane
 
+    /// - Parameters:
+    ///   - name: the layer's name in summaries (pooling has no parameters).
+    ///   - kernelSize: the side of the square window.
+    ///   - stride: the step between windows; `kernelSize` (non-overlapping) when nil.
     public init(_ name: String = "pool", kernelSize: Int = 2, stride: Int? = nil) {
         self.name = name
         self.kernelSize = kernelSize
@@ -14,6 +19,8 @@ public final class MaxPool2D: Layer {
     }
 
     public var kind: String { "MaxPool2D \(kernelSize)×\(kernelSize)" + (stride != kernelSize ? " s\(stride)" : "") }
+
+    public func replica() -> any Layer { MaxPool2D(name, kernelSize: kernelSize, stride: stride) }
 
     public func outputShape(for input: FeatureShape) throws -> FeatureShape {
         guard kernelSize > 0, stride > 0, input.height >= kernelSize, input.width >= kernelSize else {

@@ -33,7 +33,9 @@ public protocol TrainableCounting {
 /// (C3: ±1/√75 for maps 0–5, ±1/√100 for 6–14, ±1/√150 for map 15).
 public final class PartialConv2D: Layer, TrainableCounting {
     public let name: String
+    /// Input maps (C) and output maps (OC).
     public let inChannels: Int, outChannels: Int
+    /// Kernel rows and columns (KH, KW).
     public let kernelH: Int, kernelW: Int
     /// `table[oc]`: the input maps output map `oc` sees.
     public let table: [[Int]]
@@ -95,6 +97,8 @@ public final class PartialConv2D: Layer, TrainableCounting {
     /// The number of (output map, input map) pairs that are connected.
     public var connectedPairs: Int { table.reduce(0) { $0 + $1.count } }
 
+    public func replica() -> any Layer { PartialConv2D(name, inChannels: inChannels, outChannels: outChannels, kernelSize: kernelH, table: table) }
+
     public func outputShape(for input: FeatureShape) throws -> FeatureShape {
         guard table.count == outChannels else {
             throw LeNetError("the connection table has \(table.count) rows for \(outChannels) output maps", subject: name)
@@ -124,7 +128,9 @@ public final class PartialConv2D: Layer, TrainableCounting {
     }
 
     public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
-        if let weight { zeroMasked(weight) }
+        // Write only when something is off: replicas of this layer read the
+        // same weights from other threads, and reads race with no one.
+        if let weight, hasMaskedNonzero(weight) { zeroMasked(weight) }
         conv.forward(y, x, batch: n)
     }
 
@@ -152,6 +158,14 @@ public final class PartialConv2D: Layer, TrainableCounting {
             }
             bias[oc] = generator.uniform(-bound, bound)
         }
+    }
+
+    private func hasMaskedNonzero(_ w: UnsafePointer<Float>) -> Bool {
+        let K = kernelH * kernelW
+        for offset in maskedBlocks {
+            for i in 0..<K where w[offset + i] != 0 { return true }
+        }
+        return false
     }
 
     private func zeroMasked(_ w: UnsafeMutablePointer<Float>) {

@@ -14,11 +14,13 @@ import Darwin
 /// dz[n,k] = (softmax(z[n])_k − [k = y_n]) / N
 /// ```
 public final class SoftmaxCrossEntropy {
+    /// The number of classes (K).
     public let classes: Int
     private var probabilities = BatchBuffer(perSample: 0)  // (N, K), cached by forward
     private var labels = IndexBuffer(count: 0)  // (N)
     private var batch = 0
 
+    /// - Parameter classes: K, the logits per sample.
     public init(classes: Int) {
         self.classes = classes
         probabilities = BatchBuffer(perSample: classes)
@@ -58,11 +60,14 @@ public final class SoftmaxCrossEntropy {
     }
 
     /// Writes the gradient of the mean loss with respect to the logits.
-    /// - Parameter dlogits: (N, K)
-    public func backward(_ dlogits: UnsafeMutableBufferPointer<Float>) {
+    /// - Parameters:
+    ///   - dlogits: (N, K)
+    ///   - total: the size of the whole batch the mean is over, when this
+    ///     pass saw only part of it (data parallelism); default: this part.
+    public func backward(_ dlogits: UnsafeMutableBufferPointer<Float>, meanOver total: Int? = nil) {
         let K = classes, n = min(batch, dlogits.count / max(K, 1))
         guard let dlogits = dlogits.baseAddress else { return }
-        let scale = 1 / Float(n)
+        let scale = 1 / Float(max(total ?? n, 1))
         for s in 0..<n {
             let p = probabilities.pointer + s * K
             let d = dlogits + s * K

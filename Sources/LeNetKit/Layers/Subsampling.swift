@@ -20,7 +20,9 @@
 /// Connections, as the paper counts them: C·OH·OW·(k² + 1).
 public final class Subsampling: Layer {
     public let name: String
+    /// The number of maps (C), in and out.
     public let channels: Int
+    /// The side of the square, non-overlapping window.
     public let kernelSize: Int
 
     private var weight: UnsafeMutablePointer<Float>?  // (C)
@@ -53,6 +55,8 @@ public final class Subsampling: Layer {
         ConvGeometry(channels: input.channels, height: input.height, width: input.width,
                      kernelH: kernelSize, kernelW: kernelSize, stride: kernelSize)
     }
+
+    public func replica() -> any Layer { Subsampling(name, channels: channels, kernelSize: kernelSize) }
 
     public func outputShape(for input: FeatureShape) throws -> FeatureShape {
         guard input.channels == channels else {

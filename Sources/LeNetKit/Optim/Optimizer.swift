@@ -25,6 +25,7 @@ public protocol Optimizer: AnyObject {
 /// ```
 public final class Adam: Optimizer {
     public var learningRate: Float
+    /// β1 and β2 (the moments' decay rates), ε, and the weight decay λ.
     public let beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float
     /// AdamW's decoupled weight decay instead of L2 in the gradient.
     public let decoupled: Bool
@@ -33,6 +34,15 @@ public final class Adam: Optimizer {
     private let m: FloatBuffer  // (P)
     private let v: FloatBuffer  // (P)
 
+    /// PyTorch's defaults.
+    /// - Parameters:
+    ///   - parameters: the store it updates; its moments are allocated to match.
+    ///   - learningRate: lr.
+    ///   - beta1: β1, the first moment's decay.
+    ///   - beta2: β2, the second moment's decay.
+    ///   - epsilon: ε, added to the denominator.
+    ///   - weightDecay: λ.
+    ///   - decoupled: AdamW (`p ← p·(1 − lr·λ)`) instead of L2 in the gradient.
     public init(parameters: ParameterStore, learningRate: Float = 1e-3, beta1: Float = 0.9,
                 beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0, decoupled: Bool = false) {
         store = parameters
@@ -103,11 +113,20 @@ public final class Adam: Optimizer {
 /// ```
 public final class SGD: Optimizer {
     public var learningRate: Float
+    /// μ, the dampening, λ, and whether the update is Nesterov's.
     public let momentum: Float, dampening: Float, weightDecay: Float, nesterov: Bool
     public private(set) var stepCount = 0
     private let store: ParameterStore
     private let buffer: FloatBuffer  // (P) momentum buffer
 
+    /// PyTorch's defaults (plain SGD).
+    /// - Parameters:
+    ///   - parameters: the store it updates.
+    ///   - learningRate: lr.
+    ///   - momentum: μ; 0 keeps no momentum buffer.
+    ///   - dampening: scales the new gradient in the momentum buffer by 1 − dampening.
+    ///   - weightDecay: λ, added to the gradient as λ·p.
+    ///   - nesterov: Nesterov momentum.
     public init(parameters: ParameterStore, learningRate: Float, momentum: Float = 0,
                 dampening: Float = 0, weightDecay: Float = 0, nesterov: Bool = false) {
         store = parameters

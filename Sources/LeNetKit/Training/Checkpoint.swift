@@ -8,14 +8,26 @@ import Foundation
 public enum Checkpoint {
     /// The metadata keys LeNetKit writes.
     public enum Key {
+        /// The file format, "lenetkit-1".
         public static let format = "format"
+        /// The model's name, a `ModelKind` raw value (`cifar-lenet`, `lenet5`).
         public static let model = "model"
+        /// Epochs completed.
         public static let epoch = "epoch"
+        /// Training images processed.
         public static let imagesSeen = "images_seen"
+        /// The normalization mean per channel, comma-separated: "0.5" or "0.49,0.48,0.45".
         public static let normalizationMean = "normalization_mean"
+        /// The normalization std per channel, comma-separated.
         public static let normalizationStd = "normalization_std"
+        /// The training seed.
         public static let seed = "seed"
+        /// The training dataset's name, e.g. "CIFAR-10 train".
         public static let dataset = "dataset"
+        /// The class names by label, as a JSON array of strings.
+        public static let classNames = "class_names"
+        /// The training augmentation, e.g. "crop 4, flip"; absent when none.
+        public static let augmentation = "augmentation"
     }
 
     /// The training-state file that goes with a weights file.
@@ -29,6 +41,10 @@ public enum Checkpoint {
     }
 
     /// Writes the weights atomically.
+    /// - Parameters:
+    ///   - network: whose parameters to write, named as PyTorch's state_dict.
+    ///   - path: the safetensors file.
+    ///   - metadata: string pairs stored in the header (`Key`); `format` is added.
     /// - Throws: `LeNetError` naming the path when it cannot be written; the
     ///   previous file is then left as it was.
     public static func saveWeights(_ network: Network, to path: String, metadata: [String: String]) throws {
@@ -39,6 +55,10 @@ public enum Checkpoint {
 
     /// Copies every parameter of `network` from `file`: each must be present
     /// with the right shape, and no tensor may be left over.
+    /// - Parameters:
+    ///   - file: a parsed safetensors file.
+    ///   - network: the network whose parameters are overwritten.
+    ///   - source: the file's path, for error messages.
     /// - Throws: `LeNetError` naming `source` and the tensor.
     public static func load(_ file: SafetensorsFile, into network: Network, source: String) throws {
         let known = Set(network.parameters.entries.map(\.name))
@@ -63,6 +83,9 @@ public enum Checkpoint {
 
     /// Reads a weights file and builds the network it holds: the model named
     /// in its metadata, or the one whose parameter names it carries.
+    /// - Parameters:
+    ///   - path: a safetensors file from `lenet train` or PyTorch.
+    ///   - model: the model to build, overriding the file's metadata and tensor names.
     /// - Returns: the network, the file's metadata, and its normalization
     ///   (the default 0.5/0.5 when the file has none).
     public static func loadNetwork(path: String, model: ModelKind? = nil) throws
@@ -92,6 +115,44 @@ public enum Checkpoint {
             normalization = n
         }
         return (network, kind, file.metadata, normalization)
+    }
+
+    /// The class names as `Key.classNames` stores them: a JSON array of strings.
+    public static func encodeClassNames(_ names: [String]) -> String {
+        guard let data = try? JSONSerialization.data(withJSONObject: names), let text = String(data: data, encoding: .utf8) else {
+            return "[]"
+        }
+        return text
+    }
+
+    /// The class names for a network with `classes` outputs, from a
+    /// checkpoint's metadata, in this order of preference:
+    /// 1. the `class_names` key, when it holds `classes` names;
+    /// 2. the dataset named by the `dataset` key: CIFAR-10's names for a
+    ///    "CIFAR-10 …" dataset, Fashion-MNIST's for "Fashion-MNIST …", MNIST's
+    ///    digits for "MNIST …";
+    /// 3. "0", "1", … otherwise.
+    /// - Parameters:
+    ///   - metadata: a checkpoint's metadata.
+    ///   - classes: the network's number of outputs.
+    public static func classNames(metadata: [String: String], classes: Int) -> [String] {
+        if let text = metadata[Key.classNames], let data = text.data(using: .utf8),
+           let names = (try? JSONSerialization.jsonObject(with: data)) as? [String], names.count == classes {
+            return names
+        }
+        let dataset = (metadata[Key.dataset] ?? "").lowercased()
+        let known: [String]?
+        if dataset.hasPrefix("cifar-10") {
+            known = CIFAR10.standardClassNames
+        } else if dataset.hasPrefix("fashion-mnist") {
+            known = MNISTVariant.fashionMNIST.classNames
+        } else if dataset.hasPrefix("mnist") {
+            known = MNISTVariant.mnist.classNames
+        } else {
+            known = nil
+        }
+        if let known, known.count == classes { return known }
+        return (0..<classes).map(String.init)
     }
 
     /// "0.5,0.5,0.5" → [0.5, 0.5, 0.5], nil when any part is not a number.

@@ -4,14 +4,21 @@ import Dispatch
 public struct Evaluation: Sendable {
     /// Correct predictions / images.
     public var accuracy: Double { count == 0 ? 0 : Double(correct) / Double(count) }
+    /// Images whose top class was their label.
     public var correct: Int
+    /// Images evaluated.
     public var count: Int
     /// confusion[true][predicted] counts.
     public var confusion: [[Int]]
+    /// The name of each class, by label ("class k" for classes the dataset does not name).
     public var classNames: [String]
+    /// Wall-clock seconds the evaluation took.
     public var seconds: Double
     /// Mean cross-entropy over the dataset.
     public var loss: Double
+    /// The first misclassified images in dataset order, up to the cap
+    /// passed to `evaluate` (none by default).
+    public var misclassified: [Misclassification] = []
 
     /// Accuracy per true class (0 for a class with no images).
     public var perClass: [Double] {
@@ -21,7 +28,32 @@ public struct Evaluation: Sendable {
         }
     }
 
+    /// Evaluation throughput.
     public var imagesPerSecond: Double { seconds > 0 ? Double(count) / seconds : 0 }
+}
+
+/// One image the network got wrong.
+public struct Misclassification: Sendable, Equatable {
+    /// The image's index in the dataset.
+    public var index: Int
+    /// Its label.
+    public var truth: Int
+    /// The class the network ranked first.
+    public var predicted: Int
+    /// The softmax probability of `predicted`.
+    public var probability: Float
+
+    /// - Parameters:
+    ///   - index: the image's index in the dataset.
+    ///   - truth: its label.
+    ///   - predicted: the class ranked first.
+    ///   - probability: the softmax probability of `predicted`.
+    public init(index: Int, truth: Int, predicted: Int, probability: Float) {
+        self.index = index
+        self.truth = truth
+        self.predicted = predicted
+        self.probability = probability
+    }
 }
 
 extension Network {
@@ -30,8 +62,11 @@ extension Network {
     ///   - dataset: images whose shape must be the network's input shape.
     ///   - normalization: as in training.
     ///   - batchSize: images per forward pass.
+    ///   - misclassifiedLimit: how many misclassified images to list in
+    ///     `Evaluation.misclassified` (the first ones in dataset order).
     /// - Throws: `LeNetError` when the shapes or class counts do not fit.
-    public func evaluate(on dataset: ImageDataset, normalization: Normalization, batchSize: Int = 256) throws -> Evaluation {
+    public func evaluate(on dataset: ImageDataset, normalization: Normalization, batchSize: Int = 256,
+                         misclassifiedLimit: Int = 0) throws -> Evaluation {
         let shape = FeatureShape(channels: dataset.channels, height: dataset.height, width: dataset.width)
         guard shape == inputShape else {
             throw LeNetError("its images are \(shape), the model takes \(inputShape)", subject: dataset.name)
@@ -43,25 +78,54 @@ extension Network {
         let normalization = try normalization.validated(channels: dataset.channels)
         guard batchSize > 0 else { throw LeNetError("must be > 0, got \(batchSize)", subject: "--batch-size") }
         let batch = min(batchSize, max(dataset.count, 1))
-        let labels = IndexBuffer(count: batch)  // (N)
-        let lossFunction = SoftmaxCrossEntropy(classes: K)
+        // Each thread runs a contiguous part of every batch through its own
+        // replica; the parts' predictions are then read back in sample order.
+        let threads = Parallelism.threads
+        let labels = (0..<threads).map { _ in IndexBuffer(count: batch) }  // each (N)
+        let predicted = (0..<threads).map { _ in IndexBuffer(count: batch) }  // each (N)
+        let confidence = (0..<threads).map { _ in FloatBuffer(count: batch) }  // each (N)
+        let losses = (0..<threads).map { _ in SoftmaxCrossEntropy(classes: K) }
+        var partLoss = [Double](repeating: 0, count: threads)
         var confusion = [[Int]](repeating: [Int](repeating: 0, count: K), count: K)
         var correct = 0, totalLoss = 0.0
+        var misclassified: [Misclassification] = []
         let start = DispatchTime.now().uptimeNanoseconds
         var first = 0
         while first < dataset.count {
             let n = min(batch, dataset.count - first)
-            guard let x = input(batch: n).baseAddress else { break }
-            dataset.fill(batch: first..<first + n, normalization: normalization, into: x, labels: labels.pointer)
-            let logits = forward(batch: n)
-            totalLoss += Double(try lossFunction.forward(logits, labels.pointer, batch: n)) * Double(n)
-            for s in 0..<n {
-                let row = logits + s * K
-                var best = 0
-                for k in 1..<K where row[k] > row[best] { best = k }
-                let truth = Int(labels.pointer[s])
-                confusion[truth][best] += 1
-                if best == truth { correct += 1 }
+            let offset = first
+            try partLoss.withUnsafeMutableBufferPointer { partLoss in
+                try dataParallel(batch: n, threads: threads) { part, net, range in
+                    let m = range.count
+                    guard let x = net.input(batch: m).baseAddress else { return }
+                    let y = labels[part].pointer, loss = losses[part]
+                    dataset.fill(batch: offset + range.lowerBound..<offset + range.upperBound,
+                                 normalization: normalization, into: x, labels: y)
+                    let logits = net.forward(batch: m)
+                    partLoss[part] = Double(try loss.forward(logits, y, batch: m)) * Double(m)
+                    for s in 0..<m {
+                        let row = logits + s * K
+                        var best = 0
+                        for k in 1..<K where row[k] > row[best] { best = k }
+                        predicted[part].pointer[s] = Int32(best)
+                        confidence[part].pointer[s] = loss.lastProbabilities[s * K + best]
+                    }
+                }
+            }
+            let parts = parts(batch: n, threads: threads)
+            for part in 0..<parts {
+                totalLoss += partLoss[part]
+                let range = n * part / parts..<n * (part + 1) / parts
+                for s in 0..<range.count {
+                    let truth = Int(labels[part].pointer[s]), best = Int(predicted[part].pointer[s])
+                    confusion[truth][best] += 1
+                    if best == truth {
+                        correct += 1
+                    } else if misclassified.count < misclassifiedLimit {
+                        misclassified.append(Misclassification(index: first + range.lowerBound + s, truth: truth, predicted: best,
+                                                               probability: confidence[part].pointer[s]))
+                    }
+                }
             }
             first += n
         }
@@ -69,6 +133,7 @@ extension Network {
         var names = dataset.classNames
         while names.count < K { names.append("class \(names.count)") }
         return Evaluation(correct: correct, count: dataset.count, confusion: confusion, classNames: names,
-                          seconds: seconds, loss: dataset.count == 0 ? 0 : totalLoss / Double(dataset.count))
+                          seconds: seconds, loss: dataset.count == 0 ? 0 : totalLoss / Double(dataset.count),
+                          misclassified: misclassified)
     }
 }

@@ -2,10 +2,13 @@ import Dispatch
 
 /// Forward and backward time of one layer, like `caffe time`.
 public struct LayerTiming: Sendable {
+    /// The layer's name.
     public var name: String
+    /// Its kind, e.g. `Conv2D 5×5`.
     public var kind: String
     /// Median milliseconds per batch.
     public var forwardMilliseconds: Double
+    /// Median milliseconds per batch of its backward pass.
     public var backwardMilliseconds: Double
 }
 

@@ -3,6 +3,8 @@ import Foundation
 
 /// How to train: the seed's recipe by default (Adam 1e-3, batch 36, 10 epochs).
 public struct TrainingOptions: Sendable {
+    /// The optimizer: `Adam` with L2 weight decay (`adam`), `Adam` with decoupled
+    /// weight decay, as `torch.optim.AdamW` (`adamw`), or `SGD` with momentum (`sgd`).
     public enum OptimizerKind: String, Sendable, CaseIterable { case adam, adamw, sgd }
 
     /// How the learning rate changes over training, step by step.
@@ -16,23 +18,40 @@ public struct TrainingOptions: Sendable {
         case cosine
     }
 
+    /// Epochs to train in all (a resumed run counts the ones already done).
     public var epochs = 10
+    /// Images per optimizer step.
     public var batchSize = 36
+    /// Which optimizer updates the weights.
     public var optimizer = OptimizerKind.adam
+    /// The learning rate at step 0; `schedule` changes it from there.
     public var learningRate: Float = 1e-3
+    /// SGD's momentum (ignored by Adam and AdamW).
     public var momentum: Float = 0.9
+    /// L2 weight decay added to the gradient (Adam, SGD), or AdamW's decoupled decay.
     public var weightDecay: Float = 0
+    /// Fixes the shuffling of every epoch and the augmentation of every image.
     public var seed: UInt64 = 0
+    /// How bytes become the network's input: `(x/255 − mean[c]) / std[c]`.
     public var normalization = Normalization.half
+    /// How the learning rate changes over training.
     public var schedule = Schedule.constant
+    /// For `.step`: epochs between decays.
     public var stepEpochs = 10
+    /// For `.step`: the factor of each decay.
     public var stepGamma: Float = 0.1
+    /// Random crop and flip of each training image (`--augment`), or nil for none.
+    public var augmentation: Augmentation? = nil
 
+    /// The seed's recipe: Adam 1e-3, batch 36, 10 epochs, constant rate, no augmentation.
     public init() {}
 
     /// The learning rate for optimizer step `t` (from 0) of a run with
     /// `stepsPerEpoch` steps per epoch. It depends on nothing else, so a
     /// resumed run follows the same schedule.
+    /// - Parameters:
+    ///   - t: optimizer steps taken before this one.
+    ///   - stepsPerEpoch: batches per epoch.
     public func learningRate(atStep t: Int, stepsPerEpoch: Int) -> Float {
         switch schedule {
         case .constant:
@@ -72,20 +91,37 @@ public struct EpochResult: Sendable {
     public var epoch: Int
     /// Mean training loss over the epoch's batches, weighted by batch size.
     public var loss: Double
+    /// Training images seen in the epoch.
     public var images: Int
+    /// Wall-clock seconds the epoch took.
     public var seconds: Double
+    /// Training throughput.
     public var imagesPerSecond: Double { seconds > 0 ? Double(images) / seconds : 0 }
+    /// Training images whose logits ranked their own class first, counted
+    /// during the epoch (as the weights changed, and after augmentation).
+    public var correct: Int = 0
+    /// `correct / images`: the running training accuracy of the epoch.
+    public var accuracy: Double { images > 0 ? Double(correct) / Double(images) : 0 }
+    /// False when `Trainer.trainEpoch`'s `shouldStop` ended the epoch early;
+    /// the figures then cover the steps done so far.
+    public var isComplete = true
 }
 
 /// Where an epoch is, for a progress display.
 public struct StepProgress: Sendable {
+    /// The epoch running, counting from 1.
     public var epoch: Int
+    /// Steps done in this epoch.
     public var step: Int
+    /// Steps in the whole epoch.
     public var steps: Int
     /// Mean loss of the epoch so far.
     public var runningLoss: Double
+    /// Throughput of the epoch so far.
     public var imagesPerSecond: Double
+    /// Seconds since the epoch started.
     public var secondsElapsed: Double
+    /// Estimated seconds left in the epoch, at the pace so far.
     public var secondsRemaining: Double { step > 0 ? secondsElapsed / Double(step) * Double(steps - step) : 0 }
 }
 
@@ -96,18 +132,43 @@ public struct StepProgress: Sendable {
 /// The same seed and thread count give bitwise the same weights, and a run
 /// resumed from a checkpoint ends where an uninterrupted one does.
 public final class Trainer {
+    /// The network being trained (its weights change with every step).
     public let network: Network
+    /// The model's name written into checkpoints, or nil for a custom network.
     public let model: ModelKind?
+    /// The options, with the normalization checked against the data.
     public let options: TrainingOptions
+    /// The optimizer chosen by `options.optimizer`; its state goes into checkpoints.
     public let optimizer: any Optimizer
-    public let loss: SoftmaxCrossEntropy
+    /// The training images.
     public let dataset: ImageDataset
     /// Epochs completed.
     public private(set) var epoch = 0
     /// Training images processed so far.
     public private(set) var imagesSeen = 0
     private var order: BatchOrder
-    private let labels: IndexBuffer  // (N)
+    /// Batches of the current epoch already trained: 0 between epochs, k
+    /// after `trainEpoch` stopped early before its (k+1)-th step.
+    public private(set) var stepInEpoch = 0
+    /// Whether `order` holds the current epoch's shuffle (drawn, epoch not finished).
+    private var epochDrawn = false
+    /// The current epoch's running figures, kept across an early stop and in checkpoints.
+    private var epochLossSum = 0.0, epochImages = 0, epochCorrect = 0, epochSeconds = 0.0
+    /// What each data-parallel part of a step keeps: its loss, its labels.
+    private final class PartState {
+        let loss: SoftmaxCrossEntropy
+        let labels: IndexBuffer  // (N)
+        var lossSum = 0.0
+        var correct = 0
+        init(classes: Int, batch: Int) {
+            loss = SoftmaxCrossEntropy(classes: classes)
+            labels = IndexBuffer(count: batch)
+        }
+    }
+    // One per thread, fixed when the trainer is made.
+    private let parts: [PartState]
+    /// How many images of the last `step` the network classified right.
+    public private(set) var lastStepCorrect = 0
 
     /// - Parameters:
     ///   - network: initialized (or loaded) network.
@@ -130,6 +191,7 @@ public final class Trainer {
         var checked = options
         checked.normalization = try options.normalization.validated(channels: dataset.channels)
         self.options = checked
+        try options.augmentation?.validate(height: dataset.height, width: dataset.width)
         switch options.optimizer {
         case .adam, .adamw:
             optimizer = Adam(parameters: network.parameters, learningRate: options.learningRate,
@@ -138,9 +200,8 @@ public final class Trainer {
             optimizer = SGD(parameters: network.parameters, learningRate: options.learningRate,
                             momentum: options.momentum, weightDecay: options.weightDecay)
         }
-        loss = SoftmaxCrossEntropy(classes: network.outputShape.count)
         order = try BatchOrder(count: dataset.count, batchSize: options.batchSize, seed: options.seed &+ 0x5EED)
-        labels = IndexBuffer(count: options.batchSize)
+        parts = (0..<Parallelism.threads).map { _ in PartState(classes: network.outputShape.count, batch: options.batchSize) }
         network.reserve(batch: min(options.batchSize, dataset.count))
     }
 
@@ -149,46 +210,111 @@ public final class Trainer {
     @discardableResult
     public func step<C: Collection<Int>>(_ indices: C) throws -> Float {
         let n = indices.count
-        guard let x = network.input(batch: n).baseAddress else { return 0 }
-        dataset.fill(batch: indices, normalization: options.normalization, into: x, labels: labels.pointer)
-        let logits = network.forward(batch: n)
-        let value = try loss.forward(logits, labels.pointer, batch: n)
-        network.parameters.zeroGradients()
-        loss.backward(network.outputGradient(batch: n))
-        network.backward(batch: n)
+        let classes = network.outputShape.count
+        // Each thread takes a contiguous part of the batch through its own
+        // replica of the network; the parts' gradients are then added up.
+        try network.dataParallel(batch: n, threads: parts.count) { part, net, range in
+            let state = parts[part]
+            let m = range.count
+            let slice = indices.dropFirst(range.lowerBound).prefix(m)
+            guard let x = net.input(batch: m).baseAddress else { return }
+            if let augmentation = options.augmentation {
+                dataset.fill(batch: slice, normalization: options.normalization, augmentation: augmentation,
+                             seed: options.seed, epoch: epoch, into: x, labels: state.labels.pointer)
+            } else {
+                dataset.fill(batch: slice, normalization: options.normalization, into: x, labels: state.labels.pointer)
+            }
+            let logits = net.forward(batch: m)
+            state.lossSum = Double(try state.loss.forward(logits, state.labels.pointer, batch: m)) * Double(m)
+            state.correct = countCorrect(logits, state.labels.pointer, batch: m, classes: classes)
+            net.parameters.zeroGradients()
+            state.loss.backward(net.outputGradient(batch: m), meanOver: n)
+            net.backward(batch: m)
+        }
+        let used = network.parts(batch: n, threads: parts.count)
+        network.gatherGradients(parts: used)
+        var lossSum = 0.0
+        lastStepCorrect = 0
+        for state in parts.prefix(used) {
+            lossSum += state.lossSum
+            lastStepCorrect += state.correct
+        }
         optimizer.learningRate = options.learningRate(atStep: optimizer.stepCount, stepsPerEpoch: order.batchCount)
         optimizer.step()
         imagesSeen += n
-        return value
+        return Float(lossSum / Double(max(n, 1)))
     }
 
-    /// Trains one epoch over a fresh shuffle.
-    /// - Parameter progress: called after each step.
+    /// Trains one epoch over a fresh shuffle, or the rest of an epoch that
+    /// `shouldStop` ended early (in this trainer, or in the one that wrote
+    /// the checkpoint it resumed from).
+    /// - Parameters:
+    ///   - progress: called after each step.
+    ///   - shouldStop: asked before each step. When it returns true the epoch
+    ///     stops there: `stepInEpoch` says how many steps are done, the result
+    ///     has `isComplete == false`, `saveCheckpoint(to:)` saves the position,
+    ///     and the next `trainEpoch` continues with the next step, giving
+    ///     bitwise the weights an uninterrupted epoch would.
+    /// - Returns: the epoch's loss, accuracy, images and seconds, counting
+    ///   the steps before an early stop too.
     /// - Throws: `LeNetError` when the loss stops being finite, naming the
     ///   epoch and step; the network then holds the diverged weights, and
     ///   the caller keeps its last checkpoint.
-    public func trainEpoch(progress: ((StepProgress) -> Void)? = nil) throws -> EpochResult {
-        order.shuffle()
+    public func trainEpoch(progress: ((StepProgress) -> Void)? = nil, shouldStop: (() -> Bool)? = nil) throws -> EpochResult {
+        if !epochDrawn {
+            order.shuffle()
+            epochDrawn = true
+        }
         let steps = order.batchCount
         let start = DispatchTime.now().uptimeNanoseconds
-        var total = 0.0, images = 0
-        for b in 0..<steps {
+        var images = 0  // trained by this call
+        func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        func result(complete: Bool) -> EpochResult {
+            EpochResult(epoch: epoch + (complete ? 0 : 1), loss: epochLossSum / Double(max(epochImages, 1)),
+                        images: epochImages, seconds: epochSeconds + elapsed(), correct: epochCorrect,
+                        isComplete: complete)
+        }
+        for b in stepInEpoch..<steps {
+            if let shouldStop, shouldStop() {
+                let stopped = result(complete: false)
+                epochSeconds = stopped.seconds
+                return stopped
+            }
             let batch = order[batch: b]
             let value = try step(batch)
             guard value.isFinite else {
                 throw LeNetError("the loss became \(value) at epoch \(epoch + 1), step \(b + 1) of \(steps); lower --lr", subject: "training")
             }
-            total += Double(value) * Double(batch.count)
+            epochLossSum += Double(value) * Double(batch.count)
+            epochImages += batch.count
+            epochCorrect += lastStepCorrect
             images += batch.count
+            stepInEpoch = b + 1
             if let progress {
-                let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                progress(StepProgress(epoch: epoch + 1, step: b + 1, steps: steps, runningLoss: total / Double(images),
-                                      imagesPerSecond: elapsed > 0 ? Double(images) / elapsed : 0, secondsElapsed: elapsed))
+                let seconds = elapsed()
+                progress(StepProgress(epoch: epoch + 1, step: b + 1, steps: steps, runningLoss: epochLossSum / Double(epochImages),
+                                      imagesPerSecond: seconds > 0 ? Double(images) / seconds : 0,
+                                      secondsElapsed: epochSeconds + seconds))
             }
         }
         epoch += 1
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        return EpochResult(epoch: epoch, loss: total / Double(max(images, 1)), images: images, seconds: seconds)
+        let finished = result(complete: true)
+        stepInEpoch = 0
+        epochDrawn = false
+        (epochLossSum, epochImages, epochCorrect, epochSeconds) = (0, 0, 0, 0)
+        return finished
+    }
+
+    /// How many of the n rows of `logits` (N, K) rank their label first.
+    private func countCorrect(_ logits: UnsafePointer<Float>, _ labels: UnsafePointer<Int32>, batch n: Int, classes K: Int) -> Int {
+        var correct = 0
+        for s in 0..<n {
+            let row = logits + s * K
+            var best = 0
+            for k in 1..<K where row[k] > row[best] { best = k }
+            if best == Int(labels[s]) { correct += 1 }
+        }
+        return correct
     }
 
     // MARK: - Checkpoints
@@ -202,48 +328,96 @@ public final class Trainer {
             Checkpoint.Key.normalizationStd: Checkpoint.formatFloats(options.normalization.std),
             Checkpoint.Key.seed: "\(options.seed)",
             Checkpoint.Key.dataset: dataset.name,
+            Checkpoint.Key.classNames: Checkpoint.encodeClassNames(dataset.classNames),
         ]
         if let model { meta[Checkpoint.Key.model] = model.rawValue }
+        if stepInEpoch > 0 { meta[Checkpoint.Key.epochStep] = "\(stepInEpoch)" }
+        if let a = options.augmentation {
+            meta[Checkpoint.Key.augmentation] = "crop \(a.padding)" + (a.horizontalFlip ? ", flip" : "")
+        }
         return meta
     }
 
     /// Writes the training state to `<path>.state`, then the weights to
-    /// `path`, each atomically. The state goes first: a crash between the two
-    /// leaves a state one epoch ahead of the weights, which `resume` refuses
-    /// rather than mixing.
+    /// `path`, each atomically, after renaming the previous state to
+    /// `<path>.state.prev`. A crash at any moment leaves weights on disk and
+    /// a state file that belongs with them (see `Checkpoint.matchingState`),
+    /// so `resume` continues exactly. Between epochs, or after `trainEpoch`
+    /// stopped early: the position within the epoch is saved too.
+    /// - Parameter path: the weights file; the state goes to `Checkpoint.statePath(for: path)`.
+    /// - Throws: `LeNetError` naming the file that could not be written; the
+    ///   previous checkpoint then still resumes.
     public func saveCheckpoint(to path: String) throws {
+        let weights = Checkpoint.tensors(of: network)
         var meta = metadata
         meta["optimizer"] = options.optimizer.rawValue
-        let s = order.generator.state
+        // An epoch under way is redrawn from the generator as it was at its start.
+        let s = epochDrawn ? order.epochStart.state : order.generator.state
         meta["shuffle_state"] = [s.0, s.1, s.2, s.3].map { String($0, radix: 16) }.joined(separator: ",")
+        meta[Checkpoint.Key.weightsDigest] = Checkpoint.weightsDigest(weights.map(\.values))
+        if stepInEpoch > 0 {
+            meta["batch_size"] = "\(options.batchSize)"
+            meta["examples"] = "\(dataset.count)"
+            meta["epoch_running"] = [epochLossSum.bitPattern, UInt64(epochImages), UInt64(epochCorrect), epochSeconds.bitPattern]
+                .map { String($0, radix: 16) }.joined(separator: ",")
+        }
         let state = optimizer.stateTensors().map { SafetensorsTensor(name: $0.name, shape: $0.shape, values: $0.values) }
-        try SafetensorsFile(tensors: state, metadata: meta).write(path: Checkpoint.statePath(for: path))
-        try Checkpoint.saveWeights(network, to: path, metadata: metadata)
+        let hadCheckpoint = FileManager.default.fileExists(atPath: path)
+        do {
+            try Checkpoint.keepPreviousState(for: path)
+            try SafetensorsFile(tensors: state, metadata: meta).write(path: Checkpoint.statePath(for: path))
+            try Checkpoint.saveWeights(network, to: path, metadata: metadata)
+        } catch let error as LeNetError where hadCheckpoint {
+            throw LeNetError(error.message + "; \(path) still holds the previous checkpoint, which --resume continues from",
+                             subject: error.subject)
+        }
     }
 
-    /// Restores weights, optimizer state, epoch count and the shuffling
-    /// generator from a checkpoint written by `saveCheckpoint(to:)`.
+    /// Restores weights, optimizer state, epoch count, the position within
+    /// an interrupted epoch and the shuffling generator from a checkpoint
+    /// written by `saveCheckpoint(to:)`.
+    /// - Parameter path: the weights file written by `saveCheckpoint(to:)`;
+    ///   its `.state` (or `.state.prev`) file must be beside it.
     /// - Throws: `LeNetError` naming the file when either part is missing,
-    ///   damaged, from another model or optimizer, or the two disagree.
+    ///   damaged, from another model or optimizer, or the two disagree; or
+    ///   when an interrupted epoch is resumed with another batch size or
+    ///   number of training images.
     public func resume(from path: String) throws {
         let weights = try SafetensorsFile.read(path: path)
-        let statePath = Checkpoint.statePath(for: path)
-        let state = try SafetensorsFile.read(path: statePath)
         if let m = weights.metadata[Checkpoint.Key.model], let model, m != model.rawValue {
             throw LeNetError("holds a '\(m)' model, this run trains '\(model.rawValue)'", subject: path)
         }
-        guard let epochText = weights.metadata[Checkpoint.Key.epoch], let savedEpoch = Int(epochText),
-              let seenText = weights.metadata[Checkpoint.Key.imagesSeen], let seen = Int(seenText) else {
+        guard let epochText = weights.metadata[Checkpoint.Key.epoch], let savedEpoch = Int(epochText), savedEpoch >= 0,
+              let seenText = weights.metadata[Checkpoint.Key.imagesSeen], let seen = Int(seenText), seen >= 0 else {
             throw LeNetError("has no epoch / images_seen metadata; was it written by `lenet train`?", subject: path)
         }
-        guard state.metadata[Checkpoint.Key.epoch] == epochText else {
-            throw LeNetError("is from epoch \(state.metadata[Checkpoint.Key.epoch] ?? "?"), the weights from epoch \(epochText)", subject: statePath)
+        let stepText = weights.metadata[Checkpoint.Key.epochStep] ?? "0"
+        guard let savedStep = Int(stepText), savedStep >= 0 else {
+            throw LeNetError("has epoch_step '\(stepText)', expected a number of steps", subject: path)
         }
+        let digest = Checkpoint.weightsDigest(network.parameters.entries.map { weights[$0.name]?.values ?? [] })
+        let (state, statePath) = try Checkpoint.matchingState(for: path, epoch: savedEpoch, step: savedStep, digest: digest)
         guard state.metadata["optimizer"] == options.optimizer.rawValue else {
             throw LeNetError("was written with optimizer '\(state.metadata["optimizer"] ?? "?")', this run uses '\(options.optimizer.rawValue)'", subject: statePath)
         }
         let words = (state.metadata["shuffle_state"] ?? "").split(separator: ",").compactMap { UInt64($0, radix: 16) }
         guard words.count == 4 else { throw LeNetError("has no valid shuffle_state", subject: statePath) }
+        var running = (loss: 0.0, images: 0, correct: 0, seconds: 0.0)
+        if savedStep > 0 {
+            // The rest of an interrupted epoch is only the same epoch with the same batches.
+            let batches = (dataset.count + options.batchSize - 1) / options.batchSize
+            guard state.metadata["batch_size"] == "\(options.batchSize)", state.metadata["examples"] == "\(dataset.count)",
+                  savedStep < batches else {
+                throw LeNetError("was interrupted \(savedStep) steps into an epoch of batch size \(state.metadata["batch_size"] ?? "?") "
+                    + "over \(state.metadata["examples"] ?? "?") images; resume it with the same --batch-size and --limit "
+                    + "(this run: batch size \(options.batchSize), \(dataset.count) images)", subject: statePath)
+            }
+            let numbers = (state.metadata["epoch_running"] ?? "").split(separator: ",").compactMap { UInt64($0, radix: 16) }
+            guard numbers.count == 4, numbers[1] <= UInt64(seen), numbers[2] <= numbers[1] else {
+                throw LeNetError("has no valid epoch_running figures", subject: statePath)
+            }
+            running = (Double(bitPattern: numbers[0]), Int(numbers[1]), Int(numbers[2]), Double(bitPattern: numbers[3]))
+        }
         try Checkpoint.load(weights, into: network, source: path)
         do {
             try optimizer.loadState { state[$0]?.values }
@@ -252,6 +426,11 @@ public final class Trainer {
         }
         order = try BatchOrder(count: dataset.count, batchSize: options.batchSize,
                                generator: SeededGenerator(state: (words[0], words[1], words[2], words[3])))
+        // trainEpoch redraws the interrupted epoch's order from its starting
+        // generator, then skips the steps already done.
+        epochDrawn = false
+        stepInEpoch = savedStep
+        (epochLossSum, epochImages, epochCorrect, epochSeconds) = running
         epoch = savedEpoch
         imagesSeen = seen
     }

@@ -1,0 +1,148 @@
+// Data augmentation for training: torchvision's
+// `RandomCrop(32, padding=4)` then `RandomHorizontalFlip()`, applied while a
+// batch is copied from bytes to floats, so it costs one index computation per
+// pixel and allocates nothing.
+//
+// Each image's crop offset and flip are a hash of (seed, epoch, image index),
+// not draws from a running generator. The same seed gives the same weights,
+// and a run resumed after epoch k augments epoch k + 1 exactly as an
+// uninterrupted run does, with nothing to save in the checkpoint.
+
+/// Random crop with zero padding and random horizontal flip.
+///
+/// For an image x of size (C, H, W), padding p, crop offset (i, j) drawn
+/// uniformly from 0...2p each, and flip f drawn with probability ½:
+/// ```
+/// padded[c, h, w] = x[c, h − p, w − p]   inside the image, 0 (black) outside
+/// out[c, h, w]    = padded[c, i + h, j + w']   where w' = f ? W − 1 − w : w
+/// ```
+/// The padding is the byte 0, black, as torchvision pads a PIL image before
+/// `ToTensor` and `Normalize`; after normalization it is `(0 − mean) / std`.
+public struct Augmentation: Sendable, Equatable {
+    /// Zero pixels added on each side before cropping back to H×W (p ≥ 0).
+    public var padding: Int
+    /// Whether each image is mirrored left–right with probability ½.
+    public var horizontalFlip: Bool
+
+    /// - Parameters:
+    ///   - padding: pixels of black added on each side before the crop; 0 turns cropping off.
+    ///   - horizontalFlip: mirror half of the images left–right.
+    public init(padding: Int = 4, horizontalFlip: Bool = true) {
+        self.padding = padding
+        self.horizontalFlip = horizontalFlip
+    }
+
+    /// The usual CIFAR-10 augmentation: 4-pixel padding, random crop, random flip.
+    public static let cifar = Augmentation(padding: 4, horizontalFlip: true)
+
+    /// One image's transformation.
+    public struct Transform: Sendable, Hashable {
+        /// The crop's top row in the padded image, 0...2p.
+        public var top: Int
+        /// The crop's left column in the padded image, 0...2p.
+        public var left: Int
+        /// Whether the crop is mirrored left–right.
+        public var flip: Bool
+    }
+
+    /// The transformation of image `index` in epoch `epoch` (from 0) of a run
+    /// seeded with `seed`: a pure function of the three, so any order of
+    /// visiting the images, and any resume point, gives the same result.
+    /// - Parameters:
+    ///   - seed: the run's seed.
+    ///   - epoch: the epoch, from 0.
+    ///   - index: the image's index in the dataset.
+    public func transform(seed: UInt64, epoch: Int, index: Int) -> Transform {
+        var bits = Self.mix(Self.mix(seed ^ 0xA076_1D64_78BD_642F)
+                            ^ Self.mix(UInt64(truncatingIfNeeded: epoch) &+ 0xE703_7ED1_A0B4_28DB)
+                            &+ UInt64(truncatingIfNeeded: index))
+        let range = UInt64(2 * max(padding, 0) + 1)
+        // Three small uniform draws from one 64-bit hash: 21 bits each.
+        let top = Int(((bits & 0x1F_FFFF) &* range) >> 21)
+        bits >>= 21
+        let left = Int(((bits & 0x1F_FFFF) &* range) >> 21)
+        bits >>= 21
+        return Transform(top: top, left: left, flip: horizontalFlip && bits & 1 == 1)
+    }
+
+    /// Checks the padding against an image size.
+    /// - Throws: `LeNetError` when the padding is negative or larger than the image.
+    public func validate(height: Int, width: Int) throws {
+        guard padding >= 0, padding <= min(height, width) else {
+            throw LeNetError("padding must be in 0...\(min(height, width)), got \(padding)", subject: "--augment")
+        }
+    }
+
+    /// SplitMix64's finalizer: a bijective mix of 64 bits.
+    static func mix(_ value: UInt64) -> UInt64 {
+        var z = value &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+extension ImageDataset {
+    /// `fill(batch:normalization:into:labels:)` with each image cropped and
+    /// flipped by `augmentation`'s transform for (seed, epoch, image index).
+    /// Allocates nothing: it runs every training step.
+    ///
+    /// - Parameters:
+    ///   - indices: n image indices, each in `0..<count`.
+    ///   - normalization: per-channel mean and std; must fit `channels`.
+    ///   - augmentation: the crop padding and flip; its padding must be at most H and W.
+    ///   - seed: the run's seed.
+    ///   - epoch: the epoch being trained, from 0.
+    ///   - images: room for n * C * H * W floats. (n, C, H, W)
+    ///   - labels: room for n labels. (n)
+    public func fill(
+        batch indices: some Collection<Int>,
+        normalization: Normalization,
+        augmentation: Augmentation,
+        seed: UInt64,
+        epoch: Int,
+        into images: UnsafeMutablePointer<Float>,
+        labels: UnsafeMutablePointer<Int32>
+    ) {
+        // Programming errors, not bad input: the trainer checks both up front.
+        precondition(normalization.fits(channels: channels),
+                     "normalization has \(normalization.mean.count) channels, dataset \(channels)")
+        precondition(augmentation.padding >= 0 && augmentation.padding <= min(height, width),
+                     "augmentation padding \(augmentation.padding) does not fit \(height)×\(width)")
+        let H = height, W = width, p = augmentation.padding
+        let plane = H * W
+        let size = imageSize
+        self.images.withUnsafeBufferPointer { bytes in
+            guard let bytes = bytes.baseAddress else { return }
+            var b = 0
+            for index in indices {
+                precondition(index >= 0 && index < count, "index \(index) out of 0..<\(count)")
+                labels[b] = Int32(self.labels[index])
+                let t = augmentation.transform(seed: seed, epoch: epoch, index: index)
+                // Output (h, w) reads source row h + dy and column
+                // flip ? (W − 1 − w) + dx : w + dx, or padding when outside.
+                let dy = t.top - p, dx = t.left - p
+                for c in 0..<channels {
+                    let scale = 1 / (255 * normalization.std(channel: c))
+                    let shift = -normalization.mean(channel: c) / normalization.std(channel: c)
+                    let src = bytes + index * size + c * plane  // (H, W)
+                    let dst = images + b * size + c * plane  // (H, W)
+                    for h in 0..<H {
+                        let sh = h + dy
+                        let out = dst + h * W
+                        guard sh >= 0 && sh < H else {
+                            out.update(repeating: shift, count: W)  // a padding row: byte 0
+                            continue
+                        }
+                        let row = src + sh * W
+                        for w in 0..<W {
+                            let sw = (t.flip ? W - 1 - w : w) + dx
+                            out[w] = sw >= 0 && sw < W ? Float(row[sw]) * scale + shift : shift
+                        }
+                    }
+                }
+                b += 1
+            }
+        }
+    }
+}

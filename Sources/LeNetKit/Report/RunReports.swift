@@ -1,0 +1,71 @@
+// The two reports `lenet` writes: one for a training run (with its recipe
+// and per-epoch curves), one for an evaluation of a checkpoint.
+import Foundation
+
+extension TrainingReport {
+    /// How many misclassified test images `lenet` shows (`Network.evaluate`'s
+    /// `misclassifiedLimit`).
+    public static let defaultSampleCount = 60
+
+    /// The report of a training run so far.
+    /// - Parameters:
+    ///   - trainer: the run: its model, data and options go in the details.
+    ///   - test: the test set `evaluation` was computed on.
+    ///   - epochs: the epochs trained in this process (a resumed run's earlier
+    ///     epochs are not known here).
+    ///   - evaluation: the latest evaluation on `test`, with its misclassified images.
+    /// - Throws: `LeNetError` when a misclassified index is outside `test`.
+    public init(trainer: Trainer, test: ImageDataset, epochs: [EpochRecord], evaluation: Evaluation) throws {
+        let o = trainer.options
+        let model = trainer.model?.rawValue ?? "custom network"
+        var recipe = "\(o.optimizer.rawValue), lr \(o.learningRate)"
+        switch o.schedule {
+        case .constant: break
+        case .step: recipe += " ×\(o.stepGamma) every \(o.stepEpochs) epochs"
+        case .cosine: recipe += ", cosine schedule"
+        }
+        if o.weightDecay != 0 { recipe += ", weight decay \(o.weightDecay)" }
+        if o.optimizer == .sgd { recipe += ", momentum \(o.momentum)" }
+        recipe += ", batch \(o.batchSize), \(o.epochs) epochs, seed \(o.seed)"
+        var details: [(label: String, value: String)] = [
+            ("model", "\(model), \(grouped(trainer.network.trainableParameterCount)) parameters"),
+            ("training data", "\(trainer.dataset.name), \(grouped(trainer.dataset.count)) images"),
+            ("test data", "\(test.name), \(grouped(test.count)) images"),
+            ("recipe", recipe),
+            ("normalization", "mean \(Checkpoint.formatFloats(o.normalization.mean)), std \(Checkpoint.formatFloats(o.normalization.std))"),
+            ("augmentation", o.augmentation.map { "random crop with \($0.padding)-pixel black padding" + ($0.horizontalFlip ? ", horizontal flip" : "") } ?? "none"),
+        ]
+        if let first = epochs.first, first.epoch > 1 {
+            details.append(("note", "resumed after epoch \(first.epoch - 1); earlier epochs are not shown"))
+        }
+        let seconds = epochs.reduce(0) { $0 + $1.seconds }
+        details.append(("training time", String(format: "%.1f s for %d epoch(s)", seconds, epochs.count)))
+        self.init(title: "\(model) on \(trainer.dataset.name.replacingOccurrences(of: " train", with: ""))",
+                  details: details, epochs: epochs, evaluation: evaluation,
+                  samples: try TrainingReport.samples(of: evaluation, in: test))
+    }
+
+    /// The report of an evaluation of a checkpoint (no per-epoch curves).
+    /// - Parameters:
+    ///   - weights: the checkpoint's path, shown in the details.
+    ///   - model: the model's name.
+    ///   - metadata: the checkpoint's metadata; its epoch, seed and augmentation are shown.
+    ///   - test: the dataset `evaluation` was computed on.
+    ///   - evaluation: its result, with misclassified images.
+    /// - Throws: `LeNetError` when a misclassified index is outside `test`.
+    public init(weights: String, model: String, metadata: [String: String], test: ImageDataset, evaluation: Evaluation) throws {
+        var details: [(label: String, value: String)] = [
+            ("checkpoint", weights),
+            ("model", model),
+            ("test data", "\(test.name), \(grouped(test.count)) images"),
+        ]
+        let keys: [(String, String)] = [
+            (Checkpoint.Key.dataset, "trained on"), (Checkpoint.Key.epoch, "epochs trained"),
+            (Checkpoint.Key.seed, "seed"), (Checkpoint.Key.augmentation, "augmentation"),
+        ]
+        for (key, label) in keys { if let v = metadata[key] { details.append((label, v)) } }
+        details.append(("speed", String(format: "%.0f images/s", evaluation.imagesPerSecond)))
+        self.init(title: "\(model) evaluated on \(test.name)", details: details, epochs: [], evaluation: evaluation,
+                  samples: try TrainingReport.samples(of: evaluation, in: test))
+    }
+}

@@ -1,0 +1,109 @@
+// Pairing a weights file with its training state, so that a crash at any
+// moment of `Trainer.saveCheckpoint` leaves something `Trainer.resume` can
+// continue from exactly.
+//
+// A checkpoint is two files, each written atomically: `FILE.state` first,
+// then `FILE`. Before the new state is written the old one is renamed to
+// `FILE.state.prev`. A crash (SIGKILL, power loss) can then leave:
+//
+//     before the rename          FILE.state and FILE from epoch k       (a pair)
+//     between rename and state   FILE.state.prev and FILE from epoch k  (a pair)
+//     between state and weights  FILE.state from k+1, FILE and FILE.state.prev from k
+//     after the weights          FILE.state and FILE from epoch k+1     (a pair)
+//
+// so one of the two state files always belongs to the weights on disk.
+// Each state file records a digest of the weights it was saved with, and
+// `resume` takes the one whose digest (and epoch and step) match.
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension Checkpoint.Key {
+    /// Batches of the next epoch already trained when the checkpoint was
+    /// written (by an interrupted run); absent at the end of an epoch.
+    public static let epochStep = "epoch_step"
+    /// In a state file: the digest of the weights it belongs with.
+    public static let weightsDigest = "weights_digest"
+}
+
+extension Checkpoint {
+    /// The state file of the checkpoint written before the current one,
+    /// kept so that a crash between writing the state and the weights of a
+    /// new checkpoint leaves a state that matches the weights on disk.
+    public static func previousStatePath(for path: String) -> String { statePath(for: path) + ".prev" }
+
+    /// A 64-bit FNV-1a hash of the tensors' Float bit patterns, in order, as
+    /// 16 hex digits. Equal weights give equal digests on every platform.
+    static func weightsDigest(_ tensors: [[Float]]) -> String {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for values in tensors {
+            for value in values {
+                var bits = value.bitPattern
+                for _ in 0..<4 {
+                    hash = (hash ^ UInt64(bits & 0xFF)) &* 0x0000_0100_0000_01B3
+                    bits >>= 8
+                }
+            }
+        }
+        let digits = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+
+    /// Renames the state file of `path`, if there is one, to
+    /// `previousStatePath(for: path)`, replacing an older one.
+    /// - Throws: `LeNetError` naming the state file when it exists but cannot be renamed.
+    static func keepPreviousState(for path: String) throws {
+        let current = statePath(for: path)
+        guard rename(current, previousStatePath(for: path)) == 0 || errno == ENOENT else {
+            throw LeNetError("cannot rename to \(previousStatePath(for: path)): \(String(cString: strerror(errno)))",
+                             subject: current)
+        }
+    }
+
+    /// The state file that belongs with the weights at `path`: `FILE.state`,
+    /// or else `FILE.state.prev`, whichever was written with the same epoch,
+    /// step and weights digest.
+    ///
+    /// - Parameters:
+    ///   - path: the weights file.
+    ///   - epoch: its `epoch` metadata.
+    ///   - step: its `epoch_step` metadata (0 when absent).
+    ///   - digest: `weightsDigest` of its tensors, in the network's parameter order.
+    /// - Returns: the state file and its path.
+    /// - Throws: `LeNetError` naming `FILE.state` when neither file matches:
+    ///   why `FILE.state` does not (missing, damaged, another epoch, other weights).
+    static func matchingState(for path: String, epoch: Int, step: Int, digest: String) throws
+        -> (file: SafetensorsFile, path: String) {
+        let primary = statePath(for: path)
+        var problem: LeNetError?
+        for candidate in [primary, previousStatePath(for: path)] {
+            let file: SafetensorsFile
+            do {
+                file = try SafetensorsFile.read(path: candidate)
+            } catch let error as LeNetError {
+                if candidate == primary { problem = error }
+                continue
+            }
+            let fileEpoch = file.metadata[Key.epoch].flatMap { Int($0) }
+            let fileStep = file.metadata[Key.epochStep].flatMap { Int($0) } ?? 0
+            let fileDigest = file.metadata[Key.weightsDigest]
+            // State files written before digests were recorded match on epoch alone.
+            if fileEpoch == epoch, fileStep == step, fileDigest == nil || fileDigest == digest {
+                return (file, candidate)
+            }
+            guard candidate == primary else { continue }
+            let position = { (e: String, s: Int) in s > 0 ? "epoch \(e) (and \(s) steps of the next)" : "epoch \(e)" }
+            if fileEpoch != epoch || fileStep != step {
+                problem = LeNetError("is from \(position(file.metadata[Key.epoch] ?? "?", fileStep)), "
+                    + "the weights from \(position("\(epoch)", step))", subject: candidate)
+            } else {
+                problem = LeNetError("was saved with other weights than \(path) (both are from "
+                    + "\(position("\(epoch)", step))); was one of the two files replaced?", subject: candidate)
+            }
+        }
+        throw problem ?? LeNetError("missing", subject: primary)
+    }
+}

@@ -1,0 +1,191 @@
+import Foundation
+import XCTest
+@testable import LeNetKit
+
+/// Classifying image files: the library's `Classifier` and `lenet predict`.
+final class PredictTests: XCTestCase {
+    /// A cifar-lenet trained briefly on the squares data and saved by the
+    /// trainer (so with class names and normalization in its metadata), and its test set.
+    func trainedCheckpoint(in dir: URL) throws -> (path: String, test: ImageDataset) {
+        let train = try TrainingTests.squares(count: 400, seed: 1), test = try TrainingTests.squares(count: 12, seed: 2)
+        var options = TrainingOptions()
+        options.batchSize = 20
+        options.epochs = 3
+        options.normalization = try Normalization(mean: [0.4, 0.5, 0.6], std: [0.3, 0.5, 0.2])
+        let trainer = try Trainer(network: Models.cifarLeNet(seed: 5), model: .cifarLeNet, dataset: train, options: options)
+        for _ in 0..<3 { _ = try trainer.trainEpoch() }
+        let path = dir.appendingPathComponent("squares.safetensors").path
+        try trainer.saveCheckpoint(to: path)
+        return (path, test)
+    }
+
+    /// Test image i as the interleaved image it would be saved as.
+    func image(_ test: ImageDataset, _ i: Int) throws -> PixelImage {
+        try PixelImage(planar: test.images[i * test.imageSize..<(i + 1) * test.imageSize],
+                       channels: test.channels, height: test.height, width: test.width)
+    }
+
+    /// Softmax probabilities of the network on test image i, normalized as in training.
+    func probabilities(_ network: Network, _ test: ImageDataset, _ i: Int, _ n: Normalization) -> [Double] {
+        guard let x = network.input(batch: 1).baseAddress else { return [] }
+        var label: Int32 = 0
+        test.fill(batch: [i], normalization: n, into: x, labels: &label)
+        let logits = network.forward(batch: 1)
+        let z = (0..<10).map { Double(logits[$0]) }, zmax = z.max() ?? 0
+        let e = z.map { exp($0 - zmax) }, sum = e.reduce(0, +)
+        return e.map { $0 / sum }
+    }
+
+    /// Nearest-neighbour 2× enlargement: area resizing takes it back exactly.
+    func doubled(_ image: PixelImage) throws -> PixelImage {
+        let W = image.width * 2, C = image.channels
+        var pixels = [UInt8](repeating: 0, count: W * image.height * 2 * C)
+        for h in 0..<image.height * 2 {
+            for w in 0..<W {
+                for c in 0..<C { pixels[(h * W + w) * C + c] = image.pixels[((h / 2) * image.width + w / 2) * C + c] }
+            }
+        }
+        return try PixelImage(width: W, height: image.height * 2, channels: C, pixels: pixels)
+    }
+
+    func testClassifierMatchesTheNetworkOnTrainingNormalization() throws {
+        let dir = try temporaryDirectory(self)
+        let (path, test) = try trainedCheckpoint(in: dir)
+        let classifier = try Classifier(weights: path)
+        XCTAssertEqual(classifier.classNames, test.classNames, "from the class_names metadata")
+        XCTAssertEqual(classifier.normalization.mean, [0.4, 0.5, 0.6])
+        let images = try (0..<test.count).map { try image(test, $0) }
+        let results = try classifier.classify(images + [try doubled(images[0])], top: 3)
+        XCTAssertEqual(results.count, test.count + 1)
+        var right = 0
+        for i in 0..<test.count {
+            let p = probabilities(classifier.network, test, i, classifier.normalization)
+            let order = p.indices.sorted { p[$0] > p[$1] }
+            XCTAssertEqual(results[i].map(\.index), Array(order.prefix(3)))
+            for s in results[i] {
+                XCTAssertEqual(s.probability, p[s.index], accuracy: 1e-6)
+                XCTAssertEqual(s.name, test.classNames[s.index])
+            }
+            if results[i][0].index == Int(test.labels[i]) { right += 1 }
+        }
+        XCTAssertGreaterThanOrEqual(right, 10, "the trained network should know most squares")
+        // The 64×64 copy is resized back to the same 32×32 bytes: the same answer.
+        XCTAssertEqual(results[test.count], results[0])
+        assertError("--top") { try classifier.classify(images, top: 0) }
+        XCTAssertEqual(try classifier.classify(images, top: 50)[0].count, 10)
+    }
+
+    func testGrayModelTakesColorImagesAndClassNamesFallBack() throws {
+        let net = Models.lenet5(seed: 3)
+        let classifier = try Classifier(network: net, normalization: .half,
+                                        classNames: Checkpoint.classNames(metadata: ["dataset": "Fashion-MNIST train"], classes: 10))
+        XCTAssertEqual(classifier.classNames[9], "Ankle boot")
+        var rng = SeededGenerator(seed: 9)
+        let rgb = try PixelImage(width: 40, height: 30, channels: 3, pixels: (0..<3600).map { _ in UInt8(rng.next() % 256) })
+        let gray = try rgb.converted(toChannels: 1)
+        XCTAssertEqual(try classifier.classify([rgb]), try classifier.classify([gray]))
+
+        XCTAssertEqual(Checkpoint.classNames(metadata: ["dataset": "CIFAR-10 train"], classes: 10), CIFAR10.standardClassNames)
+        XCTAssertEqual(Checkpoint.classNames(metadata: ["dataset": "MNIST train"], classes: 10)[7], "7")
+        XCTAssertEqual(Checkpoint.classNames(metadata: [:], classes: 10), (0..<10).map(String.init))
+        XCTAssertEqual(Checkpoint.classNames(metadata: ["class_names": "[\"x\",\"y\"]"], classes: 2), ["x", "y"])
+        // Names that do not fit the model are ignored.
+        XCTAssertEqual(Checkpoint.classNames(metadata: ["class_names": "[\"x\"]", "dataset": "CIFAR-10 test"], classes: 10),
+                       CIFAR10.standardClassNames)
+        XCTAssertEqual(Checkpoint.classNames(metadata: ["class_names": "not json"], classes: 3), ["0", "1", "2"])
+        let names = ["a,b", "c\"d", "é"]
+        XCTAssertEqual(Checkpoint.classNames(metadata: ["class_names": Checkpoint.encodeClassNames(names)], classes: 3), names)
+        assertError("2 class names") { try Classifier(network: net, normalization: .half, classNames: ["a", "b"]) }
+    }
+
+    // MARK: - lenet predict
+
+    struct Run { var status: Int32; var stdout: String; var stderr: String }
+
+    /// `lenet` from the same build as the tests, as CLITests runs it.
+    func lenet(_ arguments: [String]) throws -> Run {
+        let bundle = Bundle(for: PredictTests.self).bundleURL
+        guard let executable = [bundle, bundle.deletingLastPathComponent()].map({ $0.appendingPathComponent("lenet") })
+            .first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+            throw LeNetError("lenet is not built beside \(bundle.path)")
+        }
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                   stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    func assertFails(_ arguments: [String], mentions parts: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+        let run = try lenet(arguments)
+        XCTAssertEqual(run.status, 1, run.stderr, file: file, line: line)
+        XCTAssertEqual(run.stderr.split(separator: "\n").count, 1, "one line: \(run.stderr)", file: file, line: line)
+        XCTAssertTrue(run.stderr.hasPrefix("lenet: error: "), run.stderr, file: file, line: line)
+        XCTAssertEqual(run.stdout, "", "no partial output", file: file, line: line)
+        for part in parts { XCTAssertTrue(run.stderr.contains(part), "'\(run.stderr)' lacks '\(part)'", file: file, line: line) }
+    }
+
+    func testPredictCommand() throws {
+        let dir = try temporaryDirectory(self)
+        let (weights, test) = try trainedCheckpoint(in: dir)
+        let classifier = try Classifier(weights: weights)
+        let png = dir.appendingPathComponent("zero.png").path
+        let ppm = dir.appendingPathComponent("one.ppm").path
+        let big = dir.appendingPathComponent("zero-64.png").path
+        let gray = dir.appendingPathComponent("two.pgm").path
+        try Data(PNG.encode(try image(test, 0))).write(to: URL(fileURLWithPath: png))
+        try Data(PNM.encode(try image(test, 1))).write(to: URL(fileURLWithPath: ppm))
+        try Data(PNG.encode(try doubled(try image(test, 0)))).write(to: URL(fileURLWithPath: big))
+        let grayImage = try image(test, 2).converted(toChannels: 1)
+        try Data(PNM.encode(grayImage)).write(to: URL(fileURLWithPath: gray))
+        let expected = try classifier.classify([try image(test, 0), try image(test, 1), try image(test, 0), grayImage])
+
+        let run = try lenet(["predict", "--weights", weights, "--json", png, ppm, big, gray])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+        let predictions = try XCTUnwrap(json["predictions"] as? [[String: Any]])
+        XCTAssertEqual(predictions.map { $0["file"] as? String }, [png, ppm, big, gray])
+        XCTAssertEqual(predictions[2]["width"] as? Int, 64)
+        for (p, want) in zip(predictions, expected) {
+            let top = try XCTUnwrap(p["top"] as? [[String: Any]])
+            XCTAssertEqual(top.count, 3)
+            XCTAssertEqual(top.map { $0["class"] as? String }, want.map(\.name))
+            XCTAssertEqual(top.map { $0["index"] as? Int }, want.map(\.index))
+            for (t, w) in zip(top, want) { XCTAssertEqual(try XCTUnwrap(t["probability"] as? Double), w.probability, accuracy: 1e-12) }
+        }
+        XCTAssertEqual(expected[0][0].index, Int(test.labels[0]), "the trained network gets image 0 right")
+
+        let text = try lenet(["predict", "--weights", weights, "--top", "2", png])
+        XCTAssertEqual(text.status, 0, text.stderr)
+        let want = expected[0].prefix(2).map { String(format: "%@ %.1f%%", $0.name, $0.probability * 100) }.joined(separator: ", ")
+        XCTAssertEqual(text.stdout, "\(png): \(want)\n")
+
+        // Bad files: one line naming the file and the problem, and no output for the good ones.
+        let bytes = try PNG.encode(try image(test, 3))
+        let truncated = dir.appendingPathComponent("cut.png").path
+        try Data(bytes.prefix(bytes.count - 30)).write(to: URL(fileURLWithPath: truncated))
+        try assertFails(["predict", "--weights", weights, png, truncated], mentions: ["cut.png", "truncated"])
+        let interlaced = dir.appendingPathComponent("interlaced.png").path
+        try Data(ImageFileTests.png(width: 1, height: 1, depth: 8, color: 0, rows: [[0, 1]], interlace: 1))
+            .write(to: URL(fileURLWithPath: interlaced))
+        try assertFails(["predict", "--weights", weights, interlaced], mentions: ["interlaced.png", "interlaced"])
+        let deep = dir.appendingPathComponent("deep.png").path
+        try Data(ImageFileTests.png(width: 1, height: 1, depth: 16, color: 2, rows: [[0, 1, 2, 3, 4, 5, 6]]))
+            .write(to: URL(fileURLWithPath: deep))
+        try assertFails(["predict", "--weights", weights, deep], mentions: ["deep.png", "16-bit"])
+        let jpeg = dir.appendingPathComponent("photo.jpg").path
+        try Data([0xFF, 0xD8, 0xFF, 0xE0, 0, 16]).write(to: URL(fileURLWithPath: jpeg))
+        try assertFails(["predict", "--weights", weights, jpeg], mentions: ["photo.jpg", "JPEG"])
+        try assertFails(["predict", "--weights", weights, dir.appendingPathComponent("none.png").path], mentions: ["none.png", "missing"])
+        try assertFails(["predict", "--weights", weights], mentions: ["at least one image"])
+        try assertFails(["predict", "--weights", weights, "--top", "0", png], mentions: ["--top"])
+        try assertFails(["predict", "--weights", dir.appendingPathComponent("nope.safetensors").path, png], mentions: ["nope.safetensors"])
+    }
+}
