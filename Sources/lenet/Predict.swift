@@ -23,12 +23,19 @@ struct Predict: ParsableCommand {
     @Flag(help: "Print one JSON object instead of lines.")
     var json = false
 
+    @Option(help: "Threads for OpenBLAS and the batch-parallel loops (default: all cores).")
+    var threads: Int?
+
     @Argument(help: "Image files: PNG (8-bit gray, gray+alpha, RGB, RGBA, palette; not interlaced), PPM or PGM (P2, P3, P5, P6).")
     var images: [String] = []
 
     func run() throws {
         guard !images.isEmpty else { throw LeNetError("give at least one image file", subject: "predict") }
         guard top > 0 else { throw LeNetError("must be > 0, got \(top)", subject: "--top") }
+        if let threads {
+            guard threads > 0 else { throw LeNetError("must be > 0, got \(threads)", subject: "--threads") }
+            Parallelism.setThreads(threads)
+        }
         let classifier = try Classifier(weights: weights, model: model)
         // Read every file first, so a bad one stops the command before any output.
         let pixels = try images.map { try PixelImage.read(path: $0) }

@@ -149,6 +149,10 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(report.tickFormat([20, 22.5, 25]), "%.1f")
         XCTAssertEqual(report.tickFormat([20, 30, 40]), "%.0f")
         XCTAssertEqual(report.tickFormat([1.75, 2]), "%.2f")
+        XCTAssertEqual(report.xTickValues(x0: 1, x1: 3), [1, 2, 3])
+        XCTAssertEqual(report.xTickValues(x0: 1, x1: 30), [1, 5, 10, 15, 20, 25, 30])
+        XCTAssertEqual(report.xTickValues(x0: 1, x1: 100), [1, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100])
+        XCTAssertEqual(report.xTickValues(x0: 11, x1: 40), [11, 15, 20, 25, 30, 35, 40])
     }
 
     /// Every `<tag …>…</tag>` in `html`.

@@ -20,11 +20,19 @@ public final class Conv2D: Layer {
     private var weightGrad: UnsafeMutablePointer<Float>?  // (OC, C, KH, KW)
     private var biasGrad: UnsafeMutablePointer<Float>?  // (OC)
     private var geometry: ConvGeometry?
-    // The batch is laid side by side so each pass is one large gemm:
-    // column s·P + p holds position p of sample s.
+    // The batch is laid side by side, column s·P + p holding position p of
+    // sample s, so the weight gradient is one gemm over the whole batch.
+    // Forward and the input gradient run in chunks of a few samples, so the
+    // columns a chunk writes are still in cache when its gemm reads them.
     private var cols = BatchBuffer(perSample: 0)  // (C·KH·KW, N·P), cached by forward
     private var outT = BatchBuffer(perSample: 0)  // (OC, N·P): forward's product, backward's dY
     private var dcols = BatchBuffer(perSample: 0)  // (C·KH·KW, N·P), backward only
+
+    /// Samples per chunk: about 512 KB of columns and products, at least 2.
+    private var chunk: Int {
+        guard let g = geometry else { return 1 }
+        return max(2, 131_072 / max(1, (g.patch + outChannels) * g.positions))
+    }
 
     /// - Parameters:
     ///   - name: the parameter-name prefix, e.g. `conv1`.
@@ -95,19 +103,20 @@ public final class Conv2D: Layer {
 
     public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         guard let g = geometry, let weight, let bias else { return }
-        let P = g.positions, K = g.patch, OC = outChannels, NP = n * P
+        let P = g.positions, K = g.patch, OC = outChannels, NP = n * P, c = chunk
         let cols = cols.pointer, outT = outT.pointer, CHW = g.channels * g.height * g.width
-        parallelFor(n) { samples in
-            for s in samples { im2col(cols + s * P, x + s * CHW, g, ld: NP) }
-        }
-        // outT (OC, N·P) = W (OC, K) · cols (K, N·P)
-        gemm(.none, .none, m: OC, n: NP, k: K, weight, cols, outT)
-        // y (N, OC, P) = outT (OC, N, P) + b
-        parallelFor(n) { samples in
-            for s in samples {
-                for oc in 0..<OC {
-                    let src = outT + oc * NP + s * P, dst = y + (s * OC + oc) * P, b = bias[oc]
-                    for p in 0..<P { dst[p] = src[p] + b }
+        parallelFor((n + c - 1) / c) { chunks in
+            for first in Swift.stride(from: chunks.lowerBound * c, to: min(chunks.upperBound * c, n), by: c) {
+                let m = min(c, n - first)
+                for s in first..<first + m { im2col(cols + s * P, x + s * CHW, g, ld: NP) }
+                // outT (OC, m·P) = W (OC, K) · cols[:, chunk] (K, m·P)
+                gemm(.none, .none, m: OC, n: m * P, k: K, weight, cols + first * P, ldb: NP, outT + first * P, ldc: NP)
+                // y (m, OC, P) = outT (OC, m, P) + b
+                for s in first..<first + m {
+                    for oc in 0..<OC {
+                        let src = outT + oc * NP + s * P, dst = y + (s * OC + oc) * P, b = bias[oc]
+                        for p in 0..<P { dst[p] = src[p] + b }
+                    }
                 }
             }
         }
@@ -116,7 +125,7 @@ public final class Conv2D: Layer {
     public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                          _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
         guard let g = geometry, let weight, let weightGrad, let biasGrad else { return }
-        let P = g.positions, K = g.patch, OC = outChannels, NP = n * P
+        let P = g.positions, K = g.patch, OC = outChannels, NP = n * P, c = chunk
         let cols = cols.pointer, dyT = outT.pointer, CHW = g.channels * g.height * g.width
         // dyT (OC, N, P) = dy (N, OC, P)
         parallelFor(n) { samples in
@@ -135,10 +144,14 @@ public final class Conv2D: Layer {
         guard let dx else { return }
         dcols.reserve(batch: n)
         let dcols = dcols.pointer
-        // dcols (K, N·P) = Wᵀ (K, OC) · dyT (OC, N·P), folded back into dx
-        gemm(.transposed, .none, m: K, n: NP, k: OC, weight, dyT, dcols)
-        parallelFor(n) { samples in
-            for s in samples { col2im(dx + s * CHW, dcols + s * P, g, ld: NP) }
+        parallelFor((n + c - 1) / c) { chunks in
+            for first in Swift.stride(from: chunks.lowerBound * c, to: min(chunks.upperBound * c, n), by: c) {
+                let m = min(c, n - first)
+                // dcols (K, m·P) = Wᵀ (K, OC) · dyT[:, chunk] (OC, m·P), folded back into dx
+                gemm(.transposed, .none, m: K, n: m * P, k: OC, weight, dyT + first * P, ldb: NP,
+                     dcols + first * P, ldc: NP)
+                for s in first..<first + m { col2im(dx + s * CHW, dcols + s * P, g, ld: NP) }
+            }
         }
     }
 }

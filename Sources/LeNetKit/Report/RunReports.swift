@@ -39,7 +39,8 @@ extension TrainingReport {
             details.append(("note", "resumed after epoch \(first.epoch - 1); earlier epochs are not shown"))
         }
         let seconds = epochs.reduce(0) { $0 + $1.seconds }
-        details.append(("training time", String(format: "%.1f s for %d epoch(s)", seconds, epochs.count)))
+        details.append(("training time", String(format: "%.0f s (%.1f min) for %d epoch%@", seconds, seconds / 60, epochs.count,
+                                                epochs.count == 1 ? "" : "s")))
         self.init(title: "\(model) on \(trainer.dataset.name.replacingOccurrences(of: " train", with: ""))",
                   details: details, epochs: epochs, evaluation: evaluation,
                   samples: try TrainingReport.samples(of: evaluation, in: test))

@@ -392,14 +392,15 @@ public struct TrainingReport: Sendable {
     }
 
     /// Whole epochs to label: all of them up to 12, else a round step.
-    private func xTickValues(x0: Double, x1: Double) -> [Double] {
+    func xTickValues(x0: Double, x1: Double) -> [Double] {
         let first = x0.rounded(.up), last = x1.rounded(.down)
         guard last >= first else { return [] }
         let span = last - first
         let step = span <= 12 ? 1.0 : [2.0, 5, 10, 20, 50, 100].first { span / $0 <= 10 } ?? 200
-        var ticks = stride(from: first, through: last, by: step).map { $0 }
-        if step > 1, let end = ticks.last, end != last, last - end >= step / 2 { ticks.append(last) }
-        return ticks
+        guard step > 1 else { return stride(from: first, through: last, by: 1).map { $0 } }
+        // The first epoch, then round multiples of the step: 1, 5, 10, 15, …
+        let round = stride(from: (first / step).rounded(.down) * step + step, through: last, by: step).map { $0 }
+        return [first] + round.filter { $0 - first >= step / 2 }
     }
 
     private func mixColor(_ rgb: (Int, Int, Int), _ t: Double) -> String {
