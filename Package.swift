@@ -7,6 +7,13 @@ let package = Package(
         .library(name: "LeNetKit", targets: ["LeNetKit"]),
         .executable(name: "lenet", targets: ["lenet"]),
     ],
+    // The BLAS behind every gemm: OpenBLAS by default; `--traits BLIS`
+    // builds against BLIS instead (enable one of the two, not both).
+    traits: [
+        .trait(name: "OpenBLAS", description: "Link OpenBLAS (Debian's libopenblas-dev). The default."),
+        .trait(name: "BLIS", description: "Link BLIS (Debian's libblis-dev) instead of OpenBLAS."),
+        .default(enabledTraits: ["OpenBLAS"]),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
@@ -18,6 +25,10 @@ let package = Package(
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
         ),
         .systemLibrary(
+            name: "CBLIS",
+            providers: [.apt(["libblis-dev"])]
+        ),
+        .systemLibrary(
             name: "CZlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
@@ -25,7 +36,11 @@ let package = Package(
         // MARK: The library
         .target(
             name: "LeNetKit",
-            dependencies: ["CBLAS", "CZlib"]
+            dependencies: [
+                .target(name: "CBLAS", condition: .when(traits: ["OpenBLAS"])),
+                .target(name: "CBLIS", condition: .when(traits: ["BLIS"])),
+                "CZlib",
+            ]
         ),
 
         // MARK: The command-line tool

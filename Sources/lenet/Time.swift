@@ -27,7 +27,7 @@ struct Time: ParsableCommand {
         guard iterations > 0 else { throw LeNetError("must be > 0, got \(iterations)", subject: "--iterations") }
         let network = model.make()
         let (rows, step) = try network.timeLayers(batch: batchSize, iterations: iterations)
-        print("\(model.rawValue), batch \(batchSize), \(BLASThreads.current) thread(s), median of \(iterations) passes (ms)")
+        print("\(model.rawValue), batch \(batchSize), \(BLASThreads.library), \(Parallelism.threads) thread(s), median of \(iterations) passes (ms)")
         let width = max(5, rows.map(\.name.count).max() ?? 5)
         print("layer".padding(toLength: width, withPad: " ", startingAt: 0) + "  kind            forward  backward")
         for r in rows {

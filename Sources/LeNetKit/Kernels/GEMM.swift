@@ -1,6 +1,11 @@
 // The only file in LeNetKit that talks to BLAS. Everything else calls `gemm`
-// with Swift types; no BLAS type or C enum leaves this file.
+// with Swift types; no BLAS type or C enum leaves this file. The package
+// trait picks the library: OpenBLAS (default) or BLIS (`--traits BLIS`).
+#if BLIS
+import CBLIS
+#else
 import CBLAS
+#endif
 
 /// Whether a gemm operand is used as stored or transposed.
 public enum Transpose: Sendable {
@@ -87,13 +92,32 @@ public func gemmNaive(
     }
 }
 
-/// The number of threads OpenBLAS uses for one gemm.
+/// The number of threads the BLAS library uses for one gemm.
 public enum BLASThreads {
-    /// Sets OpenBLAS's thread count (at least 1).
+    /// Sets the BLAS library's thread count (at least 1).
     public static func set(_ count: Int) {
+        #if BLIS
+        bli_thread_set_num_threads(Int64(max(1, count)))
+        #else
         openblas_set_num_threads(Int32(max(1, count)))
+        #endif
     }
 
-    /// OpenBLAS's current thread count.
-    public static var current: Int { Int(openblas_get_num_threads()) }
+    /// The BLAS library's current thread count.
+    public static var current: Int {
+        #if BLIS
+        Int(bli_thread_get_num_threads())
+        #else
+        Int(openblas_get_num_threads())
+        #endif
+    }
+
+    /// "OpenBLAS" or "BLIS": the library this build links.
+    public static var library: String {
+        #if BLIS
+        "BLIS"
+        #else
+        "OpenBLAS"
+        #endif
+    }
 }
