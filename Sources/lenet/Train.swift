@@ -120,7 +120,8 @@ struct Train: ParsableCommand {
             if interrupt.isRequested { try stop(trainer) }
             let result = try trainer.trainEpoch(progress: progress.update, shouldStop: { interrupt.isRequested })
             guard result.isComplete else { try stop(trainer) }
-            let evaluation = try network.evaluate(on: test, normalization: trainer.options.normalization, batchSize: max(batchSize, 100),
+            // At the training batch size, evaluation reuses the training buffers.
+            let evaluation = try network.evaluate(on: test, normalization: trainer.options.normalization, batchSize: batchSize,
                                                   misclassifiedLimit: report == nil ? 0 : TrainingReport.defaultSampleCount)
             if let output { try trainer.saveCheckpoint(to: output) }
             printNow(String(format: "epoch %d/%d  train loss %.4f  train accuracy %.2f%%  test accuracy %.2f%%  %.0f images/s  %.1f s",

@@ -15,7 +15,7 @@ func randomDataset(count: Int) -> ImageDataset? {
 }
 
 let benchmarks: @Sendable () -> Void = {
-    Benchmark.defaultConfiguration = .init(metrics: [imagesPerSecond, .peakMemoryResident], maxDuration: .seconds(3), maxIterations: 15)
+    Benchmark.defaultConfiguration = .init(metrics: [imagesPerSecond, .peakMemoryResident, .mallocCountTotal], maxDuration: .seconds(3), maxIterations: 15)
     guard let data = randomDataset(count: 2560) else { return }
     for batch in [36, 256] {
         for threads in [1, 2] {
