@@ -41,11 +41,17 @@ public func gemm(
     beta: Float = 0,
     _ c: UnsafeMutablePointer<Float>, ldc: Int? = nil
 ) {
-    let lda = lda ?? (transA == .none ? k : m)
-    let ldb = ldb ?? (transB == .none ? n : k)
-    let ldc = ldc ?? n
+    let (lda, ldb, ldc) = leadingDimensions(transA, transB, m: m, n: n, k: k, lda, ldb, ldc)
     blasSgemm(transA == .transposed, transB == .transposed,
               m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+/// The row strides of A, B and C: as given, or the tight layout of the
+/// stored (not transposed) matrices.
+@inlinable
+func leadingDimensions(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
+                       _ lda: Int?, _ ldb: Int?, _ ldc: Int?) -> (Int, Int, Int) {
+    (lda ?? (transA == .none ? k : m), ldb ?? (transB == .none ? n : k), ldc ?? n)
 }
 
 @usableFromInline
@@ -75,9 +81,7 @@ public func gemmNaive(
     beta: Float = 0,
     _ c: UnsafeMutablePointer<Float>, ldc: Int? = nil
 ) {
-    let lda = lda ?? (transA == .none ? k : m)
-    let ldb = ldb ?? (transB == .none ? n : k)
-    let ldc = ldc ?? n
+    let (lda, ldb, ldc) = leadingDimensions(transA, transB, m: m, n: n, k: k, lda, ldb, ldc)
     for i in 0..<m {
         for j in 0..<n {
             var sum = 0.0

@@ -13,9 +13,7 @@ public func gemmSwift(
     beta: Float = 0,
     _ c: UnsafeMutablePointer<Float>, ldc: Int? = nil
 ) {
-    let lda = lda ?? (transA == .none ? k : m)
-    let ldb = ldb ?? (transB == .none ? n : k)
-    let ldc = ldc ?? n
+    let (lda, ldb, ldc) = leadingDimensions(transA, transB, m: m, n: n, k: k, lda, ldb, ldc)
     if m == 0 || n == 0 { return }
     // Scale C by beta first; the tiles then add alpha·A·B.
     for i in 0..<m {
