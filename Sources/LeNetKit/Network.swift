@@ -203,9 +203,14 @@ public final class Network {
     public func gatherGradients(parts: Int) {
         guard parts > 1 else { return }
         let g = parameters.gradients
-        for other in replicaCache.prefix(parts - 1) {
-            let o = other.parameters.gradients
-            for i in 0..<g.count { g[i] += o[i] }
+        let others = replicaCache.prefix(parts - 1)
+        let block = 16_384
+        parallelFor((g.count + block - 1) / block) { blocks in
+            let range = blocks.lowerBound * block..<min(blocks.upperBound * block, g.count)
+            for other in others {
+                let o = other.parameters.gradients
+                for i in range { g[i] += o[i] }
+            }
         }
     }
 
