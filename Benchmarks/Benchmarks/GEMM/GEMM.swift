@@ -60,7 +60,9 @@ let benchmarks: @Sendable () -> Void = {
             for threads in [1, 2] {
                 if threads == 2 && (kernelName == "naive" || kernelName == "swift-blocked") { continue }
                 Benchmark("\(shape.name) \(shape.m)×\(shape.n)×\(shape.k) \(kernelName) t\(threads)") { benchmark in
-                    Parallelism.setThreads(threads)
+                    // OpenBLAS's own threads, for one large gemm (training
+                    // instead runs one single-threaded gemm per thread).
+                    BLASThreads.set(threads)
                     let a = UnsafeMutablePointer<Float>.allocate(capacity: shape.m * shape.k)
                     let b = UnsafeMutablePointer<Float>.allocate(capacity: shape.k * shape.n)
                     let c = UnsafeMutablePointer<Float>.allocate(capacity: shape.m * shape.n)
