@@ -4,7 +4,24 @@
 import Benchmark
 import CBLASBench
 import Dispatch
+import Foundation
 import LeNetKit
+
+/// BLIS's cblas_sgemm, loaded at run time beside OpenBLAS (both export the
+/// same symbol, so one binary cannot link both): Debian's libblis-dev.
+struct BLIS: @unchecked Sendable {
+    typealias Sgemm = @convention(c) (Int32, Int32, Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32,
+                                      UnsafePointer<Float>?, Int32, Float, UnsafeMutablePointer<Float>?, Int32) -> Void
+    typealias SetThreads = @convention(c) (Int64) -> Void
+    let sgemm: Sgemm
+    let setThreads: SetThreads
+
+    static let shared: BLIS? = {
+        guard let handle = dlopen("libblis.so.4", RTLD_NOW | RTLD_LOCAL),
+              let f = dlsym(handle, "cblas_sgemm"), let t = dlsym(handle, "bli_thread_set_num_threads") else { return nil }
+        return BLIS(sgemm: unsafeBitCast(f, to: Sgemm.self), setThreads: unsafeBitCast(t, to: SetThreads.self))
+    }()
+}
 
 struct Shape: Sendable {
     var name: String
@@ -45,6 +62,11 @@ let kernels: [(String, Kernel)] = [
                     Int32(s.m), Int32(s.n), Int32(s.k), 1, a, Int32(s.ta == .none ? s.k : s.m),
                     b, Int32(s.tb == .none ? s.n : s.k), 0, c, Int32(s.n))
     }),
+    ("blis", { s, a, b, c in
+        // CBLAS enum values: row-major 101, no-trans 111, trans 112.
+        BLIS.shared?.sgemm(101, s.ta == .none ? 111 : 112, s.tb == .none ? 111 : 112, Int32(s.m), Int32(s.n), Int32(s.k), 1,
+                           a, Int32(s.ta == .none ? s.k : s.m), b, Int32(s.tb == .none ? s.n : s.k), 0, c, Int32(s.n))
+    }),
     ("swift-blocked", { s, a, b, c in gemmSwift(s.ta, s.tb, m: s.m, n: s.n, k: s.k, a, b, c) }),
     ("naive", { s, a, b, c in gemmNaive(s.ta, s.tb, m: s.m, n: s.n, k: s.k, a, b, c) }),
 ]
@@ -57,12 +79,14 @@ let benchmarks: @Sendable () -> Void = {
         for (kernelName, kernel) in kernels {
             // The naive loop at ~1 GFLOP/s would take minutes on the large squares.
             if kernelName == "naive" && shape.flops > 3e8 { continue }
+            if kernelName == "blis" && BLIS.shared == nil { continue }
             for threads in [1, 2] {
                 if threads == 2 && (kernelName == "naive" || kernelName == "swift-blocked") { continue }
                 Benchmark("\(shape.name) \(shape.m)×\(shape.n)×\(shape.k) \(kernelName) t\(threads)") { benchmark in
                     // OpenBLAS's own threads, for one large gemm (training
                     // instead runs one single-threaded gemm per thread).
                     BLASThreads.set(threads)
+                    BLIS.shared?.setThreads(Int64(threads))
                     let a = UnsafeMutablePointer<Float>.allocate(capacity: shape.m * shape.k)
                     let b = UnsafeMutablePointer<Float>.allocate(capacity: shape.k * shape.n)
                     let c = UnsafeMutablePointer<Float>.allocate(capacity: shape.m * shape.n)
