@@ -46,6 +46,24 @@ func parallelFor(_ count: Int, minimum: Int = 2, _ body: (Range<Int>) -> Void) {
     }
 }
 
+/// `parallelFor` that also tells each chunk which worker (0..<workers) runs
+/// it, for per-worker scratch; at most `maxWorkers` workers.
+@inline(__always)
+func parallelForWorkers(_ count: Int, maxWorkers: Int, _ body: (Int, Range<Int>) -> Void) {
+    let workers = min(Parallelism.threads, count, maxWorkers)
+    if workers <= 1 || ParallelRegion.isInside {
+        body(0, 0..<count)
+        return
+    }
+    withoutActuallyEscaping(body) { body in
+        let shared = UncheckedSendable(body)
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            let lo = count * w / workers, hi = count * (w + 1) / workers
+            if lo < hi { shared.value(w, lo..<hi) }
+        }
+    }
+}
+
 struct UncheckedSendable<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }

@@ -20,18 +20,17 @@ public final class Conv2D: Layer {
     private var weightGrad: UnsafeMutablePointer<Float>?  // (OC, C, KH, KW)
     private var biasGrad: UnsafeMutablePointer<Float>?  // (OC)
     private var geometry: ConvGeometry?
-    // The batch is laid side by side, column s·P + p holding position p of
-    // sample s, so the weight gradient is one gemm over the whole batch.
-    // Forward and the input gradient run in chunks of a few samples, so the
-    // columns a chunk writes are still in cache when its gemm reads them.
-    private var cols = BatchBuffer(perSample: 0)  // (C·KH·KW, N·P), cached by forward
-    private var outT = BatchBuffer(perSample: 0)  // (OC, N·P): forward's product, backward's dY
-    private var dcols = BatchBuffer(perSample: 0)  // (C·KH·KW, N·P), backward only
+    // Columns are not kept from forward to backward. Each pass unfolds a
+    // chunk of a few samples at a time into scratch that stays in cache,
+    // and backward unfolds its chunk again: im2col costs less than writing
+    // a whole batch's columns to memory and reading them back (60 MB for
+    // conv1 at batch 256).
+    private var scratch: [FloatBuffer] = []  // per worker: cols (K, c·P), product (OC, c·P), dcols (K, c·P)
 
-    /// Samples per chunk: about 512 KB of columns and products, at least 2.
+    /// Samples per chunk: about 1 MB of scratch, at least 2.
     private var chunk: Int {
         guard let g = geometry else { return 1 }
-        return max(2, 131_072 / max(1, (g.patch + outChannels) * g.positions))
+        return max(2, 262_144 / max(1, (2 * g.patch + outChannels) * g.positions))
     }
 
     /// - Parameters:
@@ -92,29 +91,28 @@ public final class Conv2D: Layer {
     public func reserve(batch n: Int, input: FeatureShape) {
         let g = geometry(for: input)
         geometry = g
-        if cols.perSample != g.patch * g.positions {
-            cols = BatchBuffer(perSample: g.patch * g.positions)
-            outT = BatchBuffer(perSample: outChannels * g.positions)
-            dcols = BatchBuffer(perSample: g.patch * g.positions)
+        let size = (2 * g.patch + outChannels) * chunk * g.positions
+        if scratch.count < Parallelism.threads || scratch.first?.count != size {
+            scratch = (0..<Parallelism.threads).map { _ in FloatBuffer(count: size) }
         }
-        cols.reserve(batch: n)
-        outT.reserve(batch: n)
     }
 
     public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
-        guard let g = geometry, let weight, let bias else { return }
-        let P = g.positions, K = g.patch, OC = outChannels, NP = n * P, c = chunk
-        let cols = cols.pointer, outT = outT.pointer, CHW = g.channels * g.height * g.width
-        parallelFor((n + c - 1) / c) { chunks in
+        guard let g = geometry, let weight, let bias, !scratch.isEmpty else { return }
+        let P = g.positions, K = g.patch, OC = outChannels, c = chunk, CHW = g.channels * g.height * g.width
+        let scratch = scratch
+        parallelForWorkers((n + c - 1) / c, maxWorkers: scratch.count) { worker, chunks in
+            let cols = scratch[worker].pointer, product = cols + K * c * P
             for first in Swift.stride(from: chunks.lowerBound * c, to: min(chunks.upperBound * c, n), by: c) {
-                let m = min(c, n - first)
-                for s in first..<first + m { im2col(cols + s * P, x + s * CHW, g, ld: NP) }
-                // outT (OC, m·P) = W (OC, K) · cols[:, chunk] (K, m·P)
-                gemm(.none, .none, m: OC, n: m * P, k: K, weight, cols + first * P, ldb: NP, outT + first * P, ldc: NP)
-                // y (m, OC, P) = outT (OC, m, P) + b
-                for s in first..<first + m {
+                let m = min(c, n - first), mP = m * P
+                // cols (K, m·P): the chunk's samples side by side
+                for s in 0..<m { im2col(cols + s * P, x + (first + s) * CHW, g, ld: mP) }
+                // product (OC, m·P) = W (OC, K) · cols (K, m·P)
+                gemm(.none, .none, m: OC, n: mP, k: K, weight, cols, product)
+                // y (m, OC, P) = product (OC, m, P) + b
+                for s in 0..<m {
                     for oc in 0..<OC {
-                        let src = outT + oc * NP + s * P, dst = y + (s * OC + oc) * P, b = bias[oc]
+                        let src = product + oc * mP + s * P, dst = y + ((first + s) * OC + oc) * P, b = bias[oc]
                         for p in 0..<P { dst[p] = src[p] + b }
                     }
                 }
@@ -122,36 +120,33 @@ public final class Conv2D: Layer {
         }
     }
 
+    /// Runs chunk by chunk on one thread: every chunk adds into the same
+    /// weight gradient. (Training splits the batch across threads one level
+    /// up, one network replica per thread.)
     public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                          _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
-        guard let g = geometry, let weight, let weightGrad, let biasGrad else { return }
-        let P = g.positions, K = g.patch, OC = outChannels, NP = n * P, c = chunk
-        let cols = cols.pointer, dyT = outT.pointer, CHW = g.channels * g.height * g.width
-        // dyT (OC, N, P) = dy (N, OC, P)
-        parallelFor(n) { samples in
-            for s in samples {
-                for oc in 0..<OC { (dyT + oc * NP + s * P).update(from: dy + (s * OC + oc) * P, count: P) }
+        guard let g = geometry, let weight, let weightGrad, let biasGrad, let work = scratch.first else { return }
+        let P = g.positions, K = g.patch, OC = outChannels, c = chunk, CHW = g.channels * g.height * g.width
+        let cols = work.pointer, dyT = cols + K * c * P, dcols = dyT + OC * c * P
+        for first in Swift.stride(from: 0, to: n, by: c) {
+            let m = min(c, n - first), mP = m * P
+            // dyT (OC, m, P) = dy (m, OC, P)
+            for s in 0..<m {
+                for oc in 0..<OC { (dyT + oc * mP + s * P).update(from: dy + ((first + s) * OC + oc) * P, count: P) }
             }
-        }
-        for oc in 0..<OC {
-            let row = dyT + oc * NP
-            var sum: Float = 0
-            for i in 0..<NP { sum += row[i] }
-            biasGrad[oc] += sum
-        }
-        // dW (OC, K) += dyT (OC, N·P) · colsᵀ (N·P, K)
-        gemm(.none, .transposed, m: OC, n: K, k: NP, dyT, cols, beta: 1, weightGrad)
-        guard let dx else { return }
-        dcols.reserve(batch: n)
-        let dcols = dcols.pointer
-        parallelFor((n + c - 1) / c) { chunks in
-            for first in Swift.stride(from: chunks.lowerBound * c, to: min(chunks.upperBound * c, n), by: c) {
-                let m = min(c, n - first)
-                // dcols (K, m·P) = Wᵀ (K, OC) · dyT[:, chunk] (OC, m·P), folded back into dx
-                gemm(.transposed, .none, m: K, n: m * P, k: OC, weight, dyT + first * P, ldb: NP,
-                     dcols + first * P, ldc: NP)
-                for s in first..<first + m { col2im(dx + s * CHW, dcols + s * P, g, ld: NP) }
+            for oc in 0..<OC {
+                let row = dyT + oc * mP
+                var sum: Float = 0
+                for i in 0..<mP { sum += row[i] }
+                biasGrad[oc] += sum
             }
+            for s in 0..<m { im2col(cols + s * P, x + (first + s) * CHW, g, ld: mP) }
+            // dW (OC, K) += dyT (OC, m·P) · colsᵀ (m·P, K)
+            gemm(.none, .transposed, m: OC, n: K, k: mP, dyT, cols, beta: 1, weightGrad)
+            guard let dx else { continue }
+            // dcols (K, m·P) = Wᵀ (K, OC) · dyT (OC, m·P), folded back into dx
+            gemm(.transposed, .none, m: K, n: mP, k: OC, weight, dyT, dcols)
+            for s in 0..<m { col2im(dx + (first + s) * CHW, dcols + s * P, g, ld: mP) }
         }
     }
 }
