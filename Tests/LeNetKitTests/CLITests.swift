@@ -5,33 +5,8 @@ import XCTest
 /// The `lenet` executable as a user runs it: exit codes, one-line errors,
 /// and a train → eval → resume round trip on a small CIFAR-format directory.
 final class CLITests: XCTestCase {
-    struct Run { var status: Int32; var stdout: String; var stderr: String }
-
-    /// `lenet` from the same build as the tests (`swift test` builds it too).
-    var executable: URL? {
-        let bundle = Bundle(for: CLITests.self).bundleURL
-        return [bundle, bundle.deletingLastPathComponent()]
-            .map { $0.appendingPathComponent("lenet") }
-            .first { FileManager.default.isExecutableFile(atPath: $0.path) }
-    }
-
-    func lenet(_ arguments: [String], in directory: URL? = nil) throws -> Run {
-        guard let executable else {
-            throw LeNetError("lenet is not built beside \(Bundle(for: CLITests.self).bundleURL.path)")
-        }
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        if let directory { process.currentDirectoryURL = directory }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                   stderr: String(decoding: errData, as: UTF8.self))
+    func lenet(_ arguments: [String], in directory: URL? = nil) throws -> LenetRun {
+        try runLenet(arguments, in: directory)
     }
 
     /// A CIFAR-10 binary directory with `train` and `test` records of the squares data.

@@ -226,9 +226,7 @@ final class CrashSafetyTests: XCTestCase {
     /// Starts `lenet` with `arguments`, sends SIGINT as soon as training has
     /// started, and returns what it printed.
     func interruptLenet(_ arguments: [String]) throws -> LenetRun {
-        let bundle = Bundle(for: CrashSafetyTests.self).bundleURL
-        let executable = try XCTUnwrap([bundle, bundle.deletingLastPathComponent()].map { $0.appendingPathComponent("lenet") }
-            .first { FileManager.default.isExecutableFile(atPath: $0.path) })
+        let executable = try lenetExecutable()
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments

@@ -172,31 +172,3 @@ final class MalformedFileTests: XCTestCase {
         XCTAssertEqual(again["b"]?.values.map(\.bitPattern), file["b"]?.values.map(\.bitPattern))
     }
 }
-
-/// What `lenet` printed and returned.
-struct LenetRun {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
-
-/// Runs the `lenet` built beside the tests with `arguments`.
-func runLenet(_ arguments: [String]) throws -> LenetRun {
-    let bundle = Bundle(for: MalformedFileTests.self).bundleURL
-    guard let executable = [bundle, bundle.deletingLastPathComponent()].map({ $0.appendingPathComponent("lenet") })
-        .first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-        throw LeNetError("lenet is not built beside \(bundle.path)")
-    }
-    let process = Process()
-    process.executableURL = executable
-    process.arguments = arguments
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return LenetRun(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                    stderr: String(decoding: errData, as: UTF8.self))
-}

@@ -100,27 +100,8 @@ final class PredictTests: XCTestCase {
 
     // MARK: - lenet predict
 
-    struct Run { var status: Int32; var stdout: String; var stderr: String }
-
-    /// `lenet` from the same build as the tests, as CLITests runs it.
-    func lenet(_ arguments: [String]) throws -> Run {
-        let bundle = Bundle(for: PredictTests.self).bundleURL
-        guard let executable = [bundle, bundle.deletingLastPathComponent()].map({ $0.appendingPathComponent("lenet") })
-            .first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            throw LeNetError("lenet is not built beside \(bundle.path)")
-        }
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                   stderr: String(decoding: errData, as: UTF8.self))
+    func lenet(_ arguments: [String]) throws -> LenetRun {
+        try runLenet(arguments)
     }
 
     func assertFails(_ arguments: [String], mentions parts: [String], file: StaticString = #filePath, line: UInt = #line) throws {

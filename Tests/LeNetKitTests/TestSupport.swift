@@ -106,3 +106,38 @@ func assertError<T>(
         XCTFail("expected a LeNetError, got \(error)", file: file, line: line)
     }
 }
+
+/// What `lenet` printed and returned.
+struct LenetRun {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// The `lenet` executable from the same build as the tests (`swift test` builds it too).
+func lenetExecutable() throws -> URL {
+    final class Marker {}
+    let bundle = Bundle(for: Marker.self).bundleURL
+    guard let executable = [bundle, bundle.deletingLastPathComponent()].map({ $0.appendingPathComponent("lenet") })
+        .first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+        throw LeNetError("lenet is not built beside \(bundle.path)")
+    }
+    return executable
+}
+
+/// Runs `lenet` with `arguments` (in `directory`, if given) and waits for it.
+func runLenet(_ arguments: [String], in directory: URL? = nil) throws -> LenetRun {
+    let process = Process()
+    process.executableURL = try lenetExecutable()
+    process.arguments = arguments
+    if let directory { process.currentDirectoryURL = directory }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return LenetRun(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                    stderr: String(decoding: errData, as: UTF8.self))
+}
