@@ -76,7 +76,7 @@ final class IndexBuffer {
     deinit { pointer.deallocate() }
 }
 
-/// A buffer that holds `perSample` values for up to `capacity` samples and
+/// A buffer that holds `perSample` values for each sample of a batch and
 /// grows (reallocates) only when a larger batch is asked for.
 struct BatchBuffer {
     private(set) var storage: FloatBuffer
@@ -86,8 +86,6 @@ struct BatchBuffer {
         self.perSample = perSample
         storage = FloatBuffer(count: 0)
     }
-
-    var capacity: Int { perSample == 0 ? Int.max : storage.count / perSample }
 
     mutating func reserve(batch n: Int) {
         if storage.count < n * perSample { storage = FloatBuffer(count: n * perSample) }

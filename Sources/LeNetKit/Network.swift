@@ -139,13 +139,8 @@ public final class Network {
     /// gradients, activations and caches: one per extra thread.
     private var replicaCache: [Network] = []
 
-    /// `count` networks for a data-parallel pass: this one first, then
-    /// replicas that read the same parameter values (made once, kept).
-    public func replicas(_ count: Int) -> [Network] {
-        makeReplicas(count)
-        return [self] + replicaCache.prefix(max(0, count - 1))
-    }
-
+    /// Makes replicas until there are `count` networks in all, this one
+    /// included (made once, kept).
     private func makeReplicas(_ count: Int) {
         while replicaCache.count < count - 1 {
             // The layers are this network's, so their shapes already fit.
@@ -158,6 +153,11 @@ public final class Network {
     /// The number of parts `dataParallel` splits a batch of `n` into.
     public func parts(batch n: Int, threads: Int = Parallelism.threads) -> Int {
         max(1, min(threads, n))
+    }
+
+    /// The samples of part `part` when a batch of `n` is cut into `parts`.
+    public func partRange(_ part: Int, of parts: Int, batch n: Int) -> Range<Int> {
+        n * part / parts..<n * (part + 1) / parts
     }
 
     /// Splits a batch of `n` samples into `parts(batch: n)` contiguous parts
@@ -182,7 +182,7 @@ public final class Network {
         if partErrors.count < parts { partErrors = [LeNetError?](repeating: nil, count: parts) }
         partErrors.withUnsafeMutableBufferPointer { errors in
             parallelRegion(parts) { part in
-                let range = n * part / parts..<n * (part + 1) / parts
+                let range = partRange(part, of: parts, batch: n)
                 do {
                     try body(part, part == 0 ? self : replicaCache[part - 1], range)
                     errors[part] = nil

@@ -123,8 +123,7 @@ extension ImageDataset {
                 // flip ? (W − 1 − w) + dx : w + dx, or padding when outside.
                 let dy = t.top - p, dx = t.left - p
                 for c in 0..<channels {
-                    let scale = 1 / (255 * normalization.std(channel: c))
-                    let shift = -normalization.mean(channel: c) / normalization.std(channel: c)
+                    let (scale, shift) = normalization.affine(channel: c)
                     let src = bytes + index * size + c * plane  // (H, W)
                     let dst = images + b * size + c * plane  // (H, W)
                     for h in 0..<H {

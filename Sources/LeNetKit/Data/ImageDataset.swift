@@ -137,9 +137,7 @@ public struct ImageDataset: Sendable {
                 precondition(index >= 0 && index < count, "index \(index) out of 0..<\(count)")
                 labels[b] = Int32(self.labels[index])
                 for c in 0..<channels {
-                    // (x / 255 - mean) / std, as one multiply-add per pixel.
-                    let scale = 1 / (255 * normalization.std(channel: c))
-                    let shift = -normalization.mean(channel: c) / normalization.std(channel: c)
+                    let (scale, shift) = normalization.affine(channel: c)
                     let src = bytes + index * size + c * plane
                     let dst = images + b * size + c * plane
                     for p in 0..<plane {
@@ -241,6 +239,13 @@ public struct Normalization: Sendable, Equatable {
     /// The std for channel `c`.
     @inline(__always)
     func std(channel c: Int) -> Float { std.count == 1 ? std[0] : std[c] }
+
+    /// (x / 255 − mean) / std for channel `c` as one multiply-add on the
+    /// byte x: (scale, shift) with value = x·scale + shift.
+    @inline(__always)
+    func affine(channel c: Int) -> (scale: Float, shift: Float) {
+        (1 / (255 * std(channel: c)), -mean(channel: c) / std(channel: c))
+    }
 }
 
 // MARK: - Reading files

@@ -105,8 +105,7 @@ extension Network {
                     partLoss[part] = Double(try loss.forward(logits, y, batch: m)) * Double(m)
                     for s in 0..<m {
                         let row = logits + s * K
-                        var best = 0
-                        for k in 1..<K where row[k] > row[best] { best = k }
+                        let best = predictedClass(row, classes: K)
                         predicted[part].pointer[s] = Int32(best)
                         confidence[part].pointer[s] = loss.lastProbabilities[s * K + best]
                     }
@@ -115,7 +114,7 @@ extension Network {
             let parts = parts(batch: n, threads: threads)
             for part in 0..<parts {
                 totalLoss += partLoss[part]
-                let range = n * part / parts..<n * (part + 1) / parts
+                let range = partRange(part, of: parts, batch: n)
                 for s in 0..<range.count {
                     let truth = Int(labels[part].pointer[s]), best = Int(predicted[part].pointer[s])
                     confusion[truth][best] += 1
@@ -136,4 +135,12 @@ extension Network {
                           seconds: seconds, loss: dataset.count == 0 ? 0 : totalLoss / Double(dataset.count),
                           misclassified: misclassified)
     }
+}
+
+/// The index of the largest of `K` logits; ties go to the first.
+@inline(__always)
+func predictedClass(_ logits: UnsafePointer<Float>, classes K: Int) -> Int {
+    var best = 0
+    for k in 1..<K where logits[k] > logits[best] { best = k }
+    return best
 }

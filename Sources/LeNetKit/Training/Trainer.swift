@@ -309,10 +309,7 @@ public final class Trainer {
     private func countCorrect(_ logits: UnsafePointer<Float>, _ labels: UnsafePointer<Int32>, batch n: Int, classes K: Int) -> Int {
         var correct = 0
         for s in 0..<n {
-            let row = logits + s * K
-            var best = 0
-            for k in 1..<K where row[k] > row[best] { best = k }
-            if best == Int(labels[s]) { correct += 1 }
+            if predictedClass(logits + s * K, classes: K) == Int(labels[s]) { correct += 1 }
         }
         return correct
     }
