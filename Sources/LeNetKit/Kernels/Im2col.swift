@@ -49,6 +49,10 @@ public struct ConvGeometry: Sendable, Equatable {
 ///   - x: (C, H, W)
 public func im2col(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ g: ConvGeometry, ld: Int? = nil) {
     let oh = g.outH, ow = g.outW, P = ld ?? oh * ow
+    if g.stride == 1 && g.padding == 0 {
+        im2colUnitStride(cols, x, g, ld: P)
+        return
+    }
     var row = 0
     for c in 0..<g.channels {
         let plane = x + c * g.height * g.width
@@ -73,6 +77,27 @@ public func im2col(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float
                     }
                 }
                 row += 1
+            }
+        }
+    }
+}
+
+/// `im2col` for stride 1 and no padding, LeNet's case: every row of the
+/// columns is a window of whole input lines. The lines are short (28 or 10
+/// floats), so they are copied by a loop the compiler vectorizes; a
+/// `memmove` call per line cost more than the copy (11% of a training step).
+@inline(__always)
+func im2colUnitStride(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ g: ConvGeometry, ld P: Int) {
+    let oh = g.outH, ow = g.outW, H = g.height, W = g.width, KH = g.kernelH, KW = g.kernelW
+    for c in 0..<g.channels {
+        let plane = x + c &* H &* W
+        for kh in 0..<KH {
+            for kw in 0..<KW {
+                let dst = cols + ((c &* KH &+ kh) &* KW &+ kw) &* P
+                for i in 0..<oh {
+                    let src = plane + ((i &+ kh) &* W &+ kw), line = dst + i &* ow
+                    copyShort(line, src, count: ow)
+                }
             }
         }
     }

@@ -130,14 +130,10 @@ public final class Conv2D: Layer {
         let cols = work.pointer, dyT = cols + K * c * P, dcols = dyT + OC * c * P
         for first in Swift.stride(from: 0, to: n, by: c) {
             let m = min(c, n - first), mP = m * P
-            // dyT (OC, m, P) = dy (m, OC, P)
-            for s in 0..<m {
-                for oc in 0..<OC { (dyT + oc * mP + s * P).update(from: dy + ((first + s) * OC + oc) * P, count: P) }
-            }
+            // dyT (OC, m, P) = dy (m, OC, P); db += row sums
             for oc in 0..<OC {
-                let row = dyT + oc * mP
                 var sum: Float = 0
-                for i in 0..<mP { sum += row[i] }
+                for s in 0..<m { sum += copyAndSum(dyT + oc * mP + s * P, dy + ((first + s) * OC + oc) * P, count: P) }
                 biasGrad[oc] += sum
             }
             for s in 0..<m { im2col(cols + s * P, x + (first + s) * CHW, g, ld: mP) }

@@ -1,0 +1,44 @@
+// Short vector loops the optimizer would otherwise leave scalar or turn
+// into library calls.
+
+/// Copies a short run of floats with 8-wide loads and stores: the last
+/// vector overlaps the one before it instead of a scalar tail. (A plain
+/// loop is turned back into a `memmove` call by the optimizer.)
+@inline(__always)
+func copyShort(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
+    guard count >= 8 else {
+        for j in 0..<count { dst[j] = src[j] }
+        return
+    }
+    let from = UnsafeRawPointer(src), to = UnsafeMutableRawPointer(dst)
+    var j = 0
+    while j &+ 8 < count {
+        to.storeBytes(of: from.loadUnaligned(fromByteOffset: j &* 4, as: SIMD8<Float>.self), toByteOffset: j &* 4, as: SIMD8<Float>.self)
+        j &+= 8
+    }
+    let last = (count &- 8) &* 4
+    to.storeBytes(of: from.loadUnaligned(fromByteOffset: last, as: SIMD8<Float>.self), toByteOffset: last, as: SIMD8<Float>.self)
+}
+
+/// Copies `count` floats from `src` to `dst` and returns their sum, with
+/// eight partial sums (a single running sum is a dependency chain the
+/// compiler may not reorder).
+@inline(__always)
+func copyAndSum(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) -> Float {
+    let from = UnsafeRawPointer(src), to = UnsafeMutableRawPointer(dst)
+    var partial = SIMD8<Float>(repeating: 0)
+    var j = 0
+    while j &+ 8 <= count {
+        let v = from.loadUnaligned(fromByteOffset: j &* 4, as: SIMD8<Float>.self)
+        to.storeBytes(of: v, toByteOffset: j &* 4, as: SIMD8<Float>.self)
+        partial += v
+        j &+= 8
+    }
+    var sum = partial.sum()
+    while j < count {
+        dst[j] = src[j]
+        sum += src[j]
+        j &+= 1
+    }
+    return sum
+}
