@@ -42,3 +42,27 @@ func copyAndSum(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>,
     }
     return sum
 }
+
+/// The sum of `count` floats, with eight partial sums.
+@inline(__always)
+func sum(_ src: UnsafePointer<Float>, count: Int) -> Float {
+    let from = UnsafeRawPointer(src)
+    var partial = SIMD8<Float>(repeating: 0)
+    var j = 0
+    while j &+ 8 <= count {
+        partial += from.loadUnaligned(fromByteOffset: j &* 4, as: SIMD8<Float>.self)
+        j &+= 8
+    }
+    var total = partial.sum()
+    while j < count {
+        total += src[j]
+        j &+= 1
+    }
+    return total
+}
+
+/// Adds `value` to `count` floats in place.
+@inline(__always)
+func addScalar(_ dst: UnsafeMutablePointer<Float>, _ value: Float, count: Int) {
+    for j in 0..<count { dst[j] += value }
+}
