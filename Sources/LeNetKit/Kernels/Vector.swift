@@ -1,6 +1,23 @@
 // Short vector loops the optimizer would otherwise leave scalar or turn
 // into library calls.
 
+#if arch(x86_64) && canImport(_Builtin_intrinsics.intel)
+import _Builtin_intrinsics.intel
+#endif
+
+/// The lane-wise square root, correctly rounded like `Float.squareRoot()`.
+/// `SIMD8.squareRoot()` runs lane by lane through libm's `sqrtf` with an
+/// errno check per lane; on x86-64 this is SSE's `sqrtps` instead, the
+/// same IEEE result four lanes at a time (Adam's step: 5% of training).
+@inline(__always)
+func squareRoot(_ v: SIMD8<Float>) -> SIMD8<Float> {
+    #if arch(x86_64) && canImport(_Builtin_intrinsics.intel)
+    SIMD8(lowHalf: _mm_sqrt_ps(v.lowHalf), highHalf: _mm_sqrt_ps(v.highHalf))
+    #else
+    v.squareRoot()
+    #endif
+}
+
 /// Copies a short run of floats with 8-wide loads and stores: the last
 /// vector overlaps the one before it instead of a scalar tail. (A plain
 /// loop is turned back into a `memmove` call by the optimizer.)

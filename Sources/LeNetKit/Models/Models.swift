@@ -9,10 +9,16 @@ public enum Models {
     /// ```
     /// 121,182 parameters, named as PyTorch's `state_dict()` names them.
     /// Initialized as PyTorch initializes these layers, from `seed`.
+    ///
+    /// The network pools before each convolution's ReLU: max-pooling and
+    /// ReLU commute (max(relu(a), relu(b)) = relu(max(a, b)), and the
+    /// gradient reaches the same input either way), so the outputs and
+    /// gradients are those of `pool(relu(conv(x)))` while the ReLU touches a
+    /// quarter of the values.
     public static func cifarLeNet(seed: UInt64 = 0) -> Network {
         let layers: [any Layer] = [
-            Conv2D("conv1", inChannels: 3, outChannels: 16, kernelSize: 5), ReLU("relu1"), MaxPool2D("pool1"),
-            Conv2D("conv2", inChannels: 16, outChannels: 32, kernelSize: 5), ReLU("relu2"), MaxPool2D("pool2"),
+            Conv2D("conv1", inChannels: 3, outChannels: 16, kernelSize: 5), MaxPool2D("pool1"), ReLU("relu1"),
+            Conv2D("conv2", inChannels: 16, outChannels: 32, kernelSize: 5), MaxPool2D("pool2"), ReLU("relu2"),
             Linear("fc1", inFeatures: 800, outFeatures: 120), ReLU("relu3"),
             Linear("fc2", inFeatures: 120, outFeatures: 84), ReLU("relu4"),
             Linear("fc3", inFeatures: 84, outFeatures: 10),

@@ -83,7 +83,7 @@ public final class Adam: Optimizer {
                 if shrink != 1 { pv *= shrink }
                 mv += w1 * (grad - mv)
                 vv = vv * beta2 + w2 * grad * grad
-                let denom = vv.squareRoot() / bias2Sqrt + epsilon
+                let denom = squareRoot(vv) / bias2Sqrt + epsilon
                 pv -= stepSize * (mv / denom)
                 store8(pv, p + i); store8(mv, m + i); store8(vv, v + i)
                 i += 8
