@@ -32,6 +32,7 @@ let package = Package(
             name: "CZlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        .systemLibrary(name: "CDispatchApply"),
 
         // MARK: The library
         .target(
@@ -40,6 +41,7 @@ let package = Package(
                 .target(name: "CBLAS", condition: .when(traits: ["OpenBLAS"])),
                 .target(name: "CBLIS", condition: .when(traits: ["BLIS"])),
                 "CZlib",
+                "CDispatchApply",
             ]
         ),
 

@@ -1,3 +1,4 @@
+import CDispatchApply
 import Dispatch
 import Foundation
 
@@ -35,14 +36,9 @@ func parallelFor(_ count: Int, minimum: Int = 2, _ body: (Range<Int>) -> Void) {
         body(0..<count)
         return
     }
-    // The chunks are disjoint and concurrentPerform returns only when all
-    // are done, so handing the non-Sendable body to its workers is safe.
-    withoutActuallyEscaping(body) { body in
-        let shared = UncheckedSendable(body)
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
-            let lo = count * w / workers, hi = count * (w + 1) / workers
-            if lo < hi { shared.value(lo..<hi) }
-        }
+    concurrentPerform(workers) { w in
+        let lo = count * w / workers, hi = count * (w + 1) / workers
+        if lo < hi { body(lo..<hi) }
     }
 }
 
@@ -55,18 +51,34 @@ func parallelForWorkers(_ count: Int, maxWorkers: Int, _ body: (Int, Range<Int>)
         body(0, 0..<count)
         return
     }
+    concurrentPerform(workers) { w in
+        let lo = count * w / workers, hi = count * (w + 1) / workers
+        if lo < hi { body(w, lo..<hi) }
+    }
+}
+
+/// Runs `body(i)` for every `i` in `0..<iterations` on Dispatch's threads
+/// (the calling thread takes part) and returns when all are done, like
+/// `DispatchQueue.concurrentPerform`. That one wraps its closure in new heap
+/// objects on every call (two or three per call, three calls a training
+/// step); this one allocates only the 32-byte context that
+/// `withoutActuallyEscaping` makes. The iterations must touch disjoint
+/// data: `body` is handed to the other threads as it is, which is safe only
+/// because this returns after the last iteration.
+@inline(never)
+func concurrentPerform(_ iterations: Int, _ body: (Int) -> Void) {
     withoutActuallyEscaping(body) { body in
-        let shared = UncheckedSendable(body)
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
-            let lo = count * w / workers, hi = count * (w + 1) / workers
-            if lo < hi { shared.value(w, lo..<hi) }
+        var work = Work(body: body)
+        withUnsafeMutablePointer(to: &work) { context in
+            dispatch_apply_f(iterations, nil, context) { context, i in
+                context?.assumingMemoryBound(to: Work.self).pointee.body(i)
+            }
         }
     }
 }
 
-struct UncheckedSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
+private struct Work {
+    let body: (Int) -> Void
 }
 
 /// Marks the threads of a data-parallel region, so that the loops inside a
@@ -87,12 +99,9 @@ enum ParallelRegion {
 /// Runs `body(part)` for every part in `0..<parts` concurrently, each on its
 /// own thread, with nested `parallelFor` loops inline.
 func parallelRegion(_ parts: Int, _ body: (Int) -> Void) {
-    withoutActuallyEscaping(body) { body in
-        let shared = UncheckedSendable(body)
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
-            ParallelRegion.enter()
-            shared.value(part)
-            ParallelRegion.leave()
-        }
+    concurrentPerform(parts) { part in
+        ParallelRegion.enter()
+        body(part)
+        ParallelRegion.leave()
     }
 }
