@@ -30,15 +30,13 @@ struct Shape: Sendable {
     var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
 }
 
-/// The gemms of one training step of the CIFAR LeNet at batch `b`, as
-/// LeNetKit's layers call them (conv1's input gradient is never needed).
-func lenetShapes(batch b: Int) -> [Shape] {
+/// The gemms of one training step of the CIFAR LeNet, as LeNetKit's layers
+/// call them (conv1's input gradient is never needed). Each thread trains
+/// its part of the batch (`part` samples: the batch over the threads) on its
+/// own replica; its convolutions run one gemm per sample (the sample's
+/// columns stay in cache) and its fully connected layers one gemm per part.
+func lenetShapes(part b: Int) -> [Shape] {
     [
-        Shape(name: "conv1.fwd", ta: .none, tb: .none, m: 16, n: b * 784, k: 75),
-        Shape(name: "conv1.wgrad", ta: .none, tb: .transposed, m: 16, n: 75, k: b * 784),
-        Shape(name: "conv2.fwd", ta: .none, tb: .none, m: 32, n: b * 100, k: 400),
-        Shape(name: "conv2.wgrad", ta: .none, tb: .transposed, m: 32, n: 400, k: b * 100),
-        Shape(name: "conv2.dgrad", ta: .transposed, tb: .none, m: 400, n: b * 100, k: 32),
         Shape(name: "fc1.fwd", ta: .none, tb: .transposed, m: b, n: 120, k: 800),
         Shape(name: "fc1.wgrad", ta: .transposed, tb: .none, m: 120, n: 800, k: b),
         Shape(name: "fc1.dgrad", ta: .none, tb: .none, m: b, n: 800, k: 120),
@@ -48,7 +46,20 @@ func lenetShapes(batch b: Int) -> [Shape] {
         Shape(name: "fc3.fwd", ta: .none, tb: .transposed, m: b, n: 10, k: 84),
         Shape(name: "fc3.wgrad", ta: .transposed, tb: .none, m: 10, n: 84, k: b),
         Shape(name: "fc3.dgrad", ta: .none, tb: .none, m: b, n: 84, k: 10),
-    ].map { var s = $0; s.name = "b\(b) " + s.name; return s }
+    ].map { var s = $0; s.name = "part\(b) " + s.name; return s }
+}
+
+/// The convolutions' gemms for `b` samples side by side as gemm columns:
+/// one sample (what LeNetKit runs), or a whole batch (the orientation it
+/// measured and left: its columns no longer fit in cache).
+func convolutionShapes(samples b: Int) -> [Shape] {
+    [
+        Shape(name: "conv1.fwd", ta: .none, tb: .none, m: 16, n: b * 784, k: 75),
+        Shape(name: "conv1.wgrad", ta: .none, tb: .transposed, m: 16, n: 75, k: b * 784),
+        Shape(name: "conv2.fwd", ta: .none, tb: .none, m: 32, n: b * 100, k: 400),
+        Shape(name: "conv2.wgrad", ta: .none, tb: .transposed, m: 32, n: 400, k: b * 100),
+        Shape(name: "conv2.dgrad", ta: .transposed, tb: .none, m: 400, n: b * 100, k: 32),
+    ].map { var s = $0; s.name = (b == 1 ? "sample " : "b\(b) ") + s.name; return s }
 }
 
 let squares = [64, 128, 256, 512, 1024, 2048].map { Shape(name: "square \($0)", ta: .none, tb: .none, m: $0, n: $0, k: $0) }
@@ -75,7 +86,9 @@ let gflops = BenchmarkMetric.custom("GFLOP/s", polarity: .prefersLarger, useScal
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(metrics: [gflops], maxDuration: .milliseconds(600), maxIterations: 200)
-    for shape in lenetShapes(batch: 36) + lenetShapes(batch: 256) + squares {
+    let shapes = convolutionShapes(samples: 1) + [36, 18, 256, 128].flatMap { lenetShapes(part: $0) }
+        + convolutionShapes(samples: 36) + squares
+    for shape in shapes {
         for (kernelName, kernel) in kernels {
             // The naive loop at ~1 GFLOP/s would take minutes on the large squares.
             if kernelName == "naive" && shape.flops > 3e8 { continue }

@@ -111,6 +111,10 @@ func im2colUnitStride(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Fl
 public func col2im(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>, _ g: ConvGeometry, ld: Int? = nil) {
     x.update(repeating: 0, count: g.channels * g.height * g.width)
     let oh = g.outH, ow = g.outW, P = ld ?? oh * ow
+    if g.stride == 1 && g.padding == 0 {
+        col2imUnitStride(x, cols, g, ld: P)
+        return
+    }
     var row = 0
     for c in 0..<g.channels {
         let plane = x + c * g.height * g.width
@@ -133,6 +137,25 @@ public func col2im(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float
                     }
                 }
                 row += 1
+            }
+        }
+    }
+}
+
+/// `col2im` for stride 1 and no padding into a zeroed `x`: each column row
+/// adds whole short lines, with explicit vector adds (the compiler's loop
+/// checks at run time whether the two lines overlap, on every 10-float line).
+@inline(__always)
+func col2imUnitStride(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>, _ g: ConvGeometry, ld P: Int) {
+    let oh = g.outH, ow = g.outW, H = g.height, W = g.width, KH = g.kernelH, KW = g.kernelW
+    for c in 0..<g.channels {
+        let plane = x + c &* H &* W
+        for kh in 0..<KH {
+            for kw in 0..<KW {
+                let src = cols + ((c &* KH &+ kh) &* KW &+ kw) &* P
+                for i in 0..<oh {
+                    addShort(plane + ((i &+ kh) &* W &+ kw), src + i &* ow, count: ow)
+                }
             }
         }
     }

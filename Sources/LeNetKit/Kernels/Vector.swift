@@ -83,3 +83,26 @@ func sum(_ src: UnsafePointer<Float>, count: Int) -> Float {
 func addScalar(_ dst: UnsafeMutablePointer<Float>, _ value: Float, count: Int) {
     for j in 0..<count { dst[j] += value }
 }
+
+/// dst[j] += src[j] for a short run, eight then four lanes at a time.
+@inline(__always)
+func addShort(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
+    let from = UnsafeRawPointer(src), to = UnsafeMutableRawPointer(dst)
+    var j = 0
+    while j &+ 8 <= count {
+        let sum = to.loadUnaligned(fromByteOffset: j &* 4, as: SIMD8<Float>.self)
+            + from.loadUnaligned(fromByteOffset: j &* 4, as: SIMD8<Float>.self)
+        to.storeBytes(of: sum, toByteOffset: j &* 4, as: SIMD8<Float>.self)
+        j &+= 8
+    }
+    if j &+ 4 <= count {
+        let sum = to.loadUnaligned(fromByteOffset: j &* 4, as: SIMD4<Float>.self)
+            + from.loadUnaligned(fromByteOffset: j &* 4, as: SIMD4<Float>.self)
+        to.storeBytes(of: sum, toByteOffset: j &* 4, as: SIMD4<Float>.self)
+        j &+= 4
+    }
+    while j < count {
+        dst[j] += src[j]
+        j &+= 1
+    }
+}

@@ -1,6 +1,8 @@
 /// Max pooling, PyTorch's `nn.MaxPool2d(kernel, stride)` with no padding.
-/// Forward caches the argmax of every window; backward routes the gradient
-/// to it. Ties go to the first maximum in scan order, as in PyTorch.
+/// Backward routes each window's gradient to its argmax: for 2×2 windows
+/// with stride 2 it finds it again from the input, for other windows
+/// forward caches it. Ties go to the first maximum in scan order, as in
+/// PyTorch.
 public final class MaxPool2D: Layer {
     public let name: String
     /// The window's side and the step between windows.
@@ -37,8 +39,13 @@ public final class MaxPool2D: Layer {
         return g.channels * g.positions * kernelSize * kernelSize
     }
 
+    /// 2×2 windows with stride 2 (LeNet's) keep no argmax: forward computes
+    /// only the maxima (all that evaluation needs), and backward finds each
+    /// window's argmax again from the input.
+    private var isPairwise: Bool { kernelSize == 2 && stride == 2 }
+
     public func reserve(batch n: Int, input: FeatureShape) {
-        guard let g = geometry else { return }
+        guard let g = geometry, !isPairwise else { return }
         let needed = n * g.channels * g.positions
         if argmax.count < needed { argmax = IndexBuffer(count: needed) }
     }
@@ -46,17 +53,18 @@ public final class MaxPool2D: Layer {
     public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         guard let g = geometry else { return }
         let H = g.height, W = g.width, OH = g.outH, OW = g.outW, k = kernelSize, stride = stride
+        if isPairwise {
+            parallelFor(n * g.channels, minimum: 64) { planes in
+                for plane in planes { maxPool2x2(y + plane &* OH &* OW, x + plane &* H &* W, W: W, OH: OH, OW: OW) }
+            }
+            return
+        }
         let arg = argmax.pointer
-        let fast = k == 2 && stride == 2
         parallelFor(n * g.channels, minimum: 64) { planes in
             for plane in planes {
                 let xp = x + plane * H * W
                 let yp = y + plane * OH * OW
                 let ap = arg + plane * OH * OW
-                if fast {
-                    maxPool2x2(yp, ap, xp, H: H, W: W, OH: OH, OW: OW)
-                    continue
-                }
                 for i in 0..<OH {
                     for j in 0..<OW {
                         var at = (i * stride) * W + j * stride
@@ -81,6 +89,15 @@ public final class MaxPool2D: Layer {
         guard let dx, let g = geometry else { return }
         let HW = g.height * g.width, P = g.positions
         dx.update(repeating: 0, count: n * g.channels * HW)  // pooling windows may skip inputs
+        if isPairwise {
+            let W = g.width, OH = g.outH, OW = g.outW
+            parallelFor(n * g.channels, minimum: 64) { planes in
+                for plane in planes {
+                    maxPool2x2Backward(dx + plane &* HW, dy + plane &* P, x + plane &* HW, W: W, OH: OH, OW: OW)
+                }
+            }
+            return
+        }
         let arg = argmax.pointer
         parallelFor(n * g.channels, minimum: 64) { planes in
             for plane in planes {
@@ -92,31 +109,52 @@ public final class MaxPool2D: Layer {
     }
 }
 
-/// One plane of 2×2, stride-2 max pooling with selects instead of branches
-/// (the comparisons are data-dependent and would mispredict), in wrapping
-/// 32-bit index arithmetic: checked arithmetic and conversions put a branch
-/// on every window and took 8% of a training step. Ties go to the first
-/// maximum in scan order.
+/// One plane of 2×2, stride-2 max pooling: the maxima only.
 /// - Parameters:
 ///   - y: (OH, OW)
-///   - arg: (OH, OW), the index of each window's maximum in the plane
-///   - x: (H, W)
+///   - x: (H, W), H ≥ 2·OH, W ≥ 2·OW
 @inline(__always)
-func maxPool2x2(_ y: UnsafeMutablePointer<Float>, _ arg: UnsafeMutablePointer<Int32>, _ x: UnsafePointer<Float>,
-                H: Int, W: Int, OH: Int, OW: Int) {
-    let w = Int32(truncatingIfNeeded: W)
+func maxPool2x2(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, W: Int, OH: Int, OW: Int) {
     for i in 0..<OH {
-        let r0 = x + 2 &* i &* W, r1 = r0 + W, out = y + i &* OW, at = arg + i &* OW
-        var col = Int32(truncatingIfNeeded: 2 &* i &* W)
+        let r0 = x + 2 &* i &* W, r1 = r0 + W, out = y + i &* OW
         for j in 0..<OW {
             let a = r0[2 &* j], b = r0[2 &* j &+ 1], c = r1[2 &* j], d = r1[2 &* j &+ 1]
-            let top = b > a ? b : a
-            let topAt = b > a ? col &+ 1 : col
-            let bottom = d > c ? d : c
-            let bottomAt = d > c ? col &+ 1 &+ w : col &+ w
+            let top = b > a ? b : a, bottom = d > c ? d : c
             out[j] = bottom > top ? bottom : top
-            at[j] = bottom > top ? bottomAt : topAt
-            col &+= 2
+        }
+    }
+}
+
+/// The gradient of `maxPool2x2` into a zeroed plane: each window's gradient
+/// goes to its argmax, found again from the input, the first maximum in
+/// scan order as in PyTorch. Selects, not branches (which input wins is
+/// data-dependent and would mispredict), in wrapping 32-bit index
+/// arithmetic (checked arithmetic puts a branch on every window).
+/// - Parameters:
+///   - dx: (H, W), zeroed
+///   - dy: (OH, OW)
+///   - x: (H, W)
+@inline(__always)
+func maxPool2x2Backward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                        W: Int, OH: Int, OW: Int) {
+    // A row's argmaxes go to a small buffer first: used directly as store
+    // addresses, the selects were compiled back into branches (9× slower).
+    let w = Int32(truncatingIfNeeded: W)
+    withUnsafeTemporaryAllocation(of: Int32.self, capacity: OW) { at in
+        guard let at = at.baseAddress else { return }
+        for i in 0..<OH {
+            let r0 = x + 2 &* i &* W, r1 = r0 + W, grad = dy + i &* OW
+            var col = Int32(truncatingIfNeeded: 2 &* i &* W)
+            for j in 0..<OW {
+                let a = r0[2 &* j], b = r0[2 &* j &+ 1], c = r1[2 &* j], d = r1[2 &* j &+ 1]
+                let top = b > a ? b : a
+                let topAt = b > a ? col &+ 1 : col
+                let bottom = d > c ? d : c
+                let bottomAt = d > c ? col &+ 1 &+ w : col &+ w
+                at[j] = bottom > top ? bottomAt : topAt
+                col &+= 2
+            }
+            for j in 0..<OW { dx[Int(at[j])] = grad[j] }
         }
     }
 }
