@@ -18,23 +18,26 @@ func squareRoot(_ v: SIMD8<Float>) -> SIMD8<Float> {
     #endif
 }
 
-/// Copies a short run of floats with 8-wide loads and stores: the last
-/// vector overlaps the one before it instead of a scalar tail. (A plain
-/// loop is turned back into a `memmove` call by the optimizer.)
+/// Copies a short run of floats (an input line of im2col: 28 or 10) with
+/// 8-, 4- and 2-wide loads and stores. (A plain loop is turned back into a
+/// `memmove` call by the optimizer, which costs more than the copy.)
 @inline(__always)
 func copyShort(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
-    guard count >= 8 else {
-        for j in 0..<count { dst[j] = src[j] }
-        return
-    }
     let from = UnsafeRawPointer(src), to = UnsafeMutableRawPointer(dst)
     var j = 0
-    while j &+ 8 < count {
+    while j &+ 8 <= count {
         to.storeBytes(of: from.loadUnaligned(fromByteOffset: j &* 4, as: SIMD8<Float>.self), toByteOffset: j &* 4, as: SIMD8<Float>.self)
         j &+= 8
     }
-    let last = (count &- 8) &* 4
-    to.storeBytes(of: from.loadUnaligned(fromByteOffset: last, as: SIMD8<Float>.self), toByteOffset: last, as: SIMD8<Float>.self)
+    if j &+ 4 <= count {
+        to.storeBytes(of: from.loadUnaligned(fromByteOffset: j &* 4, as: SIMD4<Float>.self), toByteOffset: j &* 4, as: SIMD4<Float>.self)
+        j &+= 4
+    }
+    if j &+ 2 <= count {
+        to.storeBytes(of: from.loadUnaligned(fromByteOffset: j &* 4, as: SIMD2<Float>.self), toByteOffset: j &* 4, as: SIMD2<Float>.self)
+        j &+= 2
+    }
+    if j < count { dst[j] = src[j] }
 }
 
 /// Copies `count` floats from `src` to `dst` and returns their sum, with

@@ -88,16 +88,19 @@ public final class MaxPool2D: Layer {
                          _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
         guard let dx, let g = geometry else { return }
         let HW = g.height * g.width, P = g.positions
-        dx.update(repeating: 0, count: n * g.channels * HW)  // pooling windows may skip inputs
         if isPairwise {
-            let W = g.width, OH = g.outH, OW = g.outW
+            let H = g.height, W = g.width, OH = g.outH, OW = g.outW
             parallelFor(n * g.channels, minimum: 64) { planes in
                 for plane in planes {
-                    maxPool2x2Backward(dx + plane &* HW, dy + plane &* P, x + plane &* HW, W: W, OH: OH, OW: OW)
+                    let dxp = dx + plane &* HW
+                    maxPool2x2Backward(dxp, dy + plane &* P, x + plane &* HW, W: W, OH: OH, OW: OW)
+                    // An odd last row is in no window.
+                    (dxp + 2 &* OH &* W).update(repeating: 0, count: (H &- 2 &* OH) &* W)
                 }
             }
             return
         }
+        dx.update(repeating: 0, count: n * g.channels * HW)  // pooling windows may skip inputs
         let arg = argmax.pointer
         parallelFor(n * g.channels, minimum: 64) { planes in
             for plane in planes {
@@ -125,13 +128,13 @@ func maxPool2x2(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, W: 
     }
 }
 
-/// The gradient of `maxPool2x2` into a zeroed plane: each window's gradient
+/// The gradient of `maxPool2x2` for rows 0..<2·OH of a plane: each window's gradient
 /// goes to its argmax, found again from the input, the first maximum in
 /// scan order as in PyTorch. Selects, not branches (which input wins is
 /// data-dependent and would mispredict), in wrapping 32-bit index
 /// arithmetic (checked arithmetic puts a branch on every window).
 /// - Parameters:
-///   - dx: (H, W), zeroed
+///   - dx: (H, W); rows 0..<2·OH are overwritten
 ///   - dy: (OH, OW)
 ///   - x: (H, W)
 @inline(__always)
@@ -154,6 +157,9 @@ func maxPool2x2Backward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<F
                 at[j] = bottom > top ? bottomAt : topAt
                 col &+= 2
             }
+            // The window's two rows are zeroed here, while they are in
+            // cache, not in a pass over the whole gradient first.
+            (dx + 2 &* i &* W).update(repeating: 0, count: 2 &* W)
             for j in 0..<OW { dx[Int(at[j])] = grad[j] }
         }
     }
