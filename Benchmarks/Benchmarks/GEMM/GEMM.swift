@@ -51,15 +51,28 @@ func lenetShapes(part b: Int) -> [Shape] {
 
 /// The convolutions' gemms for `b` samples side by side as gemm columns:
 /// one sample (what LeNetKit runs), or a whole batch (the orientation it
-/// measured and left: its columns no longer fit in cache).
+/// measured and left: its columns no longer fit in cache). For one sample,
+/// the gemms LeNetKit runs come with the alternatives it measured and left:
+/// conv2's forward and input gradient run as two column halves ("/2",
+/// inside OpenBLAS's small-matrix kernels), and the weight gradients as
+/// dWᵀ = cols · dyᵀ ("wgradT") instead of dW = dy · colsᵀ.
 func convolutionShapes(samples b: Int) -> [Shape] {
-    [
+    var shapes = [
         Shape(name: "conv1.fwd", ta: .none, tb: .none, m: 16, n: b * 784, k: 75),
         Shape(name: "conv1.wgrad", ta: .none, tb: .transposed, m: 16, n: 75, k: b * 784),
         Shape(name: "conv2.fwd", ta: .none, tb: .none, m: 32, n: b * 100, k: 400),
         Shape(name: "conv2.wgrad", ta: .none, tb: .transposed, m: 32, n: 400, k: b * 100),
         Shape(name: "conv2.dgrad", ta: .transposed, tb: .none, m: 400, n: b * 100, k: 32),
-    ].map { var s = $0; s.name = (b == 1 ? "sample " : "b\(b) ") + s.name; return s }
+    ]
+    if b == 1 {
+        shapes += [
+            Shape(name: "conv1.wgradT", ta: .none, tb: .transposed, m: 75, n: 16, k: 784),
+            Shape(name: "conv2.fwd/2", ta: .none, tb: .none, m: 32, n: 50, k: 400),
+            Shape(name: "conv2.wgradT", ta: .none, tb: .transposed, m: 400, n: 32, k: 100),
+            Shape(name: "conv2.dgrad/2", ta: .transposed, tb: .none, m: 400, n: 50, k: 32),
+        ]
+    }
+    return shapes.map { var s = $0; s.name = (b == 1 ? "sample " : "b\(b) ") + s.name; return s }
 }
 
 let squares = [64, 128, 256, 512, 1024, 2048].map { Shape(name: "square \($0)", ta: .none, tb: .none, m: $0, n: $0, k: $0) }
