@@ -209,6 +209,13 @@ public final class Trainer {
     /// - Returns: the batch's mean loss.
     @discardableResult
     public func step<C: Collection<Int>>(_ indices: C) throws -> Float {
+        // One non-generic path: called from another module, a generic step
+        // ran unspecialized and allocated for every image it filled.
+        if let loss = try indices.withContiguousStorageIfAvailable({ try step(contiguous: $0) }) { return loss }
+        return try Array(indices).withUnsafeBufferPointer { try step(contiguous: $0) }
+    }
+
+    private func step(contiguous indices: UnsafeBufferPointer<Int>) throws -> Float {
         let n = indices.count
         let classes = network.outputShape.count
         // Each thread takes a contiguous part of the batch through its own
@@ -216,7 +223,7 @@ public final class Trainer {
         try network.dataParallel(batch: n, threads: parts.count) { part, net, range in
             let state = parts[part]
             let m = range.count
-            let slice = indices.dropFirst(range.lowerBound).prefix(m)
+            let slice = UnsafeBufferPointer(rebasing: indices[range])
             guard let x = net.input(batch: m).baseAddress else { return }
             if let augmentation = options.augmentation {
                 dataset.fill(batch: slice, normalization: options.normalization, augmentation: augmentation,
