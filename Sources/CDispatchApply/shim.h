@@ -1,8 +1,9 @@
 // libdispatch's dispatch_apply_f, which Swift's Dispatch module does not
 // export. DispatchQueue.concurrentPerform wraps its closure in a heap-
 // allocated block on every call; dispatch_apply_f takes a C function and a
-// context pointer instead, so a training step's parallel loops allocate
-// nothing. The symbol is in libdispatch, which Dispatch already links.
+// context pointer instead, so the parallel loops of a training step allocate
+// only what withoutActuallyEscaping makes. The symbol is in libdispatch,
+// which Dispatch already links.
 #ifndef LENETKIT_CDISPATCHAPPLY_SHIM_H
 #define LENETKIT_CDISPATCHAPPLY_SHIM_H
 #include <stddef.h>

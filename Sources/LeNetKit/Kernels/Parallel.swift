@@ -61,7 +61,7 @@ func parallelForWorkers(_ count: Int, maxWorkers: Int, _ body: (Int, Range<Int>)
 /// (the calling thread takes part) and returns when all are done, like
 /// `DispatchQueue.concurrentPerform`. That one wraps its closure in new heap
 /// objects on every call (two or three per call, three calls a training
-/// step); this one allocates only the 32-byte context that
+/// step); this one allocates only the small context (64 bytes) that
 /// `withoutActuallyEscaping` makes. The iterations must touch disjoint
 /// data: `body` is handed to the other threads as it is, which is safe only
 /// because this returns after the last iteration.
