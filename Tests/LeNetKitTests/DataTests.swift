@@ -405,6 +405,21 @@ final class DataTests: XCTestCase {
         // Two members decode to the concatenation of their contents.
         let once = try Gzip.decompress(compressed)
         XCTAssertEqual(try Gzip.decompress(compressed + compressed), once + once)
+        // A limit on the decoded size: exactly reached is fine, one byte less is an error.
+        XCTAssertEqual(once.count, 16 + 4 * 784)
+        XCTAssertEqual(try Gzip.decompress(compressed, limit: once.count), once)
+        assertError("decodes to more than \(once.count - 1) bytes") { try Gzip.decompress(compressed, limit: once.count - 1) }
+        assertError("decodes to more than \(2 * once.count) bytes") {
+            try Gzip.decompress(compressed + compressed + compressed, limit: 2 * once.count)
+        }
+    }
+
+    /// A small gzip bomb: 8 MB of zeros compress to about 8 KB; decoding stops at the limit.
+    func testGzipBombStopsAtTheLimit() throws {
+        let path = try write([UInt8](repeating: 0, count: 8 << 20), "bomb")
+        let compressed = try bytes(of: try gzip(path))
+        XCTAssertLessThan(compressed.count, 20_000)
+        assertError("decodes to more than 1000000 bytes") { try Gzip.decompress(compressed, limit: 1_000_000) }
     }
 
     func testParsersNeverTrapOnRandomBytes() {

@@ -17,14 +17,17 @@ public enum Gzip {
     /// - Parameters:
     ///   - bytes: the compressed stream.
     ///   - subject: the file it came from, for error messages.
+    ///   - limit: the most bytes it may decode to. gzip can expand a thousandfold,
+    ///     so a small hostile file could otherwise fill memory.
     /// - Throws: `LeNetError` (subject `subject`) when the stream is truncated,
-    ///   corrupt (bad header, bad data, CRC or length mismatch), or memory runs out.
-    public static func decompress(_ bytes: [UInt8], subject: String = "<memory>") throws -> [UInt8] {
-        try bytes.withUnsafeBytes { try decompress($0, subject: subject) }
+    ///   corrupt (bad header, bad data, CRC or length mismatch), decodes to more
+    ///   than `limit` bytes, or memory runs out.
+    public static func decompress(_ bytes: [UInt8], subject: String = "<memory>", limit: Int = Int.max) throws -> [UInt8] {
+        try bytes.withUnsafeBytes { try decompress($0, subject: subject, limit: limit) }
     }
 
-    /// The decoded contents of a gzip stream; see `decompress(_:subject:)`.
-    public static func decompress(_ input: UnsafeRawBufferPointer, subject: String) throws -> [UInt8] {
+    /// The decoded contents of a gzip stream; see `decompress(_:subject:limit:)`.
+    public static func decompress(_ input: UnsafeRawBufferPointer, subject: String, limit: Int = Int.max) throws -> [UInt8] {
         guard let inputBase = input.baseAddress, !input.isEmpty else {
             throw LeNetError("truncated gzip stream: the file is empty", subject: subject)
         }
@@ -36,7 +39,10 @@ public enum Gzip {
         }
         defer { inflateEnd(&stream) }
 
-        var output = [UInt8](repeating: 0, count: initialCapacity(input))  // grows by doubling
+        // One byte beyond the limit tells a stream of exactly `limit` bytes
+        // from a longer one.
+        let capacity = limit == Int.max ? Int.max : max(limit, 0) + 1
+        var output = [UInt8](repeating: 0, count: min(initialCapacity(input), capacity))  // grows by doubling
         var produced = 0  // bytes of output written
         var consumed = 0  // bytes of input handed to zlib
         // zlib's input pointer is mutable in C but never written through.
@@ -50,7 +56,7 @@ public enum Gzip {
                 consumed += chunk
             }
             if produced == output.count {
-                output.append(contentsOf: repeatElement(0, count: output.count))
+                output.append(contentsOf: repeatElement(0, count: min(output.count, capacity - output.count)))
             }
             let room = min(output.count - produced, Int(UInt32.max))
             let status: Int32 = output.withUnsafeMutableBufferPointer { out in
@@ -60,6 +66,11 @@ public enum Gzip {
                 return inflate(&stream, Z_NO_FLUSH)
             }
             produced += room - Int(stream.avail_out)
+            if produced > limit {
+                throw LeNetError("the gzip stream decodes to more than \(limit) bytes, the most allowed here "
+                                     + "(after \(consumed - Int(stream.avail_in)) compressed bytes)",
+                                 subject: subject)
+            }
 
             switch status {
             case Z_STREAM_END:

@@ -60,13 +60,18 @@ public enum IDX {
         }
     }
 
+    /// The most a gzip-compressed IDX file may decode to: 4 GiB, several times
+    /// the largest IDX dataset (EMNIST's 814,255 images, 640 MB), so that a
+    /// small hostile .gz cannot fill memory.
+    public static let maximumDecodedSize = 1 << 32
+
     /// `body` over the bytes, gunzipped first when they are gzip.
     private static func withDecoded<T>(
         _ raw: UnsafeRawBufferPointer, subject: String,
         _ body: (UnsafeRawBufferPointer) throws -> T
     ) throws -> T {
         guard Gzip.isGzip(raw) else { return try body(raw) }
-        let decoded = try Gzip.decompress(raw, subject: subject)
+        let decoded = try Gzip.decompress(raw, subject: subject, limit: maximumDecodedSize)
         return try decoded.withUnsafeBytes { try body($0) }
     }
 
