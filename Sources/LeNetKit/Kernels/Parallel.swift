@@ -31,15 +31,11 @@ public enum Parallelism {
 /// thread, through Dispatch. Small jobs (`count < minimum`) run inline.
 @inline(__always)
 func parallelFor(_ count: Int, minimum: Int = 2, _ body: (Range<Int>) -> Void) {
-    let workers = min(Parallelism.threads, count)
-    if workers <= 1 || count < minimum || ParallelRegion.isInside {
+    if count < minimum {
         body(0..<count)
         return
     }
-    concurrentPerform(workers) { w in
-        let lo = count * w / workers, hi = count * (w + 1) / workers
-        if lo < hi { body(lo..<hi) }
-    }
+    parallelForWorkers(count, maxWorkers: Int.max) { _, chunk in body(chunk) }
 }
 
 /// `parallelFor` that also tells each chunk which worker (0..<workers) runs
