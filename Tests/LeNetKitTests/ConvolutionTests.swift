@@ -45,6 +45,43 @@ final class ConvolutionTests: XCTestCase {
         }
     }
 
+    /// im2col and col2im against their definitions, element by element and
+    /// exactly, for stride 1 without padding (the fast path) at LeNet's line
+    /// widths (28, 10) and at others that take every part of the short-line
+    /// copy (1, 3, 11, 17, 37 floats).
+    func testUnitStrideIm2colAndCol2imMatchTheirDefinitions() {
+        let shapes = [(c: 3, h: 32, w: 32, k: 5), (c: 16, h: 14, w: 14, k: 5), (c: 2, h: 4, w: 5, k: 5),
+                      (c: 2, h: 5, w: 7, k: 5), (c: 3, h: 9, w: 13, k: 3), (c: 1, h: 6, w: 21, k: 5), (c: 2, h: 3, w: 40, k: 4)]
+        for (i, t) in shapes.enumerated() {
+            let g = ConvGeometry(channels: t.c, height: t.h, width: t.w, kernelH: t.k, kernelW: t.k)
+            let oh = g.outH, ow = g.outW, P = g.positions
+            let x = randomValues(t.c * t.h * t.w, seed: UInt64(300 + i))
+            var cols = [Float](repeating: .nan, count: g.patch * P)
+            im2col(&cols, x, g)
+            var expected = [Float](repeating: 0, count: cols.count)
+            let c2 = randomValues(cols.count, seed: UInt64(400 + i))
+            var back = [Float](repeating: .nan, count: x.count)
+            col2im(&back, c2, g)
+            var backExpected = [Float](repeating: 0, count: x.count)
+            for c in 0..<t.c {
+                for kh in 0..<t.k {
+                    for kw in 0..<t.k {
+                        let row = (c * t.k + kh) * t.k + kw
+                        for a in 0..<oh {
+                            for b in 0..<ow {
+                                let xi = (c * t.h + a + kh) * t.w + b + kw
+                                expected[row * P + a * ow + b] = x[xi]
+                                backExpected[xi] += c2[row * P + a * ow + b]
+                            }
+                        }
+                    }
+                }
+            }
+            XCTAssertEqual(cols, expected, "im2col, shape \(t) (output width \(ow))")
+            XCTAssertEqual(back, backExpected, "col2im, shape \(t) (output width \(ow))")
+        }
+    }
+
     /// col2im is the adjoint of im2col: <im2col(x), c> = <x, col2im(c)>.
     func testCol2imIsAdjointOfIm2col() {
         let g = ConvGeometry(channels: 2, height: 7, width: 6, kernelH: 3, kernelW: 2, stride: 2, padding: 1)
