@@ -173,15 +173,50 @@ public final class Network {
     /// - Throws: the first part's error, after every part has finished.
     public func dataParallel(batch n: Int, threads: Int = Parallelism.threads,
                              _ body: (Int, Network, Range<Int>) throws -> Void) throws {
+        try dataParallel(batch: n, threads: threads, collective: false, body, thenEachPart: { _, _ in })
+    }
+
+    /// `dataParallel(batch:threads:_:)` followed, once every part's `body`
+    /// has finished, by `thenEachPart(part, parts)` on every part in the same
+    /// region: for work that needs all the parts' results and is itself
+    /// split across the parts, like a training step's parameter update
+    /// (`PartitionedOptimizer`). The parts wait for each other at a
+    /// `PartBarrier`, with no second round of thread hand-offs.
+    ///
+    /// When Dispatch cannot run all the parts at once (more parts than free
+    /// threads) or a part's `body` throws, no part runs `thenEachPart` and
+    /// this returns false: the caller then does that work itself.
+    /// - Parameters:
+    ///   - n: the batch size.
+    ///   - threads: at most this many parts.
+    ///   - body: (part index, its network, its range of the batch).
+    ///   - thenEachPart: (part index, number of parts).
+    /// - Returns: whether every part ran `thenEachPart`.
+    /// - Throws: the first part's error, after every part has finished.
+    @discardableResult
+    public func dataParallel(batch n: Int, threads: Int = Parallelism.threads,
+                             _ body: (Int, Network, Range<Int>) throws -> Void,
+                             thenEachPart: (Int, Int) -> Void) throws -> Bool {
+        try dataParallel(batch: n, threads: threads, collective: true, body, thenEachPart: thenEachPart)
+    }
+
+    @discardableResult
+    private func dataParallel(batch n: Int, threads: Int, collective: Bool,
+                              _ body: (Int, Network, Range<Int>) throws -> Void,
+                              thenEachPart: (Int, Int) -> Void) throws -> Bool {
         let parts = parts(batch: n, threads: threads)
         if parts == 1 {
             try body(0, self, 0..<n)
-            return
+            if collective { thenEachPart(0, 1) }
+            return collective
         }
         makeReplicas(parts)
         if partErrors.count < parts { partErrors = [LeNetError?](repeating: nil, count: parts) }
+        let barrier = barrier
+        barrier.reset()
         partErrors.withUnsafeMutableBufferPointer { errors in
             parallelRegion(parts) { part in
+                barrier.started()
                 let range = partRange(part, of: parts, batch: n)
                 do {
                     try body(part, part == 0 ? self : replicaCache[part - 1], range)
@@ -191,26 +226,41 @@ public final class Network {
                 } catch {
                     errors[part] = LeNetError("\(error)")
                 }
+                guard collective, barrier.arrive(parties: parts) else { return }
+                // Every part sees every part's error here, so all skip together.
+                guard !errors[0..<parts].contains(where: { $0 != nil }) else { return }
+                thenEachPart(part, parts)
             }
         }
         if let error = partErrors.prefix(parts).compactMap({ $0 }).first { throw error }
+        return !collective || barrier.passed
     }
 
     private var partErrors: [LeNetError?] = []
+    private let barrier = PartBarrier()
 
     /// Adds the gradients of the first `parts - 1` replicas into this
     /// network's, in part order (after a `dataParallel` backward pass).
     public func gatherGradients(parts: Int) {
         guard parts > 1 else { return }
+        let count = parameters.gradients.count, block = 16_384
+        parallelFor((count + block - 1) / block) { blocks in
+            gatherGradients(parts: parts, range: blocks.lowerBound * block..<min(blocks.upperBound * block, count))
+        }
+    }
+
+    /// `gatherGradients(parts:)` for the parameters in `range` only, on the
+    /// calling thread: an optimizer's update calls it block by block, so
+    /// the sum is made while the block is in cache.
+    /// - Parameters:
+    ///   - parts: the parts of the last `dataParallel` pass.
+    ///   - range: indices into the parameter store.
+    public func gatherGradients(parts: Int, range: Range<Int>) {
+        guard parts > 1 else { return }
         let g = parameters.gradients
-        let others = replicaCache.prefix(parts - 1)
-        let block = 16_384
-        parallelFor((g.count + block - 1) / block) { blocks in
-            let range = blocks.lowerBound * block..<min(blocks.upperBound * block, g.count)
-            for other in others {
-                let o = other.parameters.gradients
-                for i in range { g[i] += o[i] }
-            }
+        for other in replicaCache.prefix(parts - 1) {
+            let o = other.parameters.gradients
+            for i in range { g[i] += o[i] }
         }
     }
 

@@ -300,6 +300,63 @@ final class DataParallelTests: XCTestCase {
         XCTAssertNotEqual(one.grad.filter { $0 != 0 }.count, 0)
     }
 
+    /// The optimizer's update split across the step's parts (inside the
+    /// parallel region) is bitwise the update made after the region, for
+    /// every optimizer, also with more parts than cores (when Dispatch
+    /// cannot run them all at once and the trainer falls back).
+    func testUpdateInPartsIsBitwiseTheUpdateAfterTheParts() throws {
+        let data = try TrainingTests.squares(count: 40, seed: 6)
+        let saved = Parallelism.threads
+        defer { Parallelism.threads = saved }
+        for threads in [2, 3, 5] {
+            Parallelism.threads = threads
+            for kind in TrainingOptions.OptimizerKind.allCases {
+                var o = TrainingOptions()
+                o.batchSize = 20
+                o.optimizer = kind
+                o.weightDecay = 0.01
+                func train(inParts: Bool) throws -> (values: [Float], gradients: [Float], losses: [Float]) {
+                    let net = Models.cifarLeNet(seed: 3)
+                    let trainer = try Trainer(network: net, dataset: data, options: o)
+                    trainer.updatesInParts = inParts
+                    let losses = try [trainer.step(0..<20), trainer.step(20..<40), trainer.step(5..<25)]
+                    XCTAssertEqual(trainer.optimizer.stepCount, 3)
+                    return withExtendedLifetime(net) { (Array(net.parameters.values), Array(net.parameters.gradients), losses) }
+                }
+                let inParts = try train(inParts: true), after = try train(inParts: false)
+                XCTAssertEqual(inParts.losses, after.losses, "\(kind), \(threads) threads")
+                XCTAssertTrue(inParts.values == after.values, "\(kind), \(threads) threads: weights differ")
+                XCTAssertTrue(inParts.gradients == after.gradients, "\(kind), \(threads) threads: gradients differ")
+                let initial = Models.cifarLeNet(seed: 3)
+                withExtendedLifetime(initial) { XCTAssertNotEqual(inParts.values, Array(initial.parameters.values)) }
+            }
+        }
+    }
+
+    /// Work after the parts runs on every part or on none, and says which;
+    /// a part's error skips it on all parts.
+    func testWorkAfterThePartsRunsOnEveryPartOrNone() throws {
+        let net = Models.cifarLeNet(seed: 1)
+        for threads in 1...6 {
+            let parts = net.parts(batch: 12, threads: threads)
+            let bodies = Counter(), afters = Counter()
+            let ran = try net.dataParallel(batch: 12, threads: threads, { _, _, _ in bodies.add() }) { _, total in
+                XCTAssertEqual(total, parts)
+                afters.add()
+            }
+            XCTAssertEqual(bodies.value, parts)
+            XCTAssertEqual(afters.value, ran ? parts : 0, "\(threads) threads")
+            if threads == 1 { XCTAssertTrue(ran) }
+            let failingAfters = Counter()
+            XCTAssertThrowsError(try net.dataParallel(batch: 12, threads: threads, { part, _, _ in
+                if part == parts - 1 { throw LeNetError("part \(part) failed") }
+            }) { _, _ in failingAfters.add() }) { error in
+                XCTAssertEqual((error as? LeNetError)?.message, "part \(parts - 1) failed")
+            }
+            XCTAssertEqual(failingAfters.value, 0)
+        }
+    }
+
     func testEvaluationIsTheSameOnAnyThreadCount() throws {
         let data = try TrainingTests.squares(count: 50, seed: 5)
         let net = Models.cifarLeNet(seed: 2)
@@ -315,4 +372,12 @@ final class DataParallelTests: XCTestCase {
         XCTAssertEqual(a.misclassified.map(\.index), b.misclassified.map(\.index))
         XCTAssertEqual(a.count, 50)
     }
+}
+
+/// A count that parallel parts can add to.
+private final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func add() { lock.lock(); count += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }

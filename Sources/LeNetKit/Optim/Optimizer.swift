@@ -14,6 +14,37 @@ public protocol Optimizer: AnyObject {
     func loadState(_ lookup: (String) -> [Float]?) throws
 }
 
+/// An optimizer whose update can be split into disjoint slices of the
+/// parameter store, updated concurrently by the parts of a data-parallel
+/// step (`Network.dataParallel(batch:threads:_:thenEachPart:)`).
+///
+/// One step is `update(part:of:preparing:)` on every part, each with the
+/// same `parts`, then `finishStep()` once: together the same update as
+/// `step()`, bitwise.
+public protocol PartitionedOptimizer: Optimizer {
+    /// Updates slice `part` of `parts` of the store for step `stepCount + 1`.
+    /// Before updating each block of the slice it calls `prepare` on the
+    /// block's indices, on this thread: the trainer adds the parts'
+    /// gradients there, while the block is in cache.
+    /// - Parameters:
+    ///   - part: this slice, 0..<parts.
+    ///   - parts: how many slices the store is cut into.
+    ///   - prepare: runs on each block's range of store indices first.
+    func update(part: Int, of parts: Int, preparing prepare: (Range<Int>) -> Void)
+    /// Counts the step that the parts' `update` calls made.
+    func finishStep()
+}
+
+extension PartitionedOptimizer {
+    /// The store's indices of slice `part` of `parts`: contiguous, in
+    /// blocks of at most 16,384, cut on 16-float (cache line) boundaries.
+    func forEachBlock(ofPart part: Int, of parts: Int, count: Int, _ body: (Range<Int>) -> Void) {
+        let lines = (count + 15) / 16
+        let start = min(count, lines * part / parts * 16), end = min(count, lines * (part + 1) / parts * 16)
+        for lo in Swift.stride(from: start, to: end, by: 16_384) { body(lo..<min(lo + 16_384, end)) }
+    }
+}
+
 /// Adam, exactly as `torch.optim.Adam` (the single-tensor path, `amsgrad`
 /// off), with L2 weight decay added to the gradient as PyTorch does; or,
 /// with `decoupled: true`, AdamW exactly as `torch.optim.AdamW`:
@@ -23,7 +54,7 @@ public protocol Optimizer: AnyObject {
 /// m ← m + (1 − β1)(g − m)          v ← β2·v + (1 − β2)·g²
 /// p ← p − (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ) + ε)
 /// ```
-public final class Adam: Optimizer {
+public final class Adam: PartitionedOptimizer {
     public var learningRate: Float
     /// β1 and β2 (the moments' decay rates), ε, and the weight decay λ.
     public let beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float
@@ -57,8 +88,25 @@ public final class Adam: Optimizer {
     }
 
     public func step() {
+        let count = store.count, block = 16_384
+        parallelFor((count + block - 1) / block) { blocks in
+            update(blocks.lowerBound * block..<min(blocks.upperBound * block, count), step: stepCount + 1)
+        }
         stepCount += 1
-        let t = Double(stepCount)
+    }
+
+    public func update(part: Int, of parts: Int, preparing prepare: (Range<Int>) -> Void) {
+        forEachBlock(ofPart: part, of: parts, count: store.count) { range in
+            prepare(range)
+            update(range, step: stepCount + 1)
+        }
+    }
+
+    public func finishStep() { stepCount += 1 }
+
+    /// Step `t` (from 1) on the store's indices `range`.
+    private func update(_ range: Range<Int>, step t: Int) {
+        let t = Double(t)
         let bias1 = 1 - pow(Double(beta1), t)
         let bias2 = 1 - pow(Double(beta2), t)
         let stepSize = Float(Double(learningRate) / bias1)
@@ -70,34 +118,29 @@ public final class Adam: Optimizer {
         let l2 = decoupled ? 0 : weightDecay, shrink = decoupled ? 1 - learningRate * weightDecay : 1
         let (beta2, epsilon) = (self.beta2, self.epsilon)
         // The same operations in the same order on eight lanes at a time
-        // (IEEE per lane, so bitwise the scalar loop's result), in blocks
-        // spread over the threads.
-        let count = store.count, block = 16_384
-        parallelFor((count + block - 1) / block) { blocks in
-            var i = blocks.lowerBound * block
-            let end = min(blocks.upperBound * block, count)
-            typealias V = SIMD8<Float>
-            while i + 8 <= end {
-                var grad = load(g + i), pv = load(p + i), mv = load(m + i), vv = load(v + i)
-                if l2 != 0 { grad += l2 * pv }
-                if shrink != 1 { pv *= shrink }
-                mv += w1 * (grad - mv)
-                vv = vv * beta2 + w2 * grad * grad
-                let denom = squareRoot(vv) / bias2Sqrt + epsilon
-                pv -= stepSize * (mv / denom)
-                store8(pv, p + i); store8(mv, m + i); store8(vv, v + i)
-                i += 8
-            }
-            while i < end {
-                var grad = g[i]
-                if l2 != 0 { grad += l2 * p[i] }
-                if shrink != 1 { p[i] *= shrink }
-                m[i] += w1 * (grad - m[i])
-                v[i] = v[i] * beta2 + w2 * grad * grad
-                let denom = v[i].squareRoot() / bias2Sqrt + epsilon
-                p[i] -= stepSize * (m[i] / denom)
-                i += 1
-            }
+        // (IEEE per lane, so bitwise the scalar loop's result).
+        var i = range.lowerBound
+        let end = range.upperBound
+        while i + 8 <= end {
+            var grad = load(g + i), pv = load(p + i), mv = load(m + i), vv = load(v + i)
+            if l2 != 0 { grad += l2 * pv }
+            if shrink != 1 { pv *= shrink }
+            mv += w1 * (grad - mv)
+            vv = vv * beta2 + w2 * grad * grad
+            let denom = squareRoot(vv) / bias2Sqrt + epsilon
+            pv -= stepSize * (mv / denom)
+            store8(pv, p + i); store8(mv, m + i); store8(vv, v + i)
+            i += 8
+        }
+        while i < end {
+            var grad = g[i]
+            if l2 != 0 { grad += l2 * p[i] }
+            if shrink != 1 { p[i] *= shrink }
+            m[i] += w1 * (grad - m[i])
+            v[i] = v[i] * beta2 + w2 * grad * grad
+            let denom = v[i].squareRoot() / bias2Sqrt + epsilon
+            p[i] -= stepSize * (m[i] / denom)
+            i += 1
         }
     }
 
@@ -133,7 +176,7 @@ public final class Adam: Optimizer {
 /// g ← g + μ·b (Nesterov)  or  g ← b
 /// p ← p − lr·g
 /// ```
-public final class SGD: Optimizer {
+public final class SGD: PartitionedOptimizer {
     public var learningRate: Float
     /// μ, the dampening, λ, and whether the update is Nesterov's.
     public let momentum: Float, dampening: Float, weightDecay: Float, nesterov: Bool
@@ -161,11 +204,23 @@ public final class SGD: Optimizer {
     }
 
     public func step() {
-        let first = stepCount == 0
+        update(0..<store.count, first: stepCount == 0)
         stepCount += 1
+    }
+
+    public func update(part: Int, of parts: Int, preparing prepare: (Range<Int>) -> Void) {
+        forEachBlock(ofPart: part, of: parts, count: store.count) { range in
+            prepare(range)
+            update(range, first: stepCount == 0)
+        }
+    }
+
+    public func finishStep() { stepCount += 1 }
+
+    private func update(_ range: Range<Int>, first: Bool) {
         guard let p = store.values.baseAddress, let g = store.gradients.baseAddress else { return }
         let b = buffer.pointer
-        for i in 0..<store.count {
+        for i in range {
             var d = g[i]
             if weightDecay != 0 { d += weightDecay * p[i] }
             if momentum != 0 {

@@ -167,6 +167,11 @@ public final class Trainer {
     }
     // One per thread, fixed when the trainer is made.
     private let parts: [PartState]
+    /// `optimizer`, when its update can be split across the step's parts.
+    private let partitioned: (any PartitionedOptimizer)?
+    /// Whether a partitioned optimizer updates inside the step's parallel
+    /// region; tests turn it off to compare with the update after it.
+    var updatesInParts = true
     /// How many images of the last `step` the network classified right.
     public private(set) var lastStepCorrect = 0
 
@@ -200,6 +205,7 @@ public final class Trainer {
             optimizer = SGD(parameters: network.parameters, learningRate: options.learningRate,
                             momentum: options.momentum, weightDecay: options.weightDecay)
         }
+        partitioned = optimizer as? any PartitionedOptimizer
         order = try BatchOrder(count: dataset.count, batchSize: options.batchSize, seed: options.seed &+ 0x5EED)
         parts = (0..<Parallelism.threads).map { _ in PartState(classes: network.outputShape.count, batch: options.batchSize) }
         network.reserve(batch: min(options.batchSize, dataset.count))
@@ -218,9 +224,14 @@ public final class Trainer {
     private func step(contiguous indices: UnsafeBufferPointer<Int>) throws -> Float {
         let n = indices.count
         let classes = network.outputShape.count
+        optimizer.learningRate = options.learningRate(atStep: optimizer.stepCount, stepsPerEpoch: order.batchCount)
         // Each thread takes a contiguous part of the batch through its own
-        // replica of the network; the parts' gradients are then added up.
-        try network.dataParallel(batch: n, threads: parts.count) { part, net, range in
+        // replica of the network; the parts' gradients are then added up
+        // and the optimizer steps. With a partitioned optimizer (Adam, SGD)
+        // the parts do that too, each adding up and updating its own slice
+        // of the parameters in the same parallel region.
+        let used = network.parts(batch: n, threads: parts.count)
+        func body(part: Int, net: Network, range: Range<Int>) throws {
             let state = parts[part]
             let m = range.count
             let slice = UnsafeBufferPointer(rebasing: indices[range])
@@ -238,16 +249,27 @@ public final class Trainer {
             state.loss.backward(net.outputGradient(batch: m), meanOver: n)
             net.backward(batch: m)
         }
-        let used = network.parts(batch: n, threads: parts.count)
-        network.gatherGradients(parts: used)
+        if let partitioned, updatesInParts {
+            let updated = try network.dataParallel(batch: n, threads: parts.count, body(part:net:range:)) { part, parts in
+                partitioned.update(part: part, of: parts) { network.gatherGradients(parts: parts, range: $0) }
+            }
+            if updated {
+                partitioned.finishStep()
+            } else {
+                network.gatherGradients(parts: used)
+                optimizer.step()
+            }
+        } else {
+            try network.dataParallel(batch: n, threads: parts.count, body(part:net:range:))
+            network.gatherGradients(parts: used)
+            optimizer.step()
+        }
         var lossSum = 0.0
         lastStepCorrect = 0
         for state in parts.prefix(used) {
             lossSum += state.lossSum
             lastStepCorrect += state.correct
         }
-        optimizer.learningRate = options.learningRate(atStep: optimizer.stepCount, stepsPerEpoch: order.batchCount)
-        optimizer.step()
         imagesSeen += n
         return Float(lossSum / Double(max(n, 1)))
     }
