@@ -143,35 +143,40 @@ final class GradientCheckTests: XCTestCase {
     /// 2×2 pooling on odd-sized planes with ties: the maxima and, for the
     /// gradient, the first maximum in scan order, as PyTorch routes it,
     /// against a direct loop; the last row and column get no gradient.
+    /// Rows of 6 windows take both the four-window and the one-window path.
     func testMaxPool2x2TiesAndOddSizes() throws {
-        let (C, H, W, n) = (2, 7, 9, 3)
+        let (C, H, W, n, OH, OW) = (2, 7, 13, 3, 3, 6)
         let shape = FeatureShape(channels: C, height: H, width: W)
         let net = try network(shape, [MaxPool2D("pool")])
-        XCTAssertEqual(net.outputShape, FeatureShape(channels: C, height: 3, width: 4))
+        XCTAssertEqual(net.outputShape, FeatureShape(channels: C, height: OH, width: OW))
         // Values from a small set, so most windows hold ties (zeros among them, as after a ReLU).
         var rng = SeededGenerator(seed: 21)
         let x = (0..<(n * shape.count)).map { _ in Float(Int.random(in: -1...2, using: &rng)) }
-        let dy = (0..<(n * C * 12)).map { Float($0 + 1) }
+        let dy = (0..<(n * C * OH * OW)).map { Float($0 + 1) }
         _ = net.input(batch: n).update(fromContentsOf: x)
         let y = net.forward(batch: n)
         _ = net.outputGradient(batch: n).update(fromContentsOf: dy)
         net.backward(batch: n, inputGradient: true)
         var expectedDx = [Float](repeating: 0, count: x.count)
         for plane in 0..<(n * C) {
-            for i in 0..<3 {
-                for j in 0..<4 {
+            for i in 0..<OH {
+                for j in 0..<OW {
                     var at = plane * H * W + 2 * i * W + 2 * j
                     for (di, dj) in [(0, 1), (1, 0), (1, 1)] {
                         let k = plane * H * W + (2 * i + di) * W + 2 * j + dj
                         if x[k] > x[at] { at = k }
                     }
-                    let o = plane * 12 + i * 4 + j
+                    let o = (plane * OH + i) * OW + j
                     XCTAssertEqual(y[o], x[at], "maximum of window \(o)")
                     expectedDx[at] += dy[o]
                 }
             }
         }
         XCTAssertEqual(Array(UnsafeBufferPointer(start: net.inputGradient, count: x.count)), expectedDx)
+        // The plane kernel overwrites its rows whole, whatever they held.
+        var dx = [Float](repeating: .nan, count: H * W)
+        maxPool2x2Backward(&dx, dy, x, W: W, OH: OH, OW: OW)
+        XCTAssertEqual(Array(dx[0..<2 * OH * W]), Array(expectedDx[0..<2 * OH * W]))
     }
 
     func testSoftmaxCrossEntropyThroughLinear() throws {
