@@ -4,6 +4,9 @@
 #if arch(x86_64) && canImport(_Builtin_intrinsics.intel)
 import _Builtin_intrinsics.intel
 #endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The lane-wise square root, correctly rounded like `Float.squareRoot()`.
 /// `SIMD8.squareRoot()` runs lane by lane through libm's `sqrtf` with an
@@ -108,4 +111,20 @@ func addShort(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, c
         dst[j] += src[j]
         j &+= 1
     }
+}
+
+/// Runs `body` with subnormal floats read as 0 and results that would be
+/// subnormal written as 0 (x86-64's DAZ and FTZ modes), then restores the
+/// thread's floating-point mode. Elsewhere it just runs `body`.
+@inline(__always)
+func withSubnormalsFlushed<R>(_ body: () throws -> R) rethrows -> R {
+    #if arch(x86_64) && canImport(Glibc)
+    var saved = fenv_t()
+    fegetenv(&saved)
+    var flushing = saved
+    flushing.__mxcsr |= 0x8040  // FTZ (bit 15) | DAZ (bit 6)
+    fesetenv(&flushing)
+    defer { fesetenv(&saved) }
+    #endif
+    return try body()
 }
