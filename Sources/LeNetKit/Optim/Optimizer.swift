@@ -54,6 +54,10 @@ extension PartitionedOptimizer {
 /// m ← m + (1 − β1)(g − m)          v ← β2·v + (1 − β2)·g²
 /// p ← p − (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ) + ε)
 /// ```
+///
+/// One difference: moments that would be subnormal are stored as 0 (the
+/// update runs with subnormals flushed on x86-64, where they are slow);
+/// the weights come out the same.
 public final class Adam: PartitionedOptimizer {
     public var learningRate: Float
     /// β1 and β2 (the moments' decay rates), ε, and the weight decay λ.
