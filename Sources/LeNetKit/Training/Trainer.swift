@@ -249,18 +249,17 @@ public final class Trainer {
             state.loss.backward(net.outputGradient(batch: m), meanOver: n)
             net.backward(batch: m)
         }
+        var updated = false
         if let partitioned, updatesInParts {
-            let updated = try network.dataParallel(batch: n, threads: parts.count, body(part:net:range:)) { part, parts in
+            updated = try network.dataParallel(batch: n, threads: parts.count, body(part:net:range:)) { part, parts in
                 partitioned.update(part: part, of: parts) { network.gatherGradients(parts: parts, range: $0) }
-            }
-            if updated {
-                partitioned.finishStep()
-            } else {
-                network.gatherGradients(parts: used)
-                optimizer.step()
             }
         } else {
             try network.dataParallel(batch: n, threads: parts.count, body(part:net:range:))
+        }
+        if updated {
+            partitioned?.finishStep()
+        } else {
             network.gatherGradients(parts: used)
             optimizer.step()
         }
