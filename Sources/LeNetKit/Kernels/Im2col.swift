@@ -67,13 +67,9 @@ public func im2col(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float
                         continue
                     }
                     let src = plane + ih * g.width
-                    if g.stride == 1 && g.padding == 0 {
-                        line.update(from: src + kw, count: ow)
-                    } else {
-                        for j in 0..<ow {
-                            let iw = j * g.stride - g.padding + kw
-                            line[j] = (iw >= 0 && iw < g.width) ? src[iw] : 0
-                        }
+                    for j in 0..<ow {
+                        let iw = j * g.stride - g.padding + kw
+                        line[j] = (iw >= 0 && iw < g.width) ? src[iw] : 0
                     }
                 }
                 row += 1
@@ -143,14 +139,9 @@ public func col2im(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float
                     if ih < 0 || ih >= g.height { continue }
                     let dst = plane + ih * g.width
                     let line = src + i * ow
-                    if g.stride == 1 && g.padding == 0 {
-                        let d = dst + kw
-                        for j in 0..<ow { d[j] += line[j] }
-                    } else {
-                        for j in 0..<ow {
-                            let iw = j * g.stride - g.padding + kw
-                            if iw >= 0 && iw < g.width { dst[iw] += line[j] }
-                        }
+                    for j in 0..<ow {
+                        let iw = j * g.stride - g.padding + kw
+                        if iw >= 0 && iw < g.width { dst[iw] += line[j] }
                     }
                 }
                 row += 1
