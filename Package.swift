@@ -33,6 +33,9 @@ let package = Package(
             providers: [.apt(["zlib1g-dev"])]
         ),
         .systemLibrary(name: "CDispatchApply"),
+        // The one vector loop that needs AVX2/FMA (C can set a function's
+        // target; Swift cannot without unsafe flags).
+        .target(name: "CKernels"),
 
         // MARK: The library
         .target(
@@ -42,6 +45,7 @@ let package = Package(
                 .target(name: "CBLIS", condition: .when(traits: ["BLIS"])),
                 "CZlib",
                 "CDispatchApply",
+                "CKernels",
             ]
         ),
 

@@ -42,7 +42,7 @@ public final class MaxPool2D: Layer {
     /// 2×2 windows with stride 2 (LeNet's) keep no argmax: forward computes
     /// only the maxima (all that evaluation needs), and backward finds each
     /// window's argmax again from the input.
-    private var isPairwise: Bool { kernelSize == 2 && stride == 2 }
+    var isPairwise: Bool { kernelSize == 2 && stride == 2 }
 
     public func reserve(batch n: Int, input: FeatureShape) {
         guard let g = geometry, !isPairwise else { return }
@@ -179,6 +179,40 @@ func maxPool2x2Backward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<F
         for k in 2 &* OW..<W {
             d0[k] = 0
             d1[k] = 0
+        }
+    }
+}
+
+/// Where each window of 2×2, stride-2 max pooling takes its maximum: the
+/// index into the plane of the input that `maxPool2x2Backward` gives the
+/// window's gradient to (the first maximum in scan order). A convolution
+/// followed by this pooling computes its backward pass from these routes
+/// and the pooled gradient alone (`Conv2D.backward(pooledGradient:…)`).
+/// - Parameters:
+///   - route: (OH, OW) indices into the plane
+///   - x: (H, W), H ≥ 2·OH, W ≥ 2·OW
+@inline(__always)
+func maxPool2x2Routes(_ route: UnsafeMutablePointer<Int32>, _ x: UnsafePointer<Float>, W: Int, OH: Int, OW: Int) {
+    let one = SIMD4<Int32>(repeating: 1), zero = SIMD4<Int32>(repeating: 0)
+    let rowStep = SIMD4<Int32>(repeating: Int32(W)), lanes = SIMD4<Int32>(0, 2, 4, 6)
+    for i in 0..<OH {
+        let r0 = x + 2 &* i &* W, r1 = r0 + W, out = route + i &* OW
+        var j = 0
+        while j &+ 4 <= OW {
+            let w = PoolWindows(r0 + 2 &* j, r1 + 2 &* j)
+            let right = (w.bottomWins .& w.dWins) .| (.!w.bottomWins .& w.bWins)
+            let start = SIMD4<Int32>(repeating: Int32(2 &* i &* W &+ 2 &* j)) &+ lanes
+            let at = start &+ zero.replacing(with: rowStep, where: w.bottomWins) &+ zero.replacing(with: one, where: right)
+            UnsafeMutableRawPointer(out + j).storeBytes(of: at, as: SIMD4<Int32>.self)
+            j &+= 4
+        }
+        while j < OW {
+            let a = r0[2 &* j], b = r0[2 &* j &+ 1], c = r1[2 &* j], d = r1[2 &* j &+ 1]
+            let bWins = b > a, dWins = d > c
+            let bottom = (dWins ? d : c) > (bWins ? b : a)
+            let right = bottom ? dWins : bWins
+            out[j] = Int32(2 &* i &* W &+ 2 &* j &+ (bottom ? W : 0) &+ (right ? 1 : 0))
+            j &+= 1
         }
     }
 }

@@ -43,11 +43,13 @@ extension Network {
             _ = try loss.forward(activations[layers.count].pointer, labels.pointer, batch: n)
             parameters.zeroGradients()
             loss.backward(outputGradient(batch: n))
-            for i in layers.indices.reversed() {
+            var i = layers.count - 1
+            while i >= 0 {
                 let t = now()
-                layers[i].backward(i > 0 ? gradients[i].pointer : nil, gradients[i + 1].pointer,
-                                   activations[i].pointer, activations[i + 1].pointer, batch: n)
-                backward[i].append(Double(now() - t) / 1e6)
+                let next = backwardLayer(i, batch: n, inputGradient: false)
+                // A pool fused into the convolution before it: the time is the convolution's.
+                for j in stride(from: i, to: next, by: -1) { backward[j].append(j == next + 1 ? Double(now() - t) / 1e6 : 0) }
+                i = next
             }
             steps.append(Double(now() - stepStart) / 1e6)
         }

@@ -1,0 +1,21 @@
+// Vector kernels that need instructions beyond the x86-64 baseline Swift
+// compiles LeNetKit for. Swift has no per-function target attribute, and
+// raising the whole package's target needs unsafe flags, which would stop
+// other packages from depending on LeNetKit; C has
+// __attribute__((target)), so the AVX2/FMA loop lives here and runs only
+// where the CPU reports those features (`lenet_has_avx2_fma`). Only
+// Kernels/PatchRows.swift imports this module.
+#ifndef LENETKIT_CKERNELS_H
+#define LENETKIT_CKERNELS_H
+#include <stdint.h>
+
+/// 1 when the CPU runs AVX2 and FMA (and this build can use them), else 0.
+int lenet_has_avx2_fma(void);
+
+/// out[0..<width] (+)= sum over j < count of weights[j] * matrix[rows[j] * ld + 0..<width],
+/// with AVX2 and FMA. width: a multiple of 8. Call only when
+/// lenet_has_avx2_fma() returns 1.
+void lenet_weighted_row_sum_avx2(float *_Nonnull out, int accumulate,
+                                 const float *_Nonnull matrix, long ld, long width,
+                                 const int32_t *_Nonnull rows, const float *_Nonnull weights, long count);
+#endif

@@ -1,0 +1,195 @@
+import XCTest
+@testable import LeNetKit
+
+/// A convolution's backward pass run through the 2×2 max pool after it
+/// (`Conv2D.backward(pooledGradient:…)`) against the layer-by-layer pass,
+/// and its kernels against their definitions.
+final class PooledBackwardTests: XCTestCase {
+    // MARK: Kernels
+
+    func testIm2rowsIsIm2colTransposed() {
+        let shapes = [
+            ConvGeometry(channels: 3, height: 32, width: 32, kernelH: 5, kernelW: 5),  // conv1
+            ConvGeometry(channels: 16, height: 14, width: 14, kernelH: 5, kernelW: 5),  // conv2
+            ConvGeometry(channels: 2, height: 7, width: 9, kernelH: 3, kernelW: 3),
+            ConvGeometry(channels: 1, height: 6, width: 11, kernelH: 2, kernelW: 6),
+        ]
+        for (i, g) in shapes.enumerated() {
+            let x = randomValues(g.channels * g.height * g.width, seed: UInt64(i))
+            let P = g.positions, K = g.patch, ld = K + 5
+            var cols = [Float](repeating: 0, count: K * P)
+            var rows = [Float](repeating: -7, count: P * ld)
+            im2col(&cols, x, g)
+            im2rows(&rows, x, g, ld: ld)
+            for q in 0..<P {
+                for k in 0..<K where rows[q * ld + k] != cols[k * P + q] {
+                    return XCTFail("shape \(i): rows[\(q), \(k)] = \(rows[q * ld + k]), cols[\(k), \(q)] = \(cols[k * P + q])")
+                }
+                // The padding columns are left alone.
+                XCTAssertEqual(Array(rows[q * ld + K..<q * ld + ld]), [Float](repeating: -7, count: ld - K), "shape \(i) row \(q)")
+            }
+        }
+    }
+
+    func testRows2imIsTheAdjointOfIm2rowsAndSkipsUnusedRows() {
+        let shapes = [
+            ConvGeometry(channels: 16, height: 14, width: 14, kernelH: 5, kernelW: 5),
+            ConvGeometry(channels: 2, height: 7, width: 9, kernelH: 3, kernelW: 3),
+        ]
+        for (i, g) in shapes.enumerated() {
+            let P = g.positions, K = g.patch, ld = K + 3, CHW = g.channels * g.height * g.width
+            let rows = randomValues(P * ld, seed: UInt64(10 + i))
+            var used = (0..<P).map { Int32($0 % 3 == 1 ? 0 : 1) }
+            // rows2im against col2im of the same rows, transposed, with unused rows zeroed
+            var cols = [Float](repeating: 0, count: K * P)
+            for q in 0..<P where used[q] != 0 {
+                for k in 0..<K { cols[k * P + q] = rows[q * ld + k] }
+            }
+            var expected = [Float](repeating: 0, count: CHW), actual = [Float](repeating: .nan, count: CHW)
+            col2im(&expected, cols, g)
+            rows2im(&actual, rows, g, ld: ld, used: &used)
+            assertClose(actual, expected, "rows2im shape \(i)", atol: 1e-6, rtol: 1e-6)
+            // <rows2im(R), x> = <R, im2rows(x)> with every row used
+            let x = randomValues(CHW, seed: UInt64(20 + i))
+            var unfolded = [Float](repeating: 0, count: P * ld)
+            im2rows(&unfolded, x, g, ld: ld)
+            rows2im(&actual, rows, g, ld: ld)
+            var left = 0.0, right = 0.0
+            for j in 0..<CHW { left += Double(actual[j]) * Double(x[j]) }
+            for q in 0..<P {
+                for k in 0..<K { right += Double(rows[q * ld + k]) * Double(unfolded[q * ld + k]) }
+            }
+            XCTAssertEqual(left, right, accuracy: 1e-4 * max(1, abs(right)), "shape \(i)")
+        }
+    }
+
+    func testWeightedRowSumMatchesItsDefinition() {
+        let matrixRows = 37
+        for width in [8, 16, 40, 72, 80, 88, 400, 408] {
+            let ld = width + 8
+            let matrix = randomValues(matrixRows * ld, seed: UInt64(width))
+            for count in [0, 1, 3, 5, 17, 64] {
+                let chosen = (0..<count).map { Int32(($0 * 11 + width) % matrixRows) }
+                let weights = randomValues(count, seed: UInt64(count + 100))
+                let start = randomValues(width, seed: 7)
+                for accumulate in [false, true] {
+                    var expected = start
+                    weightedRowSumNaive(&expected, accumulate: accumulate, matrix, ld: ld, width: width,
+                                        rows: chosen, weights: weights, count: count)
+                    var fast = start, vector = start
+                    weightedRowSum(&fast, accumulate: accumulate, matrix, ld: ld, width: width,
+                                   rows: chosen, weights: weights, count: count)
+                    weightedRowSumVector(&vector, accumulate: accumulate, matrix, ld: ld, width: width,
+                                         rows: chosen, weights: weights, count: count)
+                    let name = "width \(width) count \(count) accumulate \(accumulate)"
+                    assertClose(fast, expected, "weightedRowSum " + name, atol: 1e-5, rtol: 1e-5)
+                    assertClose(vector, expected, "weightedRowSumVector " + name, atol: 1e-5, rtol: 1e-5)
+                }
+            }
+        }
+    }
+
+    /// The route of each window is where the pool's backward sends its
+    /// gradient, ties and all.
+    func testRoutesAreWhereThePoolsBackwardSendsTheGradient() {
+        for (H, W) in [(10, 10), (28, 28), (7, 13), (5, 9), (2, 2)] {
+            let OH = H / 2, OW = W / 2
+            // Values from {0, 1, 2}: many ties.
+            let x = randomValues(H * W, seed: UInt64(H * 100 + W), 0, 3).map { $0.rounded(.down) }
+            let dy = (0..<OH * OW).map { Float($0 + 1) }
+            var dx = [Float](repeating: .nan, count: H * W)
+            var route = [Int32](repeating: -1, count: OH * OW)
+            maxPool2x2Backward(&dx, dy, x, W: W, OH: OH, OW: OW)
+            maxPool2x2Routes(&route, x, W: W, OH: OH, OW: OW)
+            for w in 0..<OH * OW {
+                let q = Int(route[w]), i = w / OW, j = w % OW
+                XCTAssertTrue((q / W) / 2 == i && (q % W) / 2 == j && q % W < 2 * OW, "\(H)×\(W): window \(w) routed outside itself, to \(q)")
+                XCTAssertEqual(dx[q], dy[w], "\(H)×\(W): window \(w) routed to \(q)")
+            }
+        }
+    }
+
+    // MARK: The fused pass against the layer-by-layer pass
+
+    struct Case { var n, c, h, w, oc, k: Int }
+
+    func testFusedBackwardMatchesLayerByLayer() throws {
+        let cases = [
+            Case(n: 3, c: 3, h: 32, w: 32, oc: 16, k: 5),  // conv1
+            Case(n: 2, c: 16, h: 14, w: 14, oc: 32, k: 5),  // conv2
+            Case(n: 2, c: 2, h: 12, w: 11, oc: 5, k: 3),  // odd output (10×9): a row and a column in no window
+            Case(n: 1, c: 1, h: 7, w: 9, oc: 3, k: 4),  // 4×6 output, patch 16
+        ]
+        for (i, t) in cases.enumerated() {
+            // conv0 (1×1) in front so that conv1's input gradient is needed
+            let layers: () -> [any Layer] = {
+                [Conv2D("conv0", inChannels: t.c, outChannels: t.c, kernelSize: 1),
+                 Conv2D("conv1", inChannels: t.c, outChannels: t.oc, kernelSize: t.k), MaxPool2D("pool"), ReLU("relu")]
+            }
+            let shape = FeatureShape(channels: t.c, height: t.h, width: t.w)
+            let fused = try Network(inputShape: shape, layers: layers())
+            let reference = try Network(inputShape: shape, layers: layers())
+            reference.fusesPooling = false
+            var rng = SeededGenerator(seed: UInt64(i))
+            fused.parameters.initialize(using: &rng)
+            _ = reference.parameters.values.update(fromContentsOf: fused.parameters.values)
+            let x = randomValues(t.n * shape.count, seed: UInt64(30 + i))
+            // a gradient with exact zeros, as the ReLU's would have, and one NaN-free tie pattern
+            var dy = randomValues(t.n * fused.outputShape.count, seed: UInt64(40 + i))
+            for j in dy.indices where j % 3 == 0 { dy[j] = 0 }
+            var results: [[Float]] = []
+            for net in [fused, reference] {
+                _ = net.input(batch: t.n).update(fromContentsOf: x)
+                net.forward(batch: t.n)
+                net.parameters.zeroGradients()
+                _ = net.outputGradient(batch: t.n).update(fromContentsOf: dy)
+                XCTAssertEqual(net.backwardFusesPool(at: 2), net === fused, "case \(i)")
+                net.backward(batch: t.n, inputGradient: true)
+                results.append(Array(net.parameters.gradients) + Array(UnsafeBufferPointer(start: net.inputGradient, count: t.n * shape.count)))
+            }
+            let worst = assertClose(results[0], results[1], "case \(i): gradients and input gradient", atol: 1e-5, rtol: 1e-4)
+            XCTAssertGreaterThan(results[1].map(abs).max() ?? 0, 0.01, "case \(i): the reference gradients are not trivial")
+            print("case \(i): max difference fused vs layer by layer \(worst)")
+        }
+    }
+
+    /// The CIFAR LeNet's two convolutions run fused; a convolution with a
+    /// stride, or followed by another pool, runs layer by layer.
+    func testWhichConvolutionsFuse() throws {
+        let net = Models.cifarLeNet()
+        net.reserve(batch: 1)
+        XCTAssertEqual(net.layers.indices.filter { net.backwardFusesPool(at: $0) }, [1, 4])
+        let strided = try Network(inputShape: FeatureShape(channels: 1, height: 12, width: 12), layers: [
+            Conv2D("conv", inChannels: 1, outChannels: 2, kernelSize: 3, stride: 2), MaxPool2D("pool"),
+            Conv2D("conv2", inChannels: 2, outChannels: 2, kernelSize: 1), MaxPool2D("pool2", kernelSize: 2, stride: 1),
+        ])
+        strided.reserve(batch: 2)
+        XCTAssertEqual(strided.layers.indices.filter { strided.backwardFusesPool(at: $0) }, [])
+    }
+
+    /// Three Adam steps fused and layer by layer end at the same weights (to
+    /// rounding).
+    func testTrainingStepsFusedAndLayerByLayerAgree() throws {
+        let n = 8
+        let images = randomValues(n * 3 * 32 * 32, seed: 5)
+        let labels = (0..<n).map { Int32($0 % 10) }
+        var weights: [[Float]] = []
+        for fuses in [true, false] {
+            let net = Models.cifarLeNet(seed: 3)
+            net.fusesPooling = fuses
+            let optimizer = Adam(parameters: net.parameters, learningRate: 1e-3)
+            let loss = SoftmaxCrossEntropy(classes: 10)
+            for _ in 0..<3 {
+                _ = net.input(batch: n).update(fromContentsOf: images)
+                let logits = net.forward(batch: n)
+                _ = try loss.forward(logits, labels, batch: n)
+                net.parameters.zeroGradients()
+                loss.backward(net.outputGradient(batch: n))
+                net.backward(batch: n)
+                optimizer.step()
+            }
+            weights.append(Array(net.parameters.values))
+        }
+        assertClose(weights[0], weights[1], "weights after 3 Adam steps", atol: 1e-6, rtol: 1e-4)
+    }
+}
