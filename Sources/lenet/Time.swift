@@ -30,10 +30,11 @@ struct Time: ParsableCommand {
         print("\(model.rawValue), batch \(batchSize), \(BLASThreads.library), \(Parallelism.threads) thread(s), median of \(iterations) passes (ms)")
         let width = max(5, rows.map(\.name.count).max() ?? 5)
         print("layer".padding(toLength: width, withPad: " ", startingAt: 0) + "  kind            forward  backward")
-        for r in rows {
+        for (i, r) in rows.enumerated() {
             print(r.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  "
                 + r.kind.padding(toLength: 14, withPad: " ", startingAt: 0)
-                + String(format: "  %7.3f  %8.3f", r.forwardMilliseconds, r.backwardMilliseconds))
+                + String(format: "  %7.3f  ", r.forwardMilliseconds)
+                + (r.backwardInPrevious ? "   (in \(i > 0 ? rows[i - 1].name : "-"))" : String(format: "%8.3f", r.backwardMilliseconds)))
         }
         let fwd = rows.reduce(0) { $0 + $1.forwardMilliseconds }, bwd = rows.reduce(0) { $0 + $1.backwardMilliseconds }
         print(String(format: "layers: forward %.3f ms, backward %.3f ms; whole step %.3f ms = %.0f images/s (no optimizer)",

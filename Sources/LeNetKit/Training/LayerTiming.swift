@@ -8,8 +8,13 @@ public struct LayerTiming: Sendable {
     public var kind: String
     /// Median milliseconds per batch.
     public var forwardMilliseconds: Double
-    /// Median milliseconds per batch of its backward pass.
+    /// Median milliseconds per batch of its backward pass; 0 when the pass
+    /// runs inside the previous layer's (`backwardInPrevious`).
     public var backwardMilliseconds: Double
+    /// Whether its backward pass runs inside the previous layer's: a 2×2
+    /// max pool after a convolution (`Network.fusesPooling`), whose time
+    /// is in the convolution's row.
+    public var backwardInPrevious = false
 }
 
 extension Network {
@@ -59,7 +64,8 @@ extension Network {
         }
         let rows = layers.indices.map {
             LayerTiming(name: layers[$0].name, kind: layers[$0].kind,
-                        forwardMilliseconds: median(forward[$0]), backwardMilliseconds: median(backward[$0]))
+                        forwardMilliseconds: median(forward[$0]), backwardMilliseconds: median(backward[$0]),
+                        backwardInPrevious: backwardFusesPool(at: $0))
         }
         return (rows, median(steps))
     }
