@@ -78,8 +78,9 @@ public final class Network {
 
     /// Whether `backward` runs a convolution and the 2×2, stride-2 max pool
     /// after it as one pass from the pool's output gradient
-    /// (`Conv2D.backward(pooledGradient:…)`; LeNet's convolutions, 1.6×
-    /// faster than the two layers' own passes). The gradients agree with
+    /// (`Conv2D.backward(pooledGradient:…)`: for the CIFAR LeNet at batch
+    /// 36, conv1 with pool1 1.08 → 0.91 ms, conv2 with pool2 2.34 → 1.45).
+    /// The gradients agree with
     /// the layer-by-layer pass to rounding. When false, every layer runs
     /// its own `backward` (the reference path). Default true.
     public var fusesPooling = true

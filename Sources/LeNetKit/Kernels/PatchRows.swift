@@ -127,8 +127,11 @@ private func addSegment(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer
 /// ```
 /// With AVX2 and FMA where the CPU has them (`lenet_weighted_row_sum_avx2`,
 /// in C), else `weightedRowSumVector`. Per training step of the CIFAR
-/// LeNet at batch 36 these sums took 1.8 ms as Swift vectors (the x86-64
-/// baseline: SSE multiplies and adds) and ms with FMA.
+/// LeNet at batch 36 (one thread) these sums took 1.8 ms as Swift vectors
+/// (the x86-64 baseline: SSE multiplies and adds) and 1.1 ms with FMA, at
+/// about half the FMA peak: the rows come from L2. (Unfolding and summing
+/// conv1's patches one window row at a time, so that they stay in L1, and
+/// summing in column blocks were no faster end to end.)
 /// - Parameters:
 ///   - out: (width); overwritten, or added to when `accumulate`.
 ///   - matrix: rows `ld` apart.
