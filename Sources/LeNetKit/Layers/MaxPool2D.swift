@@ -166,13 +166,11 @@ func maxPool2x2Backward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<F
             j &+= 4
         }
         while j < OW {
-            let a = r0[2 &* j], b = r0[2 &* j &+ 1], c = r1[2 &* j], d = r1[2 &* j &+ 1], g = grad[j]
-            let bWins = b > a, dWins = d > c
-            let bottom = (dWins ? d : c) > (bWins ? b : a)
-            d0[2 &* j] = !bottom && !bWins ? g : 0
-            d0[2 &* j &+ 1] = !bottom && bWins ? g : 0
-            d1[2 &* j] = bottom && !dWins ? g : 0
-            d1[2 &* j &+ 1] = bottom && dWins ? g : 0
+            let (bottom, right) = windowWinner(r0 + 2 &* j, r1 + 2 &* j), g = grad[j]
+            d0[2 &* j] = !bottom && !right ? g : 0
+            d0[2 &* j &+ 1] = !bottom && right ? g : 0
+            d1[2 &* j] = bottom && !right ? g : 0
+            d1[2 &* j &+ 1] = bottom && right ? g : 0
             j &+= 1
         }
         // An odd last column is in no window.
@@ -207,14 +205,26 @@ func maxPool2x2Routes(_ route: UnsafeMutablePointer<Int32>, _ x: UnsafePointer<F
             j &+= 4
         }
         while j < OW {
-            let a = r0[2 &* j], b = r0[2 &* j &+ 1], c = r1[2 &* j], d = r1[2 &* j &+ 1]
-            let bWins = b > a, dWins = d > c
-            let bottom = (dWins ? d : c) > (bWins ? b : a)
-            let right = bottom ? dWins : bWins
+            let (bottom, right) = windowWinner(r0 + 2 &* j, r1 + 2 &* j)
             out[j] = Int32(2 &* i &* W &+ 2 &* j &+ (bottom ? W : 0) &+ (right ? 1 : 0))
             j &+= 1
         }
     }
+}
+
+/// Which input of one 2×2 window wins, one window at a time (the rows'
+/// tails that `PoolWindows` does not cover): the bottom row or the top,
+/// the right column or the left. Strict comparisons: ties go to the first
+/// input in scan order.
+/// - Parameters:
+///   - top: the window's top row, (a, b).
+///   - bottom: its bottom row, (c, d).
+@inline(__always)
+private func windowWinner(_ top: UnsafePointer<Float>, _ bottom: UnsafePointer<Float>) -> (bottom: Bool, right: Bool) {
+    let a = top[0], b = top[1], c = bottom[0], d = bottom[1]
+    let bWins = b > a, dWins = d > c
+    let lower = (dWins ? d : c) > (bWins ? b : a)
+    return (lower, lower ? dWins : bWins)
 }
 
 /// Four neighbouring 2×2 windows: which input of each wins, and the maxima.
