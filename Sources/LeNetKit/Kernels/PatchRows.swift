@@ -40,7 +40,7 @@ private func im2rowsSegments(_ rows: UnsafeMutablePointer<Float>, _ x: UnsafePoi
             for c in 0..<C {
                 var src = x + ((c &* H &+ oh) &* W &+ ow)
                 for _ in 0..<KH {
-                    copySegment(dst, src, count: kw)
+                    copyShort(dst, src, count: kw)
                     dst += kw
                     src += W
                 }
@@ -79,44 +79,12 @@ private func rows2imSegments(_ x: UnsafeMutablePointer<Float>, _ rows: UnsafePoi
             for c in 0..<C {
                 var dst = x + ((c &* H &+ oh) &* W &+ ow)
                 for _ in 0..<KH {
-                    addSegment(dst, src, count: kw)
+                    addShort(dst, src, count: kw)
                     src += kw
                     dst += W
                 }
             }
         }
-    }
-}
-
-/// Copies a kernel row's run of input (5 floats for LeNet): one 4-wide
-/// move and the rest one by one.
-@inline(__always)
-private func copySegment(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
-    var j = 0
-    while j &+ 4 <= count {
-        UnsafeMutableRawPointer(dst + j).storeBytes(of: UnsafeRawPointer(src + j).loadUnaligned(as: SIMD4<Float>.self),
-                                                    as: SIMD4<Float>.self)
-        j &+= 4
-    }
-    while j < count {
-        dst[j] = src[j]
-        j &+= 1
-    }
-}
-
-/// dst[0..<count] += src[0..<count] for a kernel row's run.
-@inline(__always)
-private func addSegment(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
-    var j = 0
-    while j &+ 4 <= count {
-        let d = UnsafeRawPointer(dst + j).loadUnaligned(as: SIMD4<Float>.self)
-        let s = UnsafeRawPointer(src + j).loadUnaligned(as: SIMD4<Float>.self)
-        UnsafeMutableRawPointer(dst + j).storeBytes(of: d + s, as: SIMD4<Float>.self)
-        j &+= 4
-    }
-    while j < count {
-        dst[j] += src[j]
-        j &+= 1
     }
 }
 
