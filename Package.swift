@@ -61,7 +61,7 @@ let package = Package(
         // MARK: Tests
         .testTarget(
             name: "LeNetKitTests",
-            dependencies: ["LeNetKit"],
+            dependencies: ["LeNetKit", "CKernels"],
             resources: [.copy("Fixtures")]
         ),
     ]

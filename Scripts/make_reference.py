@@ -8,12 +8,15 @@ torch, numpy and safetensors:
 
 Weights and inputs are not stored: both sides generate them from the same
 integer hash (`fixed_values` here, `FixedValues` in the tests), so the
-fixtures stay under 1 MB. What is stored is what PyTorch computed from them.
+fixtures stay under 2 MB. What is stored is what PyTorch computed from them.
 
 Fixtures/cifar_lenet_reference.safetensors (the seed's CIFAR LeNet, batch 4):
   labels (4) as F32, logits (4, 10), loss (1),
   grad.<name> for every parameter after one backward pass,
-  adam3.<name>: every parameter after 3 Adam steps (lr 1e-3, defaults) on the same batch.
+  adam3.<name>: every parameter after 3 Adam steps (lr 1e-3, defaults) on the same batch,
+  adam_grad<t>.<name> for t = 1, 2: the gradient PyTorch's step t + 1 took (at the
+  weights after t steps; step 1's is grad.<name>), so the test can give LeNetKit's
+  Adam exactly PyTorch's gradients and hold each part to its own error bound.
 Fixtures/optimizers_reference.safetensors (Linear 6→5, ReLU, Linear 5→3, batch 4):
   labels, and <optimizer>.<name> after 3 steps for sgd (lr 0.1, momentum 0.9,
   weight decay 0.01), nesterov (lr 0.1, momentum 0.9, nesterov), adamwd (Adam
@@ -107,11 +110,14 @@ def fill_fixed(model):
 fan_in_of = {}
 
 
-def run_steps(model, make_opt, x, y, steps):
+def run_steps(model, make_opt, x, y, steps, gradients=None):
+    """`steps` optimizer steps on (x, y); each step's gradients go into `gradients` (a list) if given."""
     opt = make_opt(model.parameters())
     for _ in range(steps):
         opt.zero_grad()
         F.cross_entropy(model(x), y).backward()
+        if gradients is not None:
+            gradients.append({n: p.grad.detach().clone() for n, p in model.named_parameters()})
         opt.step()
     return {n: p.detach().clone() for n, p in model.named_parameters()}
 
@@ -137,8 +143,14 @@ def main():
         out["grad." + name] = p.grad.detach().clone()
     model = CifarLeNet()
     fill_fixed(model)
-    for name, v in run_steps(model, lambda ps: torch.optim.Adam(ps, lr=1e-3), x, y, 3).items():
+    step_gradients = []
+    for name, v in run_steps(model, lambda ps: torch.optim.Adam(ps, lr=1e-3), x, y, 3, step_gradients).items():
         out["adam3." + name] = v
+    for name, g in step_gradients[0].items():  # the first step's gradients are grad.<name>
+        assert torch.equal(g, out["grad." + name]), name
+    for t in (1, 2):
+        for name, g in step_gradients[t].items():
+            out["adam_grad%d.%s" % (t, name)] = g
     save_file({k: v.contiguous() for k, v in out.items()},
               os.path.join(FIXTURES, "cifar_lenet_reference.safetensors"),
               metadata={"source": "Scripts/make_reference.py", "torch": torch.__version__})

@@ -27,7 +27,11 @@ final class ConvolutionTests: XCTestCase {
             let b = net.parameters.values(of: "conv.bias") ?? []
             var yRef = [Float](repeating: 0, count: t.n * t.oc * g.positions)
             conv2dForwardNaive(&yRef, x, w, b, batch: t.n, outChannels: t.oc, g)
-            assertClose(y, yRef, "case \(i) forward", atol: 1e-5, rtol: 1e-4)
+            // Every bound: the sum's length times ε times its Σ|terms|, which is
+            // the same naive kernel run on absolute values.
+            var yAbs = yRef
+            conv2dForwardNaive(&yAbs, x.map(abs), w.map(abs), b.map(abs), batch: t.n, outChannels: t.oc, g)
+            assertWithin(y, yRef, "case \(i) forward", bounds: ErrorBound.sums(g.patch + 1, absolute: yAbs), "(C·K·K + 1)·ε·Σ|terms|")
 
             // Backward with a random output gradient.
             let dy = randomValues(yRef.count, seed: UInt64(200 + i))
@@ -39,9 +43,16 @@ final class ConvolutionTests: XCTestCase {
             var dwRef = [Float](repeating: 0, count: w.count)
             var dbRef = [Float](repeating: 0, count: b.count)
             conv2dBackwardNaive(&dxRef, &dwRef, &dbRef, dy, x, w, batch: t.n, outChannels: t.oc, g)
-            assertClose(dx, dxRef, "case \(i) dx", atol: 1e-4, rtol: 1e-4)
-            assertClose(net.parameters.gradient(of: "conv.weight") ?? [], dwRef, "case \(i) dw", atol: 1e-4, rtol: 1e-4)
-            assertClose(net.parameters.gradient(of: "conv.bias") ?? [], dbRef, "case \(i) db", atol: 1e-4, rtol: 1e-4)
+            var dxAbs = [Float](repeating: 0, count: x.count)
+            var dwAbs = [Float](repeating: 0, count: w.count), dbAbs = [Float](repeating: 0, count: b.count)
+            conv2dBackwardNaive(&dxAbs, &dwAbs, &dbAbs, dy.map(abs), x.map(abs), w.map(abs), batch: t.n, outChannels: t.oc, g)
+            // dx sums over OC·K·K kernel taps, dW and db over N·OH·OW positions.
+            let taps = t.oc * t.k * t.k, positions = t.n * g.positions
+            assertWithin(dx, dxRef, "case \(i) dx", bounds: ErrorBound.sums(taps, absolute: dxAbs), "OC·K·K·ε·Σ|terms|")
+            assertWithin(net.parameters.gradient(of: "conv.weight") ?? [], dwRef, "case \(i) dw",
+                         bounds: ErrorBound.sums(positions, absolute: dwAbs), "N·OH·OW·ε·Σ|terms|")
+            assertWithin(net.parameters.gradient(of: "conv.bias") ?? [], dbRef, "case \(i) db",
+                         bounds: ErrorBound.sums(positions, absolute: dbAbs), "N·OH·OW·ε·Σ|terms|")
         }
     }
 

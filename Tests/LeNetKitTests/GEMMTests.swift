@@ -18,7 +18,12 @@ final class GEMMTests: XCTestCase {
                 var fast = c0, slow = c0
                 gemm(ta, tb, m: m, n: n, k: k, alpha: 0.5, a, lda: lda, b, ldb: ldb, beta: 2, &fast, ldc: ldc)
                 gemmNaive(ta, tb, m: m, n: n, k: k, alpha: 0.5, a, lda: lda, b, ldb: ldb, beta: 2, &slow, ldc: ldc)
-                assertClose(fast, slow, "gemm \(ta)/\(tb) \(m)×\(n)×\(k)", atol: 1e-4, rtol: 1e-4)
+                // Each entry sums k products and β·c: bounded by (k + 1)·ε·Σ|terms|.
+                var absolute = c0.map(abs)
+                gemmNaive(ta, tb, m: m, n: n, k: k, alpha: 0.5, a.map(abs), lda: lda, b.map(abs), ldb: ldb, beta: 2,
+                          &absolute, ldc: ldc)
+                assertWithin(fast, slow, "gemm \(ta)/\(tb) \(m)×\(n)×\(k)", bounds: ErrorBound.sums(k + 1, absolute: absolute),
+                             "(k + 1)·ε·Σ|terms|")
                 // The padding columns of C stay untouched.
                 for i in 0..<m { for j in n..<ldc { XCTAssertEqual(fast[i * ldc + j], c0[i * ldc + j]) } }
             }
@@ -58,7 +63,10 @@ final class GEMMSwiftTests: XCTestCase {
                 var fast = c0, slow = c0
                 gemmSwift(ta, tb, m: m, n: n, k: k, alpha: 0.5, a, b, beta: 2, &fast)
                 gemmNaive(ta, tb, m: m, n: n, k: k, alpha: 0.5, a, b, beta: 2, &slow)
-                assertClose(fast, slow, "gemmSwift \(ta)/\(tb) \(m)×\(n)×\(k)", atol: 1e-4, rtol: 1e-4)
+                var absolute = c0.map(abs)
+                gemmNaive(ta, tb, m: m, n: n, k: k, alpha: 0.5, a.map(abs), b.map(abs), beta: 2, &absolute)
+                assertWithin(fast, slow, "gemmSwift \(ta)/\(tb) \(m)×\(n)×\(k)", bounds: ErrorBound.sums(k + 1, absolute: absolute),
+                             "(k + 1)·ε·Σ|terms|")
             }
         }
     }

@@ -1,5 +1,6 @@
 import XCTest
 @testable import LeNetKit
+import CKernels
 
 /// A convolution's backward pass run through the 2×2 max pool after it
 /// (`Conv2D.backward(pooledGradient:…)`) against the layer-by-layer pass,
@@ -63,6 +64,13 @@ final class PooledBackwardTests: XCTestCase {
         }
     }
 
+    /// `LENETKIT_KERNELS=portable` turns the AVX2 kernels off (CI runs the suite so).
+    func testPortableSwitch() {
+        let portable = ProcessInfo.processInfo.environment["LENETKIT_KERNELS"] == "portable"
+        XCTAssertEqual(CPUFeatures.portableRequested, portable)
+        XCTAssertEqual(CPUFeatures.avx2FMA, CPUFeatures.hardwareAVX2FMA && !portable)
+    }
+
     func testWeightedRowSumMatchesItsDefinition() {
         let matrixRows = 37
         for width in [8, 16, 40, 72, 80, 88, 400, 408] {
@@ -76,14 +84,25 @@ final class PooledBackwardTests: XCTestCase {
                     var expected = start
                     weightedRowSumNaive(&expected, accumulate: accumulate, matrix, ld: ld, width: width,
                                         rows: chosen, weights: weights, count: count)
-                    var fast = start, vector = start
-                    weightedRowSum(&fast, accumulate: accumulate, matrix, ld: ld, width: width,
+                    // Bound: count + 1 terms (the start when accumulating) times ε
+                    // times Σ|terms|, the naive sum (in Double) of absolute values.
+                    var absolute = start.map(abs)
+                    weightedRowSumNaive(&absolute, accumulate: accumulate, matrix.map(abs), ld: ld, width: width,
+                                        rows: chosen, weights: weights.map(abs), count: count)
+                    let bounds = ErrorBound.sums(count + 1, absolute: absolute)
+                    var chosenPath = start, vector = start
+                    weightedRowSum(&chosenPath, accumulate: accumulate, matrix, ld: ld, width: width,
                                    rows: chosen, weights: weights, count: count)
                     weightedRowSumVector(&vector, accumulate: accumulate, matrix, ld: ld, width: width,
                                          rows: chosen, weights: weights, count: count)
                     let name = "width \(width) count \(count) accumulate \(accumulate)"
-                    assertClose(fast, expected, "weightedRowSum " + name, atol: 1e-5, rtol: 1e-5)
-                    assertClose(vector, expected, "weightedRowSumVector " + name, atol: 1e-5, rtol: 1e-5)
+                    assertWithin(chosenPath, expected, "weightedRowSum " + name, bounds: bounds, "(count + 1)·ε·Σ|terms|")
+                    assertWithin(vector, expected, "weightedRowSumVector " + name, bounds: bounds, "(count + 1)·ε·Σ|terms|")
+                    if CPUFeatures.hardwareAVX2FMA {
+                        var avx2 = start
+                        lenet_weighted_row_sum_avx2(&avx2, accumulate ? 1 : 0, matrix, ld, width, chosen, weights, count)
+                        assertWithin(avx2, expected, "AVX2 weightedRowSum " + name, bounds: bounds, "(count + 1)·ε·Σ|terms|")
+                    }
                 }
             }
         }
@@ -147,7 +166,21 @@ final class PooledBackwardTests: XCTestCase {
                 net.backward(batch: t.n, inputGradient: true)
                 results.append(Array(net.parameters.gradients) + Array(UnsafeBufferPointer(start: net.inputGradient, count: t.n * shape.count)))
             }
-            let worst = assertClose(results[0], results[1], "case \(i): gradients and input gradient", atol: 1e-5, rtol: 1e-4)
+            // Bound (ErrorBound): the forward sums conv0's C and conv1's C·K·K
+            // terms, the backward conv1's input gradient OC·K·K, conv0's C, and
+            // the weight gradients' sums over N·OH·OW positions.
+            let g = ConvGeometry(channels: t.c, height: t.h, width: t.w, kernelH: t.k, kernelW: t.k, stride: 1, padding: 0)
+            let K = t.c + g.patch + t.oc * t.k * t.k + t.c + t.n * g.positions
+            var worst: Float = 0
+            var start = 0
+            for (name, count) in fused.parameters.entries.map({ ($0.name, $0.count) }) + [("input gradient", t.n * shape.count)] {
+                let range = start..<start + count
+                let expected = Array(results[1][range])
+                worst = max(worst, assertWithin(Array(results[0][range]), expected, "case \(i): \(name)",
+                                                bound: ErrorBound.reduction(K, of: expected), "ε·\(K)·max|g|"))
+                start += count
+            }
+            XCTAssertEqual(start, results[1].count)
             XCTAssertGreaterThan(results[1].map(abs).max() ?? 0, 0.01, "case \(i): the reference gradients are not trivial")
             print("case \(i): max difference fused vs layer by layer \(worst)")
         }
@@ -167,29 +200,43 @@ final class PooledBackwardTests: XCTestCase {
         XCTAssertEqual(strided.layers.indices.filter { strided.backwardFusesPool(at: $0) }, [])
     }
 
-    /// Three Adam steps fused and layer by layer end at the same weights (to
-    /// rounding).
+    /// Three Adam steps fused and layer by layer: at each step, from the same
+    /// weights, the gradients agree to their bound, and the weights after the
+    /// step to `AdamStepBound` (Adam makes lr-sized steps of any gradient
+    /// about 0, so weights alone would hide or exaggerate a difference).
     func testTrainingStepsFusedAndLayerByLayerAgree() throws {
         let n = 8
         let images = randomValues(n * 3 * 32 * 32, seed: 5)
         let labels = (0..<n).map { Int32($0 % 10) }
-        var weights: [[Float]] = []
-        for fuses in [true, false] {
-            let net = Models.cifarLeNet(seed: 3)
-            net.fusesPooling = fuses
-            let optimizer = Adam(parameters: net.parameters, learningRate: 1e-3)
-            let loss = SoftmaxCrossEntropy(classes: 10)
-            for _ in 0..<3 {
+        let lr: Float = 1e-3
+        let nets = [Models.cifarLeNet(seed: 3), Models.cifarLeNet(seed: 3)]
+        nets[1].fusesPooling = false
+        let optimizers = nets.map { Adam(parameters: $0.parameters, learningRate: lr) }
+        let losses = nets.map { _ in SoftmaxCrossEntropy(classes: 10) }
+        // The CIFAR LeNet's chain, as in the PyTorch test, with conv1's weight
+        // gradient summed over 8·28·28 positions.
+        let K = (75 + 400 + 800 + 120 + 84) + (10 + n) + (10 + 84 + 120 + 800) + n * 28 * 28
+        var adamBound = AdamStepBound(learningRate: lr, count: nets[0].parameters.count)
+        for t in 0..<3 {
+            let start = Array(nets[0].parameters.values)
+            _ = nets[1].parameters.values.update(fromContentsOf: start)
+            var gradients: [[Float]] = []
+            for (net, loss) in zip(nets, losses) {
                 _ = net.input(batch: n).update(fromContentsOf: images)
                 let logits = net.forward(batch: n)
                 _ = try loss.forward(logits, labels, batch: n)
                 net.parameters.zeroGradients()
                 loss.backward(net.outputGradient(batch: n))
                 net.backward(batch: n)
-                optimizer.step()
+                gradients.append(Array(net.parameters.gradients))
             }
-            weights.append(Array(net.parameters.values))
+            let gradientBound = ErrorBound.reduction(K, of: gradients[1])
+            assertWithin(gradients[0], gradients[1], "step \(t + 1): gradients", bound: gradientBound, "ε·\(K)·max|g|")
+            adamBound.add(gradients: gradients[1], bound: gradientBound)
+            for optimizer in optimizers { optimizer.step() }
+            assertWithin(Array(nets[0].parameters.values), Array(nets[1].parameters.values), "step \(t + 1): weights",
+                         bounds: adamBound.bounds(weights: start), "AdamStepBound")
+            XCTAssertNotEqual(Array(nets[0].parameters.values), start)
         }
-        assertClose(weights[0], weights[1], "weights after 3 Adam steps", atol: 1e-6, rtol: 1e-4)
     }
 }

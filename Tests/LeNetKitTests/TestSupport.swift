@@ -141,3 +141,110 @@ func runLenet(_ arguments: [String], in directory: URL? = nil) throws -> LenetRu
     return LenetRun(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
                     stderr: String(decoding: errData, as: UTF8.self))
 }
+
+/// Tolerances for comparing two float32 computations of the same quantity
+/// that round differently (another kernel, another split of a sum, another
+/// batch position, another library), each from an error bound.
+///
+/// A float32 sum of K terms has |fl(s) − s| ≤ γ_K·Σ|terms|, γ_K = K·u/(1 − K·u)
+/// with u = 2⁻²⁴ (Higham, *Accuracy and Stability of Numerical Algorithms*,
+/// §3.1). Two such sums, each rounded its own way, differ by at most twice
+/// that: about K·ε·Σ|terms| with ε = `Float.ulpOfOne` = 2u. Through a chain of
+/// layers the relative errors add, so K is the sum of the chain's reduction
+/// lengths. The magnitude stands for Σ|terms|; the tests take the largest
+/// |value| of the reference tensor, which holds for LeNet's layers, whose
+/// activations and gradients keep their scale from layer to layer.
+enum ErrorBound {
+    static let epsilon = Float.ulpOfOne
+
+    /// K·ε·magnitude: two roundings of a chain of sums of total length K.
+    static func reduction(_ K: Int, magnitude: Float) -> Float {
+        Float(K) * epsilon * magnitude
+    }
+
+    /// `reduction(K, magnitude: max |expected|)`.
+    static func reduction(_ K: Int, of expected: [Float]) -> Float {
+        reduction(K, magnitude: expected.reduce(0) { max($0, abs($1)) })
+    }
+
+    /// Per-entry bounds for two roundings of the same sums of K terms, from
+    /// each entry's Σ|terms| (the same computation on absolute values, in
+    /// float32: its own rounding, a relative K·u, is far inside the factor 2
+    /// that ε = 2u leaves).
+    static func sums(_ K: Int, absolute: [Float]) -> [Float] {
+        absolute.map { Float(K) * epsilon * $0 }
+    }
+
+    /// Softmax probabilities move by at most half the largest logit change:
+    /// |∂pᵢ/∂zⱼ| summed over j is 2·pᵢ(1 − pᵢ) ≤ 1/2.
+    static func probability(fromLogitBound bound: Float) -> Double {
+        Double(bound) / 2
+    }
+}
+
+/// Compares two tensors elementwise against one absolute bound, and says
+/// which bound it is when they differ.
+@discardableResult
+func assertWithin(_ actual: [Float], _ expected: [Float], _ name: String, bound: Float, _ why: String,
+                  file: StaticString = #filePath, line: UInt = #line) -> Float {
+    assertClose(actual, expected, name + " (bound \(bound): \(why))", atol: bound, rtol: 0, file: file, line: line)
+}
+
+/// `assertWithin` with a bound for each entry.
+@discardableResult
+func assertWithin(_ actual: [Float], _ expected: [Float], _ name: String, bounds: [Float], _ why: String,
+                  file: StaticString = #filePath, line: UInt = #line) -> Float {
+    guard actual.count == expected.count, bounds.count == expected.count else {
+        XCTFail("\(name): \(actual.count) values and \(bounds.count) bounds, expected \(expected.count)", file: file, line: line)
+        return .infinity
+    }
+    var maxDiff: Float = 0, bad = 0, worst = 0
+    for i in actual.indices {
+        let d = abs(actual[i] - expected[i])
+        if !(d <= bounds[i]) {
+            if bad == 0 || d > abs(actual[worst] - expected[worst]) { worst = i }
+            bad += 1
+        }
+        if d > maxDiff || d.isNaN { maxDiff = d }
+    }
+    if bad > 0 {
+        XCTFail("""
+            \(name): \(bad) of \(actual.count) values exceed their bound (\(why)); worst at [\(worst)]: \
+            \(actual[worst]) vs \(expected[worst]), bound \(bounds[worst])
+            """, file: file, line: line)
+    }
+    return maxDiff
+}
+
+/// How far one Adam step may move two copies of the same weights apart when
+/// their gradients so far differed by at most a known bound.
+///
+/// Adam steps by lr·r with r = m̂/√v̂, |r| ≤ 1.01 in its first steps (β1 0.9,
+/// β2 0.999: at step 1 r = sign(g); Cauchy–Schwarz bounds it after), so two
+/// steps differ by at most 2.02·lr. Where the gradients are well above
+/// their difference, r moves by at most Σₛ 3·δₛ/|gₛ| (|∂r/∂gₛ| ≤ 2/|gₛ| in the
+/// first steps), which makes a weight's bound tight where the gradient is
+/// clear and lr-sized where it is about 0. Each weight also rounds once and
+/// the step a few times: ε·|w| + 16·ε·lr, for each of the two.
+struct AdamStepBound {
+    let learningRate: Float
+    private var sensitivity: [Float]  // Σₛ 3·δₛ/|gₛ|, per weight
+
+    init(learningRate: Float, count: Int) {
+        self.learningRate = learningRate
+        sensitivity = [Float](repeating: 0, count: count)
+    }
+
+    /// Adds a step's gradients (one run's) and their difference bound.
+    mutating func add(gradients g: [Float], bound: Float) {
+        for i in sensitivity.indices { sensitivity[i] += g[i] == 0 ? .infinity : 3 * bound / abs(g[i]) }
+    }
+
+    /// The bound for each weight after this step, both runs starting from `weights`.
+    func bounds(weights: [Float]) -> [Float] {
+        let e = ErrorBound.epsilon, lr = learningRate
+        return weights.indices.map { i in
+            lr * min(2.02, sensitivity[i]) + 2 * (e * abs(weights[i]) + 16 * e * lr)
+        }
+    }
+}

@@ -11,6 +11,13 @@
 // position, so that a chosen patch is one contiguous run.
 
 import CKernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#else
+import Darwin
+#endif
 
 /// Unfolds one sample into patch rows, one row per output position, for
 /// stride 1 and no padding: `im2col` transposed.
@@ -120,8 +127,18 @@ func weightedRowSum(_ out: UnsafeMutablePointer<Float>, accumulate: Bool,
 
 /// What the CPU offers beyond the baseline the package is compiled for.
 enum CPUFeatures {
-    /// AVX2 and FMA (x86-64 since 2013–2015), checked once.
-    static let avx2FMA = lenet_has_avx2_fma() != 0
+    /// The CPU runs AVX2 and FMA (x86-64 since 2013–2015), whatever the
+    /// environment asks.
+    static let hardwareAVX2FMA = lenet_has_avx2_fma() != 0
+    /// The kernels use AVX2 and FMA: the CPU has them and the environment
+    /// variable `LENETKIT_KERNELS` is not `portable`. Read once, at the
+    /// first kernel call; `portable` lets the test suite run the Swift
+    /// fallback on a CPU that has AVX2 (CI does), as a CPU without it would.
+    static let avx2FMA = hardwareAVX2FMA && !portableRequested
+    static let portableRequested: Bool = {
+        guard let value = getenv("LENETKIT_KERNELS") else { return false }
+        return String(cString: value) == "portable"
+    }()
 }
 
 /// `weightedRowSum` in Swift vectors, for any CPU: forty columns at a time

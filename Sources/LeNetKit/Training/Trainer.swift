@@ -172,6 +172,9 @@ public final class Trainer {
     /// Whether a partitioned optimizer updates inside the step's parallel
     /// region; tests turn it off to compare with the update after it.
     var updatesInParts = true
+    /// Steps whose update ran inside the parallel region (not the fallback
+    /// after it): tests check that the path they compare really ran.
+    private(set) var stepsUpdatedInParts = 0
     /// How many images of the last `step` the network classified right.
     public private(set) var lastStepCorrect = 0
 
@@ -259,6 +262,7 @@ public final class Trainer {
         }
         if updated {
             partitioned?.finishStep()
+            stepsUpdatedInParts += 1
         } else {
             network.gatherGradients(parts: used)
             optimizer.step()
