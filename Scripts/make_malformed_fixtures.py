@@ -18,6 +18,13 @@ Kinds:
            `MNIST.load` and `lenet train --data DIR --dataset mnist`
   idx      `IDX.read(path:)` with no expected magic number (inputs of other
            ranks or types, which `lenet` refuses by magic number first)
+  checkpoint  a checkpoint to resume from whose metadata is bad (read
+           before its tensors): `Trainer.resume(from:)` and
+           `lenet train --resume FILE`
+  state    a FILE.state put beside a checkpoint the test trains (cifar-lenet,
+           SGD without momentum, 1 epoch); it carries no weights digest, so it
+           matches on its epoch alone: `Trainer.resume(from:)` and
+           `lenet train --resume FILE`; the error names the state file
 """
 import gzip
 import json
@@ -169,6 +176,39 @@ def main():
         "train-labels-idx1-ubyte.gz")
     add("mnist-labels-gzip-out-of-range.gz", gzip.compress(idx(1, [2], bytes([200, 0])), mtime=0), "mnist",
         ["label 200 of image 0 is out of range 0...9"], "train-labels-idx1-ubyte.gz")
+
+    # Checkpoints to resume from: metadata that cannot be a count.
+    bias = {"conv1.bias": {"dtype": "F32", "shape": [16], "data_offsets": [0, 64]}}
+
+    def checkpoint(**meta):
+        base = {"format": "lenetkit-1", "model": "cifar-lenet", "epoch": "1", "images_seen": "2"}
+        base.update(meta)
+        return safetensors(bias, f32(*[0.0] * 16), base)
+
+    add("checkpoint-images-seen-negative.safetensors", checkpoint(images_seen="-5"), "checkpoint",
+        ["has images_seen '-5', expected a whole number from 0 to"])
+    add("checkpoint-images-seen-huge.safetensors", checkpoint(images_seen="9223372036854775807"), "checkpoint",
+        ["has images_seen '9223372036854775807', expected a whole number from 0 to"])
+    add("checkpoint-epoch-huge.safetensors", checkpoint(epoch="9223372036854775807"), "checkpoint",
+        ["has epoch '9223372036854775807', expected a whole number from 0 to 1000000000"])
+    add("checkpoint-epoch-float.safetensors", checkpoint(epoch="1e3"), "checkpoint",
+        ["has epoch '1e3', expected a whole number"])
+    add("checkpoint-epoch-step-negative.safetensors", checkpoint(epoch_step="-1"), "checkpoint",
+        ["has epoch_step '-1', expected a whole number of steps"])
+    add("checkpoint-no-epoch.safetensors", safetensors(bias, f32(*[0.0] * 16), {"model": "cifar-lenet"}), "checkpoint",
+        ["has no epoch / images_seen metadata"])
+
+    # Training states: an SGD step count no Int can hold, a shuffle generator of zeros.
+    def state(step, shuffle="1,2,3,4"):
+        meta = {"epoch": "1", "optimizer": "sgd", "shuffle_state": shuffle}
+        return safetensors({"sgd.step": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, f32(step), meta)
+
+    add("state-sgd-step-inf.state", state(float("inf")), "state", ["the SGD step count (sgd.step) is inf"])
+    add("state-sgd-step-1e30.state", state(1e30), "state", ["the SGD step count (sgd.step) is 1e+30"])
+    add("state-sgd-step-negative.state", state(-3.0), "state", ["the SGD step count (sgd.step) is -3.0"])
+    add("state-sgd-step-fraction.state", state(2.5), "state", ["the SGD step count (sgd.step) is 2.5"])
+    add("state-sgd-step-nan.state", state(float("nan")), "state", ["the SGD step count (sgd.step) is nan"])
+    add("state-shuffle-zero.state", state(1.0, "0,0,0,0"), "state", ["has no valid shuffle_state"])
 
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)

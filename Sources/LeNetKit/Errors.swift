@@ -24,3 +24,27 @@ public struct LeNetError: Error, CustomStringConvertible, Equatable, Sendable {
         return message
     }
 }
+
+/// Checked conversions of numbers read from files (optimizer states,
+/// checkpoint metadata) into counts: each returns nil instead of trapping
+/// on a value that is not finite, not whole, negative or too large, so the
+/// reader can throw a `LeNetError` that names the file and the value.
+enum WholeNumber {
+    /// The largest step count or epoch a state may hold: far beyond any
+    /// run, and small enough that counting on from it cannot overflow.
+    static let maximumCount = 1_000_000_000
+    /// The largest number of images seen a checkpoint may record.
+    static let maximumImages = 1 << 50
+
+    /// `value` as an Int when it is a whole number in 0...maximum.
+    static func count(_ value: Float, maximum: Int = maximumCount) -> Int? {
+        guard value.isFinite, value >= 0, value <= Float(maximum), let n = Int(exactly: value), n <= maximum else { return nil }
+        return n
+    }
+
+    /// `text` (decimal digits) as an Int in 0...maximum.
+    static func count(_ text: String, maximum: Int = maximumCount) -> Int? {
+        guard let n = Int(text), n >= 0, n <= maximum else { return nil }
+        return n
+    }
+}

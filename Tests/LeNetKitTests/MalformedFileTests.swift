@@ -9,7 +9,7 @@ import XCTest
 /// that one line. Inputs that crashed a fuzzer are kept here too.
 final class MalformedFileTests: XCTestCase {
     struct Entry: Decodable {
-        /// weights, cifar, mnist or idx (see the script).
+        /// weights, cifar, mnist, idx, checkpoint or state (see the script).
         var kind: String
         /// The name the file takes in a dataset directory (cifar, mnist).
         var `as`: String?
@@ -36,7 +36,7 @@ final class MalformedFileTests: XCTestCase {
         let entries = try manifest()
         XCTAssertEqual(Set(files), Set(entries.keys), "files and manifest.json disagree")
         XCTAssertGreaterThanOrEqual(entries.count, 40)
-        for kind in ["weights", "cifar", "mnist", "idx"] {
+        for kind in ["weights", "cifar", "mnist", "idx", "checkpoint", "state"] {
             XCTAssertTrue(entries.values.contains { $0.kind == kind }, "no \(kind) files")
         }
     }
@@ -61,6 +61,39 @@ final class MalformedFileTests: XCTestCase {
             try idx(3, [2, 28, 28], [UInt8](repeating: 9, count: 2 * 784)).write(to: dir.appendingPathComponent(names.images))
             try idx(1, [2], [1, 8]).write(to: dir.appendingPathComponent(names.labels))
         }
+    }
+
+    /// The options `lenet train --optimizer sgd --momentum 0` trains with.
+    var sgdOptions: TrainingOptions {
+        var options = TrainingOptions()
+        options.optimizer = .sgd
+        options.momentum = 0
+        return options
+    }
+
+    /// A checkpoint of one epoch on `makeCIFAR`'s images, trained with
+    /// `sgdOptions`, with `state` (a fixture) in place of its own FILE.state.
+    /// - Returns: the checkpoint's path, the state's path, and the data directory.
+    func checkpoint(withState state: URL) throws -> (weights: String, state: String, data: URL) {
+        let dir = try temporaryDirectory(self)
+        try makeCIFAR(dir)
+        let trainer = try Trainer(network: Models.cifarLeNet(), model: .cifarLeNet,
+                                  dataset: try CIFAR10.load(directory: dir.path, split: .train), options: sgdOptions)
+        _ = try trainer.trainEpoch()
+        let weights = dir.appendingPathComponent("ckpt.safetensors").path
+        try trainer.saveCheckpoint(to: weights)
+        let statePath = Checkpoint.statePath(for: weights)
+        try FileManager.default.removeItem(atPath: statePath)
+        try FileManager.default.copyItem(atPath: state.path, toPath: statePath)
+        return (weights, statePath, dir)
+    }
+
+    /// A trainer like `lenet train --optimizer sgd --momentum 0` on `makeCIFAR`'s images.
+    func sgdTrainer() throws -> Trainer {
+        let dir = try temporaryDirectory(self)
+        try makeCIFAR(dir)
+        return try Trainer(network: Models.cifarLeNet(), model: .cifarLeNet,
+                           dataset: try CIFAR10.load(directory: dir.path, split: .train), options: sgdOptions)
     }
 
     /// A dataset directory holding `file` as `name` in place of the valid
@@ -101,6 +134,13 @@ final class MalformedFileTests: XCTestCase {
                 assertError(dir.appendingPathComponent(target).path, entry.error) {
                     try MNIST.load(directory: dir.path, split: split)
                 }
+            case "checkpoint":
+                let trainer = try sgdTrainer()
+                assertError(file.path, entry.error) { try trainer.resume(from: file.path) }
+            case "state":
+                let (weights, state, _) = try checkpoint(withState: file)
+                let trainer = try sgdTrainer()
+                assertError(state, entry.error) { try trainer.resume(from: weights) }
             default:
                 XCTFail("\(name): unknown kind \(entry.kind)")
             }
@@ -135,6 +175,16 @@ final class MalformedFileTests: XCTestCase {
             case "weights":
                 arguments = ["eval", "--weights", file.path, "--data", valid.path]
                 subject = file.path
+            case "checkpoint", "state":
+                let resume: String
+                if entry.kind == "state" {
+                    let made = try checkpoint(withState: file)
+                    (resume, subject) = (made.weights, made.state)
+                } else {
+                    (resume, subject) = (file.path, file.path)
+                }
+                arguments = ["train", "--data", valid.path, "--resume", resume, "--epochs", "2", "--threads", "1",
+                             "--optimizer", "sgd", "--momentum", "0"]
             default:
                 let target = try XCTUnwrap(entry.as, name)
                 let dir = try directory(kind: entry.kind, with: file, as: target)

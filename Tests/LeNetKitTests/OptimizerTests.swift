@@ -81,4 +81,24 @@ final class OptimizerTests: XCTestCase {
         XCTAssertEqual(buffer[2], Float(0.9) * 0.25 + 0.125)
         XCTAssertEqual(Array(store.values), [0.25, -0.5 - Float(0.1) * (Float(0.9) * 0.5), 1 - Float(0.1) * (Float(0.9) * 0.25 + 0.125)])
     }
+
+    /// A step count that is not a whole number from 0 to 10⁹ is refused with
+    /// one error (Adam and SGD alike), never converted with a trap; the
+    /// optimizer keeps its state.
+    func testStepCountsFromAFileAreChecked() throws {
+        let store = ParameterStore(entries: [.init(name: "w", shape: [3], offset: 0, count: 3, initBound: 1)])
+        let adam = Adam(parameters: store), sgd = SGD(parameters: store, learningRate: 0.1, momentum: 0)
+        for bad: Float in [.infinity, -.infinity, .nan, 1e30, 1.5e9, -1, 2.5] {
+            assertError("the Adam step count (adam.step) is \(bad)") {
+                try adam.loadState { ["adam.exp_avg": [0, 0, 0], "adam.exp_avg_sq": [0, 0, 0], "adam.step": [bad]][$0] }
+            }
+            assertError("the SGD step count (sgd.step) is \(bad)") { try sgd.loadState { ["sgd.step": [bad]][$0] } }
+        }
+        XCTAssertEqual(adam.stepCount, 0)
+        XCTAssertEqual(sgd.stepCount, 0)
+        try adam.loadState { ["adam.exp_avg": [0, 0, 0], "adam.exp_avg_sq": [0, 0, 0], "adam.step": [1e9]][$0] }
+        try sgd.loadState { ["sgd.step": [7]][$0] }
+        XCTAssertEqual(adam.stepCount, 1_000_000_000)
+        XCTAssertEqual(sgd.stepCount, 7)
+    }
 }

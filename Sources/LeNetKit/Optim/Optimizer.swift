@@ -178,12 +178,12 @@ public final class Adam: PartitionedOptimizer {
         guard mv.count == store.count, vv.count == store.count else {
             throw LeNetError("the Adam moments hold \(mv.count) values; the model has \(store.count) parameters")
         }
-        guard sv[0] >= 0, sv[0] < 1e9, sv[0] == sv[0].rounded() else {
-            throw LeNetError("the Adam step count \(sv[0]) is not a whole number")
+        guard let steps = WholeNumber.count(sv[0]) else {
+            throw LeNetError("the Adam step count (adam.step) is \(sv[0]), expected a whole number from 0 to \(WholeNumber.maximumCount)")
         }
         _ = m.buffer.update(from: mv)
         _ = v.buffer.update(from: vv)
-        stepCount = Int(sv[0])
+        stepCount = steps
     }
 }
 
@@ -262,8 +262,11 @@ public final class SGD: PartitionedOptimizer {
     }
 
     public func loadState(_ lookup: (String) -> [Float]?) throws {
-        guard let sv = lookup("sgd.step"), sv.count == 1, sv[0] >= 0, sv[0] == sv[0].rounded() else {
+        guard let sv = lookup("sgd.step"), sv.count == 1 else {
             throw LeNetError("the optimizer state has no SGD step count (sgd.step)")
+        }
+        guard let steps = WholeNumber.count(sv[0]) else {
+            throw LeNetError("the SGD step count (sgd.step) is \(sv[0]), expected a whole number from 0 to \(WholeNumber.maximumCount)")
         }
         if momentum != 0 {
             guard let bv = lookup("sgd.momentum_buffer"), bv.count == store.count else {
@@ -271,7 +274,7 @@ public final class SGD: PartitionedOptimizer {
             }
             _ = buffer.buffer.update(from: bv)
         }
-        stepCount = Int(sv[0])
+        stepCount = steps
     }
 }
 

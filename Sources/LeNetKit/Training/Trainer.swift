@@ -416,13 +416,19 @@ public final class Trainer {
         if let m = weights.metadata[Checkpoint.Key.model], let model, m != model.rawValue {
             throw LeNetError("holds a '\(m)' model, this run trains '\(model.rawValue)'", subject: path)
         }
-        guard let epochText = weights.metadata[Checkpoint.Key.epoch], let savedEpoch = Int(epochText), savedEpoch >= 0,
-              let seenText = weights.metadata[Checkpoint.Key.imagesSeen], let seen = Int(seenText), seen >= 0 else {
+        guard let epochText = weights.metadata[Checkpoint.Key.epoch],
+              let seenText = weights.metadata[Checkpoint.Key.imagesSeen] else {
             throw LeNetError("has no epoch / images_seen metadata; was it written by `lenet train`?", subject: path)
         }
+        guard let savedEpoch = WholeNumber.count(epochText) else {
+            throw LeNetError("has epoch '\(epochText)', expected a whole number from 0 to \(WholeNumber.maximumCount)", subject: path)
+        }
+        guard let seen = WholeNumber.count(seenText, maximum: WholeNumber.maximumImages) else {
+            throw LeNetError("has images_seen '\(seenText)', expected a whole number from 0 to \(WholeNumber.maximumImages)", subject: path)
+        }
         let stepText = weights.metadata[Checkpoint.Key.epochStep] ?? "0"
-        guard let savedStep = Int(stepText), savedStep >= 0 else {
-            throw LeNetError("has epoch_step '\(stepText)', expected a number of steps", subject: path)
+        guard let savedStep = WholeNumber.count(stepText) else {
+            throw LeNetError("has epoch_step '\(stepText)', expected a whole number of steps", subject: path)
         }
         let digest = Checkpoint.weightsDigest(network.parameters.entries.map { weights[$0.name]?.values ?? [] })
         let (state, statePath) = try Checkpoint.matchingState(for: path, epoch: savedEpoch, step: savedStep, digest: digest)
@@ -430,7 +436,9 @@ public final class Trainer {
             throw LeNetError("was written with optimizer '\(state.metadata["optimizer"] ?? "?")', this run uses '\(options.optimizer.rawValue)'", subject: statePath)
         }
         let words = (state.metadata["shuffle_state"] ?? "").split(separator: ",").compactMap { UInt64($0, radix: 16) }
-        guard words.count == 4 else { throw LeNetError("has no valid shuffle_state", subject: statePath) }
+        guard words.count == 4, words.contains(where: { $0 != 0 }) else {
+            throw LeNetError("has no valid shuffle_state (four hexadecimal words, not all zero)", subject: statePath)
+        }
         var running = (loss: 0.0, images: 0, correct: 0, seconds: 0.0)
         if savedStep > 0 {
             // The rest of an interrupted epoch is only the same epoch with the same batches.
@@ -445,7 +453,13 @@ public final class Trainer {
             guard numbers.count == 4, numbers[1] <= UInt64(seen), numbers[2] <= numbers[1] else {
                 throw LeNetError("has no valid epoch_running figures", subject: statePath)
             }
-            running = (Double(bitPattern: numbers[0]), Int(numbers[1]), Int(numbers[2]), Double(bitPattern: numbers[3]))
+            let lossSum = Double(bitPattern: numbers[0]), seconds = Double(bitPattern: numbers[3])
+            guard lossSum.isFinite, lossSum >= 0, seconds.isFinite, seconds >= 0 else {
+                throw LeNetError("has epoch_running loss sum \(lossSum) and seconds \(seconds), expected finite numbers ≥ 0",
+                                 subject: statePath)
+            }
+            // Both are at most `seen`, itself at most WholeNumber.maximumImages.
+            running = (lossSum, Int(numbers[1]), Int(numbers[2]), seconds)
         }
         try Checkpoint.load(weights, into: network, source: path)
         do {
