@@ -20,6 +20,9 @@ struct Eval: ParsableCommand {
     @Flag(help: "Print one JSON object instead of tables.")
     var json = false
 
+    @Option(help: "Also write every test image's logits (tensor 'logits', N×classes) and label ('labels') to this safetensors file, to compare with another runtime.")
+    var logits: String?
+
     @Option(help: "Also write an HTML report (confusion matrix, per-class accuracy, misclassified images) to DIR/index.html.")
     var report: String?
 
@@ -27,11 +30,20 @@ struct Eval: ParsableCommand {
         try dataOptions.applyThreads()
         guard batchSize > 0 else { throw LeNetError("must be > 0, got \(batchSize)", subject: "--batch-size") }
         if let report { try checkWritable(report, flag: "--report") }
+        if let logits { try checkWritable(logits, flag: "--logits") }
         let loaded = try Checkpoint.loadNetwork(path: weights, model: model)
         let (directory, kind) = try DataLocation.resolve(directory: dataOptions.data, kind: dataOptions.dataset)
         let test = try kind.load(directory: directory, split: .test)
         let result = try loaded.network.evaluate(on: test, normalization: loaded.normalization, batchSize: batchSize,
-                                                 misclassifiedLimit: report == nil ? 0 : TrainingReport.defaultSampleCount)
+                                                 misclassifiedLimit: report == nil ? 0 : TrainingReport.defaultSampleCount,
+                                                 keepsLogits: logits != nil)
+        if let logits {
+            let K = loaded.network.outputShape.count
+            try SafetensorsFile(tensors: [
+                SafetensorsTensor(name: "logits", shape: [test.count, K], values: result.logits),
+                SafetensorsTensor(name: "labels", shape: [test.count], values: test.labels.map(Float.init)),
+            ], metadata: ["weights": weights, "dataset": test.name]).write(path: logits)
+        }
         if let report {
             try TrainingReport(weights: weights, model: loaded.model.rawValue, metadata: loaded.metadata, test: test,
                                evaluation: result).write(directory: report)

@@ -8,7 +8,7 @@ struct Lenet: ParsableCommand {
         commandName: "lenet",
         abstract: "Train and evaluate LeNet convolutional networks on the CPU (OpenBLAS).",
         version: LeNetKitVersion.string,
-        subcommands: [Train.self, Eval.self, Predict.self, Summary.self, Time.self]
+        subcommands: [Train.self, Eval.self, Predict.self, Export.self, Summary.self, Time.self]
     )
 
     /// Parses, runs, and turns a LeNetError into one line on stderr and exit 1.

@@ -90,6 +90,30 @@ final class CLITests: XCTestCase {
         // The same figure the training run's own evaluation printed.
         XCTAssertEqual(record?["test_accuracy"] as? Double, accuracy)
 
+        // --logits: every test image's logits, whose argmax gives the accuracy above.
+        let logitsPath = dir.appendingPathComponent("logits.safetensors").path
+        let kept = try lenet(["eval", "--data", dir.path, "--weights", ck, "--logits", logitsPath])
+        XCTAssertEqual(kept.status, 0, kept.stderr)
+        let logitsFile = try SafetensorsFile.read(path: logitsPath)
+        let logits = try XCTUnwrap(logitsFile["logits"]), labels = try XCTUnwrap(logitsFile["labels"])
+        XCTAssertEqual(logits.shape, [100, 10])
+        let right = (0..<100).filter { i in
+            let row = logits.values[i * 10..<(i + 1) * 10]
+            let best = row.indices.max { row[$0] < row[$1] } ?? -1
+            return Float(best - i * 10) == labels.values[i]
+        }.count
+        XCTAssertEqual(Double(right) / 100, accuracy)
+
+        // lenet export: an ONNX model, written whole; a bad --output is refused before anything is read.
+        let onnx = dir.appendingPathComponent("ck.onnx").path
+        let export = try lenet(["export", "--weights", ck, "--output", onnx])
+        XCTAssertEqual(export.status, 0, export.stderr)
+        XCTAssertTrue(export.stdout.hasPrefix("wrote \(onnx): cifar-lenet, opset 13, "), export.stdout)
+        XCTAssertGreaterThan((try FileManager.default.attributesOfItem(atPath: onnx)[.size] as? Int) ?? 0, 121_182 * 4)
+        let noDirectory = try lenet(["export", "--weights", ck, "--output", dir.appendingPathComponent("no/such.onnx").path])
+        XCTAssertEqual(noDirectory.status, 1)
+        XCTAssertTrue(noDirectory.stderr.hasPrefix("lenet: error: --output "), noDirectory.stderr)
+
         let text = try lenet(["eval", "--data", dir.path, "--weights", ck])
         XCTAssertTrue(text.stdout.contains("confusion matrix"), text.stdout)
         XCTAssertTrue(text.stdout.contains("truck"), text.stdout)  // standard names: no batches.meta.txt

@@ -494,7 +494,7 @@ private enum SafetensorsJSON {
 
 // MARK: - Files
 
-private enum SafetensorsIO {
+enum SafetensorsIO {
     /// The reason for the current `errno`, e.g. "No such file or directory".
     static func reason() -> String {
         String(cString: strerror(errno))

@@ -19,6 +19,9 @@ public struct Evaluation: Sendable {
     /// The first misclassified images in dataset order, up to the cap
     /// passed to `evaluate` (none by default).
     public var misclassified: [Misclassification] = []
+    /// Every image's logits, (N, K) in dataset order, when `evaluate` was
+    /// asked to keep them (`keepsLogits`); else empty.
+    public var logits: [Float] = []
 
     /// Accuracy per true class (0 for a class with no images).
     public var perClass: [Double] {
@@ -64,9 +67,11 @@ extension Network {
     ///   - batchSize: images per forward pass.
     ///   - misclassifiedLimit: how many misclassified images to list in
     ///     `Evaluation.misclassified` (the first ones in dataset order).
+    ///   - keepsLogits: fill `Evaluation.logits` (N·K floats), to compare
+    ///     with another runtime.
     /// - Throws: `LeNetError` when the shapes or class counts do not fit.
     public func evaluate(on dataset: ImageDataset, normalization: Normalization, batchSize: Int = 256,
-                         misclassifiedLimit: Int = 0) throws -> Evaluation {
+                         misclassifiedLimit: Int = 0, keepsLogits: Bool = false) throws -> Evaluation {
         let shape = FeatureShape(channels: dataset.channels, height: dataset.height, width: dataset.width)
         guard shape == inputShape else {
             throw LeNetError("its images are \(shape), the model takes \(inputShape)", subject: dataset.name)
@@ -89,6 +94,7 @@ extension Network {
         var confusion = [[Int]](repeating: [Int](repeating: 0, count: K), count: K)
         var correct = 0, totalLoss = 0.0
         var misclassified: [Misclassification] = []
+        let kept = FloatBuffer(count: keepsLogits ? dataset.count * K : 0)  // (N, K)
         let start = DispatchTime.now().uptimeNanoseconds
         var first = 0
         while first < dataset.count {
@@ -103,6 +109,7 @@ extension Network {
                                  normalization: normalization, into: x, labels: y)
                     let logits = net.forward(batch: m)
                     partLoss[part] = Double(try loss.forward(logits, y, batch: m)) * Double(m)
+                    if keepsLogits { (kept.pointer + (offset + range.lowerBound) * K).update(from: logits, count: m * K) }
                     for s in 0..<m {
                         let row = logits + s * K
                         let best = predictedClass(row, classes: K)
@@ -133,7 +140,7 @@ extension Network {
         while names.count < K { names.append("class \(names.count)") }
         return Evaluation(correct: correct, count: dataset.count, confusion: confusion, classNames: names,
                           seconds: seconds, loss: dataset.count == 0 ? 0 : totalLoss / Double(dataset.count),
-                          misclassified: misclassified)
+                          misclassified: misclassified, logits: kept.array)
     }
 }
 

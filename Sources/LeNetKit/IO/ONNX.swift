@@ -1,0 +1,307 @@
+// ONNX export: a network as an ONNX model that ONNX Runtime, TensorRT,
+// OpenVINO and the browser runtimes load.
+//
+// The graph takes what the PyTorch model's `forward` takes, the normalized
+// (N, C, H, W) float tensor with N symbolic, and gives the logits (N, K), so
+// a model exported from PyTorch and one exported here replace each other.
+// Each layer writes its own nodes (`ONNXExportable`), in standard operators
+// of one opset: Conv, MaxPool, Relu, Tanh, Mul, Gemm, Flatten.
+
+/// Writes networks as ONNX models.
+public enum ONNXExport {
+    /// The operator set the graph declares (ONNX's default domain).
+    public static let opset = 13
+    /// The IR version that goes with opset 13.
+    public static let irVersion = 7
+
+    /// What a deployed model needs besides its graph, written to the
+    /// model's `metadata_props`.
+    public struct Metadata: Sendable {
+        /// The model's name (`cifar-lenet`, `lenet5`): `model`.
+        public var model: String
+        /// The input normalization, x = (byte / 255 − mean) / std per channel:
+        /// `normalization_mean`, `normalization_std`.
+        public var normalization: Normalization
+        /// The name of each output class, as a JSON array: `class_names`.
+        public var classNames: [String]
+
+        public init(model: String, normalization: Normalization, classNames: [String]) {
+            self.model = model
+            self.normalization = normalization
+            self.classNames = classNames
+        }
+    }
+
+    /// The serialized ModelProto.
+    /// - Throws: `LeNetError` naming the first layer that has no ONNX form,
+    ///   or whose input it cannot take (a convolution after a flatten).
+    public static func encode(_ network: Network, metadata: Metadata) throws -> [UInt8] {
+        var graph = ONNXGraph(network: network)
+        var value = "input"
+        for (i, layer) in network.layers.enumerated() {
+            guard let exportable = layer as? any ONNXExportable else {
+                throw LeNetError("has no ONNX form (\(layer.kind)); export supports Conv2D, PartialConv2D, MaxPool2D, "
+                                 + "Subsampling, Linear, ReLU and Tanh", subject: layer.name)
+            }
+            if i == network.layers.count - 1 { graph.finalOutput = "logits" }
+            value = try exportable.exportONNX(into: &graph, input: value)
+        }
+        if value != "logits" { value = graph.node("Identity", [value], output: "logits") }
+
+        var model = ProtobufMessage()
+        model.int(1, irVersion)
+        model.string(2, "LeNetKit")
+        model.string(3, LeNetKitVersion.string)
+        model.message(8) { opset in
+            opset.string(1, "")
+            opset.int(2, ONNXExport.opset)
+        }
+        model.message(7) { g in
+            for node in graph.nodes { g.message(1, node) }
+            g.string(2, metadata.model)
+            for tensor in graph.initializers { g.message(5, tensor) }
+            let s = network.inputShape
+            g.message(11, valueInfo("input", ["N", s.channels, s.height, s.width]))
+            g.message(12, valueInfo("logits", ["N", network.outputShape.count]))
+        }
+        let props: [(String, String)] = [
+            ("model", metadata.model),
+            ("normalization_mean", Checkpoint.formatFloats(metadata.normalization.mean)),
+            ("normalization_std", Checkpoint.formatFloats(metadata.normalization.std)),
+            ("class_names", Checkpoint.encodeClassNames(metadata.classNames)),
+            ("lenetkit_version", LeNetKitVersion.string),
+        ]
+        for (key, text) in props {
+            model.message(14) { entry in
+                entry.string(1, key)
+                entry.string(2, text)
+            }
+        }
+        return model.bytes
+    }
+
+    /// `encode` written to `path` atomically: a failed export leaves no
+    /// half-written model and keeps the file that was there.
+    /// - Throws: `LeNetError` naming the layer (see `encode`) or the file.
+    public static func write(_ network: Network, metadata: Metadata, to path: String) throws {
+        try SafetensorsIO.writeAtomically(try encode(network, metadata: metadata), to: path)
+    }
+
+    /// A float tensor's ValueInfoProto; a String dimension is symbolic.
+    private static func valueInfo(_ name: String, _ dims: [Any]) -> ProtobufMessage {
+        var info = ProtobufMessage()
+        info.string(1, name)
+        info.message(2) { type in
+            type.message(1) { tensor in
+                tensor.int(1, 1)  // FLOAT
+                tensor.message(2) { shape in
+                    for d in dims {
+                        shape.message(1) { dim in
+                            if let n = d as? Int { dim.int(1, n) } else { dim.string(2, "\(d)") }
+                        }
+                    }
+                }
+            }
+        }
+        return info
+    }
+}
+
+/// A layer that can write itself as ONNX nodes.
+protocol ONNXExportable {
+    /// Appends the layer's nodes and initializers to `graph`.
+    /// - Returns: the name of the layer's output value.
+    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String
+}
+
+/// The graph being exported: nodes and initializers in order, value names
+/// kept unique, and the rank of the value flowing between layers.
+struct ONNXGraph {
+    let network: Network
+    private(set) var nodes: [ProtobufMessage] = []
+    private(set) var initializers: [ProtobufMessage] = []
+    /// 4 for (N, C, H, W), 2 once flattened for a fully connected layer.
+    var rank = 4
+    /// The name the next node's output takes (the graph's output), if set.
+    var finalOutput: String?
+    private var names: Set<String> = ["input", "logits"]
+
+    init(network: Network) { self.network = network }
+
+    enum Attribute {
+        case int(String, Int)
+        case ints(String, [Int])
+    }
+
+    private mutating func unique(_ base: String) -> String {
+        var name = base, k = 1
+        while names.contains(name) {
+            k += 1
+            name = "\(base)_\(k)"
+        }
+        names.insert(name)
+        return name
+    }
+
+    /// A float initializer.
+    /// - Parameter dims: its shape; empty for a scalar.
+    mutating func constant(_ base: String, dims: [Int], values: [Float]) -> String {
+        let name = unique(base)
+        var tensor = ProtobufMessage()
+        tensor.ints(1, dims)
+        tensor.int(2, 1)  // FLOAT
+        tensor.string(8, name)
+        var raw = [UInt8]()
+        raw.reserveCapacity(values.count * 4)
+        for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { raw.append(contentsOf: $0) } }
+        tensor.data(9, raw)
+        initializers.append(tensor)
+        return name
+    }
+
+    /// A parameter of the network (`layer.weight`), as an initializer of the same name.
+    mutating func parameter(_ name: String, dims: [Int]) throws -> String {
+        guard let values = network.parameters.values(of: name), values.count == dims.reduce(1, *) else {
+            throw LeNetError("the network has no parameter of shape \(dims)", subject: name)
+        }
+        return constant(name, dims: dims, values: values)
+    }
+
+    /// A node; its output is named after `output` (or `finalOutput`).
+    /// - Returns: the output's name.
+    @discardableResult
+    mutating func node(_ op: String, _ inputs: [String], output: String, attributes: [Attribute] = []) -> String {
+        let out: String
+        if let final = finalOutput, op != "Flatten" {
+            out = final
+            finalOutput = nil
+        } else {
+            out = unique(output)
+        }
+        var node = ProtobufMessage()
+        for i in inputs { node.string(1, i) }
+        node.string(2, out)
+        node.string(3, out)
+        node.string(4, op)
+        for a in attributes {
+            node.message(5) { attribute in
+                switch a {
+                case let .int(name, value):
+                    attribute.string(1, name)
+                    attribute.int(3, value)
+                    attribute.int(20, 2)  // INT
+                case let .ints(name, values):
+                    attribute.string(1, name)
+                    attribute.ints(8, values)
+                    attribute.int(20, 7)  // INTS
+                }
+            }
+        }
+        nodes.append(node)
+        return out
+    }
+
+    /// The input as (N, features): a Flatten after a convolution or pool.
+    mutating func flattened(_ input: String, for layer: String) -> String {
+        guard rank == 4 else { return input }
+        rank = 2
+        return node("Flatten", [input], output: layer + ".flatten", attributes: [.int("axis", 1)])
+    }
+
+    /// A Conv over the layer's own `weight` (OC, C, KH, KW) and `bias` (OC).
+    mutating func convolution(_ layer: String, _ input: String, weight dims: [Int], stride: Int, padding: Int) throws -> String {
+        try requireImage(layer)
+        let w = try parameter(layer + ".weight", dims: dims)
+        let b = try parameter(layer + ".bias", dims: [dims[0]])
+        return node("Conv", [input, w, b], output: layer, attributes: [
+            .ints("kernel_shape", [dims[2], dims[3]]), .ints("strides", [stride, stride]),
+            .ints("pads", [padding, padding, padding, padding]),
+        ])
+    }
+
+    /// Throws unless the value is still (N, C, H, W).
+    func requireImage(_ layer: String) throws {
+        guard rank == 4 else {
+            throw LeNetError("takes (N, C, H, W) in ONNX, but a fully connected layer before it flattened the value",
+                             subject: layer)
+        }
+    }
+}
+
+extension Conv2D: ONNXExportable {
+    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+        try graph.convolution(name, input, weight: [outChannels, inChannels, kernelH, kernelW], stride: stride, padding: padding)
+    }
+}
+
+/// C3: a dense Conv whose unconnected (output, input) kernels are 0, as
+/// `c3.weight` already stores them.
+extension PartialConv2D: ONNXExportable {
+    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+        try graph.convolution(name, input, weight: [outChannels, inChannels, kernelH, kernelW], stride: 1, padding: 0)
+    }
+}
+
+extension MaxPool2D: ONNXExportable {
+    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+        try graph.requireImage(name)
+        return graph.node("MaxPool", [input], output: name, attributes: [
+            .ints("kernel_shape", [kernelSize, kernelSize]), .ints("strides", [stride, stride]),
+        ])
+    }
+}
+
+/// w[c]·Σ(window) + b[c] is a depthwise Conv (group C) with the kernel
+/// w[c]·ones(k×k) and stride k: the same sum, each term scaled first.
+extension Subsampling: ONNXExportable {
+    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+        try graph.requireImage(name)
+        guard let w = graph.network.parameters.values(of: name + ".weight"), w.count == channels else {
+            throw LeNetError("the network has no parameter of shape [\(channels)]", subject: name + ".weight")
+        }
+        let k = kernelSize
+        let kernel = graph.constant(name + ".kernel", dims: [channels, 1, k, k],
+                                    values: w.flatMap { repeatElement($0, count: k * k) })
+        let b = try graph.parameter(name + ".bias", dims: [channels])
+        return graph.node("Conv", [input, kernel, b], output: name, attributes: [
+            .ints("kernel_shape", [k, k]), .ints("strides", [k, k]), .int("group", channels),
+        ])
+    }
+}
+
+/// y = x·Wᵀ + b, W stored (out, in) as PyTorch stores it.
+extension Linear: ONNXExportable {
+    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+        let x = graph.flattened(input, for: name)
+        let w = try graph.parameter(name + ".weight", dims: [outFeatures, inFeatures])
+        let b = try graph.parameter(name + ".bias", dims: [outFeatures])
+        return graph.node("Gemm", [x, w, b], output: name, attributes: [.int("transB", 1)])
+    }
+}
+
+extension ReLU: ONNXExportable {
+    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+        graph.node("Relu", [input], output: name)
+    }
+}
+
+/// amplitude·tanh(slope·x) as Mul, Tanh, Mul (each Mul left out when its factor is 1).
+extension Tanh: ONNXExportable {
+    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+        var x = input
+        let final = graph.finalOutput
+        graph.finalOutput = nil
+        if slope != 1 {
+            let s = graph.constant(name + ".slope", dims: [], values: [slope])
+            x = graph.node("Mul", [x, s], output: name + ".scaled")
+        }
+        if amplitude == 1 { graph.finalOutput = final }
+        x = graph.node("Tanh", [x], output: amplitude == 1 ? name : name + ".tanh")
+        if amplitude != 1 {
+            graph.finalOutput = final
+            let a = graph.constant(name + ".amplitude", dims: [], values: [amplitude])
+            x = graph.node("Mul", [x, a], output: name)
+        }
+        return x
+    }
+}
