@@ -109,8 +109,12 @@ public final class Conv2D: Layer {
         let g = geometry(for: input)
         geometry = g
         let size = (2 * g.patch + outChannels) * chunk * g.positions
-        if scratch.count < Parallelism.threads || scratch.first?.count != size {
-            scratch = (0..<Parallelism.threads).map { _ in FloatBuffer(count: size) }
+        // One scratch per worker that a batch of n can use: never more than
+        // its chunks (a data-parallel replica runs inline, on one), so a
+        // thread count far above the work costs nothing.
+        let workers = max(1, min(Parallelism.threads, (n + chunk - 1) / chunk))
+        if scratch.count < workers || scratch.first?.count != size {
+            scratch = (0..<workers).map { _ in FloatBuffer(count: size) }
         }
         if weightGradT.count != g.patch * outChannels { weightGradT = FloatBuffer(count: g.patch * outChannels) }
         if feedsPairwisePool, let p = pooledLayout {

@@ -85,7 +85,7 @@ extension Network {
         let batch = min(batchSize, max(dataset.count, 1))
         // Each thread runs a contiguous part of every batch through its own
         // replica; the parts' predictions are then read back in sample order.
-        let threads = Parallelism.threads
+        let threads = min(Parallelism.threads, batch)  // a batch has at most one part per image
         let labels = (0..<threads).map { _ in IndexBuffer(count: batch) }  // each (N)
         let predicted = (0..<threads).map { _ in IndexBuffer(count: batch) }  // each (N)
         let confidence = (0..<threads).map { _ in FloatBuffer(count: batch) }  // each (N)

@@ -165,7 +165,7 @@ public final class Trainer {
             labels = IndexBuffer(count: batch)
         }
     }
-    // One per thread, fixed when the trainer is made.
+    // One per part a step can have (min(threads, batch size)), fixed when the trainer is made.
     private let parts: [PartState]
     /// `optimizer`, when its update can be split across the step's parts.
     private let partitioned: (any PartitionedOptimizer)?
@@ -210,7 +210,10 @@ public final class Trainer {
         }
         partitioned = optimizer as? any PartitionedOptimizer
         order = try BatchOrder(count: dataset.count, batchSize: options.batchSize, seed: options.seed &+ 0x5EED)
-        parts = (0..<Parallelism.threads).map { _ in PartState(classes: network.outputShape.count, batch: options.batchSize) }
+        // A step has at most one part per image, whatever the thread count.
+        parts = (0..<max(1, min(Parallelism.threads, options.batchSize))).map { _ in
+            PartState(classes: network.outputShape.count, batch: options.batchSize)
+        }
         network.reserve(batch: min(options.batchSize, dataset.count))
     }
 
