@@ -29,8 +29,11 @@ struct Eval: ParsableCommand {
     func run() throws {
         try dataOptions.applyThreads()
         guard batchSize > 0 else { throw LeNetError("must be > 0, got \(batchSize)", subject: "--batch-size") }
-        if let report { try checkWritable(report, flag: "--report") }
-        if let logits { try checkWritable(logits, flag: "--logits") }
+        if let report { try checkReportDirectory(report, flag: "--report") }
+        if let logits {
+            try checkWritable(logits, flag: "--logits")
+            try checkNotDirectory(logits, flag: "--logits")
+        }
         let loaded = try Checkpoint.loadNetwork(path: weights, model: model)
         let (directory, kind) = try DataLocation.resolve(directory: dataOptions.data, kind: dataOptions.dataset)
         let test = try kind.load(directory: directory, split: .test)

@@ -89,8 +89,11 @@ struct Train: ParsableCommand {
             try checkWritable(output, flag: "--output")
             try checkNotDirectory(output, flag: "--output")
         }
-        if let logJSON { try checkWritable(logJSON, flag: "--log-json") }
-        if let report { try checkWritable(report, flag: "--report") }
+        if let logJSON {
+            try checkWritable(logJSON, flag: "--log-json")
+            try checkNotDirectory(logJSON, flag: "--log-json")
+        }
+        if let report { try checkReportDirectory(report, flag: "--report") }
 
         let (directory, kind) = try DataLocation.resolve(directory: dataOptions.data, kind: dataOptions.dataset)
         var train = try kind.load(directory: directory, split: .train)
@@ -189,6 +192,15 @@ func checkNotDirectory(_ path: String, flag: String) throws {
     if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
         throw LeNetError("is a directory; expected a file name", subject: "\(flag) \(path)")
     }
+}
+
+/// A report directory: refused before any work when `path` is a file.
+func checkReportDirectory(_ path: String, flag: String) throws {
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+        throw LeNetError("is a file; expected a directory for index.html", subject: "\(flag) \(path)")
+    }
+    try checkWritable(path, flag: flag)
 }
 
 func appendJSONLine(_ record: [String: Any], to path: String) throws {

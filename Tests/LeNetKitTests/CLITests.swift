@@ -51,6 +51,12 @@ final class CLITests: XCTestCase {
         try assertFails(["train", "--data", data + "/nope"], mentions: ["nope", "no such directory"])
         try assertFails(["train", "--data", data, "--output", data + "/missing/ck.safetensors"],
                         mentions: ["--output", "does not exist"])
+        // Output paths of the wrong kind are refused before any data is read.
+        let aFile = dir.appendingPathComponent("data_batch_1.bin").path
+        try assertFails(["train", "--data", data + "/nope", "--report", aFile], mentions: ["--report", "is a file; expected a directory"])
+        try assertFails(["eval", "--data", data + "/nope", "--weights", aFile, "--report", aFile], mentions: ["--report", "is a file"])
+        try assertFails(["train", "--data", data + "/nope", "--log-json", data], mentions: ["--log-json", "is a directory"])
+        try assertFails(["eval", "--data", data, "--weights", aFile, "--logits", data], mentions: ["--logits", "is a directory"])
         try assertFails(["train", "--data", data, "--model", "lenet5", "--epochs", "1"], mentions: ["1×32×32", "3×32×32"])
         try assertFails(["eval", "--data", data, "--weights", data + "/none.safetensors"], mentions: ["none.safetensors"])
         // A batch file whose size is not a whole number of records.
