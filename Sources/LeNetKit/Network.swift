@@ -22,6 +22,12 @@ public final class Network {
     public let parameters: ParameterStore
     /// The largest batch the buffers hold now; `reserve(batch:)` grows it.
     public private(set) var capacity = 0
+    /// Whether this is a data-parallel replica: its passes run on one
+    /// thread each, inside a parallel region, so its layers keep scratch
+    /// for one worker.
+    private let isReplica: Bool
+    /// The workers the layers' scratch was reserved for.
+    private var reservedWorkers = 0
 
     // activations[0] is the input, activations[i + 1] the output of layer i.
     var activations: [BatchBuffer]  // each (N, shape)
@@ -38,6 +44,7 @@ public final class Network {
 
     private init(inputShape: FeatureShape, layers: [any Layer], sharingValuesWith primary: ParameterStore?) throws {
         self.inputShape = inputShape
+        isReplica = primary != nil
         self.layers = layers
         var shapes: [FeatureShape] = []
         var shape = inputShape
@@ -58,7 +65,7 @@ public final class Network {
             }
         }
         self.shapes = shapes
-        parameters = ParameterStore(entries: entries, sharingValuesWith: primary)
+        parameters = try ParameterStore(entries: entries, sharingValuesWith: primary)
         var index = 0
         for layer in layers {
             let k = layer.parameterSpecs.count
@@ -67,8 +74,9 @@ public final class Network {
                        gradients: mine.map(parameters.gradientPointer))
             index += k
         }
-        activations = ([inputShape] + shapes).map { BatchBuffer(perSample: $0.count) }
-        gradients = ([inputShape] + shapes).map { BatchBuffer(perSample: $0.count) }
+        let names = ["input"] + layers.map { "\($0.name) output" }
+        activations = zip(names, [inputShape] + shapes).map { BatchBuffer(perSample: $1.count, name: $0) }
+        gradients = zip(names, [inputShape] + shapes).map { BatchBuffer(perSample: $1.count, name: "gradient of \($0)") }
         for i in layers.indices.dropFirst() {
             if let pool = layers[i] as? MaxPool2D, pool.isPairwise, let conv = layers[i - 1] as? Conv2D {
                 conv.feedsPairwisePool = true
@@ -118,31 +126,39 @@ public final class Network {
 
     /// Allocates activations and caches for batches of up to `n` samples.
     /// Training calls it once per batch size; a step allocates nothing.
-    public func reserve(batch n: Int) {
-        guard n > capacity else { return }
+    /// `memoryEstimate(batch:)` says beforehand how much this takes.
+    /// - Throws: `LeNetError` naming the buffer and its size when memory
+    ///   cannot be had; the network then keeps its previous capacity.
+    public func reserve(batch n: Int) throws {
+        let workers = isReplica ? 1 : Parallelism.threads
+        guard n > capacity || workers > reservedWorkers else { return }
+        let n = max(n, capacity)
         for i in activations.indices {
-            activations[i].reserve(batch: n)
-            gradients[i].reserve(batch: n)
+            try activations[i].reserve(batch: n)
+            try gradients[i].reserve(batch: n)
         }
         var shape = inputShape
         for (layer, out) in zip(layers, shapes) {
-            layer.reserve(batch: n, input: shape)
+            try layer.reserve(batch: n, input: shape, workers: workers)
             shape = out
         }
         capacity = n
+        reservedWorkers = workers
     }
 
     /// The input of the next forward pass, (N, C, H, W): fill it, then call
     /// `forward(batch: n)`. Reserves room for `n` samples first.
-    public func input(batch n: Int) -> UnsafeMutableBufferPointer<Float> {
-        reserve(batch: n)
+    /// - Throws: as `reserve(batch:)`.
+    public func input(batch n: Int) throws -> UnsafeMutableBufferPointer<Float> {
+        try reserve(batch: n)
         return UnsafeMutableBufferPointer(start: activations[0].pointer, count: n * inputShape.count)
     }
 
     /// The gradient of the loss with respect to the output, (N, K): the loss
-    /// writes it, then call `backward(batch: n)`.
+    /// writes it, then call `backward(batch: n)`. `n` is at most the batch
+    /// of the last `input(batch:)` or `reserve(batch:)`.
     public func outputGradient(batch n: Int) -> UnsafeMutableBufferPointer<Float> {
-        reserve(batch: n)
+        precondition(n <= capacity, "outputGradient(batch: \(n)) beyond the reserved \(capacity); call input(batch:) first")
         return UnsafeMutableBufferPointer(start: gradients[layers.count].pointer, count: n * outputShape.count)
     }
 
@@ -153,11 +169,13 @@ public final class Network {
     /// with `inputGradient: true`, (N, C, H, W).
     public var inputGradient: UnsafePointer<Float> { UnsafePointer(gradients[0].pointer) }
 
-    /// Runs every layer forward on the first `n` samples of `input`.
+    /// Runs every layer forward on the first `n` samples of `input`; `n`
+    /// is at most the batch of the last `input(batch:)` or `reserve(batch:)`
+    /// (the input was filled there).
     /// - Returns: the logits, (N, K).
     @discardableResult
     public func forward(batch n: Int) -> UnsafePointer<Float> {
-        reserve(batch: n)
+        precondition(n <= capacity, "forward(batch: \(n)) beyond the reserved \(capacity); call input(batch:) first")
         for (i, layer) in layers.enumerated() {
             layer.forward(activations[i + 1].pointer, activations[i].pointer, batch: n)
         }
@@ -179,14 +197,30 @@ public final class Network {
     private var replicaCache: [Network] = []
 
     /// Makes replicas until there are `count` networks in all, this one
-    /// included (made once, kept).
-    private func makeReplicas(_ count: Int) {
+    /// included (made once, kept), each with room for `batch` samples.
+    /// - Throws: as `reserve(batch:)`, when a replica cannot be had.
+    func makeReplicas(_ count: Int, batch: Int = 0) throws {
         while replicaCache.count < count - 1 {
             // The layers are this network's, so their shapes already fit.
-            guard let copy = try? Network(inputShape: inputShape, layers: layers.map { $0.replica() },
-                                          sharingValuesWith: parameters) else { return }
+            let copy = try Network(inputShape: inputShape, layers: layers.map { $0.replica() },
+                                   sharingValuesWith: parameters)
             replicaCache.append(copy)
         }
+        for replica in replicaCache.prefix(count - 1) { try replica.reserve(batch: batch) }
+    }
+
+    /// Reserves this network and the replicas a data-parallel pass over a
+    /// batch of `n` uses, each for its part: all of a pass's memory is
+    /// had here, before the pass starts (and fails here, if it cannot be).
+    /// - Parameters:
+    ///   - n: the batch size.
+    ///   - threads: at most this many parts.
+    /// - Throws: as `reserve(batch:)`.
+    public func reserveDataParallel(batch n: Int, threads: Int = Parallelism.threads) throws {
+        let parts = parts(batch: n, threads: threads)
+        let largest = (n + parts - 1) / parts  // partRange's longest part
+        try reserve(batch: largest)
+        if parts > 1 { try makeReplicas(parts, batch: largest) }
     }
 
     /// The number of parts `dataParallel` splits a batch of `n` into.
@@ -249,7 +283,7 @@ public final class Network {
             if collective { thenEachPart(0, 1) }
             return collective
         }
-        makeReplicas(parts)
+        try makeReplicas(parts)
         if partErrors.count < parts { partErrors = [LeNetError?](repeating: nil, count: parts) }
         let barrier = barrier
         barrier.reset()
@@ -312,7 +346,7 @@ public final class Network {
             throw LeNetError("expected a multiple of \(size) values (\(inputShape) per image), got \(images.count)")
         }
         let n = images.count / size
-        _ = input(batch: n).update(fromContentsOf: images)
+        _ = try input(batch: n).update(fromContentsOf: images)
         let logits = forward(batch: n)
         return Array(UnsafeBufferPointer(start: logits, count: n * outputShape.count))
     }

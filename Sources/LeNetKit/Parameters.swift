@@ -49,11 +49,12 @@ public final class ParameterStore: @unchecked Sendable {
     private let gradientStorage: FloatBuffer  // (count)
     private let indexByName: [String: Int]
 
-    init(entries: [Entry], sharingValuesWith other: ParameterStore? = nil) {
+    init(entries: [Entry], sharingValuesWith other: ParameterStore? = nil) throws {
         self.entries = entries
-        count = entries.reduce(0) { $0 + $1.count }
-        valueStorage = other?.valueStorage ?? FloatBuffer(count: count)
-        gradientStorage = FloatBuffer(count: count)
+        let count = entries.reduce(0) { $0 + $1.count }
+        self.count = count
+        valueStorage = try other?.valueStorage ?? FloatBuffer(count: count, name: "parameters (\(count))")
+        gradientStorage = try FloatBuffer(count: count, name: "parameter gradients (\(count))")
         var index: [String: Int] = [:]
         for (i, e) in entries.enumerated() { index[e.name] = i }
         indexByName = index

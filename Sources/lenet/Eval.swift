@@ -37,6 +37,14 @@ struct Eval: ParsableCommand {
         let loaded = try Checkpoint.loadNetwork(path: weights, model: model)
         let (directory, kind) = try DataLocation.resolve(directory: dataOptions.data, kind: dataOptions.dataset)
         let test = try kind.load(directory: directory, split: .test)
+        let network = loaded.network, keepsLogits = logits != nil
+        let plan = MemoryPlan(remaining: network.evaluationMemoryEstimate(images: test.count, batchSize: batchSize,
+                                                                          keepsLogits: keepsLogits),
+                              culprit: MemoryPlan.culprit(batchSize: (batchSize, 256), threads: dataOptions.threads) {
+                                  network.evaluationMemoryEstimate(images: test.count, batchSize: $0, keepsLogits: keepsLogits,
+                                                                   threads: $1).bytes
+                              })
+        try plan.check()
         let result = try loaded.network.evaluate(on: test, normalization: loaded.normalization, batchSize: batchSize,
                                                  misclassifiedLimit: report == nil ? 0 : TrainingReport.defaultSampleCount,
                                                  keepsLogits: logits != nil)

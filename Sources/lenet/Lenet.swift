@@ -46,6 +46,14 @@ extension DatasetKind: ExpressibleByArgument {}
 extension TrainingOptions.OptimizerKind: ExpressibleByArgument {}
 extension TrainingOptions.Schedule: ExpressibleByArgument {}
 
+/// What `--threads` does, for every command's help.
+let threadsDiscussion = """
+    Each batch is split into at most min(threads, batch size) parts, one thread and one copy of the \
+    network's buffers each; OpenBLAS runs single-threaded inside them. More threads than cores are \
+    allowed but make nothing faster: they time-share the cores, and threads beyond the batch's parts \
+    cost no memory.
+    """
+
 /// Options every command that reads data shares.
 struct DataOptions: ParsableArguments {
     @Option(help: "The dataset directory (default: ./data).")
@@ -54,7 +62,8 @@ struct DataOptions: ParsableArguments {
     @Option(help: "cifar10, mnist or fashion-mnist (default: detected from the files).")
     var dataset: DatasetKind?
 
-    @Option(help: "Threads for OpenBLAS and the batch-parallel loops (default: all cores).")
+    @Option(help: ArgumentHelp("Threads that run parts of each batch at once (default: all cores).",
+                               discussion: threadsDiscussion))
     var threads: Int?
 
     func applyThreads() throws {
@@ -73,7 +82,7 @@ struct Summary: ParsableCommand {
     var model: ModelKind = .cifarLeNet
 
     func run() throws {
-        let network = model.make()
+        let network = try model.make()
         print("\(model.rawValue): input \(network.inputShape), \(network.outputShape.count) classes")
         print(network.summaryTable())
     }

@@ -23,7 +23,8 @@ struct Predict: ParsableCommand {
     @Flag(help: "Print one JSON object instead of lines.")
     var json = false
 
-    @Option(help: "Threads for OpenBLAS and the batch-parallel loops (default: all cores).")
+    @Option(help: ArgumentHelp("Threads that run parts of each batch at once (default: all cores).",
+                               discussion: threadsDiscussion))
     var threads: Int?
 
     @Argument(help: "Image files: PNG (8-bit gray, gray+alpha, RGB, RGBA, palette; not interlaced), PPM or PGM (P2, P3, P5, P6).")

@@ -15,7 +15,8 @@ struct Time: ParsableCommand {
     @Option(help: "Timed passes (after two warm-up passes).")
     var iterations = 50
 
-    @Option(help: "Threads for OpenBLAS and the batch-parallel loops (default: all cores).")
+    @Option(help: ArgumentHelp("Threads that run parts of each batch at once (default: all cores).",
+                               discussion: threadsDiscussion))
     var threads: Int?
 
     func run() throws {
@@ -25,7 +26,11 @@ struct Time: ParsableCommand {
         }
         guard batchSize > 0 else { throw LeNetError("must be > 0, got \(batchSize)", subject: "--batch-size") }
         guard iterations > 0 else { throw LeNetError("must be > 0, got \(iterations)", subject: "--iterations") }
-        let network = model.make()
+        let network = try model.make()
+        // One network runs the whole batch; the loss keeps its probabilities and labels.
+        var needs = network.memoryEstimate(batch: batchSize, threads: 1)
+        needs.add("loss buffers", bytes: 4 * batchSize * (network.outputShape.count + 2))
+        try MemoryPlan(remaining: needs, culprit: "--batch-size \(batchSize)").check()
         let (rows, step) = try network.timeLayers(batch: batchSize, iterations: iterations)
         print("\(model.rawValue), batch \(batchSize), \(BLASThreads.library), \(Parallelism.threads) thread(s), median of \(iterations) passes (ms)")
         let width = max(5, rows.map(\.name.count).max() ?? 5)

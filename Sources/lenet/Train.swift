@@ -101,7 +101,25 @@ struct Train: ParsableCommand {
         let test = try kind.load(directory: directory, split: .test)
 
         let model = model ?? ModelKind.default(for: kind)
-        let network = model.make(seed: seed)
+        let network = try model.make(seed: seed)
+        // What the trainer and the evaluation after each epoch will
+        // allocate, checked before they do (the images are loaded already).
+        func needs(batch: Int, threads: Int) -> MemoryEstimate {
+            var asked = options
+            asked.batchSize = batch
+            var estimate = Trainer.memoryEstimate(network: network, images: train.count, options: asked, threads: threads)
+            let evaluation = network.evaluationMemoryEstimate(images: test.count, batchSize: batch, threads: threads)
+            estimate.add("evaluation buffers", bytes: evaluation["evaluation buffers"])
+            return estimate
+        }
+        let plan = MemoryPlan(remaining: needs(batch: batchSize, threads: Parallelism.threads),
+                              culprit: MemoryPlan.culprit(batchSize: (batchSize, 36), threads: dataOptions.threads) {
+                                  needs(batch: $0, threads: $1).bytes
+                              })
+        try plan.check()
+        var memory = MemoryEstimate()
+        memory.add("images", bytes: train.bytes + test.bytes)
+        memory.add(plan.remaining)
         let trainer = try Trainer(network: network, model: model, dataset: train, options: options)
         if let resume { try trainer.resume(from: resume) }
         let interrupt = Interrupt()
@@ -109,7 +127,7 @@ struct Train: ParsableCommand {
             + "from \(directory): \(grouped(train.count)) training images, \(grouped(test.count)) test images, "
             + "batch \(batchSize), \(optimizer.rawValue) lr \(lr)" + (schedule == .constant ? "" : " (\(schedule.rawValue))")
             + (augment ? ", augmented (crop 4, flip)" : "")
-            + ", \(BLASThreads.library), \(Parallelism.threads) thread(s)"
+            + ", \(BLASThreads.library), \(Parallelism.threads) thread(s), memory \(memory)"
             + (trainer.stepInEpoch > 0 ? ", resuming epoch \(trainer.epoch + 1) after step \(trainer.stepInEpoch)"
                 : trainer.epoch > 0 ? ", resuming after epoch \(trainer.epoch)" : ""))
         if trainer.epoch >= epochs {
@@ -146,6 +164,7 @@ struct Train: ParsableCommand {
         }
         if let output { printError("wrote \(output) (and \(Checkpoint.statePath(for: output)))") }
         if let report { printError("wrote \(report)/index.html") }
+        printError(plan.report)
     }
 
     /// After Ctrl-C: saves where training stopped (mid-epoch included) to

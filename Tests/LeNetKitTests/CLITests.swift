@@ -10,7 +10,7 @@ final class CLITests: XCTestCase {
     }
 
     /// A CIFAR-10 binary directory with `train` and `test` records of the squares data.
-    func makeCIFAR(_ dir: URL, train: Int = 200, test: Int = 100) throws {
+    static func makeCIFAR(_ dir: URL, train: Int = 200, test: Int = 100) throws {
         func write(_ data: ImageDataset, _ names: [String]) throws {
             var bytes: [UInt8] = []
             for i in 0..<data.count {
@@ -38,7 +38,7 @@ final class CLITests: XCTestCase {
 
     func testBadInputGivesOneClearLine() throws {
         let dir = try temporaryDirectory(self)
-        try makeCIFAR(dir)
+        try Self.makeCIFAR(dir)
         let data = dir.path
         try assertFails(["train", "--data", data, "--batch-size", "0"], mentions: ["--batch-size", "must be > 0"])
         try assertFails(["train", "--data", data, "--lr=-1"], mentions: ["--lr", "positive"])
@@ -62,7 +62,7 @@ final class CLITests: XCTestCase {
         // A batch file whose size is not a whole number of records.
         let broken = dir.appendingPathComponent("broken")
         try FileManager.default.createDirectory(at: broken, withIntermediateDirectories: true)
-        try makeCIFAR(broken)
+        try Self.makeCIFAR(broken)
         let handle = try FileHandle(forWritingTo: broken.appendingPathComponent("data_batch_2.bin"))
         try handle.seekToEnd()
         try handle.write(contentsOf: Data([1, 2, 3]))
@@ -75,7 +75,7 @@ final class CLITests: XCTestCase {
 
     func testTrainEvalResumeRoundTrip() throws {
         let dir = try temporaryDirectory(self)
-        try makeCIFAR(dir)
+        try Self.makeCIFAR(dir)
         let ck = dir.appendingPathComponent("ck.safetensors").path
         let log = dir.appendingPathComponent("log.jsonl").path
         let train = try lenet(["train", "--data", dir.path, "--epochs", "1", "--batch-size", "20",

@@ -12,7 +12,7 @@ final class GradientCheckTests: XCTestCase {
     }
 
     func value(_ net: Network, _ x: [Float], _ n: Int, _ objective: Objective) throws -> Double {
-        _ = net.input(batch: n).update(fromContentsOf: x)
+        _ = try net.input(batch: n).update(fromContentsOf: x)
         let y = net.forward(batch: n)
         if let labels = objective.labels {
             // The mean cross-entropy in Double: the Float loss would round
@@ -153,7 +153,7 @@ final class GradientCheckTests: XCTestCase {
         var rng = SeededGenerator(seed: 21)
         let x = (0..<(n * shape.count)).map { _ in Float(Int.random(in: -1...2, using: &rng)) }
         let dy = (0..<(n * C * OH * OW)).map { Float($0 + 1) }
-        _ = net.input(batch: n).update(fromContentsOf: x)
+        _ = try net.input(batch: n).update(fromContentsOf: x)
         let y = net.forward(batch: n)
         _ = net.outputGradient(batch: n).update(fromContentsOf: dy)
         net.backward(batch: n, inputGradient: true)

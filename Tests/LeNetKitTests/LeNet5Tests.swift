@@ -32,7 +32,7 @@ final class LeNet5Tests: XCTestCase {
     ]
 
     func testSummaryHasThePapersNumbers() throws {
-        let net = Models.lenet5()
+        let net = try Models.lenet5()
         let rows = net.summary()
         XCTAssertEqual(rows.map(\.name), expectedRows.map(\.name))
         for (r, e) in zip(rows, expectedRows) {
@@ -69,14 +69,14 @@ final class LeNet5Tests: XCTestCase {
     }
 
     func testWithoutSquashingAfterC1() throws {
-        let rows = Models.lenet5(squashC1: false).summary()
+        let rows = try Models.lenet5(squashC1: false).summary()
         XCTAssertEqual(rows.map(\.name), expectedRows.map(\.name).filter { $0 != "c1.tanh" })
         XCTAssertEqual(rows.reduce(0) { $0 + $1.parameters }, 60_850)
         XCTAssertEqual(rows.reduce(0) { $0 + $1.connections }, 340_918)
     }
 
-    func testKindsName() {
-        let kinds = Dictionary(uniqueKeysWithValues: Models.lenet5().summary().map { ($0.name, $0.kind) })
+    func testKindsName() throws {
+        let kinds = Dictionary(uniqueKeysWithValues: try Models.lenet5().summary().map { ($0.name, $0.kind) })
         XCTAssertEqual(kinds["c1"], "Conv2D 5×5")
         XCTAssertEqual(kinds["s2"], "Subsampling 2×2")
         XCTAssertEqual(kinds["c3"], "PartialConv2D 5×5")
@@ -186,8 +186,8 @@ final class LeNet5Tests: XCTestCase {
         try check(squashed, input: values(2 * shape.count, seed: 3), batch: 2, eps: 1e-3)
     }
 
-    func testSubsamplingInitBound() {
-        let net = Models.lenet5(seed: 5)
+    func testSubsamplingInitBound() throws {
+        let net = try Models.lenet5(seed: 5)
         for name in ["s2.weight", "s2.bias", "s4.weight", "s4.bias"] {
             let v = net.parameters.values(of: name) ?? []
             XCTAssertFalse(v.isEmpty)
@@ -310,8 +310,8 @@ final class LeNet5Tests: XCTestCase {
         assertClose(y, yRef, "pc output after a generic init")
     }
 
-    func testC3InitBoundsPerMap() {
-        let net = Models.lenet5(seed: 12)
+    func testC3InitBoundsPerMap() throws {
+        let net = try Models.lenet5(seed: 12)
         let w = net.parameters.values(of: "c3.weight") ?? []
         let b = net.parameters.values(of: "c3.bias") ?? []
         let table = PartialConv2D.lecunC3Table
@@ -332,7 +332,7 @@ final class LeNet5Tests: XCTestCase {
         // Seeded: the same seed gives the same network, another seed another.
         // (Each network is bound to a name: `parameters.values` is a view
         // into storage that a temporary network would free before the copy.)
-        let same = Models.lenet5(seed: 12), other = Models.lenet5(seed: 13)
+        let same = try Models.lenet5(seed: 12), other = try Models.lenet5(seed: 13)
         withExtendedLifetime((same, other)) {
             XCTAssertEqual(Array(same.parameters.values), Array(net.parameters.values))
             XCTAssertNotEqual(Array(other.parameters.values), Array(net.parameters.values))
@@ -344,13 +344,13 @@ final class LeNet5Tests: XCTestCase {
     func testMaskedWeightsStayZeroThroughAdamAndSGD() throws {
         let masked = maskedIndices(PartialConv2D.lecunC3Table, inChannels: 6, kernel: 25)
         XCTAssertEqual(masked.count, 900)
-        let optimizers: [(String, (ParameterStore) -> any Optimizer)] = [
-            ("Adam", { Adam(parameters: $0, learningRate: 1e-2, weightDecay: 1e-2) }),
-            ("SGD", { SGD(parameters: $0, learningRate: 0.05, momentum: 0.9, weightDecay: 1e-2, nesterov: true) }),
+        let optimizers: [(String, (ParameterStore) throws -> any Optimizer)] = [
+            ("Adam", { try Adam(parameters: $0, learningRate: 1e-2, weightDecay: 1e-2) }),
+            ("SGD", { try SGD(parameters: $0, learningRate: 0.05, momentum: 0.9, weightDecay: 1e-2, nesterov: true) }),
         ]
         for (label, make) in optimizers {
-            let net = Models.lenet5(seed: 14)
-            let optimizer = make(net.parameters)
+            let net = try Models.lenet5(seed: 14)
+            let optimizer = try make(net.parameters)
             let loss = SoftmaxCrossEntropy(classes: 10)
             let n = 4
             let x = values(n * 32 * 32, seed: 15)
@@ -359,7 +359,7 @@ final class LeNet5Tests: XCTestCase {
             let before = net.parameters.values(of: "c3.weight") ?? []
             var losses: [Float] = []
             for step in 0..<5 {
-                _ = net.input(batch: n).update(fromContentsOf: x)
+                _ = try net.input(batch: n).update(fromContentsOf: x)
                 let logits = net.forward(batch: n)
                 losses.append(try loss.forward(logits, labels, batch: n))
                 net.parameters.zeroGradients()
@@ -389,7 +389,7 @@ final class LeNet5Tests: XCTestCase {
     /// Per-coordinate central differences through the whole LeNet-5 with its
     /// loss: smooth everywhere (tanh, no max-pool), so every coordinate works.
     func testWholeLeNet5WithLossPerCoordinate() throws {
-        let net = Models.lenet5(seed: 16)
+        let net = try Models.lenet5(seed: 16)
         let n = 2
         try check(net, input: values(n * 32 * 32, seed: 17), batch: n, labels: [4, 8],
                   eps: 1e-2, tolerance: 1e-2, samples: 140, seed: 18)
@@ -400,7 +400,7 @@ final class LeNet5Tests: XCTestCase {
     /// connected C3 entries, as an optimizer sees them.
     func testWholeLeNet5WithLossAlongRandomDirections() throws {
         for squashC1 in [true, false] {
-            let net = Models.lenet5(seed: 19, squashC1: squashC1)
+            let net = try Models.lenet5(seed: 19, squashC1: squashC1)
             let n = 3
             let x = values(n * 32 * 32, seed: 20)
             let labels: [Int32] = [0, 5, 9]
@@ -451,7 +451,7 @@ final class LeNet5Tests: XCTestCase {
     /// Σ r·y for fixed random r (`weights`), or the mean cross-entropy in
     /// Double (`labels`): the Float loss would round away the differences.
     func value(_ net: Network, _ x: [Float], _ n: Int, weights: [Float]? = nil, labels: [Int32]? = nil) throws -> Double {
-        _ = net.input(batch: n).update(fromContentsOf: x)
+        _ = try net.input(batch: n).update(fromContentsOf: x)
         let y = net.forward(batch: n)
         if let labels {
             let K = net.outputShape.count
@@ -473,7 +473,7 @@ final class LeNet5Tests: XCTestCase {
     /// gradient included) for the objective of `value`.
     func backwardOnce(_ net: Network, _ x: [Float], batch n: Int, labels: [Int32]? = nil, seed: UInt64 = 0) throws {
         net.parameters.zeroGradients()
-        _ = net.input(batch: n).update(fromContentsOf: x)
+        _ = try net.input(batch: n).update(fromContentsOf: x)
         let logits = net.forward(batch: n)
         if let labels {
             let loss = SoftmaxCrossEntropy(classes: net.outputShape.count)

@@ -145,7 +145,7 @@ final class ONNXExportTests: XCTestCase {
     // MARK: The two networks
 
     func testCIFARLeNetGraph() throws {
-        let net = Models.cifarLeNet(seed: 4)
+        let net = try Models.cifarLeNet(seed: 4)
         let normalization = try Normalization(mean: [0.4, 0.5, 0.6], std: [0.2, 0.25, 0.3])
         let bytes = try ONNXExport.encode(net, metadata: .init(model: "cifar-lenet", normalization: normalization,
                                                                classNames: CIFAR10.standardClassNames))
@@ -179,7 +179,7 @@ final class ONNXExportTests: XCTestCase {
     }
 
     func testLeNet5Graph() throws {
-        let net = Models.lenet5(seed: 2)
+        let net = try Models.lenet5(seed: 2)
         let bytes = try ONNXExport.encode(net, metadata: .init(model: "lenet5", normalization: .half, classNames: (0..<10).map(String.init)))
         let g = try decode(bytes)
         assertWellFormed(g)

@@ -12,7 +12,7 @@ final class OptimizerTests: XCTestCase {
     /// subnormals kept (what PyTorch computes).
     func testAdamFlushesSubnormalMomentsAndKeepsTheWeights() throws {
         let count = 19
-        let store = ParameterStore(entries: [.init(name: "w", shape: [count], offset: 0, count: count, initBound: 1)])
+        let store = try ParameterStore(entries: [.init(name: "w", shape: [count], offset: 0, count: count, initBound: 1)])
         let subnormal = Float.leastNormalMagnitude / 64  // ~1.8e-40
         var p = [Float](), g = [Float](), m = [Float](), v = [Float]()
         for i in 0..<count {
@@ -27,7 +27,7 @@ final class OptimizerTests: XCTestCase {
         }
         _ = store.values.update(fromContentsOf: p)
         _ = store.gradients.update(fromContentsOf: g)
-        let adam = Adam(parameters: store, learningRate: 0.01)
+        let adam = try Adam(parameters: store, learningRate: 0.01)
         try adam.loadState { name in
             ["adam.exp_avg": m, "adam.exp_avg_sq": v, "adam.step": [4]][name]
         }
@@ -64,10 +64,10 @@ final class OptimizerTests: XCTestCase {
     /// stored as 0 (it would shrink by μ a step and stick at the least
     /// subnormal); ordinary entries follow torch.optim.SGD's formula.
     func testSGDFlushesSubnormalMomentum() throws {
-        let store = ParameterStore(entries: [.init(name: "w", shape: [3], offset: 0, count: 3, initBound: 1)])
+        let store = try ParameterStore(entries: [.init(name: "w", shape: [3], offset: 0, count: 3, initBound: 1)])
         _ = store.values.update(fromContentsOf: [0.25, -0.5, 1])
         _ = store.gradients.update(fromContentsOf: [0, 0, 0.125])
-        let sgd = SGD(parameters: store, learningRate: 0.1, momentum: 0.9)
+        let sgd = try SGD(parameters: store, learningRate: 0.1, momentum: 0.9)
         let tiny = Float.leastNonzeroMagnitude
         try sgd.loadState { ["sgd.step": [3], "sgd.momentum_buffer": [tiny, 0.5, 0.25]][$0] }
         sgd.step()
@@ -86,8 +86,8 @@ final class OptimizerTests: XCTestCase {
     /// one error (Adam and SGD alike), never converted with a trap; the
     /// optimizer keeps its state.
     func testStepCountsFromAFileAreChecked() throws {
-        let store = ParameterStore(entries: [.init(name: "w", shape: [3], offset: 0, count: 3, initBound: 1)])
-        let adam = Adam(parameters: store), sgd = SGD(parameters: store, learningRate: 0.1, momentum: 0)
+        let store = try ParameterStore(entries: [.init(name: "w", shape: [3], offset: 0, count: 3, initBound: 1)])
+        let adam = try Adam(parameters: store), sgd = try SGD(parameters: store, learningRate: 0.1, momentum: 0)
         for bad: Float in [.infinity, -.infinity, .nan, 1e30, 1.5e9, -1, 2.5] {
             assertError("the Adam step count (adam.step) is \(bad)") {
                 try adam.loadState { ["adam.exp_avg": [0, 0, 0], "adam.exp_avg_sq": [0, 0, 0], "adam.step": [bad]][$0] }

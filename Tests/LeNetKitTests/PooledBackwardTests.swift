@@ -158,7 +158,7 @@ final class PooledBackwardTests: XCTestCase {
             for j in dy.indices where j % 3 == 0 { dy[j] = 0 }
             var results: [[Float]] = []
             for net in [fused, reference] {
-                _ = net.input(batch: t.n).update(fromContentsOf: x)
+                _ = try net.input(batch: t.n).update(fromContentsOf: x)
                 net.forward(batch: t.n)
                 net.parameters.zeroGradients()
                 _ = net.outputGradient(batch: t.n).update(fromContentsOf: dy)
@@ -189,14 +189,14 @@ final class PooledBackwardTests: XCTestCase {
     /// The CIFAR LeNet's two convolutions run fused; a convolution with a
     /// stride, or followed by another pool, runs layer by layer.
     func testWhichConvolutionsFuse() throws {
-        let net = Models.cifarLeNet()
-        net.reserve(batch: 1)
+        let net = try Models.cifarLeNet()
+        try net.reserve(batch: 1)
         XCTAssertEqual(net.layers.indices.filter { net.backwardFusesPool(at: $0) }, [1, 4])
         let strided = try Network(inputShape: FeatureShape(channels: 1, height: 12, width: 12), layers: [
             Conv2D("conv", inChannels: 1, outChannels: 2, kernelSize: 3, stride: 2), MaxPool2D("pool"),
             Conv2D("conv2", inChannels: 2, outChannels: 2, kernelSize: 1), MaxPool2D("pool2", kernelSize: 2, stride: 1),
         ])
-        strided.reserve(batch: 2)
+        try strided.reserve(batch: 2)
         XCTAssertEqual(strided.layers.indices.filter { strided.backwardFusesPool(at: $0) }, [])
     }
 
@@ -209,9 +209,9 @@ final class PooledBackwardTests: XCTestCase {
         let images = randomValues(n * 3 * 32 * 32, seed: 5)
         let labels = (0..<n).map { Int32($0 % 10) }
         let lr: Float = 1e-3
-        let nets = [Models.cifarLeNet(seed: 3), Models.cifarLeNet(seed: 3)]
+        let nets = [try Models.cifarLeNet(seed: 3), try Models.cifarLeNet(seed: 3)]
         nets[1].fusesPooling = false
-        let optimizers = nets.map { Adam(parameters: $0.parameters, learningRate: lr) }
+        let optimizers = try nets.map { try Adam(parameters: $0.parameters, learningRate: lr) }
         let losses = nets.map { _ in SoftmaxCrossEntropy(classes: 10) }
         // The CIFAR LeNet's chain, as in the PyTorch test, with conv1's weight
         // gradient summed over 8·28·28 positions.
@@ -222,7 +222,7 @@ final class PooledBackwardTests: XCTestCase {
             _ = nets[1].parameters.values.update(fromContentsOf: start)
             var gradients: [[Float]] = []
             for (net, loss) in zip(nets, losses) {
-                _ = net.input(batch: n).update(fromContentsOf: images)
+                _ = try net.input(batch: n).update(fromContentsOf: images)
                 let logits = net.forward(batch: n)
                 _ = try loss.forward(logits, labels, batch: n)
                 net.parameters.zeroGradients()

@@ -26,8 +26,8 @@ final class PredictTests: XCTestCase {
     }
 
     /// The network's logits on test image i, normalized as in training.
-    func logits(_ network: Network, _ test: ImageDataset, _ i: Int, _ n: Normalization) -> [Float] {
-        guard let x = network.input(batch: 1).baseAddress else { return [] }
+    func logits(_ network: Network, _ test: ImageDataset, _ i: Int, _ n: Normalization) throws -> [Float] {
+        guard let x = try network.input(batch: 1).baseAddress else { return [] }
         var label: Int32 = 0
         test.fill(batch: [i], normalization: n, into: x, labels: &label)
         let logits = network.forward(batch: 1)
@@ -35,8 +35,8 @@ final class PredictTests: XCTestCase {
     }
 
     /// Softmax probabilities of the network on test image i, normalized as in training.
-    func probabilities(_ network: Network, _ test: ImageDataset, _ i: Int, _ n: Normalization) -> [Double] {
-        let z = logits(network, test, i, n).map(Double.init), zmax = z.max() ?? 0
+    func probabilities(_ network: Network, _ test: ImageDataset, _ i: Int, _ n: Normalization) throws -> [Double] {
+        let z = try logits(network, test, i, n).map(Double.init), zmax = z.max() ?? 0
         let e = z.map { exp($0 - zmax) }, sum = e.reduce(0, +)
         return e.map { $0 / sum }
     }
@@ -71,7 +71,7 @@ final class PredictTests: XCTestCase {
         let probabilityBound = ErrorBound.probability(fromLogitBound: logitBound)
         var right = 0
         for i in 0..<test.count {
-            let p = probabilities(classifier.network, test, i, classifier.normalization)
+            let p = try probabilities(classifier.network, test, i, classifier.normalization)
             let order = p.indices.sorted { p[$0] > p[$1] }
             // The order is the reference's except between two classes closer than the bound.
             for (k, s) in results[i].enumerated() where s.index != order[k] {
@@ -81,7 +81,7 @@ final class PredictTests: XCTestCase {
                 XCTAssertEqual(s.probability, p[s.index], accuracy: probabilityBound)
                 XCTAssertEqual(s.name, test.classNames[s.index])
             }
-            let z = logits(classifier.network, test, i, classifier.normalization)
+            let z = try logits(classifier.network, test, i, classifier.normalization)
             XCTAssertLessThanOrEqual(z.map(abs).max() ?? 0, 20, "the logit magnitude the bound assumes")
             if results[i][0].index == Int(test.labels[i]) { right += 1 }
         }
@@ -100,7 +100,7 @@ final class PredictTests: XCTestCase {
     }
 
     func testGrayModelTakesColorImagesAndClassNamesFallBack() throws {
-        let net = Models.lenet5(seed: 3)
+        let net = try Models.lenet5(seed: 3)
         let classifier = try Classifier(network: net, normalization: .half,
                                         classNames: Checkpoint.classNames(metadata: ["dataset": "Fashion-MNIST train"], classes: 10))
         XCTAssertEqual(classifier.classNames[9], "Ankle boot")

@@ -27,7 +27,7 @@ final class PyTorchReferenceTests: XCTestCase {
     func testCIFARLeNetMatchesPyTorch() throws {
         let ref = try loadFixture("cifar_lenet_reference")
         let n = 4
-        let net = Models.cifarLeNet()
+        let net = try Models.cifarLeNet()
         try FixedValues.fill(net.parameters)
         let x = FixedValues.values(n * 3 * 32 * 32, salt: 1000, bound: 1)
         let labels = try tensor(ref, "labels").map { Int32($0) }
@@ -38,7 +38,7 @@ final class PyTorchReferenceTests: XCTestCase {
         let gradientK = lossK + 10 + 84 + 120 + 800 + 3136
 
         func step() throws -> (logits: [Float], loss: Float) {
-            _ = net.input(batch: n).update(fromContentsOf: x)
+            _ = try net.input(batch: n).update(fromContentsOf: x)
             let logits = net.forward(batch: n)
             let value = try loss.forward(logits, labels, batch: n)
             net.parameters.zeroGradients()
@@ -64,7 +64,7 @@ final class PyTorchReferenceTests: XCTestCase {
 
         try FixedValues.fill(net.parameters)
         let lr: Float = 1e-3
-        let adam = Adam(parameters: net.parameters, learningRate: lr)
+        let adam = try Adam(parameters: net.parameters, learningRate: lr)
         for t in 0..<3 {
             let prefix = t == 0 ? "grad." : "adam_grad\(t)."
             if t > 0 {
@@ -95,21 +95,21 @@ final class PyTorchReferenceTests: XCTestCase {
         let ref = try loadFixture("optimizers_reference")
         let labels = try tensor(ref, "labels").map { Int32($0) }
         let x = FixedValues.values(4 * 6, salt: 3000, bound: 1)
-        let recipes: [(String, (ParameterStore) -> any Optimizer)] = [
-            ("sgd", { SGD(parameters: $0, learningRate: 0.1, momentum: 0.9, weightDecay: 0.01) }),
-            ("nesterov", { SGD(parameters: $0, learningRate: 0.1, momentum: 0.9, nesterov: true) }),
-            ("adamwd", { Adam(parameters: $0, learningRate: 0.01, weightDecay: 0.01) }),
-            ("adamw", { Adam(parameters: $0, learningRate: 0.01, weightDecay: 0.1, decoupled: true) }),
+        let recipes: [(String, (ParameterStore) throws -> any Optimizer)] = [
+            ("sgd", { try SGD(parameters: $0, learningRate: 0.1, momentum: 0.9, weightDecay: 0.01) }),
+            ("nesterov", { try SGD(parameters: $0, learningRate: 0.1, momentum: 0.9, nesterov: true) }),
+            ("adamwd", { try Adam(parameters: $0, learningRate: 0.01, weightDecay: 0.01) }),
+            ("adamw", { try Adam(parameters: $0, learningRate: 0.01, weightDecay: 0.1, decoupled: true) }),
         ]
         for (key, make) in recipes {
             let net = try Network(inputShape: FeatureShape(features: 6), layers: [
                 Linear("fc1", inFeatures: 6, outFeatures: 5), ReLU(), Linear("fc2", inFeatures: 5, outFeatures: 3),
             ])
             try FixedValues.fill(net.parameters)
-            let optimizer = make(net.parameters)
+            let optimizer = try make(net.parameters)
             let loss = SoftmaxCrossEntropy(classes: 3)
             for _ in 0..<3 {
-                _ = net.input(batch: 4).update(fromContentsOf: x)
+                _ = try net.input(batch: 4).update(fromContentsOf: x)
                 _ = try loss.forward(net.forward(batch: 4), labels, batch: 4)
                 net.parameters.zeroGradients()
                 loss.backward(net.outputGradient(batch: 4))

@@ -4,14 +4,14 @@ import LeNetKit  // not @testable: the README's example uses the public API only
 /// The README's "one training step" example, verbatim, so it keeps compiling and working.
 final class ReadmeExampleTests: XCTestCase {
     func testOneTrainingStep() throws {
-        let net = Models.cifarLeNet(seed: 0)
-        let adam = Adam(parameters: net.parameters, learningRate: 1e-3)
+        let net = try Models.cifarLeNet(seed: 0)
+        let adam = try Adam(parameters: net.parameters, learningRate: 1e-3)
         let loss = SoftmaxCrossEntropy(classes: 10)
 
         let n = 36
         let images = [Float](repeating: 0.1, count: n * 3 * 32 * 32)      // (N, C, H, W), normalized
         let labels = [Int32](repeating: 3, count: n)                        // (N)
-        _ = net.input(batch: n).update(fromContentsOf: images)
+        _ = try net.input(batch: n).update(fromContentsOf: images)
         let logits = net.forward(batch: n)                                  // (N, 10)
         let value = try loss.forward(logits, labels, batch: n)
         net.parameters.zeroGradients()

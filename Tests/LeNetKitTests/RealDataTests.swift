@@ -15,7 +15,7 @@ final class RealDataTests: XCTestCase {
         let test = try DatasetKind.fashionMNIST.load(directory: Self.directory, split: .test)
         XCTAssertEqual(test.count, 10_000)
         XCTAssertEqual(train.height, 32)  // padded from 28
-        let network = Models.lenet5(seed: 0)
+        let network = try Models.lenet5(seed: 0)
         var options = TrainingOptions()
         options.epochs = 1
         let trainer = try Trainer(network: network, model: .lenet5, dataset: train, options: options)

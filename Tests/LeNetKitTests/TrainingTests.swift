@@ -46,7 +46,7 @@ final class TrainingTests: XCTestCase {
 
     func testCIFARLeNetLearnsSquares() throws {
         let train = try Self.squares(count: 600, seed: 1), test = try Self.squares(count: 200, seed: 2)
-        let net = Models.cifarLeNet(seed: 5)
+        let net = try Models.cifarLeNet(seed: 5)
         let before = try net.evaluate(on: test, normalization: .half)
         let trainer = try Trainer(network: net, model: .cifarLeNet, dataset: train, options: options(epochs: 4, batch: 20))
         var losses: [Double] = []
@@ -107,7 +107,7 @@ final class TrainingTests: XCTestCase {
     func testCheckpointIsAPyTorchStateDict() throws {
         let dir = try temporaryDirectory(self)
         let path = dir.appendingPathComponent("model.safetensors").path
-        let net = Models.cifarLeNet(seed: 7)
+        let net = try Models.cifarLeNet(seed: 7)
         try Checkpoint.saveWeights(net, to: path, metadata: ["model": "cifar-lenet", "epoch": "3"])
         let file = try SafetensorsFile.read(path: path)
         XCTAssertEqual(file.tensors.map(\.name).sorted(), [
@@ -133,7 +133,7 @@ final class TrainingTests: XCTestCase {
 
     func testBadCheckpointsGiveClearErrors() throws {
         let dir = try temporaryDirectory(self)
-        let net = Models.cifarLeNet()
+        let net = try Models.cifarLeNet()
         let good = Checkpoint.tensors(of: net)
         func write(_ name: String, _ tensors: [SafetensorsTensor], metadata: [String: String] = [:]) throws -> String {
             let path = dir.appendingPathComponent(name).path
@@ -229,12 +229,12 @@ final class TrainingTests: XCTestCase {
     /// No allocation per step: the buffers a step uses stay where they are.
     func testStepsReuseTheirBuffers() throws {
         let data = try Self.squares(count: 64, seed: 1)
-        let net = Models.cifarLeNet()
+        let net = try Models.cifarLeNet()
         let trainer = try Trainer(network: net, dataset: data, options: options(batch: 16))
         try trainer.step(0..<16)
-        let input = net.input(batch: 16).baseAddress, logits = net.forward(batch: 16)
+        let input = try net.input(batch: 16).baseAddress, logits = net.forward(batch: 16)
         for s in 1..<4 { try trainer.step(s * 16..<(s + 1) * 16) }
-        XCTAssertEqual(net.input(batch: 16).baseAddress, input)
+        XCTAssertEqual(try net.input(batch: 16).baseAddress, input)
         XCTAssertEqual(net.forward(batch: 16), logits)
         XCTAssertEqual(net.capacity, 16)
     }
@@ -286,7 +286,7 @@ final class DataParallelTests: XCTestCase {
             let saved = Parallelism.threads
             defer { Parallelism.threads = saved }
             Parallelism.threads = threads
-            let net = Models.cifarLeNet(seed: 9)
+            let net = try Models.cifarLeNet(seed: 9)
             var o = TrainingOptions()
             o.batchSize = 30
             let trainer = try Trainer(network: net, dataset: data, options: o)
@@ -338,7 +338,7 @@ final class DataParallelTests: XCTestCase {
             o.optimizer = kind
             o.weightDecay = 0.01
             func train(inParts: Bool) throws -> (values: [Float], gradients: [Float], losses: [Float], inRegion: Int) {
-                let net = Models.cifarLeNet(seed: 3)
+                let net = try Models.cifarLeNet(seed: 3)
                 let trainer = try Trainer(network: net, dataset: data, options: o)
                 trainer.updatesInParts = inParts
                 let losses = try [trainer.step(0..<20), trainer.step(20..<40), trainer.step(5..<25)]
@@ -355,7 +355,7 @@ final class DataParallelTests: XCTestCase {
             XCTAssertEqual(inParts.losses, after.losses, "\(kind)")
             XCTAssertTrue(inParts.values == after.values, "\(kind): weights differ")
             XCTAssertTrue(inParts.gradients == after.gradients, "\(kind): gradients differ")
-            let initial = Models.cifarLeNet(seed: 3)
+            let initial = try Models.cifarLeNet(seed: 3)
             withExtendedLifetime(initial) { XCTAssertNotEqual(inParts.values, Array(initial.parameters.values)) }
         }
     }
@@ -370,15 +370,15 @@ final class DataParallelTests: XCTestCase {
         let x = FixedValues.values(n * 3 * 32 * 32, salt: 77, bound: 1)
         let labels = FixedValues.labels(n, salt: 78, classes: 10)
         func train(threads: Int, kind: TrainingOptions.OptimizerKind, inParts: Bool) throws -> [Float] {
-            let net = Models.cifarLeNet(seed: 3)
+            let net = try Models.cifarLeNet(seed: 3)
             let optimizer: any PartitionedOptimizer = kind == .sgd
-                ? SGD(parameters: net.parameters, learningRate: 0.01, momentum: 0.9, weightDecay: 0.01)
-                : Adam(parameters: net.parameters, learningRate: 1e-3, weightDecay: 0.01, decoupled: kind == .adamw)
+                ? try SGD(parameters: net.parameters, learningRate: 0.01, momentum: 0.9, weightDecay: 0.01)
+                : try Adam(parameters: net.parameters, learningRate: 1e-3, weightDecay: 0.01, decoupled: kind == .adamw)
             let losses = (0..<threads).map { _ in SoftmaxCrossEntropy(classes: 10) }
             for _ in 0..<3 {
                 try net.dataParallel(batch: n, threads: threads) { part, replica, range in
                     let m = range.count, size = 3 * 32 * 32
-                    _ = replica.input(batch: m).update(fromContentsOf: x[range.lowerBound * size..<range.upperBound * size])
+                    _ = try replica.input(batch: m).update(fromContentsOf: x[range.lowerBound * size..<range.upperBound * size])
                     let logits = replica.forward(batch: m)
                     _ = try losses[part].forward(logits, Array(labels[range]), batch: m)
                     replica.parameters.zeroGradients()
@@ -403,7 +403,7 @@ final class DataParallelTests: XCTestCase {
                 let inParts = try train(threads: threads, kind: kind, inParts: true)
                 let whole = try train(threads: threads, kind: kind, inParts: false)
                 XCTAssertTrue(inParts == whole, "\(kind), \(threads) parts: weights differ")
-                let initial = Models.cifarLeNet(seed: 3)
+                let initial = try Models.cifarLeNet(seed: 3)
                 withExtendedLifetime(initial) { XCTAssertNotEqual(inParts, Array(initial.parameters.values)) }
             }
         }
@@ -412,7 +412,7 @@ final class DataParallelTests: XCTestCase {
     /// Work after the parts runs on every part or on none, and says which;
     /// a part's error skips it on all parts.
     func testWorkAfterThePartsRunsOnEveryPartOrNone() throws {
-        let net = Models.cifarLeNet(seed: 1)
+        let net = try Models.cifarLeNet(seed: 1)
         for threads in 1...6 {
             let parts = net.parts(batch: 12, threads: threads)
             let bodies = Counter(), afters = Counter()
@@ -435,7 +435,7 @@ final class DataParallelTests: XCTestCase {
 
     func testEvaluationIsTheSameOnAnyThreadCount() throws {
         let data = try TrainingTests.squares(count: 50, seed: 5)
-        let net = Models.cifarLeNet(seed: 2)
+        let net = try Models.cifarLeNet(seed: 2)
         let saved = Parallelism.threads
         defer { Parallelism.threads = saved }
         Parallelism.threads = 1

@@ -38,14 +38,14 @@ let benchmarks: @Sendable () -> Void = {
                 Parallelism.setThreads(threads)
                 var options = TrainingOptions()
                 options.batchSize = batch
-                box.trainer = try? Trainer(network: Models.cifarLeNet(), dataset: data, options: options)
+                box.trainer = try? Trainer(network: try Models.cifarLeNet(), dataset: data, options: options)
                 _ = try? box.trainer?.step(batchRange(0))
             }, teardown: {
                 box.trainer = nil
             })
             Benchmark("eval cifar-lenet b\(batch) t\(threads)") { benchmark in
                 Parallelism.setThreads(threads)
-                let network = Models.cifarLeNet()
+                let network = try Models.cifarLeNet()
                 _ = try? network.evaluate(on: data, normalization: .half, batchSize: batch)
                 benchmark.startMeasurement()
                 guard let result = try? network.evaluate(on: data, normalization: .half, batchSize: batch) else { return }

@@ -31,15 +31,15 @@ public final class Conv2D: Layer {
     // adds it into dW once at the end: per sample, conv2's weight gradient
     // ran at 81 GFLOP/s as dy · colsᵀ and at 94 as cols · dyᵀ (conv1's at
     // 105 and 108).
-    private var weightGradT = FloatBuffer(count: 0)  // (K, OC)
+    private var weightGradT = FloatBuffer()  // (K, OC)
 
     /// Set by the network when a 2×2, stride-2 max pool follows this
     /// convolution: `reserve` then also allocates the buffers of
     /// `backward(pooledGradient:…)`.
     var feedsPairwisePool = false
     // The pooled backward's buffers, with rows padded to ld = K rounded up to 8:
-    private var patchRows = FloatBuffer(count: 0)  // rows (P, ld), drows (P, ld), W (OC, ld), dW (OC, ld), weights (L)
-    private var patchIndices = IndexBuffer(count: 0)  // routes (OC, PP), row indices (L), used (P)
+    private var patchRows = FloatBuffer()  // rows (P, ld), drows (P, ld), W (OC, ld), dW (OC, ld), weights (L)
+    private var patchIndices = IndexBuffer()  // routes (OC, PP), row indices (L), used (P)
 
     /// Samples per chunk: scratch of about 256 KB, at least one sample.
     /// LeNet's convolutions get one sample per chunk; chunks of 1 MB (2–3
@@ -47,7 +47,11 @@ public final class Conv2D: Layer {
     /// sample at 8,222 (medians of 5).
     private var chunk: Int {
         guard let g = geometry else { return 1 }
-        return max(1, 65_536 / max(1, (2 * g.patch + outChannels) * g.positions))
+        return chunk(g)
+    }
+
+    private func chunk(_ g: ConvGeometry) -> Int {
+        max(1, 65_536 / max(1, (2 * g.patch + outChannels) * g.positions))
     }
 
     /// - Parameters:
@@ -105,28 +109,54 @@ public final class Conv2D: Layer {
         weightGrad = gradients[0]; biasGrad = gradients[1]
     }
 
-    public func reserve(batch n: Int, input: FeatureShape) {
+    /// What `reserve(batch: n, input:)` allocates: `workers` scratch buffers
+    /// of `scratch` Floats each, the transposed weight gradient, and the
+    /// pooled backward's buffers when a pool follows.
+    private func workspace(batch n: Int, geometry g: ConvGeometry, workers threads: Int)
+        -> (workers: Int, scratch: Int, weightGradT: Int, patchFloats: Int, patchIndices: Int) {
+        let chunk = chunk(g)
+        // One scratch per worker that a batch of n can use: never more than
+        // its chunks, or than the threads that may run it (one for a
+        // data-parallel replica), so a thread count far above the work costs
+        // nothing, and the replicas' scratch grows with threads, not threads².
+        let workers = max(1, min(threads, (n + chunk - 1) / chunk))
+        let pooled = feedsPairwisePool ? pooledLayout(g) : nil
+        return (workers, (2 * g.patch + outChannels) * chunk * g.positions, g.patch * outChannels,
+                pooled?.floats ?? 0, pooled?.indices ?? 0)
+    }
+
+    public func workspaceBytes(batch n: Int, input: FeatureShape, workers: Int) -> Int {
+        let w = workspace(batch: n, geometry: geometry(for: input), workers: workers)
+        return 4 * (w.workers * w.scratch + w.weightGradT + w.patchFloats + w.patchIndices)
+    }
+
+    public func reserve(batch n: Int, input: FeatureShape, workers: Int) throws {
         let g = geometry(for: input)
         geometry = g
-        let size = (2 * g.patch + outChannels) * chunk * g.positions
-        // One scratch per worker that a batch of n can use: never more than
-        // its chunks (a data-parallel replica runs inline, on one), so a
-        // thread count far above the work costs nothing.
-        let workers = max(1, min(Parallelism.threads, (n + chunk - 1) / chunk))
-        if scratch.count < workers || scratch.first?.count != size {
-            scratch = (0..<workers).map { _ in FloatBuffer(count: size) }
+        let w = workspace(batch: n, geometry: g, workers: workers)
+        if scratch.count < w.workers || scratch.first?.count != w.scratch {
+            scratch = try (0..<w.workers).map { _ in try FloatBuffer(count: w.scratch, name: "\(name) im2col scratch") }
         }
-        if weightGradT.count != g.patch * outChannels { weightGradT = FloatBuffer(count: g.patch * outChannels) }
-        if feedsPairwisePool, let p = pooledLayout {
-            if patchRows.count != p.floats { patchRows = FloatBuffer(count: p.floats) }
-            if patchIndices.count != p.indices { patchIndices = IndexBuffer(count: p.indices) }
+        if weightGradT.count != w.weightGradT {
+            weightGradT = try FloatBuffer(count: w.weightGradT, name: "\(name) weight gradient (transposed)")
+        }
+        if feedsPairwisePool {
+            if patchRows.count != w.patchFloats { patchRows = try FloatBuffer(count: w.patchFloats, name: "\(name) pooled-backward rows") }
+            if patchIndices.count != w.patchIndices {
+                patchIndices = try IndexBuffer(count: w.patchIndices, name: "\(name) pooled-backward routes")
+            }
         }
     }
 
     /// The sizes of the pooled backward's buffers, when it applies (stride 1,
     /// no padding, an output of at least 2×2).
     private var pooledLayout: (ld: Int, pooled: Int, list: Int, floats: Int, indices: Int)? {
-        guard let g = geometry, stride == 1, padding == 0, g.outH >= 2, g.outW >= 2 else { return nil }
+        guard let g = geometry else { return nil }
+        return pooledLayout(g)
+    }
+
+    private func pooledLayout(_ g: ConvGeometry) -> (ld: Int, pooled: Int, list: Int, floats: Int, indices: Int)? {
+        guard stride == 1, padding == 0, g.outH >= 2, g.outW >= 2 else { return nil }
         let ld = (g.patch + 7) / 8 * 8, P = g.positions, OC = outChannels
         let pooled = (g.outH / 2) * (g.outW / 2), list = max(pooled, 4 * OC)
         return (ld, pooled, list, 2 * P * ld + 2 * OC * ld + list, OC * pooled + list + P)

@@ -8,7 +8,7 @@ public final class MaxPool2D: Layer {
     /// The window's side and the step between windows.
     public let kernelSize: Int, stride: Int
     private var geometry: ConvGeometry?
-    private var argmax = IndexBuffer(count: 0)  // (N, C, OH, OW): index into the input plane
+    private var argmax = IndexBuffer()  // (N, C, OH, OW): index into the input plane
 
     /// - Parameters:
     ///   - name: the layer's name in summaries (pooling has no parameters).
@@ -44,10 +44,15 @@ public final class MaxPool2D: Layer {
     /// window's argmax again from the input.
     var isPairwise: Bool { kernelSize == 2 && stride == 2 }
 
-    public func reserve(batch n: Int, input: FeatureShape) {
+    public func workspaceBytes(batch n: Int, input: FeatureShape, workers: Int) -> Int {
+        guard let g = geometry, !isPairwise else { return 0 }
+        return 4 * n * g.channels * g.positions
+    }
+
+    public func reserve(batch n: Int, input: FeatureShape, workers: Int) throws {
         guard let g = geometry, !isPairwise else { return }
         let needed = n * g.channels * g.positions
-        if argmax.count < needed { argmax = IndexBuffer(count: needed) }
+        if argmax.count < needed { argmax = try IndexBuffer(count: needed, name: "\(name) argmax, \(n) samples") }
     }
 
     public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {

@@ -16,14 +16,14 @@ import Darwin
 public final class SoftmaxCrossEntropy {
     /// The number of classes (K).
     public let classes: Int
-    private var probabilities = BatchBuffer(perSample: 0)  // (N, K), cached by forward
-    private var labels = IndexBuffer(count: 0)  // (N)
+    private var probabilities: BatchBuffer  // (N, K), cached by forward
+    private var labels = IndexBuffer()  // (N)
     private var batch = 0
 
     /// - Parameter classes: K, the logits per sample.
     public init(classes: Int) {
         self.classes = classes
-        probabilities = BatchBuffer(perSample: classes)
+        probabilities = BatchBuffer(perSample: classes, name: "loss probabilities")
     }
 
     /// The mean loss over the batch; caches the softmax for `backward`.
@@ -33,8 +33,8 @@ public final class SoftmaxCrossEntropy {
     /// - Throws: `LeNetError` when a label is out of range.
     public func forward(_ logits: UnsafePointer<Float>, _ targets: UnsafePointer<Int32>, batch n: Int) throws -> Float {
         let K = classes
-        probabilities.reserve(batch: n)
-        if labels.count < n { labels = IndexBuffer(count: n) }
+        try probabilities.reserve(batch: n)
+        if labels.count < n { labels = try IndexBuffer(count: n, name: "loss labels, \(n) samples") }
         batch = n
         var total = 0.0
         for s in 0..<n {

@@ -34,7 +34,7 @@ extension Models {
     /// - Parameters:
     ///   - seed: fixes the initial parameters.
     ///   - squashC1: whether a `Tanh.lecun` follows c1 (the paper: yes).
-    public static func lenet5(seed: UInt64 = 0, squashC1: Bool = true) -> Network {
+    public static func lenet5(seed: UInt64 = 0, squashC1: Bool = true) throws -> Network {
         let c3 = PartialConv2D("c3", inChannels: 6, outChannels: 16, kernelSize: 5,
                                table: PartialConv2D.lecunC3Table)
         var layers: [any Layer] = [Conv2D("c1", inChannels: 1, outChannels: 6, kernelSize: 5)]
@@ -47,10 +47,8 @@ extension Models {
             Linear("f6", inFeatures: 120, outFeatures: 84), Tanh.lecun("f6.tanh"),
             Linear("output", inFeatures: 84, outFeatures: 10),
         ]
-        // The layer chain is fixed and consistent, so this cannot throw.
-        guard let net = try? Network(inputShape: FeatureShape(channels: 1, height: 32, width: 32), layers: layers) else {
-            preconditionFailure("LeNet-5's layer shapes are inconsistent")
-        }
+        // The layer chain is fixed and consistent: only memory can fail.
+        let net = try Network(inputShape: FeatureShape(channels: 1, height: 32, width: 32), layers: layers)
         var rng = SeededGenerator(seed: seed)
         net.parameters.initialize(using: &rng)
         // C3 again, with each map's own fan-in and its missing connections at 0.

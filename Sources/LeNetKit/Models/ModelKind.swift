@@ -6,10 +6,11 @@ public enum ModelKind: String, CaseIterable, Sendable {
     case lenet5
 
     /// A freshly initialized network of this kind.
-    public func make(seed: UInt64 = 0) -> Network {
+    /// - Throws: `LeNetError` when its parameters' memory cannot be had.
+    public func make(seed: UInt64 = 0) throws -> Network {
         switch self {
-        case .cifarLeNet: return Models.cifarLeNet(seed: seed)
-        case .lenet5: return Models.lenet5(seed: seed)
+        case .cifarLeNet: return try Models.cifarLeNet(seed: seed)
+        case .lenet5: return try Models.lenet5(seed: seed)
         }
     }
 
@@ -20,14 +21,19 @@ public enum ModelKind: String, CaseIterable, Sendable {
     }
 
     /// The input this network takes, (C, H, W).
-    public var inputShape: FeatureShape { make().inputShape }
+    public var inputShape: FeatureShape {
+        switch self {
+        case .cifarLeNet: return FeatureShape(channels: 3, height: 32, width: 32)
+        case .lenet5: return FeatureShape(channels: 1, height: 32, width: 32)
+        }
+    }
 
     /// The model a checkpoint's tensor names belong to, for files without
     /// `model` metadata (a PyTorch `state_dict` saved as is).
-    public static func guess(tensorNames: [String]) -> ModelKind? {
+    public static func guess(tensorNames: [String]) throws -> ModelKind? {
         let names = Set(tensorNames)
-        return allCases.first { kind in
-            Set(kind.make().parameters.entries.map(\.name)) == names
+        return try allCases.first { kind in
+            Set(try kind.make().parameters.entries.map(\.name)) == names
         }
     }
 }

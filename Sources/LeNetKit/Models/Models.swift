@@ -15,7 +15,7 @@ public enum Models {
     /// gradient reaches the same input either way), so the outputs and
     /// gradients are those of `pool(relu(conv(x)))` while the ReLU touches a
     /// quarter of the values.
-    public static func cifarLeNet(seed: UInt64 = 0) -> Network {
+    public static func cifarLeNet(seed: UInt64 = 0) throws -> Network {
         let layers: [any Layer] = [
             Conv2D("conv1", inChannels: 3, outChannels: 16, kernelSize: 5), MaxPool2D("pool1"), ReLU("relu1"),
             Conv2D("conv2", inChannels: 16, outChannels: 32, kernelSize: 5), MaxPool2D("pool2"), ReLU("relu2"),
@@ -23,10 +23,8 @@ public enum Models {
             Linear("fc2", inFeatures: 120, outFeatures: 84), ReLU("relu4"),
             Linear("fc3", inFeatures: 84, outFeatures: 10),
         ]
-        // The layer chain is fixed and consistent, so this cannot throw.
-        guard let net = try? Network(inputShape: FeatureShape(channels: 3, height: 32, width: 32), layers: layers) else {
-            preconditionFailure("the CIFAR LeNet's layer shapes are inconsistent")
-        }
+        // The layer chain is fixed and consistent: only memory can fail.
+        let net = try Network(inputShape: FeatureShape(channels: 3, height: 32, width: 32), layers: layers)
         var rng = SeededGenerator(seed: seed)
         net.parameters.initialize(using: &rng)
         return net

@@ -78,8 +78,9 @@ public final class Adam: PartitionedOptimizer {
     ///   - epsilon: ε, added to the denominator.
     ///   - weightDecay: λ.
     ///   - decoupled: AdamW (`p ← p·(1 − lr·λ)`) instead of L2 in the gradient.
+    /// - Throws: `LeNetError` when the moments' memory cannot be had.
     public init(parameters: ParameterStore, learningRate: Float = 1e-3, beta1: Float = 0.9,
-                beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0, decoupled: Bool = false) {
+                beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0, decoupled: Bool = false) throws {
         store = parameters
         self.decoupled = decoupled
         self.learningRate = learningRate
@@ -87,8 +88,8 @@ public final class Adam: PartitionedOptimizer {
         self.beta2 = beta2
         self.epsilon = epsilon
         self.weightDecay = weightDecay
-        m = FloatBuffer(count: parameters.count)
-        v = FloatBuffer(count: parameters.count)
+        m = try FloatBuffer(count: parameters.count, name: "Adam first moments")
+        v = try FloatBuffer(count: parameters.count, name: "Adam second moments")
     }
 
     public func step() {
@@ -213,14 +214,14 @@ public final class SGD: PartitionedOptimizer {
     ///   - weightDecay: λ, added to the gradient as λ·p.
     ///   - nesterov: Nesterov momentum.
     public init(parameters: ParameterStore, learningRate: Float, momentum: Float = 0,
-                dampening: Float = 0, weightDecay: Float = 0, nesterov: Bool = false) {
+                dampening: Float = 0, weightDecay: Float = 0, nesterov: Bool = false) throws {
         store = parameters
         self.learningRate = learningRate
         self.momentum = momentum
         self.dampening = dampening
         self.weightDecay = weightDecay
         self.nesterov = nesterov
-        buffer = FloatBuffer(count: momentum != 0 ? parameters.count : 0)
+        buffer = try FloatBuffer(count: momentum != 0 ? parameters.count : 0, name: "SGD momentum")
     }
 
     public func step() {

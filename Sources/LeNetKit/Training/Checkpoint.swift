@@ -99,12 +99,12 @@ public enum Checkpoint {
                 throw LeNetError("unknown model '\(name)' in the metadata; known: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", "))", subject: path)
             }
             kind = k
-        } else if let k = ModelKind.guess(tensorNames: file.tensors.map(\.name)) {
+        } else if let k = try ModelKind.guess(tensorNames: file.tensors.map(\.name)) {
             kind = k
         } else {
             throw LeNetError("its tensors (\(file.tensors.map(\.name).prefix(4).joined(separator: ", "))…) match no known model", subject: path)
         }
-        let network = kind.make()
+        let network = try kind.make()
         try load(file, into: network, source: path)
         var normalization = Normalization.half
         if let m = file.metadata[Key.normalizationMean], let s = file.metadata[Key.normalizationStd] {

@@ -86,15 +86,17 @@ extension Network {
         // Each thread runs a contiguous part of every batch through its own
         // replica; the parts' predictions are then read back in sample order.
         let threads = min(Parallelism.threads, batch)  // a batch has at most one part per image
-        let labels = (0..<threads).map { _ in IndexBuffer(count: batch) }  // each (N)
-        let predicted = (0..<threads).map { _ in IndexBuffer(count: batch) }  // each (N)
-        let confidence = (0..<threads).map { _ in FloatBuffer(count: batch) }  // each (N)
+        let part = (batch + threads - 1) / threads  // the longest part of a batch
+        let labels = try (0..<threads).map { _ in try IndexBuffer(count: part, name: "evaluation labels") }  // each (part)
+        let predicted = try (0..<threads).map { _ in try IndexBuffer(count: part, name: "predictions") }  // each (part)
+        let confidence = try (0..<threads).map { _ in try FloatBuffer(count: part, name: "confidences") }  // each (part)
+        try reserveDataParallel(batch: batch, threads: threads)
         let losses = (0..<threads).map { _ in SoftmaxCrossEntropy(classes: K) }
         var partLoss = [Double](repeating: 0, count: threads)
         var confusion = [[Int]](repeating: [Int](repeating: 0, count: K), count: K)
         var correct = 0, totalLoss = 0.0
         var misclassified: [Misclassification] = []
-        let kept = FloatBuffer(count: keepsLogits ? dataset.count * K : 0)  // (N, K)
+        let kept = try FloatBuffer(count: keepsLogits ? dataset.count * K : 0, name: "logits of \(dataset.count) images")  // (N, K)
         let start = DispatchTime.now().uptimeNanoseconds
         var first = 0
         while first < dataset.count {
@@ -103,7 +105,7 @@ extension Network {
             try partLoss.withUnsafeMutableBufferPointer { partLoss in
                 try dataParallel(batch: n, threads: threads) { part, net, range in
                     let m = range.count
-                    guard let x = net.input(batch: m).baseAddress else { return }
+                    guard let x = try net.input(batch: m).baseAddress else { return }
                     let y = labels[part].pointer, loss = losses[part]
                     dataset.fill(batch: offset + range.lowerBound..<offset + range.upperBound,
                                  normalization: normalization, into: x, labels: y)

@@ -29,9 +29,9 @@ extension Network {
             throw LeNetError("batch and iterations must be > 0, got \(n) and \(iterations)", subject: "timing")
         }
         var rng = SeededGenerator(seed: 1)
-        let x = input(batch: n)
+        let x = try input(batch: n)
         for i in x.indices { x[i] = rng.uniform(-1, 1) }
-        let labels = IndexBuffer(count: n)  // (N)
+        let labels = try IndexBuffer(count: n, name: "timing labels")  // (N)
         for s in 0..<n { labels.pointer[s] = Int32(s % outputShape.count) }
         let loss = SoftmaxCrossEntropy(classes: outputShape.count)
         var forward = [[Double]](repeating: [], count: layers.count)

@@ -93,13 +93,13 @@ public final class Classifier {
                                        images: bytes, labels: [UInt8](repeating: 0, count: images.count),
                                        classNames: ["image"])
         let K = network.outputShape.count
-        let labels = IndexBuffer(count: images.count)  // (N)
-        var results: [[ClassScore]] = []
         let batch = 64
+        let labels = try IndexBuffer(count: min(images.count, batch), name: "labels")  // (N)
+        var results: [[ClassScore]] = []
         var first = 0
         while first < images.count {
             let n = min(batch, images.count - first)
-            guard let x = network.input(batch: n).baseAddress else { break }
+            guard let x = try network.input(batch: n).baseAddress else { break }
             dataset.fill(batch: first..<first + n, normalization: normalization, into: x, labels: labels.pointer)
             let logits = network.forward(batch: n)  // (N, K)
             for s in 0..<n {

@@ -157,12 +157,16 @@ public final class Trainer {
     /// What each data-parallel part of a step keeps: its loss, its labels.
     private final class PartState {
         let loss: SoftmaxCrossEntropy
-        let labels: IndexBuffer  // (N)
+        private(set) var labels: IndexBuffer  // (N)
         var lossSum = 0.0
         var correct = 0
-        init(classes: Int, batch: Int) {
+        init(classes: Int, batch: Int) throws {
             loss = SoftmaxCrossEntropy(classes: classes)
-            labels = IndexBuffer(count: batch)
+            labels = try IndexBuffer(count: batch, name: "training labels")
+        }
+        /// Room for `n` labels (a step may be given more images than the batch size).
+        func reserve(_ n: Int) throws {
+            if labels.count < n { labels = try IndexBuffer(count: n, name: "training labels") }
         }
     }
     // One per part a step can have (min(threads, batch size)), fixed when the trainer is made.
@@ -202,19 +206,23 @@ public final class Trainer {
         try options.augmentation?.validate(height: dataset.height, width: dataset.width)
         switch options.optimizer {
         case .adam, .adamw:
-            optimizer = Adam(parameters: network.parameters, learningRate: options.learningRate,
+            optimizer = try Adam(parameters: network.parameters, learningRate: options.learningRate,
                              weightDecay: options.weightDecay, decoupled: options.optimizer == .adamw)
         case .sgd:
-            optimizer = SGD(parameters: network.parameters, learningRate: options.learningRate,
+            optimizer = try SGD(parameters: network.parameters, learningRate: options.learningRate,
                             momentum: options.momentum, weightDecay: options.weightDecay)
         }
         partitioned = optimizer as? any PartitionedOptimizer
         order = try BatchOrder(count: dataset.count, batchSize: options.batchSize, seed: options.seed &+ 0x5EED)
-        // A step has at most one part per image, whatever the thread count.
-        parts = (0..<max(1, min(Parallelism.threads, options.batchSize))).map { _ in
-            PartState(classes: network.outputShape.count, batch: options.batchSize)
-        }
-        network.reserve(batch: min(options.batchSize, dataset.count))
+        // A step has at most one part per image, whatever the thread count,
+        // and each part's network holds only its part of the batch. All of
+        // it is allocated here: a configuration that does not fit fails
+        // before the first step, with the buffer named.
+        let batch = min(options.batchSize, max(dataset.count, 1))
+        let partCount = max(1, min(Parallelism.threads, batch))
+        let largest = (batch + partCount - 1) / partCount
+        parts = try (0..<partCount).map { _ in try PartState(classes: network.outputShape.count, batch: largest) }
+        try network.reserveDataParallel(batch: batch, threads: partCount)
     }
 
     /// One optimizer step on the images at `indices`.
@@ -241,7 +249,8 @@ public final class Trainer {
             let state = parts[part]
             let m = range.count
             let slice = UnsafeBufferPointer(rebasing: indices[range])
-            guard let x = net.input(batch: m).baseAddress else { return }
+            try state.reserve(m)
+            guard let x = try net.input(batch: m).baseAddress else { return }
             if let augmentation = options.augmentation {
                 dataset.fill(batch: slice, normalization: options.normalization, augmentation: augmentation,
                              seed: options.seed, epoch: epoch, into: x, labels: state.labels.pointer)

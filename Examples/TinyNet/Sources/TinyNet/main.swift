@@ -38,13 +38,13 @@ do {
     print("TinyNet: \(network.parameters.count) parameters")
     print(network.summaryTable())
 
-    let optimizer = Adam(parameters: network.parameters, learningRate: 3e-3)
+    let optimizer = try Adam(parameters: network.parameters, learningRate: 3e-3)
     let lossFunction = SoftmaxCrossEntropy(classes: classes.count)
     let n = 32, steps = 60
     var losses: [Float] = []
     for step in 1...steps {
         let batch = makeBatch(n, using: &rng)
-        _ = network.input(batch: n).update(fromContentsOf: batch.images)
+        _ = try network.input(batch: n).update(fromContentsOf: batch.images)
         let logits = network.forward(batch: n)  // (N, 3)
         let loss = try batch.labels.withUnsafeBufferPointer { labels -> Float in
             guard let labels = labels.baseAddress else { return .nan }

@@ -1,0 +1,187 @@
+import Foundation
+import XCTest
+@testable import LeNetKit
+
+/// Memory known before it is spent: the estimates against what is really
+/// allocated (counted by `AllocationProbe`, and as peak RSS of `lenet`),
+/// memory that follows the work and not the thread count, and a thrown
+/// error, never an abort, from every allocation that fails.
+final class MemoryTests: XCTestCase {
+    override func setUp() {
+        saved = Parallelism.threads
+    }
+
+    override func tearDown() {
+        Parallelism.threads = saved
+    }
+
+    private var saved = 1
+
+    /// What `Trainer.init` allocates, counted buffer by buffer, is exactly
+    /// the estimate's items for it: the estimate is made from the sizes the
+    /// buffers are made with (a layer's `workspaceBytes` and its `reserve`
+    /// share one function), so any buffer it forgets fails this.
+    func testTrainerAllocatesExactlyItsEstimate() throws {
+        let data = try TrainingTests.squares(count: 120, seed: 4)
+        for (model, threads, batch, optimizer) in [
+            (ModelKind.cifarLeNet, 1, 36, TrainingOptions.OptimizerKind.adam), (.cifarLeNet, 3, 36, .adam),
+            (.cifarLeNet, 8, 100, .sgd), (.lenet5, 2, 50, .adamw), (.lenet5, 5, 7, .sgd),
+        ] {
+            Parallelism.threads = threads
+            let images = model == .lenet5 ? try TrainingTests.squares(count: 120, channels: 1, seed: 4) : data
+            let network = try model.make()
+            var options = TrainingOptions()
+            options.batchSize = batch
+            options.optimizer = optimizer
+            let estimate = Trainer.memoryEstimate(network: network, images: images.count, options: options)
+            let probe = AllocationProbe()
+            _ = try AllocationProbe.$current.withValue(probe) {
+                try Trainer(network: network, dataset: images, options: options)
+            }
+            // Made before (the network's own parameters) or after (the
+            // first step's loss buffers; the shuffle is a Swift array).
+            let allocatedByInit = estimate.bytes - estimate["parameters"] - estimate["loss buffers"] - estimate["shuffle order"]
+            XCTAssertEqual(probe.bytes, allocatedByInit, "\(model) \(threads) threads, batch \(batch): \(estimate)")
+            XCTAssertGreaterThan(estimate["activations"], 0)
+            XCTAssertGreaterThan(estimate["layer scratch"], 0)
+        }
+    }
+
+    /// A thread count beyond the batch costs nothing: a batch of 36 has at
+    /// most 36 parts, so 36, 256 and 100,000 threads estimate the same
+    /// bytes. Below it, memory grows with the parts, by one replica each,
+    /// never by threads × threads.
+    func testMemoryFollowsTheWorkNotTheThreadCount() throws {
+        let network = try Models.cifarLeNet()
+        func bytes(_ threads: Int, batch: Int = 36) -> Int {
+            Parallelism.threads = threads
+            return network.memoryEstimate(batch: batch, threads: threads).bytes
+        }
+        XCTAssertEqual(bytes(256), bytes(36))
+        XCTAssertEqual(bytes(100_000), bytes(36))
+        // From 2 to 32 parts: 30 more replicas, each at most what one part
+        // of 2 images holds on its own (activations, gradients, scratch).
+        Parallelism.threads = 1
+        let replica = network.memoryEstimate(batch: 2, threads: 1).bytes
+        XCTAssertLessThanOrEqual(bytes(32) - bytes(2), 30 * replica)
+        // At a batch of 2000, more parts split the same activations: the
+        // total grows only by each replica's parameter gradients and scratch.
+        let perReplica = 4 * network.parameters.count + replica
+        XCTAssertLessThanOrEqual(bytes(32, batch: 2000) - bytes(2, batch: 2000), 30 * perReplica)
+    }
+
+    /// Evaluation allocates what its estimate says beyond the parts the
+    /// network has reserved.
+    func testEvaluationAllocatesItsEstimate() throws {
+        let data = try TrainingTests.squares(count: 90, seed: 5)
+        for threads in [1, 4] {
+            Parallelism.threads = threads
+            let network = try Models.cifarLeNet()
+            let estimate = network.evaluationMemoryEstimate(images: data.count, batchSize: 64, keepsLogits: true)
+            let probe = AllocationProbe()
+            _ = try AllocationProbe.$current.withValue(probe) {
+                try network.evaluate(on: data, normalization: .half, batchSize: 64, keepsLogits: true)
+            }
+            // The loss buffers of parts on other threads are made there,
+            // outside the probe's task; part 0's may be seen. So the probe
+            // sees at least everything but the evaluation buffers, and at
+            // most the whole estimate, less the parameters made before.
+            let floor = estimate.bytes - estimate["parameters"] - estimate["evaluation buffers"]
+            XCTAssertGreaterThanOrEqual(probe.bytes, floor, "\(threads) threads: \(estimate)")
+            XCTAssertLessThanOrEqual(probe.bytes, estimate.bytes - estimate["parameters"], "\(threads) threads: \(estimate)")
+        }
+    }
+
+    /// Every allocation `Trainer.init` makes, failed in turn, gives one
+    /// LeNetError naming the buffer and its size, and no trap; the network
+    /// is still usable afterwards.
+    func testEveryFailedAllocationThrowsAndNamesTheBuffer() throws {
+        Parallelism.threads = 3
+        let data = try TrainingTests.squares(count: 40, seed: 6)
+        var options = TrainingOptions()
+        options.batchSize = 12
+        let fresh = try Models.cifarLeNet()
+        let counting = AllocationProbe()
+        _ = try AllocationProbe.$current.withValue(counting) { try Trainer(network: fresh, dataset: data, options: options) }
+        XCTAssertGreaterThan(counting.allocations, 20)
+        var names = Set<String>()
+        var network = fresh
+        for k in 0..<counting.allocations {
+            // Each from a fresh network: a failure keeps what was reserved before it.
+            network = try Models.cifarLeNet()
+            let probe = AllocationProbe(failing: k)
+            XCTAssertThrowsError(try AllocationProbe.$current.withValue(probe) {
+                try Trainer(network: network, dataset: data, options: options)
+            }, "allocation \(k)") { error in
+                guard let error = error as? LeNetError else { return XCTFail("\(error)") }
+                XCTAssertEqual(error.subject, "memory")
+                XCTAssertTrue(error.message.hasPrefix("cannot allocate "), error.message)
+                XCTAssertTrue(error.message.contains(" B for ") || error.message.contains("B for "), error.message)
+                names.insert(String(error.message.split(separator: " for ").last ?? ""))
+            }
+        }
+        // Parameter gradients, activations, their gradients, scratch, the optimizer, the labels: all named.
+        for expected in ["input, 4 samples", "conv1 im2col scratch", "Adam first moments", "training labels"] {
+            XCTAssertTrue(names.contains { $0.hasPrefix(expected) }, "\(expected) not among \(names.sorted())")
+        }
+        // After every failure the network trains as if nothing had happened.
+        let trainer = try Trainer(network: network, dataset: data, options: options)
+        XCTAssertTrue(try trainer.step(0..<12).isFinite)
+    }
+
+    /// A batch whose size overflows is refused by the size check; a failed
+    /// reserve leaves the network at its old capacity, still working.
+    func testOverflowingReserveThrowsAndKeepsTheNetwork() throws {
+        Parallelism.threads = 1
+        let network = try Models.cifarLeNet()
+        let x = try network.input(batch: 2)
+        for i in x.indices { x[i] = 0.25 }
+        let before = Array(UnsafeBufferPointer(start: network.forward(batch: 2), count: 20))
+        XCTAssertThrowsError(try network.reserve(batch: Int.max / 64)) { error in
+            XCTAssertTrue("\(error)".contains("overflows"), "\(error)")
+        }
+        XCTAssertThrowsError(try AllocationProbe.$current.withValue(AllocationProbe(failing: 0)) {
+            try network.reserve(batch: 50)
+        })
+        XCTAssertEqual(network.capacity, 2)
+        let after = Array(UnsafeBufferPointer(start: network.forward(batch: 2), count: 20))
+        XCTAssertEqual(after, before)
+    }
+
+    /// `lenet train` prints its estimate and, at the end, its peak RSS
+    /// (VmHWM) beside the estimated peak; they agree within 15% in
+    /// configurations where the network's buffers are most of the memory
+    /// (batch 2000 of CIFAR-sized images holds about 620 MB of activations;
+    /// 256 parts of a batch of 700, about 600 MB of replicas).
+    func testTrainPeakRSSIsWithinFifteenPercentOfTheEstimate() throws {
+        let dir = try temporaryDirectory(self)
+        try CLITests.makeCIFAR(dir, train: 400, test: 100)
+        for (batch, threads) in [(2000, 1), (2000, 2), (1000, 8), (2000, 32), (700, 256)] {
+            let run = try runLenet(["train", "--data", dir.path, "--epochs", "1", "--batch-size", "\(batch)",
+                                    "--threads", "\(threads)"])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let line = run.stderr.split(separator: "\n").last.map(String.init) ?? ""
+            guard let peak = megabytes(after: "peak memory ", in: line), let estimated = megabytes(after: "(estimated ", in: line),
+                  let opening = run.stderr.split(separator: "\n").first.map(String.init),
+                  let total = megabytes(after: "memory about ", in: opening), let images = megabytes(after: "(images ", in: opening) else {
+                return XCTFail("no memory figures in: \(run.stderr)")
+            }
+            print("lenet train --batch-size \(batch) --threads \(threads): \(line)")
+            XCTAssertLessThanOrEqual(abs(peak - estimated), 0.15 * peak, "batch \(batch), \(threads) threads: \(line)")
+            // The network's buffers are most of the peak, so the estimate's own figures are what is tested.
+            XCTAssertGreaterThan(total - images, 0.5 * peak, "batch \(batch), \(threads) threads: \(opening)")
+        }
+    }
+
+    private func megabytes(after prefix: String, in line: String) -> Double? {
+        guard let range = line.range(of: prefix) else { return nil }
+        let words = line[range.upperBound...].split(separator: " ")
+        guard words.count >= 2, let value = Double(words[0]) else { return nil }
+        switch words[1].prefix(2) {
+        case "KB": return value / 1000
+        case "MB": return value
+        case "GB": return value * 1000
+        default: return nil
+        }
+    }
+}
