@@ -22,6 +22,9 @@ public final class Network {
     public let parameters: ParameterStore
     /// The largest batch the buffers hold now; `reserve(batch:)` grows it.
     public private(set) var capacity = 0
+    /// The largest batch the backward pass's buffers hold (0 until a
+    /// reserve with `backward: true`; evaluation never makes them).
+    public private(set) var backwardCapacity = 0
     /// Whether this is a data-parallel replica: its passes run on one
     /// thread each, inside a parallel region, so its layers keep scratch
     /// for one worker.
@@ -65,7 +68,22 @@ public final class Network {
             }
         }
         self.shapes = shapes
-        parameters = try ParameterStore(entries: entries, sharingValuesWith: primary)
+        // A replica's parameter gradients wait for its first backward reserve.
+        parameters = try ParameterStore(entries: entries, sharingValuesWith: primary, gradients: primary == nil)
+        let names = ["input"] + layers.map { "\($0.name) output" }
+        activations = zip(names, [inputShape] + shapes).map { BatchBuffer(perSample: $1.count, name: $0) }
+        gradients = zip(names, [inputShape] + shapes).map { BatchBuffer(perSample: $1.count, name: "gradient of \($0)") }
+        bindLayers()
+        for i in layers.indices.dropFirst() {
+            if let pool = layers[i] as? MaxPool2D, pool.isPairwise, let conv = layers[i - 1] as? Conv2D {
+                conv.feedsPairwisePool = true
+            }
+        }
+    }
+
+    /// Hands each layer its views into the parameter store (again after a
+    /// replica's gradients are made).
+    private func bindLayers() {
         var index = 0
         for layer in layers {
             let k = layer.parameterSpecs.count
@@ -73,14 +91,6 @@ public final class Network {
             layer.bind(parameters: mine.map(parameters.valuePointer),
                        gradients: mine.map(parameters.gradientPointer))
             index += k
-        }
-        let names = ["input"] + layers.map { "\($0.name) output" }
-        activations = zip(names, [inputShape] + shapes).map { BatchBuffer(perSample: $1.count, name: $0) }
-        gradients = zip(names, [inputShape] + shapes).map { BatchBuffer(perSample: $1.count, name: "gradient of \($0)") }
-        for i in layers.indices.dropFirst() {
-            if let pool = layers[i] as? MaxPool2D, pool.isPairwise, let conv = layers[i - 1] as? Conv2D {
-                conv.feedsPairwisePool = true
-            }
         }
     }
 
@@ -127,38 +137,48 @@ public final class Network {
     /// Allocates activations and caches for batches of up to `n` samples.
     /// Training calls it once per batch size; a step allocates nothing.
     /// `memoryEstimate(batch:)` says beforehand how much this takes.
+    /// - Parameters:
+    ///   - n: the batch size.
+    ///   - backward: also the backward pass's buffers (activation and
+    ///     parameter gradients, the layers' backward scratch). Evaluation
+    ///     and prediction reserve without them; once made they are kept.
     /// - Throws: `LeNetError` naming the buffer and its size when memory
-    ///   cannot be had; the network then keeps its previous capacity.
-    public func reserve(batch n: Int) throws {
+    ///   cannot be had; the network then keeps its previous capacities.
+    public func reserve(batch n: Int, backward: Bool = true) throws {
         let workers = isReplica ? 1 : Parallelism.threads
-        guard n > capacity || workers > reservedWorkers else { return }
+        let backward = backward || backwardCapacity > 0
+        guard n > capacity || workers > reservedWorkers || (backward && backwardCapacity < max(n, capacity)) else { return }
         let n = max(n, capacity)
-        for i in activations.indices {
-            try activations[i].reserve(batch: n)
-            try gradients[i].reserve(batch: n)
+        for i in activations.indices { try activations[i].reserve(batch: n) }
+        if backward {
+            for i in gradients.indices { try gradients[i].reserve(batch: n) }
+            if try parameters.reserveGradients() { bindLayers() }
         }
         var shape = inputShape
         for (layer, out) in zip(layers, shapes) {
-            try layer.reserve(batch: n, input: shape, workers: workers)
+            try layer.reserve(batch: n, input: shape, workers: workers, backward: backward)
             shape = out
         }
         capacity = n
+        if backward { backwardCapacity = n }
         reservedWorkers = workers
     }
 
     /// The input of the next forward pass, (N, C, H, W): fill it, then call
-    /// `forward(batch: n)`. Reserves room for `n` samples first.
+    /// `forward(batch: n)`. Reserves room for `n` samples first, backward
+    /// buffers included, unless `n` fits what is reserved already.
     /// - Throws: as `reserve(batch:)`.
     public func input(batch n: Int) throws -> UnsafeMutableBufferPointer<Float> {
-        try reserve(batch: n)
+        if n > capacity { try reserve(batch: n) }
         return UnsafeMutableBufferPointer(start: activations[0].pointer, count: n * inputShape.count)
     }
 
     /// The gradient of the loss with respect to the output, (N, K): the loss
-    /// writes it, then call `backward(batch: n)`. `n` is at most the batch
-    /// of the last `input(batch:)` or `reserve(batch:)`.
-    public func outputGradient(batch n: Int) -> UnsafeMutableBufferPointer<Float> {
-        precondition(n <= capacity, "outputGradient(batch: \(n)) beyond the reserved \(capacity); call input(batch:) first")
+    /// writes it, then call `backward(batch: n)`. Reserves the backward
+    /// pass's buffers first when a forward-only reserve left them out.
+    /// - Throws: as `reserve(batch:)`.
+    public func outputGradient(batch n: Int) throws -> UnsafeMutableBufferPointer<Float> {
+        if n > backwardCapacity { try reserve(batch: n, backward: true) }
         return UnsafeMutableBufferPointer(start: gradients[layers.count].pointer, count: n * outputShape.count)
     }
 
@@ -186,6 +206,7 @@ public final class Network {
     /// parameter gradients. The first layer's input gradient is computed only
     /// when `inputGradient` is true (a training step does not need it).
     public func backward(batch n: Int, inputGradient: Bool = false) {
+        precondition(n <= backwardCapacity, "backward(batch: \(n)) beyond the reserved \(backwardCapacity); call outputGradient(batch:) first")
         var i = layers.count - 1
         while i >= 0 { i = backwardLayer(i, batch: n, inputGradient: inputGradient) }
     }
@@ -197,16 +218,18 @@ public final class Network {
     private var replicaCache: [Network] = []
 
     /// Makes replicas until there are `count` networks in all, this one
-    /// included (made once, kept), each with room for `batch` samples.
+    /// included (made once, kept), each with room for `batch` samples
+    /// when one is given (else a part reserves its own on first use).
     /// - Throws: as `reserve(batch:)`, when a replica cannot be had.
-    func makeReplicas(_ count: Int, batch: Int = 0) throws {
+    func makeReplicas(_ count: Int, batch: Int? = nil, backward: Bool = true) throws {
         while replicaCache.count < count - 1 {
             // The layers are this network's, so their shapes already fit.
             let copy = try Network(inputShape: inputShape, layers: layers.map { $0.replica() },
                                    sharingValuesWith: parameters)
             replicaCache.append(copy)
         }
-        for replica in replicaCache.prefix(count - 1) { try replica.reserve(batch: batch) }
+        guard let batch else { return }
+        for replica in replicaCache.prefix(count - 1) { try replica.reserve(batch: batch, backward: backward) }
     }
 
     /// Reserves this network and the replicas a data-parallel pass over a
@@ -215,12 +238,14 @@ public final class Network {
     /// - Parameters:
     ///   - n: the batch size.
     ///   - threads: at most this many parts.
+    ///   - backward: as in `reserve(batch:backward:)`: false for a pass
+    ///     that only runs forward (evaluation).
     /// - Throws: as `reserve(batch:)`.
-    public func reserveDataParallel(batch n: Int, threads: Int = Parallelism.threads) throws {
+    public func reserveDataParallel(batch n: Int, threads: Int = Parallelism.threads, backward: Bool = true) throws {
         let parts = parts(batch: n, threads: threads)
         let largest = (n + parts - 1) / parts  // partRange's longest part
-        try reserve(batch: largest)
-        if parts > 1 { try makeReplicas(parts, batch: largest) }
+        try reserve(batch: largest, backward: backward)
+        if parts > 1 { try makeReplicas(parts, batch: largest, backward: backward) }
     }
 
     /// The number of parts `dataParallel` splits a batch of `n` into.

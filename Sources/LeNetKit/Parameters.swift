@@ -46,15 +46,20 @@ public final class ParameterStore: @unchecked Sendable {
     /// The total number of parameters.
     public let count: Int
     private let valueStorage: FloatBuffer  // (count)
-    private let gradientStorage: FloatBuffer  // (count)
+    private var gradientStorage: FloatBuffer  // (count), or empty until `reserveGradients` (replicas)
     private let indexByName: [String: Int]
 
-    init(entries: [Entry], sharingValuesWith other: ParameterStore? = nil) throws {
+    /// - Parameters:
+    ///   - entries: the tensors, in order.
+    ///   - other: a store whose values this one shares (a replica's).
+    ///   - gradients: whether to allocate the gradients now; a replica that
+    ///     only runs forward never does (`reserveGradients()` later).
+    init(entries: [Entry], sharingValuesWith other: ParameterStore? = nil, gradients: Bool = true) throws {
         self.entries = entries
         let count = entries.reduce(0) { $0 + $1.count }
         self.count = count
         valueStorage = try other?.valueStorage ?? FloatBuffer(count: count, name: "parameters (\(count))")
-        gradientStorage = try FloatBuffer(count: count, name: "parameter gradients (\(count))")
+        gradientStorage = gradients ? try FloatBuffer(count: count, name: "parameter gradients (\(count))") : FloatBuffer()
         var index: [String: Int] = [:]
         for (i, e) in entries.enumerated() { index[e.name] = i }
         indexByName = index
@@ -108,6 +113,17 @@ public final class ParameterStore: @unchecked Sendable {
                 valueStorage.pointer[e.offset + i] = generator.uniform(-e.initBound, e.initBound)
             }
         }
+    }
+
+    /// Whether the gradients are allocated (always, but in a forward-only replica).
+    var hasGradients: Bool { gradientStorage.count == count }
+
+    /// Allocates the gradients of a store made without them.
+    /// - Returns: whether they were new (the layers must be bound again).
+    func reserveGradients() throws -> Bool {
+        guard !hasGradients else { return false }
+        gradientStorage = try FloatBuffer(count: count, name: "parameter gradients (\(count))")
+        return true
     }
 
     func valuePointer(_ e: Entry) -> UnsafeMutablePointer<Float> { valueStorage.pointer + e.offset }

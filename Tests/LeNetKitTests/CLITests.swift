@@ -36,6 +36,37 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// A configuration that cannot fit is refused before it allocates, in
+    /// one line naming the flag, what it needs and what is available.
+    func testMemoryRefusedBeforeItIsSpent() throws {
+        try skipUnderSanitizers()
+        // 100 million images of 3×32×32: about 2 TB of activations, more than any machine.
+        try assertFails(["time", "--batch-size", "100000000"],
+                        mentions: ["--batch-size 100000000: needs about ", " TB, ", " available ("])
+        // 10,000 training images at batch 1,000,000 (a batch of 10,000): about 2.2 GB, under a 1.5 GB address-space limit.
+        let dir = try temporaryDirectory(self)
+        var record = [UInt8](repeating: 0, count: 3073)
+        record[0] = 3
+        let batch = Data([[UInt8]](repeating: record, count: 2000).flatMap { $0 })
+        for i in 1...5 { try batch.write(to: dir.appendingPathComponent("data_batch_\(i).bin")) }
+        try batch.prefix(100 * 3073).write(to: dir.appendingPathComponent("test_batch.bin"))
+        let script = "ulimit -v 1500000 && exec \"$0\" train --data \"$1\" --batch-size 1000000 --epochs 1"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", script, try lenetExecutable().path, dir.path]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = Pipe()
+        try process.run()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 1, stderr)
+        let lines = stderr.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, stderr)
+        XCTAssertTrue(stderr.hasPrefix("lenet: error: --batch-size 1000000: needs about "), stderr)
+        XCTAssertTrue(stderr.contains(" available (ulimit -v)"), stderr)
+    }
+
     func testBadInputGivesOneClearLine() throws {
         let dir = try temporaryDirectory(self)
         try Self.makeCIFAR(dir)

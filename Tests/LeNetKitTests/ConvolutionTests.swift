@@ -35,7 +35,7 @@ final class ConvolutionTests: XCTestCase {
 
             // Backward with a random output gradient.
             let dy = randomValues(yRef.count, seed: UInt64(200 + i))
-            _ = net.outputGradient(batch: t.n).update(fromContentsOf: dy)
+            _ = try net.outputGradient(batch: t.n).update(fromContentsOf: dy)
             net.parameters.zeroGradients()
             net.backward(batch: t.n, inputGradient: true)
             let dx = Array(UnsafeBufferPointer(start: net.inputGradient, count: x.count))

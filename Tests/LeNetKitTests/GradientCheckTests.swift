@@ -45,9 +45,9 @@ final class GradientCheckTests: XCTestCase {
         if let labels {
             let loss = SoftmaxCrossEntropy(classes: net.outputShape.count)
             _ = try loss.forward(net.activation(after: net.layers.count - 1), labels, batch: n)
-            loss.backward(net.outputGradient(batch: n))
+            loss.backward(try net.outputGradient(batch: n))
         } else {
-            _ = net.outputGradient(batch: n).update(fromContentsOf: objective.weights ?? [])
+            _ = try net.outputGradient(batch: n).update(fromContentsOf: objective.weights ?? [])
         }
         net.backward(batch: n, inputGradient: true)
         let analyticParams = Array(net.parameters.gradients)
@@ -155,7 +155,7 @@ final class GradientCheckTests: XCTestCase {
         let dy = (0..<(n * C * OH * OW)).map { Float($0 + 1) }
         _ = try net.input(batch: n).update(fromContentsOf: x)
         let y = net.forward(batch: n)
-        _ = net.outputGradient(batch: n).update(fromContentsOf: dy)
+        _ = try net.outputGradient(batch: n).update(fromContentsOf: dy)
         net.backward(batch: n, inputGradient: true)
         var expectedDx = [Float](repeating: 0, count: x.count)
         for plane in 0..<(n * C) {
@@ -208,7 +208,7 @@ final class GradientCheckTests: XCTestCase {
         net.parameters.zeroGradients()
         _ = try value(net, x, n, objective)
         _ = try loss.forward(net.activation(after: net.layers.count - 1), labels, batch: n)
-        loss.backward(net.outputGradient(batch: n))
+        loss.backward(try net.outputGradient(batch: n))
         net.backward(batch: n, inputGradient: true)
         let g = Array(net.parameters.gradients)
         let gx = Array(UnsafeBufferPointer(start: net.inputGradient, count: x.count))

@@ -160,7 +160,7 @@ final class LeNet5Tests: XCTestCase {
         // windows: {1,2,6,7}, {3,4,8,9}, {11,12,16,17}, {13,14,18,19}
         XCTAssertEqual(y, [32.5, 48.5, 112.5, 128.5] as [Float])
 
-        _ = net.outputGradient(batch: 1).update(fromContentsOf: [1, 10, 100, 1000] as [Float])
+        _ = try net.outputGradient(batch: 1).update(fromContentsOf: [1, 10, 100, 1000] as [Float])
         net.parameters.zeroGradients()
         net.backward(batch: 1, inputGradient: true)
         XCTAssertEqual(net.parameters.gradient(of: "s.weight"), [69_856] as [Float])  // 1·16 + 10·24 + 100·56 + 1000·64
@@ -260,7 +260,7 @@ final class LeNet5Tests: XCTestCase {
         let b = net.parameters.values(of: "c3.bias") ?? []
 
         let y = try net.predict(x)
-        _ = net.outputGradient(batch: n).update(fromContentsOf: dy)
+        _ = try net.outputGradient(batch: n).update(fromContentsOf: dy)
         net.parameters.zeroGradients()
         net.backward(batch: n, inputGradient: true)
         let dx = Array(UnsafeBufferPointer(start: net.inputGradient, count: x.count))
@@ -363,7 +363,7 @@ final class LeNet5Tests: XCTestCase {
                 let logits = net.forward(batch: n)
                 losses.append(try loss.forward(logits, labels, batch: n))
                 net.parameters.zeroGradients()
-                loss.backward(net.outputGradient(batch: n))
+                loss.backward(try net.outputGradient(batch: n))
                 net.backward(batch: n)
                 let g = net.parameters.gradient(of: "c3.weight") ?? []
                 XCTAssertTrue(masked.allSatisfy { g[$0] == 0 }, "\(label) step \(step): a masked gradient is nonzero")
@@ -478,9 +478,9 @@ final class LeNet5Tests: XCTestCase {
         if let labels {
             let loss = SoftmaxCrossEntropy(classes: net.outputShape.count)
             _ = try loss.forward(logits, labels, batch: n)
-            loss.backward(net.outputGradient(batch: n))
+            loss.backward(try net.outputGradient(batch: n))
         } else {
-            _ = net.outputGradient(batch: n).update(fromContentsOf: values(n * net.outputShape.count, seed: seed))
+            _ = try net.outputGradient(batch: n).update(fromContentsOf: values(n * net.outputShape.count, seed: seed))
         }
         net.backward(batch: n, inputGradient: true)
     }

@@ -92,6 +92,36 @@ final class MemoryTests: XCTestCase {
         }
     }
 
+    /// Evaluation reserves only what forward needs (no activation or
+    /// parameter gradients, no backward scratch), and a network evaluated
+    /// first then trains bitwise as one that never was: the backward
+    /// buffers are made when training asks, and the same code runs.
+    func testEvaluationIsForwardOnlyAndTrainingAfterItIsUnchanged() throws {
+        Parallelism.threads = 3
+        let data = try TrainingTests.squares(count: 60, seed: 7)
+        var options = TrainingOptions()
+        options.batchSize = 12
+        let evaluated = try Models.cifarLeNet(seed: 3), untouched = try Models.cifarLeNet(seed: 3)
+        let before = try evaluated.evaluate(on: data, normalization: .half, batchSize: 12)
+        XCTAssertEqual(evaluated.backwardCapacity, 0)
+        XCTAssertEqual(evaluated.capacity, 4)  // parts of 4 images
+        let forwardOnly = evaluated.memoryEstimate(batch: 12, threads: 3, backward: false).bytes
+        let withBackward = evaluated.memoryEstimate(batch: 12, threads: 3).bytes
+        XCTAssertLessThan(Double(forwardOnly), 0.6 * Double(withBackward))
+        let a = try Trainer(network: evaluated, dataset: data, options: options)
+        let b = try Trainer(network: untouched, dataset: data, options: options)
+        for _ in 0..<2 {
+            _ = try a.trainEpoch()
+            _ = try b.trainEpoch()
+        }
+        XCTAssertEqual(Array(evaluated.parameters.values), Array(untouched.parameters.values))
+        // And evaluation after training reuses the training buffers, giving the same figures.
+        let after = try evaluated.evaluate(on: data, normalization: .half, batchSize: 12)
+        let again = try untouched.evaluate(on: data, normalization: .half, batchSize: 12)
+        XCTAssertEqual(after.loss, again.loss)
+        XCTAssertNotEqual(after.loss, before.loss)
+    }
+
     /// Every allocation `Trainer.init` makes, failed in turn, gives one
     /// LeNetError naming the buffer and its size, and no trap; the network
     /// is still usable afterwards.
@@ -154,6 +184,7 @@ final class MemoryTests: XCTestCase {
     /// (batch 2000 of CIFAR-sized images holds about 620 MB of activations;
     /// 256 parts of a batch of 700, about 600 MB of replicas).
     func testTrainPeakRSSIsWithinFifteenPercentOfTheEstimate() throws {
+        try skipUnderSanitizers()
         let dir = try temporaryDirectory(self)
         try CLITests.makeCIFAR(dir, train: 400, test: 100)
         for (batch, threads) in [(2000, 1), (2000, 2), (1000, 8), (2000, 32), (700, 256)] {

@@ -161,7 +161,7 @@ final class PooledBackwardTests: XCTestCase {
                 _ = try net.input(batch: t.n).update(fromContentsOf: x)
                 net.forward(batch: t.n)
                 net.parameters.zeroGradients()
-                _ = net.outputGradient(batch: t.n).update(fromContentsOf: dy)
+                _ = try net.outputGradient(batch: t.n).update(fromContentsOf: dy)
                 XCTAssertEqual(net.backwardFusesPool(at: 2), net === fused, "case \(i)")
                 net.backward(batch: t.n, inputGradient: true)
                 results.append(Array(net.parameters.gradients) + Array(UnsafeBufferPointer(start: net.inputGradient, count: t.n * shape.count)))
@@ -226,7 +226,7 @@ final class PooledBackwardTests: XCTestCase {
                 let logits = net.forward(batch: n)
                 _ = try loss.forward(logits, labels, batch: n)
                 net.parameters.zeroGradients()
-                loss.backward(net.outputGradient(batch: n))
+                loss.backward(try net.outputGradient(batch: n))
                 net.backward(batch: n)
                 gradients.append(Array(net.parameters.gradients))
             }

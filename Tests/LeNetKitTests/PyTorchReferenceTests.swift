@@ -42,7 +42,7 @@ final class PyTorchReferenceTests: XCTestCase {
             let logits = net.forward(batch: n)
             let value = try loss.forward(logits, labels, batch: n)
             net.parameters.zeroGradients()
-            loss.backward(net.outputGradient(batch: n))
+            loss.backward(try net.outputGradient(batch: n))
             net.backward(batch: n)
             return (Array(UnsafeBufferPointer(start: logits, count: n * 10)), value)
         }
@@ -112,7 +112,7 @@ final class PyTorchReferenceTests: XCTestCase {
                 _ = try net.input(batch: 4).update(fromContentsOf: x)
                 _ = try loss.forward(net.forward(batch: 4), labels, batch: 4)
                 net.parameters.zeroGradients()
-                loss.backward(net.outputGradient(batch: 4))
+                loss.backward(try net.outputGradient(batch: 4))
                 net.backward(batch: 4)
                 optimizer.step()
             }

@@ -15,7 +15,7 @@ final class ReadmeExampleTests: XCTestCase {
         let logits = net.forward(batch: n)                                  // (N, 10)
         let value = try loss.forward(logits, labels, batch: n)
         net.parameters.zeroGradients()
-        loss.backward(net.outputGradient(batch: n))
+        loss.backward(try net.outputGradient(batch: n))
         net.backward(batch: n)
         adam.step()
 

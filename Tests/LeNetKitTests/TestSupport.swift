@@ -248,3 +248,14 @@ struct AdamStepBound {
         }
     }
 }
+
+/// Skips a test that measures the memory of a `lenet` process, or limits
+/// its address space, under Scripts/sanitizers: a sanitized process keeps
+/// shadow memory (ASan reserves terabytes of address space; TSan doubles
+/// what is resident), which is neither what LeNetKit allocates nor what a
+/// user's build holds.
+func skipUnderSanitizers() throws {
+    let environment = ProcessInfo.processInfo.environment
+    try XCTSkipIf(environment["ASAN_OPTIONS"] != nil || environment["TSAN_OPTIONS"] != nil,
+                  "a sanitized process's memory is not the estimate's")
+}

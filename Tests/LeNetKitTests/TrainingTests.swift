@@ -382,7 +382,7 @@ final class DataParallelTests: XCTestCase {
                     let logits = replica.forward(batch: m)
                     _ = try losses[part].forward(logits, Array(labels[range]), batch: m)
                     replica.parameters.zeroGradients()
-                    losses[part].backward(replica.outputGradient(batch: m), meanOver: n)
+                    losses[part].backward(try replica.outputGradient(batch: m), meanOver: n)
                     replica.backward(batch: m)
                 }
                 let parts = net.parts(batch: n, threads: threads)

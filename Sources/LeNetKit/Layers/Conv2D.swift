@@ -112,7 +112,7 @@ public final class Conv2D: Layer {
     /// What `reserve(batch: n, input:)` allocates: `workers` scratch buffers
     /// of `scratch` Floats each, the transposed weight gradient, and the
     /// pooled backward's buffers when a pool follows.
-    private func workspace(batch n: Int, geometry g: ConvGeometry, workers threads: Int)
+    private func workspace(batch n: Int, geometry g: ConvGeometry, workers threads: Int, backward: Bool)
         -> (workers: Int, scratch: Int, weightGradT: Int, patchFloats: Int, patchIndices: Int) {
         let chunk = chunk(g)
         // One scratch per worker that a batch of n can use: never more than
@@ -120,20 +120,23 @@ public final class Conv2D: Layer {
         // data-parallel replica), so a thread count far above the work costs
         // nothing, and the replicas' scratch grows with threads, not threads².
         let workers = max(1, min(threads, (n + chunk - 1) / chunk))
+        // Forward uses a scratch's cols and product; backward its dcols too,
+        // and the transposed weight gradient and the pooled backward's buffers.
+        guard backward else { return (workers, (g.patch + outChannels) * chunk * g.positions, 0, 0, 0) }
         let pooled = feedsPairwisePool ? pooledLayout(g) : nil
         return (workers, (2 * g.patch + outChannels) * chunk * g.positions, g.patch * outChannels,
                 pooled?.floats ?? 0, pooled?.indices ?? 0)
     }
 
-    public func workspaceBytes(batch n: Int, input: FeatureShape, workers: Int) -> Int {
-        let w = workspace(batch: n, geometry: geometry(for: input), workers: workers)
+    public func workspaceBytes(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> Int {
+        let w = workspace(batch: n, geometry: geometry(for: input), workers: workers, backward: backward)
         return 4 * (w.workers * w.scratch + w.weightGradT + w.patchFloats + w.patchIndices)
     }
 
-    public func reserve(batch n: Int, input: FeatureShape, workers: Int) throws {
+    public func reserve(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) throws {
         let g = geometry(for: input)
         geometry = g
-        let w = workspace(batch: n, geometry: g, workers: workers)
+        let w = workspace(batch: n, geometry: g, workers: workers, backward: backward)
         if scratch.count < w.workers || scratch.first?.count != w.scratch {
             scratch = try (0..<w.workers).map { _ in try FloatBuffer(count: w.scratch, name: "\(name) im2col scratch") }
         }

@@ -2,7 +2,7 @@
 ///
 /// The network calls, in order: `outputShape(for:)` once to check shapes,
 /// `bind(parameters:gradients:)` once to hand the layer views into the
-/// contiguous parameter store, `reserve(batch:input:workers:)` whenever the batch grows,
+/// contiguous parameter store, `reserve(batch:input:workers:backward:)` whenever the batch grows,
 /// then `forward` and `backward` every step.
 ///
 /// `forward` caches what `backward` needs (im2col columns, pooling argmax).
@@ -26,15 +26,19 @@ public protocol Layer: AnyObject {
     func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>])
 
     /// Allocates caches for batches of up to `n` samples of `input` shape.
-    /// - Parameter workers: how many threads may run this layer's loops at
-    ///   once: 1 for a data-parallel replica, whose passes run on one thread.
+    /// - Parameters:
+    ///   - workers: how many threads may run this layer's loops at once: 1
+    ///     for a data-parallel replica, whose passes run on one thread.
+    ///   - backward: whether `backward` will run; without it, only what
+    ///     `forward` needs (evaluation, prediction). Once true for a layer,
+    ///     the network passes true ever after.
     /// - Throws: `LeNetError` naming the buffer when memory cannot be had.
-    func reserve(batch n: Int, input: FeatureShape, workers: Int) throws
+    func reserve(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) throws
 
-    /// The bytes `reserve(batch: n, input:, workers:)` allocates, from the
-    /// same sizes: what `Network.memoryEstimate` adds up before anything is
-    /// allocated.
-    func workspaceBytes(batch n: Int, input: FeatureShape, workers: Int) -> Int
+    /// The bytes `reserve(batch: n, input:, workers:, backward:)` allocates,
+    /// from the same sizes: what `Network.memoryEstimate` adds up before
+    /// anything is allocated.
+    func workspaceBytes(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> Int
 
     /// y = f(x).
     /// - Parameters:
@@ -64,9 +68,9 @@ extension Layer {
     /// Nothing to bind for a layer without parameters.
     public func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {}
     /// No caches to allocate.
-    public func reserve(batch n: Int, input: FeatureShape, workers: Int) throws {}
+    public func reserve(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) throws {}
     /// No caches.
-    public func workspaceBytes(batch n: Int, input: FeatureShape, workers: Int) -> Int { 0 }
+    public func workspaceBytes(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> Int { 0 }
     /// No connections counted (activations).
     public func connections(for input: FeatureShape) -> Int { 0 }
 }

@@ -44,12 +44,12 @@ public final class MaxPool2D: Layer {
     /// window's argmax again from the input.
     var isPairwise: Bool { kernelSize == 2 && stride == 2 }
 
-    public func workspaceBytes(batch n: Int, input: FeatureShape, workers: Int) -> Int {
+    public func workspaceBytes(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> Int {
         guard let g = geometry, !isPairwise else { return 0 }
         return 4 * n * g.channels * g.positions
     }
 
-    public func reserve(batch n: Int, input: FeatureShape, workers: Int) throws {
+    public func reserve(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) throws {
         guard let g = geometry, !isPairwise else { return }
         let needed = n * g.channels * g.positions
         if argmax.count < needed { argmax = try IndexBuffer(count: needed, name: "\(name) argmax, \(n) samples") }

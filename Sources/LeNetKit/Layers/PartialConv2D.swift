@@ -123,12 +123,12 @@ public final class PartialConv2D: Layer, TrainableCounting {
         conv.bind(parameters: parameters, gradients: gradients)
     }
 
-    public func reserve(batch n: Int, input: FeatureShape, workers: Int) throws {
-        try conv.reserve(batch: n, input: input, workers: workers)
+    public func reserve(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) throws {
+        try conv.reserve(batch: n, input: input, workers: workers, backward: backward)
     }
 
-    public func workspaceBytes(batch n: Int, input: FeatureShape, workers: Int) -> Int {
-        conv.workspaceBytes(batch: n, input: input, workers: workers)
+    public func workspaceBytes(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> Int {
+        conv.workspaceBytes(batch: n, input: input, workers: workers, backward: backward)
     }
 
     public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {

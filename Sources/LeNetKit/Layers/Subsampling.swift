@@ -79,7 +79,7 @@ public final class Subsampling: Layer {
         weightGrad = gradients[0]; biasGrad = gradients[1]
     }
 
-    public func reserve(batch n: Int, input: FeatureShape, workers: Int) throws {
+    public func reserve(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) throws {
         geometry = geometry(for: input)
     }
 

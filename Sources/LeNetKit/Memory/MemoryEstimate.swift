@@ -68,21 +68,24 @@ extension Network {
     /// - Parameters:
     ///   - n: the batch size.
     ///   - threads: at most this many parts.
-    public func memoryEstimate(batch n: Int, threads: Int = Parallelism.threads) -> MemoryEstimate {
+    ///   - backward: with the backward pass's buffers (training), or only
+    ///     what forward needs (evaluation, `reserveDataParallel(backward: false)`).
+    public func memoryEstimate(batch n: Int, threads: Int = Parallelism.threads, backward: Bool = true) -> MemoryEstimate {
         let parts = parts(batch: n, threads: threads)
         let largest = (n + parts - 1) / parts
         var estimate = MemoryEstimate()
         let P = 4 * max(parameters.count, 1)
         estimate.add("parameters", bytes: 2 * P)  // values and gradients
-        estimate.add("replica gradients", bytes: P * (parts - 1))  // the replicas share the values
+        // The replicas share the values; their gradients exist only for backward.
+        estimate.add("replica gradients", bytes: backward ? P * (parts - 1) : 0)
         let perSample = ([inputShape] + shapes).reduce(0) { $0 + BatchBuffer.bytes(perSample: $1.count, batch: largest) }
-        estimate.add("activations", bytes: 2 * perSample * parts)  // values and gradients
+        estimate.add("activations", bytes: (backward ? 2 : 1) * perSample * parts)  // values, and gradients
         // This network's layers keep scratch for every thread (it also runs
         // whole batches on its own); a replica's, for the one it runs on.
         var shape = inputShape, scratch = 0
         for (layer, out) in zip(layers, shapes) {
-            scratch += layer.workspaceBytes(batch: largest, input: shape, workers: Parallelism.threads)
-            scratch += (parts - 1) * layer.workspaceBytes(batch: largest, input: shape, workers: 1)
+            scratch += layer.workspaceBytes(batch: largest, input: shape, workers: Parallelism.threads, backward: backward)
+            scratch += (parts - 1) * layer.workspaceBytes(batch: largest, input: shape, workers: 1, backward: backward)
             shape = out
         }
         estimate.add("layer scratch", bytes: scratch)
@@ -100,7 +103,7 @@ extension Network {
     public func evaluationMemoryEstimate(images: Int, batchSize: Int, keepsLogits: Bool = false,
                                          threads: Int = Parallelism.threads) -> MemoryEstimate {
         let batch = min(max(batchSize, 1), max(images, 1))
-        var estimate = memoryEstimate(batch: batch, threads: threads)
+        var estimate = memoryEstimate(batch: batch, threads: threads, backward: false)
         let parts = parts(batch: batch, threads: threads), largest = (batch + parts - 1) / parts
         let K = outputShape.count
         // labels, predictions, confidences; the loss's probabilities and labels

@@ -90,7 +90,7 @@ extension Network {
         let labels = try (0..<threads).map { _ in try IndexBuffer(count: part, name: "evaluation labels") }  // each (part)
         let predicted = try (0..<threads).map { _ in try IndexBuffer(count: part, name: "predictions") }  // each (part)
         let confidence = try (0..<threads).map { _ in try FloatBuffer(count: part, name: "confidences") }  // each (part)
-        try reserveDataParallel(batch: batch, threads: threads)
+        try reserveDataParallel(batch: batch, threads: threads, backward: false)
         let losses = (0..<threads).map { _ in SoftmaxCrossEntropy(classes: K) }
         var partLoss = [Double](repeating: 0, count: threads)
         var confusion = [[Int]](repeating: [Int](repeating: 0, count: K), count: K)

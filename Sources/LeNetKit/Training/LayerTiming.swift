@@ -47,7 +47,7 @@ extension Network {
             }
             _ = try loss.forward(activations[layers.count].pointer, labels.pointer, batch: n)
             parameters.zeroGradients()
-            loss.backward(outputGradient(batch: n))
+            loss.backward(try outputGradient(batch: n))
             var i = layers.count - 1
             while i >= 0 {
                 let t = now()

@@ -94,6 +94,7 @@ public final class Classifier {
                                        classNames: ["image"])
         let K = network.outputShape.count
         let batch = 64
+        try network.reserve(batch: min(images.count, batch), backward: false)
         let labels = try IndexBuffer(count: min(images.count, batch), name: "labels")  // (N)
         var results: [[ClassScore]] = []
         var first = 0

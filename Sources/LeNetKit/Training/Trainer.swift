@@ -261,7 +261,7 @@ public final class Trainer {
             state.lossSum = Double(try state.loss.forward(logits, state.labels.pointer, batch: m)) * Double(m)
             state.correct = countCorrect(logits, state.labels.pointer, batch: m, classes: classes)
             net.parameters.zeroGradients()
-            state.loss.backward(net.outputGradient(batch: m), meanOver: n)
+            state.loss.backward(try net.outputGradient(batch: m), meanOver: n)
             net.backward(batch: m)
         }
         var updated = false

@@ -51,7 +51,7 @@ do {
             return try lossFunction.forward(logits, labels, batch: n)
         }
         network.parameters.zeroGradients()
-        lossFunction.backward(network.outputGradient(batch: n))
+        lossFunction.backward(try network.outputGradient(batch: n))
         network.backward(batch: n)
         optimizer.step()
         losses.append(loss)
