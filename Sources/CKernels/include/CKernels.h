@@ -3,8 +3,8 @@
 // raising the whole package's target needs unsafe flags, which would stop
 // other packages from depending on LeNetKit; C has
 // __attribute__((target)), so the AVX2/FMA loop lives here and runs only
-// where the CPU reports those features (`lenet_has_avx2_fma`). Only
-// Kernels/PatchRows.swift imports this module.
+// where the CPU reports those features (`lenet_has_avx2_fma`). Only the
+// kernel files Kernels/PatchRows.swift and Kernels/Tanh.swift import this module.
 #ifndef LENETKIT_CKERNELS_H
 #define LENETKIT_CKERNELS_H
 #include <stdint.h>
@@ -18,4 +18,9 @@ int lenet_has_avx2_fma(void);
 void lenet_weighted_row_sum_avx2(float *_Nonnull out, int accumulate,
                                  const float *_Nonnull matrix, long ld, long width,
                                  const int32_t *_Nonnull rows, const float *_Nonnull weights, long count);
+
+/// y[i] = amplitude * tanh(slope * x[i]) for i < count, with AVX2 and FMA
+/// (Kernels/Tanh.swift: the method, its error, the portable twin). Call only
+/// when lenet_has_avx2_fma() returns 1.
+void lenet_scaled_tanh_avx2(float *_Nonnull y, const float *_Nonnull x, long count, float amplitude, float slope);
 #endif
