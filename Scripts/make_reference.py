@@ -17,6 +17,12 @@ Fixtures/cifar_lenet_reference.safetensors (the seed's CIFAR LeNet, batch 4):
   adam_grad<t>.<name> for t = 1, 2: the gradient PyTorch's step t + 1 took (at the
   weights after t steps; step 1's is grad.<name>), so the test can give LeNetKit's
   Adam exactly PyTorch's gradients and hold each part to its own error bound.
+Fixtures/lenet5_reference.safetensors (LeNet-5 of LeCun et al. 1998, batch 4):
+  the same tensors as the CIFAR LeNet's. C3's missing connections are a
+  mask on its weight (those weights are 0 from the start and stay 0: their
+  gradient is 0), subsampling is avg_pool2d·4·weight + bias, the squashing
+  function 1.7159·tanh(2x/3), and the fixed weights follow LeNetKit's
+  FixedValues.fill (a 1-D weight takes the fan-in of the tensor before it).
 Fixtures/optimizers_reference.safetensors (Linear 6→5, ReLU, Linear 5→3, batch 4):
   labels, and <optimizer>.<name> after 3 steps for sgd (lr 0.1, momentum 0.9,
   weight decay 0.01), nesterov (lr 0.1, momentum 0.9, nesterov), adamwd (Adam
@@ -84,6 +90,92 @@ class CifarLeNet(nn.Module):
         return self.fc3(x)
 
 
+# LeNetKit's PartialConv2D.lecunC3Table: the input maps of each of C3's 16 maps.
+C3_TABLE = ([[(i + k) % 6 for k in range(3)] for i in range(6)]
+            + [[(i + k) % 6 for k in range(4)] for i in range(6)]
+            + [[0, 1, 3, 4], [1, 2, 4, 5], [0, 2, 3, 5]]
+            + [list(range(6))])
+
+
+def squash(x):
+    return 1.7159 * torch.tanh(x * (2.0 / 3.0))
+
+
+class Subsampling(nn.Module):
+    """LeCun's S2/S4: each map's 2×2 sums times a trainable weight, plus a bias."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x):
+        return F.avg_pool2d(x, 2) * 4 * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 as LeNetKit builds it (Models.lenet5): parameter names and order match."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 6, 5)
+        self.s2 = Subsampling(6)
+        self.c3 = nn.Conv2d(6, 16, 5)
+        self.s4 = Subsampling(16)
+        self.c5 = nn.Conv2d(16, 120, 5)
+        self.f6 = nn.Linear(120, 84)
+        self.output = nn.Linear(84, 10)
+        mask = torch.zeros(16, 6, 1, 1)
+        for oc, row in enumerate(C3_TABLE):
+            mask[oc, row] = 1
+        self.register_buffer("mask", mask)
+
+    def forward(self, x):
+        x = squash(self.s2(squash(self.c1(x))))
+        x = squash(F.conv2d(x, self.c3.weight * self.mask, self.c3.bias))
+        x = squash(self.c5(squash(self.s4(x)))).flatten(1)
+        return self.output(squash(self.f6(x)))
+
+
+def fill_like_lenetkit(model):
+    """FixedValues.fill: tensor k gets salt k + 1 and bound 1/sqrt(fan-in), where a
+    1-D tensor keeps the fan-in of the last tensor of higher rank."""
+    fan_in = 1
+    with torch.no_grad():
+        for k, (name, p) in enumerate(model.named_parameters()):
+            if p.dim() > 1:
+                fan_in = int(np.prod(p.shape[1:]))
+            p.copy_(torch.from_numpy(fixed_values(p.numel(), k + 1, 1.0 / np.sqrt(fan_in))).reshape(p.shape))
+        if isinstance(model, LeNet5):
+            model.c3.weight.mul_(model.mask)
+
+
+def reference(model_class, fill, x, y):
+    """Logits, loss, gradients, 3 Adam steps and the gradients they took."""
+    out = {}
+    model = model_class()
+    fill(model)
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    loss.backward()
+    out["labels"] = y.float()
+    out["logits"] = logits.detach()
+    out["loss"] = loss.detach().reshape(1)
+    for name, p in model.named_parameters():
+        out["grad." + name] = p.grad.detach().clone()
+    model = model_class()
+    fill(model)
+    step_gradients = []
+    for name, v in run_steps(model, lambda ps: torch.optim.Adam(ps, lr=1e-3), x, y, 3, step_gradients).items():
+        out["adam3." + name] = v
+    for name, g in step_gradients[0].items():  # the first step's gradients are grad.<name>
+        assert torch.equal(g, out["grad." + name]), name
+    for t in (1, 2):
+        for name, g in step_gradients[t].items():
+            out["adam_grad%d.%s" % (t, name)] = g
+    return out
+
+
 class Tiny(nn.Module):
     def __init__(self):
         super().__init__()
@@ -125,34 +217,25 @@ def run_steps(model, make_opt, x, y, steps, gradients=None):
 def main():
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
-    out = {}
 
     # The seed's CIFAR LeNet, batch 4.
     n = 4
     x = torch.from_numpy(fixed_values(n * 3 * 32 * 32, 1000, 1.0)).reshape(n, 3, 32, 32)
     y = torch.tensor(fixed_labels(n, 2000, 10))
-    model = CifarLeNet()
-    fill_fixed(model)
-    logits = model(x)
-    loss = F.cross_entropy(logits, y)
-    loss.backward()
-    out["labels"] = y.float()
-    out["logits"] = logits.detach()
-    out["loss"] = loss.detach().reshape(1)
-    for name, p in model.named_parameters():
-        out["grad." + name] = p.grad.detach().clone()
-    model = CifarLeNet()
-    fill_fixed(model)
-    step_gradients = []
-    for name, v in run_steps(model, lambda ps: torch.optim.Adam(ps, lr=1e-3), x, y, 3, step_gradients).items():
-        out["adam3." + name] = v
-    for name, g in step_gradients[0].items():  # the first step's gradients are grad.<name>
-        assert torch.equal(g, out["grad." + name]), name
-    for t in (1, 2):
-        for name, g in step_gradients[t].items():
-            out["adam_grad%d.%s" % (t, name)] = g
+    out = reference(CifarLeNet, fill_fixed, x, y)
     save_file({k: v.contiguous() for k, v in out.items()},
               os.path.join(FIXTURES, "cifar_lenet_reference.safetensors"),
+              metadata={"source": "Scripts/make_reference.py", "torch": torch.__version__})
+
+    # LeNet-5, batch 4, on 1×32×32 inputs.
+    x = torch.from_numpy(fixed_values(n * 32 * 32, 1000, 1.0)).reshape(n, 1, 32, 32)
+    y = torch.tensor(fixed_labels(n, 2000, 10))
+    out = reference(LeNet5, fill_like_lenetkit, x, y)
+    masked = LeNet5().mask.expand(16, 6, 5, 5) == 0
+    for key in ("grad.c3.weight", "adam3.c3.weight"):
+        assert torch.all(out[key][masked] == 0), key
+    save_file({k: v.contiguous() for k, v in out.items()},
+              os.path.join(FIXTURES, "lenet5_reference.safetensors"),
               metadata={"source": "Scripts/make_reference.py", "torch": torch.__version__})
 
     # Optimizers on a tiny network.

@@ -25,17 +25,64 @@ final class PyTorchReferenceTests: XCTestCase {
     /// the square root's, the quotient's and the product's, the step being at
     /// most lr·|m̂/√v̂| ≤ 1.01·lr in the first 3 steps).
     func testCIFARLeNetMatchesPyTorch() throws {
-        let ref = try loadFixture("cifar_lenet_reference")
+        let forwardK = 75 + 400 + 800 + 120 + 84
+        _ = try compareWithPyTorch("cifar_lenet_reference", try Models.cifarLeNet(), forwardK: forwardK,
+                                   backwardK: 10 + 84 + 120 + 800 + 3136)
+    }
+
+    /// The same for LeNet-5 (Scripts/make_reference.py's replica: C3's table
+    /// as a weight mask, subsampling as avg_pool2d·4·w + b, 1.7159·tanh(2x/3)).
+    ///
+    /// Bounds: the forward pass sums c1 25, s2 4, c3 at most 150 (6 maps ×
+    /// 25), s4 4, c5 400, f6 120 and output 84 terms, and each of the six
+    /// squashing layers adds at most 5ε relative (TanhTests), counted as 5
+    /// terms each. The gradients come back through output (10), f6 (84), c5
+    /// (120 maps reach each input), c3 (at most 16 maps × 25 taps), the
+    /// squashing layers' derivatives (5 each), and c1's weight gradient sums
+    /// 4·28·28 = 3136 positions.
+    ///
+    /// C3's 60 missing connections (900 weights) are 0 in PyTorch's
+    /// gradient and after its Adam steps, and exactly 0 here too.
+    func testLeNet5MatchesPyTorch() throws {
+        let tanhTerms = 6 * 5
+        let net = try compareWithPyTorch("lenet5_reference", try Models.lenet5(),
+                                         forwardK: 25 + 4 + 150 + 4 + 400 + 120 + 84 + tanhTerms,
+                                         backwardK: 10 + 84 + 120 + 400 + tanhTerms + 3136)
+        let ref = try loadFixture("lenet5_reference")
+        let weights = net.parameters.values(of: "c3.weight") ?? []
+        let pytorch = try tensor(ref, "adam3.c3.weight"), gradient = try tensor(ref, "grad.c3.weight")
+        var masked = 0
+        for (oc, row) in PartialConv2D.lecunC3Table.enumerated() {
+            for c in 0..<6 where !row.contains(c) {
+                for k in 0..<25 {
+                    let i = (oc * 6 + c) * 25 + k
+                    XCTAssertEqual(weights[i], 0, "c3.weight[\(oc), \(c)]")
+                    XCTAssertEqual(pytorch[i], 0)
+                    XCTAssertEqual(gradient[i], 0)
+                    masked += 1
+                }
+            }
+        }
+        XCTAssertEqual(masked, 900)
+    }
+
+    /// One network against a fixture of Scripts/make_reference.py: logits,
+    /// loss, every parameter's gradient, the gradients of Adam's second and
+    /// third steps, and the weights after 3 Adam steps, each within its bound.
+    /// - Parameters:
+    ///   - forwardK: the forward pass's reduction lengths, added up.
+    ///   - backwardK: what the backward pass adds to them.
+    /// - Returns: the network after the 3 steps.
+    func compareWithPyTorch(_ fixture: String, _ net: Network, forwardK: Int, backwardK: Int) throws -> Network {
+        let ref = try loadFixture(fixture)
         let n = 4
-        let net = try Models.cifarLeNet()
         try FixedValues.fill(net.parameters)
-        let x = FixedValues.values(n * 3 * 32 * 32, salt: 1000, bound: 1)
+        let x = FixedValues.values(n * net.inputShape.count, salt: 1000, bound: 1)
         let labels = try tensor(ref, "labels").map { Int32($0) }
         XCTAssertEqual(labels, FixedValues.labels(n, salt: 2000, classes: 10))
         let loss = SoftmaxCrossEntropy(classes: 10)
-        let forwardK = 75 + 400 + 800 + 120 + 84
         let lossK = forwardK + 10 + 4
-        let gradientK = lossK + 10 + 84 + 120 + 800 + 3136
+        let gradientK = lossK + backwardK
 
         func step() throws -> (logits: [Float], loss: Float) {
             _ = try net.input(batch: n).update(fromContentsOf: x)
@@ -78,6 +125,8 @@ final class PyTorchReferenceTests: XCTestCase {
             }
             adam.step()
         }
+        // (A masked layer's missing weights, which FixedValues.fill set, went
+        // back to 0 in step 2's forward pass, and a 0 gradient keeps them there.)
         for e in net.parameters.entries {
             let expected = try tensor(ref, "adam3." + e.name)
             let magnitude = expected.reduce(0) { max($0, abs($1)) }
@@ -86,7 +135,8 @@ final class PyTorchReferenceTests: XCTestCase {
                                  bound: bound, "3 steps × (ε·max|w| + 16·ε·lr)")
             report.append("adam3.\(e.name) \(d)")
         }
-        print("max abs difference against PyTorch:\n  " + report.joined(separator: "\n  "))
+        print("\(fixture): max abs difference against PyTorch:\n  " + report.joined(separator: "\n  "))
+        return net
     }
 
     /// SGD with momentum and weight decay, Nesterov SGD, Adam with weight
