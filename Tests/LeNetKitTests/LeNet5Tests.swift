@@ -529,4 +529,46 @@ final class LeNet5Tests: XCTestCase {
         }
         XCTAssertLessThan(worst, tolerance, file: file, line: line)
     }
+
+    /// The 2×2 subsampling's vector kernel against the generic loops, on
+    /// sides with and without a vector tail (OW = 14, 5, 3, 7). Each window
+    /// sums 4 values in another order (bound ε·4·|w|·Σ|x| + ε·|b|); dw sums
+    /// every window of a map over the batch (n·OH·OW windows of 4, plus
+    /// the lanes' reduction), db its n·OH·OW gradients; dx is w·dy either
+    /// way, bit for bit.
+    func testPairwiseSubsamplingMatchesTheGenericLoops() throws {
+        for (h, w) in [(28, 28), (10, 10), (6, 6), (14, 14), (4, 12)] {
+            let n = 3, C = 2
+            let shape = FeatureShape(channels: C, height: h, width: w)
+            let net = try Network(inputShape: shape, layers: [Subsampling("s", channels: C)])
+            try net.reserve(batch: n)  // the layer learns its input's shape
+            guard let layer = net.layers[0] as? Subsampling else { return XCTFail("not a Subsampling") }
+            XCTAssertTrue(layer.isPairwise)
+            try FixedValues.fill(net.parameters)
+            let x = FixedValues.values(n * shape.count, salt: 77, bound: 2)
+            let out = n * C * (h / 2) * (w / 2)
+            let dy = FixedValues.values(out, salt: 78, bound: 1)
+            var fast = [Float](repeating: .nan, count: out), naive = fast
+            layer.forward(&fast, x, batch: n)
+            layer.forwardNaive(&naive, x, batch: n)
+            let wMax = (net.parameters.values(of: "s.weight") ?? []).map(abs).max() ?? 0
+            let bMax = (net.parameters.values(of: "s.bias") ?? []).map(abs).max() ?? 0
+            assertWithin(fast, naive, "forward \(h)×\(w)", bound: ErrorBound.epsilon * (4 * wMax * 4 * 2 + bMax), "ε·4·|w|·Σ|x| + ε·|b|")
+
+            var dxFast = [Float](repeating: .nan, count: x.count), dxNaive = dxFast
+            net.parameters.zeroGradients()
+            layer.backward(&dxFast, dy, x, fast, batch: n)
+            let gradFast = Array(net.parameters.gradients)
+            net.parameters.zeroGradients()
+            layer.backwardNaive(&dxNaive, dy, x, naive, batch: n)
+            let gradNaive = Array(net.parameters.gradients)
+            XCTAssertEqual(dxFast, dxNaive, "dx \(h)×\(w)")
+            let windows = n * (h / 2) * (w / 2)
+            // dw: Σ over windows of |dy|·(Σ of 4 |x|) ≤ windows·1·8; db: windows·1.
+            assertWithin(Array(gradFast[0..<C]), Array(gradNaive[0..<C]), "dw \(h)×\(w)",
+                         bound: ErrorBound.reduction(windows + 4, magnitude: Float(windows) * 8), "ε·(windows + 4)·Σ|dy·s|")
+            assertWithin(Array(gradFast[C..<2 * C]), Array(gradNaive[C..<2 * C]), "db \(h)×\(w)",
+                         bound: ErrorBound.reduction(windows, magnitude: Float(windows)), "ε·windows·Σ|dy|")
+        }
+    }
 }

@@ -83,7 +83,44 @@ public final class Subsampling: Layer {
         geometry = geometry(for: input)
     }
 
+    /// LeNet-5's case, 2×2 windows over even sides, runs `subsample2x2`
+    /// (Kernels/Subsample.swift), four windows a vector step, maps across
+    /// threads; any other runs the generic loops (`forwardNaive`), which
+    /// are also the reference.
+    var isPairwise: Bool {
+        guard let g = geometry else { return false }
+        return kernelSize == 2 && g.height % 2 == 0 && g.width % 2 == 0
+    }
+
     public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
+        guard let g = geometry, let weight, let bias else { return }
+        guard isPairwise else { return forwardNaive(y, x, batch: n) }
+        let H = g.height, W = g.width, OH = g.outH, OW = g.outW, C = channels
+        parallelFor(n * C, minimum: 64) { planes in
+            for plane in planes {
+                let c = plane % C
+                subsample2x2(y + plane &* OH &* OW, x + plane &* H &* W, W: W, OH: OH, OW: OW, weight: weight[c], bias: bias[c])
+            }
+        }
+    }
+
+    public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
+                         _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
+        guard let g = geometry, let weight, let weightGrad, let biasGrad else { return }
+        guard isPairwise else { return backwardNaive(dx, dy, x, y, batch: n) }
+        let H = g.height, W = g.width, OH = g.outH, OW = g.outW
+        // Planes in order, so dw and db add up the same way on any thread count.
+        for plane in 0..<(n * channels) {
+            let c = plane % channels
+            let share = subsample2x2Backward(dx.map { $0 + plane &* H &* W }, dy + plane &* OH &* OW, x + plane &* H &* W,
+                                             W: W, OH: OH, OW: OW, weight: weight[c])
+            weightGrad[c] += share.weight
+            biasGrad[c] += share.bias
+        }
+    }
+
+    /// The generic forward pass (any window size): the reference.
+    func forwardNaive(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         guard let g = geometry, let weight, let bias else { return }
         let H = g.height, W = g.width, OH = g.outH, OW = g.outW, k = kernelSize
         for plane in 0..<(n * channels) {
@@ -99,8 +136,9 @@ public final class Subsampling: Layer {
         }
     }
 
-    public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
-                         _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
+    /// The generic backward pass (any window size): the reference.
+    func backwardNaive(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
+                       _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
         guard let g = geometry, let weight, let weightGrad, let biasGrad else { return }
         let H = g.height, W = g.width, OH = g.outH, OW = g.outW, k = kernelSize
         let covered = OH * k == H && OW * k == W
