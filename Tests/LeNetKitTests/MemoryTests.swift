@@ -122,6 +122,28 @@ final class MemoryTests: XCTestCase {
         XCTAssertNotEqual(after.loss, before.loss)
     }
 
+    /// The process's own figures as Linux gives them: resident ≤ peak, and
+    /// a 64 MB buffer, written, raises both by about its size; what is
+    /// available is at most MemAvailable (the least of the limits is taken).
+    func testSystemMemoryReadsThisProcess() throws {
+        guard let before = SystemMemory.residentBytes(), let peakBefore = SystemMemory.peakResidentBytes(),
+              let available = SystemMemory.available() else {
+            throw XCTSkip("no /proc here")
+        }
+        XCTAssertLessThanOrEqual(before, peakBefore)
+        let meminfo = try String(contentsOfFile: "/proc/meminfo", encoding: .utf8)
+        let line = meminfo.split(separator: "\n").first { $0.hasPrefix("MemAvailable:") } ?? ""
+        let memAvailable = (Int(line.split(whereSeparator: \.isWhitespace).dropFirst().first ?? "") ?? 0) * 1024
+        XCTAssertLessThanOrEqual(available.bytes, memAvailable + (64 << 20))  // it moves between the two reads
+        // 64 MB, zero-filled: every page touched; above glibc's largest mmap threshold (32 MB), so fresh pages.
+        let buffer = try FloatBuffer(count: 16 << 20, name: "test")
+        guard let after = SystemMemory.residentBytes(), let peakAfter = SystemMemory.peakResidentBytes() else { return XCTFail() }
+        withExtendedLifetime(buffer) {
+            XCTAssertGreaterThanOrEqual(after - before, 60 << 20)
+            XCTAssertGreaterThanOrEqual(peakAfter, after)
+        }
+    }
+
     /// Every allocation `Trainer.init` makes, failed in turn, gives one
     /// LeNetError naming the buffer and its size, and no trap; the network
     /// is still usable afterwards.
