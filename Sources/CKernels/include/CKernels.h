@@ -4,7 +4,7 @@
 // other packages from depending on LeNetKit; C has
 // __attribute__((target)), so the AVX2/FMA loop lives here and runs only
 // where the CPU reports those features (`lenet_has_avx2_fma`). Only the
-// kernel files Kernels/PatchRows.swift and Kernels/Tanh.swift import this module.
+// kernel files in Kernels/ (PatchRows, Tanh, DirectConvolution) import this module.
 #ifndef LENETKIT_CKERNELS_H
 #define LENETKIT_CKERNELS_H
 #include <stdint.h>
@@ -23,4 +23,15 @@ void lenet_weighted_row_sum_avx2(float *_Nonnull out, int accumulate,
 /// (Kernels/Tanh.swift: the method, its error, the portable twin). Call only
 /// when lenet_has_avx2_fma() returns 1.
 void lenet_scaled_tanh_avx2(float *_Nonnull y, const float *_Nonnull x, long count, float amplitude, float slope);
+
+/// One sample of a 5×5 convolution, stride 1, no padding, with AVX2 and FMA:
+/// y (OC, H−4, W−4) = w (OC, C, 5, 5) ⋆ x (C, H, W) + b (OC). Needs 5 ≤ W ≤ 36
+/// (an output row of at most 32). Call only when lenet_has_avx2_fma() returns 1.
+void lenet_conv5x5_avx2(float *_Nonnull y, const float *_Nonnull x, const float *_Nonnull w, const float *_Nonnull b,
+                        long C, long H, long W, long OC);
+
+/// The weight gradient of lenet_conv5x5_avx2 for one sample:
+/// dw (OC, C, 5, 5) += Σ_{i,j} dy[oc, i, j] · x[c, i + kh, j + kw]. Same limits.
+void lenet_conv5x5_weight_gradient_avx2(float *_Nonnull dw, const float *_Nonnull dy, const float *_Nonnull x,
+                                        long C, long H, long W, long OC);
 #endif

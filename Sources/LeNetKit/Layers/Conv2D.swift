@@ -172,8 +172,31 @@ public final class Conv2D: Layer {
         return patchRows.count == p.floats && patchIndices.count == p.indices
     }
 
+    /// Tests set it to run one path or the other; nil: `directKernel` decides.
+    var direct: Bool?
+
+    /// Whether this layer runs the direct 5×5 kernels (Kernels/DirectConvolution.swift)
+    /// forward, and backward when no input gradient is asked for, instead of
+    /// im2col + sgemm: where the input has one channel. Measured 2026-12-02
+    /// (AMD EPYC, AVX-512; one thread, ms at batch 18, im2col + sgemm →
+    /// direct; docs/PERFORMANCE.md): LeNet-5's C1 forward 0.165 → 0.085,
+    /// backward 0.227 → 0.074; but C3 (6 channels) 0.149 → 0.244, C5 (an
+    /// output of 1×1) 0.056 → 0.476, the CIFAR LeNet's conv1 0.462 → 0.581
+    /// and conv2 0.611 → 1.258: with more channels sgemm's tiles fill up.
+    var directKernel: Bool {
+        guard let g = geometry, directConvolutionFits(g) else { return false }
+        return direct ?? (g.channels == 1)
+    }
+
     public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         guard let g = geometry, let weight, let bias, !scratch.isEmpty else { return }
+        if directKernel {
+            let OC = outChannels, P = g.positions, CHW = g.channels * g.height * g.width
+            parallelFor(n) { samples in
+                for s in samples { conv5x5(y + s * OC * P, x + s * CHW, weight, bias, g, outChannels: OC) }
+            }
+            return
+        }
         let P = g.positions, K = g.patch, OC = outChannels, c = chunk, CHW = g.channels * g.height * g.width
         let scratch = scratch
         parallelForWorkers((n + c - 1) / c, maxWorkers: scratch.count) { worker, chunks in
@@ -209,6 +232,14 @@ public final class Conv2D: Layer {
                          _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
         guard let g = geometry, let weight, let weightGrad, let biasGrad, let work = scratch.first else { return }
         let P = g.positions, K = g.patch, OC = outChannels, c = chunk, CHW = g.channels * g.height * g.width
+        if dx == nil && directKernel {
+            for s in 0..<n {
+                let dys = dy + s * OC * P
+                for oc in 0..<OC { biasGrad[oc] += sum(dys + oc * P, count: P) }
+                conv5x5WeightGradient(weightGrad, dys, x + s * CHW, g, outChannels: OC)
+            }
+            return
+        }
         let cols = work.pointer, transposed = cols + K * c * P, dcols = transposed + OC * c * P
         let dWT = weightGradT.pointer
         dWT.update(repeating: 0, count: K * OC)
