@@ -32,6 +32,12 @@ struct Lenet: ParsableCommand {
     }
 }
 
+/// "OpenBLAS (Haswell kernels)", "BLIS": the BLAS and, for OpenBLAS, the
+/// kernels it runs (set by OPENBLAS_CORETYPE, or its choice for the CPU).
+var blasDescription: String {
+    BLASThreads.library + (BLASThreads.coreName.map { " (\($0) kernels)" } ?? "")
+}
+
 /// A line on stdout, written at once (not held in a buffer when piped).
 func printNow(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))

@@ -32,7 +32,7 @@ struct Time: ParsableCommand {
         needs.add("loss buffers", bytes: 4 * batchSize * (network.outputShape.count + 2))
         try MemoryPlan(remaining: needs, culprit: "--batch-size \(batchSize)").check()
         let (rows, step) = try network.timeLayers(batch: batchSize, iterations: iterations)
-        print("\(model.rawValue), batch \(batchSize), \(BLASThreads.library), \(Parallelism.threads) thread(s), median of \(iterations) passes (ms)")
+        print("\(model.rawValue), batch \(batchSize), \(blasDescription), \(Parallelism.threads) thread(s), median of \(iterations) passes (ms)")
         let width = max(5, rows.map(\.name.count).max() ?? 5)
         print("layer".padding(toLength: width, withPad: " ", startingAt: 0) + "  kind            forward  backward")
         for (i, r) in rows.enumerated() {

@@ -127,7 +127,7 @@ struct Train: ParsableCommand {
             + "from \(directory): \(grouped(train.count)) training images, \(grouped(test.count)) test images, "
             + "batch \(batchSize), \(optimizer.rawValue) lr \(lr)" + (schedule == .constant ? "" : " (\(schedule.rawValue))")
             + (augment ? ", augmented (crop 4, flip)" : "")
-            + ", \(BLASThreads.library), \(Parallelism.threads) thread(s), memory \(memory)"
+            + ", \(blasDescription), \(Parallelism.threads) thread(s), memory \(memory)"
             + (trainer.stepInEpoch > 0 ? ", resuming epoch \(trainer.epoch + 1) after step \(trainer.stepInEpoch)"
                 : trainer.epoch > 0 ? ", resuming after epoch \(trainer.epoch)" : ""))
         if trainer.epoch >= epochs {

@@ -124,4 +124,15 @@ public enum BLASThreads {
         "OpenBLAS"
         #endif
     }
+
+    /// The kernel family OpenBLAS runs ("Haswell", "Cooperlake", …): its
+    /// own choice for the CPU, or `OPENBLAS_CORETYPE`'s when that is set
+    /// (read once, when OpenBLAS is loaded); nil with BLIS.
+    public static var coreName: String? {
+        #if BLIS
+        nil
+        #else
+        openblas_get_corename().map { String(cString: $0) }
+        #endif
+    }
 }
