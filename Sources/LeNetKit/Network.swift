@@ -242,8 +242,7 @@ public final class Network {
     ///     that only runs forward (evaluation).
     /// - Throws: as `reserve(batch:)`.
     public func reserveDataParallel(batch n: Int, threads: Int = Parallelism.threads, backward: Bool = true) throws {
-        let parts = parts(batch: n, threads: threads)
-        let largest = (n + parts - 1) / parts  // partRange's longest part
+        let parts = parts(batch: n, threads: threads), largest = longestPart(batch: n, threads: threads)
         try reserve(batch: largest, backward: backward)
         if parts > 1 { try makeReplicas(parts, batch: largest, backward: backward) }
     }
@@ -251,6 +250,13 @@ public final class Network {
     /// The number of parts `dataParallel` splits a batch of `n` into.
     public func parts(batch n: Int, threads: Int = Parallelism.threads) -> Int {
         max(1, min(threads, n))
+    }
+
+    /// The most samples a part of a batch of `n` gets (`partRange`'s longest):
+    /// what each part's network and buffers are reserved for.
+    public func longestPart(batch n: Int, threads: Int = Parallelism.threads) -> Int {
+        let parts = parts(batch: n, threads: threads)
+        return (n + parts - 1) / parts
     }
 
     /// The samples of part `part` when a batch of `n` is cut into `parts`.

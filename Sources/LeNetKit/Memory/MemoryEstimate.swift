@@ -71,8 +71,7 @@ extension Network {
     ///   - backward: with the backward pass's buffers (training), or only
     ///     what forward needs (evaluation, `reserveDataParallel(backward: false)`).
     public func memoryEstimate(batch n: Int, threads: Int = Parallelism.threads, backward: Bool = true) -> MemoryEstimate {
-        let parts = parts(batch: n, threads: threads)
-        let largest = (n + parts - 1) / parts
+        let parts = parts(batch: n, threads: threads), largest = longestPart(batch: n, threads: threads)
         var estimate = MemoryEstimate()
         let P = 4 * max(parameters.count, 1)
         estimate.add("parameters", bytes: 2 * P)  // values and gradients
@@ -104,7 +103,7 @@ extension Network {
                                          threads: Int = Parallelism.threads) -> MemoryEstimate {
         let batch = min(max(batchSize, 1), max(images, 1))
         var estimate = memoryEstimate(batch: batch, threads: threads, backward: false)
-        let parts = parts(batch: batch, threads: threads), largest = (batch + parts - 1) / parts
+        let parts = parts(batch: batch, threads: threads), largest = longestPart(batch: batch, threads: threads)
         let K = outputShape.count
         // labels, predictions, confidences; the loss's probabilities and labels
         estimate.add("evaluation buffers", bytes: parts * 4 * (3 * largest + largest * K + largest))
@@ -133,7 +132,8 @@ extension Trainer {
         case .adam, .adamw: estimate.add("optimizer state", bytes: 2 * 4 * P)
         case .sgd: estimate.add("optimizer state", bytes: 4 * (options.momentum != 0 ? P : 1))
         }
-        let parts = network.parts(batch: batch, threads: threads), largest = (batch + parts - 1) / parts
+        let parts = network.parts(batch: batch, threads: threads)
+        let largest = network.longestPart(batch: batch, threads: threads)
         let K = network.outputShape.count
         estimate.add("training labels", bytes: parts * 4 * largest)
         // Made by the first step: each part's softmax and labels; and the epoch's shuffled indices.

@@ -86,7 +86,7 @@ extension Network {
         // Each thread runs a contiguous part of every batch through its own
         // replica; the parts' predictions are then read back in sample order.
         let threads = min(Parallelism.threads, batch)  // a batch has at most one part per image
-        let part = (batch + threads - 1) / threads  // the longest part of a batch
+        let part = longestPart(batch: batch, threads: threads)
         let labels = try (0..<threads).map { _ in try IndexBuffer(count: part, name: "evaluation labels") }  // each (part)
         let predicted = try (0..<threads).map { _ in try IndexBuffer(count: part, name: "predictions") }  // each (part)
         let confidence = try (0..<threads).map { _ in try FloatBuffer(count: part, name: "confidences") }  // each (part)

@@ -220,7 +220,7 @@ public final class Trainer {
         // before the first step, with the buffer named.
         let batch = min(options.batchSize, max(dataset.count, 1))
         let partCount = max(1, min(Parallelism.threads, batch))
-        let largest = (batch + partCount - 1) / partCount
+        let largest = network.longestPart(batch: batch, threads: partCount)
         parts = try (0..<partCount).map { _ in try PartState(classes: network.outputShape.count, batch: largest) }
         try network.reserveDataParallel(batch: batch, threads: partCount)
     }
