@@ -7,17 +7,11 @@
 #include "CKernels.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-#include <immintrin.h>
-
-#define ALWAYS_INLINE __attribute__((always_inline)) inline
+#include "AVX2.h"
 
 // Lanes 0..<valid of a vector at p (valid in 1...8); the rest read as 0.
 __attribute__((target("avx2,fma"))) static ALWAYS_INLINE __m256 load_part(const float *p, __m256i mask, int full) {
     return full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mask);
-}
-
-__attribute__((target("avx2,fma"))) static ALWAYS_INLINE __m256i lane_mask(long valid) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
 // One output row of two output channels (or one, when pair is 0), NV
@@ -80,13 +74,6 @@ void lenet_conv5x5_avx2(float *y, const float *x, const float *w, const float *b
     case 4: forward_all(y, x, w, b, C, H, W, OC, 4); break;
     default: break;  // the caller checks OW ≤ 32
     }
-}
-
-__attribute__((target("avx2,fma"))) static ALWAYS_INLINE float horizontal_sum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 // dw[oc, c, kh, 0..<5] += Σ_{i,j} dy[oc, i, j]·x[c, i + kh, j + kw] for two

@@ -15,6 +15,9 @@ struct Time: ParsableCommand {
     @Option(help: "Timed passes (after two warm-up passes).")
     var iterations = 50
 
+    @Flag(help: "Time the forward-only path that eval and predict run, step by step, instead of training's layers.")
+    var inference = false
+
     @Option(help: ArgumentHelp("Threads that run parts of each batch at once (default: all cores).",
                                discussion: threadsDiscussion))
     var threads: Int?
@@ -31,6 +34,7 @@ struct Time: ParsableCommand {
         var needs = network.memoryEstimate(batch: batchSize, threads: 1)
         needs.add("loss buffers", bytes: 4 * batchSize * (network.outputShape.count + 2))
         try MemoryPlan(remaining: needs, culprit: "--batch-size \(batchSize)").check()
+        if inference { return try timeInference(network) }
         let (rows, step) = try network.timeLayers(batch: batchSize, iterations: iterations)
         print("\(model.rawValue), batch \(batchSize), \(blasDescription), \(Parallelism.threads) thread(s), median of \(iterations) passes (ms)")
         let width = max(5, rows.map(\.name.count).max() ?? 5)
@@ -44,5 +48,17 @@ struct Time: ParsableCommand {
         let fwd = rows.reduce(0) { $0 + $1.forwardMilliseconds }, bwd = rows.reduce(0) { $0 + $1.backwardMilliseconds }
         print(String(format: "layers: forward %.3f ms, backward %.3f ms; whole step %.3f ms = %.0f images/s (no optimizer)",
                      fwd, bwd, step, Double(batchSize) / step * 1000))
+    }
+
+    private func timeInference(_ network: Network) throws {
+        let (rows, pass) = try network.timeInference(batch: batchSize, iterations: iterations)
+        print("\(model.rawValue), batch \(batchSize), forward only, \(blasDescription), \(Parallelism.threads) thread(s), median of \(iterations) passes (ms)")
+        let width = max(4, rows.map(\.name.count).max() ?? 4)
+        print("step".padding(toLength: width, withPad: " ", startingAt: 0) + "  kind                   forward")
+        for r in rows {
+            print(r.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  "
+                + r.kind.padding(toLength: 21, withPad: " ", startingAt: 0) + String(format: "  %7.3f", r.milliseconds))
+        }
+        print(String(format: "whole pass %.3f ms = %.0f images/s", pass, Double(batchSize) / pass * 1000))
     }
 }

@@ -4,7 +4,7 @@
 // other packages from depending on LeNetKit; C has
 // __attribute__((target)), so the AVX2/FMA loop lives here and runs only
 // where the CPU reports those features (`lenet_has_avx2_fma`). Only the
-// kernel files in Kernels/ (PatchRows, Tanh, DirectConvolution) import this module.
+// kernel files in Kernels/ (PatchRows, Tanh, DirectConvolution, ConvPoolReLU, LinearReLU) import this module.
 #ifndef LENETKIT_CKERNELS_H
 #define LENETKIT_CKERNELS_H
 #include <stdint.h>
@@ -34,4 +34,18 @@ void lenet_conv5x5_avx2(float *_Nonnull y, const float *_Nonnull x, const float 
 /// dw (OC, C, 5, 5) += Σ_{i,j} dy[oc, i, j] · x[c, i + kh, j + kw]. Same limits.
 void lenet_conv5x5_weight_gradient_avx2(float *_Nonnull dw, const float *_Nonnull dy, const float *_Nonnull x,
                                         long C, long H, long W, long OC);
+
+/// One sample of relu(maxpool2x2(w ⋆ x + b)), w 5×5, stride 1, no padding:
+/// y (OC, PH, PW) from x (C, H, W), PH = (H − 4) / 2, PW = (W − 4) / 2, rows
+/// py0..<py1 of y only; wp the weights packed (C·25, OC), OC a multiple of 8;
+/// rows scratch of 2·2·PW·OC floats. Call only when lenet_has_avx2_fma() returns 1.
+void lenet_conv5x5_pool_relu_avx2(float *_Nonnull y, const float *_Nonnull x, const float *_Nonnull wp,
+                                  const float *_Nonnull b, long C, long H, long W, long OC,
+                                  long py0, long py1, float *_Nonnull rows);
+
+/// y[s·ldy + o] = b[o] + Σ_k x[s·ldx + k] · w[o·IN + k] for s < n, o < OUT, then
+/// max(·, 0) when relu is 1: a fully connected layer with w in (OUT, IN) layout.
+/// Call only when lenet_has_avx2_fma() returns 1.
+void lenet_linear_avx2(float *_Nonnull y, long ldy, const float *_Nonnull x, long ldx, const float *_Nonnull w,
+                       const float *_Nonnull b, long n, long IN, long OUT, int relu);
 #endif

@@ -104,6 +104,12 @@ public final class Conv2D: Layer {
         return outChannels * g.positions * (g.patch + 1)
     }
 
+    /// The bound weight (OC, C, KH, KW) and bias (OC), for the inference path's fused step.
+    var values: (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>)? {
+        guard let weight, let bias else { return nil }
+        return (UnsafePointer(weight), UnsafePointer(bias))
+    }
+
     public func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {
         weight = parameters[0]; bias = parameters[1]
         weightGrad = gradients[0]; biasGrad = gradients[1]

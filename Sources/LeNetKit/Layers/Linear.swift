@@ -46,6 +46,12 @@ public final class Linear: Layer {
 
     public func connections(for input: FeatureShape) -> Int { outFeatures * (inFeatures + 1) }
 
+    /// The bound weight (OUT, IN) and bias (OUT), for the inference path's fused step.
+    var values: (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>)? {
+        guard let weight, let bias else { return nil }
+        return (UnsafePointer(weight), UnsafePointer(bias))
+    }
+
     public func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {
         weight = parameters[0]; bias = parameters[1]
         weightGrad = gradients[0]; biasGrad = gradients[1]

@@ -88,6 +88,10 @@ extension Network {
             shape = out
         }
         estimate.add("layer scratch", bytes: scratch)
+        let inference = inferenceSteps.reduce(0) {
+            $0 + $1.workspaceBytes(batch: largest, workers: Parallelism.threads) + (parts - 1) * $1.workspaceBytes(batch: largest, workers: 1)
+        }
+        estimate.add("inference scratch", bytes: inference)
         return estimate
     }
 

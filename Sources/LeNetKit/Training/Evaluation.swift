@@ -109,7 +109,7 @@ extension Network {
                     let y = labels[part].pointer, loss = losses[part]
                     dataset.fill(batch: offset + range.lowerBound..<offset + range.upperBound,
                                  normalization: normalization, into: x, labels: y)
-                    let logits = net.forward(batch: m)
+                    let logits = net.infer(batch: m)
                     partLoss[part] = Double(try loss.forward(logits, y, batch: m)) * Double(m)
                     if keepsLogits { (kept.pointer + (offset + range.lowerBound) * K).update(from: logits, count: m * K) }
                     for s in 0..<m {

@@ -70,3 +70,50 @@ extension Network {
         return (rows, median(steps))
     }
 }
+
+/// The time of one step of the forward-only path (`Network.infer`).
+public struct InferenceStepTiming: Sendable {
+    /// The names of the layers it runs, joined by `+` (`conv1+pool1+relu1`).
+    public var name: String
+    /// What runs them: the layer's kind, or the fused kernel's name.
+    public var kind: String
+    /// Median milliseconds per batch.
+    public var milliseconds: Double
+}
+
+extension Network {
+    /// Times every step of the forward-only path on random input.
+    /// - Parameters:
+    ///   - batch: images per pass.
+    ///   - iterations: passes timed after two warm-up passes; the median is reported.
+    /// - Returns: one row per step, and the median of whole passes in milliseconds.
+    public func timeInference(batch n: Int, iterations: Int = 20) throws -> (steps: [InferenceStepTiming], passMilliseconds: Double) {
+        guard n > 0, iterations > 0 else {
+            throw LeNetError("batch and iterations must be > 0, got \(n) and \(iterations)", subject: "timing")
+        }
+        try reserve(batch: n, backward: false)
+        var rng = SeededGenerator(seed: 1)
+        let x = try input(batch: n)
+        for i in x.indices { x[i] = rng.uniform(-1, 1) }
+        var times = [[Double]](repeating: [], count: inferenceSteps.count)
+        var passes: [Double] = []
+        func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+        for _ in 0..<(iterations + 2) {
+            let start = now()
+            var pass = [UInt64](repeating: 0, count: inferenceSteps.count)
+            runInference(batch: n) { k, nanoseconds in pass[k] += nanoseconds }
+            passes.append(Double(now() - start) / 1e6)
+            for k in pass.indices { times[k].append(Double(pass[k]) / 1e6) }
+        }
+        func median(_ v: [Double]) -> Double {
+            let s = v.dropFirst(2).sorted()
+            return s.isEmpty ? 0 : s[s.count / 2]
+        }
+        let rows = inferenceSteps.enumerated().map { k, step in
+            InferenceStepTiming(name: step.layers.map { layers[$0].name }.joined(separator: "+"),
+                                kind: step.layers.count == 1 ? layers[step.layers.lowerBound].kind : step.kind,
+                                milliseconds: median(times[k]))
+        }
+        return (rows, median(passes))
+    }
+}

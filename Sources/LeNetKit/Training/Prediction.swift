@@ -102,7 +102,7 @@ public final class Classifier {
             let n = min(batch, images.count - first)
             guard let x = try network.input(batch: n).baseAddress else { break }
             dataset.fill(batch: first..<first + n, normalization: normalization, into: x, labels: labels.pointer)
-            let logits = network.forward(batch: n)  // (N, K)
+            let logits = network.infer(batch: n)  // (N, K)
             for s in 0..<n {
                 let row = logits + s * K
                 var zmax = row[0]

@@ -1,0 +1,186 @@
+/// One step of a network's forward-only path (`Network.infer(batch:)`): the
+/// layers `layers` run as one, reading the network's activation buffer
+/// `layers.lowerBound` and writing buffer `layers.upperBound`; the buffers
+/// between are not written.
+protocol InferenceStep: AnyObject {
+    /// The layers this step runs, as indices into the network's layer list.
+    var layers: Range<Int> { get }
+    /// What runs them, for timing tables: a fused kernel's name.
+    var kind: String { get }
+    /// What `reserve(batch:workers:)` allocates.
+    func workspaceBytes(batch n: Int, workers: Int) -> Int
+    /// Allocates scratch for batches of up to `n` samples on up to `workers` threads.
+    func reserve(batch n: Int, workers: Int) throws
+    /// y (N, output of the last layer) from x (N, input of the first).
+    func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int)
+}
+
+/// A layer on its own: its `forward`, which keeps the caches a backward
+/// pass would read (they cost nothing more than writing the output here).
+final class LayerStep: InferenceStep {
+    let layers: Range<Int>
+    private let layer: any Layer
+
+    init(_ layer: any Layer, at i: Int) {
+        self.layer = layer
+        layers = i..<i + 1
+    }
+
+    var kind: String { layer.kind }
+
+    func workspaceBytes(batch n: Int, workers: Int) -> Int { 0 }
+    func reserve(batch n: Int, workers: Int) throws {}
+    func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
+        layer.forward(y, x, batch: n)
+    }
+}
+
+/// A convolution, a 2×2 stride-2 max pool and a ReLU (in either order) as
+/// one pass per sample (Kernels/ConvPoolReLU.swift): the convolution's
+/// output map never leaves L1, and no pooling argmax or separate ReLU pass
+/// is made. The three layers' own forwards are the reference.
+final class ConvPoolReLUStep: InferenceStep {
+    let layers: Range<Int>
+    private let conv: Conv2D
+    private let geometry: ConvGeometry
+    private var packed = FloatBuffer()  // (C·KH·KW, OC)
+    private var rows: [FloatBuffer] = []  // per worker: (2, 2·PW, OC)
+
+    init(_ conv: Conv2D, at i: Int, geometry: ConvGeometry) {
+        self.conv = conv
+        self.geometry = geometry
+        layers = i..<i + 3
+    }
+
+    var kind: String { "fused conv+pool+ReLU" }
+
+    // Row scratch for each worker that can have work: one per sample, or,
+    // for a batch smaller than a sample's pooled rows (batch 1), one per
+    // row, since then one sample's rows are split across the threads. A
+    // thread count beyond that costs nothing.
+    private func workers(batch n: Int, workers: Int) -> Int {
+        max(1, min(workers, max(n, geometry.outH / 2)))
+    }
+
+    func workspaceBytes(batch n: Int, workers: Int) -> Int {
+        let OC = conv.outChannels
+        return 4 * (geometry.patch * OC + self.workers(batch: n, workers: workers) * convPoolReLURowFloats(geometry, outChannels: OC))
+    }
+
+    func reserve(batch n: Int, workers: Int) throws {
+        let OC = conv.outChannels
+        if packed.count != geometry.patch * OC {
+            packed = try FloatBuffer(count: geometry.patch * OC, name: "\(conv.name) packed weights")
+        }
+        while rows.count < self.workers(batch: n, workers: workers) {
+            rows.append(try FloatBuffer(count: convPoolReLURowFloats(geometry, outChannels: OC), name: "\(conv.name) pooled rows"))
+        }
+    }
+
+    func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
+        guard let (w, b) = conv.values, !rows.isEmpty else { return }
+        let g = geometry, OC = conv.outChannels, CHW = g.channels * g.height * g.width, PH = g.outH / 2
+        let out = OC * PH * (g.outW / 2)
+        // Packed on every call, so the step never runs stale weights after
+        // an optimizer step, a load or a write through `parameters.values`:
+        // 1,200 floats for conv1, 12,800 for conv2.
+        packChannelsLast(packed.pointer, w, outChannels: OC, patch: g.patch)
+        let packed = UnsafePointer(packed.pointer), rows = rows
+        // The work is n·PH pooled rows, cut into one contiguous range per
+        // worker: whole samples each for a large batch, and the rows of one
+        // sample across the threads for a batch of 1.
+        parallelForWorkers(n &* PH, maxWorkers: rows.count) { worker, items in
+            let scratch = rows[worker].pointer
+            var item = items.lowerBound
+            while item < items.upperBound {
+                let s = item / PH, first = item - s &* PH, last = min(PH, first &+ items.upperBound &- item)
+                convPoolReLU(y + s &* out, x + s &* CHW, packed: packed, b, g, outChannels: OC,
+                             pooledRows: first..<last, scratch: scratch)
+                item &+= last &- first
+            }
+        }
+    }
+}
+
+/// A fully connected layer, with the ReLU after it when there is one, as
+/// one pass (Kernels/LinearReLU.swift): sgemm packs fc1's 384 KB of weights
+/// on every call, which costs more than the product for the few samples of
+/// an inference chunk. The layers' own forwards are the reference.
+final class LinearReLUStep: InferenceStep {
+    let layers: Range<Int>
+    private let linear: Linear
+    private let relu: Bool
+
+    init(_ linear: Linear, at i: Int, relu: Bool) {
+        self.linear = linear
+        self.relu = relu
+        layers = i..<i + (relu ? 2 : 1)
+    }
+
+    var kind: String { relu ? "fused linear+ReLU" : "direct linear" }
+    func workspaceBytes(batch n: Int, workers: Int) -> Int { 0 }
+    func reserve(batch n: Int, workers: Int) throws {}
+
+    func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
+        guard let (w, b) = linear.values else { return }
+        let IN = linear.inFeatures, OUT = linear.outFeatures, relu = relu
+        // Below about 256 K multiply-adds (fc1 on one sample is 96 K) a
+        // hand-off to another thread costs more than it saves.
+        let workers = n &* IN &* OUT < 1 << 18 ? 1 : Parallelism.threads
+        if n >= 4 * workers {
+            parallelForWorkers(n, maxWorkers: workers) { _, samples in
+                linearReLU(y + samples.lowerBound &* OUT, ldy: OUT, x + samples.lowerBound &* IN, ldx: IN, w, b,
+                           batch: samples.count, inputs: IN, outputs: OUT, relu: relu)
+            }
+        } else {
+            // Few samples: the outputs are split, in threes (the kernel's tile).
+            parallelForWorkers((OUT + 2) / 3, maxWorkers: workers) { _, tiles in
+                let o = tiles.lowerBound * 3, count = min(OUT, tiles.upperBound * 3) - o
+                linearReLU(y + o, ldy: OUT, x, ldx: IN, w + o &* IN, b + o, batch: n, inputs: IN, outputs: count, relu: relu)
+            }
+        }
+    }
+}
+
+/// The fuse pass of the forward-only path: which layers run as one step.
+///
+/// It walks the layer list once. Where the CPU has AVX2/FMA:
+/// - a `Conv2D` followed by a 2×2, stride-2 `MaxPool2D` and a `ReLU`, in
+///   either order, becomes a `ConvPoolReLUStep` when the fused kernel takes
+///   the convolution (`convPoolReLUFits`: 5×5, stride 1, no padding, output
+///   channels a multiple of 8);
+/// - a `Linear`, with the `ReLU` after it if there is one, a `LinearReLUStep`.
+/// Every other layer is a step of its own (`LayerStep`), and so is every
+/// layer on a CPU without AVX2/FMA or under `LENETKIT_KERNELS=portable`.
+/// Training never uses this: its forward keeps every layer's output for the
+/// backward pass.
+enum InferenceFusion {
+    static func steps(layers: [any Layer], inputShape: FeatureShape, shapes: [FeatureShape]) -> [any InferenceStep] {
+        var steps: [any InferenceStep] = []
+        var i = 0
+        while i < layers.count {
+            let input = i == 0 ? inputShape : shapes[i - 1]
+            if i + 2 < layers.count, let conv = layers[i] as? Conv2D, Self.poolAndReLU(layers[i + 1], layers[i + 2]),
+               convPoolReLUFits(conv.geometry(for: input), outChannels: conv.outChannels) {
+                steps.append(ConvPoolReLUStep(conv, at: i, geometry: conv.geometry(for: input)))
+                i += 3
+            } else if let linear = layers[i] as? Linear, linearReLUFits {
+                let relu = i + 1 < layers.count && layers[i + 1] is ReLU
+                steps.append(LinearReLUStep(linear, at: i, relu: relu))
+                i += relu ? 2 : 1
+            } else {
+                steps.append(LayerStep(layers[i], at: i))
+                i += 1
+            }
+        }
+        return steps
+    }
+
+    /// A 2×2 stride-2 max pool and a ReLU, in either order: max and ReLU
+    /// commute, so both orders give the same output.
+    private static func poolAndReLU(_ a: any Layer, _ b: any Layer) -> Bool {
+        if let pool = a as? MaxPool2D, pool.isPairwise, b is ReLU { return true }
+        if a is ReLU, let pool = b as? MaxPool2D, pool.isPairwise { return true }
+        return false
+    }
+}

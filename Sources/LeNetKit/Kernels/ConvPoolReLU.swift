@@ -1,0 +1,70 @@
+// The forward-only kernel for a convolution followed by a 2×2 max pool and a
+// ReLU (in either order: they commute), the CIFAR LeNet's conv1 and conv2
+// stages. The AVX2/FMA kernel (CKernels, ConvPoolReLU.c) runs a vector across
+// output channels over weights packed channels-last, and pools each pair of
+// output rows while it is in L1; `convPoolReLUNaive` is the reference, and
+// the unfused layers (im2col + sgemm, pool, ReLU) are the portable path.
+// Measurements: docs/PERFORMANCE.md.
+
+import CKernels
+
+/// Whether the fused kernel takes a convolution of this geometry with `outChannels`
+/// outputs: 5×5, stride 1, no padding, output channels a multiple of 8, an
+/// output of at least 2×2, and a CPU with AVX2/FMA. (The kernel size is a
+/// constant in the kernel so that its innermost loop unrolls.)
+func convPoolReLUFits(_ g: ConvGeometry, outChannels: Int) -> Bool {
+    CPUFeatures.avx2FMA && g.stride == 1 && g.padding == 0 && g.kernelH == 5 && g.kernelW == 5
+        && outChannels % 8 == 0 && outChannels > 0 && g.outH >= 2 && g.outW >= 2
+}
+
+/// Floats of the row scratch `convPoolReLU` needs: two output rows of the
+/// pooled width, (2, 2·PW, OC).
+func convPoolReLURowFloats(_ g: ConvGeometry, outChannels: Int) -> Int {
+    2 * 2 * (g.outW / 2) * outChannels
+}
+
+/// packed (C·KH·KW, OC) = w (OC, C·KH·KW) transposed: each reduction step's
+/// output-channel weights contiguous.
+func packChannelsLast(_ packed: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, outChannels OC: Int, patch K: Int) {
+    for oc in 0..<OC {
+        let row = w + oc &* K
+        for k in 0..<K { packed[k &* OC &+ oc] = row[k] }
+    }
+}
+
+/// Rows `pooledRows` of one sample's y (OC, PH, PW) = relu(maxpool2x2(w ⋆ x + b)),
+/// x (C, H, W), `packed` from `packChannelsLast`, `scratch` of `convPoolReLURowFloats`.
+@inline(__always)
+func convPoolReLU(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, packed: UnsafePointer<Float>,
+                  _ b: UnsafePointer<Float>, _ g: ConvGeometry, outChannels: Int, pooledRows: Range<Int>,
+                  scratch: UnsafeMutablePointer<Float>) {
+    lenet_conv5x5_pool_relu_avx2(y, x, packed, b, g.channels, g.height, g.width, outChannels,
+                                 pooledRows.lowerBound, pooledRows.upperBound, scratch)
+}
+
+/// The reference, by the definition in double: the convolution of w (OC, C, K, K),
+/// then the 2×2 max, the bias and the ReLU.
+func convPoolReLUNaive(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                       _ b: UnsafePointer<Float>, _ g: ConvGeometry, outChannels: Int) {
+    let C = g.channels, H = g.height, W = g.width, K = g.kernelH, PH = g.outH / 2, PW = g.outW / 2
+    for oc in 0..<outChannels {
+        for py in 0..<PH {
+            for px in 0..<PW {
+                var best = -Double.infinity
+                for (i, j) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    var s = Double(b[oc])
+                    for c in 0..<C {
+                        for kh in 0..<K {
+                            for kw in 0..<K {
+                                s += Double(w[((oc * C + c) * K + kh) * K + kw])
+                                    * Double(x[(c * H + 2 * py + i + kh) * W + 2 * px + j + kw])
+                            }
+                        }
+                    }
+                    best = max(best, s)
+                }
+                y[(oc * PH + py) * PW + px] = Float(max(best, 0))
+            }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+import XCTest
+@testable import LeNetKit
+
+/// The forward-only path (`Network.infer`): its kernels against the
+/// definition, its steps against the layers they replace, and its logits
+/// against the training forward pass.
+final class InferenceTests: XCTestCase {
+    // MARK: - Kernels against the definition
+
+    /// Shapes: the CIFAR LeNet's two stages, a trailing group of 8 channels
+    /// (24 = 16 + 8), a single group of 8, odd sizes (the pool drops the last
+    /// row and column, as MaxPool2D does), and rows shorter than a tile.
+    let convShapes: [(C: Int, H: Int, W: Int, OC: Int)] = [(3, 32, 32, 16), (16, 14, 14, 32), (2, 11, 13, 24),
+                                                            (1, 9, 9, 8), (4, 7, 20, 16), (5, 6, 6, 40)]
+
+    func testConvPoolReLUKernelMatchesTheDefinition() throws {
+        try XCTSkipUnless(CPUFeatures.avx2FMA, "the fused kernel needs AVX2 and FMA")
+        for s in convShapes {
+            let g = ConvGeometry(channels: s.C, height: s.H, width: s.W, kernelH: 5, kernelW: 5)
+            XCTAssertTrue(convPoolReLUFits(g, outChannels: s.OC), "\(s)")
+            let x = FixedValues.values(s.C * s.H * s.W, salt: 31, bound: 1)
+            let w = FixedValues.values(s.OC * s.C * 25, salt: 32, bound: 0.2)
+            let b = FixedValues.values(s.OC, salt: 33, bound: 0.5)
+            let PH = g.outH / 2, out = s.OC * PH * (g.outW / 2)
+            var packed = [Float](repeating: .nan, count: w.count)
+            packChannelsLast(&packed, w, outChannels: s.OC, patch: g.patch)
+            var scratch = [Float](repeating: .nan, count: convPoolReLURowFloats(g, outChannels: s.OC))
+            var y = [Float](repeating: .nan, count: out), reference = y, absolute = y
+            convPoolReLU(&y, x, packed: packed, b, g, outChannels: s.OC, pooledRows: 0..<PH, scratch: &scratch)
+            convPoolReLUNaive(&reference, x, w, b, g, outChannels: s.OC)
+            // Each output is one sequential float sum of C·25 products, then
+            // the bias: within (C·25 + 1)·u·(|b| + Σ|w·x|) of the exact value,
+            // the max and the ReLU moving it no further. ε·K is twice that.
+            convPoolReLUNaive(&absolute, x.map(abs), w.map(abs), b.map(abs), g, outChannels: s.OC)
+            let K = s.C * 25 + 1
+            assertWithin(y, reference, "conv+pool+ReLU \(s)", bounds: ErrorBound.sums(K, absolute: absolute), "ε·K·(|b| + Σ|w·x|)")
+            XCTAssertTrue(y.contains(0) && y.contains { $0 > 0 }, "\(s): the ReLU should both cut and pass")
+
+            // The same rows in two calls (a sample split across threads) give the same bits.
+            var split = [Float](repeating: .nan, count: out)
+            convPoolReLU(&split, x, packed: packed, b, g, outChannels: s.OC, pooledRows: 0..<PH / 2, scratch: &scratch)
+            convPoolReLU(&split, x, packed: packed, b, g, outChannels: s.OC, pooledRows: PH / 2..<PH, scratch: &scratch)
+            XCTAssertEqual(split, y, "\(s): rows computed in two calls")
+        }
+    }
+
+    func testLinearKernelMatchesTheDefinition() throws {
+        try XCTSkipUnless(CPUFeatures.avx2FMA, "the fused kernel needs AVX2 and FMA")
+        // The CIFAR LeNet's fc1, fc2 and fc3, LeNet-5's F6 and output, and
+        // every tail: samples not a multiple of 4, outputs not of 3, inputs not of 8.
+        let shapes: [(n: Int, IN: Int, OUT: Int)] = [(8, 800, 120), (5, 120, 84), (3, 84, 10), (1, 800, 120),
+                                                     (2, 13, 1), (7, 3, 2), (9, 16, 4), (4, 1, 5)]
+        for s in shapes {
+            for relu in [false, true] {
+                let x = FixedValues.values(s.n * s.IN, salt: 41, bound: 1)
+                let w = FixedValues.values(s.OUT * s.IN, salt: 42, bound: 0.1)
+                let b = FixedValues.values(s.OUT, salt: 43, bound: 0.5)
+                var y = [Float](repeating: .nan, count: s.n * s.OUT), reference = y, absolute = y
+                linearReLU(&y, ldy: s.OUT, x, ldx: s.IN, w, b, batch: s.n, inputs: s.IN, outputs: s.OUT, relu: relu)
+                linearReLUNaive(&reference, x, w, b, batch: s.n, inputs: s.IN, outputs: s.OUT, relu: relu)
+                linearReLUNaive(&absolute, x.map(abs), w.map(abs), b.map(abs), batch: s.n, inputs: s.IN, outputs: s.OUT, relu: false)
+                // Each of 8 lanes sums ⌈IN/8⌉ products in order, three
+                // additions join the lanes and one adds the bias.
+                let K = (s.IN + 7) / 8 + 4
+                assertWithin(y, reference, "linear \(s) relu \(relu)", bounds: ErrorBound.sums(K, absolute: absolute),
+                             "ε·(⌈IN/8⌉ + 4)·(|b| + Σ|w·x|)")
+                if relu { XCTAssertFalse(y.contains { $0 < 0 }, "\(s): negative after the ReLU") }
+            }
+        }
+        // The ReLU layer's max(v, 0): NaN stays NaN.
+        var y: [Float] = [0]
+        linearReLU(&y, ldy: 1, [Float.nan], ldx: 1, [1], [0], batch: 1, inputs: 1, outputs: 1, relu: true)
+        XCTAssertTrue(y[0].isNaN)
+    }
+
+    // MARK: - The fuse pass
+
+    func testFusePassPicksTheKernels() throws {
+        let kinds = try Models.cifarLeNet().inferenceSteps.map { $0.kind }
+        if CPUFeatures.avx2FMA {
+            XCTAssertEqual(kinds, ["fused conv+pool+ReLU", "fused conv+pool+ReLU", "fused linear+ReLU", "fused linear+ReLU", "direct linear"])
+            XCTAssertEqual(try Models.cifarLeNet().inferenceSteps.map { $0.layers }, [0..<3, 3..<6, 6..<8, 8..<10, 10..<11])
+        } else {
+            XCTAssertEqual(kinds, try Models.cifarLeNet().layers.map(\.kind), "without AVX2/FMA every layer is its own step")
+        }
+        // ReLU before the pool fuses too; a stride, 6 channels or a 3×3 kernel do not.
+        let shape = FeatureShape(channels: 3, height: 12, width: 12)
+        func steps(_ layers: [any Layer]) throws -> [String] {
+            try Network(inputShape: shape, layers: layers).inferenceSteps.map { $0.kind }
+        }
+        let fused = CPUFeatures.avx2FMA
+        XCTAssertEqual(try steps([Conv2D("c", inChannels: 3, outChannels: 8, kernelSize: 5), ReLU("r"), MaxPool2D("p")]).count,
+                       fused ? 1 : 3)
+        XCTAssertEqual(try steps([Conv2D("c", inChannels: 3, outChannels: 6, kernelSize: 5), MaxPool2D("p"), ReLU("r")]).count, 3)
+        XCTAssertEqual(try steps([Conv2D("c", inChannels: 3, outChannels: 8, kernelSize: 5, stride: 2), MaxPool2D("p"), ReLU("r")]).count, 3)
+        XCTAssertEqual(try steps([Conv2D("c", inChannels: 3, outChannels: 8, kernelSize: 3), MaxPool2D("p"), ReLU("r")]).count, 3)
+        XCTAssertEqual(try steps([Conv2D("c", inChannels: 3, outChannels: 8, kernelSize: 5), MaxPool2D("p", kernelSize: 3), ReLU("r")]).count, 3)
+    }
+
+    // MARK: - Against the training forward pass
+
+    /// Each step, run on the activation the training forward pass gave its
+    /// first layer, gives that pass's activation after its last layer,
+    /// within the step's own bound: both networks, a batch that is not a
+    /// multiple of anything, on one thread and on three.
+    func testEveryStepMatchesTheLayersItReplaces() throws {
+        let saved = Parallelism.threads
+        defer { Parallelism.threads = saved }
+        for threads in [1, 3] {
+            Parallelism.threads = threads
+            for net in [try Models.cifarLeNet(seed: 5), try Models.lenet5(seed: 5)] {
+                let n = 5
+                _ = try net.input(batch: n).update(fromContentsOf: FixedValues.values(n * net.inputShape.count, salt: 51, bound: 1))
+                net.forward(batch: n)
+                for step in net.inferenceSteps {
+                    let i = step.layers.lowerBound, o = step.layers.upperBound
+                    let input = Array(UnsafeBufferPointer(start: net.activations[i].pointer, count: n * net.activations[i].perSample))
+                    let expected = Array(UnsafeBufferPointer(start: net.activations[o].pointer, count: n * net.activations[o].perSample))
+                    var y = [Float](repeating: .nan, count: expected.count)
+                    step.forward(&y, input, batch: n)
+                    let name = "\(step.layers.map { net.layers[$0].name }.joined(separator: "+")), \(threads) thread(s)"
+                    switch step {
+                    case is LayerStep:
+                        XCTAssertEqual(y, expected, "\(name): the layer's own forward")
+                    case is ConvPoolReLUStep:
+                        guard let conv = net.layers[i] as? Conv2D, let (w, b) = conv.values else { return XCTFail(name) }
+                        let g = conv.geometry(for: i == 0 ? net.inputShape : net.shapes[i - 1])
+                        let W = Array(UnsafeBufferPointer(start: w, count: conv.outChannels * g.patch)).map(abs)
+                        let B = Array(UnsafeBufferPointer(start: b, count: conv.outChannels)).map(abs)
+                        let CHW = g.channels * g.height * g.width, out = expected.count / n
+                        var absolute: [Float] = []
+                        for s in 0..<n {
+                            var a = [Float](repeating: 0, count: out)
+                            convPoolReLUNaive(&a, input[s * CHW..<(s + 1) * CHW].map(abs), W, B, g, outChannels: conv.outChannels)
+                            absolute += a
+                        }
+                        // Two float sums of the same C·25 + 1 terms, each within (C·25 + 1)·u·Σ|terms|.
+                        assertWithin(y, expected, name, bounds: ErrorBound.sums(g.patch + 1, absolute: absolute), "ε·K·(|b| + Σ|w·x|)")
+                    case is LinearReLUStep:
+                        guard let linear = net.layers[i] as? Linear, let (w, b) = linear.values else { return XCTFail(name) }
+                        let IN = linear.inFeatures, OUT = linear.outFeatures
+                        var absolute = [Float](repeating: 0, count: expected.count)
+                        linearReLUNaive(&absolute, input.map(abs), Array(UnsafeBufferPointer(start: w, count: IN * OUT)).map(abs),
+                                        Array(UnsafeBufferPointer(start: b, count: OUT)).map(abs), batch: n, inputs: IN, outputs: OUT, relu: false)
+                        // sgemm's order and the kernel's: each within (IN + 1)·u·Σ|terms|.
+                        assertWithin(y, expected, name, bounds: ErrorBound.sums(IN + 1, absolute: absolute), "ε·(IN + 1)·(|b| + Σ|w·x|)")
+                    default:
+                        XCTFail("\(name): a step of unknown kind")
+                    }
+                }
+            }
+        }
+    }
+
+    /// `infer`'s logits against `forward`'s for the CIFAR LeNet, at batch
+    /// sizes around the depth-first chunk, on 1, 2 and 3 threads. The bound
+    /// is the chain's: each layer's rounding adds at most K·u times the same
+    /// layer run on absolute values (|W|·|a| + |b|), and a later layer
+    /// carries an earlier error no further than |W| carries |a|, so each
+    /// logit of either path is within (Σ K)·u of the exact one times the
+    /// logit of the network with |weights| on |input|. ε·ΣK bounds the two
+    /// paths' difference. (Not bitwise even where every step is the layer
+    /// itself, without AVX2: `infer` runs chunks of the batch, and sgemm
+    /// may round a chunk's rows differently from the whole batch's.)
+    func testInferMatchesForwardWithinTheChainBound() throws {
+        let saved = Parallelism.threads
+        defer { Parallelism.threads = saved }
+        let net = try Models.cifarLeNet(seed: 9)
+        let absolute = try Models.cifarLeNet(seed: 9)
+        for i in absolute.parameters.values.indices { absolute.parameters.values[i] = abs(net.parameters.values[i]) }
+        let K = (3 * 25 + 1) + (16 * 25 + 1) + (800 + 1) + (120 + 1) + (84 + 1)
+        for threads in [1, 2, 3] {
+            Parallelism.threads = threads
+            for n in [1, 7, 8, 17, 40] {
+                let x = FixedValues.values(n * net.inputShape.count, salt: 60 + n, bound: 1)
+                let fromForward = try logits(net, x, n, infer: false)
+                let fromInfer = try logits(net, x, n, infer: true)
+                let magnitude = try logits(absolute, x.map(abs), n, infer: false)
+                assertWithin(fromInfer, fromForward, "logits, batch \(n), \(threads) thread(s)",
+                             bounds: ErrorBound.sums(K, absolute: magnitude), "ε·ΣK·(the network on absolute values)")
+            }
+        }
+    }
+
+    /// Weights written after a first call, through `parameters.values`, are
+    /// the weights the next call runs: nothing packed is kept stale.
+    func testInferRunsTheCurrentWeights() throws {
+        let net = try Models.cifarLeNet(seed: 1), other = try Models.cifarLeNet(seed: 2)
+        let x = FixedValues.values(3 * net.inputShape.count, salt: 70, bound: 1)
+        let before = try logits(net, x, 3, infer: true)
+        _ = net.parameters.values.update(fromContentsOf: other.parameters.values)
+        XCTAssertEqual(try logits(net, x, 3, infer: true), try logits(other, x, 3, infer: true))
+        XCTAssertNotEqual(before, try logits(net, x, 3, infer: true))
+    }
+
+    private func logits(_ net: Network, _ x: [Float], _ n: Int, infer: Bool) throws -> [Float] {
+        try net.reserve(batch: n, backward: false)
+        _ = try net.input(batch: n).update(fromContentsOf: x)
+        let y = infer ? net.infer(batch: n) : net.forward(batch: n)
+        return Array(UnsafeBufferPointer(start: y, count: n * net.outputShape.count))
+    }
+}
