@@ -236,6 +236,7 @@ public final class Network {
         // has samples enough for every thread that may run a step.
         let workers = ParallelRegion.isInside ? 1 : Parallelism.threads
         let chunk = Self.inferenceChunk * workers
+        for step in inferenceSteps { step.prepare() }
         var first = 0
         while first < n {
             let m = min(chunk, n - first)

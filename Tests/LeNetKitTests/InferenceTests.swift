@@ -44,6 +44,19 @@ final class InferenceTests: XCTestCase {
         }
     }
 
+    /// The transpose is a copy: the same bits, every block and tail.
+    func testPackingIsATranspose() throws {
+        try XCTSkipUnless(CPUFeatures.avx2FMA, "the packing kernel needs AVX2 and FMA")
+        for (OC, K) in [(32, 400), (16, 75), (8, 3), (24, 13), (40, 16)] {
+            let w = FixedValues.values(OC * K, salt: 35, bound: 1)
+            var packed = [Float](repeating: .nan, count: OC * K), reference = packed
+            packChannelsLast(&packed, w, outChannels: OC, patch: K)
+            packChannelsLastNaive(&reference, w, outChannels: OC, patch: K)
+            XCTAssertEqual(packed, reference, "OC \(OC), K \(K)")
+            XCTAssertEqual(packed[1 * OC + 2], w[2 * K + 1], "OC \(OC), K \(K): packed[k, oc] = w[oc, k]")
+        }
+    }
+
     func testLinearKernelMatchesTheDefinition() throws {
         try XCTSkipUnless(CPUFeatures.avx2FMA, "the fused kernel needs AVX2 and FMA")
         // The CIFAR LeNet's fc1, fc2 and fc3, LeNet-5's F6 and output, and
@@ -89,6 +102,10 @@ final class InferenceTests: XCTestCase {
             try Network(inputShape: shape, layers: layers).inferenceSteps.map { $0.kind }
         }
         let fused = CPUFeatures.avx2FMA
+        if fused {
+            XCTAssertEqual(try Models.lenet5().inferenceSteps.filter { $0 is LinearReLUStep }.map { $0.kind },
+                           ["conv as linear", "direct linear", "direct linear"], "C5, F6 and the output layer")
+        }
         XCTAssertEqual(try steps([Conv2D("c", inChannels: 3, outChannels: 8, kernelSize: 5), ReLU("r"), MaxPool2D("p")]).count,
                        fused ? 1 : 3)
         XCTAssertEqual(try steps([Conv2D("c", inChannels: 3, outChannels: 6, kernelSize: 5), MaxPool2D("p"), ReLU("r")]).count, 3)
@@ -117,6 +134,7 @@ final class InferenceTests: XCTestCase {
                     let input = Array(UnsafeBufferPointer(start: net.activations[i].pointer, count: n * net.activations[i].perSample))
                     let expected = Array(UnsafeBufferPointer(start: net.activations[o].pointer, count: n * net.activations[o].perSample))
                     var y = [Float](repeating: .nan, count: expected.count)
+                    step.prepare()
                     step.forward(&y, input, batch: n)
                     let name = "\(step.layers.map { net.layers[$0].name }.joined(separator: "+")), \(threads) thread(s)"
                     switch step {
@@ -137,8 +155,10 @@ final class InferenceTests: XCTestCase {
                         // Two float sums of the same C·25 + 1 terms, each within (C·25 + 1)·u·Σ|terms|.
                         assertWithin(y, expected, name, bounds: ErrorBound.sums(g.patch + 1, absolute: absolute), "ε·K·(|b| + Σ|w·x|)")
                     case is LinearReLUStep:
-                        guard let linear = net.layers[i] as? Linear, let (w, b) = linear.values else { return XCTFail(name) }
-                        let IN = linear.inFeatures, OUT = linear.outFeatures
+                        // A Linear, or a convolution over its whole input (LeNet-5's C5).
+                        let IN = input.count / n, OUT = expected.count / n
+                        let values = (net.layers[i] as? Linear)?.values ?? (net.layers[i] as? Conv2D)?.values
+                        guard let (w, b) = values else { return XCTFail(name) }
                         var absolute = [Float](repeating: 0, count: expected.count)
                         linearReLUNaive(&absolute, input.map(abs), Array(UnsafeBufferPointer(start: w, count: IN * OUT)).map(abs),
                                         Array(UnsafeBufferPointer(start: b, count: OUT)).map(abs), batch: n, inputs: IN, outputs: OUT, relu: false)

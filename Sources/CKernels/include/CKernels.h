@@ -43,6 +43,10 @@ void lenet_conv5x5_pool_relu_avx2(float *_Nonnull y, const float *_Nonnull x, co
                                   const float *_Nonnull b, long C, long H, long W, long OC,
                                   long py0, long py1, float *_Nonnull rows);
 
+/// packed (K, OC) = w (OC, K) transposed, OC a multiple of 8 (the weights of
+/// lenet_conv5x5_pool_relu_avx2). Call only when lenet_has_avx2_fma() returns 1.
+void lenet_pack_channels_last_avx2(float *_Nonnull packed, const float *_Nonnull w, long OC, long K);
+
 /// y[s·ldy + o] = b[o] + Σ_k x[s·ldx + k] · w[o·IN + k] for s < n, o < OUT, then
 /// max(·, 0) when relu is 1: a fully connected layer with w in (OUT, IN) layout.
 /// Call only when lenet_has_avx2_fma() returns 1.

@@ -11,6 +11,9 @@ protocol InferenceStep: AnyObject {
     func workspaceBytes(batch n: Int, workers: Int) -> Int
     /// Allocates scratch for batches of up to `n` samples on up to `workers` threads.
     func reserve(batch n: Int, workers: Int) throws
+    /// Readies the step for a pass (packs weights), once per `infer`, before
+    /// the chunks of the batch run through `forward`.
+    func prepare()
     /// y (N, output of the last layer) from x (N, input of the first).
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int)
 }
@@ -30,6 +33,7 @@ final class LayerStep: InferenceStep {
 
     func workspaceBytes(batch n: Int, workers: Int) -> Int { 0 }
     func reserve(batch n: Int, workers: Int) throws {}
+    func prepare() {}
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         layer.forward(y, x, batch: n)
     }
@@ -54,12 +58,10 @@ final class ConvPoolReLUStep: InferenceStep {
 
     var kind: String { "fused conv+pool+ReLU" }
 
-    // Row scratch for each worker that can have work: one per sample, or,
-    // for a batch smaller than a sample's pooled rows (batch 1), one per
-    // row, since then one sample's rows are split across the threads. A
-    // thread count beyond that costs nothing.
+    // Row scratch for each worker that can have work, at most one per
+    // sample: a thread count beyond the batch costs nothing.
     private func workers(batch n: Int, workers: Int) -> Int {
-        max(1, min(workers, max(n, geometry.outH / 2)))
+        max(1, min(workers, n))
     }
 
     func workspaceBytes(batch n: Int, workers: Int) -> Int {
@@ -77,19 +79,27 @@ final class ConvPoolReLUStep: InferenceStep {
         }
     }
 
+    // Packed on every pass, so the step never runs stale weights after an
+    // optimizer step, a load or a write through `parameters.values`: 1,200
+    // floats for conv1, 12,800 for conv2.
+    func prepare() {
+        guard let (w, _) = conv.values, packed.count == geometry.patch * conv.outChannels else { return }
+        packChannelsLast(packed.pointer, w, outChannels: conv.outChannels, patch: geometry.patch)
+    }
+
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
-        guard let (w, b) = conv.values, !rows.isEmpty else { return }
+        guard let (_, b) = conv.values, !rows.isEmpty else { return }
         let g = geometry, OC = conv.outChannels, CHW = g.channels * g.height * g.width, PH = g.outH / 2
         let out = OC * PH * (g.outW / 2)
-        // Packed on every call, so the step never runs stale weights after
-        // an optimizer step, a load or a write through `parameters.values`:
-        // 1,200 floats for conv1, 12,800 for conv2.
-        packChannelsLast(packed.pointer, w, outChannels: OC, patch: g.patch)
         let packed = UnsafePointer(packed.pointer), rows = rows
         // The work is n·PH pooled rows, cut into one contiguous range per
-        // worker: whole samples each for a large batch, and the rows of one
-        // sample across the threads for a batch of 1.
-        parallelForWorkers(n &* PH, maxWorkers: rows.count) { worker, items in
+        // worker, at most one worker per sample: splitting one sample's rows
+        // across threads measured slower (batch 1 on 2 threads: 9,400
+        // images/s against 12,900 on one; docs/PERFORMANCE.md), as waking a
+        // Dispatch thread costs about as much as half a sample's convolution.
+        // The kernel takes any range of rows, so a team of threads that stay
+        // awake between steps could still split one sample.
+        parallelForWorkers(n &* PH, maxWorkers: min(rows.count, n)) { worker, items in
             let scratch = rows[worker].pointer
             var item = items.lowerBound
             while item < items.upperBound {
@@ -105,25 +115,42 @@ final class ConvPoolReLUStep: InferenceStep {
 /// A fully connected layer, with the ReLU after it when there is one, as
 /// one pass (Kernels/LinearReLU.swift): sgemm packs fc1's 384 KB of weights
 /// on every call, which costs more than the product for the few samples of
-/// an inference chunk. The layers' own forwards are the reference.
+/// an inference chunk. A convolution whose window is its whole input (LeNet-5's
+/// C5: 16×5×5 → 120×1×1) is the same product, its weight (OC, C, KH, KW)
+/// already the (OUT, IN) matrix. The layers' own forwards are the reference.
 final class LinearReLUStep: InferenceStep {
     let layers: Range<Int>
-    private let linear: Linear
+    let kind: String
+    private let values: () -> (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>)?
+    private let inputs: Int, outputs: Int
     private let relu: Bool
 
     init(_ linear: Linear, at i: Int, relu: Bool) {
-        self.linear = linear
+        values = { linear.values }
+        inputs = linear.inFeatures
+        outputs = linear.outFeatures
         self.relu = relu
         layers = i..<i + (relu ? 2 : 1)
+        kind = relu ? "fused linear+ReLU" : "direct linear"
     }
 
-    var kind: String { relu ? "fused linear+ReLU" : "direct linear" }
+    /// A convolution with a 1×1 output: its window covers the input, `inputs` values.
+    init(wholeInput conv: Conv2D, inputs: Int, at i: Int, relu: Bool) {
+        values = { conv.values }
+        self.inputs = inputs
+        outputs = conv.outChannels
+        self.relu = relu
+        layers = i..<i + (relu ? 2 : 1)
+        kind = relu ? "conv as linear+ReLU" : "conv as linear"
+    }
+
     func workspaceBytes(batch n: Int, workers: Int) -> Int { 0 }
     func reserve(batch n: Int, workers: Int) throws {}
+    func prepare() {}
 
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
-        guard let (w, b) = linear.values else { return }
-        let IN = linear.inFeatures, OUT = linear.outFeatures, relu = relu
+        guard let (w, b) = values() else { return }
+        let IN = inputs, OUT = outputs, relu = relu
         // Below about 256 K multiply-adds (fc1 on one sample is 96 K) a
         // hand-off to another thread costs more than it saves.
         let workers = n &* IN &* OUT < 1 << 18 ? 1 : Parallelism.threads
@@ -149,7 +176,8 @@ final class LinearReLUStep: InferenceStep {
 ///   either order, becomes a `ConvPoolReLUStep` when the fused kernel takes
 ///   the convolution (`convPoolReLUFits`: 5×5, stride 1, no padding, output
 ///   channels a multiple of 8);
-/// - a `Linear`, with the `ReLU` after it if there is one, a `LinearReLUStep`.
+/// - a `Linear`, with the `ReLU` after it if there is one, a `LinearReLUStep`,
+///   and so does a `Conv2D` whose window is its whole input (a 1×1 output).
 /// Every other layer is a step of its own (`LayerStep`), and so is every
 /// layer on a CPU without AVX2/FMA or under `LENETKIT_KERNELS=portable`.
 /// Training never uses this: its forward keeps every layer's output for the
@@ -167,6 +195,11 @@ enum InferenceFusion {
             } else if let linear = layers[i] as? Linear, linearReLUFits {
                 let relu = i + 1 < layers.count && layers[i + 1] is ReLU
                 steps.append(LinearReLUStep(linear, at: i, relu: relu))
+                i += relu ? 2 : 1
+            } else if let conv = layers[i] as? Conv2D, linearReLUFits, conv.stride == 1, conv.padding == 0,
+                      conv.kernelH == input.height, conv.kernelW == input.width {
+                let relu = i + 1 < layers.count && layers[i + 1] is ReLU
+                steps.append(LinearReLUStep(wholeInput: conv, inputs: input.count, at: i, relu: relu))
                 i += relu ? 2 : 1
             } else {
                 steps.append(LayerStep(layers[i], at: i))

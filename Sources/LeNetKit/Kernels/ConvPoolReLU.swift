@@ -24,8 +24,14 @@ func convPoolReLURowFloats(_ g: ConvGeometry, outChannels: Int) -> Int {
 }
 
 /// packed (C·KH·KW, OC) = w (OC, C·KH·KW) transposed: each reduction step's
-/// output-channel weights contiguous.
+/// output-channel weights contiguous. OC a multiple of 8 (`convPoolReLUFits`).
+@inline(__always)
 func packChannelsLast(_ packed: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, outChannels OC: Int, patch K: Int) {
+    lenet_pack_channels_last_avx2(packed, w, OC, K)
+}
+
+/// `packChannelsLast` element by element, the reference.
+func packChannelsLastNaive(_ packed: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, outChannels OC: Int, patch K: Int) {
     for oc in 0..<OC {
         let row = w + oc &* K
         for k in 0..<K { packed[k &* OC &+ oc] = row[k] }
