@@ -14,7 +14,8 @@
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include "AVX2.h"
-#define TILE 6
+#define TILE 6       // positions per tile with two vectors of channels (12 accumulators)
+#define WIDE_TILE 12 // with one vector of channels
 #define K5 5
 #if defined(__clang__)
 #define UNROLL_FULLY _Pragma("clang loop unroll(full)")
@@ -27,8 +28,9 @@
 __attribute__((target("avx2,fma"))) static ALWAYS_INLINE void
 conv_tile(float *out, long ldo, const float *x, const float *w, long ldw,
           long C, long H, long W, long K, const int T, const int NV) {
-    __m256 a0[TILE], a1[TILE];
-    for (int t = 0; t < T; t++) { a0[t] = _mm256_setzero_ps(); a1[t] = _mm256_setzero_ps(); }
+    __m256 a0[WIDE_TILE], a1[TILE];
+    for (int t = 0; t < T; t++) a0[t] = _mm256_setzero_ps();
+    for (int t = 0; t < T && NV > 1; t++) a1[t] = _mm256_setzero_ps();
     for (long c = 0; c < C; c++) {
         for (long ky = 0; ky < K; ky++) {
             const float *row = x + (c * H + ky) * W;
@@ -57,11 +59,14 @@ conv_tile(float *out, long ldo, const float *x, const float *w, long ldw,
     }
 }
 
-// One output row's positions [0, count) for channels [g, g + 8·NV), in tiles of 6.
+// One output row's positions [0, count) for channels [g, g + 8·NV), in tiles
+// of 6 (of 12 first with one vector of channels: 12 accumulators either way).
 __attribute__((target("avx2,fma"))) static ALWAYS_INLINE void
 conv_row(float *out, long ldo, const float *x, const float *w, long ldw,
          long C, long H, long W, long K, long count, const int NV) {
     long t = 0;
+    if (NV == 1)
+        for (; t + WIDE_TILE <= count; t += WIDE_TILE) conv_tile(out + t * ldo, ldo, x + t, w, ldw, C, H, W, K, WIDE_TILE, 1);
     for (; t + TILE <= count; t += TILE) conv_tile(out + t * ldo, ldo, x + t, w, ldw, C, H, W, K, TILE, NV);
     switch (count - t) {
     case 5: conv_tile(out + t * ldo, ldo, x + t, w, ldw, C, H, W, K, 5, NV); break;
@@ -105,6 +110,26 @@ void lenet_conv5x5_pool_relu_avx2(float *y, const float *x, const float *wp, con
     }
 }
 
+// The convolution alone, for a layer whose output goes on to something
+// other than a max pool (LeNet-5's C1 and C3, tanh next): row by row into
+// the scratch (OW, OCp), then out to y in (OC, OH, OW) with the bias.
+__attribute__((target("avx2,fma")))
+void lenet_conv5x5_channels_last_avx2(float *y, const float *x, const float *wp, const float *b,
+                                      long C, long H, long W, long OC, long OCp, float *rows) {
+    const long OH = H - K5 + 1, OW = W - K5 + 1;
+    for (long oy = 0; oy < OH; oy++) {
+        const float *xr = x + oy * W;
+        long g = 0;
+        for (; g + 16 <= OCp; g += 16) conv_row(rows + g, OCp, xr, wp + g, OCp, C, H, W, K5, OW, 2);
+        if (g < OCp) conv_row(rows + g, OCp, xr, wp + g, OCp, C, H, W, K5, OW, 1);
+        for (long oc = 0; oc < OC; oc++) {
+            float *out = y + (oc * OH + oy) * OW;
+            const float bias = b[oc];
+            for (long ox = 0; ox < OW; ox++) out[ox] = rows[ox * OCp + oc] + bias;
+        }
+    }
+}
+
 // packed (K, OC) = w (OC, K)ᵀ, OC a multiple of 8: 8×8 blocks transposed in
 // registers. The scalar loop's strided stores took 11 µs for the CIFAR
 // LeNet's two convolutions, a seventh of a batch-1 pass; this one about 1.
@@ -139,6 +164,10 @@ void lenet_pack_channels_last_avx2(float *packed, const float *w, long OC, long 
 }
 
 #else
+void lenet_conv5x5_channels_last_avx2(float *y, const float *x, const float *wp, const float *b,
+                                      long C, long H, long W, long OC, long OCp, float *rows) {
+    (void)y; (void)x; (void)wp; (void)b; (void)C; (void)H; (void)W; (void)OC; (void)OCp; (void)rows;
+}
 void lenet_pack_channels_last_avx2(float *packed, const float *w, long OC, long K) {
     (void)packed; (void)w; (void)OC; (void)K;
 }

@@ -96,15 +96,17 @@ final class InferenceTests: XCTestCase {
         } else {
             XCTAssertEqual(kinds, try Models.cifarLeNet().layers.map(\.kind), "without AVX2/FMA every layer is its own step")
         }
-        // ReLU before the pool fuses too; a stride, 6 channels or a 3×3 kernel do not.
+        // ReLU before the pool fuses too; a stride, 6 channels or a 3×3 kernel do
+        // not (a 5×5 one alone is a direct conv: 3 steps either way, 1 fused).
         let shape = FeatureShape(channels: 3, height: 12, width: 12)
         func steps(_ layers: [any Layer]) throws -> [String] {
             try Network(inputShape: shape, layers: layers).inferenceSteps.map { $0.kind }
         }
         let fused = CPUFeatures.avx2FMA
         if fused {
-            XCTAssertEqual(try Models.lenet5().inferenceSteps.filter { $0 is LinearReLUStep }.map { $0.kind },
-                           ["conv as linear", "direct linear", "direct linear"], "C5, F6 and the output layer")
+            XCTAssertEqual(try Models.lenet5().inferenceSteps.filter { !($0 is LayerStep) }.map { $0.kind },
+                           ["direct conv", "direct conv", "conv as linear", "direct linear", "direct linear"],
+                           "C1, C3, C5, F6 and the output layer")
         }
         XCTAssertEqual(try steps([Conv2D("c", inChannels: 3, outChannels: 8, kernelSize: 5), ReLU("r"), MaxPool2D("p")]).count,
                        fused ? 1 : 3)
@@ -153,6 +155,23 @@ final class InferenceTests: XCTestCase {
                             absolute += a
                         }
                         // Two float sums of the same C·25 + 1 terms, each within (C·25 + 1)·u·Σ|terms|.
+                        assertWithin(y, expected, name, bounds: ErrorBound.sums(g.patch + 1, absolute: absolute), "ε·K·(|b| + Σ|w·x|)")
+                    case is ConvStep:
+                        let layer = net.layers[i]
+                        let values = (layer as? Conv2D)?.values ?? (layer as? PartialConv2D)?.maskedValues
+                        let shape = i == 0 ? net.inputShape : net.shapes[i - 1]
+                        guard let (w, b) = values else { return XCTFail(name) }
+                        let g = ConvGeometry(channels: shape.channels, height: shape.height, width: shape.width, kernelH: 5, kernelW: 5)
+                        let OC = net.shapes[i].channels, CHW = shape.count, out = expected.count / n
+                        let W = Array(UnsafeBufferPointer(start: w, count: OC * g.patch)).map(abs)
+                        let B = Array(UnsafeBufferPointer(start: b, count: OC)).map(abs)
+                        var absolute: [Float] = []
+                        for s in 0..<n {
+                            var a = [Float](repeating: 0, count: out)
+                            conv5x5Naive(&a, input[s * CHW..<(s + 1) * CHW].map(abs), W, B, g, outChannels: OC)
+                            absolute += a
+                        }
+                        // Two float sums of the same C·25 + 1 terms (the direct kernel or sgemm's order).
                         assertWithin(y, expected, name, bounds: ErrorBound.sums(g.patch + 1, absolute: absolute), "ε·K·(|b| + Σ|w·x|)")
                     case is LinearReLUStep:
                         // A Linear, or a convolution over its whole input (LeNet-5's C5).
@@ -218,5 +237,32 @@ final class InferenceTests: XCTestCase {
         _ = try net.input(batch: n).update(fromContentsOf: x)
         let y = infer ? net.infer(batch: n) : net.forward(batch: n)
         return Array(UnsafeBufferPointer(start: y, count: n * net.outputShape.count))
+    }
+}
+
+extension InferenceTests {
+    /// The channels-last convolution alone: output channels padded to 8
+    /// (LeNet-5's C1 has 6), one and two vectors of channels, rows shorter
+    /// than a tile and longer than two.
+    func testChannelsLastConvolutionMatchesTheDefinition() throws {
+        try XCTSkipUnless(CPUFeatures.avx2FMA, "the kernel needs AVX2 and FMA")
+        let shapes: [(C: Int, H: Int, W: Int, OC: Int)] = [(1, 32, 32, 6), (6, 14, 14, 16), (2, 9, 11, 3), (3, 6, 40, 24), (16, 5, 5, 9)]
+        for s in shapes {
+            let g = ConvGeometry(channels: s.C, height: s.H, width: s.W, kernelH: 5, kernelW: 5)
+            XCTAssertTrue(conv5x5ChannelsLastFits(g))
+            let x = FixedValues.values(s.C * s.H * s.W, salt: 81, bound: 1)
+            let w = FixedValues.values(s.OC * s.C * 25, salt: 82, bound: 0.2)
+            let b = FixedValues.values(s.OC, salt: 83, bound: 0.5)
+            var packed = [Float](repeating: .nan, count: g.patch * paddedChannels(s.OC))
+            packChannelsLastPadded(&packed, w, outChannels: s.OC, patch: g.patch)
+            var scratch = [Float](repeating: .nan, count: g.outW * paddedChannels(s.OC))
+            var y = [Float](repeating: .nan, count: s.OC * g.positions), reference = y, absolute = y
+            conv5x5ChannelsLast(&y, x, packed: packed, b, g, outChannels: s.OC, scratch: &scratch)
+            conv5x5Naive(&reference, x, w, b, g, outChannels: s.OC)
+            conv5x5Naive(&absolute, x.map(abs), w.map(abs), b.map(abs), g, outChannels: s.OC)
+            // One sequential float sum of C·25 products, then the bias.
+            assertWithin(y, reference, "channels-last conv \(s)", bounds: ErrorBound.sums(g.patch + 1, absolute: absolute),
+                         "ε·K·(|b| + Σ|w·x|)")
+        }
     }
 }

@@ -112,6 +112,63 @@ final class ConvPoolReLUStep: InferenceStep {
     }
 }
 
+/// A 5×5 convolution on its own (LeNet-5's C1 and C3, whose tanh follows),
+/// with the vector across output channels (Kernels/ConvPoolReLU.swift):
+/// measured faster than C1's row-vector kernel and C3's im2col + sgemm
+/// (docs/PERFORMANCE.md). A `PartialConv2D` runs as its dense weights, the
+/// missing connections 0. The layer's own forward is the reference.
+final class ConvStep: InferenceStep {
+    let layers: Range<Int>
+    private let name: String
+    private let values: () -> (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>)?
+    private let geometry: ConvGeometry
+    private let outChannels: Int
+    private var packed = FloatBuffer()  // (C·KH·KW, OCp)
+    private var rows: [FloatBuffer] = []  // per worker: (OW, OCp)
+
+    init(_ layer: any Layer, at i: Int, geometry: ConvGeometry, outChannels: Int,
+         values: @escaping () -> (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>)?) {
+        name = layer.name
+        self.values = values
+        self.geometry = geometry
+        self.outChannels = outChannels
+        layers = i..<i + 1
+    }
+
+    var kind: String { "direct conv" }
+
+    private func workers(batch n: Int, workers: Int) -> Int { max(1, min(workers, n)) }
+    private var rowFloats: Int { geometry.outW * paddedChannels(outChannels) }
+
+    func workspaceBytes(batch n: Int, workers: Int) -> Int {
+        4 * (geometry.patch * paddedChannels(outChannels) + self.workers(batch: n, workers: workers) * rowFloats)
+    }
+
+    func reserve(batch n: Int, workers: Int) throws {
+        let count = geometry.patch * paddedChannels(outChannels)
+        if packed.count != count { packed = try FloatBuffer(count: count, name: "\(name) packed weights") }
+        while rows.count < self.workers(batch: n, workers: workers) {
+            rows.append(try FloatBuffer(count: rowFloats, name: "\(name) output rows"))
+        }
+    }
+
+    func prepare() {
+        guard let (w, _) = values(), packed.count == geometry.patch * paddedChannels(outChannels) else { return }
+        packChannelsLastPadded(packed.pointer, w, outChannels: outChannels, patch: geometry.patch)
+    }
+
+    func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
+        guard let (_, b) = values(), !rows.isEmpty else { return }
+        let g = geometry, OC = outChannels, CHW = g.channels * g.height * g.width, out = OC * g.positions
+        let packed = UnsafePointer(packed.pointer), rows = rows
+        parallelForWorkers(n, maxWorkers: rows.count) { worker, samples in
+            for s in samples {
+                conv5x5ChannelsLast(y + s &* out, x + s &* CHW, packed: packed, b, g, outChannels: OC, scratch: rows[worker].pointer)
+            }
+        }
+    }
+}
+
 /// A fully connected layer, with the ReLU after it when there is one, as
 /// one pass (Kernels/LinearReLU.swift): sgemm packs fc1's 384 KB of weights
 /// on every call, which costs more than the product for the few samples of
@@ -177,7 +234,8 @@ final class LinearReLUStep: InferenceStep {
 ///   the convolution (`convPoolReLUFits`: 5×5, stride 1, no padding, output
 ///   channels a multiple of 8);
 /// - a `Linear`, with the `ReLU` after it if there is one, a `LinearReLUStep`,
-///   and so does a `Conv2D` whose window is its whole input (a 1×1 output).
+///   and so does a `Conv2D` whose window is its whole input (a 1×1 output);
+/// - any other 5×5 stride-1 unpadded `Conv2D` or `PartialConv2D`, a `ConvStep`.
 /// Every other layer is a step of its own (`LayerStep`), and so is every
 /// layer on a CPU without AVX2/FMA or under `LENETKIT_KERNELS=portable`.
 /// Training never uses this: its forward keeps every layer's output for the
@@ -201,6 +259,14 @@ enum InferenceFusion {
                 let relu = i + 1 < layers.count && layers[i + 1] is ReLU
                 steps.append(LinearReLUStep(wholeInput: conv, inputs: input.count, at: i, relu: relu))
                 i += relu ? 2 : 1
+            } else if let conv = layers[i] as? Conv2D, conv5x5ChannelsLastFits(conv.geometry(for: input)) {
+                steps.append(ConvStep(conv, at: i, geometry: conv.geometry(for: input), outChannels: conv.outChannels) { conv.values })
+                i += 1
+            } else if let partial = layers[i] as? PartialConv2D, conv5x5ChannelsLastFits(partial.geometry(for: input)) {
+                steps.append(ConvStep(partial, at: i, geometry: partial.geometry(for: input), outChannels: partial.outChannels) {
+                    partial.maskedValues
+                })
+                i += 1
             } else {
                 steps.append(LayerStep(layers[i], at: i))
                 i += 1

@@ -30,6 +30,37 @@ func packChannelsLast(_ packed: UnsafeMutablePointer<Float>, _ w: UnsafePointer<
     lenet_pack_channels_last_avx2(packed, w, OC, K)
 }
 
+/// packed (C·KH·KW, OCp) from w (OC, C·KH·KW), OCp = OC rounded up to a
+/// multiple of 8, the extra columns 0: the weights of `conv5x5ChannelsLast`.
+func packChannelsLastPadded(_ packed: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, outChannels OC: Int, patch K: Int) {
+    let OCp = paddedChannels(OC)
+    if OCp == OC { return packChannelsLast(packed, w, outChannels: OC, patch: K) }
+    for k in 0..<K {
+        let row = packed + k &* OCp
+        for oc in 0..<OC { row[oc] = w[oc &* K &+ k] }
+        for oc in OC..<OCp { row[oc] = 0 }
+    }
+}
+
+/// OC rounded up to a multiple of 8, the vector width.
+func paddedChannels(_ OC: Int) -> Int { (OC + 7) / 8 * 8 }
+
+/// Whether `conv5x5ChannelsLast` takes a convolution of this geometry: 5×5,
+/// stride 1, no padding, and a CPU with AVX2/FMA.
+func conv5x5ChannelsLastFits(_ g: ConvGeometry) -> Bool {
+    CPUFeatures.avx2FMA && g.stride == 1 && g.padding == 0 && g.kernelH == 5 && g.kernelW == 5
+}
+
+/// One sample: y (OC, OH, OW) = w ⋆ x + b, x (C, H, W), `packed` from
+/// `packChannelsLastPadded`, `scratch` of OW·OCp floats. The reference is
+/// `conv5x5Naive` (Kernels/DirectConvolution.swift).
+@inline(__always)
+func conv5x5ChannelsLast(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, packed: UnsafePointer<Float>,
+                         _ b: UnsafePointer<Float>, _ g: ConvGeometry, outChannels: Int, scratch: UnsafeMutablePointer<Float>) {
+    lenet_conv5x5_channels_last_avx2(y, x, packed, b, g.channels, g.height, g.width, outChannels,
+                                     paddedChannels(outChannels), scratch)
+}
+
 /// `packChannelsLast` element by element, the reference.
 func packChannelsLastNaive(_ packed: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, outChannels OC: Int, patch K: Int) {
     for oc in 0..<OC {

@@ -138,6 +138,16 @@ public final class PartialConv2D: Layer, TrainableCounting {
         conv.forward(y, x, batch: n)
     }
 
+    func geometry(for input: FeatureShape) -> ConvGeometry { conv.geometry(for: input) }
+
+    /// The bound weight (OC, C, KH, KW), its missing connections made 0 as
+    /// `forward` makes them, and the bias: for the inference path's step.
+    var maskedValues: (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>)? {
+        guard let weight, let bias else { return nil }
+        if hasMaskedNonzero(weight) { zeroMasked(weight) }
+        return (UnsafePointer(weight), UnsafePointer(bias))
+    }
+
     public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                          _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
         conv.backward(dx, dy, x, y, batch: n)
