@@ -222,13 +222,31 @@ public final class Network {
     @discardableResult
     public func infer(batch n: Int) -> UnsafePointer<Float> {
         precondition(n <= capacity, "infer(batch: \(n)) beyond the reserved \(capacity); call input(batch:) first")
-        runInference(batch: n, timing: nil)
+        runInference(batch: n, filling: { _, _ in }, timing: nil)
+        return UnsafePointer(activations[layers.count].pointer)
+    }
+
+    /// `infer(batch:)` that asks for each chunk's input just before the
+    /// chunk runs, so that a large batch's input is still in cache when it
+    /// is read (evaluation fills the images this way).
+    /// - Parameters:
+    ///   - n: the batch size; the buffers are reserved for it first.
+    ///   - fill: (samples of the chunk, the chunk's input (M, C, H, W)): write the input.
+    /// - Returns: the logits, (N, K).
+    /// - Throws: as `reserve(batch:)`, and what `fill` throws (the chunks
+    ///   after it are not run).
+    @discardableResult
+    public func infer(batch n: Int, filling fill: (Range<Int>, UnsafeMutablePointer<Float>) throws -> Void) throws
+        -> UnsafePointer<Float> {
+        if n > capacity { try reserve(batch: n, backward: false) }
+        try runInference(batch: n, filling: fill, timing: nil)
         return UnsafePointer(activations[layers.count].pointer)
     }
 
     /// `infer`'s loop; `timing(k, nanoseconds)` is told each step's time in
     /// each chunk (`timeInference`).
-    func runInference(batch n: Int, timing: ((Int, UInt64) -> Void)?) {
+    func runInference(batch n: Int, filling fill: (Range<Int>, UnsafeMutablePointer<Float>) throws -> Void,
+                      timing: ((Int, UInt64) -> Void)?) rethrows {
         // Depth first: a few samples at a time through every step, so each
         // step reads what the one before wrote while it is still in L2
         // (about 30 KB a sample for the CIFAR LeNet), instead of each step
@@ -240,6 +258,7 @@ public final class Network {
         var first = 0
         while first < n {
             let m = min(chunk, n - first)
+            try fill(first..<first + m, activations[0].pointer + first * activations[0].perSample)
             for (k, step) in inferenceSteps.enumerated() {
                 let i = step.layers.lowerBound, o = step.layers.upperBound
                 let start = timing == nil ? 0 : DispatchTime.now().uptimeNanoseconds

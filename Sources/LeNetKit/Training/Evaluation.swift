@@ -104,12 +104,13 @@ extension Network {
             let offset = first
             try partLoss.withUnsafeMutableBufferPointer { partLoss in
                 try dataParallel(batch: n, threads: threads) { part, net, range in
-                    let m = range.count
-                    guard let x = try net.input(batch: m).baseAddress else { return }
+                    let m = range.count, first = offset + range.lowerBound
                     let y = labels[part].pointer, loss = losses[part]
-                    dataset.fill(batch: offset + range.lowerBound..<offset + range.upperBound,
-                                 normalization: normalization, into: x, labels: y)
-                    let logits = net.infer(batch: m)
+                    // Each chunk's images are normalized just before the chunk runs.
+                    let logits = try net.infer(batch: m) { chunk, x in
+                        dataset.fill(batch: first + chunk.lowerBound..<first + chunk.upperBound,
+                                     normalization: normalization, into: x, labels: y + chunk.lowerBound)
+                    }
                     partLoss[part] = Double(try loss.forward(logits, y, batch: m)) * Double(m)
                     if keepsLogits { (kept.pointer + (offset + range.lowerBound) * K).update(from: logits, count: m * K) }
                     for s in 0..<m {

@@ -100,9 +100,10 @@ public final class Classifier {
         var first = 0
         while first < images.count {
             let n = min(batch, images.count - first)
-            guard let x = try network.input(batch: n).baseAddress else { break }
-            dataset.fill(batch: first..<first + n, normalization: normalization, into: x, labels: labels.pointer)
-            let logits = network.infer(batch: n)  // (N, K)
+            let logits = try network.infer(batch: n) { chunk, x in  // (N, K)
+                dataset.fill(batch: first + chunk.lowerBound..<first + chunk.upperBound, normalization: normalization,
+                             into: x, labels: labels.pointer + chunk.lowerBound)
+            }
             for s in 0..<n {
                 let row = logits + s * K
                 var zmax = row[0]
