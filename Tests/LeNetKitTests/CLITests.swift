@@ -38,6 +38,22 @@ final class CLITests: XCTestCase {
 
     /// A configuration that cannot fit is refused before it allocates, in
     /// one line naming the flag, what it needs and what is available.
+    /// `lenet time --inference` lists the forward-only path's steps, fused
+    /// where the CPU has AVX2/FMA, and a pass time.
+    func testTimeInferenceListsTheSteps() throws {
+        let run = try lenet(["time", "--inference", "--batch-size", "3", "--iterations", "2", "--threads", "1"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let lines = run.stdout.split(separator: "\n").map(String.init)
+        XCTAssertTrue(lines.first?.hasPrefix("cifar-lenet, batch 3, forward only") ?? false, run.stdout)
+        let steps = lines.dropFirst(2).filter { !$0.hasPrefix("whole pass") }.map { $0.split(separator: " ").first.map(String.init) ?? "" }
+        if CPUFeatures.avx2FMA {
+            XCTAssertEqual(steps, ["conv1+pool1+relu1", "conv2+pool2+relu2", "fc1+relu3", "fc2+relu4", "fc3"], run.stdout)
+        } else {
+            XCTAssertEqual(steps.count, 11, run.stdout)
+        }
+        XCTAssertTrue(lines.last?.hasPrefix("whole pass ") ?? false, run.stdout)
+    }
+
     func testMemoryRefusedBeforeItIsSpent() throws {
         try skipUnderSanitizers()
         // 100 million images of 3×32×32: about 2 TB of activations, more than any machine.
