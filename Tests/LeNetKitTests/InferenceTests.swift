@@ -266,3 +266,72 @@ extension InferenceTests {
         }
     }
 }
+
+/// The team of awake threads that splits one image at batch 1.
+final class WorkerTeamTests: XCTestCase {
+    /// Every index is run exactly once, by the part that owns it, whatever
+    /// the count and the worker limit, and so is every index of a loop inside a part.
+    func testPartsCoverTheWorkOnce() throws {
+        for threads in [2, 3, 5] {
+            try WorkerTeam.run(threads: threads) {
+                XCTAssertNotNil(WorkerTeam.current)
+                for (count, limit) in [(1, 8), (2, 8), (7, 2), (100, 8), (1000, 3)] {
+                    var hits = [Int](repeating: 0, count: count)
+                    hits.withUnsafeMutableBufferPointer { hits in
+                        parallelForWorkers(count, maxWorkers: limit) { part, range in
+                            XCTAssertLessThan(part, limit)
+                            for i in range { hits[i] += 1 }
+                            // A loop inside a part: inline on a helper or while the
+                            // team is busy, across the team otherwise; each index once.
+                            var inner = [Int](repeating: 0, count: 4)
+                            inner.withUnsafeMutableBufferPointer { inner in
+                                parallelForWorkers(4, maxWorkers: 4) { _, r in for i in r { inner[i] += 1 } }
+                            }
+                            XCTAssertEqual(inner, [1, 1, 1, 1])
+                        }
+                    }
+                    XCTAssertEqual(hits, [Int](repeating: 1, count: count), "threads \(threads), count \(count), limit \(limit)")
+                }
+            }
+        }
+        XCTAssertNil(WorkerTeam.current, "the team ends with run")
+    }
+
+    func testAnErrorInsideTheTeamIsThrownAndTheTeamEnds() {
+        struct Stop: Error {}
+        XCTAssertThrowsError(try WorkerTeam.run(threads: 2) { throw Stop() }) { XCTAssertTrue($0 is Stop) }
+        XCTAssertNil(WorkerTeam.current)
+        // More threads than cores: the helpers Dispatch cannot start take no part.
+        XCTAssertEqual(try WorkerTeam.run(threads: 40) { () -> Int in
+            var total = 0
+            for _ in 0..<50 {
+                var parts = [Int](repeating: 0, count: 40)
+                parts.withUnsafeMutableBufferPointer { parts in
+                    parallelForWorkers(40, maxWorkers: 40) { part, range in parts[part] = range.count }
+                }
+                total += parts.reduce(0, +)
+            }
+            return total
+        }, 50 * 40)
+    }
+
+    /// At batch 1 the team splits each image's rows and outputs; each value
+    /// is computed by the same code on the same inputs whichever thread runs
+    /// it, so the logits are those of one thread, bit for bit.
+    func testBatchOneOnATeamIsBitwiseOneThread() throws {
+        let saved = Parallelism.threads
+        defer { Parallelism.threads = saved }
+        let data = try TrainingTests.squares(count: 12, seed: 8)
+        var results: [[Float]] = []
+        for threads in [1, 2, 3] {
+            Parallelism.threads = threads
+            let net = try Models.cifarLeNet(seed: 3)
+            let evaluation = try net.evaluate(on: data, normalization: .half, batchSize: 1, keepsLogits: true)
+            XCTAssertEqual(evaluation.count, 12)
+            results.append(evaluation.logits)
+        }
+        XCTAssertEqual(results[1], results[0], "2 threads")
+        XCTAssertEqual(results[2], results[0], "3 threads")
+        XCTAssertEqual(results[0].count, 12 * 10)
+    }
+}

@@ -58,10 +58,12 @@ final class ConvPoolReLUStep: InferenceStep {
 
     var kind: String { "fused conv+pool+ReLU" }
 
-    // Row scratch for each worker that can have work, at most one per
-    // sample: a thread count beyond the batch costs nothing.
+    // Row scratch for each worker that can have work: one per sample, or,
+    // for a batch smaller than a sample's pooled rows, one per row (a
+    // `WorkerTeam` splits one sample's rows). A thread count beyond that
+    // costs nothing.
     private func workers(batch n: Int, workers: Int) -> Int {
-        max(1, min(workers, n))
+        max(1, min(workers, max(n, geometry.outH / 2)))
     }
 
     func workspaceBytes(batch n: Int, workers: Int) -> Int {
@@ -93,13 +95,13 @@ final class ConvPoolReLUStep: InferenceStep {
         let out = OC * PH * (g.outW / 2)
         let packed = UnsafePointer(packed.pointer), rows = rows
         // The work is n·PH pooled rows, cut into one contiguous range per
-        // worker, at most one worker per sample: splitting one sample's rows
-        // across threads measured slower (batch 1 on 2 threads: 9,400
-        // images/s against 12,900 on one; docs/PERFORMANCE.md), as waking a
-        // Dispatch thread costs about as much as half a sample's convolution.
-        // The kernel takes any range of rows, so a team of threads that stay
-        // awake between steps could still split one sample.
-        parallelForWorkers(n &* PH, maxWorkers: min(rows.count, n)) { worker, items in
+        // worker. Through Dispatch, at most one worker per sample: splitting
+        // one sample's rows across threads woken for it measured slower
+        // (batch 1 on 2 threads: 9,400 images/s against 12,900 on one;
+        // docs/PERFORMANCE.md). A `WorkerTeam`, awake between steps, splits
+        // one sample's rows.
+        let limit = WorkerTeam.current == nil ? min(rows.count, n) : rows.count
+        parallelForWorkers(n &* PH, maxWorkers: limit) { worker, items in
             let scratch = rows[worker].pointer
             var item = items.lowerBound
             while item < items.upperBound {
@@ -209,8 +211,10 @@ final class LinearReLUStep: InferenceStep {
         guard let (w, b) = values() else { return }
         let IN = inputs, OUT = outputs, relu = relu
         // Below about 256 K multiply-adds (fc1 on one sample is 96 K) a
-        // hand-off to another thread costs more than it saves.
-        let workers = n &* IN &* OUT < 1 << 18 ? 1 : Parallelism.threads
+        // hand-off to a Dispatch thread costs more than it saves; to a
+        // `WorkerTeam`'s, below about 32 K.
+        let smallest = WorkerTeam.current == nil ? 1 << 18 : 1 << 15
+        let workers = n &* IN &* OUT < smallest ? 1 : Parallelism.threads
         if n >= 4 * workers {
             parallelForWorkers(n, maxWorkers: workers) { _, samples in
                 linearReLU(y + samples.lowerBound &* OUT, ldy: OUT, x + samples.lowerBound &* IN, ldx: IN, w, b,

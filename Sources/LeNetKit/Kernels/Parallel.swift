@@ -43,6 +43,7 @@ func parallelFor(_ count: Int, minimum: Int = 2, _ body: (Range<Int>) -> Void) {
 /// it, for per-worker scratch; at most `maxWorkers` workers.
 @inline(__always)
 func parallelForWorkers(_ count: Int, maxWorkers: Int, _ body: (Int, Range<Int>) -> Void) {
+    if let team = WorkerTeam.current { return team.parallel(count, maxWorkers: maxWorkers, body) }
     let workers = min(Parallelism.threads, count, maxWorkers)
     if workers <= 1 || ParallelRegion.isInside {
         body(0, 0..<count)

@@ -98,6 +98,10 @@ extension Network {
         var misclassified: [Misclassification] = []
         let kept = try FloatBuffer(count: keepsLogits ? dataset.count * K : 0, name: "logits of \(dataset.count) images")  // (N, K)
         let start = DispatchTime.now().uptimeNanoseconds
+        // A batch smaller than the thread count leaves threads idle between
+        // its parts; at batch 1 a `WorkerTeam` keeps them awake for the whole
+        // evaluation, and the inference steps split each image between them.
+        try WorkerTeam.run(threads: threads == 1 ? Parallelism.threads : 1) {
         var first = 0
         while first < dataset.count {
             let n = min(batch, dataset.count - first)
@@ -137,6 +141,7 @@ extension Network {
                 }
             }
             first += n
+        }
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         var names = dataset.classNames
