@@ -123,22 +123,31 @@ final class WorkerTeam: @unchecked Sendable {
     /// returns when every part is done. Called on the leader's thread only.
     func parallel(_ count: Int, maxWorkers: Int, _ body: (Int, Range<Int>) -> Void) {
         let limit = min(maxWorkers, count, size)
-        var helpers: [Int] = []
+        // The helpers taking part, as bits (no array: nothing is allocated per call).
+        var helpers = 0, taking = 0
         if !busy {
             let readyHelpers = ready.load(ordering: .acquiring)
-            for id in 1..<size where helpers.count + 1 < limit && readyHelpers & (1 << id) != 0 { helpers.append(id) }
+            var id = 1
+            while id < size && taking + 1 < limit {
+                if readyHelpers & (1 << id) != 0 { helpers |= 1 << id; taking += 1 }
+                id += 1
+            }
         }
-        guard !helpers.isEmpty else { return body(0, 0..<count) }
+        guard taking > 0 else { return body(0, 0..<count) }
         busy = true
         defer { busy = false }
-        let parties = helpers.count + 1
+        let parties = taking + 1
         withoutActuallyEscaping(body) { body in
             job = Job(body: body, count: count, parties: parties)
             done.store(0, ordering: .relaxed)
             jobs &+= 1
-            for (k, id) in helpers.enumerated() { (mailbox + id).pointee.store(jobs &* 64 &+ k &+ 1, ordering: .releasing) }
+            var part = 1
+            for id in 1..<size where helpers & (1 << id) != 0 {
+                (mailbox + id).pointee.store(jobs &* 64 &+ part, ordering: .releasing)
+                part += 1
+            }
             body(0, 0..<count / parties)
-            while done.load(ordering: .acquiring) < helpers.count {}
+            while done.load(ordering: .acquiring) < taking {}
             job = nil
         }
     }
