@@ -47,32 +47,27 @@ linear_tile(float *y, long ldy, const float *x, long ldx, const float *w, const 
     }
 }
 
-#define SAMPLE_TAIL(O)                                                                          \
-    switch (n - s) {                                                                            \
-    case 3: linear_tile(y + s * ldy + o, ldy, x + s * ldx, ldx, w + o * IN, b + o, IN, relu, 3, O); break; \
-    case 2: linear_tile(y + s * ldy + o, ldy, x + s * ldx, ldx, w + o * IN, b + o, IN, relu, 2, O); break; \
-    case 1: linear_tile(y + s * ldy + o, ldy, x + s * ldx, ldx, w + o * IN, b + o, IN, relu, 1, O); break; \
-    default: break;                                                                             \
+// Outputs [o, o + O) for every sample: tiles of 4 samples, then the last 1–3.
+__attribute__((target("avx2,fma"))) static ALWAYS_INLINE void
+linear_outputs(float *y, long ldy, const float *x, long ldx, const float *w, const float *b,
+               long n, long IN, long o, int relu, const int O) {
+    long s = 0;
+    for (; s + 4 <= n; s += 4) linear_tile(y + s * ldy + o, ldy, x + s * ldx, ldx, w + o * IN, b + o, IN, relu, 4, O);
+    switch (n - s) {
+    case 3: linear_tile(y + s * ldy + o, ldy, x + s * ldx, ldx, w + o * IN, b + o, IN, relu, 3, O); break;
+    case 2: linear_tile(y + s * ldy + o, ldy, x + s * ldx, ldx, w + o * IN, b + o, IN, relu, 2, O); break;
+    case 1: linear_tile(y + s * ldy + o, ldy, x + s * ldx, ldx, w + o * IN, b + o, IN, relu, 1, O); break;
+    default: break;
     }
+}
 
 __attribute__((target("avx2,fma")))
 void lenet_linear_avx2(float *y, long ldy, const float *x, long ldx, const float *w, const float *b,
                        long n, long IN, long OUT, int relu) {
     long o = 0;
-    for (; o + 3 <= OUT; o += 3) {
-        long s = 0;
-        for (; s + 4 <= n; s += 4) linear_tile(y + s * ldy + o, ldy, x + s * ldx, ldx, w + o * IN, b + o, IN, relu, 4, 3);
-        SAMPLE_TAIL(3)
-    }
-    if (OUT - o == 2) {
-        long s = 0;
-        for (; s + 4 <= n; s += 4) linear_tile(y + s * ldy + o, ldy, x + s * ldx, ldx, w + o * IN, b + o, IN, relu, 4, 2);
-        SAMPLE_TAIL(2)
-    } else if (OUT - o == 1) {
-        long s = 0;
-        for (; s + 4 <= n; s += 4) linear_tile(y + s * ldy + o, ldy, x + s * ldx, ldx, w + o * IN, b + o, IN, relu, 4, 1);
-        SAMPLE_TAIL(1)
-    }
+    for (; o + 3 <= OUT; o += 3) linear_outputs(y, ldy, x, ldx, w, b, n, IN, o, relu, 3);
+    if (OUT - o == 2) linear_outputs(y, ldy, x, ldx, w, b, n, IN, o, relu, 2);
+    else if (OUT - o == 1) linear_outputs(y, ldy, x, ldx, w, b, n, IN, o, relu, 1);
 }
 
 #else

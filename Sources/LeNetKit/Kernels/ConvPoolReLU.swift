@@ -13,8 +13,7 @@ import CKernels
 /// output of at least 2×2, and a CPU with AVX2/FMA. (The kernel size is a
 /// constant in the kernel so that its innermost loop unrolls.)
 func convPoolReLUFits(_ g: ConvGeometry, outChannels: Int) -> Bool {
-    CPUFeatures.avx2FMA && g.stride == 1 && g.padding == 0 && g.kernelH == 5 && g.kernelW == 5
-        && outChannels % 8 == 0 && outChannels > 0 && g.outH >= 2 && g.outW >= 2
+    conv5x5ChannelsLastFits(g) && outChannels % 8 == 0 && outChannels > 0 && g.outH >= 2 && g.outW >= 2
 }
 
 /// Floats of the row scratch `convPoolReLU` needs: two output rows of the

@@ -102,46 +102,46 @@ extension Network {
         // its parts; at batch 1 a `WorkerTeam` keeps them awake for the whole
         // evaluation, and the inference steps split each image between them.
         try WorkerTeam.run(threads: threads == 1 ? Parallelism.threads : 1) {
-        var first = 0
-        while first < dataset.count {
-            let n = min(batch, dataset.count - first)
-            let offset = first
-            try partLoss.withUnsafeMutableBufferPointer { partLoss in
-                try dataParallel(batch: n, threads: threads) { part, net, range in
-                    let m = range.count, first = offset + range.lowerBound
-                    let y = labels[part].pointer, loss = losses[part]
-                    // Each chunk's images are normalized just before the chunk runs.
-                    let logits = try net.infer(batch: m) { chunk, x in
-                        dataset.fill(batch: first + chunk.lowerBound..<first + chunk.upperBound,
-                                     normalization: normalization, into: x, labels: y + chunk.lowerBound)
-                    }
-                    partLoss[part] = Double(try loss.forward(logits, y, batch: m)) * Double(m)
-                    if keepsLogits { (kept.pointer + (offset + range.lowerBound) * K).update(from: logits, count: m * K) }
-                    for s in 0..<m {
-                        let row = logits + s * K
-                        let best = predictedClass(row, classes: K)
-                        predicted[part].pointer[s] = Int32(best)
-                        confidence[part].pointer[s] = loss.lastProbabilities[s * K + best]
-                    }
-                }
-            }
-            let parts = parts(batch: n, threads: threads)
-            for part in 0..<parts {
-                totalLoss += partLoss[part]
-                let range = partRange(part, of: parts, batch: n)
-                for s in 0..<range.count {
-                    let truth = Int(labels[part].pointer[s]), best = Int(predicted[part].pointer[s])
-                    confusion[truth][best] += 1
-                    if best == truth {
-                        correct += 1
-                    } else if misclassified.count < misclassifiedLimit {
-                        misclassified.append(Misclassification(index: first + range.lowerBound + s, truth: truth, predicted: best,
-                                                               probability: confidence[part].pointer[s]))
+            var first = 0
+            while first < dataset.count {
+                let n = min(batch, dataset.count - first)
+                let offset = first
+                try partLoss.withUnsafeMutableBufferPointer { partLoss in
+                    try dataParallel(batch: n, threads: threads) { part, net, range in
+                        let m = range.count, first = offset + range.lowerBound
+                        let y = labels[part].pointer, loss = losses[part]
+                        // Each chunk's images are normalized just before the chunk runs.
+                        let logits = try net.infer(batch: m) { chunk, x in
+                            dataset.fill(batch: first + chunk.lowerBound..<first + chunk.upperBound,
+                                         normalization: normalization, into: x, labels: y + chunk.lowerBound)
+                        }
+                        partLoss[part] = Double(try loss.forward(logits, y, batch: m)) * Double(m)
+                        if keepsLogits { (kept.pointer + (offset + range.lowerBound) * K).update(from: logits, count: m * K) }
+                        for s in 0..<m {
+                            let row = logits + s * K
+                            let best = predictedClass(row, classes: K)
+                            predicted[part].pointer[s] = Int32(best)
+                            confidence[part].pointer[s] = loss.lastProbabilities[s * K + best]
+                        }
                     }
                 }
+                let parts = parts(batch: n, threads: threads)
+                for part in 0..<parts {
+                    totalLoss += partLoss[part]
+                    let range = partRange(part, of: parts, batch: n)
+                    for s in 0..<range.count {
+                        let truth = Int(labels[part].pointer[s]), best = Int(predicted[part].pointer[s])
+                        confusion[truth][best] += 1
+                        if best == truth {
+                            correct += 1
+                        } else if misclassified.count < misclassifiedLimit {
+                            misclassified.append(Misclassification(index: first + range.lowerBound + s, truth: truth, predicted: best,
+                                                                   probability: confidence[part].pointer[s]))
+                        }
+                    }
+                }
+                first += n
             }
-            first += n
-        }
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         var names = dataset.classNames

@@ -111,7 +111,7 @@ extension Network {
         }
         let rows = inferenceSteps.enumerated().map { k, step in
             InferenceStepTiming(name: step.layers.map { layers[$0].name }.joined(separator: "+"),
-                                kind: step.layers.count == 1 ? layers[step.layers.lowerBound].kind : step.kind,
+                                kind: step.kind,
                                 milliseconds: median(times[k]))
         }
         return (rows, median(passes))
