@@ -232,6 +232,32 @@ final class InferenceTests: XCTestCase {
         XCTAssertNotEqual(before, try logits(net, x, 3, infer: true))
     }
 
+    /// Filling each chunk as it runs (evaluation's way; every chunk's input
+    /// and activations in the same memory) gives the logits of the whole
+    /// batch's input in place: bitwise, the same steps on the same chunks.
+    /// The chunks asked for cover the batch once, in order.
+    func testFillingChunksIsBitwiseTheInputInPlace() throws {
+        let saved = Parallelism.threads
+        defer { Parallelism.threads = saved }
+        for threads in [1, 2] {
+            Parallelism.threads = threads
+            for model in [ModelKind.cifarLeNet, .lenet5] {
+                let net = try model.make(seed: 4)
+                let n = 5 * Network.inferenceChunk * threads + 3, size = net.inputShape.count
+                let x = FixedValues.values(n * size, salt: 90 + threads, bound: 1)
+                let inPlace = try logits(net, x, n, infer: true)
+                var asked: [Range<Int>] = []
+                let y = try net.infer(batch: n) { chunk, input in
+                    asked.append(chunk)
+                    for j in 0..<chunk.count * size { input[j] = x[chunk.lowerBound * size + j] }
+                }
+                XCTAssertEqual(Array(UnsafeBufferPointer(start: y, count: n * net.outputShape.count)), inPlace, "\(model), \(threads) thread(s)")
+                XCTAssertEqual(asked.map(\.lowerBound), Array(stride(from: 0, to: n, by: Network.inferenceChunk * threads)))
+                XCTAssertEqual(asked.map(\.count).reduce(0, +), n)
+            }
+        }
+    }
+
     private func logits(_ net: Network, _ x: [Float], _ n: Int, infer: Bool) throws -> [Float] {
         try net.reserve(batch: n, backward: false)
         _ = try net.input(batch: n).update(fromContentsOf: x)
