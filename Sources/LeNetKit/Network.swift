@@ -13,6 +13,15 @@ import Dispatch
 /// network.backward(batch: n)
 /// optimizer.step()
 /// ```
+///
+/// The pointers and buffer views it hands out (`input(batch:)`,
+/// `forward(batch:)`, `infer(batch:)`, `activation(after:)`,
+/// `outputGradient(batch:)`, `inputGradient`) point into buffers the network
+/// owns. Each stays valid, and keeps its contents until the next pass
+/// writes them, until the network reallocates that buffer: a `reserve`,
+/// `input(batch:)` or `outputGradient(batch:)` for a batch larger than
+/// `capacity` (or, for the gradients, `backwardCapacity`), or the network's
+/// release. Read the logits or copy them before asking for a larger batch.
 public final class Network {
     /// The shape of one input sample.
     public let inputShape: FeatureShape

@@ -1,5 +1,5 @@
 import XCTest
-@testable import LeNetKit
+@_spi(Benchmarks) @testable import LeNetKit
 
 final class GEMMTests: XCTestCase {
     /// The BLAS wrapper against the triple loop, for all four transpose

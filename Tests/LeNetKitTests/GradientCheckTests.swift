@@ -255,5 +255,13 @@ final class GradientCheckTests: XCTestCase {
         XCTAssertThrowsError(try loss.forward(logits, [0, 2], batch: 2)) { error in
             XCTAssertEqual("\(error)", "loss: label 2 of sample 1 is outside 0..<2")
         }
+        // The array form: the same loss, bitwise (the same sums), and the same errors.
+        XCTAssertEqual(try loss.forward(logits, labels: [1, 0]), value)
+        XCTAssertThrowsError(try loss.forward(logits, labels: [0, -1])) { error in
+            XCTAssertEqual("\(error)", "loss: label -1 of sample 1 is outside 0..<2")
+        }
+        XCTAssertThrowsError(try loss.forward(logits, labels: [Int(Int32.max) + 1, 0])) { error in
+            XCTAssertEqual("\(error)", "loss: label 2147483648 of sample 0 is outside 0..<2")
+        }
     }
 }

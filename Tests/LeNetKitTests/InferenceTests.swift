@@ -1,5 +1,5 @@
 import XCTest
-@testable import LeNetKit
+@_spi(Benchmarks) @testable import LeNetKit
 
 /// The forward-only path (`Network.infer`): its kernels against the
 /// definition, its steps against the layers they replace, and its logits

@@ -1,5 +1,5 @@
 import XCTest
-@testable import LeNetKit
+@_spi(Benchmarks) @testable import LeNetKit
 import CKernels
 
 /// A convolution's backward pass run through the 2×2 max pool after it

@@ -5,7 +5,7 @@ import Benchmark
 import CBLASBench
 import Dispatch
 import Foundation
-import LeNetKit
+@_spi(Benchmarks) import LeNetKit
 
 /// BLIS's cblas_sgemm, loaded at run time beside OpenBLAS (both export the
 /// same symbol, so one binary cannot link both): Debian's libblis-dev.

@@ -8,7 +8,7 @@ import CBLAS
 #endif
 
 /// Whether a gemm operand is used as stored or transposed.
-public enum Transpose: Sendable {
+@_spi(Benchmarks) public enum Transpose: Sendable {
     case none
     case transposed
 }
@@ -31,8 +31,7 @@ public enum Transpose: Sendable {
 ///   - a, b: the operands.
 ///   - beta: the scale of the existing `c`; 0 overwrites, 1 accumulates.
 ///   - c: the result, (M, N).
-@inlinable
-public func gemm(
+@_spi(Benchmarks) public func gemm(
     _ transA: Transpose, _ transB: Transpose,
     m: Int, n: Int, k: Int,
     alpha: Float = 1,
@@ -48,13 +47,11 @@ public func gemm(
 
 /// The row strides of A, B and C: as given, or the tight layout of the
 /// stored (not transposed) matrices.
-@inlinable
 func leadingDimensions(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
                        _ lda: Int?, _ ldb: Int?, _ ldc: Int?) -> (Int, Int, Int) {
     (lda ?? (transA == .none ? k : m), ldb ?? (transB == .none ? n : k), ldc ?? n)
 }
 
-@usableFromInline
 func blasSgemm(
     _ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int,
     _ alpha: Float, _ a: UnsafePointer<Float>, _ lda: Int,
@@ -72,7 +69,7 @@ func blasSgemm(
 
 /// The reference for `gemm`: a plain triple loop in the same conventions,
 /// accumulated in Double. Tests hold the BLAS path against it.
-public func gemmNaive(
+@_spi(Benchmarks) public func gemmNaive(
     _ transA: Transpose, _ transB: Transpose,
     m: Int, n: Int, k: Int,
     alpha: Float = 1,

@@ -4,7 +4,7 @@
 /// `gemm`'s contract in plain Swift: operands are packed into row-major
 /// A (M, K) and B (K, N) panels, then 4×16 tiles of C are accumulated in
 /// SIMD registers over K blocks that stay in cache.
-public func gemmSwift(
+@_spi(Benchmarks) public func gemmSwift(
     _ transA: Transpose, _ transB: Transpose,
     m: Int, n: Int, k: Int,
     alpha: Float = 1,

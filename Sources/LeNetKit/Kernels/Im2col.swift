@@ -1,13 +1,13 @@
 // im2col / col2im: the data movement that turns a convolution into a gemm.
 
 /// The geometry of a 2-D convolution or pooling window over one sample.
-public struct ConvGeometry: Sendable, Equatable {
+struct ConvGeometry: Sendable, Equatable {
     /// The input sample's shape (C, H, W).
-    public var channels: Int, height: Int, width: Int
+    var channels: Int, height: Int, width: Int
     /// The window's rows and columns (KH, KW).
-    public var kernelH: Int, kernelW: Int
+    var kernelH: Int, kernelW: Int
     /// The step between windows, and the zeros added on each side.
-    public var stride: Int, padding: Int
+    var stride: Int, padding: Int
 
     /// - Parameters:
     ///   - channels: C.
@@ -17,7 +17,7 @@ public struct ConvGeometry: Sendable, Equatable {
     ///   - kernelW: KW.
     ///   - stride: the step between windows (> 0).
     ///   - padding: zeros added on each side (≥ 0).
-    public init(channels: Int, height: Int, width: Int,
+    init(channels: Int, height: Int, width: Int,
                 kernelH: Int, kernelW: Int, stride: Int = 1, padding: Int = 0) {
         self.channels = channels
         self.height = height
@@ -29,13 +29,13 @@ public struct ConvGeometry: Sendable, Equatable {
     }
 
     /// Output rows: (H + 2·padding − KH) / stride + 1.
-    public var outH: Int { (height + 2 * padding - kernelH) / stride + 1 }
+    var outH: Int { (height + 2 * padding - kernelH) / stride + 1 }
     /// Output columns: (W + 2·padding − KW) / stride + 1.
-    public var outW: Int { (width + 2 * padding - kernelW) / stride + 1 }
+    var outW: Int { (width + 2 * padding - kernelW) / stride + 1 }
     /// Output positions per channel: OH·OW.
-    public var positions: Int { outH * outW }
+    var positions: Int { outH * outW }
     /// Rows of the column matrix: C·KH·KW.
-    public var patch: Int { channels * kernelH * kernelW }
+    var patch: Int { channels * kernelH * kernelW }
 }
 
 /// Unfolds one sample into columns.
@@ -47,7 +47,7 @@ public struct ConvGeometry: Sendable, Equatable {
 ///   - cols: (C·KH·KW, OH·OW), rows `ld` apart (default OH·OW; a batch
 ///     laid side by side as (C·KH·KW, N·OH·OW) uses ld = N·OH·OW).
 ///   - x: (C, H, W)
-public func im2col(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ g: ConvGeometry, ld: Int? = nil) {
+func im2col(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ g: ConvGeometry, ld: Int? = nil) {
     let oh = g.outH, ow = g.outW, P = ld ?? oh * ow
     if g.stride == 1 && g.padding == 0 {
         im2colUnitStride(cols, x, g, ld: P)
@@ -121,7 +121,7 @@ private func im2colLines(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafePointer
 /// - Parameters:
 ///   - x: (C, H, W)
 ///   - cols: (C·KH·KW, OH·OW), rows `ld` apart (default OH·OW).
-public func col2im(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>, _ g: ConvGeometry, ld: Int? = nil) {
+func col2im(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>, _ g: ConvGeometry, ld: Int? = nil) {
     x.update(repeating: 0, count: g.channels * g.height * g.width)
     let oh = g.outH, ow = g.outW, P = ld ?? oh * ow
     if g.stride == 1 && g.padding == 0 {
@@ -192,7 +192,7 @@ private func col2imLines(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafePointer
 ///   - x: (N, C, H, W)
 ///   - w: (OC, C, KH, KW)
 ///   - b: (OC)
-public func conv2dForwardNaive(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+func conv2dForwardNaive(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                                _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                                batch: Int, outChannels OC: Int, _ g: ConvGeometry) {
     let C = g.channels, H = g.height, W = g.width, OH = g.outH, OW = g.outW
@@ -227,7 +227,7 @@ public func conv2dForwardNaive(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePoin
 ///   - dy: (N, OC, OH, OW)
 ///   - x: (N, C, H, W)
 ///   - w: (OC, C, KH, KW)
-public func conv2dBackwardNaive(_ dx: UnsafeMutablePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
+func conv2dBackwardNaive(_ dx: UnsafeMutablePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
                                 _ db: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
                                 _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                                 batch: Int, outChannels OC: Int, _ g: ConvGeometry) {

@@ -203,7 +203,7 @@ extension PartialConv2D: KernelDescribing {
 ///   - w: (OC, C, KH, KW)
 ///   - b: (OC)
 ///   - table: `table[oc]`, the input maps of output map `oc`.
-public func partialConv2dForwardNaive(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+func partialConv2dForwardNaive(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                                       _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                                       batch: Int, table: [[Int]], _ g: ConvGeometry) {
     let C = g.channels, H = g.height, W = g.width, KH = g.kernelH, KW = g.kernelW
@@ -237,7 +237,7 @@ public func partialConv2dForwardNaive(_ y: UnsafeMutablePointer<Float>, _ x: Uns
 ///   - dy: (N, OC, OH, OW)
 ///   - x: (N, C, H, W)
 ///   - w: (OC, C, KH, KW)
-public func partialConv2dBackwardNaive(_ dx: UnsafeMutablePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
+func partialConv2dBackwardNaive(_ dx: UnsafeMutablePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
                                        _ db: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
                                        _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                                        batch: Int, table: [[Int]], _ g: ConvGeometry) {

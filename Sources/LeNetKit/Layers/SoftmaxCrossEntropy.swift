@@ -59,6 +59,19 @@ public final class SoftmaxCrossEntropy {
         return Float(total / Double(max(n, 1)))
     }
 
+    /// `forward(_:_:batch:)` with the labels as a Swift array: the batch is
+    /// `labels.count`, and `logits` holds (N, K) for it.
+    /// - Throws: `LeNetError` when a label is out of range.
+    public func forward(_ logits: UnsafePointer<Float>, labels: [Int]) throws -> Float {
+        let targets = try labels.enumerated().map { s, label in
+            guard label >= 0 && label < classes else {
+                throw LeNetError("label \(label) of sample \(s) is outside 0..<\(classes)", subject: "loss")
+            }
+            return Int32(label)
+        }
+        return try forward(logits, targets, batch: labels.count)
+    }
+
     /// Writes the gradient of the mean loss with respect to the logits.
     /// - Parameters:
     ///   - dlogits: (N, K)
