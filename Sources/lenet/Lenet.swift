@@ -17,7 +17,7 @@ struct Lenet: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch let error as LeNetError {
-            printError("lenet: error: \(error)")
+            printError("lenet: error: \(namingFlags(error))")
             Foundation.exit(1)
         } catch {
             // --help and --version print as usual; a usage error becomes
@@ -30,6 +30,22 @@ struct Lenet: ParsableCommand {
             Foundation.exit(1)
         }
     }
+}
+
+/// The library's errors name the option a bad value was given in
+/// (`TrainingOptions.batchSize`); on the command line that value came from
+/// a flag, so the line names the flag.
+let flagsOfOptions: [(option: String, flag: String)] = [
+    ("TrainingOptions.epochs", "--epochs"), ("TrainingOptions.batchSize", "--batch-size"),
+    ("TrainingOptions.learningRate", "--lr"), ("TrainingOptions.momentum", "--momentum"),
+    ("TrainingOptions.weightDecay", "--weight-decay"), ("TrainingOptions.stepEpochs", "--step-epochs"),
+    ("TrainingOptions.stepGamma", "--step-gamma"), ("Augmentation.padding", "--augment"),
+    ("evaluate(batchSize:)", "--batch-size"), ("classify(top:)", "--top"),
+]
+
+/// `error` with each option it names replaced by its flag.
+func namingFlags(_ error: LeNetError) -> String {
+    flagsOfOptions.reduce(error.description) { line, pair in line.replacingOccurrences(of: pair.option, with: pair.flag) }
 }
 
 /// "OpenBLAS (Haswell kernels)", "BLIS": the BLAS and, for OpenBLAS, the

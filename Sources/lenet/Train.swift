@@ -137,45 +137,44 @@ struct Train: ParsableCommand {
 
         let progress = ProgressDisplay()
         var records: [TrainingReport.EpochRecord] = []
-        while trainer.epoch < epochs {
-            if interrupt.isRequested { try stop(trainer) }
-            let result = try trainer.trainEpoch(progress: progress.update, shouldStop: { interrupt.isRequested })
-            guard result.isComplete else { try stop(trainer) }
-            // At the training batch size, evaluation reuses the training buffers.
-            let evaluation = try network.evaluate(on: test, normalization: trainer.options.normalization, batchSize: batchSize,
-                                                  misclassifiedLimit: report == nil ? 0 : TrainingReport.defaultSampleCount)
-            if let output { try trainer.saveCheckpoint(to: output) }
-            printNow(String(format: "epoch %d/%d  train loss %.4f  train accuracy %.2f%%  test accuracy %.2f%%  %.0f images/s  %.1f s",
-                            result.epoch, epochs, result.loss, result.accuracy * 100, evaluation.accuracy * 100,
-                            result.imagesPerSecond, result.seconds))
-            if let report {
-                records.append(TrainingReport.EpochRecord(result: result, evaluation: evaluation))
-                try TrainingReport(trainer: trainer, test: test, epochs: records, evaluation: evaluation).write(directory: report)
-            }
-            if let logJSON {
-                let record: [String: Any] = [
-                    "epoch": result.epoch, "train_loss": result.loss, "train_accuracy": result.accuracy,
-                    "test_accuracy": evaluation.accuracy,
-                    "test_loss": evaluation.loss, "images_per_second": result.imagesPerSecond, "seconds": result.seconds,
-                    "images_seen": trainer.imagesSeen,
-                ]
-                try appendJSONLine(record, to: logJSON)
-            }
-        }
+        let outcome = try trainer.fit(
+            epochs: epochs, test: test, checkpoint: output,
+            misclassifiedLimit: report == nil ? 0 : TrainingReport.defaultSampleCount,
+            progress: progress.update,
+            epochEnd: { epoch in
+                let result = epoch.result, accuracy = epoch.evaluation?.accuracy ?? 0
+                printNow(String(format: "epoch %d/%d  train loss %.4f  train accuracy %.2f%%  test accuracy %.2f%%  %.0f images/s  %.1f s",
+                                result.epoch, epochs, result.loss, result.accuracy * 100, accuracy * 100,
+                                result.imagesPerSecond, result.seconds))
+                if let report, let evaluation = epoch.evaluation {
+                    records.append(TrainingReport.EpochRecord(result: result, evaluation: evaluation))
+                    try TrainingReport(trainer: trainer, test: test, epochs: records, evaluation: evaluation).write(directory: report)
+                }
+                if let logJSON {
+                    let record: [String: Any] = [
+                        "epoch": result.epoch, "train_loss": result.loss, "train_accuracy": result.accuracy,
+                        "test_accuracy": accuracy,
+                        "test_loss": epoch.evaluation?.loss ?? 0, "images_per_second": result.imagesPerSecond,
+                        "seconds": result.seconds, "images_seen": trainer.imagesSeen,
+                    ]
+                    try appendJSONLine(record, to: logJSON)
+                }
+            },
+            shouldStop: { interrupt.isRequested })
+        if outcome == .stopped { stopped(trainer) }
         if let output { printError("wrote \(output) (and \(Checkpoint.statePath(for: output)))") }
         if let report { printError("wrote \(report)/index.html") }
         printError(plan.report)
     }
 
-    /// After Ctrl-C: saves where training stopped (mid-epoch included) to
-    /// --output, says how to resume, and exits with status 130.
-    private func stop(_ trainer: Trainer) throws -> Never {
+    /// After Ctrl-C (`fit` has saved the position to --output): says where
+    /// training stopped and how to resume, and exits with status 130.
+    private func stopped(_ trainer: Trainer) -> Never {
         let steps = (trainer.dataset.count + batchSize - 1) / batchSize
         let position = trainer.stepInEpoch > 0
             ? "in epoch \(trainer.epoch + 1) after step \(trainer.stepInEpoch) of \(steps)"
             : trainer.epoch > 0 ? "after epoch \(trainer.epoch)" : "before the first step"
         if let output {
-            try trainer.saveCheckpoint(to: output)
             printError("interrupted \(position); wrote \(output) (and \(Checkpoint.statePath(for: output))). To resume:")
             printError("  " + resumeCommand(output: output))
         } else {

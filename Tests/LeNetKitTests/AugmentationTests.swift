@@ -177,7 +177,7 @@ final class AugmentationTests: XCTestCase {
     func testBadPaddingIsAnError() throws {
         var opts = TrainingOptions()
         opts.augmentation = Augmentation(padding: 40)
-        assertError("--augment", "0...32") {
+        assertError("Augmentation.padding", "0...32") {
             try Trainer(network: try TrainingTests.smallNetwork(), dataset: try TrainingTests.squares(count: 10, seed: 1), options: opts)
         }
     }

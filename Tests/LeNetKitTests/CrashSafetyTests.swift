@@ -305,7 +305,7 @@ final class CrashSafetyTests: XCTestCase {
         try trainer.saveCheckpoint(to: path)
         let other = try Trainer(network: try TrainingTests.smallNetwork(), dataset: data, options: options(batch: 10))
         assertError("ck.safetensors.state", "interrupted 2 steps into an epoch of batch size 16 over 90 images",
-                    "--batch-size", "this run: batch size 10, 90 images") { try other.resume(from: path) }
+                    "TrainingOptions.batchSize", "this run: batch size 10, 90 images") { try other.resume(from: path) }
         let fewer = try Trainer(network: try TrainingTests.smallNetwork(), dataset: data.prefix(80), options: options())
         assertError("ck.safetensors.state", "over 90 images", "80 images") { try fewer.resume(from: path) }
     }

@@ -95,7 +95,7 @@ final class PredictTests: XCTestCase {
         for (a, b) in zip(results[test.count], results[0]) {
             XCTAssertEqual(a.probability, b.probability, accuracy: 2 * probabilityBound, "two positions, each within the bound")
         }
-        assertError("--top") { try classifier.classify(images, top: 0) }
+        assertError("classify(top:)") { try classifier.classify(images, top: 0) }
         XCTAssertEqual(try classifier.classify(images, top: 50)[0].count, 10)
     }
 

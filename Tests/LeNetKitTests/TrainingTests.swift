@@ -104,6 +104,48 @@ final class TrainingTests: XCTestCase {
         }
     }
 
+    /// `fit`, the loop `lenet train` runs: stopped mid-epoch (the position
+    /// saved), resumed by new objects and fitted on, it ends with the weights
+    /// of a fit that never stopped, to the bit; each epoch's end sees its
+    /// evaluation, which is the network's own evaluation after that epoch.
+    func testFitStoppedAndResumedIsBitwiseOneFit() throws {
+        let dir = try temporaryDirectory(self)
+        let data = try Self.squares(count: 90, seed: 1), test = try Self.squares(count: 40, seed: 2)
+        let opts = options(epochs: 3, batch: 16)  // 6 steps an epoch
+        let straight = try Self.smallNetwork()
+        let t1 = try Trainer(network: straight, dataset: data, options: opts)
+        var seen: [FitEpoch] = []
+        XCTAssertEqual(try t1.fit(test: test, epochEnd: { seen.append($0) }), .finished)
+        XCTAssertEqual(seen.map(\.result.epoch), [1, 2, 3])
+        XCTAssertEqual(seen.map(\.result.images), [90, 90, 90])
+        XCTAssertEqual(seen.last?.evaluation?.correct, try straight.evaluate(on: test, normalization: opts.normalization).correct)
+        XCTAssertEqual(seen.last?.evaluation?.count, 40)
+        XCTAssertEqual(try t1.fit(test: test, epochEnd: { _ in XCTFail("no epoch is left") }), .finished)
+
+        let path = dir.appendingPathComponent("fit.safetensors").path
+        let first = try Self.smallNetwork()
+        let t2 = try Trainer(network: first, dataset: data, options: opts)
+        var asked = 0
+        // Asked before each epoch and each step: 1 + 6 in epoch 1, then 1 + 3
+        // for epoch 2's first three steps; the 12th ask stops it after them.
+        XCTAssertEqual(try t2.fit(test: test, checkpoint: path, shouldStop: { asked += 1; return asked == 12 }), .stopped)
+        XCTAssertEqual(t2.epoch, 1)
+        XCTAssertEqual(t2.stepInEpoch, 3)
+
+        let resumed = try Self.smallNetwork(seed: 99)
+        let t3 = try Trainer(network: resumed, dataset: data, options: opts)
+        try t3.resume(from: path)
+        XCTAssertEqual(t3.epoch, 1)
+        XCTAssertEqual(t3.stepInEpoch, 3)
+        var ends: [Int] = []
+        XCTAssertEqual(try t3.fit(test: test, checkpoint: path, epochEnd: { ends.append($0.result.epoch) }), .finished)
+        XCTAssertEqual(ends, [2, 3])
+        XCTAssertEqual(Array(resumed.parameters.values), Array(straight.parameters.values))
+        // The checkpoint written after the last epoch holds those weights.
+        XCTAssertEqual(try SafetensorsFile.read(path: path)["fc1.weight"]?.values, straight.parameters.values(of: "fc1.weight"))
+        XCTAssertThrowsError(try t3.fit(epochs: 0)) { XCTAssertEqual("\($0)", "fit(epochs:): must be > 0, got 0") }
+    }
+
     func testCheckpointIsAPyTorchStateDict() throws {
         let dir = try temporaryDirectory(self)
         let path = dir.appendingPathComponent("model.safetensors").path
@@ -204,23 +246,23 @@ final class TrainingTests: XCTestCase {
         o.optimizer = .sgd
         o.learningRate = 1e30
         let trainer = try Trainer(network: try Self.smallNetwork(), dataset: data, options: o)
-        assertError("training", "at epoch 1, step", "lower --lr") { try trainer.trainEpoch() }
+        assertError("training", "at epoch 1, step", "lower TrainingOptions.learningRate") { try trainer.trainEpoch() }
     }
 
-    func testBadOptionsNameTheFlag() throws {
+    func testBadOptionsNameTheOption() throws {
         let data = try Self.squares(count: 10, seed: 1)
         var o = options()
         o.batchSize = 0
-        assertError("--batch-size", "must be > 0, got 0") { try Trainer(network: try Self.smallNetwork(), dataset: data, options: o) }
+        assertError("TrainingOptions.batchSize", "must be > 0, got 0") { try Trainer(network: try Self.smallNetwork(), dataset: data, options: o) }
         o = options()
         o.learningRate = -0.1
-        assertError("--lr", "positive", "-0.1") { try Trainer(network: try Self.smallNetwork(), dataset: data, options: o) }
+        assertError("TrainingOptions.learningRate", "positive", "-0.1") { try Trainer(network: try Self.smallNetwork(), dataset: data, options: o) }
         o = options()
         o.epochs = 0
-        assertError("--epochs") { try o.validate() }
+        assertError("TrainingOptions.epochs") { try o.validate() }
         o = options()
         o.momentum = 1.5
-        assertError("--momentum") { try o.validate() }
+        assertError("TrainingOptions.momentum") { try o.validate() }
         // A dataset whose images do not fit the model.
         let gray = try Self.squares(count: 10, channels: 1, seed: 1)
         assertError("squares", "1×32×32", "3×32×32") { try Trainer(network: try Self.smallNetwork(), dataset: gray, options: options()) }

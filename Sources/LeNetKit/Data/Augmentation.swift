@@ -69,7 +69,7 @@ public struct Augmentation: Sendable, Equatable {
     /// - Throws: `LeNetError` when the padding is negative or larger than the image.
     public func validate(height: Int, width: Int) throws {
         guard padding >= 0, padding <= min(height, width) else {
-            throw LeNetError("padding must be in 0...\(min(height, width)), got \(padding)", subject: "--augment")
+            throw LeNetError("padding must be in 0...\(min(height, width)), got \(padding)", subject: "Augmentation.padding")
         }
     }
 

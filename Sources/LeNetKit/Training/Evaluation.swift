@@ -81,7 +81,7 @@ extension Network {
             throw LeNetError("it has \(dataset.classNames.count) classes, the model predicts \(K)", subject: dataset.name)
         }
         let normalization = try normalization.validated(channels: dataset.channels)
-        guard batchSize > 0 else { throw LeNetError("must be > 0, got \(batchSize)", subject: "--batch-size") }
+        guard batchSize > 0 else { throw LeNetError("must be > 0, got \(batchSize)", subject: "evaluate(batchSize:)") }
         let batch = min(batchSize, max(dataset.count, 1))
         // Each thread runs a contiguous part of every batch through its own
         // replica; the parts' predictions are then read back in sample order.

@@ -76,7 +76,7 @@ public final class Classifier {
     ///   - top: how many classes to return per image (at most the number of classes).
     /// - Throws: `LeNetError` when `top` is not positive.
     public func classify(_ images: [PixelImage], top: Int = 3) throws -> [[ClassScore]] {
-        guard top > 0 else { throw LeNetError("must be > 0, got \(top)", subject: "--top") }
+        guard top > 0 else { throw LeNetError("must be > 0, got \(top)", subject: "classify(top:)") }
         guard !images.isEmpty else { return [] }
         let shape = network.inputShape
         guard shape.channels == 1 || shape.channels == 3 else {

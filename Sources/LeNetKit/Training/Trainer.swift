@@ -65,22 +65,23 @@ public struct TrainingOptions: Sendable {
         }
     }
 
-    /// Checks every value, naming the flag that sets it.
+    /// Checks every value, naming the option (`TrainingOptions.batchSize`);
+    /// `lenet` reports its own flag for it instead.
     public func validate() throws {
-        guard epochs > 0 else { throw LeNetError("must be > 0, got \(epochs)", subject: "--epochs") }
-        guard batchSize > 0 else { throw LeNetError("must be > 0, got \(batchSize)", subject: "--batch-size") }
+        guard epochs > 0 else { throw LeNetError("must be > 0, got \(epochs)", subject: "TrainingOptions.epochs") }
+        guard batchSize > 0 else { throw LeNetError("must be > 0, got \(batchSize)", subject: "TrainingOptions.batchSize") }
         guard learningRate.isFinite, learningRate > 0 else {
-            throw LeNetError("must be a positive number, got \(learningRate)", subject: "--lr")
+            throw LeNetError("must be a positive number, got \(learningRate)", subject: "TrainingOptions.learningRate")
         }
         guard momentum.isFinite, momentum >= 0, momentum < 1 else {
-            throw LeNetError("must be in [0, 1), got \(momentum)", subject: "--momentum")
+            throw LeNetError("must be in [0, 1), got \(momentum)", subject: "TrainingOptions.momentum")
         }
         guard weightDecay.isFinite, weightDecay >= 0 else {
-            throw LeNetError("must be ≥ 0, got \(weightDecay)", subject: "--weight-decay")
+            throw LeNetError("must be ≥ 0, got \(weightDecay)", subject: "TrainingOptions.weightDecay")
         }
-        guard stepEpochs > 0 else { throw LeNetError("must be > 0, got \(stepEpochs)", subject: "--step-epochs") }
+        guard stepEpochs > 0 else { throw LeNetError("must be > 0, got \(stepEpochs)", subject: "TrainingOptions.stepEpochs") }
         guard stepGamma.isFinite, stepGamma > 0, stepGamma <= 1 else {
-            throw LeNetError("must be in (0, 1], got \(stepGamma)", subject: "--step-gamma")
+            throw LeNetError("must be in (0, 1], got \(stepGamma)", subject: "TrainingOptions.stepGamma")
         }
     }
 }
@@ -327,7 +328,7 @@ public final class Trainer {
             let batch = order[batch: b]
             let value = try step(batch)
             guard value.isFinite else {
-                throw LeNetError("the loss became \(value) at epoch \(epoch + 1), step \(b + 1) of \(steps); lower --lr", subject: "training")
+                throw LeNetError("the loss became \(value) at epoch \(epoch + 1), step \(b + 1) of \(steps); lower TrainingOptions.learningRate", subject: "training")
             }
             epochLossSum += Double(value) * Double(batch.count)
             epochImages += batch.count
@@ -409,7 +410,7 @@ public final class Trainer {
             try SafetensorsFile(tensors: state, metadata: meta).write(path: Checkpoint.statePath(for: path))
             try Checkpoint.saveWeights(network, to: path, metadata: metadata)
         } catch let error as LeNetError where hadCheckpoint {
-            throw LeNetError(error.message + "; \(path) still holds the previous checkpoint, which --resume continues from",
+            throw LeNetError(error.message + "; \(path) still holds the previous checkpoint, which a resume continues from",
                              subject: error.subject)
         }
     }
@@ -458,7 +459,7 @@ public final class Trainer {
             guard state.metadata["batch_size"] == "\(options.batchSize)", state.metadata["examples"] == "\(dataset.count)",
                   savedStep < batches else {
                 throw LeNetError("was interrupted \(savedStep) steps into an epoch of batch size \(state.metadata["batch_size"] ?? "?") "
-                    + "over \(state.metadata["examples"] ?? "?") images; resume it with the same --batch-size and --limit "
+                    + "over \(state.metadata["examples"] ?? "?") images; resume it with the same TrainingOptions.batchSize and training images "
                     + "(this run: batch size \(options.batchSize), \(dataset.count) images)", subject: statePath)
             }
             let numbers = (state.metadata["epoch_running"] ?? "").split(separator: ",").compactMap { UInt64($0, radix: 16) }

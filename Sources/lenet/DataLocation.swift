@@ -1,12 +1,15 @@
 import Foundation
+import LeNetKit
 
-/// Finds the dataset a command should use.
-public enum DataLocation {
+/// Finds the dataset a command should use: `--data` and `--dataset`, or
+/// what ./data holds. (The command line's, not the library's: a library
+/// user passes a directory to `DatasetKind.load`.)
+enum DataLocation {
     /// Where `lenet` looks when no `--data` is given.
-    public static let defaultDirectory = "data"
+    static let defaultDirectory = "data"
 
     /// What to do when no data is found: how to get CIFAR-10 and Fashion-MNIST.
-    public static let howToGetData = """
+    static let howToGetData = """
         no dataset found in ./data. Get CIFAR-10 (binary version) from \
         https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz and extract it into ./data \
         (tar xzf cifar-10-binary.tar.gz -C data, giving ./data/cifar-10-batches-bin/), or install \
@@ -19,7 +22,7 @@ public enum DataLocation {
     ///   - kind: `--dataset`, or nil to detect it from the files.
     /// - Throws: `LeNetError` naming the directory when it is missing or
     ///   holds no dataset LeNetKit knows.
-    public static func resolve(directory: String?, kind: DatasetKind?) throws -> (directory: String, kind: DatasetKind) {
+    static func resolve(directory: String?, kind: DatasetKind?) throws -> (directory: String, kind: DatasetKind) {
         var isDirectory: ObjCBool = false
         guard let directory else {
             guard FileManager.default.fileExists(atPath: defaultDirectory, isDirectory: &isDirectory), isDirectory.boolValue,
