@@ -9,15 +9,10 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable {
 
     /// A generator whose sequence is fixed by `seed`.
     public init(seed: UInt64) {
-        var s = seed
-        func splitMix() -> UInt64 {
-            s &+= 0x9E37_79B9_7F4A_7C15
-            var z = s
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        state = (splitMix(), splitMix(), splitMix(), splitMix())
+        // SplitMix64's sequence from `seed`: each word is the mix of the
+        // seed plus 1, 2, 3, 4 times the increment.
+        func word(_ i: UInt64) -> UInt64 { splitMix64(seed &+ (i - 1) &* 0x9E37_79B9_7F4A_7C15) }
+        state = (word(1), word(2), word(3), word(4))
     }
 
     /// A generator restored from a saved `state`.
@@ -58,4 +53,14 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable {
     }
 
     private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
+}
+
+/// One step of SplitMix64 from `value`: the increment added, then its
+/// finalizer, a bijective mix of 64 bits. It seeds `SeededGenerator` and
+/// draws each image's augmentation (`Augmentation`).
+func splitMix64(_ value: UInt64) -> UInt64 {
+    var z = value &+ 0x9E37_79B9_7F4A_7C15
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
 }

@@ -73,13 +73,8 @@ public struct Augmentation: Sendable, Equatable {
         }
     }
 
-    /// SplitMix64's finalizer: a bijective mix of 64 bits.
-    static func mix(_ value: UInt64) -> UInt64 {
-        var z = value &+ 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    /// SplitMix64's step (Random.swift): a bijective mix of 64 bits.
+    static func mix(_ value: UInt64) -> UInt64 { splitMix64(value) }
 }
 
 extension ImageDataset {

@@ -1,5 +1,5 @@
-// gzip decoding for the MNIST files, which are distributed as .gz. The only
-// file in LeNetKit that talks to zlib.
+// gzip decoding for the MNIST files, which are distributed as .gz. One of
+// the two files that talk to zlib (PNG.swift is the other).
 import CZlib
 
 /// Decodes gzip (and zlib) streams in memory.

@@ -1,7 +1,7 @@
 // The in-memory form of every dataset LeNetKit reads: images kept as the
 // bytes the files hold, normalized to Float one batch at a time. Bytes are a
 // quarter of the size of floats (CIFAR-10 train: 150 MB instead of 600 MB),
-// and normalizing 64 images per step costs nothing next to the convolutions.
+// and normalizing one batch's images costs little next to the convolutions.
 import Foundation
 
 /// Which half of a dataset to load.

@@ -84,7 +84,7 @@ public enum ONNXExport {
     /// half-written model and keeps the file that was there.
     /// - Throws: `LeNetError` naming the layer (see `encode`) or the file.
     public static func write(_ network: Network, metadata: Metadata, to path: String) throws {
-        try SafetensorsIO.writeAtomically(try encode(network, metadata: metadata), to: path)
+        try FileIO.writeAtomically(try encode(network, metadata: metadata), to: path)
     }
 
     /// A float tensor's ValueInfoProto; a String dimension is symbolic.

@@ -133,11 +133,8 @@ public struct TrainingReport: Sendable {
             throw LeNetError("cannot create the directory: \(error.localizedDescription)", subject: directory)
         }
         let path = (directory as NSString).appendingPathComponent("index.html")
-        do {
-            try Data(html().utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            throw LeNetError("cannot write: \(error.localizedDescription)", subject: path)
-        }
+        // Flushed to disk before it replaces the previous page, as checkpoints are.
+        try FileIO.writeAtomically(Array(html().utf8), to: path)
         return path
     }
 
