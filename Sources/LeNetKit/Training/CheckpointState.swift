@@ -27,6 +27,20 @@ extension Checkpoint.Key {
     public static let epochStep = "epoch_step"
     /// In a state file: the digest of the weights it belongs with.
     public static let weightsDigest = "weights_digest"
+    /// In a state file: the optimizer, a `TrainingOptions.OptimizerKind` raw value.
+    public static let optimizer = "optimizer"
+    /// In a state file: the shuffling generator's four words (hexadecimal,
+    /// comma-separated) at the start of the epoch under way, or after the
+    /// last one finished.
+    public static let shuffleState = "shuffle_state"
+    /// In a state file written mid-epoch: the batch size of that epoch.
+    public static let batchSize = "batch_size"
+    /// In a state file written mid-epoch: the number of training images.
+    public static let examples = "examples"
+    /// In a state file written mid-epoch: the epoch's running loss sum
+    /// (a Double's bits), images, correct and seconds (a Double's bits), in
+    /// hexadecimal, comma-separated.
+    public static let epochRunning = "epoch_running"
 }
 
 extension Checkpoint {

@@ -1,131 +1,6 @@
 import Dispatch
 import Foundation
 
-/// How to train: the seed's recipe by default (Adam 1e-3, batch 36, 10 epochs).
-public struct TrainingOptions: Sendable {
-    /// The optimizer: `Adam` with L2 weight decay (`adam`), `Adam` with decoupled
-    /// weight decay, as `torch.optim.AdamW` (`adamw`), or `SGD` with momentum (`sgd`).
-    public enum OptimizerKind: String, Sendable, CaseIterable { case adam, adamw, sgd }
-
-    /// How the learning rate changes over training, step by step.
-    public enum Schedule: String, Sendable, CaseIterable {
-        /// The same rate throughout (the seed's recipe).
-        case constant
-        /// Multiplied by `stepGamma` every `stepEpochs` epochs.
-        case step
-        /// Cosine annealing from the rate to 0 over all epochs' steps:
-        /// lr·½(1 + cos(π·t/T)).
-        case cosine
-    }
-
-    /// Epochs to train in all (a resumed run counts the ones already done).
-    public var epochs = 10
-    /// Images per optimizer step.
-    public var batchSize = 36
-    /// Which optimizer updates the weights.
-    public var optimizer = OptimizerKind.adam
-    /// The learning rate at step 0; `schedule` changes it from there.
-    public var learningRate: Float = 1e-3
-    /// SGD's momentum (ignored by Adam and AdamW).
-    public var momentum: Float = 0.9
-    /// L2 weight decay added to the gradient (Adam, SGD), or AdamW's decoupled decay.
-    public var weightDecay: Float = 0
-    /// Fixes the shuffling of every epoch and the augmentation of every image.
-    public var seed: UInt64 = 0
-    /// How bytes become the network's input: `(x/255 − mean[c]) / std[c]`.
-    public var normalization = Normalization.half
-    /// How the learning rate changes over training.
-    public var schedule = Schedule.constant
-    /// For `.step`: epochs between decays.
-    public var stepEpochs = 10
-    /// For `.step`: the factor of each decay.
-    public var stepGamma: Float = 0.1
-    /// Random crop and flip of each training image (`--augment`), or nil for none.
-    public var augmentation: Augmentation? = nil
-
-    /// The seed's recipe: Adam 1e-3, batch 36, 10 epochs, constant rate, no augmentation.
-    public init() {}
-
-    /// The learning rate for optimizer step `t` (from 0) of a run with
-    /// `stepsPerEpoch` steps per epoch. It depends on nothing else, so a
-    /// resumed run follows the same schedule.
-    /// - Parameters:
-    ///   - t: optimizer steps taken before this one.
-    ///   - stepsPerEpoch: batches per epoch.
-    public func learningRate(atStep t: Int, stepsPerEpoch: Int) -> Float {
-        switch schedule {
-        case .constant:
-            return learningRate
-        case .step:
-            let epoch = t / max(stepsPerEpoch, 1)
-            return learningRate * pow(stepGamma, Float(epoch / max(stepEpochs, 1)))
-        case .cosine:
-            let total = Double(max(epochs * stepsPerEpoch, 1))
-            return Float(Double(learningRate) * 0.5 * (1 + cos(Double.pi * min(Double(t), total) / total)))
-        }
-    }
-
-    /// Checks every value, naming the option (`TrainingOptions.batchSize`);
-    /// `lenet` reports its own flag for it instead.
-    public func validate() throws {
-        guard epochs > 0 else { throw LeNetError("must be > 0, got \(epochs)", subject: "TrainingOptions.epochs") }
-        guard batchSize > 0 else { throw LeNetError("must be > 0, got \(batchSize)", subject: "TrainingOptions.batchSize") }
-        guard learningRate.isFinite, learningRate > 0 else {
-            throw LeNetError("must be a positive number, got \(learningRate)", subject: "TrainingOptions.learningRate")
-        }
-        guard momentum.isFinite, momentum >= 0, momentum < 1 else {
-            throw LeNetError("must be in [0, 1), got \(momentum)", subject: "TrainingOptions.momentum")
-        }
-        guard weightDecay.isFinite, weightDecay >= 0 else {
-            throw LeNetError("must be ≥ 0, got \(weightDecay)", subject: "TrainingOptions.weightDecay")
-        }
-        guard stepEpochs > 0 else { throw LeNetError("must be > 0, got \(stepEpochs)", subject: "TrainingOptions.stepEpochs") }
-        guard stepGamma.isFinite, stepGamma > 0, stepGamma <= 1 else {
-            throw LeNetError("must be in (0, 1], got \(stepGamma)", subject: "TrainingOptions.stepGamma")
-        }
-    }
-}
-
-/// What one epoch of training did.
-public struct EpochResult: Sendable {
-    /// The epoch just finished, counting from 1.
-    public var epoch: Int
-    /// Mean training loss over the epoch's batches, weighted by batch size.
-    public var loss: Double
-    /// Training images seen in the epoch.
-    public var images: Int
-    /// Wall-clock seconds the epoch took.
-    public var seconds: Double
-    /// Training throughput.
-    public var imagesPerSecond: Double { seconds > 0 ? Double(images) / seconds : 0 }
-    /// Training images whose logits ranked their own class first, counted
-    /// during the epoch (as the weights changed, and after augmentation).
-    public var correct: Int = 0
-    /// `correct / images`: the running training accuracy of the epoch.
-    public var accuracy: Double { images > 0 ? Double(correct) / Double(images) : 0 }
-    /// False when `Trainer.trainEpoch`'s `shouldStop` ended the epoch early;
-    /// the figures then cover the steps done so far.
-    public var isComplete = true
-}
-
-/// Where an epoch is, for a progress display.
-public struct StepProgress: Sendable {
-    /// The epoch running, counting from 1.
-    public var epoch: Int
-    /// Steps done in this epoch.
-    public var step: Int
-    /// Steps in the whole epoch.
-    public var steps: Int
-    /// Mean loss of the epoch so far.
-    public var runningLoss: Double
-    /// Throughput of the epoch so far.
-    public var imagesPerSecond: Double
-    /// Seconds since the epoch started.
-    public var secondsElapsed: Double
-    /// Estimated seconds left in the epoch, at the pace so far.
-    public var secondsRemaining: Double { step > 0 ? secondsElapsed / Double(step) * Double(steps - step) : 0 }
-}
-
 /// Trains a network on a dataset: shuffled mini-batches from a seeded
 /// generator, softmax cross-entropy, Adam or SGD. Each step reads top to
 /// bottom: fill the batch, forward, loss, backward, optimizer step.
@@ -392,15 +267,15 @@ public final class Trainer {
     public func saveCheckpoint(to path: String) throws {
         let weights = Checkpoint.tensors(of: network)
         var meta = metadata
-        meta["optimizer"] = options.optimizer.rawValue
+        meta[Checkpoint.Key.optimizer] = options.optimizer.rawValue
         // An epoch under way is redrawn from the generator as it was at its start.
         let s = epochDrawn ? order.epochStart.state : order.generator.state
-        meta["shuffle_state"] = [s.0, s.1, s.2, s.3].map { String($0, radix: 16) }.joined(separator: ",")
+        meta[Checkpoint.Key.shuffleState] = [s.0, s.1, s.2, s.3].map { String($0, radix: 16) }.joined(separator: ",")
         meta[Checkpoint.Key.weightsDigest] = Checkpoint.weightsDigest(weights.map(\.values))
         if stepInEpoch > 0 {
-            meta["batch_size"] = "\(options.batchSize)"
-            meta["examples"] = "\(dataset.count)"
-            meta["epoch_running"] = [epochLossSum.bitPattern, UInt64(epochImages), UInt64(epochCorrect), epochSeconds.bitPattern]
+            meta[Checkpoint.Key.batchSize] = "\(options.batchSize)"
+            meta[Checkpoint.Key.examples] = "\(dataset.count)"
+            meta[Checkpoint.Key.epochRunning] = [epochLossSum.bitPattern, UInt64(epochImages), UInt64(epochCorrect), epochSeconds.bitPattern]
                 .map { String($0, radix: 16) }.joined(separator: ",")
         }
         let state = optimizer.stateTensors().map { SafetensorsTensor(name: $0.name, shape: $0.shape, values: $0.values) }
@@ -445,10 +320,10 @@ public final class Trainer {
         }
         let digest = Checkpoint.weightsDigest(network.parameters.entries.map { weights[$0.name]?.values ?? [] })
         let (state, statePath) = try Checkpoint.matchingState(for: path, epoch: savedEpoch, step: savedStep, digest: digest)
-        guard state.metadata["optimizer"] == options.optimizer.rawValue else {
-            throw LeNetError("was written with optimizer '\(state.metadata["optimizer"] ?? "?")', this run uses '\(options.optimizer.rawValue)'", subject: statePath)
+        guard state.metadata[Checkpoint.Key.optimizer] == options.optimizer.rawValue else {
+            throw LeNetError("was written with optimizer '\(state.metadata[Checkpoint.Key.optimizer] ?? "?")', this run uses '\(options.optimizer.rawValue)'", subject: statePath)
         }
-        let words = (state.metadata["shuffle_state"] ?? "").split(separator: ",").compactMap { UInt64($0, radix: 16) }
+        let words = (state.metadata[Checkpoint.Key.shuffleState] ?? "").split(separator: ",").compactMap { UInt64($0, radix: 16) }
         guard words.count == 4, words.contains(where: { $0 != 0 }) else {
             throw LeNetError("has no valid shuffle_state (four hexadecimal words, not all zero)", subject: statePath)
         }
@@ -456,13 +331,13 @@ public final class Trainer {
         if savedStep > 0 {
             // The rest of an interrupted epoch is only the same epoch with the same batches.
             let batches = (dataset.count + options.batchSize - 1) / options.batchSize
-            guard state.metadata["batch_size"] == "\(options.batchSize)", state.metadata["examples"] == "\(dataset.count)",
+            guard state.metadata[Checkpoint.Key.batchSize] == "\(options.batchSize)", state.metadata[Checkpoint.Key.examples] == "\(dataset.count)",
                   savedStep < batches else {
-                throw LeNetError("was interrupted \(savedStep) steps into an epoch of batch size \(state.metadata["batch_size"] ?? "?") "
-                    + "over \(state.metadata["examples"] ?? "?") images; resume it with the same TrainingOptions.batchSize and training images "
+                throw LeNetError("was interrupted \(savedStep) steps into an epoch of batch size \(state.metadata[Checkpoint.Key.batchSize] ?? "?") "
+                    + "over \(state.metadata[Checkpoint.Key.examples] ?? "?") images; resume it with the same TrainingOptions.batchSize and training images "
                     + "(this run: batch size \(options.batchSize), \(dataset.count) images)", subject: statePath)
             }
-            let numbers = (state.metadata["epoch_running"] ?? "").split(separator: ",").compactMap { UInt64($0, radix: 16) }
+            let numbers = (state.metadata[Checkpoint.Key.epochRunning] ?? "").split(separator: ",").compactMap { UInt64($0, radix: 16) }
             guard numbers.count == 4, numbers[1] <= UInt64(seen), numbers[2] <= numbers[1] else {
                 throw LeNetError("has no valid epoch_running figures", subject: statePath)
             }

@@ -1,0 +1,86 @@
+import Foundation
+
+/// How to train: the seed's recipe by default (Adam 1e-3, batch 36, 10 epochs).
+public struct TrainingOptions: Sendable {
+    /// The optimizer: `Adam` with L2 weight decay (`adam`), `Adam` with decoupled
+    /// weight decay, as `torch.optim.AdamW` (`adamw`), or `SGD` with momentum (`sgd`).
+    public enum OptimizerKind: String, Sendable, CaseIterable { case adam, adamw, sgd }
+
+    /// How the learning rate changes over training, step by step.
+    public enum Schedule: String, Sendable, CaseIterable {
+        /// The same rate throughout (the seed's recipe).
+        case constant
+        /// Multiplied by `stepGamma` every `stepEpochs` epochs.
+        case step
+        /// Cosine annealing from the rate to 0 over all epochs' steps:
+        /// lr·½(1 + cos(π·t/T)).
+        case cosine
+    }
+
+    /// Epochs to train in all (a resumed run counts the ones already done).
+    public var epochs = 10
+    /// Images per optimizer step.
+    public var batchSize = 36
+    /// Which optimizer updates the weights.
+    public var optimizer = OptimizerKind.adam
+    /// The learning rate at step 0; `schedule` changes it from there.
+    public var learningRate: Float = 1e-3
+    /// SGD's momentum (ignored by Adam and AdamW).
+    public var momentum: Float = 0.9
+    /// L2 weight decay added to the gradient (Adam, SGD), or AdamW's decoupled decay.
+    public var weightDecay: Float = 0
+    /// Fixes the shuffling of every epoch and the augmentation of every image.
+    public var seed: UInt64 = 0
+    /// How bytes become the network's input: `(x/255 − mean[c]) / std[c]`.
+    public var normalization = Normalization.half
+    /// How the learning rate changes over training.
+    public var schedule = Schedule.constant
+    /// For `.step`: epochs between decays.
+    public var stepEpochs = 10
+    /// For `.step`: the factor of each decay.
+    public var stepGamma: Float = 0.1
+    /// Random crop and flip of each training image (`--augment`), or nil for none.
+    public var augmentation: Augmentation? = nil
+
+    /// The seed's recipe: Adam 1e-3, batch 36, 10 epochs, constant rate, no augmentation.
+    public init() {}
+
+    /// The learning rate for optimizer step `t` (from 0) of a run with
+    /// `stepsPerEpoch` steps per epoch. It depends on nothing else, so a
+    /// resumed run follows the same schedule.
+    /// - Parameters:
+    ///   - t: optimizer steps taken before this one.
+    ///   - stepsPerEpoch: batches per epoch.
+    public func learningRate(atStep t: Int, stepsPerEpoch: Int) -> Float {
+        switch schedule {
+        case .constant:
+            return learningRate
+        case .step:
+            let epoch = t / max(stepsPerEpoch, 1)
+            return learningRate * pow(stepGamma, Float(epoch / max(stepEpochs, 1)))
+        case .cosine:
+            let total = Double(max(epochs * stepsPerEpoch, 1))
+            return Float(Double(learningRate) * 0.5 * (1 + cos(Double.pi * min(Double(t), total) / total)))
+        }
+    }
+
+    /// Checks every value, naming the option (`TrainingOptions.batchSize`);
+    /// `lenet` reports its own flag for it instead.
+    public func validate() throws {
+        guard epochs > 0 else { throw LeNetError("must be > 0, got \(epochs)", subject: "TrainingOptions.epochs") }
+        guard batchSize > 0 else { throw LeNetError("must be > 0, got \(batchSize)", subject: "TrainingOptions.batchSize") }
+        guard learningRate.isFinite, learningRate > 0 else {
+            throw LeNetError("must be a positive number, got \(learningRate)", subject: "TrainingOptions.learningRate")
+        }
+        guard momentum.isFinite, momentum >= 0, momentum < 1 else {
+            throw LeNetError("must be in [0, 1), got \(momentum)", subject: "TrainingOptions.momentum")
+        }
+        guard weightDecay.isFinite, weightDecay >= 0 else {
+            throw LeNetError("must be ≥ 0, got \(weightDecay)", subject: "TrainingOptions.weightDecay")
+        }
+        guard stepEpochs > 0 else { throw LeNetError("must be > 0, got \(stepEpochs)", subject: "TrainingOptions.stepEpochs") }
+        guard stepGamma.isFinite, stepGamma > 0, stepGamma <= 1 else {
+            throw LeNetError("must be in (0, 1], got \(stepGamma)", subject: "TrainingOptions.stepGamma")
+        }
+    }
+}
