@@ -50,6 +50,9 @@ public final class Network {
     /// The forward-only path `infer(batch:)` runs: the layers, some fused
     /// (`InferenceFusion`).
     let inferenceSteps: [any InferenceStep]
+    /// The backward pass `backward(batch:)` runs: the layers, a convolution
+    /// and the pool after it fused (`BackwardFusion`).
+    let backwardSteps: [any BackwardStep]
 
     /// Checks every layer's shape, lays out the parameters and binds the
     /// layers to their views.
@@ -88,12 +91,8 @@ public final class Network {
         activations = zip(names, [inputShape] + shapes).map { BatchBuffer(perSample: $1.count, name: $0) }
         gradients = zip(names, [inputShape] + shapes).map { BatchBuffer(perSample: $1.count, name: "gradient of \($0)") }
         inferenceSteps = InferenceFusion.steps(layers: layers, inputShape: inputShape, shapes: shapes)
+        backwardSteps = BackwardFusion.steps(layers: layers, inputShape: inputShape, shapes: shapes)
         bindLayers()
-        for i in layers.indices.dropFirst() {
-            if let pool = layers[i] as? MaxPool2D, pool.isPairwise, let conv = layers[i - 1] as? Conv2D {
-                conv.feedsPairwisePool = true
-            }
-        }
     }
 
     /// Hands each layer its views into the parameter store (again after a
@@ -111,40 +110,31 @@ public final class Network {
 
     /// Whether `backward` runs a convolution and the 2×2, stride-2 max pool
     /// after it as one pass from the pool's output gradient
-    /// (`Conv2D.backward(pooledGradient:…)`: for the CIFAR LeNet at batch
-    /// 36, conv1 with pool1 1.08 → 0.89 ms, conv2 with pool2 2.34 → 1.41).
-    /// The gradients agree with the layer-by-layer pass to rounding. When
-    /// false, every layer runs its own `backward` (the reference path).
-    /// Default true.
-    public var fusesPooling = true
-
-    /// The convolution that runs the backward pass of the pool at `i` with
-    /// its own (the layer before it), or nil.
-    private func convolutionFusing(poolAt i: Int) -> Conv2D? {
-        guard fusesPooling, i > 0, let pool = layers[i] as? MaxPool2D, pool.isPairwise,
-              let conv = layers[i - 1] as? Conv2D, conv.canBackwardThroughPool else { return nil }
-        return conv
+    /// (`ConvMaxPoolBackward`, docs/PERFORMANCE.md). The gradients agree
+    /// with the layer-by-layer pass to rounding. When false, every layer
+    /// runs its own `backward` (the reference path). Default true; a
+    /// data-parallel replica follows its network's setting.
+    public var fusesPooling = true {
+        didSet { for replica in replicaCache { replica.fusesPooling = fusesPooling } }
     }
 
     /// Whether the pool at `i` runs its backward pass inside the
     /// convolution's before it.
-    func backwardFusesPool(at i: Int) -> Bool { convolutionFusing(poolAt: i) != nil }
-
-    /// The backward pass of layer `i`, or of layers `i - 1` and `i` when the
-    /// pool at `i` is fused into the convolution before it.
-    /// - Returns: the next layer to run backward (`i - 1`, or `i - 2` when fused).
-    func backwardLayer(_ i: Int, batch n: Int, inputGradient: Bool) -> Int {
-        if let conv = convolutionFusing(poolAt: i) {
-            let dx: UnsafeMutablePointer<Float>? = (i > 1 || inputGradient) ? gradients[i - 1].pointer : nil
-            conv.backward(pooledGradient: gradients[i + 1].pointer, dx, activations[i - 1].pointer,
-                          activations[i].pointer, batch: n)
-            return i - 2
-        }
-        let dx: UnsafeMutablePointer<Float>? = (i > 0 || inputGradient) ? gradients[i].pointer : nil
-        layers[i].backward(dx, gradients[i + 1].pointer, activations[i].pointer,
-                           activations[i + 1].pointer, batch: n)
-        return i - 1
+    func backwardFusesPool(at i: Int) -> Bool {
+        fusesPooling && backwardSteps.contains { $0.layers.count > 1 && $0.layers.contains(i) && $0.layers.lowerBound != i }
     }
+
+    /// The backward pass of one step: from the gradient of its last layer's
+    /// output to its first layer's input gradient, skipped for the network's
+    /// input unless `inputGradient` asks for it.
+    func backward(_ step: any BackwardStep, batch n: Int, inputGradient: Bool) {
+        let i = step.layers.lowerBound
+        let dx: UnsafeMutablePointer<Float>? = (i > 0 || inputGradient) ? gradients[i].pointer : nil
+        step.backward(dx, gradients[step.layers.upperBound].pointer, activations: activations, batch: n)
+    }
+
+    /// The input shape of layer `i`.
+    func inputShape(of i: Int) -> FeatureShape { i == 0 ? inputShape : shapes[i - 1] }
 
     /// The shape of one output sample (the logits).
     public var outputShape: FeatureShape { shapes.last ?? inputShape }
@@ -173,6 +163,9 @@ public final class Network {
         for (layer, out) in zip(layers, shapes) {
             try layer.reserve(batch: n, input: shape, workers: workers, backward: backward)
             shape = out
+        }
+        if backward {
+            for step in backwardSteps { try step.reserve(batch: n, input: inputShape(of: step.layers.lowerBound)) }
         }
         for step in inferenceSteps { try step.reserve(batch: n, workers: workers) }
         capacity = n
@@ -295,8 +288,11 @@ public final class Network {
     /// when `inputGradient` is true (a training step does not need it).
     public func backward(batch n: Int, inputGradient: Bool = false) {
         precondition(n <= backwardCapacity, "backward(batch: \(n)) beyond the reserved \(backwardCapacity); call outputGradient(batch:) first")
-        var i = layers.count - 1
-        while i >= 0 { i = backwardLayer(i, batch: n, inputGradient: inputGradient) }
+        if fusesPooling {
+            for step in backwardSteps.reversed() { backward(step, batch: n, inputGradient: inputGradient) }
+        } else {
+            for i in layers.indices.reversed() { backward(LayerBackward(layers[i], at: i), batch: n, inputGradient: inputGradient) }
+        }
     }
 
     // MARK: - Data parallelism
@@ -314,6 +310,7 @@ public final class Network {
             // The layers are this network's, so their shapes already fit.
             let copy = try Network(inputShape: inputShape, layers: layers.map { $0.replica() },
                                    sharingValuesWith: parameters)
+            copy.fusesPooling = fusesPooling
             replicaCache.append(copy)
         }
         guard let batch else { return }

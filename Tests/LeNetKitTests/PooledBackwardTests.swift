@@ -3,7 +3,7 @@ import XCTest
 import CKernels
 
 /// A convolution's backward pass run through the 2×2 max pool after it
-/// (`Conv2D.backward(pooledGradient:…)`) against the layer-by-layer pass,
+/// (`ConvMaxPoolBackward`) against the layer-by-layer pass,
 /// and its kernels against their definitions.
 final class PooledBackwardTests: XCTestCase {
     // MARK: Kernels
@@ -198,6 +198,30 @@ final class PooledBackwardTests: XCTestCase {
         ])
         try strided.reserve(batch: 2)
         XCTAssertEqual(strided.layers.indices.filter { strided.backwardFusesPool(at: $0) }, [])
+    }
+
+    /// The fuse pass's steps cover the layers once, in order; and turning
+    /// fusion off on a network turns it off in its data-parallel replicas,
+    /// made before or after (they used to keep fusing).
+    func testBackwardStepsCoverTheLayersAndReplicasFollowTheSetting() throws {
+        let net = try Models.cifarLeNet()
+        XCTAssertEqual(net.backwardSteps.map(\.layers), [0..<2, 2..<3, 3..<5, 5..<6, 6..<7, 7..<8, 8..<9, 9..<10, 10..<11])
+        XCTAssertTrue(net.backwardSteps[0] is ConvMaxPoolBackward)
+        XCTAssertTrue(net.backwardSteps[2] is ConvMaxPoolBackward)
+        try net.makeReplicas(2, batch: 4)
+        net.fusesPooling = false
+        try net.makeReplicas(3, batch: 4)
+        // Each part writes its own entry (the parts run at once).
+        func settings() throws -> [Bool] {
+            var seen = [Bool?](repeating: nil, count: 3)
+            try seen.withUnsafeMutableBufferPointer { seen in
+                try net.dataParallel(batch: 3, threads: 3) { part, network, _ in seen[part] = network.fusesPooling }
+            }
+            return seen.compactMap { $0 }
+        }
+        XCTAssertEqual(try settings(), [false, false, false])
+        net.fusesPooling = true
+        XCTAssertEqual(try settings(), [true, true, true])
     }
 
     /// Three Adam steps fused and layer by layer: at each step, from the same

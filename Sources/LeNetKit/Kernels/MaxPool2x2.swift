@@ -75,7 +75,7 @@ func maxPool2x2Backward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<F
 /// index into the plane of the input that `maxPool2x2Backward` gives the
 /// window's gradient to (the first maximum in scan order). A convolution
 /// followed by this pooling computes its backward pass from these routes
-/// and the pooled gradient alone (`Conv2D.backward(pooledGradient:…)`).
+/// and the pooled gradient alone (`ConvMaxPoolBackward`).
 /// - Parameters:
 ///   - route: (OH, OW) indices into the plane
 ///   - x: (H, W), H ≥ 2·OH, W ≥ 2·OW

@@ -33,14 +33,6 @@ public final class Conv2D: Layer {
     // 105 and 108).
     private var weightGradT = FloatBuffer()  // (K, OC)
 
-    /// Set by the network when a 2×2, stride-2 max pool follows this
-    /// convolution: `reserve` then also allocates the buffers of
-    /// `backward(pooledGradient:…)`.
-    var feedsPairwisePool = false
-    // The pooled backward's buffers, with rows padded to ld = K rounded up to 8:
-    private var patchRows = FloatBuffer()  // rows (P, ld), drows (P, ld), W (OC, ld), dW (OC, ld), weights (L)
-    private var patchIndices = IndexBuffer()  // routes (OC, PP), row indices (L), used (P)
-
     /// Samples per chunk: scratch of about 256 KB, at least one sample.
     /// LeNet's convolutions get one sample per chunk; chunks of 1 MB (2–3
     /// samples) trained at batch 36 on 2 threads at 7,035 images/s, one
@@ -115,11 +107,17 @@ public final class Conv2D: Layer {
         weightGrad = gradients[0]; biasGrad = gradients[1]
     }
 
+    /// The bound weight and bias gradients, for the backward pass through a
+    /// pool after this layer (`ConvMaxPoolBackward`).
+    var gradients: (weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>)? {
+        guard let weightGrad, let biasGrad else { return nil }
+        return (weightGrad, biasGrad)
+    }
+
     /// What `reserve(batch: n, input:)` allocates: `workers` scratch buffers
-    /// of `scratch` Floats each, the transposed weight gradient, and the
-    /// pooled backward's buffers when a pool follows.
+    /// of `scratch` Floats each, and the transposed weight gradient.
     private func workspace(batch n: Int, geometry g: ConvGeometry, workers threads: Int, backward: Bool)
-        -> (workers: Int, scratch: Int, weightGradT: Int, patchFloats: Int, patchIndices: Int) {
+        -> (workers: Int, scratch: Int, weightGradT: Int) {
         let chunk = chunk(g)
         // One scratch per worker that a batch of n can use: never more than
         // its chunks, or than the threads that may run it (one for a
@@ -127,16 +125,14 @@ public final class Conv2D: Layer {
         // nothing, and the replicas' scratch grows with threads, not threads².
         let workers = max(1, min(threads, (n + chunk - 1) / chunk))
         // Forward uses a scratch's cols and product; backward its dcols too,
-        // and the transposed weight gradient and the pooled backward's buffers.
-        guard backward else { return (workers, (g.patch + outChannels) * chunk * g.positions, 0, 0, 0) }
-        let pooled = feedsPairwisePool ? pooledLayout(g) : nil
-        return (workers, (2 * g.patch + outChannels) * chunk * g.positions, g.patch * outChannels,
-                pooled?.floats ?? 0, pooled?.indices ?? 0)
+        // and the transposed weight gradient.
+        guard backward else { return (workers, (g.patch + outChannels) * chunk * g.positions, 0) }
+        return (workers, (2 * g.patch + outChannels) * chunk * g.positions, g.patch * outChannels)
     }
 
     public func workspaceBytes(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> Int {
         let w = workspace(batch: n, geometry: geometry(for: input), workers: workers, backward: backward)
-        return 4 * (w.workers * w.scratch + w.weightGradT + w.patchFloats + w.patchIndices)
+        return 4 * (w.workers * w.scratch + w.weightGradT)
     }
 
     public func reserve(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) throws {
@@ -149,33 +145,6 @@ public final class Conv2D: Layer {
         if weightGradT.count != w.weightGradT {
             weightGradT = try FloatBuffer(count: w.weightGradT, name: "\(name) weight gradient (transposed)")
         }
-        if feedsPairwisePool {
-            if patchRows.count != w.patchFloats { patchRows = try FloatBuffer(count: w.patchFloats, name: "\(name) pooled-backward rows") }
-            if patchIndices.count != w.patchIndices {
-                patchIndices = try IndexBuffer(count: w.patchIndices, name: "\(name) pooled-backward routes")
-            }
-        }
-    }
-
-    /// The sizes of the pooled backward's buffers, when it applies (stride 1,
-    /// no padding, an output of at least 2×2).
-    private var pooledLayout: (ld: Int, pooled: Int, list: Int, floats: Int, indices: Int)? {
-        guard let g = geometry else { return nil }
-        return pooledLayout(g)
-    }
-
-    private func pooledLayout(_ g: ConvGeometry) -> (ld: Int, pooled: Int, list: Int, floats: Int, indices: Int)? {
-        guard stride == 1, padding == 0, g.outH >= 2, g.outW >= 2 else { return nil }
-        let ld = (g.patch + 7) / 8 * 8, P = g.positions, OC = outChannels
-        let pooled = (g.outH / 2) * (g.outW / 2), list = max(pooled, 4 * OC)
-        return (ld, pooled, list, 2 * P * ld + 2 * OC * ld + list, OC * pooled + list + P)
-    }
-
-    /// Whether `backward(pooledGradient:…)` can run: a 2×2 pool follows, the
-    /// convolution has stride 1 and no padding, and its buffers are reserved.
-    var canBackwardThroughPool: Bool {
-        guard feedsPairwisePool, let p = pooledLayout else { return false }
-        return patchRows.count == p.floats && patchIndices.count == p.indices
     }
 
     /// Tests set it to run one path or the other; nil: `directKernel` decides.
@@ -279,115 +248,4 @@ public final class Conv2D: Layer {
             for s in 0..<m { col2im(dx + (first + s) * CHW, dcols + s * P, g, ld: mP) }
         }
     }
-}
-
-extension Conv2D {
-    /// The backward pass of this convolution and the 2×2, stride-2 max pool
-    /// after it, in one, from the pool's output gradient: the same
-    /// gradients as the pool's `backward` followed by this layer's, without
-    /// the dense gradient between them.
-    ///
-    /// Each pooling window passes its gradient to one output position, its
-    /// maximum (found again from `y`, ties to the first as in PyTorch), so
-    /// three positions in four get none, and a ReLU behind the pool zeroes
-    /// some of the rest (5–25% in the CIFAR LeNet at initialization).
-    /// Instead of gemms over those zeros, the weight
-    /// gradient sums the chosen input patches and the input gradient sums
-    /// the kernels that chose each position (`weightedRowSum`), skipping
-    /// zeros. Sums run in another order than the gemms', so results agree to
-    /// rounding; a gradient of exactly 0 is skipped even where the dense
-    /// product would have met an infinite input (0·∞).
-    ///
-    /// Runs on one thread, like `backward`.
-    /// - Parameters:
-    ///   - dx: the input gradient, (N, C, H, W), or nil for the first layer.
-    ///   - dyPooled: the pool's output gradient, (N, OC, OH/2, OW/2).
-    ///   - x: this layer's input of the last forward, (N, C, H, W).
-    ///   - y: this layer's output of the last forward, (N, OC, OH, OW).
-    ///   - n: the batch size.
-    func backward(pooledGradient dyPooled: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>?,
-                  _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
-        guard let g = geometry, let p = pooledLayout, canBackwardThroughPool,
-              let weight, let weightGrad, let biasGrad else { return }
-        let P = g.positions, K = g.patch, OC = outChannels, CHW = g.channels * g.height * g.width
-        let OW = g.outW, PH = g.outH / 2, PW = g.outW / 2, PP = p.pooled, ld = p.ld
-        let rows = patchRows.pointer  // (P, ld): the input patches
-        let drows = rows + P * ld  // (P, ld): the input gradient's patches
-        let paddedW = drows + P * ld  // (OC, ld)
-        let dW = paddedW + OC * ld  // (OC, ld)
-        let listWeights = dW + OC * ld  // (L)
-        let routes = patchIndices.pointer  // (OC, PP)
-        let listRows = routes + OC * PP  // (L)
-        let used = listRows + p.list  // (P)
-
-        dW.update(repeating: 0, count: OC * ld)
-        if dx != nil {
-            for oc in 0..<OC { (paddedW + oc * ld).update(from: weight + oc * K, count: K) }
-        }
-        for s in 0..<n {
-            let gs = dyPooled + s * OC * PP, ys = y + s * OC * P
-            for oc in 0..<OC {
-                maxPool2x2Routes(routes + oc * PP, ys + oc * P, W: OW, OH: PH, OW: PW)
-                biasGrad[oc] += sum(gs + oc * PP, count: PP)
-            }
-            im2rows(rows, x + s * CHW, g, ld: ld)
-            // dW[oc] += Σ g · rows[route]: the nonzero gradients of each kernel
-            for oc in 0..<OC {
-                var count = 0
-                for w in 0..<PP {
-                    let v = gs[oc * PP + w]
-                    listRows[count] = routes[oc * PP + w]
-                    listWeights[count] = v
-                    count &+= nonzero(v)
-                }
-                weightedRowSum(dW + oc * ld, accumulate: true, rows, ld: ld, width: ld,
-                               rows: listRows, weights: listWeights, count: count)
-            }
-            guard let dx else { continue }
-            // drows[q] = Σ g · W[oc] over the kernels whose window chose q,
-            // for the four positions of each window (one pass over the
-            // kernels per position keeps the list-building free of branches).
-            used.update(repeating: 0, count: P)
-            for w in 0..<PP {
-                let start = (w / PW) * 2 * OW + (w % PW) * 2
-                for corner in 0..<4 {
-                    let q = start + (corner >= 2 ? OW : 0) + corner % 2
-                    var count = 0
-                    for oc in 0..<OC {
-                        let v = gs[oc * PP + w]
-                        listRows[count] = Int32(truncatingIfNeeded: oc)
-                        listWeights[count] = v
-                        count &+= nonzero(v) & same(routes[oc * PP + w], Int32(truncatingIfNeeded: q))
-                    }
-                    guard count > 0 else { continue }
-                    used[q] = 1
-                    weightedRowSum(drows + q * ld, accumulate: false, paddedW, ld: ld, width: ld,
-                                   rows: listRows, weights: listWeights, count: count)
-                }
-            }
-            rows2im(dx + s * CHW, drows, g, ld: ld, used: used)
-        }
-        for oc in 0..<OC {
-            let row = weightGrad + oc * K, part = dW + oc * ld
-            for k in 0..<K { row[k] += part[k] }
-        }
-    }
-}
-
-// The compaction loops count with arithmetic, not comparisons: the
-// optimizer turned `v != 0 ? 1 : 0` into branches, which mispredict on
-// gradients that are zero at random (0.6 ms a training step).
-
-/// 1 when a gradient is to be summed, anything but ±0 (a NaN is kept, so it
-/// reaches the weights as it would through the dense product), else 0.
-@inline(__always)
-private func nonzero(_ v: Float) -> Int {
-    Int(((v.bitPattern & 0x7fff_ffff) &+ 0x7fff_ffff) >> 31)
-}
-
-/// 1 when a == b, else 0.
-@inline(__always)
-private func same(_ a: Int32, _ b: Int32) -> Int {
-    let d = UInt32(bitPattern: a ^ b)
-    return 1 &- Int(((d & 0x7fff_ffff) &+ 0x7fff_ffff | d) >> 31)
 }

@@ -87,6 +87,10 @@ extension Network {
             scratch += (parts - 1) * layer.workspaceBytes(batch: largest, input: shape, workers: 1, backward: backward)
             shape = out
         }
+        // Each part's network has its own fused backward steps' buffers.
+        if backward {
+            scratch += parts * backwardSteps.reduce(0) { $0 + $1.workspaceBytes(batch: largest, input: inputShape(of: $1.layers.lowerBound)) }
+        }
         estimate.add("layer scratch", bytes: scratch)
         let inference = inferenceSteps.reduce(0) {
             $0 + $1.workspaceBytes(batch: largest, workers: Parallelism.threads) + (parts - 1) * $1.workspaceBytes(batch: largest, workers: 1)

@@ -48,13 +48,12 @@ extension Network {
             _ = try loss.forward(activations[layers.count].pointer, labels.pointer, batch: n)
             parameters.zeroGradients()
             loss.backward(try outputGradient(batch: n))
-            var i = layers.count - 1
-            while i >= 0 {
+            let path: [any BackwardStep] = fusesPooling ? backwardSteps : layers.indices.map { LayerBackward(layers[$0], at: $0) }
+            for step in path.reversed() {
                 let t = now()
-                let next = backwardLayer(i, batch: n, inputGradient: false)
+                self.backward(step, batch: n, inputGradient: false)
                 // A pool fused into the convolution before it: the time is the convolution's.
-                for j in stride(from: i, to: next, by: -1) { backward[j].append(j == next + 1 ? Double(now() - t) / 1e6 : 0) }
-                i = next
+                for j in step.layers { backward[j].append(j == step.layers.lowerBound ? Double(now() - t) / 1e6 : 0) }
             }
             steps.append(Double(now() - stepStart) / 1e6)
         }

@@ -1,0 +1,209 @@
+// The backward pass, step by step (`Network.backward`): each layer's own
+// `backward`, except where a fused step runs several layers as one. Like the
+// forward-only path's `InferenceFusion`, the fuse pass is explicit and in one
+// place (`BackwardFusion`), and each fused step's reference is the layers'
+// own backward passes, run one after the other (`Network.fusesPooling = false`).
+
+/// One step of a network's backward pass: the layers `layers`, from the
+/// gradient of the last one's output to the gradient of the first one's
+/// input, adding into their parameter gradients.
+protocol BackwardStep: AnyObject {
+    /// The layers this step runs, as indices into the network's layer list.
+    var layers: Range<Int> { get }
+    /// What `reserve(batch:input:)` allocates.
+    func workspaceBytes(batch n: Int, input: FeatureShape) -> Int
+    /// Allocates the step's own buffers for batches of up to `n` samples
+    /// (`input`: the first layer's input shape). The layers reserve their own.
+    func reserve(batch n: Int, input: FeatureShape) throws
+    /// dx (N, input of the first layer), or nil when no one reads it, from
+    /// dy (N, output of the last layer); `activations[i]` is the input of
+    /// layer i in the last forward pass.
+    func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>, activations: [BatchBuffer], batch n: Int)
+}
+
+/// A layer's own backward pass.
+final class LayerBackward: BackwardStep {
+    let layers: Range<Int>
+    private let layer: any Layer
+
+    init(_ layer: any Layer, at i: Int) {
+        self.layer = layer
+        layers = i..<i + 1
+    }
+
+    func workspaceBytes(batch n: Int, input: FeatureShape) -> Int { 0 }
+    func reserve(batch n: Int, input: FeatureShape) throws {}
+    func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>, activations: [BatchBuffer], batch n: Int) {
+        let i = layers.lowerBound
+        layer.backward(dx, dy, activations[i].pointer, activations[i + 1].pointer, batch: n)
+    }
+}
+
+/// The backward pass of a convolution (stride 1, no padding) and the 2×2,
+/// stride-2 max pool after it, in one, from the pool's output gradient:
+/// the same gradients as the pool's `backward` followed by the
+/// convolution's, without the dense gradient between them.
+///
+    /// Each pooling window passes its gradient to one output position, its
+    /// maximum (found again from `y`, ties to the first as in PyTorch), so
+    /// three positions in four get none, and a ReLU behind the pool zeroes
+    /// some of the rest (5–25% in the CIFAR LeNet at initialization).
+    /// Instead of gemms over those zeros, the weight
+    /// gradient sums the chosen input patches and the input gradient sums
+    /// the kernels that chose each position (`weightedRowSum`), skipping
+    /// zeros. Sums run in another order than the gemms', so results agree to
+    /// rounding; a gradient of exactly 0 is skipped even where the dense
+    /// product would have met an infinite input (0·∞).
+    ///
+/// Runs on one thread, like the layers' `backward`. Measured (CIFAR LeNet,
+/// batch 36): docs/PERFORMANCE.md.
+final class ConvMaxPoolBackward: BackwardStep {
+    let layers: Range<Int>
+    private let conv: Conv2D
+    private let geometry: ConvGeometry
+    // Rows padded to ld = K rounded up to 8.
+    private var floats = FloatBuffer()  // rows (P, ld), drows (P, ld), W (OC, ld), dW (OC, ld), weights (L)
+    private var indices = IndexBuffer()  // routes (OC, PP), row indices (L), used (P)
+
+    /// The convolution at `i`, the pool at `i + 1`; `geometry` is the
+    /// convolution's (`BackwardFusion.fits`).
+    init(_ conv: Conv2D, at i: Int, geometry: ConvGeometry) {
+        self.conv = conv
+        self.geometry = geometry
+        layers = i..<i + 2
+    }
+
+    private var layout: (ld: Int, pooled: Int, list: Int, floats: Int, indices: Int) {
+        let g = geometry, ld = (g.patch + 7) / 8 * 8, P = g.positions, OC = conv.outChannels
+        let pooled = (g.outH / 2) * (g.outW / 2), list = max(pooled, 4 * OC)
+        return (ld, pooled, list, 2 * P * ld + 2 * OC * ld + list, OC * pooled + list + P)
+    }
+
+    func workspaceBytes(batch n: Int, input: FeatureShape) -> Int { 4 * (layout.floats + layout.indices) }
+
+    func reserve(batch n: Int, input: FeatureShape) throws {
+        let p = layout
+        if floats.count != p.floats { floats = try FloatBuffer(count: p.floats, name: "\(conv.name) pooled-backward rows") }
+        if indices.count != p.indices { indices = try IndexBuffer(count: p.indices, name: "\(conv.name) pooled-backward routes") }
+    }
+
+    /// - Parameters:
+    ///   - dx: the convolution's input gradient, (N, C, H, W), or nil.
+    ///   - dyPooled: the pool's output gradient, (N, OC, OH/2, OW/2).
+    ///   - activations: `activations[i]` the convolution's input x (N, C, H, W),
+    ///     `activations[i + 1]` its output y (N, OC, OH, OW).
+    func backward(_ dx: UnsafeMutablePointer<Float>?, _ dyPooled: UnsafePointer<Float>, activations: [BatchBuffer], batch n: Int) {
+        let p = layout
+        guard let (weight, _) = conv.values, let (weightGrad, biasGrad) = conv.gradients,
+              floats.count == p.floats, indices.count == p.indices else { return }
+        let g = geometry, x = UnsafePointer(activations[layers.lowerBound].pointer)
+        let y = UnsafePointer(activations[layers.lowerBound + 1].pointer)
+        let P = g.positions, K = g.patch, OC = conv.outChannels, CHW = g.channels * g.height * g.width
+        let OW = g.outW, PH = g.outH / 2, PW = g.outW / 2, PP = p.pooled, ld = p.ld
+        let rows = floats.pointer  // (P, ld): the input patches
+        let drows = rows + P * ld  // (P, ld): the input gradient's patches
+        let paddedW = drows + P * ld  // (OC, ld)
+        let dW = paddedW + OC * ld  // (OC, ld)
+        let listWeights = dW + OC * ld  // (L)
+        let routes = indices.pointer  // (OC, PP)
+        let listRows = routes + OC * PP  // (L)
+        let used = listRows + p.list  // (P)
+
+        dW.update(repeating: 0, count: OC * ld)
+        if dx != nil {
+            for oc in 0..<OC { (paddedW + oc * ld).update(from: weight + oc * K, count: K) }
+        }
+        for s in 0..<n {
+            let gs = dyPooled + s * OC * PP, ys = y + s * OC * P
+            for oc in 0..<OC {
+                maxPool2x2Routes(routes + oc * PP, ys + oc * P, W: OW, OH: PH, OW: PW)
+                biasGrad[oc] += sum(gs + oc * PP, count: PP)
+            }
+            im2rows(rows, x + s * CHW, g, ld: ld)
+            // dW[oc] += Σ g · rows[route]: the nonzero gradients of each kernel
+            for oc in 0..<OC {
+                var count = 0
+                for w in 0..<PP {
+                    let v = gs[oc * PP + w]
+                    listRows[count] = routes[oc * PP + w]
+                    listWeights[count] = v
+                    count &+= nonzero(v)
+                }
+                weightedRowSum(dW + oc * ld, accumulate: true, rows, ld: ld, width: ld,
+                               rows: listRows, weights: listWeights, count: count)
+            }
+            guard let dx else { continue }
+            // drows[q] = Σ g · W[oc] over the kernels whose window chose q,
+            // for the four positions of each window (one pass over the
+            // kernels per position keeps the list-building free of branches).
+            used.update(repeating: 0, count: P)
+            for w in 0..<PP {
+                let start = (w / PW) * 2 * OW + (w % PW) * 2
+                for corner in 0..<4 {
+                    let q = start + (corner >= 2 ? OW : 0) + corner % 2
+                    var count = 0
+                    for oc in 0..<OC {
+                        let v = gs[oc * PP + w]
+                        listRows[count] = Int32(truncatingIfNeeded: oc)
+                        listWeights[count] = v
+                        count &+= nonzero(v) & same(routes[oc * PP + w], Int32(truncatingIfNeeded: q))
+                    }
+                    guard count > 0 else { continue }
+                    used[q] = 1
+                    weightedRowSum(drows + q * ld, accumulate: false, paddedW, ld: ld, width: ld,
+                                   rows: listRows, weights: listWeights, count: count)
+                }
+            }
+            rows2im(dx + s * CHW, drows, g, ld: ld, used: used)
+        }
+        for oc in 0..<OC {
+            let row = weightGrad + oc * K, part = dW + oc * ld
+            for k in 0..<K { row[k] += part[k] }
+        }
+    }
+}
+
+/// The fuse pass of the backward path: a `Conv2D` with stride 1, no padding
+/// and an output of at least 2×2, followed by a 2×2, stride-2 `MaxPool2D`,
+/// becomes a `ConvMaxPoolBackward`; every other layer is a `LayerBackward`.
+/// The forward pass is not fused: it writes every layer's output, which
+/// these steps read.
+enum BackwardFusion {
+    static func steps(layers: [any Layer], inputShape: FeatureShape, shapes: [FeatureShape]) -> [any BackwardStep] {
+        var steps: [any BackwardStep] = []
+        var i = 0
+        while i < layers.count {
+            let input = i == 0 ? inputShape : shapes[i - 1]
+            if i + 1 < layers.count, let conv = layers[i] as? Conv2D, let pool = layers[i + 1] as? MaxPool2D, pool.isPairwise,
+               fits(conv.geometry(for: input)) {
+                steps.append(ConvMaxPoolBackward(conv, at: i, geometry: conv.geometry(for: input)))
+                i += 2
+            } else {
+                steps.append(LayerBackward(layers[i], at: i))
+                i += 1
+            }
+        }
+        return steps
+    }
+
+    /// Whether `ConvMaxPoolBackward` takes a convolution of this geometry.
+    static func fits(_ g: ConvGeometry) -> Bool { g.stride == 1 && g.padding == 0 && g.outH >= 2 && g.outW >= 2 }
+}
+
+// The compaction loops count with arithmetic, not comparisons: the
+// optimizer turned `v != 0 ? 1 : 0` into branches, which mispredict on
+// gradients that are zero at random (0.6 ms a training step).
+
+/// 1 when a gradient is to be summed, anything but ±0 (a NaN is kept, so it
+/// reaches the weights as it would through the dense product), else 0.
+@inline(__always)
+private func nonzero(_ v: Float) -> Int {
+    Int(((v.bitPattern & 0x7fff_ffff) &+ 0x7fff_ffff) >> 31)
+}
+
+/// 1 when a == b, else 0.
+@inline(__always)
+private func same(_ a: Int32, _ b: Int32) -> Int {
+    let d = UInt32(bitPattern: a ^ b)
+    return 1 &- Int(((d & 0x7fff_ffff) &+ 0x7fff_ffff | d) >> 31)
+}
