@@ -33,7 +33,7 @@ let package = Package(
             providers: [.apt(["zlib1g-dev"])]
         ),
         .systemLibrary(name: "CDispatchApply"),
-        // The one vector loop that needs AVX2/FMA (C can set a function's
+        // The vector kernels that need AVX2/FMA (C can set a function's
         // target; Swift cannot without unsafe flags).
         .target(name: "CKernels"),
 
