@@ -137,8 +137,8 @@ void lenet_conv5x5_channels_last_avx2(float *y, const float *x, const float *wp,
 }
 
 // packed (K, OC) = w (OC, K)ᵀ, OC a multiple of 8: 8×8 blocks transposed in
-// registers. The scalar loop's strided stores took 11 µs for the CIFAR
-// LeNet's two convolutions, a seventh of a batch-1 pass; this one about 1.
+// registers: the scalar loop's strided stores took a seventh of a batch-1
+// pass (docs/PERFORMANCE.md).
 __attribute__((target("avx2,fma")))
 void lenet_pack_channels_last_avx2(float *packed, const float *w, long OC, long K) {
     long k = 0;

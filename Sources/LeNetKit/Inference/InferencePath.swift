@@ -97,7 +97,7 @@ final class ConvPoolReLUStep: InferenceStep {
         // The work is n·PH pooled rows, cut into one contiguous range per
         // worker. Through Dispatch, at most one worker per sample: splitting
         // one sample's rows across threads woken for it measured slower
-        // (batch 1 on 2 threads: 9,400 images/s against 12,900 on one;
+        // than one thread (batch 1 on 2 threads;
         // docs/PERFORMANCE.md). A `WorkerTeam`, awake between steps, splits
         // one sample's rows.
         let limit = WorkerTeam.current == nil ? min(rows.count, n) : rows.count

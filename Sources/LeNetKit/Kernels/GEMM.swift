@@ -70,10 +70,10 @@ func blasSgemm(
 /// C (M, N) = op(A) · B (K, N), overwriting C, in blocks of columns of at
 /// most about 10⁶ multiply-adds each. Larger products leave OpenBLAS's
 /// small-matrix kernels for its packed path, which first copies both
-/// operands. Per sample, conv2's forward and input-gradient gemms
-/// (32×100×400 and 400×100×32) ran at 86 and 89 GFLOP/s whole and at 106 in
-/// two column halves; conv1's forward (16×784×75) is under the limit.
-/// (The weight gradients, which accumulate, ran slower when split.)
+/// operands: conv2's forward and input-gradient gemms (32×100×400 and
+/// 400×100×32) ran faster in two column halves than whole; conv1's forward
+/// (16×784×75) is under the limit. (The weight gradients, which
+/// accumulate, ran slower when split.) Measured: docs/PERFORMANCE.md.
 @inline(__always)
 func gemmInColumnBlocks(_ transA: Transpose, m: Int, n: Int, k: Int,
                         _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>) {

@@ -43,11 +43,10 @@ func im2col(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ g:
 /// `im2col` for stride 1 and no padding, LeNet's case: every row of the
 /// columns is a window of whole input lines. The lines are short (28 or 10
 /// floats), so they are copied with vector loads and stores (`copyShort`);
-/// a `memmove` call per line cost more than the copy (11% of a training step).
-/// For LeNet's line widths the width is a constant in the loop, so each
-/// line is a fixed run of moves: conv1's unfold (3×32×32 → 75×784) took
-/// 6.4 µs with the width a variable, 4.0 with it fixed; conv2's
-/// (16×14×14 → 400×100) 7.1 and 3.5.
+/// a `memmove` call per line cost more than the copy. For LeNet's line
+/// widths the width is a constant in the loop, so each line is a fixed run
+/// of moves, which unfolded both convolutions' inputs in about half the
+/// time of a variable width (docs/PERFORMANCE.md).
 @inline(__always)
 func im2colUnitStride(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ g: ConvGeometry, ld P: Int) {
     switch g.outW {

@@ -118,7 +118,7 @@ func parallelRegion(_ parts: Int, _ body: (Int) -> Void) {
 ///
 /// The parts of a training step arrive within microseconds of each other,
 /// so a waiting part spins instead of sleeping (waking a sleeping thread
-/// took ~20 µs here, each time); after 0.2 ms it naps between polls, so a
+/// takes tens of microseconds, each time); after 0.2 ms it naps between polls, so a
 /// part slowed by another process on its core can move to this one.
 final class PartBarrier: Sendable {
     private let begun = Atomic<Int>(0)

@@ -1,6 +1,6 @@
 // Patch rows: a convolution's backward pass when its output gradient is
 // sparse. Behind a 2×2 max pool only one output position in four gets a
-// gradient (and behind the ReLU after the pool, about half of those), so
+// gradient (and behind the ReLU after the pool, some of those), so
 // the weight and input gradients are sums over a few chosen rows instead of
 // dense gemms over mostly zeros:
 //
@@ -101,10 +101,10 @@ private func rows2imSegments(_ x: UnsafeMutablePointer<Float>, _ rows: UnsafePoi
 /// out[0..<width] (+)= Σ_j weights[j] · matrix[rows[j], 0..<width]
 /// ```
 /// With AVX2 and FMA where the CPU has them (`lenet_weighted_row_sum_avx2`,
-/// in C), else `weightedRowSumVector`. Per training step of the CIFAR
-/// LeNet at batch 36 (one thread) these sums took 1.8 ms as Swift vectors
-/// (the x86-64 baseline: SSE multiplies and adds) and 1.1 ms with FMA, at
-/// about half the FMA peak: the rows come from L2. (Unfolding and summing
+/// in C), else `weightedRowSumVector`. FMA ran these sums well ahead of
+/// Swift's vectors (the x86-64 baseline: SSE multiplies and adds), at
+/// about half the FMA peak: the rows come from L2 (docs/PERFORMANCE.md).
+/// (Unfolding and summing
 /// conv1's patches one window row at a time, so that they stay in L1, and
 /// summing in column blocks were no faster end to end.)
 /// - Parameters:

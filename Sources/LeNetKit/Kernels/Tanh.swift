@@ -1,6 +1,6 @@
 // A·tanh(S·x) without libm: LeNet-5's squashing function, eight values at a
-// time. Scalar tanhf took 21 ns a value (c1.tanh's forward was 3.6 ms of an
-// 11.3 ms LeNet-5 step at batch 36), and its bits depend on the libm.
+// time. Scalar tanhf made c1.tanh's forward a third of a LeNet-5 training
+// step (docs/PERFORMANCE.md), and its bits depend on the libm.
 //
 // For s = S·x:
 //   |s| < 0.625:  |s| + |s|·z·P(z), z = s², P of degree 6 fitted (least squares,

@@ -11,7 +11,7 @@ import Glibc
 /// The lane-wise square root, correctly rounded like `Float.squareRoot()`.
 /// `SIMD8.squareRoot()` runs lane by lane through libm's `sqrtf` with an
 /// errno check per lane; on x86-64 this is SSE's `sqrtps` instead, the
-/// same IEEE result four lanes at a time (Adam's step: 5% of training).
+/// same IEEE result four lanes at a time (Adam's step is a few percent of training).
 @inline(__always)
 func squareRoot(_ v: SIMD8<Float>) -> SIMD8<Float> {
     #if arch(x86_64) && canImport(_Builtin_intrinsics.intel)

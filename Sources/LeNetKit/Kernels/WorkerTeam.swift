@@ -5,8 +5,8 @@ import Synchronization
 /// Threads that stay awake for the length of one call, so that a loop inside
 /// it can hand part of its work to another thread in well under a
 /// microsecond. `parallelForWorkers` hands work to a Dispatch thread that is
-/// woken for it, about 20–30 µs on the machines measured: more than half of
-/// what splitting one image's convolution saves. Evaluation at batch 1 runs
+/// woken for it, tens of microseconds: more than half of what splitting one
+/// image's convolution saves (docs/PERFORMANCE.md). Evaluation at batch 1 runs
 /// its whole loop inside a team (`run`), and the inference steps split each
 /// image between the team's threads.
 ///

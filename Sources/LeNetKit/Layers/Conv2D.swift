@@ -24,19 +24,16 @@ public final class Conv2D: Layer {
     // chunk of samples at a time into scratch that stays in the core's L2
     // cache, and backward unfolds its chunk again: im2col costs less than
     // writing a whole batch's columns to memory and reading them back
-    // (training at batch 36 on 2 threads: 6,129 images/s with kept columns,
-    // 8,115 recomputed).
+    // (measured: docs/PERFORMANCE.md, "Design measurements").
     private var scratch: [FloatBuffer] = []  // per worker: cols (K, c·P), product (OC, c·P), dcols (K, c·P)
     // Backward sums the weight gradient transposed, dWᵀ = cols · dyᵀ, and
-    // adds it into dW once at the end: per sample, conv2's weight gradient
-    // ran at 81 GFLOP/s as dy · colsᵀ and at 94 as cols · dyᵀ (conv1's at
-    // 105 and 108).
+    // adds it into dW once at the end: sgemm ran the product faster in
+    // that orientation, for both convolutions (docs/PERFORMANCE.md).
     private var weightGradT = FloatBuffer()  // (K, OC)
 
     /// Samples per chunk: scratch of about 256 KB, at least one sample.
-    /// LeNet's convolutions get one sample per chunk; chunks of 1 MB (2–3
-    /// samples) trained at batch 36 on 2 threads at 7,035 images/s, one
-    /// sample at 8,222 (medians of 5).
+    /// LeNet's convolutions get one sample per chunk: chunks of 1 MB (2–3
+    /// samples) trained slower (docs/PERFORMANCE.md).
     private var chunk: Int {
         guard let g = geometry else { return 1 }
         return chunk(g)
@@ -152,12 +149,10 @@ public final class Conv2D: Layer {
 
     /// Whether this layer runs the direct 5×5 kernels (Kernels/DirectConvolution.swift)
     /// forward, and backward when no input gradient is asked for, instead of
-    /// im2col + sgemm: where the input has one channel. Measured 2026-12-02
-    /// (AMD EPYC, AVX-512; one thread, ms at batch 18, im2col + sgemm →
-    /// direct; docs/PERFORMANCE.md): LeNet-5's C1 forward 0.165 → 0.085,
-    /// backward 0.227 → 0.074; but C3 (6 channels) 0.149 → 0.244, C5 (an
-    /// output of 1×1) 0.056 → 0.476, the CIFAR LeNet's conv1 0.462 → 0.581
-    /// and conv2 0.611 → 1.258: with more channels sgemm's tiles fill up.
+    /// im2col + sgemm: where the input has one channel. It halved LeNet-5's
+    /// C1 forward and backward, and was slower for every layer with more
+    /// input channels (C3, C5, the CIFAR LeNet's conv1 and conv2), where
+    /// sgemm's tiles fill up (docs/PERFORMANCE.md).
     var directKernel: Bool {
         guard let g = geometry, directConvolutionFits(g) else { return false }
         return direct ?? (g.channels == 1)

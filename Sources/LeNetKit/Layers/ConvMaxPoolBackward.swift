@@ -47,7 +47,7 @@ final class LayerBackward: BackwardStep {
     /// Each pooling window passes its gradient to one output position, its
     /// maximum (found again from `y`, ties to the first as in PyTorch), so
     /// three positions in four get none, and a ReLU behind the pool zeroes
-    /// some of the rest (5–25% in the CIFAR LeNet at initialization).
+    /// some of the rest (docs/PERFORMANCE.md).
     /// Instead of gemms over those zeros, the weight
     /// gradient sums the chosen input patches and the input gradient sums
     /// the kernels that chose each position (`weightedRowSum`), skipping
@@ -192,7 +192,7 @@ enum BackwardFusion {
 
 // The compaction loops count with arithmetic, not comparisons: the
 // optimizer turned `v != 0 ? 1 : 0` into branches, which mispredict on
-// gradients that are zero at random (0.6 ms a training step).
+// gradients that are zero at random (docs/PERFORMANCE.md).
 
 /// 1 when a gradient is to be summed, anything but ±0 (a NaN is kept, so it
 /// reaches the weights as it would through the dense product), else 0.
