@@ -121,9 +121,9 @@ void lenet_conv5x5_pool_relu_avx2(float *y, const float *x, const float *wp, con
 // the scratch (OW, OCp), then out to y in (OC, OH, OW) with the bias.
 __attribute__((target("avx2,fma")))
 void lenet_conv5x5_channels_last_avx2(float *y, const float *x, const float *wp, const float *b,
-                                      long C, long H, long W, long OC, long OCp, float *rows) {
+                                      long C, long H, long W, long OC, long OCp, long oy0, long oy1, float *rows) {
     const long OH = H - K5 + 1, OW = W - K5 + 1;
-    for (long oy = 0; oy < OH; oy++) {
+    for (long oy = oy0; oy < oy1; oy++) {
         const float *xr = x + oy * W;
         long g = 0;
         for (; g + 16 <= OCp; g += 16) conv_row(rows + g, OCp, xr, wp + g, OCp, C, H, W, K5, OW, 2);
@@ -171,8 +171,8 @@ void lenet_pack_channels_last_avx2(float *packed, const float *w, long OC, long 
 
 #else
 void lenet_conv5x5_channels_last_avx2(float *y, const float *x, const float *wp, const float *b,
-                                      long C, long H, long W, long OC, long OCp, float *rows) {
-    (void)y; (void)x; (void)wp; (void)b; (void)C; (void)H; (void)W; (void)OC; (void)OCp; (void)rows;
+                                      long C, long H, long W, long OC, long OCp, long oy0, long oy1, float *rows) {
+    (void)y; (void)x; (void)wp; (void)b; (void)C; (void)H; (void)W; (void)OC; (void)OCp; (void)oy0; (void)oy1; (void)rows;
 }
 void lenet_pack_channels_last_avx2(float *packed, const float *w, long OC, long K) {
     (void)packed; (void)w; (void)OC; (void)K;

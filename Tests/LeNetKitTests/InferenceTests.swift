@@ -289,6 +289,13 @@ extension InferenceTests {
             // One sequential float sum of C·25 products, then the bias.
             assertWithin(y, reference, "channels-last conv \(s)", bounds: ErrorBound.sums(g.patch + 1, absolute: absolute),
                          "ε·K·(|b| + Σ|w·x|)")
+            // In two ranges of rows (a team's split): the same values, bit for bit, each row written once.
+            var split = [Float](repeating: .nan, count: y.count)
+            let middle = g.outH / 2
+            for rows in [0..<middle, middle..<g.outH] {
+                conv5x5ChannelsLast(&split, x, packed: packed, b, g, outChannels: s.OC, outputRows: rows, scratch: &scratch)
+            }
+            XCTAssertEqual(split, y, "\(s), rows split at \(middle)")
         }
     }
 }
@@ -348,16 +355,20 @@ final class WorkerTeamTests: XCTestCase {
         let saved = Parallelism.threads
         defer { Parallelism.threads = saved }
         let data = try TrainingTests.squares(count: 12, seed: 8)
-        var results: [[Float]] = []
-        for threads in [1, 2, 3] {
-            Parallelism.threads = threads
-            let net = try Models.cifarLeNet(seed: 3)
-            let evaluation = try net.evaluate(on: data, normalization: .half, batchSize: 1, keepsLogits: true)
-            XCTAssertEqual(evaluation.count, 12)
-            results.append(evaluation.logits)
+        for model in [ModelKind.cifarLeNet, .lenet5] {
+            let images = model == .cifarLeNet ? data : try TrainingTests.squares(count: 12, channels: 1, seed: 8)
+            var results: [[Float]] = []
+            for threads in [1, 2, 3] {
+                Parallelism.threads = threads
+                let net = try model.make(seed: 3)
+                let evaluation = try net.evaluate(on: images, normalization: try .uniform(mean: 0.5, std: 0.5, channels: images.channels),
+                                                  batchSize: 1, keepsLogits: true)
+                XCTAssertEqual(evaluation.count, 12)
+                results.append(evaluation.logits)
+            }
+            XCTAssertEqual(results[1], results[0], "\(model), 2 threads")
+            XCTAssertEqual(results[2], results[0], "\(model), 3 threads")
+            XCTAssertEqual(results[0].count, 12 * 10)
         }
-        XCTAssertEqual(results[1], results[0], "2 threads")
-        XCTAssertEqual(results[2], results[0], "3 threads")
-        XCTAssertEqual(results[0].count, 12 * 10)
     }
 }

@@ -139,7 +139,9 @@ final class ConvStep: InferenceStep {
 
     var kind: String { "direct conv" }
 
-    private func workers(batch n: Int, workers: Int) -> Int { max(1, min(workers, n)) }
+    // As `ConvPoolReLUStep`'s: one per sample, or per output row when a
+    // `WorkerTeam` splits a batch smaller than a sample's rows.
+    private func workers(batch n: Int, workers: Int) -> Int { max(1, min(workers, max(n, geometry.outH))) }
     private var rowFloats: Int { geometry.outW * paddedChannels(outChannels) }
 
     func workspaceBytes(batch n: Int, workers: Int) -> Int {
@@ -162,10 +164,17 @@ final class ConvStep: InferenceStep {
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         guard let (_, b) = values(), !rows.isEmpty else { return }
         let g = geometry, OC = outChannels, CHW = g.channels * g.height * g.width, out = OC * g.positions
-        let packed = UnsafePointer(packed.pointer), rows = rows
-        parallelForWorkers(n, maxWorkers: rows.count) { worker, samples in
-            for s in samples {
-                conv5x5ChannelsLast(y + s &* out, x + s &* CHW, packed: packed, b, g, outChannels: OC, scratch: rows[worker].pointer)
+        let packed = UnsafePointer(packed.pointer), rows = rows, OH = g.outH
+        // n·OH output rows in one contiguous range per worker; through
+        // Dispatch at most one worker per sample (`ConvPoolReLUStep`).
+        let limit = WorkerTeam.current == nil ? min(rows.count, n) : rows.count
+        parallelForWorkers(n &* OH, maxWorkers: limit) { worker, items in
+            var item = items.lowerBound
+            while item < items.upperBound {
+                let s = item / OH, first = item - s &* OH, last = min(OH, first &+ items.upperBound &- item)
+                conv5x5ChannelsLast(y + s &* out, x + s &* CHW, packed: packed, b, g, outChannels: OC,
+                                    outputRows: first..<last, scratch: rows[worker].pointer)
+                item &+= last &- first
             }
         }
     }

@@ -50,14 +50,16 @@ func conv5x5ChannelsLastFits(_ g: ConvGeometry) -> Bool {
     CPUFeatures.avx2FMA && g.stride == 1 && g.padding == 0 && g.kernelH == 5 && g.kernelW == 5
 }
 
-/// One sample: y (OC, OH, OW) = w ⋆ x + b, x (C, H, W), `packed` from
-/// `packChannelsLastPadded`, `scratch` of OW·OCp floats. The reference is
-/// `conv5x5Naive` (Kernels/DirectConvolution.swift).
+/// Rows `outputRows` (all by default) of one sample's y (OC, OH, OW) = w ⋆ x + b,
+/// x (C, H, W), `packed` from `packChannelsLastPadded`, `scratch` of OW·OCp
+/// floats. The reference is `conv5x5Naive` (Kernels/DirectConvolution.swift).
 @inline(__always)
 func conv5x5ChannelsLast(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, packed: UnsafePointer<Float>,
-                         _ b: UnsafePointer<Float>, _ g: ConvGeometry, outChannels: Int, scratch: UnsafeMutablePointer<Float>) {
+                         _ b: UnsafePointer<Float>, _ g: ConvGeometry, outChannels: Int, outputRows: Range<Int>? = nil,
+                         scratch: UnsafeMutablePointer<Float>) {
+    let rows = outputRows ?? 0..<g.outH
     lenet_conv5x5_channels_last_avx2(y, x, packed, b, g.channels, g.height, g.width, outChannels,
-                                     paddedChannels(outChannels), scratch)
+                                     paddedChannels(outChannels), rows.lowerBound, rows.upperBound, scratch)
 }
 
 /// `packChannelsLast` element by element, the reference.
