@@ -90,7 +90,7 @@ final class ConvPoolReLUStep: InferenceStep {
     }
 
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
-        guard let (_, b) = conv.values, !rows.isEmpty else { return }
+        guard let (_, b) = conv.values, !rows.isEmpty else { unready(conv.name) }
         let g = geometry, OC = conv.outChannels, CHW = g.channels * g.height * g.width, PH = g.outH / 2
         let out = OC * PH * (g.outW / 2)
         let packed = UnsafePointer(packed.pointer), rows = rows
@@ -162,7 +162,7 @@ final class ConvStep: InferenceStep {
     }
 
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
-        guard let (_, b) = values(), !rows.isEmpty else { return }
+        guard let (_, b) = values(), !rows.isEmpty else { unready(name) }
         let g = geometry, OC = outChannels, CHW = g.channels * g.height * g.width, out = OC * g.positions
         let packed = UnsafePointer(packed.pointer), rows = rows, OH = g.outH
         // n·OH output rows in one contiguous range per worker; through

@@ -159,7 +159,7 @@ public final class Conv2D: Layer {
     }
 
     public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
-        guard let g = geometry, let weight, let bias, !scratch.isEmpty else { return }
+        guard let g = geometry, let weight, let bias, !scratch.isEmpty else { unready(name) }
         if directKernel {
             let OC = outChannels, P = g.positions, CHW = g.channels * g.height * g.width
             parallelFor(n) { samples in
@@ -200,7 +200,7 @@ public final class Conv2D: Layer {
     /// up, one network replica per thread.)
     public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                          _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
-        guard let g = geometry, let weight, let weightGrad, let biasGrad, let work = scratch.first else { return }
+        guard let g = geometry, let weight, let weightGrad, let biasGrad, let work = scratch.first else { unready(name) }
         let P = g.positions, K = g.patch, OC = outChannels, c = chunk, CHW = g.channels * g.height * g.width
         if dx == nil && directKernel {
             for s in 0..<n {

@@ -95,7 +95,7 @@ final class ConvMaxPoolBackward: BackwardStep {
     func backward(_ dx: UnsafeMutablePointer<Float>?, _ dyPooled: UnsafePointer<Float>, activations: [BatchBuffer], batch n: Int) {
         let p = layout
         guard let (weight, _) = conv.values, let (weightGrad, biasGrad) = conv.gradients,
-              floats.count == p.floats, indices.count == p.indices else { return }
+              floats.count == p.floats, indices.count == p.indices else { unready(conv.name, "backward") }
         let g = geometry, x = UnsafePointer(activations[layers.lowerBound].pointer)
         let y = UnsafePointer(activations[layers.lowerBound + 1].pointer)
         let P = g.positions, K = g.patch, OC = conv.outChannels, CHW = g.channels * g.height * g.width

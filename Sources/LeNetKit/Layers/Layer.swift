@@ -74,3 +74,12 @@ extension Layer {
     /// No connections counted (activations).
     public func connections(for input: FeatureShape) -> Int { 0 }
 }
+
+/// A layer's pass called before the layer was bound to its parameters and
+/// reserved: a programming error (a `Network` binds every layer when it is
+/// made and reserves before every pass, and no file or flag reaches a layer
+/// any other way), so it stops here instead of writing nothing and letting
+/// the next layer read stale memory.
+func unready(_ layer: String, _ pass: String = "forward or backward") -> Never {
+    preconditionFailure("\(layer): \(pass) before the layer was bound to its parameters and reserved")
+}

@@ -58,14 +58,14 @@ public final class Linear: Layer {
     }
 
     public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
-        guard let weight, let bias else { return }
+        guard let weight, let bias else { unready(name) }
         for s in 0..<n { (y + s * outFeatures).update(from: bias, count: outFeatures) }
         gemm(.none, .transposed, m: n, n: outFeatures, k: inFeatures, x, weight, beta: 1, y)
     }
 
     public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                          _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
-        guard let weight, let weightGrad, let biasGrad else { return }
+        guard let weight, let weightGrad, let biasGrad else { unready(name) }
         // dW (OUT, IN) += dYᵀ (OUT, N) · X (N, IN)
         gemm(.transposed, .none, m: outFeatures, n: inFeatures, k: n, dy, x, beta: 1, weightGrad)
         for s in 0..<n {

@@ -56,7 +56,7 @@ public final class MaxPool2D: Layer {
     }
 
     public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
-        guard let g = geometry else { return }
+        guard let g = geometry else { unready(name) }
         let H = g.height, W = g.width, OH = g.outH, OW = g.outW, k = kernelSize, stride = stride
         if isPairwise {
             parallelFor(n * g.channels, minimum: 64) { planes in
@@ -91,7 +91,8 @@ public final class MaxPool2D: Layer {
 
     public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                          _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
-        guard let dx, let g = geometry else { return }
+        guard let dx else { return }  // the network's input: no gradient asked for
+        guard let g = geometry else { unready(name) }
         let HW = g.height * g.width, P = g.positions
         if isPairwise {
             let H = g.height, W = g.width, OH = g.outH, OW = g.outW

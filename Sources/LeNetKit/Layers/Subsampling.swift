@@ -93,7 +93,7 @@ public final class Subsampling: Layer {
     }
 
     public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
-        guard let g = geometry, let weight, let bias else { return }
+        guard let g = geometry, let weight, let bias else { unready(name) }
         guard isPairwise else { return forwardNaive(y, x, batch: n) }
         let H = g.height, W = g.width, OH = g.outH, OW = g.outW, C = channels
         parallelFor(n * C, minimum: 64) { planes in
@@ -106,7 +106,7 @@ public final class Subsampling: Layer {
 
     public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                          _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
-        guard let g = geometry, let weight, let weightGrad, let biasGrad else { return }
+        guard let g = geometry, let weight, let weightGrad, let biasGrad else { unready(name) }
         guard isPairwise else { return backwardNaive(dx, dy, x, y, batch: n) }
         let H = g.height, W = g.width, OH = g.outH, OW = g.outW
         // Planes in order, so dw and db add up the same way on any thread count.
@@ -121,7 +121,7 @@ public final class Subsampling: Layer {
 
     /// The generic forward pass (any window size): the reference.
     func forwardNaive(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
-        guard let g = geometry, let weight, let bias else { return }
+        guard let g = geometry, let weight, let bias else { unready(name) }
         let H = g.height, W = g.width, OH = g.outH, OW = g.outW, k = kernelSize
         for plane in 0..<(n * channels) {
             let c = plane % channels
@@ -139,7 +139,7 @@ public final class Subsampling: Layer {
     /// The generic backward pass (any window size): the reference.
     func backwardNaive(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                        _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
-        guard let g = geometry, let weight, let weightGrad, let biasGrad else { return }
+        guard let g = geometry, let weight, let weightGrad, let biasGrad else { unready(name) }
         let H = g.height, W = g.width, OH = g.outH, OW = g.outW, k = kernelSize
         let covered = OH * k == H && OW * k == W
         for plane in 0..<(n * channels) {
