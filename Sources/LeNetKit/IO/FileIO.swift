@@ -1,9 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Whole-file reads and crash-safe writes, for every file LeNetKit writes
 /// (checkpoints and their state, ONNX models, reports): a reader never sees

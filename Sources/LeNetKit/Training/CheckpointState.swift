@@ -15,11 +15,6 @@
 // Each state file records a digest of the weights it was saved with, and
 // `resume` takes the one whose digest (and epoch and step) match.
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 extension Checkpoint.Key {
     /// Batches of the next epoch already trained when the checkpoint was
