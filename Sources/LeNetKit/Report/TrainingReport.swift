@@ -53,18 +53,30 @@ public struct TrainingReport: Sendable {
         }
     }
 
-    /// A misclassified test image with what the network said.
+    /// A misclassified test image with what the network said: the
+    /// evaluation's `Misclassification` and the image's pixels.
     public struct Sample: Sendable, Equatable {
-        /// Its index in the test set.
-        public var index: Int
-        /// Its label.
-        public var truth: Int
-        /// The class the network ranked first.
-        public var predicted: Int
-        /// The softmax probability of `predicted`.
-        public var probability: Float
+        /// Which image, its label, the class ranked first and its probability.
+        public var misclassification: Misclassification
         /// The image as stored in the dataset.
         public var image: PixelImage
+
+        /// Its index in the test set.
+        public var index: Int { misclassification.index }
+        /// Its label.
+        public var truth: Int { misclassification.truth }
+        /// The class the network ranked first.
+        public var predicted: Int { misclassification.predicted }
+        /// The softmax probability of `predicted`.
+        public var probability: Float { misclassification.probability }
+
+        /// - Parameters:
+        ///   - misclassification: the evaluation's entry for the image.
+        ///   - image: its pixels.
+        public init(_ misclassification: Misclassification, image: PixelImage) {
+            self.misclassification = misclassification
+            self.image = image
+        }
 
         /// - Parameters:
         ///   - index: the image's index in the test set.
@@ -73,11 +85,7 @@ public struct TrainingReport: Sendable {
         ///   - probability: the softmax probability of `predicted`.
         ///   - image: its pixels.
         public init(index: Int, truth: Int, predicted: Int, probability: Float, image: PixelImage) {
-            self.index = index
-            self.truth = truth
-            self.predicted = predicted
-            self.probability = probability
-            self.image = image
+            self.init(Misclassification(index: index, truth: truth, predicted: predicted, probability: probability), image: image)
         }
     }
 
@@ -117,7 +125,7 @@ public struct TrainingReport: Sendable {
             let size = dataset.imageSize
             let image = try PixelImage(planar: dataset.images[m.index * size..<(m.index + 1) * size],
                                        channels: dataset.channels, height: dataset.height, width: dataset.width)
-            return Sample(index: m.index, truth: m.truth, predicted: m.predicted, probability: m.probability, image: image)
+            return Sample(m, image: image)
         }
     }
 
