@@ -9,18 +9,20 @@ final class CLITests: XCTestCase {
         try runLenet(arguments, in: directory)
     }
 
-    /// A CIFAR-10 binary directory with `train` and `test` records of the squares data.
+    /// A CIFAR-10 binary directory with `train` records of the squares
+    /// data in each training batch file and `test` in the test batch.
     static func makeCIFAR(_ dir: URL, train: Int = 200, test: Int = 100) throws {
-        func write(_ data: ImageDataset, _ names: [String]) throws {
+        func records(_ data: ImageDataset) -> Data {
             var bytes: [UInt8] = []
             for i in 0..<data.count {
                 bytes.append(data.labels[i])
                 bytes += data.images[i * data.imageSize..<(i + 1) * data.imageSize]
             }
-            for name in names { try Data(bytes).write(to: dir.appendingPathComponent(name)) }
+            return Data(bytes)
         }
-        try write(try TrainingTests.squares(count: train, seed: 1), (1...5).map { "data_batch_\($0).bin" })
-        try write(try TrainingTests.squares(count: test, seed: 2), ["test_batch.bin"])
+        let trainRecords = records(try TrainingTests.squares(count: train, seed: 1))
+        for name in CIFAR10.fileNames(split: .train) { try trainRecords.write(to: dir.appendingPathComponent(name)) }
+        try records(try TrainingTests.squares(count: test, seed: 2)).write(to: dir.appendingPathComponent("test_batch.bin"))
     }
 
     /// Bad input: one line on stderr naming the flag or file, exit 1, no trap.

@@ -171,7 +171,7 @@ final class CrashSafetyTests: XCTestCase {
     /// directory fails before any training, naming the flag.
     func testOutputThatCannotBeWrittenFailsBeforeTraining() throws {
         let dir = try temporaryDirectory(self)
-        try makeCIFAR(dir, train: 20, test: 10)
+        try CLITests.makeCIFAR(dir, train: 20, test: 10)
         var cases = [(dir.path + "/missing/ck.safetensors", "does not exist"), (dir.path, "is a directory; expected a file name")]
         #if os(Linux)
         // Writable by access(2) for root, yet no file can be created there.
@@ -207,22 +207,6 @@ final class CrashSafetyTests: XCTestCase {
 
     // MARK: Ctrl-C through the command line
 
-    /// A CIFAR-10 directory of the squares data: `train` images in each
-    /// training batch file (only the first file's are used with --limit).
-    func makeCIFAR(_ dir: URL, train: Int, test: Int) throws {
-        func records(_ data: ImageDataset) -> Data {
-            var bytes: [UInt8] = []
-            for i in 0..<data.count {
-                bytes.append(data.labels[i])
-                bytes += data.images[i * data.imageSize..<(i + 1) * data.imageSize]
-            }
-            return Data(bytes)
-        }
-        let trainRecords = records(try TrainingTests.squares(count: train, seed: 1))
-        for name in CIFAR10.fileNames(split: .train) { try trainRecords.write(to: dir.appendingPathComponent(name)) }
-        try records(try TrainingTests.squares(count: test, seed: 2)).write(to: dir.appendingPathComponent("test_batch.bin"))
-    }
-
     /// Starts `lenet` with `arguments`, sends SIGINT as soon as training has
     /// started, and returns what it printed.
     func interruptLenet(_ arguments: [String]) throws -> LenetRun {
@@ -253,7 +237,7 @@ final class CrashSafetyTests: XCTestCase {
         // A space and a quote in the paths: the printed command must quote them for a shell.
         let dir = try temporaryDirectory(self).appendingPathComponent("run 1's data")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try makeCIFAR(dir, train: 300, test: 20)
+        try CLITests.makeCIFAR(dir, train: 300, test: 20)
         let ck = dir.appendingPathComponent("ck.safetensors").path
         let common = ["train", "--data", dir.path, "--epochs", "2", "--batch-size", "10", "--limit", "300", "--threads", "1"]
 

@@ -4,99 +4,6 @@ import XCTest
 /// Central finite differences at random points against the hand-written
 /// backward passes, for every layer and for the whole model with its loss.
 final class GradientCheckTests: XCTestCase {
-    /// The scalar whose gradient is checked: Σ r·y with a fixed random r (a
-    /// layer alone), or the mean cross-entropy (with `labels`).
-    struct Objective {
-        var weights: [Float]?
-        var labels: [Int32]?
-    }
-
-    func value(_ net: Network, _ x: [Float], _ n: Int, _ objective: Objective) throws -> Double {
-        _ = try net.input(batch: n).update(fromContentsOf: x)
-        let y = net.forward(batch: n)
-        if let labels = objective.labels {
-            // The mean cross-entropy in Double: the Float loss would round
-            // away the tiny differences that finite differences measure.
-            let K = net.outputShape.count
-            var total = 0.0
-            for s in 0..<n {
-                let z = (0..<K).map { Double(y[s * K + $0]) }
-                let zmax = z.max() ?? 0
-                total += log(z.reduce(0) { $0 + exp($1 - zmax) }) + zmax - z[Int(labels[s])]
-            }
-            return total / Double(n)
-        }
-        let r = objective.weights ?? []
-        var sum = 0.0
-        for i in r.indices { sum += Double(r[i]) * Double(y[i]) }
-        return sum
-    }
-
-    /// Checks `samples` random parameters and input values of `net`.
-    func check(_ net: Network, input x: [Float], batch n: Int, labels: [Int32]? = nil,
-               eps: Float = 1e-2, tolerance: Double = 1e-2, samples: Int = 40, seed: UInt64 = 7,
-               file: StaticString = #filePath, line: UInt = #line) throws {
-        let outCount = n * net.outputShape.count
-        let objective = Objective(weights: labels == nil ? randomValues(outCount, seed: seed &+ 1) : nil, labels: labels)
-
-        // Analytic gradients.
-        net.parameters.zeroGradients()
-        _ = try value(net, x, n, objective)
-        if let labels {
-            let loss = SoftmaxCrossEntropy(classes: net.outputShape.count)
-            _ = try loss.forward(net.activation(after: net.layers.count - 1), labels, batch: n)
-            loss.backward(try net.outputGradient(batch: n))
-        } else {
-            _ = try net.outputGradient(batch: n).update(fromContentsOf: objective.weights ?? [])
-        }
-        net.backward(batch: n, inputGradient: true)
-        let analyticParams = Array(net.parameters.gradients)
-        let analyticInput = Array(UnsafeBufferPointer(start: net.inputGradient, count: x.count))
-
-        var rng = SeededGenerator(seed: seed)
-        var worst = 0.0
-        func compare(_ analytic: Float, _ numeric: Double, _ what: String) {
-            let err = abs(Double(analytic) - numeric) / max(1e-3, abs(numeric) + abs(Double(analytic)))
-            worst = max(worst, err)
-            if err > tolerance {
-                XCTFail("\(what): analytic \(analytic), numeric \(numeric), relative error \(err)", file: file, line: line)
-            }
-        }
-        // Parameters: every tensor gets its share of the samples.
-        let p = net.parameters.values
-        for entry in net.parameters.entries {
-            for _ in 0..<max(2, samples / max(1, net.parameters.entries.count)) {
-                let i = entry.offset + Int(rng.next() % UInt64(entry.count))
-                let saved = p[i]
-                p[i] = saved + eps
-                let plus = try value(net, x, n, objective)
-                p[i] = saved - eps
-                let minus = try value(net, x, n, objective)
-                p[i] = saved
-                compare(analyticParams[i], (plus - minus) / Double(2 * eps), "\(entry.name)[\(i - entry.offset)]")
-            }
-        }
-        // Inputs.
-        var xx = x
-        for _ in 0..<samples {
-            let i = Int(rng.next() % UInt64(x.count))
-            xx[i] = x[i] + eps
-            let plus = try value(net, xx, n, objective)
-            xx[i] = x[i] - eps
-            let minus = try value(net, xx, n, objective)
-            xx[i] = x[i]
-            compare(analyticInput[i], (plus - minus) / Double(2 * eps), "input[\(i)]")
-        }
-        XCTAssertLessThan(worst, tolerance, file: file, line: line)
-    }
-
-    func network(_ shape: FeatureShape, _ layers: [any Layer], seed: UInt64 = 3) throws -> Network {
-        let net = try Network(inputShape: shape, layers: layers)
-        var rng = SeededGenerator(seed: seed)
-        net.parameters.initialize(using: &rng)
-        return net
-    }
-
     func testConv2D() throws {
         let shape = FeatureShape(channels: 3, height: 8, width: 7)
         let net = try network(shape, [Conv2D("conv", inChannels: 3, outChannels: 4, kernelSize: 3)])
@@ -203,10 +110,9 @@ final class GradientCheckTests: XCTestCase {
         let n = 2
         let x = randomValues(n * 3 * 32 * 32, seed: 10)
         let labels: [Int32] = [3, 7]
-        let objective = Objective(weights: nil, labels: labels)
         let loss = SoftmaxCrossEntropy(classes: 10)
         net.parameters.zeroGradients()
-        _ = try value(net, x, n, objective)
+        _ = try value(net, x, n, labels: labels)
         _ = try loss.forward(net.activation(after: net.layers.count - 1), labels, batch: n)
         loss.backward(try net.outputGradient(batch: n))
         net.backward(batch: n, inputGradient: true)
@@ -222,17 +128,17 @@ final class GradientCheckTests: XCTestCase {
             var analytic = 0.0
             for i in 0..<e.count { analytic += Double(g[e.offset + i]) * Double(d[i]) }
             for i in 0..<e.count { p[e.offset + i] = saved[i] + eps * d[i] }
-            let plus = try value(net, x, n, objective)
+            let plus = try value(net, x, n, labels: labels)
             for i in 0..<e.count { p[e.offset + i] = saved[i] - eps * d[i] }
-            let minus = try value(net, x, n, objective)
+            let minus = try value(net, x, n, labels: labels)
             for i in 0..<e.count { p[e.offset + i] = saved[i] }
             let numeric = (plus - minus) / Double(2 * eps)
             XCTAssertEqual(analytic, numeric, accuracy: 1e-2 * abs(numeric) + 2e-4, "\(e.name) along a random direction")
         }
         let d = randomValues(x.count, seed: 99)
         let analytic = zip(gx, d).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
-        let plus = try value(net, zip(x, d).map { $0 + eps * $1 }, n, objective)
-        let minus = try value(net, zip(x, d).map { $0 - eps * $1 }, n, objective)
+        let plus = try value(net, zip(x, d).map { $0 + eps * $1 }, n, labels: labels)
+        let minus = try value(net, zip(x, d).map { $0 - eps * $1 }, n, labels: labels)
         let numeric = (plus - minus) / Double(2 * eps)
         XCTAssertEqual(analytic, numeric, accuracy: 1e-2 * abs(numeric) + 2e-4, "input along a random direction")
     }

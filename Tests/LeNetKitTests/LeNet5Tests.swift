@@ -178,12 +178,12 @@ final class LeNet5Tests: XCTestCase {
     func testSubsamplingGradients() throws {
         let shape = FeatureShape(channels: 3, height: 6, width: 7)
         let net = try network(shape, [Subsampling("s", channels: 3)])
-        try check(net, input: values(3 * shape.count, seed: 1), batch: 3)
+        try check(net, input: randomValues(3 * shape.count, seed: 1), batch: 3)
         let net3 = try network(FeatureShape(channels: 2, height: 7, width: 9), [Subsampling("s", channels: 2, kernelSize: 3)])
-        try check(net3, input: values(2 * 2 * 7 * 9, seed: 2), batch: 2)
+        try check(net3, input: randomValues(2 * 2 * 7 * 9, seed: 2), batch: 2)
         // With the squashing function after it, as in the model.
         let squashed = try network(shape, [Subsampling("s", channels: 3), Tanh.lecun()])
-        try check(squashed, input: values(2 * shape.count, seed: 3), batch: 2, eps: 1e-3)
+        try check(squashed, input: randomValues(2 * shape.count, seed: 3), batch: 2, eps: 1e-3)
     }
 
     func testSubsamplingInitBound() throws {
@@ -221,7 +221,7 @@ final class LeNet5Tests: XCTestCase {
         let net = try network(shape, [layer])
         var rng = SeededGenerator(seed: 4)
         layer.initialize(using: &rng)
-        let x = values(2 * shape.count, seed: 5)
+        let x = randomValues(2 * shape.count, seed: 5)
         try check(net, input: x, batch: 2, samples: 60)
 
         // Every masked weight gets exactly 0 gradient; the others do not.
@@ -238,9 +238,9 @@ final class LeNet5Tests: XCTestCase {
         let offset = net.parameters["pc.weight"]?.offset ?? 0
         for i in masked.prefix(12) {
             p[offset + i] = 0.3
-            let plus = try value(net, x, 2, weights: values(2 * 5 * 5 * 4, seed: 7))
+            let plus = try value(net, x, 2, weights: randomValues(2 * 5 * 5 * 4, seed: 7))
             p[offset + i] = 0
-            let zero = try value(net, x, 2, weights: values(2 * 5 * 5 * 4, seed: 7))
+            let zero = try value(net, x, 2, weights: randomValues(2 * 5 * 5 * 4, seed: 7))
             XCTAssertEqual(plus, zero, "masked pc.weight[\(i)] changed the output")
         }
     }
@@ -254,8 +254,8 @@ final class LeNet5Tests: XCTestCase {
         var rng = SeededGenerator(seed: 8)
         layer.initialize(using: &rng)
         let n = 3
-        let x = values(n * shape.count, seed: 9)
-        let dy = values(n * 16 * 100, seed: 10)
+        let x = randomValues(n * shape.count, seed: 9)
+        let dy = randomValues(n * 16 * 100, seed: 10)
         let w = net.parameters.values(of: "c3.weight") ?? []
         let b = net.parameters.values(of: "c3.bias") ?? []
 
@@ -300,7 +300,7 @@ final class LeNet5Tests: XCTestCase {
         let net = try network(shape, [layer])  // generic init: masked entries nonzero
         let masked = maskedIndices(smallTable, inChannels: 4, kernel: 9)
         XCTAssertTrue(masked.contains { (net.parameters.values(of: "pc.weight") ?? [])[$0] != 0 })
-        let x = values(shape.count, seed: 11)
+        let x = randomValues(shape.count, seed: 11)
         let y = try net.predict(x)
         let w = net.parameters.values(of: "pc.weight") ?? []
         for i in masked { XCTAssertEqual(w[i], 0) }
@@ -353,7 +353,7 @@ final class LeNet5Tests: XCTestCase {
             let optimizer = try make(net.parameters)
             let loss = SoftmaxCrossEntropy(classes: 10)
             let n = 4
-            let x = values(n * 32 * 32, seed: 15)
+            let x = randomValues(n * 32 * 32, seed: 15)
             let labels: [Int32] = [1, 7, 3, 9]
             let c3 = net.parameters["c3.weight"]
             let before = net.parameters.values(of: "c3.weight") ?? []
@@ -391,7 +391,7 @@ final class LeNet5Tests: XCTestCase {
     func testWholeLeNet5WithLossPerCoordinate() throws {
         let net = try Models.lenet5(seed: 16)
         let n = 2
-        try check(net, input: values(n * 32 * 32, seed: 17), batch: n, labels: [4, 8],
+        try check(net, input: randomValues(n * 32 * 32, seed: 17), batch: n, labels: [4, 8],
                   eps: 1e-2, tolerance: 1e-2, samples: 140, seed: 18)
     }
 
@@ -402,7 +402,7 @@ final class LeNet5Tests: XCTestCase {
         for squashC1 in [true, false] {
             let net = try Models.lenet5(seed: 19, squashC1: squashC1)
             let n = 3
-            let x = values(n * 32 * 32, seed: 20)
+            let x = randomValues(n * 32 * 32, seed: 20)
             let labels: [Int32] = [0, 5, 9]
             try backwardOnce(net, x, batch: n, labels: labels)
             let g = Array(net.parameters.gradients)
@@ -411,7 +411,7 @@ final class LeNet5Tests: XCTestCase {
             let eps: Float = 1e-3
             let p = net.parameters.values
             for (k, e) in net.parameters.entries.enumerated() {
-                var d = values(e.count, seed: UInt64(60 + k))
+                var d = randomValues(e.count, seed: UInt64(60 + k))
                 if e.name == "c3.weight" { for i in maskedC3 { d[i] = 0 } }
                 let saved = Array(p[e.offset..<e.offset + e.count])
                 var analytic = 0.0
@@ -425,109 +425,13 @@ final class LeNet5Tests: XCTestCase {
                 XCTAssertEqual(analytic, numeric, accuracy: 1e-2 * abs(numeric) + 2e-4,
                                "\(e.name) along a random direction (squashC1 \(squashC1))")
             }
-            let d = values(x.count, seed: 99)
+            let d = randomValues(x.count, seed: 99)
             let analytic = zip(gx, d).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
             let plus = try value(net, zip(x, d).map { $0 + eps * $1 }, n, labels: labels)
             let minus = try value(net, zip(x, d).map { $0 - eps * $1 }, n, labels: labels)
             let numeric = (plus - minus) / Double(2 * eps)
             XCTAssertEqual(analytic, numeric, accuracy: 1e-2 * abs(numeric) + 2e-4, "input along a random direction")
         }
-    }
-
-    // MARK: - Helpers (the pattern of GradientCheckTests)
-
-    func values(_ count: Int, seed: UInt64, _ low: Float = -1, _ high: Float = 1) -> [Float] {
-        var rng = SeededGenerator(seed: seed)
-        return (0..<count).map { _ in rng.uniform(low, high) }
-    }
-
-    func network(_ shape: FeatureShape, _ layers: [any Layer], seed: UInt64 = 3) throws -> Network {
-        let net = try Network(inputShape: shape, layers: layers)
-        var rng = SeededGenerator(seed: seed)
-        net.parameters.initialize(using: &rng)
-        return net
-    }
-
-    /// Σ r·y for fixed random r (`weights`), or the mean cross-entropy in
-    /// Double (`labels`): the Float loss would round away the differences.
-    func value(_ net: Network, _ x: [Float], _ n: Int, weights: [Float]? = nil, labels: [Int32]? = nil) throws -> Double {
-        _ = try net.input(batch: n).update(fromContentsOf: x)
-        let y = net.forward(batch: n)
-        if let labels {
-            let K = net.outputShape.count
-            var total = 0.0
-            for s in 0..<n {
-                let z = (0..<K).map { Double(y[s * K + $0]) }
-                let zmax = z.max() ?? 0
-                total += log(z.reduce(0) { $0 + exp($1 - zmax) }) + zmax - z[Int(labels[s])]
-            }
-            return total / Double(n)
-        }
-        let r = weights ?? []
-        var sum = 0.0
-        for i in r.indices { sum += Double(r[i]) * Double(y[i]) }
-        return sum
-    }
-
-    /// Zeroes the gradients and runs one forward and backward pass (input
-    /// gradient included) for the objective of `value`.
-    func backwardOnce(_ net: Network, _ x: [Float], batch n: Int, labels: [Int32]? = nil, seed: UInt64 = 0) throws {
-        net.parameters.zeroGradients()
-        _ = try net.input(batch: n).update(fromContentsOf: x)
-        let logits = net.forward(batch: n)
-        if let labels {
-            let loss = SoftmaxCrossEntropy(classes: net.outputShape.count)
-            _ = try loss.forward(logits, labels, batch: n)
-            loss.backward(try net.outputGradient(batch: n))
-        } else {
-            _ = try net.outputGradient(batch: n).update(fromContentsOf: values(n * net.outputShape.count, seed: seed))
-        }
-        net.backward(batch: n, inputGradient: true)
-    }
-
-    /// Central differences at `samples` random parameters (each tensor its
-    /// share) and `samples` random inputs against the analytic gradients.
-    func check(_ net: Network, input x: [Float], batch n: Int, labels: [Int32]? = nil,
-               eps: Float = 1e-2, tolerance: Double = 1e-2, samples: Int = 40, seed: UInt64 = 7,
-               file: StaticString = #filePath, line: UInt = #line) throws {
-        let weights = labels == nil ? values(n * net.outputShape.count, seed: seed &+ 1) : nil
-        try backwardOnce(net, x, batch: n, labels: labels, seed: seed &+ 1)
-        let analyticParams = Array(net.parameters.gradients)
-        let analyticInput = Array(UnsafeBufferPointer(start: net.inputGradient, count: x.count))
-
-        var rng = SeededGenerator(seed: seed)
-        var worst = 0.0
-        func compare(_ analytic: Float, _ numeric: Double, _ what: String) {
-            let err = abs(Double(analytic) - numeric) / max(1e-3, abs(numeric) + abs(Double(analytic)))
-            worst = max(worst, err)
-            if err > tolerance {
-                XCTFail("\(what): analytic \(analytic), numeric \(numeric), relative error \(err)", file: file, line: line)
-            }
-        }
-        let p = net.parameters.values
-        for entry in net.parameters.entries {
-            for _ in 0..<max(2, samples / max(1, net.parameters.entries.count)) {
-                let i = entry.offset + Int(rng.next() % UInt64(entry.count))
-                let saved = p[i]
-                p[i] = saved + eps
-                let plus = try value(net, x, n, weights: weights, labels: labels)
-                p[i] = saved - eps
-                let minus = try value(net, x, n, weights: weights, labels: labels)
-                p[i] = saved
-                compare(analyticParams[i], (plus - minus) / Double(2 * eps), "\(entry.name)[\(i - entry.offset)]")
-            }
-        }
-        var xx = x
-        for _ in 0..<samples {
-            let i = Int(rng.next() % UInt64(x.count))
-            xx[i] = x[i] + eps
-            let plus = try value(net, xx, n, weights: weights, labels: labels)
-            xx[i] = x[i] - eps
-            let minus = try value(net, xx, n, weights: weights, labels: labels)
-            xx[i] = x[i]
-            compare(analyticInput[i], (plus - minus) / Double(2 * eps), "input[\(i)]")
-        }
-        XCTAssertLessThan(worst, tolerance, file: file, line: line)
     }
 
     /// The 2×2 subsampling's vector kernel against the generic loops, on

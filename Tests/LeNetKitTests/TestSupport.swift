@@ -259,3 +259,98 @@ func skipUnderSanitizers() throws {
     try XCTSkipIf(environment["ASAN_OPTIONS"] != nil || environment["TSAN_OPTIONS"] != nil,
                   "a sanitized process's memory is not the estimate's")
 }
+
+/// The gradient-check harness GradientCheckTests and LeNet5Tests share:
+/// central finite differences at random points against the hand-written
+/// backward passes.
+extension XCTestCase {
+
+    func network(_ shape: FeatureShape, _ layers: [any Layer], seed: UInt64 = 3) throws -> Network {
+        let net = try Network(inputShape: shape, layers: layers)
+        var rng = SeededGenerator(seed: seed)
+        net.parameters.initialize(using: &rng)
+        return net
+    }
+
+    /// Σ r·y for fixed random r (`weights`), or the mean cross-entropy in
+    /// Double (`labels`): the Float loss would round away the differences.
+    func value(_ net: Network, _ x: [Float], _ n: Int, weights: [Float]? = nil, labels: [Int32]? = nil) throws -> Double {
+        _ = try net.input(batch: n).update(fromContentsOf: x)
+        let y = net.forward(batch: n)
+        if let labels {
+            let K = net.outputShape.count
+            var total = 0.0
+            for s in 0..<n {
+                let z = (0..<K).map { Double(y[s * K + $0]) }
+                let zmax = z.max() ?? 0
+                total += log(z.reduce(0) { $0 + exp($1 - zmax) }) + zmax - z[Int(labels[s])]
+            }
+            return total / Double(n)
+        }
+        let r = weights ?? []
+        var sum = 0.0
+        for i in r.indices { sum += Double(r[i]) * Double(y[i]) }
+        return sum
+    }
+
+    /// Zeroes the gradients and runs one forward and backward pass (input
+    /// gradient included) for the objective of `value`.
+    func backwardOnce(_ net: Network, _ x: [Float], batch n: Int, labels: [Int32]? = nil, seed: UInt64 = 0) throws {
+        net.parameters.zeroGradients()
+        _ = try net.input(batch: n).update(fromContentsOf: x)
+        let logits = net.forward(batch: n)
+        if let labels {
+            let loss = SoftmaxCrossEntropy(classes: net.outputShape.count)
+            _ = try loss.forward(logits, labels, batch: n)
+            loss.backward(try net.outputGradient(batch: n))
+        } else {
+            _ = try net.outputGradient(batch: n).update(fromContentsOf: randomValues(n * net.outputShape.count, seed: seed))
+        }
+        net.backward(batch: n, inputGradient: true)
+    }
+
+    /// Central differences at `samples` random parameters (each tensor its
+    /// share) and `samples` random inputs against the analytic gradients.
+    func check(_ net: Network, input x: [Float], batch n: Int, labels: [Int32]? = nil,
+               eps: Float = 1e-2, tolerance: Double = 1e-2, samples: Int = 40, seed: UInt64 = 7,
+               file: StaticString = #filePath, line: UInt = #line) throws {
+        let weights = labels == nil ? randomValues(n * net.outputShape.count, seed: seed &+ 1) : nil
+        try backwardOnce(net, x, batch: n, labels: labels, seed: seed &+ 1)
+        let analyticParams = Array(net.parameters.gradients)
+        let analyticInput = Array(UnsafeBufferPointer(start: net.inputGradient, count: x.count))
+
+        var rng = SeededGenerator(seed: seed)
+        var worst = 0.0
+        func compare(_ analytic: Float, _ numeric: Double, _ what: String) {
+            let err = abs(Double(analytic) - numeric) / max(1e-3, abs(numeric) + abs(Double(analytic)))
+            worst = max(worst, err)
+            if err > tolerance {
+                XCTFail("\(what): analytic \(analytic), numeric \(numeric), relative error \(err)", file: file, line: line)
+            }
+        }
+        let p = net.parameters.values
+        for entry in net.parameters.entries {
+            for _ in 0..<max(2, samples / max(1, net.parameters.entries.count)) {
+                let i = entry.offset + Int(rng.next() % UInt64(entry.count))
+                let saved = p[i]
+                p[i] = saved + eps
+                let plus = try value(net, x, n, weights: weights, labels: labels)
+                p[i] = saved - eps
+                let minus = try value(net, x, n, weights: weights, labels: labels)
+                p[i] = saved
+                compare(analyticParams[i], (plus - minus) / Double(2 * eps), "\(entry.name)[\(i - entry.offset)]")
+            }
+        }
+        var xx = x
+        for _ in 0..<samples {
+            let i = Int(rng.next() % UInt64(x.count))
+            xx[i] = x[i] + eps
+            let plus = try value(net, xx, n, weights: weights, labels: labels)
+            xx[i] = x[i] - eps
+            let minus = try value(net, xx, n, weights: weights, labels: labels)
+            xx[i] = x[i]
+            compare(analyticInput[i], (plus - minus) / Double(2 * eps), "input[\(i)]")
+        }
+        XCTAssertLessThan(worst, tolerance, file: file, line: line)
+    }
+}
