@@ -192,11 +192,21 @@ extension PartialConv2D: KernelDescribing {
     public var kernelSummary: (size: String, count: Int) { ("\(kernelH)×\(kernelW)", outChannels) }
 }
 
-// MARK: - Reference: direct loops over the table
+// MARK: - Reference: the full convolution's, on the masked weights
 
-/// The reference for `PartialConv2D`: for each output map, a direct
-/// convolution over only the input maps its table row lists (stride 1, no
-/// padding). Masked weights are never read.
+/// w with every weight the table does not connect set to 0.
+private func maskedWeights(_ w: UnsafePointer<Float>, table: [[Int]], _ g: ConvGeometry) -> [Float] {
+    let C = g.channels, K = g.kernelH * g.kernelW
+    var masked = [Float](repeating: 0, count: table.count * C * K)
+    for (oc, inputs) in table.enumerated() {
+        for c in inputs { for k in 0..<K { masked[(oc * C + c) * K + k] = w[(oc * C + c) * K + k] } }
+    }
+    return masked
+}
+
+/// The reference for `PartialConv2D`: `conv2dForwardNaive` with the weights
+/// the table does not connect taken as 0 (stride 1, no padding), so masked
+/// weights are never read.
 /// - Parameters:
 ///   - y: (N, OC, OH, OW)
 ///   - x: (N, C, H, W)
@@ -204,32 +214,14 @@ extension PartialConv2D: KernelDescribing {
 ///   - b: (OC)
 ///   - table: `table[oc]`, the input maps of output map `oc`.
 func partialConv2dForwardNaive(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
-                                      _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                                      batch: Int, table: [[Int]], _ g: ConvGeometry) {
-    let C = g.channels, H = g.height, W = g.width, KH = g.kernelH, KW = g.kernelW
-    let OH = H - KH + 1, OW = W - KW + 1, OC = table.count
-    for n in 0..<batch {
-        for oc in 0..<OC {
-            for i in 0..<OH {
-                for j in 0..<OW {
-                    var sum = Double(b[oc])
-                    for c in table[oc] {
-                        for kh in 0..<KH {
-                            for kw in 0..<KW {
-                                sum += Double(x[((n * C + c) * H + i + kh) * W + j + kw])
-                                    * Double(w[((oc * C + c) * KH + kh) * KW + kw])
-                            }
-                        }
-                    }
-                    y[((n * OC + oc) * OH + i) * OW + j] = Float(sum)
-                }
-            }
-        }
-    }
+                               _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                               batch: Int, table: [[Int]], _ g: ConvGeometry) {
+    conv2dForwardNaive(y, x, maskedWeights(w, table: table, g), b, batch: batch, outChannels: table.count, g)
 }
 
-/// The reference for `PartialConv2D`'s backward pass: overwrites dx, dw and
-/// db; dw is 0 wherever the table has no connection.
+/// The reference for `PartialConv2D`'s backward pass: `conv2dBackwardNaive`
+/// on the masked weights; overwrites dx, dw and db; dw is 0 wherever the
+/// table has no connection.
 /// - Parameters:
 ///   - dx: (N, C, H, W)
 ///   - dw: (OC, C, KH, KW)
@@ -238,35 +230,13 @@ func partialConv2dForwardNaive(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePoin
 ///   - x: (N, C, H, W)
 ///   - w: (OC, C, KH, KW)
 func partialConv2dBackwardNaive(_ dx: UnsafeMutablePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
-                                       _ db: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
-                                       _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                                       batch: Int, table: [[Int]], _ g: ConvGeometry) {
-    let C = g.channels, H = g.height, W = g.width, KH = g.kernelH, KW = g.kernelW
-    let OH = H - KH + 1, OW = W - KW + 1, OC = table.count
-    var dxAcc = [Double](repeating: 0, count: batch * C * H * W)
-    var dwAcc = [Double](repeating: 0, count: OC * C * KH * KW)
-    var dbAcc = [Double](repeating: 0, count: OC)
-    for n in 0..<batch {
-        for oc in 0..<OC {
-            for i in 0..<OH {
-                for j in 0..<OW {
-                    let d = Double(dy[((n * OC + oc) * OH + i) * OW + j])
-                    dbAcc[oc] += d
-                    for c in table[oc] {
-                        for kh in 0..<KH {
-                            for kw in 0..<KW {
-                                let xi = ((n * C + c) * H + i + kh) * W + j + kw
-                                let wi = ((oc * C + c) * KH + kh) * KW + kw
-                                dwAcc[wi] += d * Double(x[xi])
-                                dxAcc[xi] += d * Double(w[wi])
-                            }
-                        }
-                    }
-                }
-            }
-        }
+                                _ db: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
+                                _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                                batch: Int, table: [[Int]], _ g: ConvGeometry) {
+    let OC = table.count, C = g.channels, K = g.kernelH * g.kernelW
+    conv2dBackwardNaive(dx, dw, db, dy, x, maskedWeights(w, table: table, g), batch: batch, outChannels: OC, g)
+    for oc in 0..<OC {
+        let connected = Set(table[oc])
+        for c in 0..<C where !connected.contains(c) { (dw + (oc * C + c) * K).update(repeating: 0, count: K) }
     }
-    for i in 0..<dxAcc.count { dx[i] = Float(dxAcc[i]) }
-    for i in 0..<dwAcc.count { dw[i] = Float(dwAcc[i]) }
-    for i in 0..<dbAcc.count { db[i] = Float(dbAcc[i]) }
 }
