@@ -1,5 +1,8 @@
 // End to end: training and evaluation images/s of the CIFAR LeNet at batch
-// 36 and 256, on 1 and 2 threads, over generated CIFAR-shaped data.
+// 36 and 256, on 1 and 2 threads, over generated CIFAR-shaped data; and the
+// forward-only path (`Network.infer`) of both networks at batch 1, 16 and
+// 256, whose mallocCountTotal is the allocations of `passes` calls after
+// warm-up.
 import Benchmark
 import Dispatch
 import LeNetKit
@@ -54,6 +57,36 @@ let benchmarks: @Sendable () -> Void = {
             }
         }
     }
+    for model in ModelKind.allCases {
+        for batch in [1, 16, 256] {
+            for threads in [1, 2] {
+                let passes = max(4, 2048 / batch)
+                let box = NetworkBox()
+                Benchmark("infer \(model.rawValue) b\(batch) t\(threads)", closure: { benchmark in
+                    guard let network = box.network else { return }
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    for _ in 0..<passes { blackHole(network.infer(batch: batch)) }
+                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                    benchmark.measurement(imagesPerSecond, Int(Double(passes * batch) / seconds))
+                }, setup: {
+                    Parallelism.setThreads(threads)
+                    guard let network = try? model.make(), (try? network.reserve(batch: batch, backward: false)) != nil,
+                          let x = try? network.input(batch: batch) else { return }
+                    var rng = SeededGenerator(seed: 2)
+                    for i in x.indices { x[i] = rng.uniform(-1, 1) }
+                    _ = network.infer(batch: batch)  // warm-up: packs the weights once
+                    box.network = network
+                }, teardown: {
+                    box.network = nil
+                })
+            }
+        }
+    }
+}
+
+/// Holds a benchmark's network from its setup to its teardown.
+final class NetworkBox: @unchecked Sendable {
+    var network: Network?
 }
 
 /// Holds a benchmark's trainer from its setup to its teardown.
