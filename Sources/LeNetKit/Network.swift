@@ -53,6 +53,9 @@ public final class Network {
     /// The backward pass `backward(batch:)` runs: the layers, a convolution
     /// and the pool after it fused (`BackwardFusion`).
     let backwardSteps: [any BackwardStep]
+    /// The same pass with every layer a step of its own: what `backward`
+    /// runs with `fusesPooling` false.
+    private let layerBackwardSteps: [any BackwardStep]
 
     /// Checks every layer's shape, lays out the parameters and binds the
     /// layers to their views.
@@ -92,6 +95,7 @@ public final class Network {
         gradients = zip(names, [inputShape] + shapes).map { BatchBuffer(perSample: $1.count, name: "gradient of \($0)") }
         inferenceSteps = InferenceFusion.steps(layers: layers, inputShape: inputShape, shapes: shapes)
         backwardSteps = BackwardFusion.steps(layers: layers, inputShape: inputShape, shapes: shapes)
+        layerBackwardSteps = BackwardFusion.steps(layers: layers, inputShape: inputShape, shapes: shapes, fusing: false)
         bindLayers()
     }
 
@@ -121,8 +125,11 @@ public final class Network {
     /// Whether the pool at `i` runs its backward pass inside the
     /// convolution's before it.
     func backwardFusesPool(at i: Int) -> Bool {
-        fusesPooling && backwardSteps.contains { $0.layers.count > 1 && $0.layers.contains(i) && $0.layers.lowerBound != i }
+        backwardPath.contains { $0.layers.lowerBound < i && $0.layers.contains(i) }
     }
+
+    /// The steps `backward` runs, first to last.
+    var backwardPath: [any BackwardStep] { fusesPooling ? backwardSteps : layerBackwardSteps }
 
     /// The backward pass of one step: from the gradient of its last layer's
     /// output to its first layer's input gradient, skipped for the network's
@@ -132,9 +139,6 @@ public final class Network {
         let dx: UnsafeMutablePointer<Float>? = (i > 0 || inputGradient) ? gradients[i].pointer : nil
         step.backward(dx, gradients[step.layers.upperBound].pointer, activations: activations, batch: n)
     }
-
-    /// The input shape of layer `i`.
-    func inputShape(of i: Int) -> FeatureShape { i == 0 ? inputShape : shapes[i - 1] }
 
     /// The shape of one output sample (the logits).
     public var outputShape: FeatureShape { shapes.last ?? inputShape }
@@ -165,7 +169,7 @@ public final class Network {
             shape = out
         }
         if backward {
-            for step in backwardSteps { try step.reserve(batch: n, input: inputShape(of: step.layers.lowerBound)) }
+            for step in backwardSteps { try step.reserve() }
         }
         for step in inferenceSteps { try step.reserve(batch: n, workers: workers) }
         capacity = n
@@ -288,11 +292,7 @@ public final class Network {
     /// when `inputGradient` is true (a training step does not need it).
     public func backward(batch n: Int, inputGradient: Bool = false) {
         precondition(n <= backwardCapacity, "backward(batch: \(n)) beyond the reserved \(backwardCapacity); call outputGradient(batch:) first")
-        if fusesPooling {
-            for step in backwardSteps.reversed() { backward(step, batch: n, inputGradient: inputGradient) }
-        } else {
-            for i in layers.indices.reversed() { backward(LayerBackward(layers[i], at: i), batch: n, inputGradient: inputGradient) }
-        }
+        for step in backwardPath.reversed() { backward(step, batch: n, inputGradient: inputGradient) }
     }
 
     // MARK: - Data parallelism

@@ -10,11 +10,10 @@
 protocol BackwardStep: AnyObject {
     /// The layers this step runs, as indices into the network's layer list.
     var layers: Range<Int> { get }
-    /// What `reserve(batch:input:)` allocates.
-    func workspaceBytes(batch n: Int, input: FeatureShape) -> Int
-    /// Allocates the step's own buffers for batches of up to `n` samples
-    /// (`input`: the first layer's input shape). The layers reserve their own.
-    func reserve(batch n: Int, input: FeatureShape) throws
+    /// What `reserve()` allocates (the same for any batch size).
+    var workspaceBytes: Int { get }
+    /// Allocates the step's own buffers; the layers reserve their own.
+    func reserve() throws
     /// dx (N, input of the first layer), or nil when no one reads it, from
     /// dy (N, output of the last layer); `activations[i]` is the input of
     /// layer i in the last forward pass.
@@ -31,8 +30,8 @@ final class LayerBackward: BackwardStep {
         layers = i..<i + 1
     }
 
-    func workspaceBytes(batch n: Int, input: FeatureShape) -> Int { 0 }
-    func reserve(batch n: Int, input: FeatureShape) throws {}
+    var workspaceBytes: Int { 0 }
+    func reserve() throws {}
     func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>, activations: [BatchBuffer], batch n: Int) {
         let i = layers.lowerBound
         layer.backward(dx, dy, activations[i].pointer, activations[i + 1].pointer, batch: n)
@@ -44,17 +43,16 @@ final class LayerBackward: BackwardStep {
 /// the same gradients as the pool's `backward` followed by the
 /// convolution's, without the dense gradient between them.
 ///
-    /// Each pooling window passes its gradient to one output position, its
-    /// maximum (found again from `y`, ties to the first as in PyTorch), so
-    /// three positions in four get none, and a ReLU behind the pool zeroes
-    /// some of the rest (docs/PERFORMANCE.md).
-    /// Instead of gemms over those zeros, the weight
-    /// gradient sums the chosen input patches and the input gradient sums
-    /// the kernels that chose each position (`weightedRowSum`), skipping
-    /// zeros. Sums run in another order than the gemms', so results agree to
-    /// rounding; a gradient of exactly 0 is skipped even where the dense
-    /// product would have met an infinite input (0·∞).
-    ///
+/// Each pooling window passes its gradient to one output position, its
+/// maximum (found again from `y`, ties to the first as in PyTorch), so
+/// three positions in four get none, and a ReLU behind the pool zeroes
+/// some of the rest (docs/PERFORMANCE.md). Instead of gemms over those
+/// zeros, the weight gradient sums the chosen input patches and the input
+/// gradient sums the kernels that chose each position (`weightedRowSum`),
+/// skipping zeros. Sums run in another order than the gemms', so results
+/// agree to rounding; a gradient of exactly 0 is skipped even where the
+/// dense product would have met an infinite input (0·∞).
+///
 /// Runs on one thread, like the layers' `backward`. Measured (CIFAR LeNet,
 /// batch 36): docs/PERFORMANCE.md.
 final class ConvMaxPoolBackward: BackwardStep {
@@ -79,9 +77,9 @@ final class ConvMaxPoolBackward: BackwardStep {
         return (ld, pooled, list, 2 * P * ld + 2 * OC * ld + list, OC * pooled + list + P)
     }
 
-    func workspaceBytes(batch n: Int, input: FeatureShape) -> Int { 4 * (layout.floats + layout.indices) }
+    var workspaceBytes: Int { 4 * (layout.floats + layout.indices) }
 
-    func reserve(batch n: Int, input: FeatureShape) throws {
+    func reserve() throws {
         let p = layout
         if floats.count != p.floats { floats = try FloatBuffer(count: p.floats, name: "\(conv.name) pooled-backward rows") }
         if indices.count != p.indices { indices = try IndexBuffer(count: p.indices, name: "\(conv.name) pooled-backward routes") }
@@ -166,15 +164,16 @@ final class ConvMaxPoolBackward: BackwardStep {
 /// The fuse pass of the backward path: a `Conv2D` with stride 1, no padding
 /// and an output of at least 2×2, followed by a 2×2, stride-2 `MaxPool2D`,
 /// becomes a `ConvMaxPoolBackward`; every other layer is a `LayerBackward`.
-/// The forward pass is not fused: it writes every layer's output, which
-/// these steps read.
+/// With `fusing` false every layer is (the reference path). The forward
+/// pass is not fused: it writes every layer's output, which these steps read.
 enum BackwardFusion {
-    static func steps(layers: [any Layer], inputShape: FeatureShape, shapes: [FeatureShape]) -> [any BackwardStep] {
+    static func steps(layers: [any Layer], inputShape: FeatureShape, shapes: [FeatureShape], fusing: Bool = true)
+        -> [any BackwardStep] {
         var steps: [any BackwardStep] = []
         var i = 0
         while i < layers.count {
             let input = i == 0 ? inputShape : shapes[i - 1]
-            if i + 1 < layers.count, let conv = layers[i] as? Conv2D, let pool = layers[i + 1] as? MaxPool2D, pool.isPairwise,
+            if fusing, i + 1 < layers.count, let conv = layers[i] as? Conv2D, let pool = layers[i + 1] as? MaxPool2D, pool.isPairwise,
                fits(conv.geometry(for: input)) {
                 steps.append(ConvMaxPoolBackward(conv, at: i, geometry: conv.geometry(for: input)))
                 i += 2

@@ -82,7 +82,7 @@ extension Network {
         }
         // Each part's network has its own fused backward steps' buffers.
         if backward {
-            scratch += parts * backwardSteps.reduce(0) { $0 + $1.workspaceBytes(batch: largest, input: inputShape(of: $1.layers.lowerBound)) }
+            scratch += parts * backwardSteps.reduce(0) { $0 + $1.workspaceBytes }
         }
         estimate.add("layer scratch", bytes: scratch)
         let inference = inferenceSteps.reduce(0) {

@@ -48,8 +48,7 @@ extension Network {
             _ = try loss.forward(activations[layers.count].pointer, labels.pointer, batch: n)
             parameters.zeroGradients()
             loss.backward(try outputGradient(batch: n))
-            let path: [any BackwardStep] = fusesPooling ? backwardSteps : layers.indices.map { LayerBackward(layers[$0], at: $0) }
-            for step in path.reversed() {
+            for step in backwardPath.reversed() {
                 let t = now()
                 self.backward(step, batch: n, inputGradient: false)
                 // A pool fused into the convolution before it: the time is the convolution's.
