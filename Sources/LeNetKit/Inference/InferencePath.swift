@@ -94,22 +94,30 @@ final class ConvPoolReLUStep: InferenceStep {
         let g = geometry, OC = conv.outChannels, CHW = g.channels * g.height * g.width, PH = g.outH / 2
         let out = OC * PH * (g.outW / 2)
         let packed = UnsafePointer(packed.pointer), rows = rows
-        // The work is n·PH pooled rows, cut into one contiguous range per
-        // worker. Through Dispatch, at most one worker per sample: splitting
-        // one sample's rows across threads woken for it measured slower
-        // than one thread (batch 1 on 2 threads;
-        // docs/PERFORMANCE.md). A `WorkerTeam`, awake between steps, splits
-        // one sample's rows.
-        let limit = WorkerTeam.current == nil ? min(rows.count, n) : rows.count
-        parallelForWorkers(n &* PH, maxWorkers: limit) { worker, items in
-            let scratch = rows[worker].pointer
-            var item = items.lowerBound
-            while item < items.upperBound {
-                let s = item / PH, first = item - s &* PH, last = min(PH, first &+ items.upperBound &- item)
-                convPoolReLU(y + s &* out, x + s &* CHW, packed: packed, b, g, outChannels: OC,
-                             pooledRows: first..<last, scratch: scratch)
-                item &+= last &- first
-            }
+        parallelForRows(samples: n, rowsPerSample: PH, workers: rows.count) { worker, s, pooledRows in
+            convPoolReLU(y + s &* out, x + s &* CHW, packed: packed, b, g, outChannels: OC,
+                         pooledRows: pooledRows, scratch: rows[worker].pointer)
+        }
+    }
+}
+
+/// Runs `body(worker, sample, rows)` over the n·R output rows of a batch
+/// (R a sample), cut into one contiguous range per worker and each range
+/// into its runs within one sample. Through Dispatch, at most one worker
+/// per sample: splitting one sample's rows across threads woken for it
+/// measured slower than one thread (batch 1 on 2 threads;
+/// docs/PERFORMANCE.md). A `WorkerTeam`, awake between steps, splits one
+/// sample's rows across its `workers`.
+@inline(__always)
+private func parallelForRows(samples n: Int, rowsPerSample R: Int, workers: Int,
+                             _ body: (_ worker: Int, _ sample: Int, _ rows: Range<Int>) -> Void) {
+    let limit = WorkerTeam.current == nil ? min(workers, n) : workers
+    parallelForWorkers(n &* R, maxWorkers: limit) { worker, items in
+        var item = items.lowerBound
+        while item < items.upperBound {
+            let s = item / R, first = item - s &* R, last = min(R, first &+ items.upperBound &- item)
+            body(worker, s, first..<last)
+            item &+= last &- first
         }
     }
 }
@@ -164,18 +172,10 @@ final class ConvStep: InferenceStep {
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         guard let (_, b) = values(), !rows.isEmpty else { unready(name) }
         let g = geometry, OC = outChannels, CHW = g.channels * g.height * g.width, out = OC * g.positions
-        let packed = UnsafePointer(packed.pointer), rows = rows, OH = g.outH
-        // n·OH output rows in one contiguous range per worker; through
-        // Dispatch at most one worker per sample (`ConvPoolReLUStep`).
-        let limit = WorkerTeam.current == nil ? min(rows.count, n) : rows.count
-        parallelForWorkers(n &* OH, maxWorkers: limit) { worker, items in
-            var item = items.lowerBound
-            while item < items.upperBound {
-                let s = item / OH, first = item - s &* OH, last = min(OH, first &+ items.upperBound &- item)
-                conv5x5ChannelsLast(y + s &* out, x + s &* CHW, packed: packed, b, g, outChannels: OC,
-                                    outputRows: first..<last, scratch: rows[worker].pointer)
-                item &+= last &- first
-            }
+        let packed = UnsafePointer(packed.pointer), rows = rows
+        parallelForRows(samples: n, rowsPerSample: g.outH, workers: rows.count) { worker, s, outputRows in
+            conv5x5ChannelsLast(y + s &* out, x + s &* CHW, packed: packed, b, g, outChannels: OC,
+                                outputRows: outputRows, scratch: rows[worker].pointer)
         }
     }
 }
