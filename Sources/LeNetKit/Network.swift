@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 
 /// A chain of layers with one contiguous parameter store and the activation
 /// buffers between them.
@@ -36,12 +37,23 @@ public final class Network {
     /// The largest batch the backward pass's buffers hold (0 until a
     /// reserve with `backward: true`; evaluation never makes them).
     public private(set) var backwardCapacity = 0
-    /// Whether this is a data-parallel replica: its passes run on one
-    /// thread each, inside a parallel region, so its layers keep scratch
-    /// for one worker.
-    private let isReplica: Bool
+    /// How many threads this network's own passes (`forward`, `infer`,
+    /// `backward`, and the `reserve` that sizes their scratch) split each
+    /// batch's loops across: the network's own setting, read by nothing
+    /// else. Default: the active cores. A pass run as one part of a
+    /// `DataParallel` region runs on its part's thread alone, whatever this
+    /// says. A change takes effect at the next `reserve(batch:)`, which
+    /// makes the layers' scratch for that many threads (the first
+    /// `input(batch:)` reserves too): a pass never uses more threads than
+    /// the last reserve made scratch for.
+    public var threads: Int {
+        didSet { threads = max(1, threads) }
+    }
     /// The workers the layers' scratch was reserved for.
     private var reservedWorkers = 0
+    /// The threads a pass splits its loops across: `threads`, at most
+    /// what the scratch was reserved for.
+    var passThreads: Int { min(threads, reservedWorkers) }
 
     // activations[0] is the input, activations[i + 1] the output of layer i.
     var activations: [BatchBuffer]  // each (N, shape)
@@ -62,12 +74,15 @@ public final class Network {
     /// - Throws: `LeNetError` naming the first layer whose input does not fit,
     ///   or a duplicated parameter name.
     public convenience init(inputShape: FeatureShape, layers: [any Layer]) throws {
-        try self.init(inputShape: inputShape, layers: layers, sharingValuesWith: nil)
+        try self.init(inputShape: inputShape, layers: layers, sharingValuesWith: nil,
+                      threads: ProcessInfo.processInfo.activeProcessorCount)
     }
 
-    private init(inputShape: FeatureShape, layers: [any Layer], sharingValuesWith primary: ParameterStore?) throws {
+    private init(inputShape: FeatureShape, layers: [any Layer], sharingValuesWith primary: ParameterStore?,
+                 threads: Int) throws {
+        _ = SingleThreadedBLAS.ensured
         self.inputShape = inputShape
-        isReplica = primary != nil
+        self.threads = max(1, threads)
         self.layers = layers
         var shapes: [FeatureShape] = []
         var shape = inputShape
@@ -117,10 +132,8 @@ public final class Network {
     /// (`ConvMaxPoolBackward`, docs/PERFORMANCE.md). The gradients agree
     /// with the layer-by-layer pass to rounding. When false, every layer
     /// runs its own `backward` (the reference path). Default true; a
-    /// data-parallel replica follows its network's setting.
-    public var fusesPooling = true {
-        didSet { for replica in replicaCache { replica.fusesPooling = fusesPooling } }
-    }
+    /// `DataParallel` replica follows its network's setting.
+    public var fusesPooling = true
 
     /// Whether the pool at `i` runs its backward pass inside the
     /// convolution's before it.
@@ -154,7 +167,14 @@ public final class Network {
     /// - Throws: `LeNetError` naming the buffer and its size when memory
     ///   cannot be had; the network then keeps its previous capacities.
     public func reserve(batch n: Int, backward: Bool = true) throws {
-        let workers = isReplica ? 1 : Parallelism.threads
+        try reserve(batch: n, backward: backward, workers: threads)
+    }
+
+    /// `reserve(batch:backward:)` with the layers' scratch for `workers`
+    /// threads (kept when more were reserved before): `DataParallel`
+    /// reserves its parts this way.
+    func reserve(batch n: Int, backward: Bool, workers: Int) throws {
+        let workers = max(workers, reservedWorkers, 1)
         let backward = backward || backwardCapacity > 0
         guard n > capacity || workers > reservedWorkers || (backward && backwardCapacity < max(n, capacity)) else { return }
         let n = max(n, capacity)
@@ -209,8 +229,10 @@ public final class Network {
     @discardableResult
     public func forward(batch n: Int) -> UnsafePointer<Float> {
         precondition(n <= capacity, "forward(batch: \(n)) beyond the reserved \(capacity); call input(batch:) first")
-        for (i, layer) in layers.enumerated() {
-            layer.forward(activations[i + 1].pointer, activations[i].pointer, batch: n)
+        ThreadBudget.with(passThreads) {
+            for (i, layer) in layers.enumerated() {
+                layer.forward(activations[i + 1].pointer, activations[i].pointer, batch: n)
+            }
         }
         return UnsafePointer(activations[layers.count].pointer)
     }
@@ -257,6 +279,14 @@ public final class Network {
     /// and `fill` is not called; else `fill` writes each chunk's.
     func runInference(batch n: Int, inputInPlace: Bool, filling fill: (Range<Int>, UnsafeMutablePointer<Float>) throws -> Void,
                       timing: ((Int, UInt64) -> Void)?) rethrows {
+        try ThreadBudget.with(passThreads) {
+            try runInferenceChunks(batch: n, inputInPlace: inputInPlace, filling: fill, timing: timing)
+        }
+    }
+
+    private func runInferenceChunks(batch n: Int, inputInPlace: Bool,
+                                    filling fill: (Range<Int>, UnsafeMutablePointer<Float>) throws -> Void,
+                                    timing: ((Int, UInt64) -> Void)?) rethrows {
         // Depth first: a few samples at a time through every step, so each
         // step reads what the one before wrote while it is still in L2
         // (about 30 KB a sample for the CIFAR LeNet), instead of each step
@@ -267,7 +297,7 @@ public final class Network {
         // every chunk: at a chunk's own offset in the batch, each chunk of a
         // large batch wrote lines not yet in cache (at batch 256 on 2
         // threads, 3 MB a part for conv1's output alone).
-        let workers = ParallelRegion.isInside ? 1 : Parallelism.threads
+        let workers = WorkerTeam.current?.threads ?? ThreadBudget.current
         let chunk = Self.inferenceChunk * workers
         for step in inferenceSteps { step.prepare() }
         let last = layers.count
@@ -292,165 +322,21 @@ public final class Network {
     /// when `inputGradient` is true (a training step does not need it).
     public func backward(batch n: Int, inputGradient: Bool = false) {
         precondition(n <= backwardCapacity, "backward(batch: \(n)) beyond the reserved \(backwardCapacity); call outputGradient(batch:) first")
-        for step in backwardPath.reversed() { backward(step, batch: n, inputGradient: inputGradient) }
-    }
-
-    // MARK: - Data parallelism
-
-    /// Networks that share this one's parameter values but own their
-    /// gradients, activations and caches: one per extra thread.
-    private var replicaCache: [Network] = []
-
-    /// Makes replicas until there are `count` networks in all, this one
-    /// included (made once, kept), each with room for `batch` samples
-    /// when one is given (else a part reserves its own on first use).
-    /// - Throws: as `reserve(batch:)`, when a replica cannot be had.
-    func makeReplicas(_ count: Int, batch: Int? = nil, backward: Bool = true) throws {
-        while replicaCache.count < count - 1 {
-            // The layers are this network's, so their shapes already fit.
-            let copy = try Network(inputShape: inputShape, layers: layers.map { $0.replica() },
-                                   sharingValuesWith: parameters)
-            copy.fusesPooling = fusesPooling
-            replicaCache.append(copy)
-        }
-        guard let batch else { return }
-        for replica in replicaCache.prefix(count - 1) { try replica.reserve(batch: batch, backward: backward) }
-    }
-
-    /// Reserves this network and the replicas a data-parallel pass over a
-    /// batch of `n` uses, each for its part: all of a pass's memory is
-    /// had here, before the pass starts (and fails here, if it cannot be).
-    /// - Parameters:
-    ///   - n: the batch size.
-    ///   - threads: at most this many parts.
-    ///   - backward: as in `reserve(batch:backward:)`: false for a pass
-    ///     that only runs forward (evaluation).
-    /// - Throws: as `reserve(batch:)`.
-    public func reserveDataParallel(batch n: Int, threads: Int = Parallelism.threads, backward: Bool = true) throws {
-        let parts = parts(batch: n, threads: threads), largest = longestPart(batch: n, threads: threads)
-        try reserve(batch: largest, backward: backward)
-        if parts > 1 { try makeReplicas(parts, batch: largest, backward: backward) }
-    }
-
-    /// The number of parts `dataParallel` splits a batch of `n` into.
-    public func parts(batch n: Int, threads: Int = Parallelism.threads) -> Int {
-        max(1, min(threads, n))
-    }
-
-    /// The most samples a part of a batch of `n` gets (`partRange`'s longest):
-    /// what each part's network and buffers are reserved for.
-    public func longestPart(batch n: Int, threads: Int = Parallelism.threads) -> Int {
-        let parts = parts(batch: n, threads: threads)
-        return (n + parts - 1) / parts
-    }
-
-    /// The samples of part `part` when a batch of `n` is cut into `parts`.
-    public func partRange(_ part: Int, of parts: Int, batch n: Int) -> Range<Int> {
-        n * part / parts..<n * (part + 1) / parts
-    }
-
-    /// Splits a batch of `n` samples into `parts(batch: n)` contiguous parts
-    /// and runs `body` on each concurrently, each part with its own network
-    /// (this one, then `replicas`), so that every gemm, im2col and pooling
-    /// loop runs single-threaded on one core with no hand-off between
-    /// threads. The split depends only on `n` and the thread count, so
-    /// results are the same for the same thread count.
-    /// - Parameters:
-    ///   - n: the batch size.
-    ///   - threads: at most this many parts.
-    ///   - body: (part index, its network, its range of the batch).
-    /// - Throws: the first part's error, after every part has finished.
-    public func dataParallel(batch n: Int, threads: Int = Parallelism.threads,
-                             _ body: (Int, Network, Range<Int>) throws -> Void) throws {
-        try dataParallel(batch: n, threads: threads, collective: false, body, thenEachPart: { _, _ in })
-    }
-
-    /// `dataParallel(batch:threads:_:)` followed, once every part's `body`
-    /// has finished, by `thenEachPart(part, parts)` on every part in the same
-    /// region: for work that needs all the parts' results and is itself
-    /// split across the parts, like a training step's parameter update
-    /// (`PartitionedOptimizer`). The parts wait for each other at a
-    /// `PartBarrier`, with no second round of thread hand-offs.
-    ///
-    /// When Dispatch cannot run all the parts at once (more parts than free
-    /// threads) or a part's `body` throws, no part runs `thenEachPart` and
-    /// this returns false: the caller then does that work itself.
-    /// - Parameters:
-    ///   - n: the batch size.
-    ///   - threads: at most this many parts.
-    ///   - body: (part index, its network, its range of the batch).
-    ///   - thenEachPart: (part index, number of parts).
-    /// - Returns: whether every part ran `thenEachPart`.
-    /// - Throws: the first part's error, after every part has finished.
-    @discardableResult
-    public func dataParallel(batch n: Int, threads: Int = Parallelism.threads,
-                             _ body: (Int, Network, Range<Int>) throws -> Void,
-                             thenEachPart: (Int, Int) -> Void) throws -> Bool {
-        try dataParallel(batch: n, threads: threads, collective: true, body, thenEachPart: thenEachPart)
-    }
-
-    @discardableResult
-    private func dataParallel(batch n: Int, threads: Int, collective: Bool,
-                              _ body: (Int, Network, Range<Int>) throws -> Void,
-                              thenEachPart: (Int, Int) -> Void) throws -> Bool {
-        let parts = parts(batch: n, threads: threads)
-        if parts == 1 {
-            try body(0, self, 0..<n)
-            if collective { thenEachPart(0, 1) }
-            return collective
-        }
-        try makeReplicas(parts)
-        if partErrors.count < parts { partErrors = [LeNetError?](repeating: nil, count: parts) }
-        let barrier = barrier
-        barrier.reset()
-        partErrors.withUnsafeMutableBufferPointer { errors in
-            parallelRegion(parts) { part in
-                barrier.started()
-                let range = partRange(part, of: parts, batch: n)
-                do {
-                    try body(part, part == 0 ? self : replicaCache[part - 1], range)
-                    errors[part] = nil
-                } catch let error as LeNetError {
-                    errors[part] = error
-                } catch {
-                    errors[part] = LeNetError("\(error)")
-                }
-                guard collective, barrier.arrive(parties: parts) else { return }
-                // Every part sees every part's error here, so all skip together.
-                guard !errors[0..<parts].contains(where: { $0 != nil }) else { return }
-                thenEachPart(part, parts)
-            }
-        }
-        if let error = partErrors.prefix(parts).compactMap({ $0 }).first { throw error }
-        return !collective || barrier.passed
-    }
-
-    private var partErrors: [LeNetError?] = []
-    private let barrier = PartBarrier()
-
-    /// Adds the gradients of the first `parts - 1` replicas into this
-    /// network's, in part order (after a `dataParallel` backward pass).
-    public func gatherGradients(parts: Int) {
-        guard parts > 1 else { return }
-        let count = parameters.gradients.count, block = 16_384
-        parallelFor((count + block - 1) / block) { blocks in
-            gatherGradients(parts: parts, range: blocks.lowerBound * block..<min(blocks.upperBound * block, count))
+        ThreadBudget.with(passThreads) {
+            for step in backwardPath.reversed() { backward(step, batch: n, inputGradient: inputGradient) }
         }
     }
 
-    /// `gatherGradients(parts:)` for the parameters in `range` only, on the
-    /// calling thread: an optimizer's update calls it block by block, so
-    /// the sum is made while the block is in cache.
-    /// - Parameters:
-    ///   - parts: the parts of the last `dataParallel` pass.
-    ///   - range: indices into the parameter store.
-    public func gatherGradients(parts: Int, range: Range<Int>) {
-        guard parts > 1 else { return }
-        let g = parameters.gradients
-        for other in replicaCache.prefix(parts - 1) {
-            let o = other.parameters.gradients
-            for i in range { g[i] += o[i] }
-        }
+    /// A network that shares this one's parameter values but owns its
+    /// gradients, activations and caches, and runs its passes on one
+    /// thread: one part of a `DataParallel` region. Its parameter gradients
+    /// wait for its first backward reserve.
+    func makeReplica() throws -> Network {
+        // The layers are this network's, so their shapes already fit.
+        let copy = try Network(inputShape: inputShape, layers: layers.map { $0.replica() },
+                               sharingValuesWith: parameters, threads: 1)
+        copy.fusesPooling = fusesPooling
+        return copy
     }
 
     /// Convenience: the logits for a batch given as an array.

@@ -27,7 +27,7 @@ struct Eval: ParsableCommand {
     var report: String?
 
     func run() throws {
-        try dataOptions.applyThreads()
+        let threads = try dataOptions.resolvedThreads()
         guard batchSize > 0 else { throw LeNetError("must be > 0, got \(batchSize)", subject: "--batch-size") }
         if let report { try checkReportDirectory(report, flag: "--report") }
         if let logits {
@@ -39,13 +39,13 @@ struct Eval: ParsableCommand {
         let test = try kind.load(directory: directory, split: .test)
         let network = loaded.network, keepsLogits = logits != nil
         let plan = MemoryPlan(remaining: network.evaluationMemoryEstimate(images: test.count, batchSize: batchSize,
-                                                                          keepsLogits: keepsLogits),
+                                                                          keepsLogits: keepsLogits, threads: threads),
                               culprit: MemoryPlan.culprit(batchSize: (batchSize, 256), threads: dataOptions.threads) {
                                   network.evaluationMemoryEstimate(images: test.count, batchSize: $0, keepsLogits: keepsLogits,
                                                                    threads: $1).bytes
                               })
         try plan.check()
-        let result = try loaded.network.evaluate(on: test, normalization: loaded.normalization, batchSize: batchSize,
+        let result = try loaded.network.evaluate(on: test, normalization: loaded.normalization, batchSize: batchSize, threads: threads,
                                                  misclassifiedLimit: report == nil ? 0 : TrainingReport.defaultSampleCount,
                                                  keepsLogits: logits != nil)
         if let logits {

@@ -88,12 +88,15 @@ struct DataOptions: ParsableArguments {
                                discussion: threadsDiscussion))
     var threads: Int?
 
-    func applyThreads() throws {
-        if let threads {
-            guard threads > 0 else { throw LeNetError("must be > 0, got \(threads)", subject: "--threads") }
-            Parallelism.setThreads(threads)
-        }
-    }
+    /// The thread count asked for, or every core.
+    func resolvedThreads() throws -> Int { try checkThreads(threads) }
+}
+
+/// `--threads`, checked: the count asked for, or every core.
+func checkThreads(_ threads: Int?) throws -> Int {
+    guard let threads else { return ProcessInfo.processInfo.activeProcessorCount }
+    guard threads > 0 else { throw LeNetError("must be > 0, got \(threads)", subject: "--threads") }
+    return threads
 }
 
 struct Summary: ParsableCommand {

@@ -33,11 +33,9 @@ struct Predict: ParsableCommand {
     func run() throws {
         guard !images.isEmpty else { throw LeNetError("give at least one image file", subject: "predict") }
         guard top > 0 else { throw LeNetError("must be > 0, got \(top)", subject: "--top") }
-        if let threads {
-            guard threads > 0 else { throw LeNetError("must be > 0, got \(threads)", subject: "--threads") }
-            Parallelism.setThreads(threads)
-        }
+        let threads = try checkThreads(threads)
         let classifier = try Classifier(weights: weights, model: model)
+        classifier.network.threads = threads
         // Read every file first, so a bad one stops the command before any output.
         let pixels = try images.map { try PixelImage.read(path: $0) }
         let results = try classifier.classify(pixels, top: top)

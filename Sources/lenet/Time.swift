@@ -23,20 +23,18 @@ struct Time: ParsableCommand {
     var threads: Int?
 
     func run() throws {
-        if let threads {
-            guard threads > 0 else { throw LeNetError("must be > 0, got \(threads)", subject: "--threads") }
-            Parallelism.setThreads(threads)
-        }
+        let threads = try checkThreads(threads)
         guard batchSize > 0 else { throw LeNetError("must be > 0, got \(batchSize)", subject: "--batch-size") }
         guard iterations > 0 else { throw LeNetError("must be > 0, got \(iterations)", subject: "--iterations") }
         let network = try model.make()
+        network.threads = threads
         // One network runs the whole batch; the loss keeps its probabilities and labels.
-        var needs = network.memoryEstimate(batch: batchSize, threads: 1)
+        var needs = network.memoryEstimate(batch: batchSize)
         needs.add("loss buffers", bytes: 4 * batchSize * (network.outputShape.count + 2))
         try MemoryPlan(remaining: needs, culprit: "--batch-size \(batchSize)").check()
         if inference { return try timeInference(network) }
         let (rows, step) = try network.timeLayers(batch: batchSize, iterations: iterations)
-        print("\(model.rawValue), batch \(batchSize), \(blasDescription), \(Parallelism.threads) thread(s), median of \(iterations) passes (ms)")
+        print("\(model.rawValue), batch \(batchSize), \(blasDescription), \(network.threads) thread(s), median of \(iterations) passes (ms)")
         let width = max(5, rows.map(\.name.count).max() ?? 5)
         print("layer".padding(toLength: width, withPad: " ", startingAt: 0) + "  kind            forward  backward")
         for (i, r) in rows.enumerated() {
@@ -52,7 +50,7 @@ struct Time: ParsableCommand {
 
     private func timeInference(_ network: Network) throws {
         let (rows, pass) = try network.timeInference(batch: batchSize, iterations: iterations)
-        print("\(model.rawValue), batch \(batchSize), forward only, \(blasDescription), \(Parallelism.threads) thread(s), median of \(iterations) passes (ms)")
+        print("\(model.rawValue), batch \(batchSize), forward only, \(blasDescription), \(network.threads) thread(s), median of \(iterations) passes (ms)")
         let width = max(4, rows.map(\.name.count).max() ?? 4)
         print("step".padding(toLength: width, withPad: " ", startingAt: 0) + "  kind                   forward")
         for r in rows {

@@ -67,8 +67,8 @@ struct Train: ParsableCommand {
     var report: String?
 
     func run() throws {
-        try dataOptions.applyThreads()
         var options = TrainingOptions()
+        options.threads = try dataOptions.resolvedThreads()
         options.epochs = epochs
         options.batchSize = batchSize
         options.learningRate = lr
@@ -112,7 +112,7 @@ struct Train: ParsableCommand {
             estimate.add("evaluation buffers", bytes: evaluation["evaluation buffers"])
             return estimate
         }
-        let plan = MemoryPlan(remaining: needs(batch: batchSize, threads: Parallelism.threads),
+        let plan = MemoryPlan(remaining: needs(batch: batchSize, threads: options.threads),
                               culprit: MemoryPlan.culprit(batchSize: (batchSize, 36), threads: dataOptions.threads) {
                                   needs(batch: $0, threads: $1).bytes
                               })
@@ -127,7 +127,7 @@ struct Train: ParsableCommand {
             + "from \(directory): \(grouped(train.count)) training images, \(grouped(test.count)) test images, "
             + "batch \(batchSize), \(optimizer.rawValue) lr \(lr)" + (schedule == .constant ? "" : " (\(schedule.rawValue))")
             + (augment ? ", augmented (crop 4, flip)" : "")
-            + ", \(blasDescription), \(Parallelism.threads) thread(s), memory \(memory)"
+            + ", \(blasDescription), \(options.threads) thread(s), memory \(memory)"
             + (trainer.stepInEpoch > 0 ? ", resuming epoch \(trainer.epoch + 1) after step \(trainer.stepInEpoch)"
                 : trainer.epoch > 0 ? ", resuming after epoch \(trainer.epoch)" : ""))
         if trainer.epoch >= epochs {

@@ -123,11 +123,9 @@ final class InferenceTests: XCTestCase {
     /// within the step's own bound: both networks, a batch that is not a
     /// multiple of anything, on one thread and on three.
     func testEveryStepMatchesTheLayersItReplaces() throws {
-        let saved = Parallelism.threads
-        defer { Parallelism.threads = saved }
         for threads in [1, 3] {
-            Parallelism.threads = threads
             for net in [try Models.cifarLeNet(seed: 5), try Models.lenet5(seed: 5)] {
+                net.threads = threads
                 let n = 5
                 _ = try net.input(batch: n).update(fromContentsOf: FixedValues.values(n * net.inputShape.count, salt: 51, bound: 1))
                 net.forward(batch: n)
@@ -202,14 +200,13 @@ final class InferenceTests: XCTestCase {
     /// itself, without AVX2: `infer` runs chunks of the batch, and sgemm
     /// may round a chunk's rows differently from the whole batch's.)
     func testInferMatchesForwardWithinTheChainBound() throws {
-        let saved = Parallelism.threads
-        defer { Parallelism.threads = saved }
         let net = try Models.cifarLeNet(seed: 9)
         let absolute = try Models.cifarLeNet(seed: 9)
         for i in absolute.parameters.values.indices { absolute.parameters.values[i] = abs(net.parameters.values[i]) }
         let K = (3 * 25 + 1) + (16 * 25 + 1) + (800 + 1) + (120 + 1) + (84 + 1)
         for threads in [1, 2, 3] {
-            Parallelism.threads = threads
+            net.threads = threads
+            absolute.threads = threads
             for n in [1, 7, 8, 17, 40] {
                 let x = FixedValues.values(n * net.inputShape.count, salt: 60 + n, bound: 1)
                 let fromForward = try logits(net, x, n, infer: false)
@@ -237,12 +234,10 @@ final class InferenceTests: XCTestCase {
     /// batch's input in place: bitwise, the same steps on the same chunks.
     /// The chunks asked for cover the batch once, in order.
     func testFillingChunksIsBitwiseTheInputInPlace() throws {
-        let saved = Parallelism.threads
-        defer { Parallelism.threads = saved }
         for threads in [1, 2] {
-            Parallelism.threads = threads
             for model in [ModelKind.cifarLeNet, .lenet5] {
                 let net = try model.make(seed: 4)
+                net.threads = threads
                 let n = 5 * Network.inferenceChunk * threads + 3, size = net.inputShape.count
                 let x = FixedValues.values(n * size, salt: 90 + threads, bound: 1)
                 let inPlace = try logits(net, x, n, infer: true)
@@ -352,17 +347,14 @@ final class WorkerTeamTests: XCTestCase {
     /// is computed by the same code on the same inputs whichever thread runs
     /// it, so the logits are those of one thread, bit for bit.
     func testBatchOneOnATeamIsBitwiseOneThread() throws {
-        let saved = Parallelism.threads
-        defer { Parallelism.threads = saved }
         let data = try TrainingTests.squares(count: 12, seed: 8)
         for model in [ModelKind.cifarLeNet, .lenet5] {
             let images = model == .cifarLeNet ? data : try TrainingTests.squares(count: 12, channels: 1, seed: 8)
             var results: [[Float]] = []
             for threads in [1, 2, 3] {
-                Parallelism.threads = threads
                 let net = try model.make(seed: 3)
                 let evaluation = try net.evaluate(on: images, normalization: try .uniform(mean: 0.5, std: 0.5, channels: images.channels),
-                                                  batchSize: 1, keepsLogits: true)
+                                                  batchSize: 1, threads: threads, keepsLogits: true)
                 XCTAssertEqual(evaluation.count, 12)
                 results.append(evaluation.logits)
             }

@@ -7,16 +7,6 @@ import XCTest
 /// memory that follows the work and not the thread count, and a thrown
 /// error, never an abort, from every allocation that fails.
 final class MemoryTests: XCTestCase {
-    override func setUp() {
-        saved = Parallelism.threads
-    }
-
-    override func tearDown() {
-        Parallelism.threads = saved
-    }
-
-    private var saved = 1
-
     /// What `Trainer.init` allocates, counted buffer by buffer, is exactly
     /// the estimate's items for it: the estimate is made from the sizes the
     /// buffers are made with (a layer's `workspaceBytes` and its `reserve`
@@ -27,12 +17,12 @@ final class MemoryTests: XCTestCase {
             (ModelKind.cifarLeNet, 1, 36, TrainingOptions.OptimizerKind.adam), (.cifarLeNet, 3, 36, .adam),
             (.cifarLeNet, 8, 100, .sgd), (.lenet5, 2, 50, .adamw), (.lenet5, 5, 7, .sgd),
         ] {
-            Parallelism.threads = threads
             let images = model == .lenet5 ? try TrainingTests.squares(count: 120, channels: 1, seed: 4) : data
             let network = try model.make()
             var options = TrainingOptions()
             options.batchSize = batch
             options.optimizer = optimizer
+            options.threads = threads
             let estimate = Trainer.memoryEstimate(network: network, images: images.count, options: options)
             let probe = AllocationProbe()
             _ = try AllocationProbe.$current.withValue(probe) {
@@ -54,14 +44,12 @@ final class MemoryTests: XCTestCase {
     func testMemoryFollowsTheWorkNotTheThreadCount() throws {
         let network = try Models.cifarLeNet()
         func bytes(_ threads: Int, batch: Int = 36) -> Int {
-            Parallelism.threads = threads
-            return network.memoryEstimate(batch: batch, threads: threads).bytes
+            network.memoryEstimate(batch: batch, threads: threads).bytes
         }
         XCTAssertEqual(bytes(256), bytes(36))
         XCTAssertEqual(bytes(100_000), bytes(36))
         // From 2 to 32 parts: 30 more replicas, each at most what one part
         // of 2 images holds on its own (activations, gradients, scratch).
-        Parallelism.threads = 1
         let replica = network.memoryEstimate(batch: 2, threads: 1).bytes
         XCTAssertLessThanOrEqual(bytes(32) - bytes(2), 30 * replica)
         // At a batch of 2000, more parts split the same activations: the
@@ -75,12 +63,11 @@ final class MemoryTests: XCTestCase {
     func testEvaluationAllocatesItsEstimate() throws {
         let data = try TrainingTests.squares(count: 90, seed: 5)
         for threads in [1, 4] {
-            Parallelism.threads = threads
             let network = try Models.cifarLeNet()
-            let estimate = network.evaluationMemoryEstimate(images: data.count, batchSize: 64, keepsLogits: true)
+            let estimate = network.evaluationMemoryEstimate(images: data.count, batchSize: 64, keepsLogits: true, threads: threads)
             let probe = AllocationProbe()
             _ = try AllocationProbe.$current.withValue(probe) {
-                try network.evaluate(on: data, normalization: .half, batchSize: 64, keepsLogits: true)
+                try network.evaluate(on: data, normalization: .half, batchSize: 64, threads: threads, keepsLogits: true)
             }
             // The loss buffers of parts on other threads are made there,
             // outside the probe's task; part 0's may be seen. So the probe
@@ -97,12 +84,12 @@ final class MemoryTests: XCTestCase {
     /// first then trains bitwise as one that never was: the backward
     /// buffers are made when training asks, and the same code runs.
     func testEvaluationIsForwardOnlyAndTrainingAfterItIsUnchanged() throws {
-        Parallelism.threads = 3
         let data = try TrainingTests.squares(count: 60, seed: 7)
         var options = TrainingOptions()
         options.batchSize = 12
+        options.threads = 3
         let evaluated = try Models.cifarLeNet(seed: 3), untouched = try Models.cifarLeNet(seed: 3)
-        let before = try evaluated.evaluate(on: data, normalization: .half, batchSize: 12)
+        let before = try evaluated.evaluate(on: data, normalization: .half, batchSize: 12, threads: 3)
         XCTAssertEqual(evaluated.backwardCapacity, 0)
         XCTAssertEqual(evaluated.capacity, 4)  // parts of 4 images
         let forwardOnly = evaluated.memoryEstimate(batch: 12, threads: 3, backward: false).bytes
@@ -116,8 +103,8 @@ final class MemoryTests: XCTestCase {
         }
         XCTAssertEqual(Array(evaluated.parameters.values), Array(untouched.parameters.values))
         // And evaluation after training reuses the training buffers, giving the same figures.
-        let after = try evaluated.evaluate(on: data, normalization: .half, batchSize: 12)
-        let again = try untouched.evaluate(on: data, normalization: .half, batchSize: 12)
+        let after = try evaluated.evaluate(on: data, normalization: .half, batchSize: 12, threads: 3)
+        let again = try untouched.evaluate(on: data, normalization: .half, batchSize: 12, threads: 3)
         XCTAssertEqual(after.loss, again.loss)
         XCTAssertNotEqual(after.loss, before.loss)
     }
@@ -148,10 +135,10 @@ final class MemoryTests: XCTestCase {
     /// LeNetError naming the buffer and its size, and no trap; the network
     /// is still usable afterwards.
     func testEveryFailedAllocationThrowsAndNamesTheBuffer() throws {
-        Parallelism.threads = 3
         let data = try TrainingTests.squares(count: 40, seed: 6)
         var options = TrainingOptions()
         options.batchSize = 12
+        options.threads = 3
         let fresh = try Models.cifarLeNet()
         let counting = AllocationProbe()
         _ = try AllocationProbe.$current.withValue(counting) { try Trainer(network: fresh, dataset: data, options: options) }
@@ -184,8 +171,8 @@ final class MemoryTests: XCTestCase {
     /// A batch whose size overflows is refused by the size check; a failed
     /// reserve leaves the network at its old capacity, still working.
     func testOverflowingReserveThrowsAndKeepsTheNetwork() throws {
-        Parallelism.threads = 1
         let network = try Models.cifarLeNet()
+        network.threads = 1
         let x = try network.input(batch: 2)
         for i in x.indices { x[i] = 0.25 }
         let before = Array(UnsafeBufferPointer(start: network.forward(batch: 2), count: 20))

@@ -208,14 +208,17 @@ final class PooledBackwardTests: XCTestCase {
         XCTAssertEqual(net.backwardSteps.map(\.layers), [0..<2, 2..<3, 3..<5, 5..<6, 6..<7, 7..<8, 8..<9, 9..<10, 10..<11])
         XCTAssertTrue(net.backwardSteps[0] is ConvMaxPoolBackward)
         XCTAssertTrue(net.backwardSteps[2] is ConvMaxPoolBackward)
-        try net.makeReplicas(2, batch: 4)
+        let parallel = try DataParallel(network: net, threads: 3)
+        try parallel.reserve(batch: 2)  // two parts: one replica
+        XCTAssertEqual(parallel.replicas.count, 1)
         net.fusesPooling = false
-        try net.makeReplicas(3, batch: 4)
+        try parallel.reserve(batch: 12)  // three parts: a second replica
+        XCTAssertEqual(parallel.replicas.count, 2)
         // Each part writes its own entry (the parts run at once).
         func settings() throws -> [Bool] {
             var seen = [Bool?](repeating: nil, count: 3)
             try seen.withUnsafeMutableBufferPointer { seen in
-                try net.dataParallel(batch: 3, threads: 3) { part, network, _ in seen[part] = network.fusesPooling }
+                try parallel.run(batch: 3) { part, network, _ in seen[part] = network.fusesPooling }
             }
             return seen.compactMap { $0 }
         }

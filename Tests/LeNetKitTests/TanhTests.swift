@@ -131,9 +131,6 @@ final class TanhTests: XCTestCase {
     /// The layer runs the dispatched kernel across threads and its backward
     /// is A·S·(1 − (y/A)²)·dy, each value as the scalar formula gives it.
     func testLayerForwardAndBackward() throws {
-        let saved = Parallelism.threads
-        defer { Parallelism.threads = saved }
-        Parallelism.threads = 3
         let layer = Tanh.lecun()
         let shape = FeatureShape(channels: 2, height: 5, width: 3)
         _ = try layer.outputShape(for: shape)
@@ -142,10 +139,10 @@ final class TanhTests: XCTestCase {
         let x = (0..<count).map { _ in rng.uniform(-5, 5) }, dy = (0..<count).map { _ in rng.uniform(-1, 1) }
         var y = [Float](repeating: 0, count: count), dx = [Float](repeating: 0, count: count)
         var expected = [Float](repeating: 0, count: count)
-        layer.forward(&y, x, batch: n)
+        ThreadBudget.with(3) { layer.forward(&y, x, batch: n) }  // split across 3 threads, as a network's pass does
         scaledTanh(&expected, x, count: count, amplitude: layer.amplitude, slope: layer.slope)
         XCTAssertEqual(y, expected)  // the same kernel on each thread's samples, elementwise
-        layer.backward(&dx, dy, x, y, batch: n)
+        ThreadBudget.with(3) { layer.backward(&dx, dy, x, y, batch: n) }
         for i in 0..<count {
             let t = y[i] * (1 / layer.amplitude)
             XCTAssertEqual(dx[i], dy[i] * (layer.amplitude * layer.slope) * (1 - t * t))

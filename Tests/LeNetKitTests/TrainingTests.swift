@@ -325,12 +325,10 @@ final class DataParallelTests: XCTestCase {
     func testPartsAddUpToTheWholeBatchGradient() throws {
         let data = try TrainingTests.squares(count: 30, seed: 4)
         func gradient(threads: Int) throws -> (grad: [Float], loss: Float, weights: [Float]) {
-            let saved = Parallelism.threads
-            defer { Parallelism.threads = saved }
-            Parallelism.threads = threads
             let net = try Models.cifarLeNet(seed: 9)
             var o = TrainingOptions()
             o.batchSize = 30
+            o.threads = threads
             let trainer = try Trainer(network: net, dataset: data, options: o)
             let loss = try trainer.step(0..<30)
             return (Array(net.parameters.gradients), loss, Array(net.parameters.values))
@@ -371,12 +369,10 @@ final class DataParallelTests: XCTestCase {
             throw XCTSkip("the update inside the parallel region needs two cores")
         }
         let data = try TrainingTests.squares(count: 40, seed: 6)
-        let saved = Parallelism.threads
-        defer { Parallelism.threads = saved }
-        Parallelism.threads = 2
         for kind in TrainingOptions.OptimizerKind.allCases {
             var o = TrainingOptions()
             o.batchSize = 20
+            o.threads = 2
             o.optimizer = kind
             o.weightDecay = 0.01
             func train(inParts: Bool) throws -> (values: [Float], gradients: [Float], losses: [Float], inRegion: Int) {
@@ -417,8 +413,9 @@ final class DataParallelTests: XCTestCase {
                 ? try SGD(parameters: net.parameters, learningRate: 0.01, momentum: 0.9, weightDecay: 0.01)
                 : try Adam(parameters: net.parameters, learningRate: 1e-3, weightDecay: 0.01, decoupled: kind == .adamw)
             let losses = (0..<threads).map { _ in SoftmaxCrossEntropy(classes: 10) }
+            let parallel = try DataParallel(network: net, threads: threads)
             for _ in 0..<3 {
-                try net.dataParallel(batch: n, threads: threads) { part, replica, range in
+                try parallel.run(batch: n) { part, replica, range in
                     let m = range.count, size = 3 * 32 * 32
                     _ = try replica.input(batch: m).update(fromContentsOf: x[range.lowerBound * size..<range.upperBound * size])
                     let logits = replica.forward(batch: m)
@@ -427,13 +424,13 @@ final class DataParallelTests: XCTestCase {
                     losses[part].backward(try replica.outputGradient(batch: m), meanOver: n)
                     replica.backward(batch: m)
                 }
-                let parts = net.parts(batch: n, threads: threads)
+                let parts = parallel.parts(batch: n)
                 XCTAssertEqual(parts, threads)
                 if inParts {
-                    for part in 0..<parts { optimizer.update(part: part, of: parts) { net.gatherGradients(parts: parts, range: $0) } }
+                    for part in 0..<parts { optimizer.update(part: part, of: parts) { parallel.gatherGradients(parts: parts, range: $0) } }
                     optimizer.finishStep()
                 } else {
-                    net.gatherGradients(parts: parts)
+                    parallel.gatherGradients(parts: parts)
                     optimizer.step()
                 }
             }
@@ -456,9 +453,10 @@ final class DataParallelTests: XCTestCase {
     func testWorkAfterThePartsRunsOnEveryPartOrNone() throws {
         let net = try Models.cifarLeNet(seed: 1)
         for threads in 1...6 {
-            let parts = net.parts(batch: 12, threads: threads)
+            let parallel = try DataParallel(network: net, threads: threads)
+            let parts = parallel.parts(batch: 12)
             let bodies = Counter(), afters = Counter()
-            let ran = try net.dataParallel(batch: 12, threads: threads, { _, _, _ in bodies.add() }) { _, total in
+            let ran = try parallel.run(batch: 12, { _, _, _ in bodies.add() }) { _, total in
                 XCTAssertEqual(total, parts)
                 afters.add()
             }
@@ -466,7 +464,7 @@ final class DataParallelTests: XCTestCase {
             XCTAssertEqual(afters.value, ran ? parts : 0, "\(threads) threads")
             if threads == 1 { XCTAssertTrue(ran) }
             let failingAfters = Counter()
-            XCTAssertThrowsError(try net.dataParallel(batch: 12, threads: threads, { part, _, _ in
+            XCTAssertThrowsError(try parallel.run(batch: 12, { part, _, _ in
                 if part == parts - 1 { throw LeNetError("part \(part) failed") }
             }) { _, _ in failingAfters.add() }) { error in
                 XCTAssertEqual((error as? LeNetError)?.message, "part \(parts - 1) failed")
@@ -475,15 +473,43 @@ final class DataParallelTests: XCTestCase {
         }
     }
 
+    /// Two trainers with different thread counts, training at the same time
+    /// on two threads of one process, each end with bitwise the weights it
+    /// ends with alone: no thread count is shared between them.
+    func testTwoTrainersAtOnceKeepTheirOwnThreadCounts() throws {
+        let data = try TrainingTests.squares(count: 48, seed: 11)
+        @Sendable func train(threads: Int) throws -> [Float] {
+            let net = try Models.cifarLeNet(seed: 4)
+            var o = TrainingOptions()
+            o.batchSize = 12
+            o.threads = threads
+            _ = try Trainer(network: net, dataset: data, options: o).trainEpoch()
+            return Array(net.parameters.values)
+        }
+        let counts = [1, 3]
+        let alone = try counts.map { try train(threads: $0) }
+        // Another split rounds the sums differently, so a shared count would show.
+        XCTAssertNotEqual(alone[0], alone[1])
+        let together = Results(count: counts.count)
+        let group = DispatchGroup()
+        for (i, threads) in counts.enumerated() {
+            group.enter()
+            Thread {
+                together.set(i, Result { try train(threads: threads) })
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        for i in counts.indices {
+            XCTAssertEqual(try together.get(i), alone[i], "\(counts[i]) thread(s), trained beside the other")
+        }
+    }
+
     func testEvaluationIsTheSameOnAnyThreadCount() throws {
         let data = try TrainingTests.squares(count: 50, seed: 5)
         let net = try Models.cifarLeNet(seed: 2)
-        let saved = Parallelism.threads
-        defer { Parallelism.threads = saved }
-        Parallelism.threads = 1
-        let a = try net.evaluate(on: data, normalization: .half, batchSize: 16, misclassifiedLimit: 50)
-        Parallelism.threads = 3
-        let b = try net.evaluate(on: data, normalization: .half, batchSize: 16, misclassifiedLimit: 50)
+        let a = try net.evaluate(on: data, normalization: .half, batchSize: 16, threads: 1, misclassifiedLimit: 50)
+        let b = try net.evaluate(on: data, normalization: .half, batchSize: 16, threads: 3, misclassifiedLimit: 50)
         // One thread and three split the batches into other parts, so the
         // fully connected gemms round differently: logits by at most the
         // forward chain's bound (75 + 400 + 800 + 120 + 84 terms), the mean loss
@@ -506,6 +532,20 @@ final class DataParallelTests: XCTestCase {
 }
 
 /// A count that parallel parts can add to.
+/// Each thread's result, set from that thread.
+private final class Results: @unchecked Sendable {
+    private let lock = NSLock()
+    private var results: [Result<[Float], any Error>?]
+    init(count: Int) { results = Array(repeating: nil, count: count) }
+    func set(_ i: Int, _ result: Result<[Float], any Error>) { lock.lock(); results[i] = result; lock.unlock() }
+    func get(_ i: Int) throws -> [Float] {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let result = results[i] else { throw LeNetError("no result from thread \(i)") }
+        return try result.get()
+    }
+}
+
 private final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     private var count = 0

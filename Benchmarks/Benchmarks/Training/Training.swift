@@ -38,20 +38,20 @@ let benchmarks: @Sendable () -> Void = {
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                 benchmark.measurement(imagesPerSecond, Int(Double(steps * batch) / seconds))
             }, setup: {
-                Parallelism.setThreads(threads)
                 var options = TrainingOptions()
                 options.batchSize = batch
+                options.threads = threads
                 box.trainer = try? Trainer(network: try Models.cifarLeNet(), dataset: data, options: options)
                 _ = try? box.trainer?.step(batchRange(0))
             }, teardown: {
                 box.trainer = nil
             })
             Benchmark("eval cifar-lenet b\(batch) t\(threads)") { benchmark in
-                Parallelism.setThreads(threads)
                 let network = try Models.cifarLeNet()
-                _ = try? network.evaluate(on: data, normalization: .half, batchSize: batch)
+                _ = try? network.evaluate(on: data, normalization: .half, batchSize: batch, threads: threads)
                 benchmark.startMeasurement()
-                guard let result = try? network.evaluate(on: data, normalization: .half, batchSize: batch) else { return }
+                guard let result = try? network.evaluate(on: data, normalization: .half, batchSize: batch, threads: threads)
+                else { return }
                 benchmark.stopMeasurement()
                 benchmark.measurement(imagesPerSecond, Int(result.imagesPerSecond))
             }
@@ -69,8 +69,9 @@ let benchmarks: @Sendable () -> Void = {
                     let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                     benchmark.measurement(imagesPerSecond, Int(Double(passes * batch) / seconds))
                 }, setup: {
-                    Parallelism.setThreads(threads)
-                    guard let network = try? model.make(), (try? network.reserve(batch: batch, backward: false)) != nil,
+                    guard let network = try? model.make() else { return }
+                    network.threads = threads
+                    guard (try? network.reserve(batch: batch, backward: false)) != nil,
                           let x = try? network.input(batch: batch) else { return }
                     var rng = SeededGenerator(seed: 2)
                     for i in x.indices { x[i] = rng.uniform(-1, 1) }

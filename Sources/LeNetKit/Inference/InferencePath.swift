@@ -222,8 +222,9 @@ final class LinearReLUStep: InferenceStep {
         // Below about 256 K multiply-adds (fc1 on one sample is 96 K) a
         // hand-off to a Dispatch thread costs more than it saves; to a
         // `WorkerTeam`'s, below about 32 K.
-        let smallest = WorkerTeam.current == nil ? 1 << 18 : 1 << 15
-        let workers = n &* IN &* OUT < smallest ? 1 : Parallelism.threads
+        let team = WorkerTeam.current
+        let smallest = team == nil ? 1 << 18 : 1 << 15
+        let workers = n &* IN &* OUT < smallest ? 1 : team?.threads ?? ThreadBudget.current
         if n >= 4 * workers {
             parallelForWorkers(n, maxWorkers: workers) { _, samples in
                 linearReLU(y + samples.lowerBound &* OUT, ldy: OUT, x + samples.lowerBound &* IN, ldx: IN, w, b,

@@ -3,29 +3,59 @@ import Dispatch
 import Foundation
 import Synchronization
 
-/// How many threads LeNetKit's own batch-parallel loops use (im2col,
-/// col2im, pooling, activations). `lenet --threads N` sets it together with
-/// OpenBLAS's thread count. Set it before training, not during a step.
-public enum Parallelism {
-    nonisolated(unsafe) private static var _threads = ProcessInfo.processInfo.activeProcessorCount
+/// How many threads the batch-parallel loops running on the calling thread
+/// (`parallelFor`: im2col, col2im, pooling, activations, the inference
+/// steps) may split their work across. It is a per-thread value set for the
+/// length of one call (`with`), never a process-wide setting: a network's
+/// passes set it to the network's `threads`, and each part of a
+/// data-parallel region and each helper of a `WorkerTeam` to 1, so that the
+/// loops inside run inline. Where none is set a loop runs inline on its
+/// caller. So two networks, trainers or tests on different threads never
+/// see each other's thread counts.
+enum ThreadBudget {
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
 
-    /// Threads for batch-parallel work (at least 1; default: the active cores).
-    public static var threads: Int {
-        get { _ = singleThreadedBLAS; return _threads }
-        set { _ = singleThreadedBLAS; _threads = max(1, newValue) }
+    /// The calling thread's budget: at least 1, and 1 where none is set.
+    static var current: Int { max(1, Int(bitPattern: pthread_getspecific(key))) }
+
+    /// `threads`, or the calling thread's budget where one is set and lower:
+    /// an inner call may narrow the budget, never widen it.
+    static func narrowed(_ threads: Int) -> Int {
+        let outer = Int(bitPattern: pthread_getspecific(key))
+        let threads = max(1, threads)
+        return outer == 0 ? threads : min(outer, threads)
     }
 
-    // LeNetKit's threads each call OpenBLAS; OpenBLAS's own threads would
-    // compete with them, so it runs single-threaded from first use on.
-    private static let singleThreadedBLAS: Void = BLASThreads.set(1)
-
-    /// Sets LeNetKit's thread count. Training and evaluation split each
-    /// batch across this many threads, one network replica each, so OpenBLAS
-    /// itself runs single-threaded (its own threads would compete with ours).
-    public static func setThreads(_ count: Int) {
-        threads = count
-        BLASThreads.set(1)
+    /// Runs `body` with the calling thread's budget set to `narrowed(threads)`,
+    /// then restores the budget it had.
+    @inline(__always)
+    static func with<R>(_ threads: Int, _ body: () throws -> R) rethrows -> R {
+        let outer = enter(threads)
+        defer { leave(restoring: outer) }
+        return try body()
     }
+
+    /// Sets the calling thread's budget to `narrowed(threads)`; returns the
+    /// budget it had, for `leave(restoring:)`.
+    static func enter(_ threads: Int) -> UnsafeMutableRawPointer? {
+        let outer = pthread_getspecific(key)
+        pthread_setspecific(key, UnsafeRawPointer(bitPattern: narrowed(threads)))
+        return outer
+    }
+
+    /// Restores the budget `enter` returned.
+    static func leave(restoring outer: UnsafeMutableRawPointer?) { pthread_setspecific(key, outer) }
+}
+
+/// LeNetKit's threads each call BLAS, so BLAS runs single-threaded (its own
+/// threads would compete with them) from the first network made on. The
+/// setting is the BLAS library's own (`openblas_set_num_threads`), made once.
+enum SingleThreadedBLAS {
+    static let ensured: Void = BLASThreads.set(1)
 }
 
 /// Runs `body` over `0..<count` split into contiguous chunks, one per
@@ -44,14 +74,15 @@ func parallelFor(_ count: Int, minimum: Int = 2, _ body: (Range<Int>) -> Void) {
 @inline(__always)
 func parallelForWorkers(_ count: Int, maxWorkers: Int, _ body: (Int, Range<Int>) -> Void) {
     if let team = WorkerTeam.current { return team.parallel(count, maxWorkers: maxWorkers, body) }
-    let workers = min(Parallelism.threads, count, maxWorkers)
-    if workers <= 1 || ParallelRegion.isInside {
+    let workers = min(ThreadBudget.current, count, maxWorkers)
+    if workers <= 1 {
         body(0, 0..<count)
         return
     }
     concurrentPerform(workers) { w in
         let lo = count * w / workers, hi = count * (w + 1) / workers
-        if lo < hi { body(w, lo..<hi) }
+        // A loop nested inside a chunk runs inline.
+        if lo < hi { ThreadBudget.with(1) { body(w, lo..<hi) } }
     }
 }
 
@@ -79,28 +110,12 @@ private struct Work {
     let body: (Int) -> Void
 }
 
-/// Marks the threads of a data-parallel region, so that the loops inside a
-/// part run inline instead of fanning out again.
-enum ParallelRegion {
-    private static let key: pthread_key_t = {
-        var key = pthread_key_t()
-        pthread_key_create(&key, nil)
-        return key
-    }()
-
-    static var isInside: Bool { pthread_getspecific(key) != nil }
-
-    static func enter() { pthread_setspecific(key, UnsafeRawPointer(bitPattern: 1)) }
-    static func leave() { pthread_setspecific(key, nil) }
-}
-
 /// Runs `body(part)` for every part in `0..<parts` concurrently, each on its
-/// own thread, with nested `parallelFor` loops inline.
+/// own thread with a budget of 1 (`ThreadBudget`): nested `parallelFor`
+/// loops run inline.
 func parallelRegion(_ parts: Int, _ body: (Int) -> Void) {
     concurrentPerform(parts) { part in
-        ParallelRegion.enter()
-        body(part)
-        ParallelRegion.leave()
+        ThreadBudget.with(1) { body(part) }
     }
 }
 

@@ -64,11 +64,17 @@ final class WorkerTeam: @unchecked Sendable {
         return key
     }()
 
+    /// The threads the team has, its leader included (some helpers may not
+    /// have started).
+    var threads: Int { size }
+
     /// Runs `body` on one thread with up to `threads − 1` helpers awake
-    /// beside it (up to 63; fewer when Dispatch cannot start them);
+    /// beside it (up to 63, and at most the calling thread's `ThreadBudget`
+    /// where one is set; fewer when Dispatch cannot start them);
     /// `parallelForWorkers` calls inside `body` split their work across the team.
     static func run<T>(threads: Int, _ body: () throws -> T) throws -> T {
-        guard threads > 1, !ParallelRegion.isInside, current == nil else { return try body() }
+        let threads = ThreadBudget.narrowed(threads)
+        guard threads > 1, current == nil else { return try body() }
         let team = WorkerTeam(size: threads)
         var result: Result<T, Error>?
         withoutActuallyEscaping(body) { body in
@@ -80,9 +86,7 @@ final class WorkerTeam: @unchecked Sendable {
                     pthread_setspecific(key, nil)
                     team.finished.store(true, ordering: .releasing)
                 } else {
-                    ParallelRegion.enter()  // a loop inside a helper's part runs inline
-                    team.help(as: i)
-                    ParallelRegion.leave()
+                    ThreadBudget.with(1) { team.help(as: i) }  // a loop inside a helper's part runs inline
                 }
             }
         }

@@ -54,17 +54,29 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
 }
 
 extension Network {
-    /// What `reserveDataParallel(batch: n, threads:)` allocates for a network
-    /// made fresh like this one: every part's activations and their
-    /// gradients, its layers' scratch and its parameter gradients, and the
-    /// shared parameter values. Nothing is allocated to find out.
+    /// What `DataParallel(network:threads:).reserve(batch: n)` allocates
+    /// for a network made fresh like this one: every part's activations and
+    /// their gradients, its layers' scratch and its parameter gradients, and
+    /// the shared parameter values. Nothing is allocated to find out.
     /// - Parameters:
     ///   - n: the batch size.
-    ///   - threads: at most this many parts.
+    ///   - threads: the runner's threads: at most this many parts.
     ///   - backward: with the backward pass's buffers (training), or only
-    ///     what forward needs (evaluation, `reserveDataParallel(backward: false)`).
-    public func memoryEstimate(batch n: Int, threads: Int = Parallelism.threads, backward: Bool = true) -> MemoryEstimate {
-        let parts = parts(batch: n, threads: threads), largest = longestPart(batch: n, threads: threads)
+    ///     what forward needs (evaluation, `reserve(batch:backward: false)`).
+    public func memoryEstimate(batch n: Int, threads: Int, backward: Bool = true) -> MemoryEstimate {
+        memoryEstimate(batch: n, parts: Self.parts(batch: n, threads: threads), workers: threads, backward: backward)
+    }
+
+    /// What `reserve(batch: n, backward:)` allocates for a network made
+    /// fresh like this one, alone: its activations (and their gradients),
+    /// its layers' scratch for `threads` workers, its parameters.
+    public func memoryEstimate(batch n: Int, backward: Bool = true) -> MemoryEstimate {
+        memoryEstimate(batch: n, parts: 1, workers: threads, backward: backward)
+    }
+
+    /// A batch of `n` in `parts` parts, the first network's scratch for `workers`.
+    private func memoryEstimate(batch n: Int, parts: Int, workers: Int, backward: Bool) -> MemoryEstimate {
+        let largest = (n + parts - 1) / max(parts, 1)
         var estimate = MemoryEstimate()
         let P = 4 * max(parameters.count, 1)
         estimate.add("parameters", bytes: 2 * P)  // values and gradients
@@ -76,7 +88,7 @@ extension Network {
         // whole batches on its own); a replica's, for the one it runs on.
         var shape = inputShape, scratch = 0
         for (layer, out) in zip(layers, shapes) {
-            scratch += layer.workspaceBytes(batch: largest, input: shape, workers: Parallelism.threads, backward: backward)
+            scratch += layer.workspaceBytes(batch: largest, input: shape, workers: max(workers, 1), backward: backward)
             scratch += (parts - 1) * layer.workspaceBytes(batch: largest, input: shape, workers: 1, backward: backward)
             shape = out
         }
@@ -86,7 +98,7 @@ extension Network {
         }
         estimate.add("layer scratch", bytes: scratch)
         let inference = inferenceSteps.reduce(0) {
-            $0 + $1.workspaceBytes(batch: largest, workers: Parallelism.threads) + (parts - 1) * $1.workspaceBytes(batch: largest, workers: 1)
+            $0 + $1.workspaceBytes(batch: largest, workers: max(workers, 1)) + (parts - 1) * $1.workspaceBytes(batch: largest, workers: 1)
         }
         estimate.add("inference scratch", bytes: inference)
         return estimate
@@ -99,17 +111,28 @@ extension Network {
     ///   - images: the dataset's size.
     ///   - batchSize: images per forward pass.
     ///   - keepsLogits: whether every image's logits are kept.
-    ///   - threads: at most this many parts.
+    ///   - threads: the threads it splits each batch across.
     public func evaluationMemoryEstimate(images: Int, batchSize: Int, keepsLogits: Bool = false,
-                                         threads: Int = Parallelism.threads) -> MemoryEstimate {
+                                         threads: Int) -> MemoryEstimate {
         let batch = min(max(batchSize, 1), max(images, 1))
         var estimate = memoryEstimate(batch: batch, threads: threads, backward: false)
-        let parts = parts(batch: batch, threads: threads), largest = longestPart(batch: batch, threads: threads)
+        let parts = Self.parts(batch: batch, threads: threads), largest = Self.longestPart(batch: batch, threads: threads)
         let K = outputShape.count
         // labels, predictions, confidences; the loss's probabilities and labels
         estimate.add("evaluation buffers", bytes: parts * 4 * (3 * largest + largest * K + largest))
         if keepsLogits { estimate.add("kept logits", bytes: 4 * images * K) }
         return estimate
+    }
+}
+
+extension Network {
+    /// `DataParallel.parts(batch:)` of a runner with `threads` threads.
+    static func parts(batch n: Int, threads: Int) -> Int { max(1, min(threads, n)) }
+
+    /// `DataParallel.longestPart(batch:)` of a runner with `threads` threads.
+    static func longestPart(batch n: Int, threads: Int) -> Int {
+        let parts = parts(batch: n, threads: threads)
+        return (n + parts - 1) / parts
     }
 }
 
@@ -122,19 +145,21 @@ extension Trainer {
     /// - Parameters:
     ///   - network: the network to train.
     ///   - images: the training set's size.
-    ///   - options: the batch size and optimizer.
-    ///   - threads: at most this many parts.
+    ///   - options: the batch size, optimizer and threads.
+    ///   - threads: the threads to estimate for instead of `options.threads`
+    ///     (`lenet` asks what fewer would save).
     public static func memoryEstimate(network: Network, images: Int, options: TrainingOptions,
-                                      threads: Int = Parallelism.threads) -> MemoryEstimate {
+                                      threads: Int? = nil) -> MemoryEstimate {
         let batch = min(max(options.batchSize, 1), max(images, 1))
+        let threads = min(max(threads ?? options.threads, 1), batch)  // the trainer's runner's
         var estimate = network.memoryEstimate(batch: batch, threads: threads)
         let P = network.parameters.count
         switch options.optimizer {
         case .adam, .adamw: estimate.add("optimizer state", bytes: 2 * 4 * P)
         case .sgd: estimate.add("optimizer state", bytes: 4 * (options.momentum != 0 ? P : 1))
         }
-        let parts = network.parts(batch: batch, threads: threads)
-        let largest = network.longestPart(batch: batch, threads: threads)
+        let parts = Network.parts(batch: batch, threads: threads)
+        let largest = Network.longestPart(batch: batch, threads: threads)
         let K = network.outputShape.count
         estimate.add("training labels", bytes: parts * 4 * largest)
         // Made by the first step: each part's softmax and labels; and the epoch's shuffled indices.

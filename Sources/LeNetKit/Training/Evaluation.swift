@@ -60,7 +60,30 @@ public struct Misclassification: Sendable, Equatable {
 }
 
 extension Network {
-    /// Runs the network over `dataset` in batches and counts what it gets right.
+    /// Runs the network over `dataset` in batches and counts what it gets
+    /// right: `DataParallel.evaluate` on a runner made for this call.
+    /// - Parameters:
+    ///   - dataset: images whose shape must be the network's input shape.
+    ///   - normalization: as in training.
+    ///   - batchSize: images per forward pass.
+    ///   - threads: threads to split each batch across (default: the
+    ///     network's `threads`).
+    ///   - misclassifiedLimit: how many misclassified images to list in
+    ///     `Evaluation.misclassified` (the first ones in dataset order).
+    ///   - keepsLogits: fill `Evaluation.logits` (N·K floats), to compare
+    ///     with another runtime.
+    /// - Throws: `LeNetError` when the shapes or class counts do not fit.
+    public func evaluate(on dataset: ImageDataset, normalization: Normalization, batchSize: Int = 256, threads: Int? = nil,
+                         misclassifiedLimit: Int = 0, keepsLogits: Bool = false) throws -> Evaluation {
+        try DataParallel(network: self, threads: threads ?? self.threads)
+            .evaluate(on: dataset, normalization: normalization, batchSize: batchSize,
+                      misclassifiedLimit: misclassifiedLimit, keepsLogits: keepsLogits)
+    }
+}
+
+extension DataParallel {
+    /// Runs the network over `dataset` in batches, each split across
+    /// `threads`, and counts what it gets right.
     /// - Parameters:
     ///   - dataset: images whose shape must be the network's input shape.
     ///   - normalization: as in training.
@@ -72,6 +95,7 @@ extension Network {
     /// - Throws: `LeNetError` when the shapes or class counts do not fit.
     public func evaluate(on dataset: ImageDataset, normalization: Normalization, batchSize: Int = 256,
                          misclassifiedLimit: Int = 0, keepsLogits: Bool = false) throws -> Evaluation {
+        let inputShape = network.inputShape, outputShape = network.outputShape
         let shape = FeatureShape(channels: dataset.channels, height: dataset.height, width: dataset.width)
         guard shape == inputShape else {
             throw LeNetError("its images are \(shape), the model takes \(inputShape)", subject: dataset.name)
@@ -85,14 +109,14 @@ extension Network {
         let batch = min(batchSize, max(dataset.count, 1))
         // Each thread runs a contiguous part of every batch through its own
         // replica; the parts' predictions are then read back in sample order.
-        let threads = min(Parallelism.threads, batch)  // a batch has at most one part per image
-        let part = longestPart(batch: batch, threads: threads)
-        let labels = try (0..<threads).map { _ in try IndexBuffer(count: part, name: "evaluation labels") }  // each (part)
-        let predicted = try (0..<threads).map { _ in try IndexBuffer(count: part, name: "predictions") }  // each (part)
-        let confidence = try (0..<threads).map { _ in try FloatBuffer(count: part, name: "confidences") }  // each (part)
-        try reserveDataParallel(batch: batch, threads: threads, backward: false)
-        let losses = (0..<threads).map { _ in SoftmaxCrossEntropy(classes: K) }
-        var partLoss = [Double](repeating: 0, count: threads)
+        let partCount = parts(batch: batch)  // a batch has at most one part per image
+        let part = longestPart(batch: batch)
+        let labels = try (0..<partCount).map { _ in try IndexBuffer(count: part, name: "evaluation labels") }  // each (part)
+        let predicted = try (0..<partCount).map { _ in try IndexBuffer(count: part, name: "predictions") }  // each (part)
+        let confidence = try (0..<partCount).map { _ in try FloatBuffer(count: part, name: "confidences") }  // each (part)
+        try reserve(batch: batch, backward: false)
+        let losses = (0..<partCount).map { _ in SoftmaxCrossEntropy(classes: K) }
+        var partLoss = [Double](repeating: 0, count: partCount)
         var confusion = [[Int]](repeating: [Int](repeating: 0, count: K), count: K)
         var correct = 0, totalLoss = 0.0
         var misclassified: [Misclassification] = []
@@ -101,13 +125,13 @@ extension Network {
         // A batch smaller than the thread count leaves threads idle between
         // its parts; at batch 1 a `WorkerTeam` keeps them awake for the whole
         // evaluation, and the inference steps split each image between them.
-        try WorkerTeam.run(threads: threads == 1 ? Parallelism.threads : 1) {
+        try WorkerTeam.run(threads: partCount == 1 ? threads : 1) {
             var first = 0
             while first < dataset.count {
                 let n = min(batch, dataset.count - first)
                 let offset = first
                 try partLoss.withUnsafeMutableBufferPointer { partLoss in
-                    try dataParallel(batch: n, threads: threads) { part, net, range in
+                    try run(batch: n) { part, net, range in
                         let m = range.count, first = offset + range.lowerBound
                         let y = labels[part].pointer, loss = losses[part]
                         // Each chunk's images are normalized just before the chunk runs.
@@ -125,10 +149,10 @@ extension Network {
                         }
                     }
                 }
-                let parts = parts(batch: n, threads: threads)
+                let parts = parts(batch: n)
                 for part in 0..<parts {
                     totalLoss += partLoss[part]
-                    let range = partRange(part, of: parts, batch: n)
+                    let range = Self.partRange(part, of: parts, batch: n)
                     for s in 0..<range.count {
                         let truth = Int(labels[part].pointer[s]), best = Int(predicted[part].pointer[s])
                         confusion[truth][best] += 1

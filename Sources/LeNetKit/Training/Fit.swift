@@ -58,7 +58,7 @@ extension Trainer {
             let result = try trainEpoch(progress: progress, shouldStop: shouldStop)
             guard result.isComplete else { return try stop() }
             let evaluation = try test.map {
-                try network.evaluate(on: $0, normalization: options.normalization, batchSize: options.batchSize,
+                try dataParallel.evaluate(on: $0, normalization: options.normalization, batchSize: options.batchSize,
                                      misclassifiedLimit: misclassifiedLimit)
             }
             if let checkpoint { try saveCheckpoint(to: checkpoint) }

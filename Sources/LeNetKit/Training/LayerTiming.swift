@@ -38,6 +38,9 @@ extension Network {
         var backward = [[Double]](repeating: [], count: layers.count)
         var steps: [Double] = []
         func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+        // The layers' loops split across `threads`, as in `forward`.
+        let outer = ThreadBudget.enter(passThreads)
+        defer { ThreadBudget.leave(restoring: outer) }
         for _ in 0..<(iterations + 2) {  // two warm-up passes
             let stepStart = now()
             for (i, layer) in layers.enumerated() {

@@ -18,6 +18,9 @@ public final class Trainer {
     public let optimizer: any Optimizer
     /// The training images.
     public let dataset: ImageDataset
+    /// Splits every step, and the evaluation inside `fit`, across
+    /// `options.threads` threads, or as many as a batch has images if fewer.
+    public let dataParallel: DataParallel
     /// Epochs completed.
     public private(set) var epoch = 0
     /// Training images processed so far.
@@ -95,10 +98,12 @@ public final class Trainer {
         // it is allocated here: a configuration that does not fit fails
         // before the first step, with the buffer named.
         let batch = min(options.batchSize, max(dataset.count, 1))
-        let partCount = max(1, min(Parallelism.threads, batch))
-        let largest = network.longestPart(batch: batch, threads: partCount)
-        parts = try (0..<partCount).map { _ in try PartState(classes: network.outputShape.count, batch: largest) }
-        try network.reserveDataParallel(batch: batch, threads: partCount)
+        dataParallel = try DataParallel(network: network, threads: min(options.threads, batch))
+        let largest = dataParallel.longestPart(batch: batch)
+        parts = try (0..<dataParallel.parts(batch: batch)).map { _ in
+            try PartState(classes: network.outputShape.count, batch: largest)
+        }
+        try dataParallel.reserve(batch: batch)
     }
 
     /// One optimizer step on the images at `indices`.
@@ -120,7 +125,7 @@ public final class Trainer {
         // and the optimizer steps. With a partitioned optimizer (Adam, SGD)
         // the parts do that too, each adding up and updating its own slice
         // of the parameters in the same parallel region.
-        let used = network.parts(batch: n, threads: parts.count)
+        let used = dataParallel.parts(batch: n)  // at most parts.count: the runner has as many threads
         func body(part: Int, net: Network, range: Range<Int>) throws {
             let state = parts[part]
             let m = range.count
@@ -141,19 +146,20 @@ public final class Trainer {
             net.backward(batch: m)
         }
         var updated = false
+        let dataParallel = dataParallel
         if let partitioned, updatesInParts {
-            updated = try network.dataParallel(batch: n, threads: parts.count, body(part:net:range:)) { part, parts in
-                partitioned.update(part: part, of: parts) { network.gatherGradients(parts: parts, range: $0) }
+            updated = try dataParallel.run(batch: n, body(part:net:range:)) { part, parts in
+                partitioned.update(part: part, of: parts) { dataParallel.gatherGradients(parts: parts, range: $0) }
             }
         } else {
-            try network.dataParallel(batch: n, threads: parts.count, body(part:net:range:))
+            try dataParallel.run(batch: n, body(part:net:range:))
         }
         if updated {
             partitioned?.finishStep()
             stepsUpdatedInParts += 1
         } else {
-            network.gatherGradients(parts: used)
-            optimizer.step()
+            dataParallel.gatherGradients(parts: used)
+            ThreadBudget.with(dataParallel.threads) { optimizer.step() }
         }
         var lossSum = 0.0
         lastStepCorrect = 0

@@ -41,6 +41,11 @@ public struct TrainingOptions: Sendable {
     public var stepGamma: Float = 0.1
     /// Random crop and flip of each training image (`--augment`), or nil for none.
     public var augmentation: Augmentation? = nil
+    /// Threads each step is split across (`DataParallel`): at most one part
+    /// per image of a batch. The same seed and thread count give bitwise
+    /// the same weights; another thread count rounds differently.
+    /// Default: the active cores.
+    public var threads = ProcessInfo.processInfo.activeProcessorCount
 
     /// The seed's recipe: Adam 1e-3, batch 36, 10 epochs, constant rate, no augmentation.
     public init() {}
@@ -78,6 +83,7 @@ public struct TrainingOptions: Sendable {
         guard weightDecay.isFinite, weightDecay >= 0 else {
             throw LeNetError("must be ≥ 0, got \(weightDecay)", subject: "TrainingOptions.weightDecay")
         }
+        guard threads > 0 else { throw LeNetError("must be > 0, got \(threads)", subject: "TrainingOptions.threads") }
         guard stepEpochs > 0 else { throw LeNetError("must be > 0, got \(stepEpochs)", subject: "TrainingOptions.stepEpochs") }
         guard stepGamma.isFinite, stepGamma > 0, stepGamma <= 1 else {
             throw LeNetError("must be in (0, 1], got \(stepGamma)", subject: "TrainingOptions.stepGamma")
