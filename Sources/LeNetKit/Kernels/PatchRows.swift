@@ -11,13 +11,7 @@
 // position, so that a chosen patch is one contiguous run.
 
 import CKernels
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#else
-import Darwin
-#endif
+import Foundation  // libm (expf, logf, …) on every platform
 
 /// Unfolds one sample into patch rows, one row per output position, for
 /// stride 1 and no padding: `im2col` transposed.

@@ -21,13 +21,7 @@
 // each is the same on every CPU that runs it.
 
 import CKernels
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#else
-import Darwin
-#endif
+import Foundation  // libm (expf, logf, …) on every platform
 
 /// y[i] = amplitude·tanh(slope·x[i]) for i in 0..<count (y may be x).
 func scaledTanh(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int,

@@ -3,9 +3,7 @@
 
 #if arch(x86_64) && canImport(_Builtin_intrinsics.intel)
 import _Builtin_intrinsics.intel
-#endif
-#if canImport(Glibc)
-import Glibc
+import Foundation  // libm (expf, logf, …) on every platform
 #endif
 
 /// The lane-wise square root, correctly rounded like `Float.squareRoot()`.

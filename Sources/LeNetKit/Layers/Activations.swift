@@ -1,3 +1,4 @@
+import Foundation  // libm (expf, logf, …) on every platform
 /// max(0, x), PyTorch's `nn.ReLU`. The gradient at 0 is 0, as in PyTorch.
 public final class ReLU: Layer {
     public let name: String
@@ -125,10 +126,3 @@ func tanhBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
     }
 }
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#else
-import Darwin
-#endif

@@ -1,10 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#else
-import Darwin
-#endif
+import Foundation  // libm (expf, logf, …) on every platform
 
 /// Softmax followed by the negative log-likelihood, averaged over the batch:
 /// PyTorch's `nn.CrossEntropyLoss()` on logits.

@@ -1,3 +1,4 @@
+import Foundation  // libm (expf, logf, …) on every platform
 /// Updates a parameter store from its gradients: one loop over contiguous
 /// values, gradients and moments.
 public protocol Optimizer: AnyObject {
@@ -278,14 +279,6 @@ public final class SGD: PartitionedOptimizer {
         stepCount = steps
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#else
-import Darwin
-#endif
 
 @inline(__always)
 private func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {

@@ -1,3 +1,4 @@
+import Foundation  // libm (expf, logf, …) on every platform
 // Classifying a user's own images with a trained checkpoint: each image is
 // brought to the model's channels and size, stored as the same (C, H, W)
 // bytes a dataset holds, and normalized by the same code and values that
@@ -120,10 +121,3 @@ public final class Classifier {
     }
 }
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#else
-import Darwin
-#endif
