@@ -140,7 +140,8 @@ struct DirectConvolutionTests {
     let shapes: [(C: Int, H: Int, W: Int, OC: Int)] = [(1, 32, 32, 6), (3, 32, 32, 5), (2, 9, 9, 3), (1, 12, 12, 1),
                                                         (2, 20, 20, 4), (1, 36, 36, 2), (6, 14, 14, 16)]
 
-    @Test(.enabled(if: CPUFeatures.avx2FMA, "the direct kernels need AVX2 and FMA")) func testKernelsMatchTheDefinition() throws {
+    @Test(.enabled(if: CPUFeatures.avx2FMA, "the direct kernels need AVX2 and FMA"))
+    func testKernelsMatchTheDefinition() throws {
         for s in shapes {
             let g = ConvGeometry(channels: s.C, height: s.H, width: s.W, kernelH: 5, kernelW: 5, stride: 1)
             #expect(directConvolutionFits(g))
@@ -167,7 +168,8 @@ struct DirectConvolutionTests {
 
     /// The layer picks the direct kernels for one input channel, and both of
     /// its paths agree within the sums' bounds (sgemm's order is another).
-    @Test(.enabled(if: CPUFeatures.avx2FMA, "the direct kernels need AVX2 and FMA")) func testConv2DDirectAndGemmPathsAgree() throws {
+    @Test(.enabled(if: CPUFeatures.avx2FMA, "the direct kernels need AVX2 and FMA"))
+    func testConv2DDirectAndGemmPathsAgree() throws {
         for s in shapes {
             let shape = FeatureShape(channels: s.C, height: s.H, width: s.W)
             let net = try Network(inputShape: shape, layers: [Conv2D("c", inChannels: s.C, outChannels: s.OC, kernelSize: 5)])

@@ -218,7 +218,17 @@ struct CrashSafetyTests: UsesTemporaryDirectories {
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
-        try process.run()
+        // A child starts with its parent thread's signal mask, and Swift
+        // Testing runs tests on Dispatch's worker threads, which block SIGINT
+        // (XCTest ran them on the main thread): unblocked only while spawning,
+        // or lenet would never see the Ctrl-C.
+        var sigint = sigset_t(), previous = sigset_t()
+        sigemptyset(&sigint)
+        sigaddset(&sigint, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &sigint, &previous)
+        let launched = Result { try process.run() }
+        pthread_sigmask(SIG_SETMASK, &previous, nil)
+        try launched.get()
         var stderr = Data()
         // The "training ..." line comes once Ctrl-C is caught and just before the first step.
         while !String(decoding: stderr, as: UTF8.self).contains("training ") {

@@ -14,7 +14,8 @@ struct InferenceTests {
     let convShapes: [(C: Int, H: Int, W: Int, OC: Int)] = [(3, 32, 32, 16), (16, 14, 14, 32), (2, 11, 13, 24),
                                                             (1, 9, 9, 8), (4, 7, 20, 16), (5, 6, 6, 40)]
 
-    @Test(.enabled(if: CPUFeatures.avx2FMA, "the fused kernel needs AVX2 and FMA")) func testConvPoolReLUKernelMatchesTheDefinition() throws {
+    @Test(.enabled(if: CPUFeatures.avx2FMA, "the fused kernel needs AVX2 and FMA"))
+    func testConvPoolReLUKernelMatchesTheDefinition() throws {
         for s in convShapes {
             let g = ConvGeometry(channels: s.C, height: s.H, width: s.W, kernelH: 5, kernelW: 5)
             #expect(convPoolReLUFits(g, outChannels: s.OC), "\(s)")
@@ -45,18 +46,19 @@ struct InferenceTests {
     }
 
     /// The transpose is a copy: the same bits, every block and tail.
-    @Test(.enabled(if: CPUFeatures.avx2FMA, "the packing kernel needs AVX2 and FMA")) func testPackingIsATranspose() throws {
-        for (OC, K) in [(32, 400), (16, 75), (8, 3), (24, 13), (40, 16)] {
-            let w = FixedValues.values(OC * K, salt: 35, bound: 1)
-            var packed = [Float](repeating: .nan, count: OC * K), reference = packed
-            packChannelsLast(&packed, w, outChannels: OC, patch: K)
-            packChannelsLastNaive(&reference, w, outChannels: OC, patch: K)
-            #expect(packed == reference, "OC \(OC), K \(K)")
-            #expect(packed[1 * OC + 2] == w[2 * K + 1], "OC \(OC), K \(K): packed[k, oc] = w[oc, k]")
-        }
+    @Test(.enabled(if: CPUFeatures.avx2FMA, "the packing kernel needs AVX2 and FMA"),
+          arguments: [(32, 400), (16, 75), (8, 3), (24, 13), (40, 16)])
+    func testPackingIsATranspose(OC: Int, K: Int) throws {
+        let w = FixedValues.values(OC * K, salt: 35, bound: 1)
+        var packed = [Float](repeating: .nan, count: OC * K), reference = packed
+        packChannelsLast(&packed, w, outChannels: OC, patch: K)
+        packChannelsLastNaive(&reference, w, outChannels: OC, patch: K)
+        #expect(packed == reference, "OC \(OC), K \(K)")
+        #expect(packed[1 * OC + 2] == w[2 * K + 1], "OC \(OC), K \(K): packed[k, oc] = w[oc, k]")
     }
 
-    @Test(.enabled(if: CPUFeatures.avx2FMA, "the fused kernel needs AVX2 and FMA")) func testLinearKernelMatchesTheDefinition() throws {
+    @Test(.enabled(if: CPUFeatures.avx2FMA, "the fused kernel needs AVX2 and FMA"))
+    func testLinearKernelMatchesTheDefinition() throws {
         // The CIFAR LeNet's fc1, fc2 and fc3, LeNet-5's F6 and output, and
         // every tail: samples not a multiple of 4, outputs not of 3, inputs not of 8.
         let shapes: [(n: Int, IN: Int, OUT: Int)] = [(8, 800, 120), (5, 120, 84), (3, 84, 10), (1, 800, 120),
@@ -265,32 +267,31 @@ extension InferenceTests {
     /// The channels-last convolution alone: output channels padded to 8
     /// (LeNet-5's C1 has 6), one and two vectors of channels, rows shorter
     /// than a tile and longer than two.
-    @Test(.enabled(if: CPUFeatures.avx2FMA, "the kernel needs AVX2 and FMA")) func testChannelsLastConvolutionMatchesTheDefinition() throws {
-        let shapes: [(C: Int, H: Int, W: Int, OC: Int)] = [(1, 32, 32, 6), (6, 14, 14, 16), (2, 9, 11, 3), (3, 6, 40, 24), (16, 5, 5, 9)]
-        for s in shapes {
-            let g = ConvGeometry(channels: s.C, height: s.H, width: s.W, kernelH: 5, kernelW: 5)
-            #expect(conv5x5ChannelsLastFits(g))
-            let x = FixedValues.values(s.C * s.H * s.W, salt: 81, bound: 1)
-            let w = FixedValues.values(s.OC * s.C * 25, salt: 82, bound: 0.2)
-            let b = FixedValues.values(s.OC, salt: 83, bound: 0.5)
-            var packed = [Float](repeating: .nan, count: g.patch * paddedChannels(s.OC))
-            packChannelsLastPadded(&packed, w, outChannels: s.OC, patch: g.patch)
-            var scratch = [Float](repeating: .nan, count: g.outW * paddedChannels(s.OC))
-            var y = [Float](repeating: .nan, count: s.OC * g.positions), reference = y, absolute = y
-            conv5x5ChannelsLast(&y, x, packed: packed, b, g, outChannels: s.OC, scratch: &scratch)
-            conv5x5Naive(&reference, x, w, b, g, outChannels: s.OC)
-            conv5x5Naive(&absolute, x.map(abs), w.map(abs), b.map(abs), g, outChannels: s.OC)
-            // One sequential float sum of C·25 products, then the bias.
-            assertWithin(y, reference, "channels-last conv \(s)", bounds: ErrorBound.sums(g.patch + 1, absolute: absolute),
-                         "ε·K·(|b| + Σ|w·x|)")
-            // In two ranges of rows (a team's split): the same values, bit for bit, each row written once.
-            var split = [Float](repeating: .nan, count: y.count)
-            let middle = g.outH / 2
-            for rows in [0..<middle, middle..<g.outH] {
-                conv5x5ChannelsLast(&split, x, packed: packed, b, g, outChannels: s.OC, outputRows: rows, scratch: &scratch)
-            }
-            #expect(split == y, "\(s), rows split at \(middle)")
+    @Test(.enabled(if: CPUFeatures.avx2FMA, "the kernel needs AVX2 and FMA"),
+          arguments: [(C: 1, H: 32, W: 32, OC: 6), (6, 14, 14, 16), (2, 9, 11, 3), (3, 6, 40, 24), (16, 5, 5, 9)])
+    func testChannelsLastConvolutionMatchesTheDefinition(s: (C: Int, H: Int, W: Int, OC: Int)) throws {
+        let g = ConvGeometry(channels: s.C, height: s.H, width: s.W, kernelH: 5, kernelW: 5)
+        #expect(conv5x5ChannelsLastFits(g))
+        let x = FixedValues.values(s.C * s.H * s.W, salt: 81, bound: 1)
+        let w = FixedValues.values(s.OC * s.C * 25, salt: 82, bound: 0.2)
+        let b = FixedValues.values(s.OC, salt: 83, bound: 0.5)
+        var packed = [Float](repeating: .nan, count: g.patch * paddedChannels(s.OC))
+        packChannelsLastPadded(&packed, w, outChannels: s.OC, patch: g.patch)
+        var scratch = [Float](repeating: .nan, count: g.outW * paddedChannels(s.OC))
+        var y = [Float](repeating: .nan, count: s.OC * g.positions), reference = y, absolute = y
+        conv5x5ChannelsLast(&y, x, packed: packed, b, g, outChannels: s.OC, scratch: &scratch)
+        conv5x5Naive(&reference, x, w, b, g, outChannels: s.OC)
+        conv5x5Naive(&absolute, x.map(abs), w.map(abs), b.map(abs), g, outChannels: s.OC)
+        // One sequential float sum of C·25 products, then the bias.
+        assertWithin(y, reference, "channels-last conv \(s)", bounds: ErrorBound.sums(g.patch + 1, absolute: absolute),
+                     "ε·K·(|b| + Σ|w·x|)")
+        // In two ranges of rows (a team's split): the same values, bit for bit, each row written once.
+        var split = [Float](repeating: .nan, count: y.count)
+        let middle = g.outH / 2
+        for rows in [0..<middle, middle..<g.outH] {
+            conv5x5ChannelsLast(&split, x, packed: packed, b, g, outChannels: s.OC, outputRows: rows, scratch: &scratch)
         }
+        #expect(split == y, "\(s), rows split at \(middle)")
     }
 }
 
