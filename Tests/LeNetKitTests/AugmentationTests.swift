@@ -1,10 +1,12 @@
 import Foundation
-import XCTest
+import Testing
 @testable import LeNetKit
 
 /// Random crop with zero padding and horizontal flip: exact pixels, the
 /// spread of the draws, and reproducible training with it.
-final class AugmentationTests: XCTestCase {
+struct AugmentationTests: UsesTemporaryDirectories {
+    let temporaries = TemporaryDirectories()
+
     /// `count` copies of the 1×3×3 image 1 … 9 (row by row).
     func ninePixels(count: Int) throws -> ImageDataset {
         try ImageDataset(name: "nine", channels: 1, height: 3, width: 3,
@@ -33,7 +35,7 @@ final class AugmentationTests: XCTestCase {
         }
     }
 
-    func testCropAndFlipGiveTheExpectedPixels() throws {
+    @Test func testCropAndFlipGiveTheExpectedPixels() throws {
         // With padding 1 there are 3 × 3 offsets × 2 flips = 18 transforms;
         // 300 images meet each of them.
         let results = augmentedBytes(try ninePixels(count: 300), Augmentation(padding: 1), seed: 7, epoch: 0)
@@ -63,11 +65,11 @@ final class AugmentationTests: XCTestCase {
         var seen = Set<Augmentation.Transform>()
         for (transform, bytes) in results {
             seen.insert(transform)
-            if let want = expected[transform] { XCTAssertEqual(bytes, want, "\(transform)") }
-            XCTAssertEqual(bytes, reference(Array(1...9), transform, padding: 1, height: 3, width: 3), "\(transform)")
+            if let want = expected[transform] { #expect(bytes == want, "\(transform)") }
+            #expect(bytes == reference(Array(1...9), transform, padding: 1, height: 3, width: 3), "\(transform)")
         }
-        XCTAssertEqual(seen.count, 18, "every offset and flip should occur in 300 draws")
-        XCTAssertTrue(Set(expected.keys).isSubset(of: seen))
+        #expect(seen.count == 18, "every offset and flip should occur in 300 draws")
+        #expect(Set(expected.keys).isSubset(of: seen))
     }
 
     /// torchvision's order, written out literally: pad with zeros, crop, mirror.
@@ -80,7 +82,7 @@ final class AugmentationTests: XCTestCase {
         return (0..<H * W).map { crop[($0 / W) * W + (W - 1 - $0 % W)] }
     }
 
-    func testMultiChannelPaddingIsBlackAfterNormalization() throws {
+    @Test func testMultiChannelPaddingIsBlackAfterNormalization() throws {
         // Two channels, mean/std per channel: padding must be (0 − mean[c]) / std[c].
         let data = try ImageDataset(name: "two", channels: 2, height: 2, width: 2,
                                     images: [10, 20, 30, 40, 50, 60, 70, 80], labels: [1], classNames: ["a", "b"])
@@ -98,8 +100,8 @@ final class AugmentationTests: XCTestCase {
             }
         }
         // Offset (0, 0) with padding 2 moves the image down and right by 2: all padding.
-        XCTAssertEqual(x, [-1, -1, -1, -1, -1, -1, -1, -1])
-        XCTAssertEqual(y, [1])
+        #expect(x == [-1, -1, -1, -1, -1, -1, -1, -1])
+        #expect(y == [1])
         // The plain fill of the same image, for comparison: (10/255 − 0.5) / 0.5 …
         var plain = [Float](repeating: .nan, count: 8)
         plain.withUnsafeMutableBufferPointer { xs in
@@ -108,11 +110,11 @@ final class AugmentationTests: XCTestCase {
                 data.fill(batch: [0], normalization: normalization, into: xs, labels: ys)
             }
         }
-        XCTAssertEqual(Double(plain[0]), (10.0 / 255 - 0.5) / 0.5, accuracy: 1e-6)
-        XCTAssertEqual(Double(plain[4]), (50.0 / 255 - 0.25) / 0.25, accuracy: 1e-6)
+        #expect(abs(Double(plain[0]) - ((10.0 / 255 - 0.5) / 0.5)) <= 1e-6)
+        #expect(abs(Double(plain[4]) - ((50.0 / 255 - 0.25) / 0.25)) <= 1e-6)
     }
 
-    func testDrawsAreSpreadAndDependOnSeedEpochAndIndex() {
+    @Test func testDrawsAreSpreadAndDependOnSeedEpochAndIndex() {
         let a = Augmentation.cifar
         var tops = [Int](repeating: 0, count: 9), lefts = [Int](repeating: 0, count: 9), flips = 0
         let n = 18_000
@@ -123,25 +125,25 @@ final class AugmentationTests: XCTestCase {
             if t.flip { flips += 1 }
         }
         for k in 0..<9 {
-            XCTAssertEqual(Double(tops[k]), Double(n) / 9, accuracy: 200, "top offset \(k): \(tops)")
-            XCTAssertEqual(Double(lefts[k]), Double(n) / 9, accuracy: 200, "left offset \(k): \(lefts)")
+            #expect(abs(Double(tops[k]) - (Double(n) / 9)) <= 200, "top offset \(k): \(tops)")
+            #expect(abs(Double(lefts[k]) - (Double(n) / 9)) <= 200, "left offset \(k): \(lefts)")
         }
-        XCTAssertEqual(Double(flips), Double(n) / 2, accuracy: 300)
+        #expect(abs(Double(flips) - (Double(n) / 2)) <= 300)
         // A pure function of (seed, epoch, index) …
-        XCTAssertEqual(a.transform(seed: 5, epoch: 2, index: 17), a.transform(seed: 5, epoch: 2, index: 17))
+        #expect(a.transform(seed: 5, epoch: 2, index: 17) == a.transform(seed: 5, epoch: 2, index: 17))
         // … that changes with each of them (compared over many images).
         func draws(seed: UInt64, epoch: Int) -> [Augmentation.Transform] {
             (0..<100).map { a.transform(seed: seed, epoch: epoch, index: $0) }
         }
-        XCTAssertNotEqual(draws(seed: 5, epoch: 2), draws(seed: 6, epoch: 2))
-        XCTAssertNotEqual(draws(seed: 5, epoch: 2), draws(seed: 5, epoch: 3))
+        #expect(draws(seed: 5, epoch: 2) != draws(seed: 6, epoch: 2))
+        #expect(draws(seed: 5, epoch: 2) != draws(seed: 5, epoch: 3))
         // Flip off: never flipped; padding 0: always the identity crop.
-        XCTAssertFalse((0..<1000).contains { Augmentation(padding: 4, horizontalFlip: false).transform(seed: 1, epoch: 0, index: $0).flip })
-        XCTAssertTrue((0..<1000).allSatisfy { Augmentation(padding: 0).transform(seed: 1, epoch: 0, index: $0).top == 0 })
+        #expect(!((0..<1000).contains { Augmentation(padding: 4, horizontalFlip: false).transform(seed: 1, epoch: 0, index: $0).flip }))
+        #expect((0..<1000).allSatisfy { Augmentation(padding: 0).transform(seed: 1, epoch: 0, index: $0).top == 0 })
     }
 
-    func testTrainingWithAugmentationIsReproducibleAndResumesExactly() throws {
-        let dir = try temporaryDirectory(self)
+    @Test func testTrainingWithAugmentationIsReproducibleAndResumesExactly() throws {
+        let dir = try temporaryDirectory()
         let data = try TrainingTests.squares(count: 60, seed: 1)
         var opts = TrainingOptions()
         opts.epochs = 3
@@ -155,10 +157,10 @@ final class AugmentationTests: XCTestCase {
             return Array(net.parameters.values)
         }
         let a = try train(opts), b = try train(opts)
-        XCTAssertEqual(a, b, "the same seed must give the same weights")
+        #expect(a == b, "the same seed must give the same weights")
         var plain = opts
         plain.augmentation = nil
-        XCTAssertNotEqual(a, try train(plain), "augmentation should change the weights")
+        #expect(try a != train(plain), "augmentation should change the weights")
 
         // One epoch, a checkpoint, fresh objects, two more: the same weights.
         let path = dir.appendingPathComponent("aug.safetensors").path
@@ -166,15 +168,15 @@ final class AugmentationTests: XCTestCase {
         let t1 = try Trainer(network: first, dataset: data, options: opts)
         _ = try t1.trainEpoch()
         try t1.saveCheckpoint(to: path)
-        XCTAssertEqual(try SafetensorsFile.read(path: path).metadata["augmentation"], "crop 4, flip")
+        #expect(try SafetensorsFile.read(path: path).metadata["augmentation"] == "crop 4, flip")
         let resumed = try TrainingTests.smallNetwork(seed: 42)
         let t2 = try Trainer(network: resumed, dataset: data, options: opts)
         try t2.resume(from: path)
         for _ in 0..<2 { _ = try t2.trainEpoch() }
-        XCTAssertEqual(Array(resumed.parameters.values), a)
+        #expect(Array(resumed.parameters.values) == a)
     }
 
-    func testBadPaddingIsAnError() throws {
+    @Test func testBadPaddingIsAnError() throws {
         var opts = TrainingOptions()
         opts.augmentation = Augmentation(padding: 40)
         assertError("Augmentation.padding", "0...32") {

@@ -1,10 +1,12 @@
 import Foundation
-import XCTest
+import Testing
 @testable import LeNetKit
 
 /// The `lenet` executable as a user runs it: exit codes, one-line errors,
 /// and a train → eval → resume round trip on a small CIFAR-format directory.
-final class CLITests: XCTestCase {
+struct CLITests: UsesTemporaryDirectories {
+    let temporaries = TemporaryDirectories()
+
     func lenet(_ arguments: [String], in directory: URL? = nil) throws -> LenetRun {
         try runLenet(arguments, in: directory)
     }
@@ -27,14 +29,14 @@ final class CLITests: XCTestCase {
 
     /// Bad input: one line on stderr naming the flag or file, exit 1, no trap.
     func assertFails(_ arguments: [String], mentions parts: [String], in directory: URL? = nil,
-                     file: StaticString = #filePath, line: UInt = #line) throws {
+                     sourceLocation: SourceLocation = #_sourceLocation) throws {
         let run = try lenet(arguments, in: directory)
-        XCTAssertEqual(run.status, 1, "lenet \(arguments.joined(separator: " ")): \(run.stderr)", file: file, line: line)
+        #expect(run.status == 1, "lenet \(arguments.joined(separator: " ")): \(run.stderr)", sourceLocation: sourceLocation)
         let lines = run.stderr.split(separator: "\n")
-        XCTAssertEqual(lines.count, 1, "expected one error line, got: \(run.stderr)", file: file, line: line)
-        XCTAssertTrue(run.stderr.hasPrefix("lenet: error: "), run.stderr, file: file, line: line)
+        #expect(lines.count == 1, "expected one error line, got: \(run.stderr)", sourceLocation: sourceLocation)
+        #expect(run.stderr.hasPrefix("lenet: error: "), "\(run.stderr)", sourceLocation: sourceLocation)
         for part in parts {
-            XCTAssertTrue(run.stderr.contains(part), "'\(run.stderr)' does not mention '\(part)'", file: file, line: line)
+            #expect(run.stderr.contains(part), "'\(run.stderr)' does not mention '\(part)'", sourceLocation: sourceLocation)
         }
     }
 
@@ -42,27 +44,26 @@ final class CLITests: XCTestCase {
     /// one line naming the flag, what it needs and what is available.
     /// `lenet time --inference` lists the forward-only path's steps, fused
     /// where the CPU has AVX2/FMA, and a pass time.
-    func testTimeInferenceListsTheSteps() throws {
+    @Test func testTimeInferenceListsTheSteps() throws {
         let run = try lenet(["time", "--inference", "--batch-size", "3", "--iterations", "2", "--threads", "1"])
-        XCTAssertEqual(run.status, 0, run.stderr)
+        #expect(run.status == 0, "\(run.stderr)")
         let lines = run.stdout.split(separator: "\n").map(String.init)
-        XCTAssertTrue(lines.first?.hasPrefix("cifar-lenet, batch 3, forward only") ?? false, run.stdout)
+        #expect(lines.first?.hasPrefix("cifar-lenet, batch 3, forward only") ?? false, "\(run.stdout)")
         let steps = lines.dropFirst(2).filter { !$0.hasPrefix("whole pass") }.map { $0.split(separator: " ").first.map(String.init) ?? "" }
         if CPUFeatures.avx2FMA {
-            XCTAssertEqual(steps, ["conv1+pool1+relu1", "conv2+pool2+relu2", "fc1+relu3", "fc2+relu4", "fc3"], run.stdout)
+            #expect(steps == ["conv1+pool1+relu1", "conv2+pool2+relu2", "fc1+relu3", "fc2+relu4", "fc3"], "\(run.stdout)")
         } else {
-            XCTAssertEqual(steps.count, 11, run.stdout)
+            #expect(steps.count == 11, "\(run.stdout)")
         }
-        XCTAssertTrue(lines.last?.hasPrefix("whole pass ") ?? false, run.stdout)
+        #expect(lines.last?.hasPrefix("whole pass ") ?? false, "\(run.stdout)")
     }
 
-    func testMemoryRefusedBeforeItIsSpent() throws {
-        try skipUnderSanitizers()
+    @Test(.disabledUnderSanitizers) func testMemoryRefusedBeforeItIsSpent() throws {
         // 100 million images of 3×32×32: about 2 TB of activations, more than any machine.
         try assertFails(["time", "--batch-size", "100000000"],
                         mentions: ["--batch-size 100000000: needs about ", " TB, ", " available ("])
         // 10,000 training images at batch 1,000,000 (a batch of 10,000): about 2.2 GB, under a 1.5 GB address-space limit.
-        let dir = try temporaryDirectory(self)
+        let dir = try temporaryDirectory()
         var record = [UInt8](repeating: 0, count: 3073)
         record[0] = 3
         let batch = Data([[UInt8]](repeating: record, count: 2000).flatMap { $0 })
@@ -78,15 +79,15 @@ final class CLITests: XCTestCase {
         try process.run()
         let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 1, stderr)
+        #expect(process.terminationStatus == 1, "\(stderr)")
         let lines = stderr.split(separator: "\n")
-        XCTAssertEqual(lines.count, 1, stderr)
-        XCTAssertTrue(stderr.hasPrefix("lenet: error: --batch-size 1000000: needs about "), stderr)
-        XCTAssertTrue(stderr.contains(" available (ulimit -v)"), stderr)
+        #expect(lines.count == 1, "\(stderr)")
+        #expect(stderr.hasPrefix("lenet: error: --batch-size 1000000: needs about "), "\(stderr)")
+        #expect(stderr.contains(" available (ulimit -v)"), "\(stderr)")
     }
 
-    func testBadInputGivesOneClearLine() throws {
-        let dir = try temporaryDirectory(self)
+    @Test func testBadInputGivesOneClearLine() throws {
+        let dir = try temporaryDirectory()
         try Self.makeCIFAR(dir)
         let data = dir.path
         try assertFails(["train", "--data", data, "--batch-size", "0"], mentions: ["--batch-size", "must be > 0"])
@@ -118,81 +119,81 @@ final class CLITests: XCTestCase {
         try handle.close()
         try assertFails(["train", "--data", broken.path], mentions: ["data_batch_2.bin", "3073"])
         // No --data and no ./data: how to get CIFAR-10 and Fashion-MNIST.
-        let empty = try temporaryDirectory(self)
+        let empty = try temporaryDirectory()
         try assertFails(["train"], mentions: ["cifar-10-binary.tar.gz", "apt-get install dataset-fashion-mnist"], in: empty)
     }
 
-    func testTrainEvalResumeRoundTrip() throws {
-        let dir = try temporaryDirectory(self)
+    @Test func testTrainEvalResumeRoundTrip() throws {
+        let dir = try temporaryDirectory()
         try Self.makeCIFAR(dir)
         let ck = dir.appendingPathComponent("ck.safetensors").path
         let log = dir.appendingPathComponent("log.jsonl").path
         let train = try lenet(["train", "--data", dir.path, "--epochs", "1", "--batch-size", "20",
                                "--output", ck, "--log-json", log, "--threads", "1"])
-        XCTAssertEqual(train.status, 0, train.stderr)
-        XCTAssertTrue(train.stdout.hasPrefix("epoch 1/1  train loss "), train.stdout)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: ck + ".state"))
+        #expect(train.status == 0, "\(train.stderr)")
+        #expect(train.stdout.hasPrefix("epoch 1/1  train loss "), "\(train.stdout)")
+        #expect(FileManager.default.fileExists(atPath: ck + ".state"))
         let record = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: log))) as? [String: Any]
-        XCTAssertEqual(record?["epoch"] as? Int, 1)
-        XCTAssertNotNil(record?["test_accuracy"] as? Double)
+        #expect(record?["epoch"] as? Int == 1)
+        #expect(record?["test_accuracy"] as? Double != nil)
 
         let eval = try lenet(["eval", "--data", dir.path, "--weights", ck, "--json"])
-        XCTAssertEqual(eval.status, 0, eval.stderr)
+        #expect(eval.status == 0, "\(eval.stderr)")
         let json = try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any]
-        let accuracy = try XCTUnwrap(json?["accuracy"] as? Double)
-        XCTAssertEqual((json?["per_class"] as? [String: Double])?.count, 10)
-        XCTAssertEqual(json?["count"] as? Int, 100)
+        let accuracy = try #require(json?["accuracy"] as? Double)
+        #expect((json?["per_class"] as? [String: Double])?.count == 10)
+        #expect(json?["count"] as? Int == 100)
         // The same figure the training run's own evaluation printed.
-        XCTAssertEqual(record?["test_accuracy"] as? Double, accuracy)
+        #expect(record?["test_accuracy"] as? Double == accuracy)
 
         // --logits: every test image's logits, whose argmax gives the accuracy above.
         let logitsPath = dir.appendingPathComponent("logits.safetensors").path
         let kept = try lenet(["eval", "--data", dir.path, "--weights", ck, "--logits", logitsPath])
-        XCTAssertEqual(kept.status, 0, kept.stderr)
+        #expect(kept.status == 0, "\(kept.stderr)")
         let logitsFile = try SafetensorsFile.read(path: logitsPath)
-        let logits = try XCTUnwrap(logitsFile["logits"]), labels = try XCTUnwrap(logitsFile["labels"])
-        XCTAssertEqual(logits.shape, [100, 10])
+        let logits = try #require(logitsFile["logits"]), labels = try #require(logitsFile["labels"])
+        #expect(logits.shape == [100, 10])
         let right = (0..<100).filter { i in
             let row = logits.values[i * 10..<(i + 1) * 10]
             let best = row.indices.max { row[$0] < row[$1] } ?? -1
             return Float(best - i * 10) == labels.values[i]
         }.count
-        XCTAssertEqual(Double(right) / 100, accuracy)
+        #expect(Double(right) / 100 == accuracy)
 
         // lenet export: an ONNX model, written whole; a bad --output is refused before anything is read.
         let onnx = dir.appendingPathComponent("ck.onnx").path
         let export = try lenet(["export", "--weights", ck, "--output", onnx])
-        XCTAssertEqual(export.status, 0, export.stderr)
-        XCTAssertTrue(export.stdout.hasPrefix("wrote \(onnx): cifar-lenet, opset 13, "), export.stdout)
-        XCTAssertGreaterThan((try FileManager.default.attributesOfItem(atPath: onnx)[.size] as? Int) ?? 0, 121_182 * 4)
+        #expect(export.status == 0, "\(export.stderr)")
+        #expect(export.stdout.hasPrefix("wrote \(onnx): cifar-lenet, opset 13, "), "\(export.stdout)")
+        #expect((try FileManager.default.attributesOfItem(atPath: onnx)[.size] as? Int) ?? 0 > 121_182 * 4)
         let noDirectory = try lenet(["export", "--weights", ck, "--output", dir.appendingPathComponent("no/such.onnx").path])
-        XCTAssertEqual(noDirectory.status, 1)
-        XCTAssertTrue(noDirectory.stderr.hasPrefix("lenet: error: --output "), noDirectory.stderr)
+        #expect(noDirectory.status == 1)
+        #expect(noDirectory.stderr.hasPrefix("lenet: error: --output "), "\(noDirectory.stderr)")
 
         let text = try lenet(["eval", "--data", dir.path, "--weights", ck])
-        XCTAssertTrue(text.stdout.contains("confusion matrix"), text.stdout)
-        XCTAssertTrue(text.stdout.contains("truck"), text.stdout)  // standard names: no batches.meta.txt
+        #expect(text.stdout.contains("confusion matrix"), "\(text.stdout)")
+        #expect(text.stdout.contains("truck"), "\(text.stdout)")  // standard names: no batches.meta.txt
 
         // Resume for one more epoch: equal to two epochs straight.
         let resumed = try lenet(["train", "--data", dir.path, "--epochs", "2", "--batch-size", "20",
                                  "--resume", ck, "--output", ck, "--threads", "1"])
-        XCTAssertEqual(resumed.status, 0, resumed.stderr)
-        XCTAssertTrue(resumed.stdout.hasPrefix("epoch 2/2"), resumed.stdout)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stdout.hasPrefix("epoch 2/2"), "\(resumed.stdout)")
         let straight = dir.appendingPathComponent("straight.safetensors").path
         let two = try lenet(["train", "--data", dir.path, "--epochs", "2", "--batch-size", "20", "--output", straight, "--threads", "1"])
-        XCTAssertEqual(two.status, 0, two.stderr)
+        #expect(two.status == 0, "\(two.stderr)")
         let a = try SafetensorsFile.read(path: ck), b = try SafetensorsFile.read(path: straight)
-        XCTAssertEqual(a.tensors, b.tensors)
-        XCTAssertEqual(a.metadata["epoch"], "2")
-        XCTAssertEqual(a.metadata["model"], "cifar-lenet")
+        #expect(a.tensors == b.tensors)
+        #expect(a.metadata["epoch"] == "2")
+        #expect(a.metadata["model"] == "cifar-lenet")
     }
 
-    func testSummaryPrintsTheTable() throws {
+    @Test func testSummaryPrintsTheTable() throws {
         let run = try lenet(["summary", "--model", "lenet5"])
-        XCTAssertEqual(run.status, 0)
-        XCTAssertTrue(run.stdout.contains("60,850"), run.stdout)
-        XCTAssertTrue(run.stdout.contains("151,600"), run.stdout)
+        #expect(run.status == 0)
+        #expect(run.stdout.contains("60,850"), "\(run.stdout)")
+        #expect(run.stdout.contains("151,600"), "\(run.stdout)")
         let cifar = try lenet(["summary"])
-        XCTAssertTrue(cifar.stdout.contains("121,182"), cifar.stdout)
+        #expect(cifar.stdout.contains("121,182"), "\(cifar.stdout)")
     }
 }

@@ -1,8 +1,9 @@
-import XCTest
+import Foundation
+import Testing
 @testable import LeNetKit
 
 /// im2col + gemm convolution against the direct convolution, forward and backward.
-final class ConvolutionTests: XCTestCase {
+struct ConvolutionTests {
     struct Case { var n, c, h, w, oc, k, stride, padding: Int }
 
     let cases = [
@@ -13,7 +14,7 @@ final class ConvolutionTests: XCTestCase {
         Case(n: 2, c: 1, h: 6, w: 5, oc: 2, k: 2, stride: 3, padding: 2),
     ]
 
-    func testIm2colGemmMatchesDirectConvolution() throws {
+    @Test func testIm2colGemmMatchesDirectConvolution() throws {
         for (i, t) in cases.enumerated() {
             let conv = Conv2D("conv", inChannels: t.c, outChannels: t.oc, kernelSize: t.k, stride: t.stride, padding: t.padding)
             let net = try Network(inputShape: FeatureShape(channels: t.c, height: t.h, width: t.w), layers: [conv])
@@ -60,7 +61,7 @@ final class ConvolutionTests: XCTestCase {
     /// exactly, for stride 1 without padding (the fast path) at LeNet's line
     /// widths (28, 10) and at others that take every part of the short-line
     /// copy (1, 3, 11, 17, 37 floats).
-    func testUnitStrideIm2colAndCol2imMatchTheirDefinitions() {
+    @Test func testUnitStrideIm2colAndCol2imMatchTheirDefinitions() {
         let shapes = [(c: 3, h: 32, w: 32, k: 5), (c: 16, h: 14, w: 14, k: 5), (c: 2, h: 4, w: 5, k: 5),
                       (c: 2, h: 5, w: 7, k: 5), (c: 3, h: 9, w: 13, k: 3), (c: 1, h: 6, w: 21, k: 5), (c: 2, h: 3, w: 40, k: 4)]
         for (i, t) in shapes.enumerated() {
@@ -88,13 +89,13 @@ final class ConvolutionTests: XCTestCase {
                     }
                 }
             }
-            XCTAssertEqual(cols, expected, "im2col, shape \(t) (output width \(ow))")
-            XCTAssertEqual(back, backExpected, "col2im, shape \(t) (output width \(ow))")
+            #expect(cols == expected, "im2col, shape \(t) (output width \(ow))")
+            #expect(back == backExpected, "col2im, shape \(t) (output width \(ow))")
         }
     }
 
     /// col2im is the adjoint of im2col: <im2col(x), c> = <x, col2im(c)>.
-    func testCol2imIsAdjointOfIm2col() {
+    @Test func testCol2imIsAdjointOfIm2col() {
         let g = ConvGeometry(channels: 2, height: 7, width: 6, kernelH: 3, kernelW: 2, stride: 2, padding: 1)
         let x = randomValues(g.channels * g.height * g.width, seed: 1)
         let c = randomValues(g.patch * g.positions, seed: 2)
@@ -104,95 +105,29 @@ final class ConvolutionTests: XCTestCase {
         col2im(&back, c, g)
         let lhs = zip(cols, c).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
         let rhs = zip(x, back).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
-        XCTAssertEqual(lhs, rhs, accuracy: 1e-9 * max(1, abs(lhs)) + 1e-5)
+        #expect(abs(lhs - rhs) <= (1e-9 * max(1, abs(lhs)) + 1e-5))
     }
 
     /// A hand-computed 1-channel case: a 3×3 input, a 2×2 kernel of ones.
-    func testKnownSmallConvolution() throws {
+    @Test func testKnownSmallConvolution() throws {
         let conv = Conv2D("c", inChannels: 1, outChannels: 1, kernelSize: 2)
         let net = try Network(inputShape: FeatureShape(channels: 1, height: 3, width: 3), layers: [conv])
         try net.parameters.setValues([1, 1, 1, 1], of: "c.weight")
         try net.parameters.setValues([0.5], of: "c.bias")
         let y = try net.predict([1, 2, 3, 4, 5, 6, 7, 8, 9])
-        XCTAssertEqual(y, [12.5, 16.5, 24.5, 28.5])
+        #expect(y == [12.5, 16.5, 24.5, 28.5])
     }
 
-    func testShapeErrorsNameTheLayer() {
-        XCTAssertThrowsError(try Network(inputShape: FeatureShape(channels: 3, height: 32, width: 32),
-                                         layers: [Conv2D("conv1", inChannels: 1, outChannels: 6, kernelSize: 5)])) { error in
-            XCTAssertEqual("\(error)", "conv1: expects 1 input channels, got 3 (input 3×32×32)")
+    @Test func testShapeErrorsNameTheLayer() {
+        let conv1Error = #expect(throws: (any Error).self) {
+            try Network(inputShape: FeatureShape(channels: 3, height: 32, width: 32),
+                        layers: [Conv2D("conv1", inChannels: 1, outChannels: 6, kernelSize: 5)])
         }
-        XCTAssertThrowsError(try Network(inputShape: FeatureShape(channels: 16, height: 5, width: 5),
-                                         layers: [Linear("fc1", inFeatures: 800, outFeatures: 120)])) { error in
-            XCTAssertEqual("\(error)", "fc1: expects 800 input features, got 400 (input 16×5×5)")
+        if let conv1Error { #expect("\(conv1Error)" == "conv1: expects 1 input channels, got 3 (input 3×32×32)") }
+        let fc1Error = #expect(throws: (any Error).self) {
+            try Network(inputShape: FeatureShape(channels: 16, height: 5, width: 5),
+                        layers: [Linear("fc1", inFeatures: 800, outFeatures: 120)])
         }
-    }
-}
-
-/// The direct 5×5 kernels (Kernels/DirectConvolution.swift) against their
-/// definition in double, and Conv2D's direct path against its im2col +
-/// sgemm path, on output rows of every vector tail (OW = 5, 8, 16, 28, 32)
-/// and odd channel counts (the last output channel alone).
-final class DirectConvolutionTests: XCTestCase {
-    let shapes: [(C: Int, H: Int, W: Int, OC: Int)] = [(1, 32, 32, 6), (3, 32, 32, 5), (2, 9, 9, 3), (1, 12, 12, 1),
-                                                        (2, 20, 20, 4), (1, 36, 36, 2), (6, 14, 14, 16)]
-
-    func testKernelsMatchTheDefinition() throws {
-        try XCTSkipUnless(CPUFeatures.avx2FMA, "the direct kernels need AVX2 and FMA")
-        for s in shapes {
-            let g = ConvGeometry(channels: s.C, height: s.H, width: s.W, kernelH: 5, kernelW: 5, stride: 1)
-            XCTAssertTrue(directConvolutionFits(g))
-            let x = FixedValues.values(s.C * s.H * s.W, salt: 11, bound: 1)
-            let w = FixedValues.values(s.OC * s.C * 25, salt: 12, bound: 0.2)
-            let b = FixedValues.values(s.OC, salt: 13, bound: 0.2)
-            let out = s.OC * g.positions
-            var y = [Float](repeating: .nan, count: out), reference = y
-            conv5x5(&y, x, w, b, g, outChannels: s.OC)
-            conv5x5Naive(&reference, x, w, b, g, outChannels: s.OC)
-            // Each output sums C·25 products and the bias, each |w·x| ≤ 0.2.
-            let K = s.C * 25 + 1
-            assertWithin(y, reference, "forward \(s)", bound: ErrorBound.reduction(K, magnitude: Float(K) * 0.2), "ε·K·Σ|w·x|")
-            let dy = FixedValues.values(out, salt: 14, bound: 1)
-            var dw = [Float](repeating: 0.5, count: w.count), dwReference = dw
-            conv5x5WeightGradient(&dw, dy, x, g, outChannels: s.OC)
-            conv5x5WeightGradientNaive(&dwReference, dy, x, g, outChannels: s.OC)
-            // Each sums OH·OW products of magnitude ≤ 1 (plus the 0.5 it adds to), in 8 lanes then across.
-            let P = g.positions
-            assertWithin(dw, dwReference, "weight gradient \(s)", bound: ErrorBound.reduction(P + 8, magnitude: Float(P) + 0.5),
-                         "ε·(P + 8)·Σ|dy·x|")
-        }
-    }
-
-    /// The layer picks the direct kernels for one input channel, and both of
-    /// its paths agree within the sums' bounds (sgemm's order is another).
-    func testConv2DDirectAndGemmPathsAgree() throws {
-        try XCTSkipUnless(CPUFeatures.avx2FMA, "the direct kernels need AVX2 and FMA")
-        for s in shapes {
-            let shape = FeatureShape(channels: s.C, height: s.H, width: s.W)
-            let net = try Network(inputShape: shape, layers: [Conv2D("c", inChannels: s.C, outChannels: s.OC, kernelSize: 5)])
-            guard let conv = net.layers[0] as? Conv2D else { return XCTFail("not a Conv2D") }
-            try FixedValues.fill(net.parameters)
-            let n = 3
-            try net.reserve(batch: n)
-            XCTAssertEqual(conv.directKernel, s.C == 1, "\(s)")
-            let x = FixedValues.values(n * shape.count, salt: 21, bound: 1)
-            let out = n * net.outputShape.count
-            let dy = FixedValues.values(out, salt: 22, bound: 1)
-            var results: [(y: [Float], grad: [Float])] = []
-            for direct in [true, false] {
-                conv.direct = direct
-                var y = [Float](repeating: .nan, count: out)
-                conv.forward(&y, x, batch: n)
-                net.parameters.zeroGradients()
-                conv.backward(nil, dy, x, y, batch: n)
-                results.append((y, Array(net.parameters.gradients)))
-            }
-            let K = s.C * 25 + 1, bound = 1 / Float(K).squareRoot()  // FixedValues.fill's bound
-            assertWithin(results[0].y, results[1].y, "forward \(s)", bound: 2 * ErrorBound.reduction(K, magnitude: Float(K) * bound),
-                         "2·ε·K·Σ|w·x| (two orders)")
-            let P = (s.H - 4) * (s.W - 4)
-            assertWithin(results[0].grad, results[1].grad, "gradients \(s)", bound: 2 * ErrorBound.reduction(n * P + 8, magnitude: Float(n * P)),
-                         "2·ε·(n·P + 8)·Σ|dy·x|")
-        }
+        if let fc1Error { #expect("\(fc1Error)" == "fc1: expects 800 input features, got 400 (input 16×5×5)") }
     }
 }

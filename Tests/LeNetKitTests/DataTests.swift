@@ -1,14 +1,15 @@
 import Foundation
-import XCTest
+import Testing
 @testable import LeNetKit
 
 /// The data layer: CIFAR-10 and IDX readers, gzip, normalization, batch order.
 /// Every test writes its own small files into a fresh temporary directory.
-final class DataTests: XCTestCase {
+struct DataTests: UsesTemporaryDirectories {
+    let temporaries = TemporaryDirectories()
     private var directory = ""
 
-    override func setUpWithError() throws {
-        directory = try temporaryDirectory(self).path
+    init() throws {
+        directory = try temporaryDirectory().path
     }
 
     // MARK: - Helpers
@@ -83,10 +84,10 @@ final class DataTests: XCTestCase {
         do {
             try process.run()
         } catch {
-            throw XCTSkip("gzip is not installed (\(error)); install with: apt-get install gzip")
+            try Test.cancel("gzip is not installed (\(error)); install with: apt-get install gzip")
         }
         process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, "gzip \(path) failed")
+        #expect(process.terminationStatus == 0, "gzip \(path) failed")
         return path + ".gz"
     }
 
@@ -112,20 +113,20 @@ final class DataTests: XCTestCase {
 
     // MARK: - CIFAR-10
 
-    func testCIFARRoundTrip() throws {
+    @Test func testCIFARRoundTrip() throws {
         let (bytes, images, labels) = threeRecords()
         try write(bytes, "test_batch.bin")
         let data = try CIFAR10.load(directory: directory, split: .test)
-        XCTAssertEqual(data.count, 3)
-        XCTAssertEqual([data.channels, data.height, data.width], [3, 32, 32])
-        XCTAssertEqual(data.imageSize, 3072)
-        XCTAssertEqual(data.images, images)
-        XCTAssertEqual(data.labels, labels)
-        XCTAssertEqual(data.classNames, CIFAR10.standardClassNames)
-        XCTAssertEqual(data.name, "CIFAR-10 test")
+        #expect(data.count == 3)
+        #expect([data.channels, data.height, data.width] as [Int] == [3, 32, 32])
+        #expect(data.imageSize == 3072)
+        #expect(data.images == images)
+        #expect(data.labels == labels)
+        #expect(data.classNames == CIFAR10.standardClassNames)
+        #expect(data.name == "CIFAR-10 test")
     }
 
-    func testCIFARTrainReadsFiveBatchesInOrder() throws {
+    @Test func testCIFARTrainReadsFiveBatchesInOrder() throws {
         var all: [UInt8] = []
         for b in 1...5 {
             let record = cifarRecord(label: UInt8(b)) { _ in UInt8(b * 10) }
@@ -133,24 +134,24 @@ final class DataTests: XCTestCase {
             all += [UInt8(b), UInt8(b)]
         }
         let data = try CIFAR10.load(directory: directory, split: .train)
-        XCTAssertEqual(data.count, 10)
-        XCTAssertEqual(data.labels, all)
-        XCTAssertEqual(data.images[9 * 3072], 50)
-        XCTAssertEqual(data.name, "CIFAR-10 train")
+        #expect(data.count == 10)
+        #expect(data.labels == all)
+        #expect(data.images[9 * 3072] == 50)
+        #expect(data.name == "CIFAR-10 train")
     }
 
-    func testCIFARInNestedFolderWithMetaNames() throws {
+    @Test func testCIFARInNestedFolderWithMetaNames() throws {
         let folder = (directory as NSString).appendingPathComponent(CIFAR10.folderName)
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         try write(threeRecords().bytes, "test_batch.bin", in: folder)
         let names = (0..<10).map { "class \($0)" }
         try write(Array(("\n" + names.joined(separator: "\n") + "\n\n").utf8), "batches.meta.txt", in: folder)
         let data = try CIFAR10.load(directory: directory, split: .test)
-        XCTAssertEqual(data.classNames, names)
-        XCTAssertEqual(data.count, 3)
+        #expect(data.classNames == names)
+        #expect(data.count == 3)
     }
 
-    func testCIFARMetaWithWrongNumberOfNames() throws {
+    @Test func testCIFARMetaWithWrongNumberOfNames() throws {
         try write(threeRecords().bytes, "test_batch.bin")
         try write(Array("cat\ndog\n".utf8), "batches.meta.txt")
         assertError("batches.meta.txt", "expected 10 class names", "found 2") {
@@ -158,35 +159,35 @@ final class DataTests: XCTestCase {
         }
     }
 
-    func testCIFARMissingDirectory() {
+    @Test func testCIFARMissingDirectory() {
         let missing = directory + "/nope"
         assertError(missing, "no such directory") {
             try CIFAR10.load(directory: missing, split: .test)
         }
     }
 
-    func testCIFARMissingBatchFile() throws {
+    @Test func testCIFARMissingBatchFile() throws {
         for b in [1, 2, 4, 5] { try write(threeRecords().bytes, "data_batch_\(b).bin") }
         assertError("data_batch_3.bin", "missing") {
             try CIFAR10.load(directory: directory, split: .train)
         }
     }
 
-    func testCIFARSizeNotMultipleOfRecord() throws {
+    @Test func testCIFARSizeNotMultipleOfRecord() throws {
         try write(threeRecords().bytes + [7], "test_batch.bin")
         assertError("test_batch.bin", "9220", "not a multiple of the 3073-byte record") {
             try CIFAR10.load(directory: directory, split: .test)
         }
     }
 
-    func testCIFAREmptyFile() throws {
+    @Test func testCIFAREmptyFile() throws {
         try write([], "test_batch.bin")
         assertError("test_batch.bin", "empty") {
             try CIFAR10.load(directory: directory, split: .test)
         }
     }
 
-    func testCIFARLabelOutOfRange() throws {
+    @Test func testCIFARLabelOutOfRange() throws {
         var bytes = threeRecords().bytes
         bytes[2 * 3073] = 10
         try write(bytes, "test_batch.bin")
@@ -197,12 +198,12 @@ final class DataTests: XCTestCase {
 
     // MARK: - Normalization and fill
 
-    func testFillNormalizesBytes() throws {
+    @Test func testFillNormalizesBytes() throws {
         let record = cifarRecord(label: 7) { [0, 255, 51][$0 % 3] }
         try write(threeRecords().bytes + record, "test_batch.bin")
         let data = try CIFAR10.load(directory: directory, split: .test)
         let (images, labels) = normalized(data, [3, 1])
-        XCTAssertEqual(labels, [7, 0])
+        #expect(labels == [7, 0])
         // Bytes 0, 255, 51 with mean 0.5 and std 0.5.
         let first = (0..<3072).map { [Float(-1), 1, -0.6][$0 % 3] }
         assertClose(Array(images[0..<3072]), first, "image 0", atol: 1e-6, rtol: 0)
@@ -211,7 +212,7 @@ final class DataTests: XCTestCase {
         assertClose(Array(images[3072...]), second, "image 1", atol: 1e-6, rtol: 0)
     }
 
-    func testFillPerChannelNormalization() throws {
+    @Test func testFillPerChannelNormalization() throws {
         let record = cifarRecord(label: 1) { _ in 51 }
         try write(record, "test_batch.bin")
         let data = try CIFAR10.load(directory: directory, split: .test)
@@ -222,16 +223,16 @@ final class DataTests: XCTestCase {
         assertClose(images, expected, "per-channel normalized image", atol: 1e-6, rtol: 0)
     }
 
-    func testNormalizationValidation() throws {
-        XCTAssertEqual(Normalization.half.mean, [0.5])
-        XCTAssertEqual(try Normalization.uniform(mean: 0.1, std: 0.3, channels: 3).std, [0.3, 0.3, 0.3])
+    @Test func testNormalizationValidation() throws {
+        #expect(Normalization.half.mean == [0.5])
+        #expect(try Normalization.uniform(mean: 0.1, std: 0.3, channels: 3).std == [0.3, 0.3, 0.3])
         assertError("std must be finite and > 0", "0.0") { try Normalization(mean: [0.5], std: [0]) }
         assertError("std must be finite and > 0") { try Normalization(mean: [0.5], std: [-1]) }
         assertError("mean must be finite") { try Normalization(mean: [.nan], std: [1]) }
         assertError("give 1 or 3 values each") { try Normalization(mean: [0.1, 0.2], std: [1], channels: 3) }
         assertError("channels must be > 0") { try Normalization.uniform(mean: 0, std: 1, channels: 0) }
-        XCTAssertTrue(Normalization.half.fits(channels: 3))
-        XCTAssertNoThrow(try Normalization(mean: [0.1, 0.2, 0.3], std: [0.5]).validated(channels: 3))
+        #expect(Normalization.half.fits(channels: 3))
+        #expect(throws: Never.self) { try Normalization(mean: [0.1, 0.2, 0.3], std: [0.5]).validated(channels: 3) }
         assertError("normalization", "1 channel") {
             try Normalization(mean: [0.1, 0.2, 0.3], std: [0.5]).validated(channels: 1)
         }
@@ -239,10 +240,10 @@ final class DataTests: XCTestCase {
 
     // MARK: - ImageDataset
 
-    func testDatasetInitChecksSizesAndLabels() throws {
+    @Test func testDatasetInitChecksSizesAndLabels() throws {
         let ok = try ImageDataset(name: "tiny", channels: 1, height: 2, width: 2,
                                   images: Array(0..<8), labels: [0, 1], classNames: ["a", "b"])
-        XCTAssertEqual(ok.count, 2)
+        #expect(ok.count == 2)
         assertError("tiny", "found 7") {
             try ImageDataset(name: "tiny", channels: 1, height: 2, width: 2,
                              images: Array(0..<7), labels: [0, 1], classNames: ["a", "b"])
@@ -257,34 +258,34 @@ final class DataTests: XCTestCase {
         }
     }
 
-    func testPrefix() throws {
+    @Test func testPrefix() throws {
         let (bytes, images, labels) = threeRecords()
         try write(bytes, "test_batch.bin")
         let data = try CIFAR10.load(directory: directory, split: .test)
         let two = data.prefix(2)
-        XCTAssertEqual(two.count, 2)
-        XCTAssertEqual(two.labels, Array(labels.prefix(2)))
-        XCTAssertEqual(two.images, Array(images.prefix(2 * 3072)))
-        XCTAssertEqual(data.prefix(100).count, 3)
-        XCTAssertEqual(data.prefix(-1).count, 0)
-        XCTAssertEqual(data.prefix(0).images, [])
+        #expect(two.count == 2)
+        #expect(two.labels == Array(labels.prefix(2)))
+        #expect(two.images == Array(images.prefix(2 * 3072)))
+        #expect(data.prefix(100).count == 3)
+        #expect(data.prefix(-1).count == 0)
+        #expect(data.prefix(0).images == [])
     }
 
     // MARK: - IDX and gzip
 
-    func testIDXPlainAndGzipReadTheSame() throws {
+    @Test func testIDXPlainAndGzipReadTheSame() throws {
         let file = idxImages(n: 2, h: 3, w: 4) { UInt8($0 * 5) }
         let path = try write(file, "images-idx3-ubyte")
         let plain = try IDX.read(path: path, expectedMagic: IDX.imagesMagic)
-        XCTAssertEqual(plain.dims, [2, 3, 4])
-        XCTAssertEqual(plain.bytes, (0..<24).map { UInt8($0 * 5) })
+        #expect(plain.dims == [2, 3, 4])
+        #expect(plain.bytes == (0..<24).map { UInt8($0 * 5) })
         let gzipped = try IDX.read(path: try gzip(path), expectedMagic: IDX.imagesMagic)
-        XCTAssertEqual(gzipped.dims, plain.dims)
-        XCTAssertEqual(gzipped.bytes, plain.bytes)
-        XCTAssertEqual(try IDX.parse(file).bytes, plain.bytes)
+        #expect(gzipped.dims == plain.dims)
+        #expect(gzipped.bytes == plain.bytes)
+        #expect(try IDX.parse(file).bytes == plain.bytes)
     }
 
-    func testMNISTLoadsPlainAndGzip() throws {
+    @Test func testMNISTLoadsPlainAndGzip() throws {
         let plainFolder = (directory as NSString).appendingPathComponent("plain")
         let gzipFolder = (directory as NSString).appendingPathComponent("gzip")
         for folder in [plainFolder, gzipFolder] {
@@ -292,45 +293,45 @@ final class DataTests: XCTestCase {
         }
         let pixels = try writeMNIST(split: .test, n: 5, in: plainFolder)
         try writeMNIST(split: .test, n: 5, in: gzipFolder, gzip: true)
-        XCTAssertNotNil(MNIST.findFile("t10k-images-idx3-ubyte.gz", in: gzipFolder))
+        #expect(MNIST.findFile("t10k-images-idx3-ubyte.gz", in: gzipFolder) != nil)
         for folder in [plainFolder, gzipFolder] {
             let data = try MNIST.load(directory: folder, split: .test, padTo32: false)
-            XCTAssertEqual(data.count, 5)
-            XCTAssertEqual([data.channels, data.height, data.width], [1, 28, 28])
-            XCTAssertEqual(data.images, pixels)
-            XCTAssertEqual(data.labels, [0, 1, 2, 3, 4])
-            XCTAssertEqual(data.classNames, (0...9).map(String.init))
-            XCTAssertEqual(data.name, "MNIST test")
+            #expect(data.count == 5)
+            #expect([data.channels, data.height, data.width] as [Int] == [1, 28, 28])
+            #expect(data.images == pixels)
+            #expect(data.labels == [0, 1, 2, 3, 4])
+            #expect(data.classNames == (0...9).map(String.init))
+            #expect(data.name == "MNIST test")
         }
         let fashion = try MNIST.load(directory: gzipFolder, split: .test, variant: .fashionMNIST)
-        XCTAssertEqual(fashion.classNames[0], "T-shirt/top")
-        XCTAssertEqual(fashion.classNames[9], "Ankle boot")
+        #expect(fashion.classNames[0] == "T-shirt/top")
+        #expect(fashion.classNames[9] == "Ankle boot")
     }
 
-    func testMNISTPaddingTo32() throws {
+    @Test func testMNISTPaddingTo32() throws {
         try writeMNIST(split: .train, n: 3)
         let data = try MNIST.load(directory: directory, split: .train, padTo32: true)
-        XCTAssertEqual([data.channels, data.height, data.width], [1, 32, 32])
+        #expect([data.channels, data.height, data.width] as [Int] == [1, 32, 32])
         for i in 0..<3 {
             for r in 0..<32 {
                 for c in 0..<32 {
                     let inside = (2..<30).contains(r) && (2..<30).contains(c)
                     let expected = inside ? mnistPixel(i, r - 2, c - 2) : 0
-                    XCTAssertEqual(data.images[(i * 32 + r) * 32 + c], expected, "image \(i) (\(r), \(c))")
+                    #expect(data.images[(i * 32 + r) * 32 + c] == expected, "image \(i) (\(r), \(c))")
                 }
             }
         }
     }
 
-    func testMNISTDotSpelling() throws {
+    @Test func testMNISTDotSpelling() throws {
         let images = idxImages(n: 2, h: 28, w: 28) { _ in 9 }
         try write(images, "train-images.idx3-ubyte")
         try write(idxLabels([4, 2]), "train-labels.idx1-ubyte")
         let data = try MNIST.load(directory: directory, split: .train, padTo32: false)
-        XCTAssertEqual(data.labels, [4, 2])
+        #expect(data.labels == [4, 2])
     }
 
-    func testMNISTMissingFile() throws {
+    @Test func testMNISTMissingFile() throws {
         try write(idxImages(n: 1, h: 28, w: 28) { _ in 1 }, "train-images-idx3-ubyte")
         assertError("train-labels-idx1-ubyte", "missing", "train-labels-idx1-ubyte.gz") {
             try MNIST.load(directory: directory, split: .train, padTo32: false)
@@ -340,21 +341,21 @@ final class DataTests: XCTestCase {
         }
     }
 
-    func testMNISTCountMismatch() throws {
+    @Test func testMNISTCountMismatch() throws {
         try writeMNIST(split: .test, n: 3, labels: [1, 2])
         assertError("t10k-images-idx3-ubyte", "holds 3 images", "2 labels") {
             try MNIST.load(directory: directory, split: .test, padTo32: false)
         }
     }
 
-    func testMNISTLabelOutOfRange() throws {
+    @Test func testMNISTLabelOutOfRange() throws {
         try writeMNIST(split: .test, n: 3, labels: [1, 12, 2])
         assertError("t10k-labels-idx1-ubyte", "label 12 of image 1") {
             try MNIST.load(directory: directory, split: .test, padTo32: false)
         }
     }
 
-    func testIDXBadMagic() throws {
+    @Test func testIDXBadMagic() throws {
         // A label file where an image file belongs.
         try write(idxLabels([1, 2]), "t10k-images-idx3-ubyte")
         try write(idxLabels([1, 2]), "t10k-labels-idx1-ubyte")
@@ -365,7 +366,7 @@ final class DataTests: XCTestCase {
         assertError("element type 0xd") { try IDX.parse([0, 0, 0x0d, 1, 0, 0, 0, 0]) }
     }
 
-    func testIDXTruncated() throws {
+    @Test func testIDXTruncated() throws {
         let file = idxImages(n: 2, h: 28, w: 28) { _ in 3 }
         try write(Array(file.dropLast(100)), "t10k-images-idx3-ubyte")
         try write(idxLabels([1, 2]), "t10k-labels-idx1-ubyte")
@@ -379,7 +380,7 @@ final class DataTests: XCTestCase {
         assertError("too long", "1 bytes of trailing data") { try IDX.parse(file + [0]) }
     }
 
-    func testGzipTruncatedAndCorrupt() throws {
+    @Test func testGzipTruncatedAndCorrupt() throws {
         try writeMNIST(split: .test, n: 4, gzip: true)
         let path = (directory as NSString).appendingPathComponent("t10k-images-idx3-ubyte.gz")
         let compressed = try bytes(of: path)
@@ -404,10 +405,10 @@ final class DataTests: XCTestCase {
         assertError("trailing data") { try Gzip.decompress(compressed + [0, 0, 0]) }
         // Two members decode to the concatenation of their contents.
         let once = try Gzip.decompress(compressed)
-        XCTAssertEqual(try Gzip.decompress(compressed + compressed), once + once)
+        #expect(try Gzip.decompress(compressed + compressed) == once + once)
         // A limit on the decoded size: exactly reached is fine, one byte less is an error.
-        XCTAssertEqual(once.count, 16 + 4 * 784)
-        XCTAssertEqual(try Gzip.decompress(compressed, limit: once.count), once)
+        #expect(once.count == 16 + 4 * 784)
+        #expect(try Gzip.decompress(compressed, limit: once.count) == once)
         assertError("decodes to more than \(once.count - 1) bytes") { try Gzip.decompress(compressed, limit: once.count - 1) }
         assertError("decodes to more than \(2 * once.count) bytes") {
             try Gzip.decompress(compressed + compressed + compressed, limit: 2 * once.count)
@@ -415,14 +416,14 @@ final class DataTests: XCTestCase {
     }
 
     /// A small gzip bomb: 8 MB of zeros compress to about 8 KB; decoding stops at the limit.
-    func testGzipBombStopsAtTheLimit() throws {
+    @Test func testGzipBombStopsAtTheLimit() throws {
         let path = try write([UInt8](repeating: 0, count: 8 << 20), "bomb")
         let compressed = try bytes(of: try gzip(path))
-        XCTAssertLessThan(compressed.count, 20_000)
+        #expect(compressed.count < 20_000)
         assertError("decodes to more than 1000000 bytes") { try Gzip.decompress(compressed, limit: 1_000_000) }
     }
 
-    func testParsersNeverTrapOnRandomBytes() {
+    @Test func testParsersNeverTrapOnRandomBytes() {
         var generator = SeededGenerator(seed: 7)
         let gzipHeader: [UInt8] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]
         for trial in 0..<2000 {
@@ -440,77 +441,77 @@ final class DataTests: XCTestCase {
 
     // MARK: - DatasetKind
 
-    func testDetect() throws {
-        XCTAssertNil(DatasetKind.detect(directory: directory))
-        XCTAssertNil(DatasetKind.detect(directory: directory + "/nope"))
+    @Test func testDetect() throws {
+        #expect(DatasetKind.detect(directory: directory) == nil)
+        #expect(DatasetKind.detect(directory: directory + "/nope") == nil)
 
         let cifar = (directory as NSString).appendingPathComponent("c")
         try FileManager.default.createDirectory(
             atPath: (cifar as NSString).appendingPathComponent(CIFAR10.folderName),
             withIntermediateDirectories: true)
-        XCTAssertEqual(DatasetKind.detect(directory: cifar), .cifar10)
+        #expect(DatasetKind.detect(directory: cifar) == .cifar10)
 
         let digits = (directory as NSString).appendingPathComponent("digits")
         try FileManager.default.createDirectory(atPath: digits, withIntermediateDirectories: true)
         try writeMNIST(split: .test, n: 2, in: digits, gzip: true)
-        XCTAssertEqual(DatasetKind.detect(directory: digits), .mnist)
+        #expect(DatasetKind.detect(directory: digits) == .mnist)
 
         let clothes = (directory as NSString).appendingPathComponent("Fashion-MNIST")
         try FileManager.default.createDirectory(atPath: clothes, withIntermediateDirectories: true)
         try writeMNIST(split: .test, n: 2, in: clothes)
-        XCTAssertEqual(DatasetKind.detect(directory: clothes), .fashionMNIST)
+        #expect(DatasetKind.detect(directory: clothes) == .fashionMNIST)
 
         try write([], "FASHION", in: digits)
-        XCTAssertEqual(DatasetKind.detect(directory: digits), .fashionMNIST)
+        #expect(DatasetKind.detect(directory: digits) == .fashionMNIST)
 
         let data = try DatasetKind.fashionMNIST.load(directory: clothes, split: .test)
-        XCTAssertEqual([data.height, data.width], [32, 32])
-        XCTAssertEqual(data.name, "Fashion-MNIST test")
-        XCTAssertEqual(DatasetKind(rawValue: "fashion-mnist"), .fashionMNIST)
+        #expect([data.height, data.width] as [Int] == [32, 32])
+        #expect(data.name == "Fashion-MNIST test")
+        #expect(DatasetKind(rawValue: "fashion-mnist") == .fashionMNIST)
     }
 
     // MARK: - BatchOrder
 
-    func testBatchOrderIsDeterministicPerSeed() throws {
+    @Test func testBatchOrderIsDeterministicPerSeed() throws {
         var a = try BatchOrder(count: 100, batchSize: 32, seed: 42)
         var b = try BatchOrder(count: 100, batchSize: 32, seed: 42)
         var c = try BatchOrder(count: 100, batchSize: 32, seed: 43)
-        XCTAssertEqual(a.indices, Array(0..<100), "unshuffled until the first shuffle()")
+        #expect(a.indices == Array(0..<100), "unshuffled until the first shuffle()")
         var previous: [Int] = []
         for _ in 0..<3 {
             a.shuffle(); b.shuffle(); c.shuffle()
-            XCTAssertEqual(a.indices, b.indices)
-            XCTAssertNotEqual(a.indices, c.indices)
-            XCTAssertNotEqual(a.indices, previous, "each epoch draws a new order")
-            XCTAssertEqual(a.indices.sorted(), Array(0..<100), "each epoch is a permutation")
+            #expect(a.indices == b.indices)
+            #expect(a.indices != c.indices)
+            #expect(a.indices != previous, "each epoch draws a new order")
+            #expect(a.indices.sorted() == Array(0..<100), "each epoch is a permutation")
             previous = a.indices
         }
     }
 
-    func testBatchOrderPinnedSequence() throws {
+    @Test func testBatchOrderPinnedSequence() throws {
         // Saved runs depend on this exact sequence; change it only on purpose.
         var order = try BatchOrder(count: 10, batchSize: 4, seed: 42)
         order.shuffle()
-        XCTAssertEqual(order.indices, Self.pinnedSeed42)
+        #expect(order.indices == Self.pinnedSeed42)
     }
 
     private static let pinnedSeed42 = [9, 1, 4, 2, 8, 7, 6, 5, 3, 0]
 
-    func testBatchOrderBatches() throws {
+    @Test func testBatchOrderBatches() throws {
         var order = try BatchOrder(count: 10, batchSize: 4, seed: 1)
         order.shuffle()
-        XCTAssertEqual(order.batchCount, 3)
-        XCTAssertEqual(order.batches.map(\.count), [4, 4, 2])
-        XCTAssertEqual(Array(order.batches.joined()), order.indices)
+        #expect(order.batchCount == 3)
+        #expect(order.batches.map(\.count) == [4, 4, 2])
+        #expect(Array(order.batches.joined()) == order.indices)
 
         var dropping = try BatchOrder(count: 10, batchSize: 4, seed: 1, dropLast: true)
         dropping.shuffle()
-        XCTAssertEqual(dropping.batchCount, 2)
-        XCTAssertEqual(dropping.batches.map(\.count), [4, 4])
-        XCTAssertEqual(Array(dropping.batches.joined()), Array(order.indices.prefix(8)))
+        #expect(dropping.batchCount == 2)
+        #expect(dropping.batches.map(\.count) == [4, 4])
+        #expect(Array(dropping.batches.joined()) == Array(order.indices.prefix(8)))
 
-        XCTAssertEqual(try BatchOrder(count: 8, batchSize: 4, seed: 1, dropLast: true).batchCount, 2)
-        XCTAssertEqual(try BatchOrder(count: 3, batchSize: 4, seed: 1).batchCount, 1)
+        #expect(try BatchOrder(count: 8, batchSize: 4, seed: 1, dropLast: true).batchCount == 2)
+        #expect(try BatchOrder(count: 3, batchSize: 4, seed: 1).batchCount == 1)
         assertError("batch size", "larger than the 3 examples") {
             try BatchOrder(count: 3, batchSize: 4, seed: 1, dropLast: true)
         }
@@ -518,7 +519,7 @@ final class DataTests: XCTestCase {
         assertError("at least one example") { try BatchOrder(count: 0, batchSize: 4, seed: 1) }
     }
 
-    func testBatchOrderResumesFromSavedState() throws {
+    @Test func testBatchOrderResumesFromSavedState() throws {
         var run = try BatchOrder(count: 50, batchSize: 8, seed: 9)
         run.shuffle()
         run.shuffle()
@@ -529,46 +530,52 @@ final class DataTests: XCTestCase {
 
         var resumed = try BatchOrder(count: 50, batchSize: 8, generator: SeededGenerator(state: saved))
         resumed.shuffle()
-        XCTAssertEqual(resumed.indices, epoch2)
+        #expect(resumed.indices == epoch2)
         resumed.shuffle()
-        XCTAssertEqual(resumed.indices, epoch3)
-        XCTAssertEqual(resumed.generator, run.generator)
+        #expect(resumed.indices == epoch3)
+        #expect(resumed.generator == run.generator)
     }
 
-    func testRandomBelowIsInRangeAndCoversIt() {
+    @Test func testRandomBelowIsInRangeAndCoversIt() {
         var generator = SeededGenerator(seed: 3)
         var seen = Set<UInt64>()
         for _ in 0..<1000 {
             let x = BatchOrder.random(below: 7, using: &generator)
-            XCTAssertLessThan(x, 7)
+            #expect(x < 7)
             seen.insert(x)
         }
-        XCTAssertEqual(seen.count, 7)
-        XCTAssertEqual(BatchOrder.random(below: 1, using: &generator), 0)
+        #expect(seen.count == 7)
+        #expect(BatchOrder.random(below: 1, using: &generator) == 0)
     }
 
     // MARK: - The real dataset
 
-    func testRealFashionMNISTLoads() throws {
-        let folder = "/usr/share/datasets/fashion-mnist"
+    static let fashionMNISTFolder = "/usr/share/datasets/fashion-mnist"
+
+    /// All four files are in `fashionMNISTFolder` (gzipped or not).
+    static var fashionMNISTIsInstalled: Bool {
         let names = [Split.train, .test].flatMap { split -> [String] in
             let n = MNIST.fileNames(split: split)
             return [n.images, n.labels]
         }
-        guard names.allSatisfy({ MNIST.findFile($0, in: folder) != nil }) else {
-            throw XCTSkip("Fashion-MNIST is not in \(folder); install with: apt-get install dataset-fashion-mnist")
-        }
-        XCTAssertEqual(DatasetKind.detect(directory: folder), .fashionMNIST)
+        return names.allSatisfy { MNIST.findFile($0, in: fashionMNISTFolder) != nil }
+    }
+
+    @Test(.enabled(if: DataTests.fashionMNISTIsInstalled,
+                   "Fashion-MNIST is not in /usr/share/datasets/fashion-mnist; install with: apt-get install dataset-fashion-mnist"))
+    func testRealFashionMNISTLoads() throws {
+        let folder = Self.fashionMNISTFolder
+        #expect(DatasetKind.detect(directory: folder) == .fashionMNIST)
         for (split, count) in [(Split.train, 60_000), (.test, 10_000)] {
             let data = try DatasetKind.fashionMNIST.load(directory: folder, split: split)
-            XCTAssertEqual(data.count, count)
-            XCTAssertEqual([data.channels, data.height, data.width], [1, 32, 32])
-            XCTAssertEqual(data.labels.max(), 9)
-            XCTAssertEqual(data.labels.min(), 0)
+            #expect(data.count == count)
+            #expect([data.channels, data.height, data.width] as [Int] == [1, 32, 32])
+            #expect(data.labels.max() == 9)
+            #expect(data.labels.min() == 0)
             // Balanced classes: 6,000 or 1,000 of each.
             var perClass = [Int](repeating: 0, count: 10)
             for label in data.labels { perClass[Int(label)] += 1 }
-            XCTAssertEqual(perClass, [Int](repeating: count / 10, count: 10))
+            #expect(perClass == [Int](repeating: count / 10, count: 10))
         }
     }
 }

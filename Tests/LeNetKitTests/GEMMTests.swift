@@ -1,10 +1,11 @@
-import XCTest
+import Foundation
+import Testing
 @_spi(Benchmarks) @testable import LeNetKit
 
-final class GEMMTests: XCTestCase {
+struct GEMMTests {
     /// The BLAS wrapper against the triple loop, for all four transpose
     /// combinations, with alpha, beta and padded leading dimensions.
-    func testWrapperMatchesNaiveForAllTransposes() {
+    @Test func testWrapperMatchesNaiveForAllTransposes() {
         let cases: [(Transpose, Transpose)] = [(.none, .none), (.none, .transposed), (.transposed, .none), (.transposed, .transposed)]
         for (ci, (ta, tb)) in cases.enumerated() {
             for (m, n, k) in [(7, 5, 3), (16, 784, 75), (33, 17, 129), (1, 10, 84)] {
@@ -25,36 +26,36 @@ final class GEMMTests: XCTestCase {
                 assertWithin(fast, slow, "gemm \(ta)/\(tb) \(m)×\(n)×\(k)", bounds: ErrorBound.sums(k + 1, absolute: absolute),
                              "(k + 1)·ε·Σ|terms|")
                 // The padding columns of C stay untouched.
-                for i in 0..<m { for j in n..<ldc { XCTAssertEqual(fast[i * ldc + j], c0[i * ldc + j]) } }
+                for i in 0..<m { for j in n..<ldc { #expect(fast[i * ldc + j] == c0[i * ldc + j]) } }
             }
         }
     }
 
     /// A product whose result is known exactly.
-    func testKnownProduct() {
+    @Test func testKnownProduct() {
         let a: [Float] = [1, 2, 3, 4, 5, 6]  // (2, 3)
         let b: [Float] = [7, 8, 9, 10, 11, 12]  // (3, 2)
         var c = [Float](repeating: 0, count: 4)
         gemm(.none, .none, m: 2, n: 2, k: 3, a, b, &c)
-        XCTAssertEqual(c, [58, 64, 139, 154])
+        #expect(c == [58, 64, 139, 154])
         // Aᵀ (3, 2) · Bᵀ (2, 3) = (B·A)ᵀ
         var d = [Float](repeating: 0, count: 9)
         gemm(.transposed, .transposed, m: 3, n: 3, k: 2, a, b, &d)
-        XCTAssertEqual(d, [39, 49, 59, 54, 68, 82, 69, 87, 105])
+        #expect(d == [39, 49, 59, 54, 68, 82, 69, 87, 105])
     }
 
-    func testThreadCountIsSettable() {
+    @Test func testThreadCountIsSettable() {
         let before = BLASThreads.current
         BLASThreads.set(1)
-        XCTAssertEqual(BLASThreads.current, 1)
+        #expect(BLASThreads.current == 1)
         BLASThreads.set(before)
-        XCTAssertEqual(BLASThreads.current, before)
+        #expect(BLASThreads.current == before)
     }
 }
 
-final class GEMMSwiftTests: XCTestCase {
+struct GEMMSwiftTests {
     /// The pure-Swift blocked gemm against the triple loop, with ragged edges.
-    func testSwiftGemmMatchesNaive() {
+    @Test func testSwiftGemmMatchesNaive() {
         let cases: [(Transpose, Transpose)] = [(.none, .none), (.none, .transposed), (.transposed, .none), (.transposed, .transposed)]
         for (ci, (ta, tb)) in cases.enumerated() {
             for (m, n, k) in [(7, 5, 3), (16, 100, 75), (33, 17, 300), (5, 40, 1)] {

@@ -1,11 +1,11 @@
 import Foundation
-import XCTest
+import Testing
 @testable import LeNetKit
 
 /// PNG and PGM/PPM reading and writing, colour conversion and resizing.
 /// The PNG files here are made by hand: chunks with a bitwise CRC-32 and
 /// "stored" (uncompressed) deflate blocks, independent of zlib.
-final class ImageFileTests: XCTestCase {
+struct ImageFileTests {
     // MARK: - Hand-made PNG files
 
     static func crc32(_ bytes: [UInt8]) -> UInt32 {
@@ -43,22 +43,22 @@ final class ImageFileTests: XCTestCase {
 
     // MARK: - PNG
 
-    func testHandMadeRGBAndGrayAlphaAndRGBA() throws {
+    @Test func testHandMadeRGBAndGrayAlphaAndRGBA() throws {
         let rgb = try PNG.decode(Self.png(width: 2, height: 2, depth: 8, color: 2,
                                           rows: [[0, 255, 0, 0, 0, 255, 0], [0, 0, 0, 255, 10, 20, 30]]), subject: "rgb")
-        XCTAssertEqual([rgb.width, rgb.height, rgb.channels], [2, 2, 3])
-        XCTAssertEqual(rgb.pixels, [255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30])
+        #expect([rgb.width, rgb.height, rgb.channels] as [Int] == [2, 2, 3])
+        #expect(rgb.pixels == [255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30])
 
         let grayAlpha = try PNG.decode(Self.png(width: 2, height: 1, depth: 8, color: 4, rows: [[0, 200, 255, 100, 0]]), subject: "ga")
-        XCTAssertEqual(grayAlpha.channels, 2)
-        XCTAssertEqual(grayAlpha.pixels, [200, 255, 100, 0])
+        #expect(grayAlpha.channels == 2)
+        #expect(grayAlpha.pixels == [200, 255, 100, 0])
 
         let rgba = try PNG.decode(Self.png(width: 1, height: 1, depth: 8, color: 6, rows: [[0, 1, 2, 3, 4]]), subject: "rgba")
-        XCTAssertEqual(rgba.channels, 4)
-        XCTAssertEqual(rgba.pixels, [1, 2, 3, 4])
+        #expect(rgba.channels == 4)
+        #expect(rgba.pixels == [1, 2, 3, 4])
     }
 
-    func testAllFiveRowFilters() throws {
+    @Test func testAllFiveRowFilters() throws {
         // Rows filtered none/sub, up, average and Paeth, worked out by hand.
         let rows: [[UInt8]] = [
             [1, 10, 5, 5],  // sub: 10, 15, 20
@@ -68,56 +68,56 @@ final class ImageFileTests: XCTestCase {
             [0, 7, 8, 9],  // none
         ]
         let image = try PNG.decode(Self.png(width: 3, height: 5, depth: 8, color: 0, rows: rows), subject: "filters")
-        XCTAssertEqual(image.pixels, [10, 15, 20, 11, 16, 21, 9, 15, 20, 10, 15, 19, 7, 8, 9])
+        #expect(image.pixels == [10, 15, 20, 11, 16, 21, 9, 15, 20, 10, 15, 19, 7, 8, 9])
         // Sub and Paeth on RGB step by a whole pixel (3 bytes).
         let rgb = try PNG.decode(Self.png(width: 2, height: 1, depth: 8, color: 2, rows: [[1, 10, 20, 30, 1, 2, 3]]), subject: "rgb sub")
-        XCTAssertEqual(rgb.pixels, [10, 20, 30, 11, 22, 33])
+        #expect(rgb.pixels == [10, 20, 30, 11, 22, 33])
     }
 
-    func testPalettesAndLowBitDepths() throws {
+    @Test func testPalettesAndLowBitDepths() throws {
         let palette = Self.chunk("PLTE", [255, 0, 0, 0, 255, 0, 0, 0, 255, 9, 9, 9])
         // 2-bit indices 0, 1, 2, 3, 3 packed most significant first: 00 01 10 11 | 11 000000.
         let rgb = try PNG.decode(Self.png(width: 5, height: 1, depth: 2, color: 3, rows: [[0, 0b0001_1011, 0b1100_0000]],
                                           extra: [palette]), subject: "palette")
-        XCTAssertEqual(rgb.channels, 3)
-        XCTAssertEqual(rgb.pixels, [255, 0, 0, 0, 255, 0, 0, 0, 255, 9, 9, 9, 9, 9, 9])
+        #expect(rgb.channels == 3)
+        #expect(rgb.pixels == [255, 0, 0, 0, 255, 0, 0, 0, 255, 9, 9, 9, 9, 9, 9])
         // tRNS gives the first two entries alpha 0 and 128; the rest stay opaque.
         let rgba = try PNG.decode(Self.png(width: 3, height: 1, depth: 8, color: 3, rows: [[0, 0, 1, 3]],
                                            extra: [palette, Self.chunk("tRNS", [0, 128])]), subject: "tRNS")
-        XCTAssertEqual(rgba.channels, 4)
-        XCTAssertEqual(rgba.pixels, [255, 0, 0, 0, 0, 255, 0, 128, 9, 9, 9, 255])
+        #expect(rgba.channels == 4)
+        #expect(rgba.pixels == [255, 0, 0, 0, 0, 255, 0, 128, 9, 9, 9, 255])
         // 1-bit gray: 1 0 1 1 0 0 1 0 | 1 → 255 0 255 255 0 0 255 0 255.
         let bits = try PNG.decode(Self.png(width: 9, height: 1, depth: 1, color: 0, rows: [[0, 0b1011_0010, 0b1000_0000]]), subject: "1-bit")
-        XCTAssertEqual(bits.pixels, [255, 0, 255, 255, 0, 0, 255, 0, 255])
+        #expect(bits.pixels == [255, 0, 255, 255, 0, 0, 255, 0, 255])
         // 4-bit gray scales 0...15 to 0...255 (× 17).
         let nibbles = try PNG.decode(Self.png(width: 2, height: 1, depth: 4, color: 0, rows: [[0, 0x3F]]), subject: "4-bit")
-        XCTAssertEqual(nibbles.pixels, [51, 255])
+        #expect(nibbles.pixels == [51, 255])
         // Ancillary chunks are skipped.
         let withText = try PNG.decode(Self.png(width: 1, height: 1, depth: 8, color: 0, rows: [[0, 42]],
                                                extra: [Self.chunk("tEXt", Array("Comment\u{0}hi".utf8))]), subject: "text")
-        XCTAssertEqual(withText.pixels, [42])
+        #expect(withText.pixels == [42])
     }
 
-    func testEncodeDecodeRoundTrip() throws {
+    @Test func testEncodeDecodeRoundTrip() throws {
         var rng = SeededGenerator(seed: 3)
         for channels in 1...4 {
             for (w, h) in [(1, 1), (7, 3), (32, 32), (33, 5)] {
                 let pixels = (0..<w * h * channels).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
                 let image = try PixelImage(width: w, height: h, channels: channels, pixels: pixels)
                 let file = try PNG.encode(image)
-                XCTAssertEqual(Array(file.prefix(8)), PNG.signature)
-                XCTAssertEqual(try PNG.decode(file, subject: "round trip"), image, "\(w)×\(h)×\(channels)")
-                XCTAssertEqual(try PixelImage.decode(file, subject: "round trip"), image)
+                #expect(Array(file.prefix(8)) == PNG.signature)
+                #expect(try PNG.decode(file, subject: "round trip") == image, "\(w)×\(h)×\(channels)")
+                #expect(try PixelImage.decode(file, subject: "round trip") == image)
             }
         }
         // A real deflate stream compresses a flat image well.
         let flat = try PixelImage(width: 64, height: 64, channels: 3, pixels: [UInt8](repeating: 77, count: 64 * 64 * 3))
-        XCTAssertLessThan(try PNG.encode(flat).count, 300)
+        #expect(try PNG.encode(flat).count < 300)
     }
 
-    func testPNGErrorsSayWhatIsWrong() throws {
+    @Test func testPNGErrorsSayWhatIsWrong() throws {
         let good = Self.png(width: 2, height: 1, depth: 8, color: 0, rows: [[0, 1, 2]])
-        XCTAssertNoThrow(try PNG.decode(good, subject: "good.png"))
+        #expect(throws: Never.self) { try PNG.decode(good, subject: "good.png") }
         assertError("a.png", "interlaced") {
             try PNG.decode(Self.png(width: 2, height: 1, depth: 8, color: 0, rows: [[0, 1, 2]], interlace: 1), subject: "a.png")
         }
@@ -153,28 +153,28 @@ final class ImageFileTests: XCTestCase {
 
     // MARK: - PGM and PPM
 
-    func testPNMBinaryAndPlain() throws {
+    @Test func testPNMBinaryAndPlain() throws {
         let p5 = Array("P5\n# a comment\n3 1\n255\n".utf8) + [0, 128, 255]
-        XCTAssertEqual(try PNM.decode(p5, subject: "p5").pixels, [0, 128, 255])
+        #expect(try PNM.decode(p5, subject: "p5").pixels == [0, 128, 255])
         let p6 = try PNM.decode(Array("P6 1 2 255 ".utf8) + [1, 2, 3, 4, 5, 6], subject: "p6")
-        XCTAssertEqual([p6.width, p6.height, p6.channels], [1, 2, 3])
-        XCTAssertEqual(p6.pixels, [1, 2, 3, 4, 5, 6])
+        #expect([p6.width, p6.height, p6.channels] as [Int] == [1, 2, 3])
+        #expect(p6.pixels == [1, 2, 3, 4, 5, 6])
         // Plain text, maxval 15: 0, 5, 15 → 0, 85, 255.
         let p2 = try PNM.decode(Array("P2\n3 1\n15\n0 5\n# mid-data comment\n15\n".utf8), subject: "p2")
-        XCTAssertEqual(p2.pixels, [0, 85, 255])
+        #expect(p2.pixels == [0, 85, 255])
         let p3 = try PNM.decode(Array("P3 1 1 255 10 20 30".utf8), subject: "p3")
-        XCTAssertEqual(p3.pixels, [10, 20, 30])
+        #expect(p3.pixels == [10, 20, 30])
         // 16-bit binary samples (maxval > 255) are big-endian and scaled.
         let wide = try PNM.decode(Array("P5 2 1 65535\n".utf8) + [0xFF, 0xFF, 0x80, 0x00], subject: "p5-16")
-        XCTAssertEqual(wide.pixels, [255, 128])
+        #expect(wide.pixels == [255, 128])
         // Encoding and reading back.
         let image = try PixelImage(width: 2, height: 2, channels: 3, pixels: Array(0..<12))
-        XCTAssertEqual(try PixelImage.decode(PNM.encode(image), subject: "round trip"), image)
+        #expect(try PixelImage.decode(PNM.encode(image), subject: "round trip") == image)
         let gray = try PixelImage(width: 3, height: 1, channels: 1, pixels: [9, 8, 7])
-        XCTAssertEqual(try PNM.decode(PNM.encode(gray), subject: "round trip"), gray)
+        #expect(try PNM.decode(PNM.encode(gray), subject: "round trip") == gray)
     }
 
-    func testPNMErrors() throws {
+    @Test func testPNMErrors() throws {
         assertError("t.ppm", "truncated", "12") { try PNM.decode(Array("P6 2 2 255\n".utf8) + [1, 2, 3], subject: "t.ppm") }
         assertError("u.pgm", "truncated") { try PNM.decode(Array("P5 2".utf8), subject: "u.pgm") }
         assertError("v.pgm", "above maxval") { try PNM.decode(Array("P2 1 1 7 9".utf8), subject: "v.pgm") }
@@ -189,22 +189,22 @@ final class ImageFileTests: XCTestCase {
 
     // MARK: - Conversion and resizing
 
-    func testChannelConversion() throws {
+    @Test func testChannelConversion() throws {
         let rgb = try PixelImage(width: 2, height: 1, channels: 3, pixels: [255, 0, 0, 10, 200, 30])
         // 0.299·255 = 76.2 → 76; 0.299·10 + 0.587·200 + 0.114·30 = 123.81 → 124.
-        XCTAssertEqual(try rgb.converted(toChannels: 1).pixels, [76, 124])
+        #expect(try rgb.converted(toChannels: 1).pixels == [76, 124])
         let gray = try PixelImage(width: 2, height: 1, channels: 1, pixels: [7, 250])
-        XCTAssertEqual(try gray.converted(toChannels: 3).pixels, [7, 7, 7, 250, 250, 250])
+        #expect(try gray.converted(toChannels: 3).pixels == [7, 7, 7, 250, 250, 250])
         // Alpha over black: 200 at alpha 128 → (200·128 + 127) / 255 = 100.
         let rgba = try PixelImage(width: 1, height: 1, channels: 4, pixels: [200, 100, 50, 128])
-        XCTAssertEqual(try rgba.converted(toChannels: 3).pixels, [100, 50, 25])
+        #expect(try rgba.converted(toChannels: 3).pixels == [100, 50, 25])
         let grayAlpha = try PixelImage(width: 2, height: 1, channels: 2, pixels: [200, 0, 200, 255])
-        XCTAssertEqual(try grayAlpha.converted(toChannels: 1).pixels, [0, 200])
-        XCTAssertEqual(try grayAlpha.converted(toChannels: 3).pixels, [0, 0, 0, 200, 200, 200])
+        #expect(try grayAlpha.converted(toChannels: 1).pixels == [0, 200])
+        #expect(try grayAlpha.converted(toChannels: 3).pixels == [0, 0, 0, 200, 200, 200])
         assertError("1 (gray) or 3") { try gray.converted(toChannels: 2) }
     }
 
-    func testResizeAreaAndBilinear() throws {
+    @Test func testResizeAreaAndBilinear() throws {
         // 4×4 → 2×2: each output is the mean of a 2×2 block.
         let big = try PixelImage(width: 4, height: 4, channels: 1, pixels: [
             0, 10, 100, 100,
@@ -212,31 +212,30 @@ final class ImageFileTests: XCTestCase {
             0, 0, 255, 255,
             0, 4, 255, 255,
         ])
-        XCTAssertEqual(try big.resized(width: 2, height: 2).pixels, [15, 100, 1, 255])
+        #expect(try big.resized(width: 2, height: 2).pixels == [15, 100, 1, 255])
         // 3 → 2 columns: outputs cover [0, 1.5) and [1.5, 3): (0 + 0.5·30)/1.5 = 10, (0.5·30 + 60)/1.5 = 50.
         let three = try PixelImage(width: 3, height: 1, channels: 1, pixels: [0, 30, 60])
-        XCTAssertEqual(try three.resized(width: 2, height: 1).pixels, [10, 50])
+        #expect(try three.resized(width: 2, height: 1).pixels == [10, 50])
         // 2 → 4 bilinear (align_corners=False): sources −0.25 (clamped to 0), 0.25, 0.75, 1.25 (clamped to 1).
         let two = try PixelImage(width: 2, height: 1, channels: 3, pixels: [0, 100, 200, 100, 100, 0])
-        XCTAssertEqual(try two.resized(width: 4, height: 1).pixels,
-                       [0, 100, 200, 25, 100, 150, 75, 100, 50, 100, 100, 0])
+        #expect(try two.resized(width: 4, height: 1).pixels == [0, 100, 200, 25, 100, 150, 75, 100, 50, 100, 100, 0])
         // Same size: unchanged; weights always sum to 1.
-        XCTAssertEqual(try big.resized(width: 4, height: 4), big)
+        #expect(try big.resized(width: 4, height: 4) == big)
         for (n, m) in [(5, 3), (100, 32), (32, 100), (7, 7), (1, 4), (4, 1)] {
             for taps in PixelImage.resamplingWeights(from: n, to: m) {
-                XCTAssertEqual(taps.reduce(0) { $0 + $1.weight }, 1, accuracy: 1e-5, "\(n) → \(m)")
+                #expect(abs((taps.reduce(0) { $0 + $1.weight }) - 1) <= 1e-5, "\(n) → \(m)")
             }
         }
         // A constant image stays constant at any size.
         let flat = try PixelImage(width: 37, height: 23, channels: 3, pixels: [UInt8](repeating: 99, count: 37 * 23 * 3))
-        XCTAssertEqual(Set(try flat.resized(width: 32, height: 32).pixels), [99])
-        XCTAssertEqual(Set(try flat.resized(width: 64, height: 50).pixels), [99])
+        #expect(Set(try flat.resized(width: 32, height: 32).pixels) == [99])
+        #expect(Set(try flat.resized(width: 64, height: 50).pixels) == [99])
     }
 
-    func testPlanarAndInterleavedAgree() throws {
+    @Test func testPlanarAndInterleavedAgree() throws {
         let planar: [UInt8] = [1, 2, 3, 4, 10, 20, 30, 40, 100, 200, 250, 255]  // (3, 2, 2)
         let image = try PixelImage(planar: planar, channels: 3, height: 2, width: 2)
-        XCTAssertEqual(image.pixels, [1, 10, 100, 2, 20, 200, 3, 30, 250, 4, 40, 255])
-        XCTAssertEqual(image.planar, planar)
+        #expect(image.pixels == [1, 10, 100, 2, 20, 200, 3, 30, 250, 4, 40, 255])
+        #expect(image.planar == planar)
     }
 }

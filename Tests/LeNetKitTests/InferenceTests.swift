@@ -1,10 +1,11 @@
-import XCTest
+import Foundation
+import Testing
 @_spi(Benchmarks) @testable import LeNetKit
 
 /// The forward-only path (`Network.infer`): its kernels against the
 /// definition, its steps against the layers they replace, and its logits
 /// against the training forward pass.
-final class InferenceTests: XCTestCase {
+struct InferenceTests {
     // MARK: - Kernels against the definition
 
     /// Shapes: the CIFAR LeNet's two stages, a trailing group of 8 channels
@@ -13,11 +14,11 @@ final class InferenceTests: XCTestCase {
     let convShapes: [(C: Int, H: Int, W: Int, OC: Int)] = [(3, 32, 32, 16), (16, 14, 14, 32), (2, 11, 13, 24),
                                                             (1, 9, 9, 8), (4, 7, 20, 16), (5, 6, 6, 40)]
 
+    @Test(.enabled(if: CPUFeatures.avx2FMA, "the fused kernel needs AVX2 and FMA"))
     func testConvPoolReLUKernelMatchesTheDefinition() throws {
-        try XCTSkipUnless(CPUFeatures.avx2FMA, "the fused kernel needs AVX2 and FMA")
         for s in convShapes {
             let g = ConvGeometry(channels: s.C, height: s.H, width: s.W, kernelH: 5, kernelW: 5)
-            XCTAssertTrue(convPoolReLUFits(g, outChannels: s.OC), "\(s)")
+            #expect(convPoolReLUFits(g, outChannels: s.OC), "\(s)")
             let x = FixedValues.values(s.C * s.H * s.W, salt: 31, bound: 1)
             let w = FixedValues.values(s.OC * s.C * 25, salt: 32, bound: 0.2)
             let b = FixedValues.values(s.OC, salt: 33, bound: 0.5)
@@ -34,31 +35,30 @@ final class InferenceTests: XCTestCase {
             convPoolReLUNaive(&absolute, x.map(abs), w.map(abs), b.map(abs), g, outChannels: s.OC)
             let K = s.C * 25 + 1
             assertWithin(y, reference, "conv+pool+ReLU \(s)", bounds: ErrorBound.sums(K, absolute: absolute), "ε·K·(|b| + Σ|w·x|)")
-            XCTAssertTrue(y.contains(0) && y.contains { $0 > 0 }, "\(s): the ReLU should both cut and pass")
+            #expect(y.contains(0) && y.contains { $0 > 0 }, "\(s): the ReLU should both cut and pass")
 
             // The same rows in two calls (a sample split across threads) give the same bits.
             var split = [Float](repeating: .nan, count: out)
             convPoolReLU(&split, x, packed: packed, b, g, outChannels: s.OC, pooledRows: 0..<PH / 2, scratch: &scratch)
             convPoolReLU(&split, x, packed: packed, b, g, outChannels: s.OC, pooledRows: PH / 2..<PH, scratch: &scratch)
-            XCTAssertEqual(split, y, "\(s): rows computed in two calls")
+            #expect(split == y, "\(s): rows computed in two calls")
         }
     }
 
     /// The transpose is a copy: the same bits, every block and tail.
-    func testPackingIsATranspose() throws {
-        try XCTSkipUnless(CPUFeatures.avx2FMA, "the packing kernel needs AVX2 and FMA")
-        for (OC, K) in [(32, 400), (16, 75), (8, 3), (24, 13), (40, 16)] {
-            let w = FixedValues.values(OC * K, salt: 35, bound: 1)
-            var packed = [Float](repeating: .nan, count: OC * K), reference = packed
-            packChannelsLast(&packed, w, outChannels: OC, patch: K)
-            packChannelsLastNaive(&reference, w, outChannels: OC, patch: K)
-            XCTAssertEqual(packed, reference, "OC \(OC), K \(K)")
-            XCTAssertEqual(packed[1 * OC + 2], w[2 * K + 1], "OC \(OC), K \(K): packed[k, oc] = w[oc, k]")
-        }
+    @Test(.enabled(if: CPUFeatures.avx2FMA, "the packing kernel needs AVX2 and FMA"),
+          arguments: [(32, 400), (16, 75), (8, 3), (24, 13), (40, 16)])
+    func testPackingIsATranspose(OC: Int, K: Int) throws {
+        let w = FixedValues.values(OC * K, salt: 35, bound: 1)
+        var packed = [Float](repeating: .nan, count: OC * K), reference = packed
+        packChannelsLast(&packed, w, outChannels: OC, patch: K)
+        packChannelsLastNaive(&reference, w, outChannels: OC, patch: K)
+        #expect(packed == reference, "OC \(OC), K \(K)")
+        #expect(packed[1 * OC + 2] == w[2 * K + 1], "OC \(OC), K \(K): packed[k, oc] = w[oc, k]")
     }
 
+    @Test(.enabled(if: CPUFeatures.avx2FMA, "the fused kernel needs AVX2 and FMA"))
     func testLinearKernelMatchesTheDefinition() throws {
-        try XCTSkipUnless(CPUFeatures.avx2FMA, "the fused kernel needs AVX2 and FMA")
         // The CIFAR LeNet's fc1, fc2 and fc3, LeNet-5's F6 and output, and
         // every tail: samples not a multiple of 4, outputs not of 3, inputs not of 8.
         let shapes: [(n: Int, IN: Int, OUT: Int)] = [(8, 800, 120), (5, 120, 84), (3, 84, 10), (1, 800, 120),
@@ -77,24 +77,24 @@ final class InferenceTests: XCTestCase {
                 let K = (s.IN + 7) / 8 + 4
                 assertWithin(y, reference, "linear \(s) relu \(relu)", bounds: ErrorBound.sums(K, absolute: absolute),
                              "ε·(⌈IN/8⌉ + 4)·(|b| + Σ|w·x|)")
-                if relu { XCTAssertFalse(y.contains { $0 < 0 }, "\(s): negative after the ReLU") }
+                if relu { #expect(!(y.contains { $0 < 0 }), "\(s): negative after the ReLU") }
             }
         }
         // The ReLU layer's max(v, 0): NaN stays NaN.
         var y: [Float] = [0]
         linearReLU(&y, ldy: 1, [Float.nan], ldx: 1, [1], [0], batch: 1, inputs: 1, outputs: 1, relu: true)
-        XCTAssertTrue(y[0].isNaN)
+        #expect(y[0].isNaN)
     }
 
     // MARK: - The fuse pass
 
-    func testFusePassPicksTheKernels() throws {
+    @Test func testFusePassPicksTheKernels() throws {
         let kinds = try Models.cifarLeNet().inferenceSteps.map { $0.kind }
         if CPUFeatures.avx2FMA {
-            XCTAssertEqual(kinds, ["fused conv+pool+ReLU", "fused conv+pool+ReLU", "fused linear+ReLU", "fused linear+ReLU", "direct linear"])
-            XCTAssertEqual(try Models.cifarLeNet().inferenceSteps.map { $0.layers }, [0..<3, 3..<6, 6..<8, 8..<10, 10..<11])
+            #expect(kinds == ["fused conv+pool+ReLU", "fused conv+pool+ReLU", "fused linear+ReLU", "fused linear+ReLU", "direct linear"])
+            #expect(try Models.cifarLeNet().inferenceSteps.map { $0.layers } == [0..<3, 3..<6, 6..<8, 8..<10, 10..<11])
         } else {
-            XCTAssertEqual(kinds, try Models.cifarLeNet().layers.map(\.kind), "without AVX2/FMA every layer is its own step")
+            #expect(try kinds == Models.cifarLeNet().layers.map(\.kind), "without AVX2/FMA every layer is its own step")
         }
         // ReLU before the pool fuses too; a stride, 6 channels or a 3×3 kernel do
         // not (a 5×5 one alone is a direct conv: 3 steps either way, 1 fused).
@@ -104,16 +104,13 @@ final class InferenceTests: XCTestCase {
         }
         let fused = CPUFeatures.avx2FMA
         if fused {
-            XCTAssertEqual(try Models.lenet5().inferenceSteps.filter { !($0 is LayerStep) }.map { $0.kind },
-                           ["direct conv", "direct conv", "conv as linear", "direct linear", "direct linear"],
-                           "C1, C3, C5, F6 and the output layer")
+            #expect(try Models.lenet5().inferenceSteps.filter { !($0 is LayerStep) }.map { $0.kind } == ["direct conv", "direct conv", "conv as linear", "direct linear", "direct linear"], "C1, C3, C5, F6 and the output layer")
         }
-        XCTAssertEqual(try steps([Conv2D("c", inChannels: 3, outChannels: 8, kernelSize: 5), ReLU("r"), MaxPool2D("p")]).count,
-                       fused ? 1 : 3)
-        XCTAssertEqual(try steps([Conv2D("c", inChannels: 3, outChannels: 6, kernelSize: 5), MaxPool2D("p"), ReLU("r")]).count, 3)
-        XCTAssertEqual(try steps([Conv2D("c", inChannels: 3, outChannels: 8, kernelSize: 5, stride: 2), MaxPool2D("p"), ReLU("r")]).count, 3)
-        XCTAssertEqual(try steps([Conv2D("c", inChannels: 3, outChannels: 8, kernelSize: 3), MaxPool2D("p"), ReLU("r")]).count, 3)
-        XCTAssertEqual(try steps([Conv2D("c", inChannels: 3, outChannels: 8, kernelSize: 5), MaxPool2D("p", kernelSize: 3), ReLU("r")]).count, 3)
+        #expect(try steps([Conv2D("c", inChannels: 3, outChannels: 8, kernelSize: 5), ReLU("r"), MaxPool2D("p")]).count == (fused ? 1 : 3))
+        #expect(try steps([Conv2D("c", inChannels: 3, outChannels: 6, kernelSize: 5), MaxPool2D("p"), ReLU("r")]).count == 3)
+        #expect(try steps([Conv2D("c", inChannels: 3, outChannels: 8, kernelSize: 5, stride: 2), MaxPool2D("p"), ReLU("r")]).count == 3)
+        #expect(try steps([Conv2D("c", inChannels: 3, outChannels: 8, kernelSize: 3), MaxPool2D("p"), ReLU("r")]).count == 3)
+        #expect(try steps([Conv2D("c", inChannels: 3, outChannels: 8, kernelSize: 5), MaxPool2D("p", kernelSize: 3), ReLU("r")]).count == 3)
     }
 
     // MARK: - Against the training forward pass
@@ -122,7 +119,7 @@ final class InferenceTests: XCTestCase {
     /// first layer, gives that pass's activation after its last layer,
     /// within the step's own bound: both networks, a batch that is not a
     /// multiple of anything, on one thread and on three.
-    func testEveryStepMatchesTheLayersItReplaces() throws {
+    @Test func testEveryStepMatchesTheLayersItReplaces() throws {
         for threads in [1, 3] {
             for net in [try Models.cifarLeNet(seed: 5), try Models.lenet5(seed: 5)] {
                 net.threads = threads
@@ -139,9 +136,9 @@ final class InferenceTests: XCTestCase {
                     let name = "\(step.layers.map { net.layers[$0].name }.joined(separator: "+")), \(threads) thread(s)"
                     switch step {
                     case is LayerStep:
-                        XCTAssertEqual(y, expected, "\(name): the layer's own forward")
+                        #expect(y == expected, "\(name): the layer's own forward")
                     case is ConvPoolReLUStep:
-                        guard let conv = net.layers[i] as? Conv2D, let (w, b) = conv.values else { return XCTFail(name) }
+                        guard let conv = net.layers[i] as? Conv2D, let (w, b) = conv.values else { Issue.record("\(name)"); return }
                         let g = conv.geometry(for: i == 0 ? net.inputShape : net.shapes[i - 1])
                         let W = Array(UnsafeBufferPointer(start: w, count: conv.outChannels * g.patch)).map(abs)
                         let B = Array(UnsafeBufferPointer(start: b, count: conv.outChannels)).map(abs)
@@ -158,7 +155,7 @@ final class InferenceTests: XCTestCase {
                         let layer = net.layers[i]
                         let values = (layer as? Conv2D)?.values ?? (layer as? PartialConv2D)?.maskedValues
                         let shape = i == 0 ? net.inputShape : net.shapes[i - 1]
-                        guard let (w, b) = values else { return XCTFail(name) }
+                        guard let (w, b) = values else { Issue.record("\(name)"); return }
                         let g = ConvGeometry(channels: shape.channels, height: shape.height, width: shape.width, kernelH: 5, kernelW: 5)
                         let OC = net.shapes[i].channels, CHW = shape.count, out = expected.count / n
                         let W = Array(UnsafeBufferPointer(start: w, count: OC * g.patch)).map(abs)
@@ -175,14 +172,14 @@ final class InferenceTests: XCTestCase {
                         // A Linear, or a convolution over its whole input (LeNet-5's C5).
                         let IN = input.count / n, OUT = expected.count / n
                         let values = (net.layers[i] as? Linear)?.values ?? (net.layers[i] as? Conv2D)?.values
-                        guard let (w, b) = values else { return XCTFail(name) }
+                        guard let (w, b) = values else { Issue.record("\(name)"); return }
                         var absolute = [Float](repeating: 0, count: expected.count)
                         linearReLUNaive(&absolute, input.map(abs), Array(UnsafeBufferPointer(start: w, count: IN * OUT)).map(abs),
                                         Array(UnsafeBufferPointer(start: b, count: OUT)).map(abs), batch: n, inputs: IN, outputs: OUT, relu: false)
                         // sgemm's order and the kernel's: each within (IN + 1)·u·Σ|terms|.
                         assertWithin(y, expected, name, bounds: ErrorBound.sums(IN + 1, absolute: absolute), "ε·(IN + 1)·(|b| + Σ|w·x|)")
                     default:
-                        XCTFail("\(name): a step of unknown kind")
+                        Issue.record("\(name): a step of unknown kind")
                     }
                 }
             }
@@ -199,7 +196,7 @@ final class InferenceTests: XCTestCase {
     /// paths' difference. (Not bitwise even where every step is the layer
     /// itself, without AVX2: `infer` runs chunks of the batch, and sgemm
     /// may round a chunk's rows differently from the whole batch's.)
-    func testInferMatchesForwardWithinTheChainBound() throws {
+    @Test func testInferMatchesForwardWithinTheChainBound() throws {
         let net = try Models.cifarLeNet(seed: 9)
         let absolute = try Models.cifarLeNet(seed: 9)
         for i in absolute.parameters.values.indices { absolute.parameters.values[i] = abs(net.parameters.values[i]) }
@@ -220,20 +217,20 @@ final class InferenceTests: XCTestCase {
 
     /// Weights written after a first call, through `parameters.values`, are
     /// the weights the next call runs: nothing packed is kept stale.
-    func testInferRunsTheCurrentWeights() throws {
+    @Test func testInferRunsTheCurrentWeights() throws {
         let net = try Models.cifarLeNet(seed: 1), other = try Models.cifarLeNet(seed: 2)
         let x = FixedValues.values(3 * net.inputShape.count, salt: 70, bound: 1)
         let before = try logits(net, x, 3, infer: true)
         _ = net.parameters.values.update(fromContentsOf: other.parameters.values)
-        XCTAssertEqual(try logits(net, x, 3, infer: true), try logits(other, x, 3, infer: true))
-        XCTAssertNotEqual(before, try logits(net, x, 3, infer: true))
+        #expect(try logits(net, x, 3, infer: true) == logits(other, x, 3, infer: true))
+        #expect(try before != logits(net, x, 3, infer: true))
     }
 
     /// Filling each chunk as it runs (evaluation's way; every chunk's input
     /// and activations in the same memory) gives the logits of the whole
     /// batch's input in place: bitwise, the same steps on the same chunks.
     /// The chunks asked for cover the batch once, in order.
-    func testFillingChunksIsBitwiseTheInputInPlace() throws {
+    @Test func testFillingChunksIsBitwiseTheInputInPlace() throws {
         for threads in [1, 2] {
             for model in [ModelKind.cifarLeNet, .lenet5] {
                 let net = try model.make(seed: 4)
@@ -246,9 +243,9 @@ final class InferenceTests: XCTestCase {
                     asked.append(chunk)
                     for j in 0..<chunk.count * size { input[j] = x[chunk.lowerBound * size + j] }
                 }
-                XCTAssertEqual(Array(UnsafeBufferPointer(start: y, count: n * net.outputShape.count)), inPlace, "\(model), \(threads) thread(s)")
-                XCTAssertEqual(asked.map(\.lowerBound), Array(stride(from: 0, to: n, by: Network.inferenceChunk * threads)))
-                XCTAssertEqual(asked.map(\.count).reduce(0, +), n)
+                #expect(Array(UnsafeBufferPointer(start: y, count: n * net.outputShape.count)) == inPlace, "\(model), \(threads) thread(s)")
+                #expect(asked.map(\.lowerBound) == Array(stride(from: 0, to: n, by: Network.inferenceChunk * threads)))
+                #expect(asked.map(\.count).reduce(0, +) == n)
             }
         }
     }
@@ -265,102 +262,30 @@ extension InferenceTests {
     /// The channels-last convolution alone: output channels padded to 8
     /// (LeNet-5's C1 has 6), one and two vectors of channels, rows shorter
     /// than a tile and longer than two.
-    func testChannelsLastConvolutionMatchesTheDefinition() throws {
-        try XCTSkipUnless(CPUFeatures.avx2FMA, "the kernel needs AVX2 and FMA")
-        let shapes: [(C: Int, H: Int, W: Int, OC: Int)] = [(1, 32, 32, 6), (6, 14, 14, 16), (2, 9, 11, 3), (3, 6, 40, 24), (16, 5, 5, 9)]
-        for s in shapes {
-            let g = ConvGeometry(channels: s.C, height: s.H, width: s.W, kernelH: 5, kernelW: 5)
-            XCTAssertTrue(conv5x5ChannelsLastFits(g))
-            let x = FixedValues.values(s.C * s.H * s.W, salt: 81, bound: 1)
-            let w = FixedValues.values(s.OC * s.C * 25, salt: 82, bound: 0.2)
-            let b = FixedValues.values(s.OC, salt: 83, bound: 0.5)
-            var packed = [Float](repeating: .nan, count: g.patch * paddedChannels(s.OC))
-            packChannelsLastPadded(&packed, w, outChannels: s.OC, patch: g.patch)
-            var scratch = [Float](repeating: .nan, count: g.outW * paddedChannels(s.OC))
-            var y = [Float](repeating: .nan, count: s.OC * g.positions), reference = y, absolute = y
-            conv5x5ChannelsLast(&y, x, packed: packed, b, g, outChannels: s.OC, scratch: &scratch)
-            conv5x5Naive(&reference, x, w, b, g, outChannels: s.OC)
-            conv5x5Naive(&absolute, x.map(abs), w.map(abs), b.map(abs), g, outChannels: s.OC)
-            // One sequential float sum of C·25 products, then the bias.
-            assertWithin(y, reference, "channels-last conv \(s)", bounds: ErrorBound.sums(g.patch + 1, absolute: absolute),
-                         "ε·K·(|b| + Σ|w·x|)")
-            // In two ranges of rows (a team's split): the same values, bit for bit, each row written once.
-            var split = [Float](repeating: .nan, count: y.count)
-            let middle = g.outH / 2
-            for rows in [0..<middle, middle..<g.outH] {
-                conv5x5ChannelsLast(&split, x, packed: packed, b, g, outChannels: s.OC, outputRows: rows, scratch: &scratch)
-            }
-            XCTAssertEqual(split, y, "\(s), rows split at \(middle)")
+    @Test(.enabled(if: CPUFeatures.avx2FMA, "the kernel needs AVX2 and FMA"),
+          arguments: [(C: 1, H: 32, W: 32, OC: 6), (6, 14, 14, 16), (2, 9, 11, 3), (3, 6, 40, 24), (16, 5, 5, 9)])
+    func testChannelsLastConvolutionMatchesTheDefinition(s: (C: Int, H: Int, W: Int, OC: Int)) throws {
+        let g = ConvGeometry(channels: s.C, height: s.H, width: s.W, kernelH: 5, kernelW: 5)
+        #expect(conv5x5ChannelsLastFits(g))
+        let x = FixedValues.values(s.C * s.H * s.W, salt: 81, bound: 1)
+        let w = FixedValues.values(s.OC * s.C * 25, salt: 82, bound: 0.2)
+        let b = FixedValues.values(s.OC, salt: 83, bound: 0.5)
+        var packed = [Float](repeating: .nan, count: g.patch * paddedChannels(s.OC))
+        packChannelsLastPadded(&packed, w, outChannels: s.OC, patch: g.patch)
+        var scratch = [Float](repeating: .nan, count: g.outW * paddedChannels(s.OC))
+        var y = [Float](repeating: .nan, count: s.OC * g.positions), reference = y, absolute = y
+        conv5x5ChannelsLast(&y, x, packed: packed, b, g, outChannels: s.OC, scratch: &scratch)
+        conv5x5Naive(&reference, x, w, b, g, outChannels: s.OC)
+        conv5x5Naive(&absolute, x.map(abs), w.map(abs), b.map(abs), g, outChannels: s.OC)
+        // One sequential float sum of C·25 products, then the bias.
+        assertWithin(y, reference, "channels-last conv \(s)", bounds: ErrorBound.sums(g.patch + 1, absolute: absolute),
+                     "ε·K·(|b| + Σ|w·x|)")
+        // In two ranges of rows (a team's split): the same values, bit for bit, each row written once.
+        var split = [Float](repeating: .nan, count: y.count)
+        let middle = g.outH / 2
+        for rows in [0..<middle, middle..<g.outH] {
+            conv5x5ChannelsLast(&split, x, packed: packed, b, g, outChannels: s.OC, outputRows: rows, scratch: &scratch)
         }
-    }
-}
-
-/// The team of awake threads that splits one image at batch 1.
-final class WorkerTeamTests: XCTestCase {
-    /// Every index is run exactly once, by the part that owns it, whatever
-    /// the count and the worker limit, and so is every index of a loop inside a part.
-    func testPartsCoverTheWorkOnce() throws {
-        for threads in [2, 3, 5] {
-            try WorkerTeam.run(threads: threads) {
-                XCTAssertNotNil(WorkerTeam.current)
-                for (count, limit) in [(1, 8), (2, 8), (7, 2), (100, 8), (1000, 3)] {
-                    var hits = [Int](repeating: 0, count: count)
-                    hits.withUnsafeMutableBufferPointer { hits in
-                        parallelForWorkers(count, maxWorkers: limit) { part, range in
-                            XCTAssertLessThan(part, limit)
-                            for i in range { hits[i] += 1 }
-                            // A loop inside a part: inline on a helper or while the
-                            // team is busy, across the team otherwise; each index once.
-                            var inner = [Int](repeating: 0, count: 4)
-                            inner.withUnsafeMutableBufferPointer { inner in
-                                parallelForWorkers(4, maxWorkers: 4) { _, r in for i in r { inner[i] += 1 } }
-                            }
-                            XCTAssertEqual(inner, [1, 1, 1, 1])
-                        }
-                    }
-                    XCTAssertEqual(hits, [Int](repeating: 1, count: count), "threads \(threads), count \(count), limit \(limit)")
-                }
-            }
-        }
-        XCTAssertNil(WorkerTeam.current, "the team ends with run")
-    }
-
-    func testAnErrorInsideTheTeamIsThrownAndTheTeamEnds() {
-        struct Stop: Error {}
-        XCTAssertThrowsError(try WorkerTeam.run(threads: 2) { throw Stop() }) { XCTAssertTrue($0 is Stop) }
-        XCTAssertNil(WorkerTeam.current)
-        // More threads than cores: the helpers Dispatch cannot start take no part.
-        XCTAssertEqual(try WorkerTeam.run(threads: 40) { () -> Int in
-            var total = 0
-            for _ in 0..<50 {
-                var parts = [Int](repeating: 0, count: 40)
-                parts.withUnsafeMutableBufferPointer { parts in
-                    parallelForWorkers(40, maxWorkers: 40) { part, range in parts[part] = range.count }
-                }
-                total += parts.reduce(0, +)
-            }
-            return total
-        }, 50 * 40)
-    }
-
-    /// At batch 1 the team splits each image's rows and outputs; each value
-    /// is computed by the same code on the same inputs whichever thread runs
-    /// it, so the logits are those of one thread, bit for bit.
-    func testBatchOneOnATeamIsBitwiseOneThread() throws {
-        let data = try TrainingTests.squares(count: 12, seed: 8)
-        for model in [ModelKind.cifarLeNet, .lenet5] {
-            let images = model == .cifarLeNet ? data : try TrainingTests.squares(count: 12, channels: 1, seed: 8)
-            var results: [[Float]] = []
-            for threads in [1, 2, 3] {
-                let net = try model.make(seed: 3)
-                let evaluation = try net.evaluate(on: images, normalization: try .uniform(mean: 0.5, std: 0.5, channels: images.channels),
-                                                  batchSize: 1, threads: threads, keepsLogits: true)
-                XCTAssertEqual(evaluation.count, 12)
-                results.append(evaluation.logits)
-            }
-            XCTAssertEqual(results[1], results[0], "\(model), 2 threads")
-            XCTAssertEqual(results[2], results[0], "\(model), 3 threads")
-            XCTAssertEqual(results[0].count, 12 * 10)
-        }
+        #expect(split == y, "\(s), rows split at \(middle)")
     }
 }

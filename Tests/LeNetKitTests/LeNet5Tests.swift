@@ -1,10 +1,11 @@
-import XCTest
+import Foundation
+import Testing
 @testable import LeNetKit
 
 /// LeNet-5 of LeCun et al. 1998: the paper's numbers, the C3 connection
 /// table, the two new layers against finite differences and a naive
 /// reference, and the masked C3 weights through optimizer steps.
-final class LeNet5Tests: XCTestCase {
+struct LeNet5Tests: GradientCheckHarness {
     // MARK: - The paper's numbers
 
     struct Row {
@@ -31,60 +32,60 @@ final class LeNet5Tests: XCTestCase {
         Row(name: "output", input: "84", output: "10", parameters: 850, connections: 850),
     ]
 
-    func testSummaryHasThePapersNumbers() throws {
+    @Test func testSummaryHasThePapersNumbers() throws {
         let net = try Models.lenet5()
         let rows = net.summary()
-        XCTAssertEqual(rows.map(\.name), expectedRows.map(\.name))
+        #expect(rows.map(\.name) == expectedRows.map(\.name))
         for (r, e) in zip(rows, expectedRows) {
-            XCTAssertEqual(r.input.description, e.input, "\(e.name) input")
-            XCTAssertEqual(r.output.description, e.output, "\(e.name) output")
-            XCTAssertEqual(r.kernel, e.kernel, "\(e.name) kernel")
-            XCTAssertEqual(r.kernels, e.kernels, "\(e.name) kernels")
-            XCTAssertEqual(r.parameters, e.parameters, "\(e.name) parameters")
-            XCTAssertEqual(r.connections, e.connections, "\(e.name) connections")
+            #expect(r.input.description == e.input, "\(e.name) input")
+            #expect(r.output.description == e.output, "\(e.name) output")
+            #expect(r.kernel == e.kernel, "\(e.name) kernel")
+            #expect(r.kernels == e.kernels, "\(e.name) kernels")
+            #expect(r.parameters == e.parameters, "\(e.name) parameters")
+            #expect(r.connections == e.connections, "\(e.name) connections")
         }
         // 156 + 12 + 1,516 + 32 + 48,120 + 10,164 + 850 = 60,850.
-        XCTAssertEqual(rows.reduce(0) { $0 + $1.parameters }, 156 + 12 + 1_516 + 32 + 48_120 + 10_164 + 850)
-        XCTAssertEqual(rows.reduce(0) { $0 + $1.parameters }, 60_850)
+        #expect(rows.reduce(0) { $0 + $1.parameters } == (156 + 12 + 1_516 + 32 + 48_120 + 10_164 + 850) as Int)
+        #expect(rows.reduce(0) { $0 + $1.parameters } == 60_850)
         // The paper's 340,908 has an RBF output of 84·10 = 840 connections;
         // a linear output with biases has 850.
-        XCTAssertEqual(rows.reduce(0) { $0 + $1.connections }, 340_918)
-        XCTAssertEqual(net.outputShape, FeatureShape(features: 10))
+        #expect(rows.reduce(0) { $0 + $1.connections } == 340_918)
+        #expect(net.outputShape == FeatureShape(features: 10))
 
         // The store keeps c3.weight dense: 900 more values than parameters.
-        XCTAssertEqual(net.parameters.count, 60_850 + (16 * 6 - 60) * 25)
-        XCTAssertEqual(net.parameters.entries.map(\.name), [
+        #expect(net.parameters.count == 60_850 + (16 * 6 - 60) * 25)
+        #expect(net.parameters.entries.map(\.name) == [
             "c1.weight", "c1.bias", "s2.weight", "s2.bias", "c3.weight", "c3.bias",
             "s4.weight", "s4.bias", "c5.weight", "c5.bias", "f6.weight", "f6.bias",
             "output.weight", "output.bias",
         ])
-        XCTAssertEqual(net.parameters["c3.weight"]?.shape, [16, 6, 5, 5])
-        XCTAssertEqual(net.parameters["s2.weight"]?.shape, [6])
-        XCTAssertEqual(net.parameters["s4.bias"]?.shape, [16])
+        #expect(net.parameters["c3.weight"]?.shape == [16, 6, 5, 5])
+        #expect(net.parameters["s2.weight"]?.shape == [6])
+        #expect(net.parameters["s4.bias"]?.shape == [16])
 
         let table = net.summaryTable()
         print(table)
-        XCTAssertTrue(table.contains("60,850"), table)
-        XCTAssertTrue(table.contains("340,918"), table)
+        #expect(table.contains("60,850"), "\(table)")
+        #expect(table.contains("340,918"), "\(table)")
     }
 
-    func testWithoutSquashingAfterC1() throws {
+    @Test func testWithoutSquashingAfterC1() throws {
         let rows = try Models.lenet5(squashC1: false).summary()
-        XCTAssertEqual(rows.map(\.name), expectedRows.map(\.name).filter { $0 != "c1.tanh" })
-        XCTAssertEqual(rows.reduce(0) { $0 + $1.parameters }, 60_850)
-        XCTAssertEqual(rows.reduce(0) { $0 + $1.connections }, 340_918)
+        #expect(rows.map(\.name) == expectedRows.map(\.name).filter { $0 != "c1.tanh" })
+        #expect(rows.reduce(0) { $0 + $1.parameters } == 60_850)
+        #expect(rows.reduce(0) { $0 + $1.connections } == 340_918)
     }
 
-    func testKindsName() throws {
+    @Test func testKindsName() throws {
         let kinds = Dictionary(uniqueKeysWithValues: try Models.lenet5().summary().map { ($0.name, $0.kind) })
-        XCTAssertEqual(kinds["c1"], "Conv2D 5×5")
-        XCTAssertEqual(kinds["s2"], "Subsampling 2×2")
-        XCTAssertEqual(kinds["c3"], "PartialConv2D 5×5")
-        XCTAssertEqual(kinds["s4"], "Subsampling 2×2")
-        XCTAssertEqual(kinds["c5"], "Conv2D 5×5")
-        XCTAssertEqual(kinds["f6"], "Linear")
-        XCTAssertEqual(kinds["output"], "Linear")
-        XCTAssertEqual(kinds["s2.tanh"], Tanh.lecun().kind)
+        #expect(kinds["c1"] == "Conv2D 5×5")
+        #expect(kinds["s2"] == "Subsampling 2×2")
+        #expect(kinds["c3"] == "PartialConv2D 5×5")
+        #expect(kinds["s4"] == "Subsampling 2×2")
+        #expect(kinds["c5"] == "Conv2D 5×5")
+        #expect(kinds["f6"] == "Linear")
+        #expect(kinds["output"] == "Linear")
+        #expect(kinds["s2.tanh"] == Tanh.lecun().kind)
     }
 
     // MARK: - Table I
@@ -99,31 +100,31 @@ final class LeNet5Tests: XCTestCase {
         "...XXX..XXXX.XXX",
     ]
 
-    func testC3TableIsTableI() {
+    @Test func testC3TableIsTableI() {
         let table = PartialConv2D.lecunC3Table
-        XCTAssertEqual(table.count, 16)
+        #expect(table.count == 16)
         for oc in 0..<16 {
             let fromPaper = Set((0..<6).filter { Array(paperTableI[$0])[oc] == "X" })
-            XCTAssertEqual(Set(table[oc]), fromPaper, "C3 map \(oc)")
-            XCTAssertEqual(table[oc].count, Set(table[oc]).count, "C3 map \(oc) lists a map twice")
+            #expect(Set(table[oc]) == fromPaper, "C3 map \(oc)")
+            #expect(table[oc].count == Set(table[oc]).count, "C3 map \(oc) lists a map twice")
         }
-        XCTAssertEqual(paperTableI.joined().filter { $0 == "X" }.count, 60)
-        XCTAssertEqual(table.map(\.count), Array(repeating: 3, count: 6) + Array(repeating: 4, count: 9) + [6])
-        XCTAssertEqual(table.reduce(0) { $0 + $1.count }, 6 * 3 + 6 * 4 + 3 * 4 + 6)
-        XCTAssertEqual(table[0], [0, 1, 2])
-        XCTAssertEqual(table[5], [5, 0, 1])
-        XCTAssertEqual(table[11], [5, 0, 1, 2])
-        XCTAssertEqual(table[12], [0, 1, 3, 4])
-        XCTAssertEqual(table[13], [1, 2, 4, 5])
-        XCTAssertEqual(table[14], [0, 2, 3, 5])
+        #expect(paperTableI.joined().filter { $0 == "X" }.count == 60)
+        #expect(table.map(\.count) == Array(repeating: 3, count: 6) + Array(repeating: 4, count: 9) + [6])
+        #expect(table.reduce(0) { $0 + $1.count } == (6 * 3 + 6 * 4 + 3 * 4 + 6) as Int)
+        #expect(table[0] == [0, 1, 2])
+        #expect(table[5] == [5, 0, 1])
+        #expect(table[11] == [5, 0, 1, 2])
+        #expect(table[12] == [0, 1, 3, 4])
+        #expect(table[13] == [1, 2, 4, 5])
+        #expect(table[14] == [0, 2, 3, 5])
 
         let c3 = PartialConv2D("c3", inChannels: 6, outChannels: 16, kernelSize: 5, table: table)
-        XCTAssertEqual(c3.connectedPairs, 60)
-        XCTAssertEqual(c3.trainableParameters, 60 * 25 + 16)
-        XCTAssertEqual(c3.connections(for: FeatureShape(channels: 6, height: 14, width: 14)), (60 * 25 + 16) * 100)
+        #expect(c3.connectedPairs == 60)
+        #expect(c3.trainableParameters == 60 * 25 + 16)
+        #expect(c3.connections(for: FeatureShape(channels: 6, height: 14, width: 14)) == (60 * 25 + 16) * 100)
     }
 
-    func testBadTablesAndShapesThrowNamingTheLayer() {
+    @Test func testBadTablesAndShapesThrowNamingTheLayer() {
         func error(_ layer: any Layer, _ input: FeatureShape = FeatureShape(channels: 6, height: 14, width: 14)) -> String {
             do {
                 _ = try Network(inputShape: input, layers: [layer])
@@ -132,25 +133,18 @@ final class LeNet5Tests: XCTestCase {
                 return "\(error)"
             }
         }
-        XCTAssertEqual(error(PartialConv2D("c3", inChannels: 6, outChannels: 2, kernelSize: 5, table: [[0, 6], [1]])),
-                       "c3: row 0 of the connection table, [0, 6], must list distinct input maps in 0..<6")
-        XCTAssertEqual(error(PartialConv2D("c3", inChannels: 6, outChannels: 2, kernelSize: 5, table: [[1, 1], [1]])),
-                       "c3: row 0 of the connection table, [1, 1], must list distinct input maps in 0..<6")
-        XCTAssertEqual(error(PartialConv2D("c3", inChannels: 6, outChannels: 2, kernelSize: 5, table: [[0], []])),
-                       "c3: row 1 of the connection table, [], must list distinct input maps in 0..<6")
-        XCTAssertEqual(error(PartialConv2D("c3", inChannels: 6, outChannels: 3, kernelSize: 5, table: [[0], [1]])),
-                       "c3: the connection table has 2 rows for 3 output maps")
-        XCTAssertEqual(error(PartialConv2D("c3", inChannels: 6, outChannels: 1, kernelSize: 15, table: [[0]])),
-                       "c3: a 15×15 kernel (stride 1, padding 0) does not fit input 6×14×14")
-        XCTAssertEqual(error(Subsampling("s2", channels: 4)),
-                       "s2: expects 4 input channels, got 6 (input 6×14×14)")
-        XCTAssertEqual(error(Subsampling("s2", channels: 6, kernelSize: 3), FeatureShape(channels: 6, height: 2, width: 9)),
-                       "s2: a 3×3 window does not fit input 6×2×9")
+        #expect(error(PartialConv2D("c3", inChannels: 6, outChannels: 2, kernelSize: 5, table: [[0, 6], [1]])) == "c3: row 0 of the connection table, [0, 6], must list distinct input maps in 0..<6")
+        #expect(error(PartialConv2D("c3", inChannels: 6, outChannels: 2, kernelSize: 5, table: [[1, 1], [1]])) == "c3: row 0 of the connection table, [1, 1], must list distinct input maps in 0..<6")
+        #expect(error(PartialConv2D("c3", inChannels: 6, outChannels: 2, kernelSize: 5, table: [[0], []])) == "c3: row 1 of the connection table, [], must list distinct input maps in 0..<6")
+        #expect(error(PartialConv2D("c3", inChannels: 6, outChannels: 3, kernelSize: 5, table: [[0], [1]])) == "c3: the connection table has 2 rows for 3 output maps")
+        #expect(error(PartialConv2D("c3", inChannels: 6, outChannels: 1, kernelSize: 15, table: [[0]])) == "c3: a 15×15 kernel (stride 1, padding 0) does not fit input 6×14×14")
+        #expect(error(Subsampling("s2", channels: 4)) == "s2: expects 4 input channels, got 6 (input 6×14×14)")
+        #expect(error(Subsampling("s2", channels: 6, kernelSize: 3), FeatureShape(channels: 6, height: 2, width: 9)) == "s2: a 3×3 window does not fit input 6×2×9")
     }
 
     // MARK: - Subsampling
 
-    func testSubsamplingKnownValues() throws {
+    @Test func testSubsamplingKnownValues() throws {
         // One 4×5 map (the last column has no window), w = 2, b = 0.5.
         let net = try Network(inputShape: FeatureShape(channels: 1, height: 4, width: 5), layers: [Subsampling("s", channels: 1)])
         try net.parameters.setValues([2], of: "s.weight")
@@ -158,24 +152,24 @@ final class LeNet5Tests: XCTestCase {
         let x = (1...20).map(Float.init)
         let y = try net.predict(x)
         // windows: {1,2,6,7}, {3,4,8,9}, {11,12,16,17}, {13,14,18,19}
-        XCTAssertEqual(y, [32.5, 48.5, 112.5, 128.5] as [Float])
+        #expect(y == [32.5, 48.5, 112.5, 128.5] as [Float])
 
         _ = try net.outputGradient(batch: 1).update(fromContentsOf: [1, 10, 100, 1000] as [Float])
         net.parameters.zeroGradients()
         net.backward(batch: 1, inputGradient: true)
-        XCTAssertEqual(net.parameters.gradient(of: "s.weight"), [69_856] as [Float])  // 1·16 + 10·24 + 100·56 + 1000·64
-        XCTAssertEqual(net.parameters.gradient(of: "s.bias"), [1111])
+        #expect(net.parameters.gradient(of: "s.weight") == [69_856] as [Float])  // 1·16 + 10·24 + 100·56 + 1000·64
+        #expect(net.parameters.gradient(of: "s.bias") == [1111])
         let dx = Array(UnsafeBufferPointer(start: net.inputGradient, count: 20))
-        XCTAssertEqual(dx, [2, 2, 20, 20, 0,
+        #expect(dx == [2, 2, 20, 20, 0,
                             2, 2, 20, 20, 0,
                             200, 200, 2000, 2000, 0,
                             200, 200, 2000, 2000, 0])
         // Backward adds into the parameter gradients.
         net.backward(batch: 1)
-        XCTAssertEqual(net.parameters.gradient(of: "s.bias"), [2222])
+        #expect(net.parameters.gradient(of: "s.bias") == [2222])
     }
 
-    func testSubsamplingGradients() throws {
+    @Test func testSubsamplingGradients() throws {
         let shape = FeatureShape(channels: 3, height: 6, width: 7)
         let net = try network(shape, [Subsampling("s", channels: 3)])
         try check(net, input: randomValues(3 * shape.count, seed: 1), batch: 3)
@@ -186,13 +180,13 @@ final class LeNet5Tests: XCTestCase {
         try check(squashed, input: randomValues(2 * shape.count, seed: 3), batch: 2, eps: 1e-3)
     }
 
-    func testSubsamplingInitBound() throws {
+    @Test func testSubsamplingInitBound() throws {
         let net = try Models.lenet5(seed: 5)
         for name in ["s2.weight", "s2.bias", "s4.weight", "s4.bias"] {
             let v = net.parameters.values(of: name) ?? []
-            XCTAssertFalse(v.isEmpty)
-            XCTAssertTrue(v.allSatisfy { abs($0) <= 0.5 }, "\(name): \(v)")
-            XCTAssertEqual(net.parameters[name]?.initBound, 0.5)
+            #expect(!v.isEmpty)
+            #expect(v.allSatisfy { abs($0) <= 0.5 }, "\(name): \(v)")
+            #expect(net.parameters[name]?.initBound == 0.5)
         }
     }
 
@@ -215,7 +209,7 @@ final class LeNet5Tests: XCTestCase {
         return out
     }
 
-    func testPartialConvGradients() throws {
+    @Test func testPartialConvGradients() throws {
         let shape = FeatureShape(channels: 4, height: 7, width: 6)
         let layer = smallPartial()
         let net = try network(shape, [layer])
@@ -226,13 +220,13 @@ final class LeNet5Tests: XCTestCase {
 
         // Every masked weight gets exactly 0 gradient; the others do not.
         let masked = maskedIndices(smallTable, inChannels: 4, kernel: 9)
-        XCTAssertEqual(masked.count, (20 - 12) * 9)
+        #expect(masked.count == (20 - 12) * 9)
         try backwardOnce(net, x, batch: 2, seed: 6)
         let g = net.parameters.gradient(of: "pc.weight") ?? []
-        XCTAssertEqual(g.count, 5 * 4 * 9)
-        for i in masked { XCTAssertEqual(g[i], 0, "masked pc.weight[\(i)] has gradient \(g[i])") }
+        #expect(g.count == 5 * 4 * 9)
+        for i in masked { #expect(g[i] == 0, "masked pc.weight[\(i)] has gradient \(g[i])") }
         let maskedSet = Set(masked)
-        XCTAssertTrue(g.indices.filter { !maskedSet.contains($0) }.allSatisfy { g[$0] != 0 })
+        #expect(g.indices.filter { !maskedSet.contains($0) }.allSatisfy { g[$0] != 0 })
         // A masked weight does not change the output: its difference quotient is 0 too.
         let p = net.parameters.values
         let offset = net.parameters["pc.weight"]?.offset ?? 0
@@ -241,11 +235,11 @@ final class LeNet5Tests: XCTestCase {
             let plus = try value(net, x, 2, weights: randomValues(2 * 5 * 5 * 4, seed: 7))
             p[offset + i] = 0
             let zero = try value(net, x, 2, weights: randomValues(2 * 5 * 5 * 4, seed: 7))
-            XCTAssertEqual(plus, zero, "masked pc.weight[\(i)] changed the output")
+            #expect(plus == zero, "masked pc.weight[\(i)] changed the output")
         }
     }
 
-    func testPartialConvMatchesNaiveReference() throws {
+    @Test func testPartialConvMatchesNaiveReference() throws {
         // C3's own shapes: (N, 6, 14, 14) → (N, 16, 10, 10).
         let table = PartialConv2D.lecunC3Table
         let shape = FeatureShape(channels: 6, height: 14, width: 14)
@@ -287,30 +281,30 @@ final class LeNet5Tests: XCTestCase {
         assertWithin(net.parameters.gradient(of: "c3.bias") ?? [], dbRef, "c3 db",
                      bounds: ErrorBound.sums(n * 100, absolute: dbAbs), "300·ε·Σ|terms|")
         for i in maskedIndices(table, inChannels: 6, kernel: 25) {
-            XCTAssertEqual(dwRef[i], 0)
-            XCTAssertEqual(net.parameters.gradient(of: "c3.weight")?[i], 0)
+            #expect(dwRef[i] == 0)
+            #expect(net.parameters.gradient(of: "c3.weight")?[i] == 0)
         }
     }
 
     /// A generic initializer fills every entry; forward holds the masked
     /// ones at zero, so the layer still computes the table's convolution.
-    func testForwardReappliesTheMask() throws {
+    @Test func testForwardReappliesTheMask() throws {
         let shape = FeatureShape(channels: 4, height: 6, width: 6)
         let layer = smallPartial()
         let net = try network(shape, [layer])  // generic init: masked entries nonzero
         let masked = maskedIndices(smallTable, inChannels: 4, kernel: 9)
-        XCTAssertTrue(masked.contains { (net.parameters.values(of: "pc.weight") ?? [])[$0] != 0 })
+        #expect(masked.contains { (net.parameters.values(of: "pc.weight") ?? [])[$0] != 0 })
         let x = randomValues(shape.count, seed: 11)
         let y = try net.predict(x)
         let w = net.parameters.values(of: "pc.weight") ?? []
-        for i in masked { XCTAssertEqual(w[i], 0) }
+        for i in masked { #expect(w[i] == 0) }
         var yRef = [Float](repeating: 0, count: y.count)
         partialConv2dForwardNaive(&yRef, x, w, net.parameters.values(of: "pc.bias") ?? [], batch: 1, table: smallTable,
                                   ConvGeometry(channels: 4, height: 6, width: 6, kernelH: 3, kernelW: 3))
         assertClose(y, yRef, "pc output after a generic init")
     }
 
-    func testC3InitBoundsPerMap() throws {
+    @Test func testC3InitBoundsPerMap() throws {
         let net = try Models.lenet5(seed: 12)
         let w = net.parameters.values(of: "c3.weight") ?? []
         let b = net.parameters.values(of: "c3.bias") ?? []
@@ -320,30 +314,30 @@ final class LeNet5Tests: XCTestCase {
             for c in 0..<6 {
                 let block = w[(oc * 6 + c) * 25..<(oc * 6 + c + 1) * 25]
                 if table[oc].contains(c) {
-                    XCTAssertTrue(block.allSatisfy { abs($0) <= bound && $0 != 0 }, "c3 map \(oc) from \(c)")
+                    #expect(block.allSatisfy { abs($0) <= bound && $0 != 0 }, "c3 map \(oc) from \(c)")
                     // Drawn over the whole range, not a narrower one.
-                    XCTAssertGreaterThan(block.map { abs($0) }.max() ?? 0, bound / 2)
+                    #expect(block.map { abs($0) }.max() ?? 0 > bound / 2)
                 } else {
-                    XCTAssertTrue(block.allSatisfy { $0 == 0 }, "c3 map \(oc) has a weight from map \(c)")
+                    #expect(block.allSatisfy { $0 == 0 }, "c3 map \(oc) has a weight from map \(c)")
                 }
             }
-            XCTAssertLessThanOrEqual(abs(b[oc]), bound)
+            #expect(abs(b[oc]) <= bound)
         }
         // Seeded: the same seed gives the same network, another seed another.
         // (Each network is bound to a name: `parameters.values` is a view
         // into storage that a temporary network would free before the copy.)
         let same = try Models.lenet5(seed: 12), other = try Models.lenet5(seed: 13)
         withExtendedLifetime((same, other)) {
-            XCTAssertEqual(Array(same.parameters.values), Array(net.parameters.values))
-            XCTAssertNotEqual(Array(other.parameters.values), Array(net.parameters.values))
+            #expect(Array(same.parameters.values) == Array(net.parameters.values))
+            #expect(Array(other.parameters.values) != Array(net.parameters.values))
         }
     }
 
     /// Masked weights stay exactly 0 through optimizer steps, checked right
     /// after each step (before a forward pass could re-zero them).
-    func testMaskedWeightsStayZeroThroughAdamAndSGD() throws {
+    @Test func testMaskedWeightsStayZeroThroughAdamAndSGD() throws {
         let masked = maskedIndices(PartialConv2D.lecunC3Table, inChannels: 6, kernel: 25)
-        XCTAssertEqual(masked.count, 900)
+        #expect(masked.count == 900)
         let optimizers: [(String, (ParameterStore) throws -> any Optimizer)] = [
             ("Adam", { try Adam(parameters: $0, learningRate: 1e-2, weightDecay: 1e-2) }),
             ("SGD", { try SGD(parameters: $0, learningRate: 0.05, momentum: 0.9, weightDecay: 1e-2, nesterov: true) }),
@@ -366,20 +360,20 @@ final class LeNet5Tests: XCTestCase {
                 loss.backward(try net.outputGradient(batch: n))
                 net.backward(batch: n)
                 let g = net.parameters.gradient(of: "c3.weight") ?? []
-                XCTAssertTrue(masked.allSatisfy { g[$0] == 0 }, "\(label) step \(step): a masked gradient is nonzero")
+                #expect(masked.allSatisfy { g[$0] == 0 }, "\(label) step \(step): a masked gradient is nonzero")
                 optimizer.step()
                 let w = net.parameters.values(of: "c3.weight") ?? []
                 let leaks = masked.filter { w[$0] != 0 }
-                XCTAssertTrue(leaks.isEmpty, "\(label) step \(step): masked c3.weight\(leaks.prefix(5)) = \(leaks.prefix(5).map { w[$0] })")
+                #expect(leaks.isEmpty, "\(label) step \(step): masked c3.weight\(leaks.prefix(5)) = \(leaks.prefix(5).map { w[$0] })")
             }
             // The optimizer did move the connected weights, and learned something.
             let after = net.parameters.values(of: "c3.weight") ?? []
-            XCTAssertNotEqual(before, after, label)
-            XCTAssertLessThan(losses.last ?? .infinity, losses.first ?? 0, "\(label) losses \(losses)")
+            #expect(before != after, "\(label)")
+            #expect(losses.last ?? .infinity < losses.first ?? 0, "\(label) losses \(losses)")
             // Adam's moments of the masked entries are 0 as well.
             for t in optimizer.stateTensors() where t.values.count == net.parameters.count {
                 let offset = c3?.offset ?? 0
-                XCTAssertTrue(masked.allSatisfy { t.values[offset + $0] == 0 }, "\(label) \(t.name)")
+                #expect(masked.allSatisfy { t.values[offset + $0] == 0 }, "\(label) \(t.name)")
             }
         }
     }
@@ -388,7 +382,7 @@ final class LeNet5Tests: XCTestCase {
 
     /// Per-coordinate central differences through the whole LeNet-5 with its
     /// loss: smooth everywhere (tanh, no max-pool), so every coordinate works.
-    func testWholeLeNet5WithLossPerCoordinate() throws {
+    @Test func testWholeLeNet5WithLossPerCoordinate() throws {
         let net = try Models.lenet5(seed: 16)
         let n = 2
         try check(net, input: randomValues(n * 32 * 32, seed: 17), batch: n, labels: [4, 8],
@@ -398,7 +392,7 @@ final class LeNet5Tests: XCTestCase {
     /// Each parameter tensor and the input along a random direction d:
     /// (L(p + εd) − L(p − εd)) / 2ε against Σ g·d. Directions confined to the
     /// connected C3 entries, as an optimizer sees them.
-    func testWholeLeNet5WithLossAlongRandomDirections() throws {
+    @Test func testWholeLeNet5WithLossAlongRandomDirections() throws {
         for squashC1 in [true, false] {
             let net = try Models.lenet5(seed: 19, squashC1: squashC1)
             let n = 3
@@ -422,15 +416,14 @@ final class LeNet5Tests: XCTestCase {
                 let minus = try value(net, x, n, labels: labels)
                 for i in 0..<e.count { p[e.offset + i] = saved[i] }
                 let numeric = (plus - minus) / Double(2 * eps)
-                XCTAssertEqual(analytic, numeric, accuracy: 1e-2 * abs(numeric) + 2e-4,
-                               "\(e.name) along a random direction (squashC1 \(squashC1))")
+                #expect(abs(analytic - numeric) <= (1e-2 * abs(numeric) + 2e-4), "\(e.name) along a random direction (squashC1 \(squashC1))")
             }
             let d = randomValues(x.count, seed: 99)
             let analytic = zip(gx, d).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
             let plus = try value(net, zip(x, d).map { $0 + eps * $1 }, n, labels: labels)
             let minus = try value(net, zip(x, d).map { $0 - eps * $1 }, n, labels: labels)
             let numeric = (plus - minus) / Double(2 * eps)
-            XCTAssertEqual(analytic, numeric, accuracy: 1e-2 * abs(numeric) + 2e-4, "input along a random direction")
+            #expect(abs(analytic - numeric) <= (1e-2 * abs(numeric) + 2e-4), "input along a random direction")
         }
     }
 
@@ -440,14 +433,14 @@ final class LeNet5Tests: XCTestCase {
     /// every window of a map over the batch (n·OH·OW windows of 4, plus
     /// the lanes' reduction), db its n·OH·OW gradients; dx is w·dy either
     /// way, bit for bit.
-    func testPairwiseSubsamplingMatchesTheGenericLoops() throws {
+    @Test func testPairwiseSubsamplingMatchesTheGenericLoops() throws {
         for (h, w) in [(28, 28), (10, 10), (6, 6), (14, 14), (4, 12)] {
             let n = 3, C = 2
             let shape = FeatureShape(channels: C, height: h, width: w)
             let net = try Network(inputShape: shape, layers: [Subsampling("s", channels: C)])
             try net.reserve(batch: n)  // the layer learns its input's shape
-            guard let layer = net.layers[0] as? Subsampling else { return XCTFail("not a Subsampling") }
-            XCTAssertTrue(layer.isPairwise)
+            guard let layer = net.layers[0] as? Subsampling else { Issue.record("not a Subsampling"); return }
+            #expect(layer.isPairwise)
             try FixedValues.fill(net.parameters)
             let x = FixedValues.values(n * shape.count, salt: 77, bound: 2)
             let out = n * C * (h / 2) * (w / 2)
@@ -466,7 +459,7 @@ final class LeNet5Tests: XCTestCase {
             net.parameters.zeroGradients()
             layer.backwardNaive(&dxNaive, dy, x, naive, batch: n)
             let gradNaive = Array(net.parameters.gradients)
-            XCTAssertEqual(dxFast, dxNaive, "dx \(h)×\(w)")
+            #expect(dxFast == dxNaive, "dx \(h)×\(w)")
             let windows = n * (h / 2) * (w / 2)
             // dw: Σ over windows of |dy|·(Σ of 4 |x|) ≤ windows·1·8; db: windows·1.
             assertWithin(Array(gradFast[0..<C]), Array(gradNaive[0..<C]), "dw \(h)×\(w)",

@@ -1,5 +1,5 @@
 import Foundation
-import XCTest
+import Testing
 @testable import LeNetKit
 
 /// Every file of `Fixtures/malformed/` (written by
@@ -7,7 +7,9 @@ import XCTest
 /// the reader it is meant for, in LeNetKit and through `lenet`: each gives an
 /// error naming the file and saying what is wrong, and `lenet` exits 1 with
 /// that one line. Inputs that crashed a fuzzer are kept here too.
-final class MalformedFileTests: XCTestCase {
+struct MalformedFileTests: UsesTemporaryDirectories {
+    let temporaries = TemporaryDirectories()
+
     struct Entry: Decodable {
         /// weights, cifar, mnist, idx, checkpoint or state (see the script).
         var kind: String
@@ -31,13 +33,13 @@ final class MalformedFileTests: XCTestCase {
         return try JSONDecoder().decode([String: Entry].self, from: data)
     }
 
-    func testEveryFileIsInTheManifest() throws {
+    @Test func testEveryFileIsInTheManifest() throws {
         let files = try FileManager.default.contentsOfDirectory(atPath: try corpus.path).filter { $0 != "manifest.json" }
         let entries = try manifest()
-        XCTAssertEqual(Set(files), Set(entries.keys), "files and manifest.json disagree")
-        XCTAssertGreaterThanOrEqual(entries.count, 40)
+        #expect(Set(files) == Set(entries.keys), "files and manifest.json disagree")
+        #expect(entries.count >= 40)
         for kind in ["weights", "cifar", "mnist", "idx", "checkpoint", "state"] {
-            XCTAssertTrue(entries.values.contains { $0.kind == kind }, "no \(kind) files")
+            #expect(entries.values.contains { $0.kind == kind }, "no \(kind) files")
         }
     }
 
@@ -75,7 +77,7 @@ final class MalformedFileTests: XCTestCase {
     /// `sgdOptions`, with `state` (a fixture) in place of its own FILE.state.
     /// - Returns: the checkpoint's path, the state's path, and the data directory.
     func checkpoint(withState state: URL) throws -> (weights: String, state: String, data: URL) {
-        let dir = try temporaryDirectory(self)
+        let dir = try temporaryDirectory()
         try makeCIFAR(dir)
         let trainer = try Trainer(network: Models.cifarLeNet(), model: .cifarLeNet,
                                   dataset: try CIFAR10.load(directory: dir.path, split: .train), options: sgdOptions)
@@ -90,7 +92,7 @@ final class MalformedFileTests: XCTestCase {
 
     /// A trainer like `lenet train --optimizer sgd --momentum 0` on `makeCIFAR`'s images.
     func sgdTrainer() throws -> Trainer {
-        let dir = try temporaryDirectory(self)
+        let dir = try temporaryDirectory()
         try makeCIFAR(dir)
         return try Trainer(network: Models.cifarLeNet(), model: .cifarLeNet,
                            dataset: try CIFAR10.load(directory: dir.path, split: .train), options: sgdOptions)
@@ -99,7 +101,7 @@ final class MalformedFileTests: XCTestCase {
     /// A dataset directory holding `file` as `name` in place of the valid
     /// file of that name (plain or gzip).
     func directory(kind: String, with file: URL, as name: String) throws -> URL {
-        let dir = try temporaryDirectory(self)
+        let dir = try temporaryDirectory()
         if kind == "cifar" { try makeCIFAR(dir) } else { try makeMNIST(dir) }
         let plain = dir.appendingPathComponent(name.hasSuffix(".gz") ? String(name.dropLast(3)) : name)
         try? FileManager.default.removeItem(at: plain)
@@ -109,7 +111,7 @@ final class MalformedFileTests: XCTestCase {
 
     // MARK: The readers
 
-    func testEveryFileGivesAClearErrorInLeNetKit() throws {
+    @Test func testEveryFileGivesAClearErrorInLeNetKit() throws {
         for (name, entry) in try manifest().sorted(by: { $0.key < $1.key }) {
             let file = try corpus.appendingPathComponent(name)
             let bytes = [UInt8](try Data(contentsOf: file))
@@ -121,14 +123,14 @@ final class MalformedFileTests: XCTestCase {
                 assertError(name, entry.error) { try IDX.parse(bytes, subject: name) }
             case "cifar":
                 assertError(name, entry.error) { try CIFAR10.parse(bytes, source: name) }
-                let target = try XCTUnwrap(entry.as, name)
+                let target = try #require(entry.as, "\(name)")
                 let dir = try directory(kind: "cifar", with: file, as: target)
                 let split: Split = target.hasPrefix("test") ? .test : .train
                 assertError(dir.appendingPathComponent(target).path, entry.error) {
                     try CIFAR10.load(directory: dir.path, split: split)
                 }
             case "mnist":
-                let target = try XCTUnwrap(entry.as, name)
+                let target = try #require(entry.as, "\(name)")
                 let dir = try directory(kind: "mnist", with: file, as: target)
                 let split: Split = target.hasPrefix("t10k") ? .test : .train
                 assertError(dir.appendingPathComponent(target).path, entry.error) {
@@ -142,31 +144,31 @@ final class MalformedFileTests: XCTestCase {
                 let trainer = try sgdTrainer()
                 assertError(state, entry.error) { try trainer.resume(from: weights) }
             default:
-                XCTFail("\(name): unknown kind \(entry.kind)")
+                Issue.record("\(name): unknown kind \(entry.kind)")
             }
         }
     }
 
     /// `assertError` with the fragments as an array, naming the fixture on failure.
-    func assertError<T>(_ subject: String, _ fragments: [String], file: StaticString = #filePath, line: UInt = #line,
+    func assertError<T>(_ subject: String, _ fragments: [String], sourceLocation: SourceLocation = #_sourceLocation,
                         _ body: () throws -> T) {
         do {
             _ = try body()
-            XCTFail("\(subject): expected an error mentioning \(fragments)", file: file, line: line)
+            Issue.record("\(subject): expected an error mentioning \(fragments)", sourceLocation: sourceLocation)
         } catch let error as LeNetError {
-            XCTAssertEqual(error.subject, subject, "\(error)", file: file, line: line)
+            #expect(error.subject == subject, "\(error)", sourceLocation: sourceLocation)
             for part in fragments where !error.message.contains(part) {
-                XCTFail("\(subject): error \"\(error.message)\" does not mention \"\(part)\"", file: file, line: line)
+                Issue.record("\(subject): error \"\(error.message)\" does not mention \"\(part)\"", sourceLocation: sourceLocation)
             }
         } catch {
-            XCTFail("\(subject): expected a LeNetError, got \(error)", file: file, line: line)
+            Issue.record("\(subject): expected a LeNetError, got \(error)", sourceLocation: sourceLocation)
         }
     }
 
     // MARK: Through the command line
 
-    func testEveryFileMakesLenetExitWithOneLine() throws {
-        let valid = try temporaryDirectory(self)
+    @Test func testEveryFileMakesLenetExitWithOneLine() throws {
+        let valid = try temporaryDirectory()
         try makeCIFAR(valid)
         for (name, entry) in try manifest().sorted(by: { $0.key < $1.key }) where entry.kind != "idx" {
             let file = try corpus.appendingPathComponent(name)
@@ -186,18 +188,18 @@ final class MalformedFileTests: XCTestCase {
                 arguments = ["train", "--data", valid.path, "--resume", resume, "--epochs", "2", "--threads", "1",
                              "--optimizer", "sgd", "--momentum", "0"]
             default:
-                let target = try XCTUnwrap(entry.as, name)
+                let target = try #require(entry.as, "\(name)")
                 let dir = try directory(kind: entry.kind, with: file, as: target)
                 arguments = ["train", "--data", dir.path, "--epochs", "1", "--threads", "1"]
                     + (entry.kind == "mnist" ? ["--dataset", "mnist"] : [])
                 subject = dir.appendingPathComponent(target).path
             }
             let run = try runLenet(arguments)
-            XCTAssertEqual(run.status, 1, "\(name): lenet \(arguments.joined(separator: " ")): \(run.stderr)")
-            XCTAssertEqual(run.stderr.split(separator: "\n").count, 1, "\(name): \(run.stderr)")
-            XCTAssertTrue(run.stderr.hasPrefix("lenet: error: \(subject): "), "\(name): \(run.stderr)")
+            #expect(run.status == 1, "\(name): lenet \(arguments.joined(separator: " ")): \(run.stderr)")
+            #expect(run.stderr.split(separator: "\n").count == 1, "\(name): \(run.stderr)")
+            #expect(run.stderr.hasPrefix("lenet: error: \(subject): "), "\(name): \(run.stderr)")
             for part in entry.error where !run.stderr.contains(part) {
-                XCTFail("\(name): '\(run.stderr)' does not mention '\(part)'")
+                Issue.record("\(name): '\(run.stderr)' does not mention '\(part)'")
             }
         }
     }
@@ -207,18 +209,18 @@ final class MalformedFileTests: XCTestCase {
     /// FuzzSafetensors stopped on this file, whose empty tensors share an
     /// offset: their order is not kept through writing and reading (ties are
     /// sorted by name), which broke the fuzzer's own check, not the reader.
-    func testEmptyTensorsAtOneOffsetParseAndRoundTrip() throws {
+    @Test func testEmptyTensorsAtOneOffsetParseAndRoundTrip() throws {
         guard let url = Bundle.module.url(forResource: "safetensors-empty-tensors-at-one-offset",
                                           withExtension: "safetensors", subdirectory: "Fixtures/fuzz") else {
             throw LeNetError("Fixtures/fuzz is not in the test bundle")
         }
         let file = try SafetensorsFile.read(path: url.path)
-        XCTAssertEqual(file.tensors.map(\.name), ["a", "b", "c", "#"])
-        XCTAssertEqual(file.tensors.map(\.shape), [[2], [3], [0, 2], [0, 2]])
-        XCTAssertEqual(file["a"]?.values.count, 2)
+        #expect(file.tensors.map(\.name) == ["a", "b", "c", "#"])
+        #expect(file.tensors.map(\.shape) == [[2], [3], [0, 2], [0, 2]])
+        #expect(file["a"]?.values.count == 2)
         let again = try SafetensorsFile.parse(try file.encoded(), source: "again")
-        XCTAssertEqual(again.tensors.map(\.name), ["a", "b", "#", "c"])
-        XCTAssertEqual(again["a"]?.values.map(\.bitPattern), file["a"]?.values.map(\.bitPattern))
-        XCTAssertEqual(again["b"]?.values.map(\.bitPattern), file["b"]?.values.map(\.bitPattern))
+        #expect(again.tensors.map(\.name) == ["a", "b", "#", "c"])
+        #expect(again["a"]?.values.map(\.bitPattern) == file["a"]?.values.map(\.bitPattern))
+        #expect(again["b"]?.values.map(\.bitPattern) == file["b"]?.values.map(\.bitPattern))
     }
 }

@@ -1,17 +1,19 @@
 import Foundation
-import XCTest
+import Testing
 @testable import LeNetKit
 
 /// Memory known before it is spent: the estimates against what is really
 /// allocated (counted by `AllocationProbe`, and as peak RSS of `lenet`),
 /// memory that follows the work and not the thread count, and a thrown
 /// error, never an abort, from every allocation that fails.
-final class MemoryTests: XCTestCase {
+final class MemoryTests: UsesTemporaryDirectories {
+    let temporaries = TemporaryDirectories()
+
     /// What `Trainer.init` allocates, counted buffer by buffer, is exactly
     /// the estimate's items for it: the estimate is made from the sizes the
     /// buffers are made with (a layer's `workspaceBytes` and its `reserve`
     /// share one function), so any buffer it forgets fails this.
-    func testTrainerAllocatesExactlyItsEstimate() throws {
+    @Test func testTrainerAllocatesExactlyItsEstimate() throws {
         let data = try TrainingTests.squares(count: 120, seed: 4)
         for (model, threads, batch, optimizer) in [
             (ModelKind.cifarLeNet, 1, 36, TrainingOptions.OptimizerKind.adam), (.cifarLeNet, 3, 36, .adam),
@@ -31,9 +33,9 @@ final class MemoryTests: XCTestCase {
             // Made before (the network's own parameters) or after (the
             // first step's loss buffers; the shuffle is a Swift array).
             let allocatedByInit = estimate.bytes - estimate["parameters"] - estimate["loss buffers"] - estimate["shuffle order"]
-            XCTAssertEqual(probe.bytes, allocatedByInit, "\(model) \(threads) threads, batch \(batch): \(estimate)")
-            XCTAssertGreaterThan(estimate["activations"], 0)
-            XCTAssertGreaterThan(estimate["layer scratch"], 0)
+            #expect(probe.bytes == allocatedByInit, "\(model) \(threads) threads, batch \(batch): \(estimate)")
+            #expect(estimate["activations"] > 0)
+            #expect(estimate["layer scratch"] > 0)
         }
     }
 
@@ -41,26 +43,26 @@ final class MemoryTests: XCTestCase {
     /// most 36 parts, so 36, 256 and 100,000 threads estimate the same
     /// bytes. Below it, memory grows with the parts, by one replica each,
     /// never by threads × threads.
-    func testMemoryFollowsTheWorkNotTheThreadCount() throws {
+    @Test func testMemoryFollowsTheWorkNotTheThreadCount() throws {
         let network = try Models.cifarLeNet()
         func bytes(_ threads: Int, batch: Int = 36) -> Int {
             network.memoryEstimate(batch: batch, threads: threads).bytes
         }
-        XCTAssertEqual(bytes(256), bytes(36))
-        XCTAssertEqual(bytes(100_000), bytes(36))
+        #expect(bytes(256) == bytes(36))
+        #expect(bytes(100_000) == bytes(36))
         // From 2 to 32 parts: 30 more replicas, each at most what one part
         // of 2 images holds on its own (activations, gradients, scratch).
         let replica = network.memoryEstimate(batch: 2, threads: 1).bytes
-        XCTAssertLessThanOrEqual(bytes(32) - bytes(2), 30 * replica)
+        #expect(bytes(32) - bytes(2) <= 30 * replica)
         // At a batch of 2000, more parts split the same activations: the
         // total grows only by each replica's parameter gradients and scratch.
         let perReplica = 4 * network.parameters.count + replica
-        XCTAssertLessThanOrEqual(bytes(32, batch: 2000) - bytes(2, batch: 2000), 30 * perReplica)
+        #expect(bytes(32, batch: 2000) - bytes(2, batch: 2000) <= 30 * perReplica)
     }
 
     /// Evaluation allocates what its estimate says beyond the parts the
     /// network has reserved.
-    func testEvaluationAllocatesItsEstimate() throws {
+    @Test func testEvaluationAllocatesItsEstimate() throws {
         let data = try TrainingTests.squares(count: 90, seed: 5)
         for threads in [1, 4] {
             let network = try Models.cifarLeNet()
@@ -74,8 +76,8 @@ final class MemoryTests: XCTestCase {
             // sees at least everything but the evaluation buffers, and at
             // most the whole estimate, less the parameters made before.
             let floor = estimate.bytes - estimate["parameters"] - estimate["evaluation buffers"]
-            XCTAssertGreaterThanOrEqual(probe.bytes, floor, "\(threads) threads: \(estimate)")
-            XCTAssertLessThanOrEqual(probe.bytes, estimate.bytes - estimate["parameters"], "\(threads) threads: \(estimate)")
+            #expect(probe.bytes >= floor, "\(threads) threads: \(estimate)")
+            #expect(probe.bytes <= estimate.bytes - estimate["parameters"], "\(threads) threads: \(estimate)")
         }
     }
 
@@ -83,58 +85,58 @@ final class MemoryTests: XCTestCase {
     /// parameter gradients, no backward scratch), and a network evaluated
     /// first then trains bitwise as one that never was: the backward
     /// buffers are made when training asks, and the same code runs.
-    func testEvaluationIsForwardOnlyAndTrainingAfterItIsUnchanged() throws {
+    @Test func testEvaluationIsForwardOnlyAndTrainingAfterItIsUnchanged() throws {
         let data = try TrainingTests.squares(count: 60, seed: 7)
         var options = TrainingOptions()
         options.batchSize = 12
         options.threads = 3
         let evaluated = try Models.cifarLeNet(seed: 3), untouched = try Models.cifarLeNet(seed: 3)
         let before = try evaluated.evaluate(on: data, normalization: .half, batchSize: 12, threads: 3)
-        XCTAssertEqual(evaluated.backwardCapacity, 0)
-        XCTAssertEqual(evaluated.capacity, 4)  // parts of 4 images
+        #expect(evaluated.backwardCapacity == 0)
+        #expect(evaluated.capacity == 4)  // parts of 4 images
         let forwardOnly = evaluated.memoryEstimate(batch: 12, threads: 3, backward: false).bytes
         let withBackward = evaluated.memoryEstimate(batch: 12, threads: 3).bytes
-        XCTAssertLessThan(Double(forwardOnly), 0.6 * Double(withBackward))
+        #expect(Double(forwardOnly) < 0.6 * Double(withBackward))
         let a = try Trainer(network: evaluated, dataset: data, options: options)
         let b = try Trainer(network: untouched, dataset: data, options: options)
         for _ in 0..<2 {
             _ = try a.trainEpoch()
             _ = try b.trainEpoch()
         }
-        XCTAssertEqual(Array(evaluated.parameters.values), Array(untouched.parameters.values))
+        #expect(Array(evaluated.parameters.values) == Array(untouched.parameters.values))
         // And evaluation after training reuses the training buffers, giving the same figures.
         let after = try evaluated.evaluate(on: data, normalization: .half, batchSize: 12, threads: 3)
         let again = try untouched.evaluate(on: data, normalization: .half, batchSize: 12, threads: 3)
-        XCTAssertEqual(after.loss, again.loss)
-        XCTAssertNotEqual(after.loss, before.loss)
+        #expect(after.loss == again.loss)
+        #expect(after.loss != before.loss)
     }
 
     /// The process's own figures as Linux gives them: resident ≤ peak, and
     /// a 64 MB buffer, written, raises both by about its size; what is
     /// available is at most MemAvailable (the least of the limits is taken).
-    func testSystemMemoryReadsThisProcess() throws {
+    @Test func testSystemMemoryReadsThisProcess() throws {
         guard let before = SystemMemory.residentBytes(), let peakBefore = SystemMemory.peakResidentBytes(),
               let available = SystemMemory.available() else {
-            throw XCTSkip("no /proc here")
+            try Test.cancel("no /proc here")
         }
-        XCTAssertLessThanOrEqual(before, peakBefore)
+        #expect(before <= peakBefore)
         let meminfo = try String(contentsOfFile: "/proc/meminfo", encoding: .utf8)
         let line = meminfo.split(separator: "\n").first { $0.hasPrefix("MemAvailable:") } ?? ""
         let memAvailable = (Int(line.split(whereSeparator: \.isWhitespace).dropFirst().first ?? "") ?? 0) * 1024
-        XCTAssertLessThanOrEqual(available.bytes, memAvailable + (64 << 20))  // it moves between the two reads
+        #expect(available.bytes <= memAvailable + (64 << 20))  // it moves between the two reads
         // 64 MB, zero-filled: every page touched; above glibc's largest mmap threshold (32 MB), so fresh pages.
         let buffer = try FloatBuffer(count: 16 << 20, name: "test")
-        guard let after = SystemMemory.residentBytes(), let peakAfter = SystemMemory.peakResidentBytes() else { return XCTFail() }
+        guard let after = SystemMemory.residentBytes(), let peakAfter = SystemMemory.peakResidentBytes() else { Issue.record(); return }
         withExtendedLifetime(buffer) {
-            XCTAssertGreaterThanOrEqual(after - before, 60 << 20)
-            XCTAssertGreaterThanOrEqual(peakAfter, after)
+            #expect(after - before >= 60 << 20)
+            #expect(peakAfter >= after)
         }
     }
 
     /// Every allocation `Trainer.init` makes, failed in turn, gives one
     /// LeNetError naming the buffer and its size, and no trap; the network
     /// is still usable afterwards.
-    func testEveryFailedAllocationThrowsAndNamesTheBuffer() throws {
+    @Test func testEveryFailedAllocationThrowsAndNamesTheBuffer() throws {
         let data = try TrainingTests.squares(count: 40, seed: 6)
         var options = TrainingOptions()
         options.batchSize = 12
@@ -142,49 +144,53 @@ final class MemoryTests: XCTestCase {
         let fresh = try Models.cifarLeNet()
         let counting = AllocationProbe()
         _ = try AllocationProbe.$current.withValue(counting) { try Trainer(network: fresh, dataset: data, options: options) }
-        XCTAssertGreaterThan(counting.allocations, 20)
+        #expect(counting.allocations > 20)
         var names = Set<String>()
         var network = fresh
         for k in 0..<counting.allocations {
             // Each from a fresh network: a failure keeps what was reserved before it.
             network = try Models.cifarLeNet()
             let probe = AllocationProbe(failing: k)
-            XCTAssertThrowsError(try AllocationProbe.$current.withValue(probe) {
-                try Trainer(network: network, dataset: data, options: options)
-            }, "allocation \(k)") { error in
-                guard let error = error as? LeNetError else { return XCTFail("\(error)") }
-                XCTAssertEqual(error.subject, "memory")
-                XCTAssertTrue(error.message.hasPrefix("cannot allocate "), error.message)
-                XCTAssertTrue(error.message.contains(" B for ") || error.message.contains("B for "), error.message)
-                names.insert(String(error.message.split(separator: " for ").last ?? ""))
+            let thrown = #expect(throws: (any Error).self, "allocation \(k)") {
+                try AllocationProbe.$current.withValue(probe) {
+                    try Trainer(network: network, dataset: data, options: options)
+                }
             }
+            // The loop's last statement: `continue` ends only this case.
+            guard let thrown else { continue }
+            guard let error = thrown as? LeNetError else { Issue.record("\(thrown)"); continue }
+            #expect(error.subject == "memory")
+            #expect(error.message.hasPrefix("cannot allocate "), "\(error.message)")
+            #expect(error.message.contains(" B for ") || error.message.contains("B for "), "\(error.message)")
+            names.insert(String(error.message.split(separator: " for ").last ?? ""))
         }
         // Parameter gradients, activations, their gradients, scratch, the optimizer, the labels: all named.
         for expected in ["input, 4 samples", "conv1 im2col scratch", "Adam first moments", "training labels"] {
-            XCTAssertTrue(names.contains { $0.hasPrefix(expected) }, "\(expected) not among \(names.sorted())")
+            #expect(names.contains { $0.hasPrefix(expected) }, "\(expected) not among \(names.sorted())")
         }
         // After every failure the network trains as if nothing had happened.
         let trainer = try Trainer(network: network, dataset: data, options: options)
-        XCTAssertTrue(try trainer.step(0..<12).isFinite)
+        #expect(try trainer.step(0..<12).isFinite)
     }
 
     /// A batch whose size overflows is refused by the size check; a failed
     /// reserve leaves the network at its old capacity, still working.
-    func testOverflowingReserveThrowsAndKeepsTheNetwork() throws {
+    @Test func testOverflowingReserveThrowsAndKeepsTheNetwork() throws {
         let network = try Models.cifarLeNet()
         network.threads = 1
         let x = try network.input(batch: 2)
         for i in x.indices { x[i] = 0.25 }
         let before = Array(UnsafeBufferPointer(start: network.forward(batch: 2), count: 20))
-        XCTAssertThrowsError(try network.reserve(batch: Int.max / 64)) { error in
-            XCTAssertTrue("\(error)".contains("overflows"), "\(error)")
+        let error = #expect(throws: (any Error).self) { try network.reserve(batch: Int.max / 64) }
+        if let error { #expect("\(error)".contains("overflows"), "\(error)") }
+        #expect(throws: (any Error).self) {
+            try AllocationProbe.$current.withValue(AllocationProbe(failing: 0)) {
+                try network.reserve(batch: 50)
+            }
         }
-        XCTAssertThrowsError(try AllocationProbe.$current.withValue(AllocationProbe(failing: 0)) {
-            try network.reserve(batch: 50)
-        })
-        XCTAssertEqual(network.capacity, 2)
+        #expect(network.capacity == 2)
         let after = Array(UnsafeBufferPointer(start: network.forward(batch: 2), count: 20))
-        XCTAssertEqual(after, before)
+        #expect(after == before)
     }
 
     /// `lenet train` prints its estimate and, at the end, its peak RSS
@@ -192,24 +198,24 @@ final class MemoryTests: XCTestCase {
     /// configurations where the network's buffers are most of the memory
     /// (batch 2000 of CIFAR-sized images holds about 620 MB of activations;
     /// 256 parts of a batch of 700, about 600 MB of replicas).
-    func testTrainPeakRSSIsWithinFifteenPercentOfTheEstimate() throws {
-        try skipUnderSanitizers()
-        let dir = try temporaryDirectory(self)
+    @Test(.disabledUnderSanitizers) func testTrainPeakRSSIsWithinFifteenPercentOfTheEstimate() throws {
+        let dir = try temporaryDirectory()
         try CLITests.makeCIFAR(dir, train: 400, test: 100)
         for (batch, threads) in [(2000, 1), (2000, 2), (1000, 8), (2000, 32), (700, 256)] {
             let run = try runLenet(["train", "--data", dir.path, "--epochs", "1", "--batch-size", "\(batch)",
                                     "--threads", "\(threads)"])
-            XCTAssertEqual(run.status, 0, run.stderr)
+            #expect(run.status == 0, "\(run.stderr)")
             let line = run.stderr.split(separator: "\n").last.map(String.init) ?? ""
             guard let peak = megabytes(after: "peak memory ", in: line), let estimated = megabytes(after: "(estimated ", in: line),
                   let opening = run.stderr.split(separator: "\n").first.map(String.init),
                   let total = megabytes(after: "memory about ", in: opening), let images = megabytes(after: "(images ", in: opening) else {
-                return XCTFail("no memory figures in: \(run.stderr)")
+                Issue.record("no memory figures in: \(run.stderr)")
+                return
             }
             print("lenet train --batch-size \(batch) --threads \(threads): \(line)")
-            XCTAssertLessThanOrEqual(abs(peak - estimated), 0.15 * peak, "batch \(batch), \(threads) threads: \(line)")
+            #expect(abs(peak - estimated) <= 0.15 * peak, "batch \(batch), \(threads) threads: \(line)")
             // The network's buffers are most of the peak, so the estimate's own figures are what is tested.
-            XCTAssertGreaterThan(total - images, 0.5 * peak, "batch \(batch), \(threads) threads: \(opening)")
+            #expect(total - images > 0.5 * peak, "batch \(batch), \(threads) threads: \(opening)")
         }
     }
 

@@ -1,16 +1,17 @@
-import XCTest
+import Foundation
+import Testing
 @testable import LeNetKit
 
 /// Adam's update against its formula, element by element, and its handling
 /// of subnormal moments.
-final class OptimizerTests: XCTestCase {
+struct OptimizerTests {
     /// One Adam step on 19 parameters (two vector blocks of 8 and a scalar
     /// tail of 3) whose moments start subnormal, tiny but normal, or
     /// ordinary, with zero and non-zero gradients: moments that come out
     /// subnormal are stored as 0, everything else is bitwise the formula,
     /// and the weights are bitwise what the formula gives with the
     /// subnormals kept (what PyTorch computes).
-    func testAdamFlushesSubnormalMomentsAndKeepsTheWeights() throws {
+    @Test func testAdamFlushesSubnormalMomentsAndKeepsTheWeights() throws {
         let count = 19
         let store = try ParameterStore(entries: [.init(name: "w", shape: [count], offset: 0, count: count, initBound: 1)])
         let subnormal = Float.leastNormalMagnitude / 64  // ~1.8e-40
@@ -50,20 +51,20 @@ final class OptimizerTests: XCTestCase {
             let m1 = m[i] + (1 - beta1) * (g[i] - m[i])
             let v1 = v[i] * beta2 + (1 - beta2) * g[i] * g[i]
             let p1 = p[i] - stepSize * (m1 / (v1.squareRoot() / bias2Sqrt + 1e-8))
-            XCTAssertEqual(store.values[i], p1, "weight \(i)")
+            #expect(store.values[i] == p1, "weight \(i)")
             let mExpected: Float = flushes && m1.isSubnormal ? 0 : m1, vExpected: Float = flushes && v1.isSubnormal ? 0 : v1
             if m1.isSubnormal || v1.isSubnormal { flushed += 1 }
-            XCTAssertEqual(mOut[i], mExpected, "first moment \(i)")
-            XCTAssertEqual(vOut[i], vExpected, "second moment \(i)")
+            #expect(mOut[i] == mExpected, "first moment \(i)")
+            #expect(vOut[i] == vExpected, "second moment \(i)")
         }
-        XCTAssertGreaterThanOrEqual(flushed, 5, "the case should hold subnormal moments")
-        if flushes { XCTAssertFalse(mOut.contains { $0.isSubnormal } || vOut.contains { $0.isSubnormal }) }
+        #expect(flushed >= 5, "the case should hold subnormal moments")
+        if flushes { #expect(!(mOut.contains { $0.isSubnormal } || vOut.contains { $0.isSubnormal })) }
     }
 
     /// SGD's momentum buffer: a subnormal entry with a zero gradient is
     /// stored as 0 (it would shrink by μ a step and stick at the least
     /// subnormal); ordinary entries follow torch.optim.SGD's formula.
-    func testSGDFlushesSubnormalMomentum() throws {
+    @Test func testSGDFlushesSubnormalMomentum() throws {
         let store = try ParameterStore(entries: [.init(name: "w", shape: [3], offset: 0, count: 3, initBound: 1)])
         _ = store.values.update(fromContentsOf: [0.25, -0.5, 1])
         _ = store.gradients.update(fromContentsOf: [0, 0, 0.125])
@@ -73,19 +74,19 @@ final class OptimizerTests: XCTestCase {
         sgd.step()
         let buffer = sgd.stateTensors().first { $0.name == "sgd.momentum_buffer" }?.values ?? []
         #if arch(x86_64) && canImport(Glibc)
-        XCTAssertEqual(buffer[0], 0)
+        #expect(buffer[0] == 0)
         #else
-        XCTAssertEqual(buffer[0], tiny)  // 0.9 × the least subnormal rounds back to it
+        #expect(buffer[0] == tiny)  // 0.9 × the least subnormal rounds back to it
         #endif
-        XCTAssertEqual(buffer[1], Float(0.9) * 0.5)
-        XCTAssertEqual(buffer[2], Float(0.9) * 0.25 + 0.125)
-        XCTAssertEqual(Array(store.values), [0.25, -0.5 - Float(0.1) * (Float(0.9) * 0.5), 1 - Float(0.1) * (Float(0.9) * 0.25 + 0.125)])
+        #expect(buffer[1] == Float(0.9) * 0.5)
+        #expect(buffer[2] == Float(0.9) * 0.25 + 0.125)
+        #expect(Array(store.values) == [0.25, -0.5 - Float(0.1) * (Float(0.9) * 0.5), 1 - Float(0.1) * (Float(0.9) * 0.25 + 0.125)])
     }
 
     /// A step count that is not a whole number from 0 to 10⁹ is refused with
     /// one error (Adam and SGD alike), never converted with a trap; the
     /// optimizer keeps its state.
-    func testStepCountsFromAFileAreChecked() throws {
+    @Test func testStepCountsFromAFileAreChecked() throws {
         let store = try ParameterStore(entries: [.init(name: "w", shape: [3], offset: 0, count: 3, initBound: 1)])
         let adam = try Adam(parameters: store), sgd = try SGD(parameters: store, learningRate: 0.1, momentum: 0)
         for bad: Float in [.infinity, -.infinity, .nan, 1e30, 1.5e9, -1, 2.5] {
@@ -94,11 +95,11 @@ final class OptimizerTests: XCTestCase {
             }
             assertError("the SGD step count (sgd.step) is \(bad)") { try sgd.loadState { ["sgd.step": [bad]][$0] } }
         }
-        XCTAssertEqual(adam.stepCount, 0)
-        XCTAssertEqual(sgd.stepCount, 0)
+        #expect(adam.stepCount == 0)
+        #expect(sgd.stepCount == 0)
         try adam.loadState { ["adam.exp_avg": [0, 0, 0], "adam.exp_avg_sq": [0, 0, 0], "adam.step": [1e9]][$0] }
         try sgd.loadState { ["sgd.step": [7]][$0] }
-        XCTAssertEqual(adam.stepCount, 1_000_000_000)
-        XCTAssertEqual(sgd.stepCount, 7)
+        #expect(adam.stepCount == 1_000_000_000)
+        #expect(sgd.stepCount == 7)
     }
 }

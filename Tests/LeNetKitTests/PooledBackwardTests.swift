@@ -1,14 +1,15 @@
-import XCTest
+import Foundation
+import Testing
 @_spi(Benchmarks) @testable import LeNetKit
 import CKernels
 
 /// A convolution's backward pass run through the 2×2 max pool after it
 /// (`ConvMaxPoolBackward`) against the layer-by-layer pass,
 /// and its kernels against their definitions.
-final class PooledBackwardTests: XCTestCase {
+struct PooledBackwardTests {
     // MARK: Kernels
 
-    func testIm2rowsIsIm2colTransposed() {
+    @Test func testIm2rowsIsIm2colTransposed() {
         let shapes = [
             ConvGeometry(channels: 3, height: 32, width: 32, kernelH: 5, kernelW: 5),  // conv1
             ConvGeometry(channels: 16, height: 14, width: 14, kernelH: 5, kernelW: 5),  // conv2
@@ -24,15 +25,16 @@ final class PooledBackwardTests: XCTestCase {
             im2rows(&rows, x, g, ld: ld)
             for q in 0..<P {
                 for k in 0..<K where rows[q * ld + k] != cols[k * P + q] {
-                    return XCTFail("shape \(i): rows[\(q), \(k)] = \(rows[q * ld + k]), cols[\(k), \(q)] = \(cols[k * P + q])")
+                    Issue.record("shape \(i): rows[\(q), \(k)] = \(rows[q * ld + k]), cols[\(k), \(q)] = \(cols[k * P + q])")
+                    return
                 }
                 // The padding columns are left alone.
-                XCTAssertEqual(Array(rows[q * ld + K..<q * ld + ld]), [Float](repeating: -7, count: ld - K), "shape \(i) row \(q)")
+                #expect(Array(rows[q * ld + K..<q * ld + ld]) == [Float](repeating: -7, count: ld - K), "shape \(i) row \(q)")
             }
         }
     }
 
-    func testRows2imIsTheAdjointOfIm2rowsAndSkipsUnusedRows() {
+    @Test func testRows2imIsTheAdjointOfIm2rowsAndSkipsUnusedRows() {
         let shapes = [
             ConvGeometry(channels: 16, height: 14, width: 14, kernelH: 5, kernelW: 5),
             ConvGeometry(channels: 2, height: 7, width: 9, kernelH: 3, kernelW: 3),
@@ -60,18 +62,18 @@ final class PooledBackwardTests: XCTestCase {
             for q in 0..<P {
                 for k in 0..<K { right += Double(rows[q * ld + k]) * Double(unfolded[q * ld + k]) }
             }
-            XCTAssertEqual(left, right, accuracy: 1e-4 * max(1, abs(right)), "shape \(i)")
+            #expect(abs(left - right) <= (1e-4 * max(1, abs(right))), "shape \(i)")
         }
     }
 
     /// `LENETKIT_KERNELS=portable` turns the AVX2 kernels off (CI runs the suite so).
-    func testPortableSwitch() {
+    @Test func testPortableSwitch() {
         let portable = ProcessInfo.processInfo.environment["LENETKIT_KERNELS"] == "portable"
-        XCTAssertEqual(CPUFeatures.portableRequested, portable)
-        XCTAssertEqual(CPUFeatures.avx2FMA, CPUFeatures.hardwareAVX2FMA && !portable)
+        #expect(CPUFeatures.portableRequested == portable)
+        #expect(CPUFeatures.avx2FMA == (CPUFeatures.hardwareAVX2FMA && !portable))
     }
 
-    func testWeightedRowSumMatchesItsDefinition() {
+    @Test func testWeightedRowSumMatchesItsDefinition() {
         let matrixRows = 37
         for width in [8, 16, 40, 72, 80, 88, 400, 408] {
             let ld = width + 8
@@ -110,7 +112,7 @@ final class PooledBackwardTests: XCTestCase {
 
     /// The route of each window is where the pool's backward sends its
     /// gradient, ties and all.
-    func testRoutesAreWhereThePoolsBackwardSendsTheGradient() {
+    @Test func testRoutesAreWhereThePoolsBackwardSendsTheGradient() {
         for (H, W) in [(10, 10), (28, 28), (7, 13), (5, 9), (2, 2)] {
             let OH = H / 2, OW = W / 2
             // Values from {0, 1, 2}: many ties.
@@ -122,8 +124,8 @@ final class PooledBackwardTests: XCTestCase {
             maxPool2x2Routes(&route, x, W: W, OH: OH, OW: OW)
             for w in 0..<OH * OW {
                 let q = Int(route[w]), i = w / OW, j = w % OW
-                XCTAssertTrue((q / W) / 2 == i && (q % W) / 2 == j && q % W < 2 * OW, "\(H)×\(W): window \(w) routed outside itself, to \(q)")
-                XCTAssertEqual(dx[q], dy[w], "\(H)×\(W): window \(w) routed to \(q)")
+                #expect((q / W) / 2 == i && (q % W) / 2 == j && q % W < 2 * OW, "\(H)×\(W): window \(w) routed outside itself, to \(q)")
+                #expect(dx[q] == dy[w], "\(H)×\(W): window \(w) routed to \(q)")
             }
         }
     }
@@ -132,7 +134,7 @@ final class PooledBackwardTests: XCTestCase {
 
     struct Case { var n, c, h, w, oc, k: Int }
 
-    func testFusedBackwardMatchesLayerByLayer() throws {
+    @Test func testFusedBackwardMatchesLayerByLayer() throws {
         let cases = [
             Case(n: 3, c: 3, h: 32, w: 32, oc: 16, k: 5),  // conv1
             Case(n: 2, c: 16, h: 14, w: 14, oc: 32, k: 5),  // conv2
@@ -162,7 +164,7 @@ final class PooledBackwardTests: XCTestCase {
                 net.forward(batch: t.n)
                 net.parameters.zeroGradients()
                 _ = try net.outputGradient(batch: t.n).update(fromContentsOf: dy)
-                XCTAssertEqual(net.backwardFusesPool(at: 2), net === fused, "case \(i)")
+                #expect(net.backwardFusesPool(at: 2) == (net === fused), "case \(i)")
                 net.backward(batch: t.n, inputGradient: true)
                 results.append(Array(net.parameters.gradients) + Array(UnsafeBufferPointer(start: net.inputGradient, count: t.n * shape.count)))
             }
@@ -180,40 +182,40 @@ final class PooledBackwardTests: XCTestCase {
                                                 bound: ErrorBound.reduction(K, of: expected), "ε·\(K)·max|g|"))
                 start += count
             }
-            XCTAssertEqual(start, results[1].count)
-            XCTAssertGreaterThan(results[1].map(abs).max() ?? 0, 0.01, "case \(i): the reference gradients are not trivial")
+            #expect(start == results[1].count)
+            #expect(results[1].map(abs).max() ?? 0 > 0.01, "case \(i): the reference gradients are not trivial")
             print("case \(i): max difference fused vs layer by layer \(worst)")
         }
     }
 
     /// The CIFAR LeNet's two convolutions run fused; a convolution with a
     /// stride, or followed by another pool, runs layer by layer.
-    func testWhichConvolutionsFuse() throws {
+    @Test func testWhichConvolutionsFuse() throws {
         let net = try Models.cifarLeNet()
         try net.reserve(batch: 1)
-        XCTAssertEqual(net.layers.indices.filter { net.backwardFusesPool(at: $0) }, [1, 4])
+        #expect(net.layers.indices.filter { net.backwardFusesPool(at: $0) } == [1, 4])
         let strided = try Network(inputShape: FeatureShape(channels: 1, height: 12, width: 12), layers: [
             Conv2D("conv", inChannels: 1, outChannels: 2, kernelSize: 3, stride: 2), MaxPool2D("pool"),
             Conv2D("conv2", inChannels: 2, outChannels: 2, kernelSize: 1), MaxPool2D("pool2", kernelSize: 2, stride: 1),
         ])
         try strided.reserve(batch: 2)
-        XCTAssertEqual(strided.layers.indices.filter { strided.backwardFusesPool(at: $0) }, [])
+        #expect(strided.layers.indices.filter { strided.backwardFusesPool(at: $0) } == [])
     }
 
     /// The fuse pass's steps cover the layers once, in order; and turning
     /// fusion off on a network turns it off in its data-parallel replicas,
     /// made before or after (they used to keep fusing).
-    func testBackwardStepsCoverTheLayersAndReplicasFollowTheSetting() throws {
+    @Test func testBackwardStepsCoverTheLayersAndReplicasFollowTheSetting() throws {
         let net = try Models.cifarLeNet()
-        XCTAssertEqual(net.backwardSteps.map(\.layers), [0..<2, 2..<3, 3..<5, 5..<6, 6..<7, 7..<8, 8..<9, 9..<10, 10..<11])
-        XCTAssertTrue(net.backwardSteps[0] is ConvMaxPoolBackward)
-        XCTAssertTrue(net.backwardSteps[2] is ConvMaxPoolBackward)
+        #expect(net.backwardSteps.map(\.layers) == [0..<2, 2..<3, 3..<5, 5..<6, 6..<7, 7..<8, 8..<9, 9..<10, 10..<11])
+        #expect(net.backwardSteps[0] is ConvMaxPoolBackward)
+        #expect(net.backwardSteps[2] is ConvMaxPoolBackward)
         let parallel = try DataParallel(network: net, threads: 3)
         try parallel.reserve(batch: 2)  // two parts: one replica
-        XCTAssertEqual(parallel.replicas.count, 1)
+        #expect(parallel.replicas.count == 1)
         net.fusesPooling = false
         try parallel.reserve(batch: 12)  // three parts: a second replica
-        XCTAssertEqual(parallel.replicas.count, 2)
+        #expect(parallel.replicas.count == 2)
         // Each part writes its own entry (the parts run at once).
         func settings() throws -> [Bool] {
             var seen = [Bool?](repeating: nil, count: 3)
@@ -222,16 +224,16 @@ final class PooledBackwardTests: XCTestCase {
             }
             return seen.compactMap { $0 }
         }
-        XCTAssertEqual(try settings(), [false, false, false])
+        #expect(try settings() == [false, false, false])
         net.fusesPooling = true
-        XCTAssertEqual(try settings(), [true, true, true])
+        #expect(try settings() == [true, true, true])
     }
 
     /// Three Adam steps fused and layer by layer: at each step, from the same
     /// weights, the gradients agree to their bound, and the weights after the
     /// step to `AdamStepBound` (Adam makes lr-sized steps of any gradient
     /// about 0, so weights alone would hide or exaggerate a difference).
-    func testTrainingStepsFusedAndLayerByLayerAgree() throws {
+    @Test func testTrainingStepsFusedAndLayerByLayerAgree() throws {
         let n = 8
         let images = randomValues(n * 3 * 32 * 32, seed: 5)
         let labels = (0..<n).map { Int32($0 % 10) }
@@ -263,7 +265,7 @@ final class PooledBackwardTests: XCTestCase {
             for optimizer in optimizers { optimizer.step() }
             assertWithin(Array(nets[0].parameters.values), Array(nets[1].parameters.values), "step \(t + 1): weights",
                          bounds: adamBound.bounds(weights: start), "AdamStepBound")
-            XCTAssertNotEqual(Array(nets[0].parameters.values), start)
+            #expect(Array(nets[0].parameters.values) != start)
         }
     }
 }

@@ -1,9 +1,11 @@
 import Foundation
-import XCTest
+import Testing
 @testable import LeNetKit
 
 /// Classifying image files: the library's `Classifier` and `lenet predict`.
-final class PredictTests: XCTestCase {
+struct PredictTests: UsesTemporaryDirectories {
+    let temporaries = TemporaryDirectories()
+
     /// A cifar-lenet trained briefly on the squares data and saved by the
     /// trainer (so with class names and normalization in its metadata), and its test set.
     func trainedCheckpoint(in dir: URL) throws -> (path: String, test: ImageDataset) {
@@ -53,15 +55,15 @@ final class PredictTests: XCTestCase {
         return try PixelImage(width: W, height: image.height * 2, channels: C, pixels: pixels)
     }
 
-    func testClassifierMatchesTheNetworkOnTrainingNormalization() throws {
-        let dir = try temporaryDirectory(self)
+    @Test func testClassifierMatchesTheNetworkOnTrainingNormalization() throws {
+        let dir = try temporaryDirectory()
         let (path, test) = try trainedCheckpoint(in: dir)
         let classifier = try Classifier(weights: path)
-        XCTAssertEqual(classifier.classNames, test.classNames, "from the class_names metadata")
-        XCTAssertEqual(classifier.normalization.mean, [0.4, 0.5, 0.6])
+        #expect(classifier.classNames == test.classNames, "from the class_names metadata")
+        #expect(classifier.normalization.mean == [0.4, 0.5, 0.6])
         let images = try (0..<test.count).map { try image(test, $0) }
         let results = try classifier.classify(images + [try doubled(images[0])], top: 3)
-        XCTAssertEqual(results.count, test.count + 1)
+        #expect(results.count == test.count + 1)
         // The classifier runs the batch of 13, the reference one image at a
         // time: another batch size and position, so other gemm blocks and
         // roundings. Its logits (|z| ≲ 20 here) differ by at most the forward
@@ -75,50 +77,49 @@ final class PredictTests: XCTestCase {
             let order = p.indices.sorted { p[$0] > p[$1] }
             // The order is the reference's except between two classes closer than the bound.
             for (k, s) in results[i].enumerated() where s.index != order[k] {
-                XCTAssertLessThanOrEqual(abs(p[s.index] - p[order[k]]), 2 * probabilityBound, "image \(i), rank \(k)")
+                #expect(abs(p[s.index] - p[order[k]]) <= 2 * probabilityBound, "image \(i), rank \(k)")
             }
             for s in results[i] {
-                XCTAssertEqual(s.probability, p[s.index], accuracy: probabilityBound)
-                XCTAssertEqual(s.name, test.classNames[s.index])
+                #expect(abs(s.probability - p[s.index]) <= probabilityBound)
+                #expect(s.name == test.classNames[s.index])
             }
             let z = try logits(classifier.network, test, i, classifier.normalization)
-            XCTAssertLessThanOrEqual(z.map(abs).max() ?? 0, 20, "the logit magnitude the bound assumes")
+            #expect(z.map(abs).max() ?? 0 <= 20, "the logit magnitude the bound assumes")
             if results[i][0].index == Int(test.labels[i]) { right += 1 }
         }
-        XCTAssertGreaterThanOrEqual(right, 10, "the trained network should know most squares")
+        #expect(right >= 10, "the trained network should know most squares")
         // The 64×64 copy is resized back to the same 32×32 bytes, so the same
         // answer up to the rounding of another batch position (positions 12
         // and 0 of the batch fall in different gemm blocks on some kernels).
         let doubledBack = try doubled(images[0]).resized(width: 32, height: 32)
-        XCTAssertEqual(doubledBack.pixels, images[0].pixels, "area resizing undoes the 2× enlargement exactly")
-        XCTAssertEqual(results[test.count].map(\.index), results[0].map(\.index))
+        #expect(doubledBack.pixels == images[0].pixels, "area resizing undoes the 2× enlargement exactly")
+        #expect(results[test.count].map(\.index) == results[0].map(\.index))
         for (a, b) in zip(results[test.count], results[0]) {
-            XCTAssertEqual(a.probability, b.probability, accuracy: 2 * probabilityBound, "two positions, each within the bound")
+            #expect(abs(a.probability - b.probability) <= (2 * probabilityBound), "two positions, each within the bound")
         }
         assertError("classify(top:)") { try classifier.classify(images, top: 0) }
-        XCTAssertEqual(try classifier.classify(images, top: 50)[0].count, 10)
+        #expect(try classifier.classify(images, top: 50)[0].count == 10)
     }
 
-    func testGrayModelTakesColorImagesAndClassNamesFallBack() throws {
+    @Test func testGrayModelTakesColorImagesAndClassNamesFallBack() throws {
         let net = try Models.lenet5(seed: 3)
         let classifier = try Classifier(network: net, normalization: .half,
                                         classNames: Checkpoint.classNames(metadata: ["dataset": "Fashion-MNIST train"], classes: 10))
-        XCTAssertEqual(classifier.classNames[9], "Ankle boot")
+        #expect(classifier.classNames[9] == "Ankle boot")
         var rng = SeededGenerator(seed: 9)
         let rgb = try PixelImage(width: 40, height: 30, channels: 3, pixels: (0..<3600).map { _ in UInt8(rng.next() % 256) })
         let gray = try rgb.converted(toChannels: 1)
-        XCTAssertEqual(try classifier.classify([rgb]), try classifier.classify([gray]))
+        #expect(try classifier.classify([rgb]) == classifier.classify([gray]))
 
-        XCTAssertEqual(Checkpoint.classNames(metadata: ["dataset": "CIFAR-10 train"], classes: 10), CIFAR10.standardClassNames)
-        XCTAssertEqual(Checkpoint.classNames(metadata: ["dataset": "MNIST train"], classes: 10)[7], "7")
-        XCTAssertEqual(Checkpoint.classNames(metadata: [:], classes: 10), (0..<10).map(String.init))
-        XCTAssertEqual(Checkpoint.classNames(metadata: ["class_names": "[\"x\",\"y\"]"], classes: 2), ["x", "y"])
+        #expect(Checkpoint.classNames(metadata: ["dataset": "CIFAR-10 train"], classes: 10) == CIFAR10.standardClassNames)
+        #expect(Checkpoint.classNames(metadata: ["dataset": "MNIST train"], classes: 10)[7] == "7")
+        #expect(Checkpoint.classNames(metadata: [:], classes: 10) == (0..<10).map(String.init))
+        #expect(Checkpoint.classNames(metadata: ["class_names": "[\"x\",\"y\"]"], classes: 2) == ["x", "y"])
         // Names that do not fit the model are ignored.
-        XCTAssertEqual(Checkpoint.classNames(metadata: ["class_names": "[\"x\"]", "dataset": "CIFAR-10 test"], classes: 10),
-                       CIFAR10.standardClassNames)
-        XCTAssertEqual(Checkpoint.classNames(metadata: ["class_names": "not json"], classes: 3), ["0", "1", "2"])
+        #expect(Checkpoint.classNames(metadata: ["class_names": "[\"x\"]", "dataset": "CIFAR-10 test"], classes: 10) == CIFAR10.standardClassNames)
+        #expect(Checkpoint.classNames(metadata: ["class_names": "not json"], classes: 3) == ["0", "1", "2"])
         let names = ["a,b", "c\"d", "é"]
-        XCTAssertEqual(Checkpoint.classNames(metadata: ["class_names": Checkpoint.encodeClassNames(names)], classes: 3), names)
+        #expect(Checkpoint.classNames(metadata: ["class_names": Checkpoint.encodeClassNames(names)], classes: 3) == names)
         assertError("2 class names") { try Classifier(network: net, normalization: .half, classNames: ["a", "b"]) }
     }
 
@@ -128,17 +129,17 @@ final class PredictTests: XCTestCase {
         try runLenet(arguments)
     }
 
-    func assertFails(_ arguments: [String], mentions parts: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+    func assertFails(_ arguments: [String], mentions parts: [String], sourceLocation: SourceLocation = #_sourceLocation) throws {
         let run = try lenet(arguments)
-        XCTAssertEqual(run.status, 1, run.stderr, file: file, line: line)
-        XCTAssertEqual(run.stderr.split(separator: "\n").count, 1, "one line: \(run.stderr)", file: file, line: line)
-        XCTAssertTrue(run.stderr.hasPrefix("lenet: error: "), run.stderr, file: file, line: line)
-        XCTAssertEqual(run.stdout, "", "no partial output", file: file, line: line)
-        for part in parts { XCTAssertTrue(run.stderr.contains(part), "'\(run.stderr)' lacks '\(part)'", file: file, line: line) }
+        #expect(run.status == 1, "\(run.stderr)", sourceLocation: sourceLocation)
+        #expect(run.stderr.split(separator: "\n").count == 1, "one line: \(run.stderr)", sourceLocation: sourceLocation)
+        #expect(run.stderr.hasPrefix("lenet: error: "), "\(run.stderr)", sourceLocation: sourceLocation)
+        #expect(run.stdout == "", "no partial output", sourceLocation: sourceLocation)
+        for part in parts { #expect(run.stderr.contains(part), "'\(run.stderr)' lacks '\(part)'", sourceLocation: sourceLocation) }
     }
 
-    func testPredictCommand() throws {
-        let dir = try temporaryDirectory(self)
+    @Test func testPredictCommand() throws {
+        let dir = try temporaryDirectory()
         let (weights, test) = try trainedCheckpoint(in: dir)
         let classifier = try Classifier(weights: weights)
         let png = dir.appendingPathComponent("zero.png").path
@@ -153,24 +154,24 @@ final class PredictTests: XCTestCase {
         let expected = try classifier.classify([try image(test, 0), try image(test, 1), try image(test, 0), grayImage])
 
         let run = try lenet(["predict", "--weights", weights, "--json", png, ppm, big, gray])
-        XCTAssertEqual(run.status, 0, run.stderr)
-        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
-        let predictions = try XCTUnwrap(json["predictions"] as? [[String: Any]])
-        XCTAssertEqual(predictions.map { $0["file"] as? String }, [png, ppm, big, gray])
-        XCTAssertEqual(predictions[2]["width"] as? Int, 64)
+        #expect(run.status == 0, "\(run.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+        let predictions = try #require(json["predictions"] as? [[String: Any]])
+        #expect(predictions.map { $0["file"] as? String } == [png, ppm, big, gray])
+        #expect(predictions[2]["width"] as? Int == 64)
         for (p, want) in zip(predictions, expected) {
-            let top = try XCTUnwrap(p["top"] as? [[String: Any]])
-            XCTAssertEqual(top.count, 3)
-            XCTAssertEqual(top.map { $0["class"] as? String }, want.map(\.name))
-            XCTAssertEqual(top.map { $0["index"] as? Int }, want.map(\.index))
-            for (t, w) in zip(top, want) { XCTAssertEqual(try XCTUnwrap(t["probability"] as? Double), w.probability, accuracy: 1e-12) }
+            let top = try #require(p["top"] as? [[String: Any]])
+            #expect(top.count == 3)
+            #expect(top.map { $0["class"] as? String } == want.map(\.name))
+            #expect(top.map { $0["index"] as? Int } == want.map(\.index))
+            for (t, w) in zip(top, want) { #expect(try abs(#require(t["probability"] as? Double) - w.probability) <= 1e-12) }
         }
-        XCTAssertEqual(expected[0][0].index, Int(test.labels[0]), "the trained network gets image 0 right")
+        #expect(expected[0][0].index == Int(test.labels[0]), "the trained network gets image 0 right")
 
         let text = try lenet(["predict", "--weights", weights, "--top", "2", png])
-        XCTAssertEqual(text.status, 0, text.stderr)
+        #expect(text.status == 0, "\(text.stderr)")
         let want = expected[0].prefix(2).map { String(format: "%@ %.1f%%", $0.name, $0.probability * 100) }.joined(separator: ", ")
-        XCTAssertEqual(text.stdout, "\(png): \(want)\n")
+        #expect(text.stdout == "\(png): \(want)\n")
 
         // Bad files: one line naming the file and the problem, and no output for the good ones.
         let bytes = try PNG.encode(try image(test, 3))

@@ -1,9 +1,10 @@
-import XCTest
+import Foundation
+import Testing
 @testable import LeNetKit
 
 /// LeNetKit against PyTorch: Scripts/make_reference.py ran the same network
 /// on the same weights and inputs and stored what PyTorch computed.
-final class PyTorchReferenceTests: XCTestCase {
+struct PyTorchReferenceTests {
     /// Logits, loss, every parameter's gradient, and the weights after 3 Adam
     /// steps of the seed's CIFAR LeNet, batch 4.
     ///
@@ -24,7 +25,7 @@ final class PyTorchReferenceTests: XCTestCase {
     /// (ε·|w|) and a few of the step itself (16·ε·lr bounds the moments',
     /// the square root's, the quotient's and the product's, the step being at
     /// most lr·|m̂/√v̂| ≤ 1.01·lr in the first 3 steps).
-    func testCIFARLeNetMatchesPyTorch() throws {
+    @Test func testCIFARLeNetMatchesPyTorch() throws {
         let forwardK = 75 + 400 + 800 + 120 + 84
         _ = try compareWithPyTorch("cifar_lenet_reference", try Models.cifarLeNet(), forwardK: forwardK,
                                    backwardK: 10 + 84 + 120 + 800 + 3136)
@@ -43,7 +44,7 @@ final class PyTorchReferenceTests: XCTestCase {
     ///
     /// C3's 60 missing connections (900 weights) are 0 in PyTorch's
     /// gradient and after its Adam steps, and exactly 0 here too.
-    func testLeNet5MatchesPyTorch() throws {
+    @Test func testLeNet5MatchesPyTorch() throws {
         let tanhTerms = 6 * 5
         let net = try compareWithPyTorch("lenet5_reference", try Models.lenet5(),
                                          forwardK: 25 + 4 + 150 + 4 + 400 + 120 + 84 + tanhTerms,
@@ -56,14 +57,14 @@ final class PyTorchReferenceTests: XCTestCase {
             for c in 0..<6 where !row.contains(c) {
                 for k in 0..<25 {
                     let i = (oc * 6 + c) * 25 + k
-                    XCTAssertEqual(weights[i], 0, "c3.weight[\(oc), \(c)]")
-                    XCTAssertEqual(pytorch[i], 0)
-                    XCTAssertEqual(gradient[i], 0)
+                    #expect(weights[i] == 0, "c3.weight[\(oc), \(c)]")
+                    #expect(pytorch[i] == 0)
+                    #expect(gradient[i] == 0)
                     masked += 1
                 }
             }
         }
-        XCTAssertEqual(masked, 900)
+        #expect(masked == 900)
     }
 
     /// One network against a fixture of Scripts/make_reference.py: logits,
@@ -79,7 +80,7 @@ final class PyTorchReferenceTests: XCTestCase {
         try FixedValues.fill(net.parameters)
         let x = FixedValues.values(n * net.inputShape.count, salt: 1000, bound: 1)
         let labels = try tensor(ref, "labels").map { Int32($0) }
-        XCTAssertEqual(labels, FixedValues.labels(n, salt: 2000, classes: 10))
+        #expect(labels == FixedValues.labels(n, salt: 2000, classes: 10))
         let loss = SoftmaxCrossEntropy(classes: 10)
         let lossK = forwardK + 10 + 4
         let gradientK = lossK + backwardK
@@ -120,7 +121,7 @@ final class PyTorchReferenceTests: XCTestCase {
             }
             for e in net.parameters.entries {
                 let g = try tensor(ref, prefix + e.name)
-                XCTAssertEqual(g.count, e.count)
+                #expect(g.count == e.count)
                 _ = UnsafeMutableBufferPointer(rebasing: net.parameters.gradients[e.offset..<e.offset + e.count]).update(fromContentsOf: g)
             }
             adam.step()
@@ -141,7 +142,7 @@ final class PyTorchReferenceTests: XCTestCase {
 
     /// SGD with momentum and weight decay, Nesterov SGD, Adam with weight
     /// decay and AdamW, 3 steps each on a tiny network, against torch.optim.
-    func testOptimizersMatchPyTorch() throws {
+    @Test func testOptimizersMatchPyTorch() throws {
         let ref = try loadFixture("optimizers_reference")
         let labels = try tensor(ref, "labels").map { Int32($0) }
         let x = FixedValues.values(4 * 6, salt: 3000, bound: 1)

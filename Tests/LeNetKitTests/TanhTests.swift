@@ -1,11 +1,11 @@
 import CKernels
 import Foundation
-import XCTest
+import Testing
 @testable import LeNetKit
 
 /// The vectorized A·tanh(S·x) (Kernels/Tanh.swift), both paths, against
 /// tanh in double over the float range and at the special values.
-final class TanhTests: XCTestCase {
+struct TanhTests {
     typealias Kernel = (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Float, Float) -> Void
 
     /// The paths this machine can run: the portable one always, AVX2/FMA where the CPU has it.
@@ -41,7 +41,7 @@ final class TanhTests: XCTestCase {
     /// starts: 1.27 ulp without FMA (this scan, and Scripts/tanh_error.py
     /// over every 97th positive float, emulating the float32 operations in
     /// numpy), 1.37 ulp with FMA (this scan).
-    func testTanhWithinOneAndAHalfUlp() {
+    @Test func testTanhWithinOneAndAHalfUlp() {
         let x = samples()
         for (name, kernel) in kernels {
             var y = [Float](repeating: .nan, count: x.count)
@@ -52,7 +52,7 @@ final class TanhTests: XCTestCase {
                 if e > worst { worst = e; at = x[i] }
             }
             print("tanh \(name): max \(String(format: "%.3f", worst)) ulp at \(at) over \(x.count) values")
-            XCTAssertLessThanOrEqual(worst, 1.5, "\(name) at \(at)")
+            #expect(worst <= 1.5, "\(name) at \(at)")
         }
     }
 
@@ -62,7 +62,7 @@ final class TanhTests: XCTestCase {
     /// the product with A rounds once more. Below the normal range the two
     /// roundings of S·x and A·s are each at most half a subnormal step,
     /// (A/2 + 1/2) < 2 steps in all.
-    func testScaledTanhWithinItsBound() {
+    @Test func testScaledTanhWithinItsBound() {
         let x = samples()
         let A: Float = 1.7159, S: Float = 2.0 / 3.0
         var reference = [Float](repeating: 0, count: x.count)
@@ -75,46 +75,46 @@ final class TanhTests: XCTestCase {
                 let bound = 5 * 0x1p-24 * abs(exact) + 2 * Double(Float.leastNonzeroMagnitude)
                 let error = abs(Double(y[i]) - exact)
                 if abs(exact) >= Double(Float.leastNormalMagnitude) { worst = max(worst, error / (0x1p-24 * abs(exact))) }
-                if error > bound { XCTFail("\(name): \(A)·tanh(\(S)·\(x[i])) = \(y[i]), exact \(exact)"); break }
+                if error > bound { Issue.record("\(name): \(A)·tanh(\(S)·\(x[i])) = \(y[i]), exact \(exact)"); break }
             }
             print("scaled tanh \(name): max relative error \(String(format: "%.2f", worst))·2⁻²⁴")
         }
         // The naive reference rounds the double result once: within half an ulp.
         scaledTanhNaive(&reference, x, count: x.count, amplitude: A, slope: S)
         for i in stride(from: 0, to: x.count, by: 97) {
-            XCTAssertLessThanOrEqual(ulps(reference[i], Double(A) * tanh(Double(S) * Double(x[i]))), 0.5)
+            #expect(ulps(reference[i], Double(A) * tanh(Double(S) * Double(x[i]))) <= 0.5)
         }
     }
 
     /// ±0 keep their sign, subnormals come back scaled (tanh(s) = s there),
     /// ±inf and huge values saturate at ±A, NaN stays NaN.
-    func testSpecialValues() {
+    @Test func testSpecialValues() {
         let A: Float = 1.7159, S: Float = 2.0 / 3.0
         let x: [Float] = [0, -0.0, .leastNonzeroMagnitude, -.leastNormalMagnitude, 1e-30, .infinity, -.infinity,
                           .greatestFiniteMagnitude, -1e30, 9.2, -10, 15, .nan, -.nan]
         for (name, kernel) in kernels {
             var y = [Float](repeating: 7, count: x.count)
             kernel(&y, x, x.count, A, S)
-            XCTAssertEqual(y[0].bitPattern, Float(0).bitPattern, name)
-            XCTAssertEqual(y[1].bitPattern, Float(-0.0).bitPattern, name)
-            XCTAssertEqual(y[2], A * (S * .leastNonzeroMagnitude), name)
-            XCTAssertEqual(y[3], A * (S * -.leastNormalMagnitude), name)
-            XCTAssertEqual(y[4], A * (S * 1e-30), name)
-            XCTAssertEqual(y[5], A, name)
-            XCTAssertEqual(y[6], -A, name)
-            XCTAssertEqual(y[7], A, name)
-            XCTAssertEqual(y[8], -A, name)
-            XCTAssertEqual(y[11], A, name)  // tanh(10) rounds to 1 in float
-            XCTAssertTrue(y[12].isNaN && y[13].isNaN, name)
+            #expect(y[0].bitPattern == Float(0).bitPattern, "\(name)")
+            #expect(y[1].bitPattern == Float(-0.0).bitPattern, "\(name)")
+            #expect(y[2] == A * (S * .leastNonzeroMagnitude), "\(name)")
+            #expect(y[3] == A * (S * -.leastNormalMagnitude), "\(name)")
+            #expect(y[4] == A * (S * 1e-30), "\(name)")
+            #expect(y[5] == A, "\(name)")
+            #expect(y[6] == -A, "\(name)")
+            #expect(y[7] == A, "\(name)")
+            #expect(y[8] == -A, "\(name)")
+            #expect(y[11] == A, "\(name)")  // tanh(10) rounds to 1 in float
+            #expect(y[12].isNaN && y[13].isNaN, "\(name)")
             // tanh(6.13) and tanh(6.67) are below 1 in float; A·that rounds to A or just under.
-            XCTAssertLessThanOrEqual(y[9], A, name)
-            XCTAssertGreaterThanOrEqual(y[10], -A, name)
+            #expect(y[9] <= A, "\(name)")
+            #expect(y[10] >= -A, "\(name)")
         }
     }
 
     /// A value's result does not depend on where it sits: the tail of fewer
     /// than 8 runs the same vector code, bit for bit.
-    func testBitsDoNotDependOnPosition() {
+    @Test func testBitsDoNotDependOnPosition() {
         var rng = SeededGenerator(seed: 9)
         let x = (0..<29).map { _ in rng.uniform(-4, 4) }
         for (name, kernel) in kernels {
@@ -123,14 +123,14 @@ final class TanhTests: XCTestCase {
             for i in x.indices {
                 var one: Float = 0
                 kernel(&one, [x[i]], 1, 1.7159, 2.0 / 3.0)
-                XCTAssertEqual(one.bitPattern, whole[i].bitPattern, "\(name) at \(i)")
+                #expect(one.bitPattern == whole[i].bitPattern, "\(name) at \(i)")
             }
         }
     }
 
     /// The layer runs the dispatched kernel across threads and its backward
     /// is A·S·(1 − (y/A)²)·dy, each value as the scalar formula gives it.
-    func testLayerForwardAndBackward() throws {
+    @Test func testLayerForwardAndBackward() throws {
         let layer = Tanh.lecun()
         let shape = FeatureShape(channels: 2, height: 5, width: 3)
         _ = try layer.outputShape(for: shape)
@@ -141,11 +141,11 @@ final class TanhTests: XCTestCase {
         var expected = [Float](repeating: 0, count: count)
         ThreadBudget.with(3) { layer.forward(&y, x, batch: n) }  // split across 3 threads, as a network's pass does
         scaledTanh(&expected, x, count: count, amplitude: layer.amplitude, slope: layer.slope)
-        XCTAssertEqual(y, expected)  // the same kernel on each thread's samples, elementwise
+        #expect(y == expected)  // the same kernel on each thread's samples, elementwise
         ThreadBudget.with(3) { layer.backward(&dx, dy, x, y, batch: n) }
         for i in 0..<count {
             let t = y[i] * (1 / layer.amplitude)
-            XCTAssertEqual(dx[i], dy[i] * (layer.amplitude * layer.slope) * (1 - t * t))
+            #expect(dx[i] == dy[i] * (layer.amplitude * layer.slope) * (1 - t * t))
         }
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import XCTest
+import Testing
 @testable import LeNetKit
 
 /// The integer hash that Scripts/make_reference.py uses to generate the
@@ -42,9 +42,9 @@ enum FixedValues {
 @discardableResult
 func assertClose(_ actual: [Float], _ expected: [Float], _ name: String,
                  atol: Float = 1e-5, rtol: Float = 1e-4,
-                 file: StaticString = #filePath, line: UInt = #line) -> Float {
+                 sourceLocation: SourceLocation = #_sourceLocation) -> Float {
     guard actual.count == expected.count else {
-        XCTFail("\(name): \(actual.count) values, expected \(expected.count)", file: file, line: line)
+        Issue.record("\(name): \(actual.count) values, expected \(expected.count)", sourceLocation: sourceLocation)
         return .infinity
     }
     var maxDiff: Float = 0, worst = 0, bad = 0
@@ -55,10 +55,10 @@ func assertClose(_ actual: [Float], _ expected: [Float], _ name: String,
     }
     if bad > 0 {
         let show = min(5, actual.count)
-        XCTFail("""
+        Issue.record("""
             \(name): \(bad) of \(actual.count) values differ; max abs difference \(maxDiff) at [\(worst)] \
             (\(actual[worst]) vs \(expected[worst])); first values \(Array(actual.prefix(show))) vs \(Array(expected.prefix(show)))
-            """, file: file, line: line)
+            """, sourceLocation: sourceLocation)
     }
     return maxDiff
 }
@@ -82,28 +82,52 @@ func tensor(_ file: SafetensorsFile, _ name: String) throws -> [Float] {
     return t.values
 }
 
-/// A temporary directory, removed when the test ends.
-func temporaryDirectory(_ test: XCTestCase) throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("lenetkit-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    test.addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-    return url
+/// The temporary directories of one test, removed when it ends. A suite
+/// holds one as a stored property: Swift Testing makes a new instance of the
+/// suite for every test and drops it when the test returns, so each test,
+/// however many run at once, gets its own directories and their cleanup.
+final class TemporaryDirectories {
+    private var urls: [URL] = []
+
+    func make() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("lenetkit-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        urls.append(url)
+        return url
+    }
+
+    deinit {
+        for url in urls { try? FileManager.default.removeItem(at: url) }
+    }
+}
+
+/// A suite whose tests write files: `temporaryDirectory()` gives each test
+/// a fresh directory (a new one on every call).
+protocol UsesTemporaryDirectories {
+    var temporaries: TemporaryDirectories { get }
+}
+
+extension UsesTemporaryDirectories {
+    /// A new, empty directory, removed when the test ends.
+    func temporaryDirectory() throws -> URL {
+        try temporaries.make()
+    }
 }
 
 /// Asserts that `body` throws a `LeNetError` whose description mentions every one of `parts`.
 func assertError<T>(
-    _ parts: String..., file: StaticString = #filePath, line: UInt = #line,
+    _ parts: String..., sourceLocation: SourceLocation = #_sourceLocation,
     _ body: () throws -> T
 ) {
     do {
         _ = try body()
-        XCTFail("expected an error mentioning \(parts)", file: file, line: line)
+        Issue.record("expected an error mentioning \(parts)", sourceLocation: sourceLocation)
     } catch let error as LeNetError {
         for part in parts where !error.description.contains(part) {
-            XCTFail("error \"\(error)\" does not mention \"\(part)\"", file: file, line: line)
+            Issue.record("error \"\(error)\" does not mention \"\(part)\"", sourceLocation: sourceLocation)
         }
     } catch {
-        XCTFail("expected a LeNetError, got \(error)", file: file, line: line)
+        Issue.record("expected a LeNetError, got \(error)", sourceLocation: sourceLocation)
     }
 }
 
@@ -186,16 +210,16 @@ enum ErrorBound {
 /// which bound it is when they differ.
 @discardableResult
 func assertWithin(_ actual: [Float], _ expected: [Float], _ name: String, bound: Float, _ why: String,
-                  file: StaticString = #filePath, line: UInt = #line) -> Float {
-    assertClose(actual, expected, name + " (bound \(bound): \(why))", atol: bound, rtol: 0, file: file, line: line)
+                  sourceLocation: SourceLocation = #_sourceLocation) -> Float {
+    assertClose(actual, expected, name + " (bound \(bound): \(why))", atol: bound, rtol: 0, sourceLocation: sourceLocation)
 }
 
 /// `assertWithin` with a bound for each entry.
 @discardableResult
 func assertWithin(_ actual: [Float], _ expected: [Float], _ name: String, bounds: [Float], _ why: String,
-                  file: StaticString = #filePath, line: UInt = #line) -> Float {
+                  sourceLocation: SourceLocation = #_sourceLocation) -> Float {
     guard actual.count == expected.count, bounds.count == expected.count else {
-        XCTFail("\(name): \(actual.count) values and \(bounds.count) bounds, expected \(expected.count)", file: file, line: line)
+        Issue.record("\(name): \(actual.count) values and \(bounds.count) bounds, expected \(expected.count)", sourceLocation: sourceLocation)
         return .infinity
     }
     var maxDiff: Float = 0, bad = 0, worst = 0
@@ -208,10 +232,10 @@ func assertWithin(_ actual: [Float], _ expected: [Float], _ name: String, bounds
         if d > maxDiff || d.isNaN { maxDiff = d }
     }
     if bad > 0 {
-        XCTFail("""
+        Issue.record("""
             \(name): \(bad) of \(actual.count) values exceed their bound (\(why)); worst at [\(worst)]: \
             \(actual[worst]) vs \(expected[worst]), bound \(bounds[worst])
-            """, file: file, line: line)
+            """, sourceLocation: sourceLocation)
     }
     return maxDiff
 }
@@ -249,21 +273,28 @@ struct AdamStepBound {
     }
 }
 
-/// Skips a test that measures the memory of a `lenet` process, or limits
+/// Disables a test that measures the memory of a `lenet` process, or limits
 /// its address space, under Scripts/sanitizers: a sanitized process keeps
 /// shadow memory (ASan reserves terabytes of address space; TSan doubles
 /// what is resident), which is neither what LeNetKit allocates nor what a
 /// user's build holds.
-func skipUnderSanitizers() throws {
+extension Trait where Self == ConditionTrait {
+    static var disabledUnderSanitizers: Self {
+        .disabled(if: runsUnderSanitizers, "a sanitized process's memory is not the estimate's")
+    }
+}
+
+var runsUnderSanitizers: Bool {
     let environment = ProcessInfo.processInfo.environment
-    try XCTSkipIf(environment["ASAN_OPTIONS"] != nil || environment["TSAN_OPTIONS"] != nil,
-                  "a sanitized process's memory is not the estimate's")
+    return environment["ASAN_OPTIONS"] != nil || environment["TSAN_OPTIONS"] != nil
 }
 
 /// The gradient-check harness GradientCheckTests and LeNet5Tests share:
 /// central finite differences at random points against the hand-written
-/// backward passes.
-extension XCTestCase {
+/// backward passes. A suite that uses it conforms.
+protocol GradientCheckHarness {}
+
+extension GradientCheckHarness {
 
     func network(_ shape: FeatureShape, _ layers: [any Layer], seed: UInt64 = 3) throws -> Network {
         let net = try Network(inputShape: shape, layers: layers)
@@ -313,7 +344,7 @@ extension XCTestCase {
     /// share) and `samples` random inputs against the analytic gradients.
     func check(_ net: Network, input x: [Float], batch n: Int, labels: [Int32]? = nil,
                eps: Float = 1e-2, tolerance: Double = 1e-2, samples: Int = 40, seed: UInt64 = 7,
-               file: StaticString = #filePath, line: UInt = #line) throws {
+               sourceLocation: SourceLocation = #_sourceLocation) throws {
         let weights = labels == nil ? randomValues(n * net.outputShape.count, seed: seed &+ 1) : nil
         try backwardOnce(net, x, batch: n, labels: labels, seed: seed &+ 1)
         let analyticParams = Array(net.parameters.gradients)
@@ -325,7 +356,7 @@ extension XCTestCase {
             let err = abs(Double(analytic) - numeric) / max(1e-3, abs(numeric) + abs(Double(analytic)))
             worst = max(worst, err)
             if err > tolerance {
-                XCTFail("\(what): analytic \(analytic), numeric \(numeric), relative error \(err)", file: file, line: line)
+                Issue.record("\(what): analytic \(analytic), numeric \(numeric), relative error \(err)", sourceLocation: sourceLocation)
             }
         }
         let p = net.parameters.values
@@ -351,6 +382,6 @@ extension XCTestCase {
             xx[i] = x[i]
             compare(analyticInput[i], (plus - minus) / Double(2 * eps), "input[\(i)]")
         }
-        XCTAssertLessThan(worst, tolerance, file: file, line: line)
+        #expect(worst < tolerance, sourceLocation: sourceLocation)
     }
 }

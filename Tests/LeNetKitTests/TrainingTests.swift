@@ -1,9 +1,11 @@
 import Foundation
-import XCTest
+import Testing
 @testable import LeNetKit
 
 /// The trainer, checkpoints and evaluation on small generated datasets.
-final class TrainingTests: XCTestCase {
+struct TrainingTests: UsesTemporaryDirectories {
+    let temporaries = TemporaryDirectories()
+
     /// Images whose class is written in them: class c lights a 6×6 square at
     /// one of 10 places, on noise. A working trainer learns it in a few epochs.
     static func squares(count: Int, channels: Int = 3, seed: UInt64) throws -> ImageDataset {
@@ -44,7 +46,7 @@ final class TrainingTests: XCTestCase {
         return o
     }
 
-    func testCIFARLeNetLearnsSquares() throws {
+    @Test func testCIFARLeNetLearnsSquares() throws {
         let train = try Self.squares(count: 600, seed: 1), test = try Self.squares(count: 200, seed: 2)
         let net = try Models.cifarLeNet(seed: 5)
         let before = try net.evaluate(on: test, normalization: .half)
@@ -52,15 +54,15 @@ final class TrainingTests: XCTestCase {
         var losses: [Double] = []
         for _ in 0..<4 { losses.append(try trainer.trainEpoch().loss) }
         let after = try net.evaluate(on: test, normalization: .half)
-        XCTAssertLessThan(before.accuracy, 0.3)
-        XCTAssertGreaterThan(after.accuracy, 0.9, "losses \(losses)")
-        XCTAssertLessThan(losses[3], losses[0] * 0.5)
-        XCTAssertEqual(trainer.imagesSeen, 2400)
-        XCTAssertEqual(after.confusion.flatMap { $0 }.reduce(0, +), 200)
-        XCTAssertEqual(after.correct, (0..<10).reduce(0) { $0 + after.confusion[$1][$1] })
+        #expect(before.accuracy < 0.3)
+        #expect(after.accuracy > 0.9, "losses \(losses)")
+        #expect(losses[3] < losses[0] * 0.5)
+        #expect(trainer.imagesSeen == 2400)
+        #expect(after.confusion.flatMap { $0 }.reduce(0, +) == 200)
+        #expect(after.correct == (0..<10).reduce(0) { $0 + after.confusion[$1][$1] })
     }
 
-    func testSameSeedGivesBitwiseSameWeights() throws {
+    @Test func testSameSeedGivesBitwiseSameWeights() throws {
         let data = try Self.squares(count: 100, seed: 1)
         func run(_ seed: UInt64) throws -> [Float] {
             let net = try Self.smallNetwork()
@@ -69,14 +71,14 @@ final class TrainingTests: XCTestCase {
             return Array(net.parameters.values)
         }
         let a = try run(3), b = try run(3), c = try run(4)
-        XCTAssertEqual(a, b)
-        XCTAssertNotEqual(a, c, "a different shuffling seed should change the weights")
+        #expect(a == b)
+        #expect(a != c, "a different shuffling seed should change the weights")
     }
 
     /// Training 3 epochs straight, or 1 epoch, a checkpoint, a new process's
     /// worth of objects, and 2 more: the same weights to the bit.
-    func testResumeContinuesExactly() throws {
-        let dir = try temporaryDirectory(self)
+    @Test func testResumeContinuesExactly() throws {
+        let dir = try temporaryDirectory()
         let data = try Self.squares(count: 90, seed: 1)
         for optimizer in TrainingOptions.OptimizerKind.allCases {
             var opts = options(epochs: 3, batch: 16)
@@ -96,11 +98,11 @@ final class TrainingTests: XCTestCase {
             let resumed = try Self.smallNetwork(seed: 99)  // different init: all of it must come from the file
             let t3 = try Trainer(network: resumed, dataset: data, options: opts)
             try t3.resume(from: path)
-            XCTAssertEqual(t3.epoch, 1)
-            XCTAssertEqual(t3.imagesSeen, 90)
-            XCTAssertEqual(t3.optimizer.stepCount, 6)
+            #expect(t3.epoch == 1)
+            #expect(t3.imagesSeen == 90)
+            #expect(t3.optimizer.stepCount == 6)
             for _ in 0..<2 { _ = try t3.trainEpoch() }
-            XCTAssertEqual(Array(resumed.parameters.values), Array(straight.parameters.values), "\(optimizer)")
+            #expect(Array(resumed.parameters.values) == Array(straight.parameters.values), "\(optimizer)")
         }
     }
 
@@ -108,19 +110,19 @@ final class TrainingTests: XCTestCase {
     /// saved), resumed by new objects and fitted on, it ends with the weights
     /// of a fit that never stopped, to the bit; each epoch's end sees its
     /// evaluation, which is the network's own evaluation after that epoch.
-    func testFitStoppedAndResumedIsBitwiseOneFit() throws {
-        let dir = try temporaryDirectory(self)
+    @Test func testFitStoppedAndResumedIsBitwiseOneFit() throws {
+        let dir = try temporaryDirectory()
         let data = try Self.squares(count: 90, seed: 1), test = try Self.squares(count: 40, seed: 2)
         let opts = options(epochs: 3, batch: 16)  // 6 steps an epoch
         let straight = try Self.smallNetwork()
         let t1 = try Trainer(network: straight, dataset: data, options: opts)
         var seen: [FitEpoch] = []
-        XCTAssertEqual(try t1.fit(test: test, epochEnd: { seen.append($0) }), .finished)
-        XCTAssertEqual(seen.map(\.result.epoch), [1, 2, 3])
-        XCTAssertEqual(seen.map(\.result.images), [90, 90, 90])
-        XCTAssertEqual(seen.last?.evaluation?.correct, try straight.evaluate(on: test, normalization: opts.normalization).correct)
-        XCTAssertEqual(seen.last?.evaluation?.count, 40)
-        XCTAssertEqual(try t1.fit(test: test, epochEnd: { _ in XCTFail("no epoch is left") }), .finished)
+        #expect(try t1.fit(test: test, epochEnd: { seen.append($0) }) == .finished)
+        #expect(seen.map(\.result.epoch) == [1, 2, 3])
+        #expect(seen.map(\.result.images) == [90, 90, 90])
+        #expect(try seen.last?.evaluation?.correct == straight.evaluate(on: test, normalization: opts.normalization).correct)
+        #expect(seen.last?.evaluation?.count == 40)
+        #expect(try t1.fit(test: test, epochEnd: { _ in Issue.record("no epoch is left") }) == .finished)
 
         let path = dir.appendingPathComponent("fit.safetensors").path
         let first = try Self.smallNetwork()
@@ -128,53 +130,54 @@ final class TrainingTests: XCTestCase {
         var asked = 0
         // Asked before each epoch and each step: 1 + 6 in epoch 1, then 1 + 3
         // for epoch 2's first three steps; the 12th ask stops it after them.
-        XCTAssertEqual(try t2.fit(test: test, checkpoint: path, shouldStop: { asked += 1; return asked == 12 }), .stopped)
-        XCTAssertEqual(t2.epoch, 1)
-        XCTAssertEqual(t2.stepInEpoch, 3)
+        #expect(try t2.fit(test: test, checkpoint: path, shouldStop: { asked += 1; return asked == 12 }) == .stopped)
+        #expect(t2.epoch == 1)
+        #expect(t2.stepInEpoch == 3)
 
         let resumed = try Self.smallNetwork(seed: 99)
         let t3 = try Trainer(network: resumed, dataset: data, options: opts)
         try t3.resume(from: path)
-        XCTAssertEqual(t3.epoch, 1)
-        XCTAssertEqual(t3.stepInEpoch, 3)
+        #expect(t3.epoch == 1)
+        #expect(t3.stepInEpoch == 3)
         var ends: [Int] = []
-        XCTAssertEqual(try t3.fit(test: test, checkpoint: path, epochEnd: { ends.append($0.result.epoch) }), .finished)
-        XCTAssertEqual(ends, [2, 3])
-        XCTAssertEqual(Array(resumed.parameters.values), Array(straight.parameters.values))
+        #expect(try t3.fit(test: test, checkpoint: path, epochEnd: { ends.append($0.result.epoch) }) == .finished)
+        #expect(ends == [2, 3])
+        #expect(Array(resumed.parameters.values) == Array(straight.parameters.values))
         // The checkpoint written after the last epoch holds those weights.
-        XCTAssertEqual(try SafetensorsFile.read(path: path)["fc1.weight"]?.values, straight.parameters.values(of: "fc1.weight"))
-        XCTAssertThrowsError(try t3.fit(epochs: 0)) { XCTAssertEqual("\($0)", "fit(epochs:): must be > 0, got 0") }
+        #expect(try SafetensorsFile.read(path: path)["fc1.weight"]?.values == straight.parameters.values(of: "fc1.weight"))
+        let error = #expect(throws: (any Error).self) { try t3.fit(epochs: 0) }
+        if let error { #expect("\(error)" == "fit(epochs:): must be > 0, got 0") }
     }
 
-    func testCheckpointIsAPyTorchStateDict() throws {
-        let dir = try temporaryDirectory(self)
+    @Test func testCheckpointIsAPyTorchStateDict() throws {
+        let dir = try temporaryDirectory()
         let path = dir.appendingPathComponent("model.safetensors").path
         let net = try Models.cifarLeNet(seed: 7)
         try Checkpoint.saveWeights(net, to: path, metadata: ["model": "cifar-lenet", "epoch": "3"])
         let file = try SafetensorsFile.read(path: path)
-        XCTAssertEqual(file.tensors.map(\.name).sorted(), [
+        #expect(file.tensors.map(\.name).sorted() == [
             "conv1.bias", "conv1.weight", "conv2.bias", "conv2.weight", "fc1.bias", "fc1.weight",
             "fc2.bias", "fc2.weight", "fc3.bias", "fc3.weight",
         ])
-        XCTAssertEqual(file["conv1.weight"]?.shape, [16, 3, 5, 5])
-        XCTAssertEqual(file["conv2.weight"]?.shape, [32, 16, 5, 5])
-        XCTAssertEqual(file["fc1.weight"]?.shape, [120, 800])
-        XCTAssertEqual(file["fc3.bias"]?.shape, [10])
-        XCTAssertEqual(file["fc1.weight"]?.values, net.parameters.values(of: "fc1.weight"))
-        XCTAssertEqual(file.metadata["epoch"], "3")
-        XCTAssertEqual(file.metadata["format"], "lenetkit-1")
+        #expect(file["conv1.weight"]?.shape == [16, 3, 5, 5])
+        #expect(file["conv2.weight"]?.shape == [32, 16, 5, 5])
+        #expect(file["fc1.weight"]?.shape == [120, 800])
+        #expect(file["fc3.bias"]?.shape == [10])
+        #expect(file["fc1.weight"]?.values == net.parameters.values(of: "fc1.weight"))
+        #expect(file.metadata["epoch"] == "3")
+        #expect(file.metadata["format"] == "lenetkit-1")
 
         // And back: a file without metadata (as PyTorch writes it) is recognized by its names.
         let bare = dir.appendingPathComponent("bare.safetensors").path
         try SafetensorsFile(tensors: file.tensors).write(path: bare)
         let loaded = try Checkpoint.loadNetwork(path: bare)
-        XCTAssertEqual(loaded.model, .cifarLeNet)
-        XCTAssertEqual(Array(loaded.network.parameters.values), Array(net.parameters.values))
-        XCTAssertEqual(loaded.normalization, .half)
+        #expect(loaded.model == .cifarLeNet)
+        #expect(Array(loaded.network.parameters.values) == Array(net.parameters.values))
+        #expect(loaded.normalization == .half)
     }
 
-    func testBadCheckpointsGiveClearErrors() throws {
-        let dir = try temporaryDirectory(self)
+    @Test func testBadCheckpointsGiveClearErrors() throws {
+        let dir = try temporaryDirectory()
         let net = try Models.cifarLeNet()
         let good = Checkpoint.tensors(of: net)
         func write(_ name: String, _ tensors: [SafetensorsTensor], metadata: [String: String] = [:]) throws -> String {
@@ -217,8 +220,8 @@ final class TrainingTests: XCTestCase {
         assertError("truncated.safetensors", "header length") { try Checkpoint.loadNetwork(path: truncatedPath) }
     }
 
-    func testResumeRefusesMismatchedState() throws {
-        let dir = try temporaryDirectory(self)
+    @Test func testResumeRefusesMismatchedState() throws {
+        let dir = try temporaryDirectory()
         let data = try Self.squares(count: 40, seed: 1)
         let path = dir.appendingPathComponent("ck.safetensors").path
         let trainer = try Trainer(network: try Self.smallNetwork(), dataset: data, options: options())
@@ -240,7 +243,7 @@ final class TrainingTests: XCTestCase {
         assertError("ck.safetensors.state") { try fresh.resume(from: path) }
     }
 
-    func testDivergingLossStopsWithEpochAndStep() throws {
+    @Test func testDivergingLossStopsWithEpochAndStep() throws {
         let data = try Self.squares(count: 64, seed: 1)
         var o = options(epochs: 1, batch: 8)
         o.optimizer = .sgd
@@ -249,7 +252,7 @@ final class TrainingTests: XCTestCase {
         assertError("training", "at epoch 1, step", "lower TrainingOptions.learningRate") { try trainer.trainEpoch() }
     }
 
-    func testBadOptionsNameTheOption() throws {
+    @Test func testBadOptionsNameTheOption() throws {
         let data = try Self.squares(count: 10, seed: 1)
         var o = options()
         o.batchSize = 0
@@ -269,286 +272,15 @@ final class TrainingTests: XCTestCase {
     }
 
     /// No allocation per step: the buffers a step uses stay where they are.
-    func testStepsReuseTheirBuffers() throws {
+    @Test func testStepsReuseTheirBuffers() throws {
         let data = try Self.squares(count: 64, seed: 1)
         let net = try Models.cifarLeNet()
         let trainer = try Trainer(network: net, dataset: data, options: options(batch: 16))
         try trainer.step(0..<16)
         let input = try net.input(batch: 16).baseAddress, logits = net.forward(batch: 16)
         for s in 1..<4 { try trainer.step(s * 16..<(s + 1) * 16) }
-        XCTAssertEqual(try net.input(batch: 16).baseAddress, input)
-        XCTAssertEqual(net.forward(batch: 16), logits)
-        XCTAssertEqual(net.capacity, 16)
+        #expect(try net.input(batch: 16).baseAddress == input)
+        #expect(net.forward(batch: 16) == logits)
+        #expect(net.capacity == 16)
     }
-}
-
-final class ScheduleTests: XCTestCase {
-    func testCosineAndStepSchedules() {
-        var o = TrainingOptions()
-        o.learningRate = 0.1
-        o.epochs = 4
-        XCTAssertEqual(o.learningRate(atStep: 123, stepsPerEpoch: 10), 0.1)  // constant
-        o.schedule = .cosine
-        XCTAssertEqual(o.learningRate(atStep: 0, stepsPerEpoch: 10), 0.1)
-        XCTAssertEqual(o.learningRate(atStep: 20, stepsPerEpoch: 10), 0.05, accuracy: 1e-7)
-        XCTAssertEqual(o.learningRate(atStep: 10, stepsPerEpoch: 10), Float(0.05 * (1 + cos(Double.pi / 4))), accuracy: 1e-7)
-        XCTAssertEqual(o.learningRate(atStep: 40, stepsPerEpoch: 10), 0, accuracy: 1e-9)
-        o.schedule = .step
-        o.stepEpochs = 2
-        o.stepGamma = 0.5
-        XCTAssertEqual(o.learningRate(atStep: 19, stepsPerEpoch: 10), 0.1)
-        XCTAssertEqual(o.learningRate(atStep: 20, stepsPerEpoch: 10), 0.05)
-        XCTAssertEqual(o.learningRate(atStep: 45, stepsPerEpoch: 10), 0.025)
-        o.stepGamma = 0
-        XCTAssertThrowsError(try o.validate())
-    }
-
-    /// The trainer hands the schedule's rate to the optimizer before every step.
-    func testTrainerFollowsTheSchedule() throws {
-        let data = try TrainingTests.squares(count: 40, seed: 1)
-        var o = TrainingOptions()
-        o.epochs = 2
-        o.batchSize = 10
-        o.schedule = .cosine
-        let trainer = try Trainer(network: try TrainingTests.smallNetwork(), dataset: data, options: o)
-        _ = try trainer.trainEpoch()
-        XCTAssertEqual(trainer.optimizer.learningRate, o.learningRate(atStep: 3, stepsPerEpoch: 4))
-        _ = try trainer.trainEpoch()
-        XCTAssertEqual(trainer.optimizer.learningRate, o.learningRate(atStep: 7, stepsPerEpoch: 4))
-        XCTAssertLessThan(trainer.optimizer.learningRate, 1e-4)
-    }
-}
-
-final class DataParallelTests: XCTestCase {
-    /// Splitting a batch across threads, each with its own replica, gives
-    /// the gradient of the whole batch: the same as one part, up to rounding.
-    func testPartsAddUpToTheWholeBatchGradient() throws {
-        let data = try TrainingTests.squares(count: 30, seed: 4)
-        func gradient(threads: Int) throws -> (grad: [Float], loss: Float, weights: [Float]) {
-            let net = try Models.cifarLeNet(seed: 9)
-            var o = TrainingOptions()
-            o.batchSize = 30
-            o.threads = threads
-            let trainer = try Trainer(network: net, dataset: data, options: o)
-            let loss = try trainer.step(0..<30)
-            return (Array(net.parameters.gradients), loss, Array(net.parameters.values))
-        }
-        let one = try gradient(threads: 1), three = try gradient(threads: 3)
-        // Bounds (ErrorBound): the forward chain sums 75 + 400 + 800 + 120 + 84
-        // terms, the loss 10 classes and 30 images; the gradients add the
-        // input gradients through fc3, fc2, fc1 and conv2 (10 + 84 + 120 + 800)
-        // and the longest weight-gradient sum, conv1's over 30·28·28 positions.
-        let forwardK = 75 + 400 + 800 + 120 + 84, lossK = forwardK + 10 + 30
-        let gradientK = lossK + 10 + 84 + 120 + 800 + 30 * 28 * 28
-        XCTAssertEqual(one.loss, three.loss, accuracy: ErrorBound.reduction(lossK, magnitude: one.loss))
-        let gradientBound = ErrorBound.reduction(gradientK, of: one.grad)
-        assertWithin(three.grad, one.grad, "gradient, 3 parts vs 1", bound: gradientBound, "ε·\(gradientK)·max|g|")
-        // Adam's first step is lr·g/(|g| + ε): about lr·sign(g). Where |g| is
-        // within the gradient bound its sign may differ (2·lr); elsewhere the
-        // weights differ by Adam's own rounding (ε·|w| + 16·ε·lr).
-        let lr = TrainingOptions().learningRate
-        let bounds = one.grad.indices.map { i -> Float in
-            let rounding = ErrorBound.epsilon * abs(one.weights[i]) + 16 * ErrorBound.epsilon * lr
-            return abs(one.grad[i]) > gradientBound ? 3 * rounding : 2 * lr + 3 * rounding
-        }
-        assertWithin(three.weights, one.weights, "weights after one Adam step", bounds: bounds,
-                     "ε·|w| + 16·ε·lr, and 2·lr where |g| ≤ the gradient bound")
-        XCTAssertNotEqual(one.grad.filter { $0 != 0 }.count, 0)
-    }
-
-    /// The trainer's update inside the parallel region is bitwise the update
-    /// after it. Bitwise by construction: both arms split each batch into the
-    /// same two parts through the same kernels, and the in-region update adds
-    /// the replicas' gradients in the same part order, element by element,
-    /// before the same per-element arithmetic. The test fails unless the
-    /// in-region path really ran for every step (it needs two free cores; a
-    /// busy machine may make Dispatch start the parts one after the other,
-    /// when the trainer falls back, so it tries again).
-    func testUpdateInPartsIsBitwiseTheUpdateAfterTheParts() throws {
-        guard ProcessInfo.processInfo.activeProcessorCount >= 2 else {
-            throw XCTSkip("the update inside the parallel region needs two cores")
-        }
-        let data = try TrainingTests.squares(count: 40, seed: 6)
-        for kind in TrainingOptions.OptimizerKind.allCases {
-            var o = TrainingOptions()
-            o.batchSize = 20
-            o.threads = 2
-            o.optimizer = kind
-            o.weightDecay = 0.01
-            func train(inParts: Bool) throws -> (values: [Float], gradients: [Float], losses: [Float], inRegion: Int) {
-                let net = try Models.cifarLeNet(seed: 3)
-                let trainer = try Trainer(network: net, dataset: data, options: o)
-                trainer.updatesInParts = inParts
-                let losses = try [trainer.step(0..<20), trainer.step(20..<40), trainer.step(5..<25)]
-                XCTAssertEqual(trainer.optimizer.stepCount, 3)
-                return withExtendedLifetime(net) {
-                    (Array(net.parameters.values), Array(net.parameters.gradients), losses, trainer.stepsUpdatedInParts)
-                }
-            }
-            var inParts = try train(inParts: true)
-            for _ in 0..<20 where inParts.inRegion < 3 { inParts = try train(inParts: true) }
-            XCTAssertEqual(inParts.inRegion, 3, "\(kind): the update inside the region never ran for all 3 steps in 21 tries")
-            let after = try train(inParts: false)
-            XCTAssertEqual(after.inRegion, 0)
-            XCTAssertEqual(inParts.losses, after.losses, "\(kind)")
-            XCTAssertTrue(inParts.values == after.values, "\(kind): weights differ")
-            XCTAssertTrue(inParts.gradients == after.gradients, "\(kind): gradients differ")
-            let initial = try Models.cifarLeNet(seed: 3)
-            withExtendedLifetime(initial) { XCTAssertNotEqual(inParts.values, Array(initial.parameters.values)) }
-        }
-    }
-
-    /// The partitioned update itself, on any machine and with more parts
-    /// than cores: each part's `update(part:of:)` run one after another (as
-    /// the region would run them at once on disjoint blocks) gives bitwise
-    /// the gather-then-`step()` result, after the same data-parallel passes
-    /// (bitwise the same gradients: same split, same kernels).
-    func testPartitionedUpdateIsBitwiseTheWholeStep() throws {
-        let n = 20
-        let x = FixedValues.values(n * 3 * 32 * 32, salt: 77, bound: 1)
-        let labels = FixedValues.labels(n, salt: 78, classes: 10)
-        func train(threads: Int, kind: TrainingOptions.OptimizerKind, inParts: Bool) throws -> [Float] {
-            let net = try Models.cifarLeNet(seed: 3)
-            let optimizer: any PartitionedOptimizer = kind == .sgd
-                ? try SGD(parameters: net.parameters, learningRate: 0.01, momentum: 0.9, weightDecay: 0.01)
-                : try Adam(parameters: net.parameters, learningRate: 1e-3, weightDecay: 0.01, decoupled: kind == .adamw)
-            let losses = (0..<threads).map { _ in SoftmaxCrossEntropy(classes: 10) }
-            let parallel = try DataParallel(network: net, threads: threads)
-            for _ in 0..<3 {
-                try parallel.run(batch: n) { part, replica, range in
-                    let m = range.count, size = 3 * 32 * 32
-                    _ = try replica.input(batch: m).update(fromContentsOf: x[range.lowerBound * size..<range.upperBound * size])
-                    let logits = replica.forward(batch: m)
-                    _ = try losses[part].forward(logits, Array(labels[range]), batch: m)
-                    replica.parameters.zeroGradients()
-                    losses[part].backward(try replica.outputGradient(batch: m), meanOver: n)
-                    replica.backward(batch: m)
-                }
-                let parts = parallel.parts(batch: n)
-                XCTAssertEqual(parts, threads)
-                if inParts {
-                    for part in 0..<parts { optimizer.update(part: part, of: parts) { parallel.gatherGradients(parts: parts, range: $0) } }
-                    optimizer.finishStep()
-                } else {
-                    parallel.gatherGradients(parts: parts)
-                    optimizer.step()
-                }
-            }
-            XCTAssertEqual(optimizer.stepCount, 3)
-            return withExtendedLifetime(net) { Array(net.parameters.values) }
-        }
-        for threads in [2, 3, 5] {
-            for kind in TrainingOptions.OptimizerKind.allCases {
-                let inParts = try train(threads: threads, kind: kind, inParts: true)
-                let whole = try train(threads: threads, kind: kind, inParts: false)
-                XCTAssertTrue(inParts == whole, "\(kind), \(threads) parts: weights differ")
-                let initial = try Models.cifarLeNet(seed: 3)
-                withExtendedLifetime(initial) { XCTAssertNotEqual(inParts, Array(initial.parameters.values)) }
-            }
-        }
-    }
-
-    /// Work after the parts runs on every part or on none, and says which;
-    /// a part's error skips it on all parts.
-    func testWorkAfterThePartsRunsOnEveryPartOrNone() throws {
-        let net = try Models.cifarLeNet(seed: 1)
-        for threads in 1...6 {
-            let parallel = try DataParallel(network: net, threads: threads)
-            let parts = parallel.parts(batch: 12)
-            let bodies = Counter(), afters = Counter()
-            let ran = try parallel.run(batch: 12, { _, _, _ in bodies.add() }) { _, total in
-                XCTAssertEqual(total, parts)
-                afters.add()
-            }
-            XCTAssertEqual(bodies.value, parts)
-            XCTAssertEqual(afters.value, ran ? parts : 0, "\(threads) threads")
-            if threads == 1 { XCTAssertTrue(ran) }
-            let failingAfters = Counter()
-            XCTAssertThrowsError(try parallel.run(batch: 12, { part, _, _ in
-                if part == parts - 1 { throw LeNetError("part \(part) failed") }
-            }) { _, _ in failingAfters.add() }) { error in
-                XCTAssertEqual((error as? LeNetError)?.message, "part \(parts - 1) failed")
-            }
-            XCTAssertEqual(failingAfters.value, 0)
-        }
-    }
-
-    /// Two trainers with different thread counts, training at the same time
-    /// on two threads of one process, each end with bitwise the weights it
-    /// ends with alone: no thread count is shared between them.
-    func testTwoTrainersAtOnceKeepTheirOwnThreadCounts() throws {
-        let data = try TrainingTests.squares(count: 48, seed: 11)
-        @Sendable func train(threads: Int) throws -> [Float] {
-            let net = try Models.cifarLeNet(seed: 4)
-            var o = TrainingOptions()
-            o.batchSize = 12
-            o.threads = threads
-            _ = try Trainer(network: net, dataset: data, options: o).trainEpoch()
-            return Array(net.parameters.values)
-        }
-        let counts = [1, 3]
-        let alone = try counts.map { try train(threads: $0) }
-        // Another split rounds the sums differently, so a shared count would show.
-        XCTAssertNotEqual(alone[0], alone[1])
-        let together = Results(count: counts.count)
-        let group = DispatchGroup()
-        for (i, threads) in counts.enumerated() {
-            group.enter()
-            Thread {
-                together.set(i, Result { try train(threads: threads) })
-                group.leave()
-            }.start()
-        }
-        group.wait()
-        for i in counts.indices {
-            XCTAssertEqual(try together.get(i), alone[i], "\(counts[i]) thread(s), trained beside the other")
-        }
-    }
-
-    func testEvaluationIsTheSameOnAnyThreadCount() throws {
-        let data = try TrainingTests.squares(count: 50, seed: 5)
-        let net = try Models.cifarLeNet(seed: 2)
-        let a = try net.evaluate(on: data, normalization: .half, batchSize: 16, threads: 1, misclassifiedLimit: 50)
-        let b = try net.evaluate(on: data, normalization: .half, batchSize: 16, threads: 3, misclassifiedLimit: 50)
-        // One thread and three split the batches into other parts, so the
-        // fully connected gemms round differently: logits by at most the
-        // forward chain's bound (75 + 400 + 800 + 120 + 84 terms), the mean loss
-        // by that plus its log-sum-exp and mean. A class can change only where
-        // an image's two top logits are closer than twice the logit bound;
-        // none of these 50 is, so the counts agree exactly.
-        let forwardK = 75 + 400 + 800 + 120 + 84
-        for i in 0..<data.count {
-            let image = data.images[i * data.imageSize..<(i + 1) * data.imageSize].map { (Float($0) / 255 - 0.5) / 0.5 }
-            let z = try net.predict(image).sorted(by: >)
-            let bound = ErrorBound.reduction(forwardK, magnitude: z.map(abs).max() ?? 0)
-            XCTAssertGreaterThan(z[0] - z[1], 2 * bound, "image \(i): its class could change with the rounding")
-        }
-        XCTAssertEqual(a.confusion, b.confusion)
-        XCTAssertEqual(a.correct, b.correct)
-        XCTAssertEqual(a.loss, b.loss, accuracy: Double(ErrorBound.reduction(forwardK + 10 + 50, magnitude: Float(a.loss))))
-        XCTAssertEqual(a.misclassified.map(\.index), b.misclassified.map(\.index))
-        XCTAssertEqual(a.count, 50)
-    }
-}
-
-/// A count that parallel parts can add to.
-/// Each thread's result, set from that thread.
-private final class Results: @unchecked Sendable {
-    private let lock = NSLock()
-    private var results: [Result<[Float], any Error>?]
-    init(count: Int) { results = Array(repeating: nil, count: count) }
-    func set(_ i: Int, _ result: Result<[Float], any Error>) { lock.lock(); results[i] = result; lock.unlock() }
-    func get(_ i: Int) throws -> [Float] {
-        lock.lock()
-        defer { lock.unlock() }
-        guard let result = results[i] else { throw LeNetError("no result from thread \(i)") }
-        return try result.get()
-    }
-}
-
-private final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    func add() { lock.lock(); count += 1; lock.unlock() }
-    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }
