@@ -32,6 +32,23 @@ let package = Package(
             name: "CZlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // JPEG and PNG decoding (libjpeg-turbo, libpng), reached only
+        // through CImageCodecs, whose C catches their longjmp errors.
+        .systemLibrary(
+            name: "CJPEG",
+            pkgConfig: "libjpeg",
+            providers: [.apt(["libjpeg62-turbo-dev"])]
+        ),
+        .systemLibrary(
+            name: "CPNG",
+            pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev"])]
+        ),
+        .target(
+            name: "CImageCodecs",
+            dependencies: ["CJPEG", "CPNG"],
+            linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]
+        ),
         .systemLibrary(name: "CDispatchApply"),
         // The vector kernels that need AVX2/FMA (C can set a function's
         // target; Swift cannot without unsafe flags).
@@ -44,6 +61,7 @@ let package = Package(
                 .target(name: "CBLAS", condition: .when(traits: ["OpenBLAS"])),
                 .target(name: "CBLIS", condition: .when(traits: ["BLIS"])),
                 "CZlib",
+                "CImageCodecs",
                 "CDispatchApply",
                 "CKernels",
             ]

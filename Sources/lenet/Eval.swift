@@ -36,7 +36,7 @@ struct Eval: ParsableCommand {
         }
         let loaded = try Checkpoint.loadNetwork(path: weights, model: model)
         let (directory, kind) = try DataLocation.resolve(directory: dataOptions.data, kind: dataOptions.dataset)
-        let test = try kind.load(directory: directory, split: .test)
+        let test = try dataOptions.load(kind, from: directory, split: .test, shape: loaded.network.inputShape, threads: threads)
         let network = loaded.network, keepsLogits = logits != nil
         let plan = MemoryPlan(remaining: network.evaluationMemoryEstimate(images: test.count, batchSize: batchSize,
                                                                           keepsLogits: keepsLogits, threads: threads),

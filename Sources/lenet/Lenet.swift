@@ -81,8 +81,16 @@ struct DataOptions: ParsableArguments {
     @Option(help: "The dataset directory (default: ./data).")
     var data: String?
 
-    @Option(help: "cifar10, mnist or fashion-mnist (default: detected from the files).")
+    @Option(help: "cifar10, mnist, fashion-mnist or folder (class folders of images under train/ and test/; default: detected from the files).")
     var dataset: DatasetKind?
+
+    @Flag(name: .customLong("skip-bad-images"),
+          help: "Image folders: skip files that cannot be decoded (counted and listed) instead of stopping at the first.")
+    var skipBadImages = false
+
+    @Option(name: .customLong("validation-split"),
+            help: "Image folders without a test/ folder: the share of each class of train/ held out as the test set (seeded, the same in every run).")
+    var validationSplit: Double?
 
     @Option(help: ArgumentHelp("Threads that run parts of each batch at once (default: all cores).",
                                discussion: threadsDiscussion))

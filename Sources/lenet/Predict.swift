@@ -4,7 +4,7 @@ import LeNetKit
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Classify your own images (PNG, PPM, PGM) with a checkpoint: the top classes and their probabilities.",
+        abstract: "Classify your own images (JPEG, PNG, PPM, PGM) with a checkpoint: the top classes and their probabilities.",
         discussion: """
             Each image is converted to the model's channels (alpha over black, color to gray or gray to color), \
             resized to its input (32×32), and normalized as the training data were (the checkpoint's metadata). \
@@ -27,7 +27,7 @@ struct Predict: ParsableCommand {
                                discussion: threadsDiscussion))
     var threads: Int?
 
-    @Argument(help: "Image files: PNG (8-bit gray, gray+alpha, RGB, RGBA, palette; not interlaced), PPM or PGM (P2, P3, P5, P6).")
+    @Argument(help: "Image files: JPEG (baseline, progressive; colour, gray, CMYK), PNG (any colour type and bit depth, interlaced or not), PPM or PGM (P2, P3, P5, P6).")
     var images: [String] = []
 
     func run() throws {

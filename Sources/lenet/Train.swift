@@ -96,11 +96,11 @@ struct Train: ParsableCommand {
         if let report { try checkReportDirectory(report, flag: "--report") }
 
         let (directory, kind) = try DataLocation.resolve(directory: dataOptions.data, kind: dataOptions.dataset)
-        var train = try kind.load(directory: directory, split: .train)
-        if let limit { train = train.prefix(limit) }
-        let test = try kind.load(directory: directory, split: .test)
-
         let model = model ?? ModelKind.default(for: kind)
+        var train = try dataOptions.load(kind, from: directory, split: .train, shape: model.inputShape, threads: options.threads)
+        if let limit { train = train.prefix(limit) }
+        let test = try dataOptions.load(kind, from: directory, split: .test, shape: model.inputShape, threads: options.threads)
+
         let network = try model.make(seed: seed)
         // What the trainer and the evaluation after each epoch will
         // allocate, checked before they do (the images are loaded already).

@@ -118,25 +118,30 @@ struct ImageFileTests {
     @Test func testPNGErrorsSayWhatIsWrong() throws {
         let good = Self.png(width: 2, height: 1, depth: 8, color: 0, rows: [[0, 1, 2]])
         #expect(throws: Never.self) { try PNG.decode(good, subject: "good.png") }
-        assertError("a.png", "interlaced") {
-            try PNG.decode(Self.png(width: 2, height: 1, depth: 8, color: 0, rows: [[0, 1, 2]], interlace: 1), subject: "a.png")
+        // An interlace method PNG does not define.
+        assertError("a.png", "interlace") {
+            try PNG.decode(Self.png(width: 2, height: 1, depth: 8, color: 0, rows: [[0, 1, 2]], interlace: 2), subject: "a.png")
         }
-        assertError("b.png", "16-bit") {
-            try PNG.decode(Self.png(width: 1, height: 1, depth: 16, color: 0, rows: [[0, 1, 2]]), subject: "b.png")
+        // 16-bit, but a row of 8-bit samples: too little image data.
+        assertError("b.png", "image data") {
+            try PNG.decode(Self.png(width: 1, height: 1, depth: 16, color: 0, rows: [[0, 1]]), subject: "b.png")
         }
         assertError("c.png", "truncated") { try PNG.decode(Array(good.prefix(good.count - 15)), subject: "c.png") }
         assertError("c2.png", "truncated") { try PNG.decode(Array(good.prefix(40)), subject: "c2.png") }
         var flipped = good
-        flipped[flipped.count - 20] ^= 0xFF  // inside IDAT: its CRC no longer matches
+        flipped[30] ^= 0xFF  // IHDR's CRC (bytes 29...32): a critical chunk's CRC fails
         assertError("d.png", "CRC") { try PNG.decode(flipped, subject: "d.png") }
+        var damaged = good
+        damaged[damaged.count - 20] ^= 0xFF  // inside IDAT's zlib stream: its checksum fails first
+        assertError("d2.png", "incorrect data check") { try PNG.decode(damaged, subject: "d2.png") }
         assertError("e.png", "not a PNG") { try PNG.decode(Array("hello, world".utf8), subject: "e.png") }
-        assertError("f.png", "filter type 7") {
+        assertError("f.png", "filter") {
             try PNG.decode(Self.png(width: 2, height: 1, depth: 8, color: 0, rows: [[7, 1, 2]]), subject: "f.png")
         }
-        assertError("g.png", "1 bytes", "expected 3") {
+        assertError("g.png", "Not enough image data") {
             try PNG.decode(Self.png(width: 2, height: 1, depth: 8, color: 0, rows: [[0]]), subject: "g.png")
         }
-        assertError("h.png", "bit depth 3") {
+        assertError("h.png", "bit depth") {
             try PNG.decode(Self.png(width: 2, height: 1, depth: 3, color: 0, rows: [[0, 1]]), subject: "h.png")
         }
         assertError("i.png", "PLTE") {
@@ -146,7 +151,7 @@ struct ImageFileTests {
             try PNG.decode(Self.png(width: 1, height: 1, depth: 8, color: 3, rows: [[0, 5]],
                                     extra: [Self.chunk("PLTE", [1, 2, 3])]), subject: "j.png")
         }
-        assertError("k.png", "0×1") {
+        assertError("k.png", "width is zero") {
             try PNG.decode(Self.png(width: 0, height: 1, depth: 8, color: 0, rows: [[0]]), subject: "k.png")
         }
     }

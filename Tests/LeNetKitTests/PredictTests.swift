@@ -178,17 +178,27 @@ struct PredictTests: UsesTemporaryDirectories {
         let truncated = dir.appendingPathComponent("cut.png").path
         try Data(bytes.prefix(bytes.count - 30)).write(to: URL(fileURLWithPath: truncated))
         try assertFails(["predict", "--weights", weights, png, truncated], mentions: ["cut.png", "truncated"])
+        // Interlaced and 16-bit PNGs and a real JPEG are read (libpng, libjpeg-turbo), and predict
+        // what the classifier predicts for the pixels the decoders give.
         let interlaced = dir.appendingPathComponent("interlaced.png").path
         try Data(ImageFileTests.png(width: 1, height: 1, depth: 8, color: 0, rows: [[0, 1]], interlace: 1))
             .write(to: URL(fileURLWithPath: interlaced))
-        try assertFails(["predict", "--weights", weights, interlaced], mentions: ["interlaced.png", "interlaced"])
         let deep = dir.appendingPathComponent("deep.png").path
         try Data(ImageFileTests.png(width: 1, height: 1, depth: 16, color: 2, rows: [[0, 1, 2, 3, 4, 5, 6]]))
             .write(to: URL(fileURLWithPath: deep))
-        try assertFails(["predict", "--weights", weights, deep], mentions: ["deep.png", "16-bit"])
-        let jpeg = dir.appendingPathComponent("photo.jpg").path
+        let photo = dir.appendingPathComponent("photo.jpg").path
+        try Data(try ImageCodecTests.fixture("baseline-420", "jpg")).write(to: URL(fileURLWithPath: photo))
+        let decoded = try [interlaced, deep, photo].map { try PixelImage.read(path: $0) }
+        #expect(decoded.map(\.channels) == [1, 3, 3])
+        let wanted = zip([interlaced, deep, photo], try classifier.classify(decoded, top: 1)).map { path, scores in
+            "\(path): " + String(format: "%@ %.1f%%", scores[0].name, scores[0].probability * 100) + "\n"
+        }
+        let read = try lenet(["predict", "--weights", weights, "--top", "1", interlaced, deep, photo])
+        #expect(read.status == 0, "\(read.stderr)")
+        #expect(read.stdout == wanted.joined())
+        let jpeg = dir.appendingPathComponent("cut.jpg").path
         try Data([0xFF, 0xD8, 0xFF, 0xE0, 0, 16]).write(to: URL(fileURLWithPath: jpeg))
-        try assertFails(["predict", "--weights", weights, jpeg], mentions: ["photo.jpg", "JPEG"])
+        try assertFails(["predict", "--weights", weights, jpeg], mentions: ["cut.jpg", "JPEG"])
         try assertFails(["predict", "--weights", weights, dir.appendingPathComponent("none.png").path], mentions: ["none.png", "missing"])
         try assertFails(["predict", "--weights", weights], mentions: ["at least one image"])
         try assertFails(["predict", "--weights", weights, "--top", "0", png], mentions: ["--top"])

@@ -7,13 +7,16 @@ public enum DatasetKind: String, CaseIterable, Sendable {
     case cifar10
     case mnist
     case fashionMNIST = "fashion-mnist"
+    /// Image files in class folders (`ImageFolder`): train/<class>/*.jpg, test/<class>/*.jpg.
+    case folder
 
-    /// "CIFAR-10", "MNIST" or "Fashion-MNIST".
+    /// "CIFAR-10", "MNIST", "Fashion-MNIST" or "image folder".
     public var displayName: String {
         switch self {
         case .cifar10: return "CIFAR-10"
         case .mnist: return MNISTVariant.mnist.displayName
         case .fashionMNIST: return MNISTVariant.fashionMNIST.displayName
+        case .folder: return "image folder"
         }
     }
 
@@ -29,7 +32,13 @@ public enum DatasetKind: String, CaseIterable, Sendable {
     ///    marker file `FASHION`, or `fashion-mnist.md`); `.mnist` otherwise.
     ///    The two datasets' files are identical in name and format, so nothing
     ///    in them tells them apart.
-    /// 3. Otherwise `nil`.
+    /// 3. A train/ or test/ folder holding class folders
+    ///    (`ImageFolder.looksLikeImageFolder`): `.folder`.
+    /// 4. Otherwise `nil`.
+    ///
+    /// A directory that holds both CIFAR-10 or IDX files and class folders
+    /// is read by the first rule that matches; `--dataset folder` (or
+    /// loading `.folder` directly) picks the folders.
     public static func detect(directory: String) -> DatasetKind? {
         guard DataFiles.isDirectory(directory) else { return nil }
         if DataFiles.isDirectory(DataFiles.join(directory, CIFAR10.folderName))
@@ -42,7 +51,7 @@ public enum DatasetKind: String, CaseIterable, Sendable {
             return [names.images, names.labels]
         }
         guard idxNames.contains(where: { MNIST.findFile($0, in: directory) != nil }) else {
-            return nil
+            return ImageFolder.looksLikeImageFolder(directory) ? .folder : nil
         }
         let resolved = URL(fileURLWithPath: directory).resolvingSymlinksInPath().path
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
@@ -59,10 +68,17 @@ public enum DatasetKind: String, CaseIterable, Sendable {
     ///   - directory: as `CIFAR10.load` or `MNIST.load` take it.
     ///   - split: `.train` or `.test`.
     ///   - padTo32: for MNIST and Fashion-MNIST, pad 28x28 images to 32x32
-    ///     (the models take 32x32); ignored for CIFAR-10.
+    ///     (the models take 32x32); ignored otherwise.
+    ///   - folder: for `.folder`, the input shape and the handling of bad
+    ///     files (default: 3×32×32, the CIFAR LeNet's input; stop at the
+    ///     first bad file). `ImageFolder.load` also returns what was skipped.
     /// - Throws: `LeNetError` from the loader, naming the file.
-    public func load(directory: String, split: Split, padTo32: Bool = true) throws -> ImageDataset {
+    public func load(directory: String, split: Split, padTo32: Bool = true,
+                     folder: ImageFolder.Options? = nil) throws -> ImageDataset {
         switch self {
+        case .folder:
+            let options = folder ?? ImageFolder.Options(shape: FeatureShape(channels: 3, height: 32, width: 32))
+            return try ImageFolder.load(directory: directory, split: split, options: options).dataset
         case .cifar10:
             return try CIFAR10.load(directory: directory, split: split)
         case .mnist:

@@ -1,5 +1,5 @@
-// gzip decoding for the MNIST files, which are distributed as .gz. One of
-// the two files that talk to zlib (PNG.swift is the other).
+// gzip decoding for the MNIST files, which are distributed as .gz: the only
+// file that talks to zlib (PNG goes through libpng, which has its own).
 import CZlib
 
 /// Decodes gzip (and zlib) streams in memory.

@@ -1,4 +1,4 @@
-// A user's image on its way to a model: decoded from a file (PNG, PPM, PGM),
+// A user's image on its way to a model: decoded from a file (JPEG, PNG, PPM, PGM),
 // brought to the model's channels (alpha over black, gray ↔ RGB), resized
 // to its input, then laid out as the (C, H, W) bytes a dataset holds, so the
 // training data's own normalization code turns it into floats.
@@ -153,7 +153,7 @@ public struct PixelImage: Sendable, Equatable {
 
     // MARK: - Files
 
-    /// Reads a PNG, PPM or PGM file, told apart by their first bytes.
+    /// Reads a JPEG, PNG, PPM or PGM file, told apart by their first bytes.
     /// - Throws: `LeNetError` naming the path when the file is missing,
     ///   unreadable, of another format, truncated or corrupt.
     public static func read(path: String) throws -> PixelImage {
@@ -161,7 +161,7 @@ public struct PixelImage: Sendable, Equatable {
         return try decode(bytes, subject: path)
     }
 
-    /// Decodes a PNG, PPM or PGM file held in memory.
+    /// Decodes a JPEG, PNG, PPM or PGM file held in memory.
     /// - Parameters:
     ///   - bytes: the whole file.
     ///   - subject: its name, for error messages.
@@ -169,15 +169,16 @@ public struct PixelImage: Sendable, Equatable {
     ///   of these, or the file is truncated or corrupt.
     public static func decode(_ bytes: [UInt8], subject: String) throws -> PixelImage {
         guard !bytes.isEmpty else { throw LeNetError("the file is empty", subject: subject) }
+        if JPEG.isJPEG(bytes) { return try JPEG.decode(bytes, subject: subject) }
         if PNG.isPNG(bytes) { return try PNG.decode(bytes, subject: subject) }
         if bytes.count >= 2 && bytes[0] == UInt8(ascii: "P") { return try PNM.decode(bytes, subject: subject) }
         let formats: [(magic: [UInt8], name: String)] = [
-            ([0xFF, 0xD8, 0xFF], "JPEG"), ([0x47, 0x49, 0x46, 0x38], "GIF"),
+            ([0x47, 0x49, 0x46, 0x38], "GIF"),
             ([0x52, 0x49, 0x46, 0x46], "RIFF (WebP)"), ([0x42, 0x4D], "BMP"),
         ]
         if let known = formats.first(where: { bytes.starts(with: $0.magic) }) {
-            throw LeNetError("is a \(known.name) file; only PNG, PPM and PGM are read (convert it first)", subject: subject)
+            throw LeNetError("is a \(known.name) file; only JPEG, PNG, PPM and PGM are read (convert it first)", subject: subject)
         }
-        throw LeNetError("is not a PNG, PPM or PGM file", subject: subject)
+        throw LeNetError("is not a JPEG, PNG, PPM or PGM file", subject: subject)
     }
 }

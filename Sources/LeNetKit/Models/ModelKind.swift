@@ -15,9 +15,10 @@ public enum ModelKind: String, CaseIterable, Sendable {
     }
 
     /// The model `lenet train` uses for a dataset when none is named: the
-    /// seed's CIFAR LeNet for CIFAR-10, LeNet-5 for MNIST and Fashion-MNIST.
+    /// seed's CIFAR LeNet for CIFAR-10 and image folders (photos are in
+    /// colour), LeNet-5 for MNIST and Fashion-MNIST.
     public static func `default`(for dataset: DatasetKind) -> ModelKind {
-        dataset == .cifar10 ? .cifarLeNet : .lenet5
+        dataset == .cifar10 || dataset == .folder ? .cifarLeNet : .lenet5
     }
 
     /// The input this network takes, (C, H, W).
