@@ -24,6 +24,12 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
         ),
+        // LAPACKE, for the report's principal components (either BLAS).
+        .systemLibrary(
+            name: "CLAPACKE",
+            pkgConfig: "lapacke",
+            providers: [.apt(["liblapacke-dev"])]
+        ),
         .systemLibrary(
             name: "CBLIS",
             providers: [.apt(["libblis-dev"])]
@@ -60,6 +66,7 @@ let package = Package(
             dependencies: [
                 .target(name: "CBLAS", condition: .when(traits: ["OpenBLAS"])),
                 .target(name: "CBLIS", condition: .when(traits: ["BLIS"])),
+                "CLAPACKE",
                 "CZlib",
                 "CImageCodecs",
                 "CDispatchApply",

@@ -20,5 +20,9 @@ let package = Package(
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .executableTarget(name: "FuzzCIFAR10", dependencies: [.product(name: "LeNetKit", package: "LeNetKit")],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        .executableTarget(name: "FuzzJPEG", dependencies: [.product(name: "LeNetKit", package: "LeNetKit")],
+                          swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        .executableTarget(name: "FuzzPNG", dependencies: [.product(name: "LeNetKit", package: "LeNetKit")],
+                          swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
     ]
 )

@@ -56,8 +56,11 @@ struct Eval: ParsableCommand {
             ], metadata: ["weights": weights, "dataset": test.name]).write(path: logits)
         }
         if let report {
+            let map = try FeatureMap(network: loaded.network, dataset: test, normalization: loaded.normalization,
+                                     highlighting: Array(result.misclassified.prefix(TrainingReport.highlightedCount)),
+                                     batchSize: batchSize)
             try TrainingReport(weights: weights, model: loaded.model.rawValue, metadata: loaded.metadata, test: test,
-                               evaluation: result).write(directory: report)
+                               evaluation: result, featureMap: map).write(directory: report)
             printError("wrote \(report)/index.html")
         }
         if json {

@@ -150,3 +150,18 @@ public enum BLASThreads {
         #endif
     }
 }
+
+/// The symmetric rank-k update of row-major matrices, lower half left
+/// unwritten:
+///
+/// ```
+/// C = alpha * Aᵀ A + beta * C     A: (K, N)   C: (N, N), upper triangle
+/// ```
+///
+/// Half the multiply-adds of `gemm(.transposed, .none, …)` with A twice:
+/// the covariance of the report's feature map. `symmetrized` fills the
+/// lower half afterwards.
+func syrkUpper(n: Int, k: Int, alpha: Float, _ a: UnsafePointer<Float>, beta: Float, _ c: UnsafeMutablePointer<Float>) {
+    if n == 0 { return }
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(n), Int32(k), alpha, a, Int32(n), beta, c, Int32(n))
+}

@@ -7,6 +7,9 @@ extension TrainingReport {
     /// `misclassifiedLimit`).
     public static let defaultSampleCount = 60
 
+    /// How many misclassified images the feature map rings.
+    public static let highlightedCount = 12
+
     /// The report of a training run so far.
     /// - Parameters:
     ///   - trainer: the run: its model, data and options go in the details.
@@ -14,8 +17,12 @@ extension TrainingReport {
     ///   - epochs: the epochs trained in this process (a resumed run's earlier
     ///     epochs are not known here).
     ///   - evaluation: the latest evaluation on `test`, with its misclassified images.
-    /// - Throws: `LeNetError` when a misclassified index is outside `test`.
-    public init(trainer: Trainer, test: ImageDataset, epochs: [EpochRecord], evaluation: Evaluation) throws {
+    ///   - featureMap: whether to map the test images' features (`FeatureMap`,
+    ///     one more forward pass over `test`), its first misclassified ones ringed.
+    /// - Throws: `LeNetError` when a misclassified index is outside `test`,
+    ///   or from `FeatureMap`.
+    public init(trainer: Trainer, test: ImageDataset, epochs: [EpochRecord], evaluation: Evaluation,
+                featureMap: Bool = true) throws {
         let o = trainer.options
         let model = trainer.model?.rawValue ?? "custom network"
         var recipe = "\(o.optimizer.rawValue), lr \(o.learningRate)"
@@ -41,9 +48,12 @@ extension TrainingReport {
         let seconds = epochs.reduce(0) { $0 + $1.seconds }
         details.append(("training time", String(format: "%.0f s (%.1f min) for %d epoch%@", seconds, seconds / 60, epochs.count,
                                                 epochs.count == 1 ? "" : "s")))
+        let map = featureMap ? try FeatureMap(network: trainer.network, dataset: test, normalization: o.normalization,
+                                              highlighting: Array(evaluation.misclassified.prefix(Self.highlightedCount)),
+                                              batchSize: o.batchSize) : nil
         self.init(title: "\(model) on \(trainer.dataset.name.replacingOccurrences(of: " train", with: ""))",
                   details: details, epochs: epochs, evaluation: evaluation,
-                  samples: try TrainingReport.samples(of: evaluation, in: test))
+                  samples: try TrainingReport.samples(of: evaluation, in: test), featureMap: map)
     }
 
     /// The report of an evaluation of a checkpoint (no per-epoch curves).
@@ -53,8 +63,10 @@ extension TrainingReport {
     ///   - metadata: the checkpoint's metadata; its epoch, seed and augmentation are shown.
     ///   - test: the dataset `evaluation` was computed on.
     ///   - evaluation: its result, with misclassified images.
+    ///   - featureMap: the map of the test images' features (`FeatureMap`), if made.
     /// - Throws: `LeNetError` when a misclassified index is outside `test`.
-    public init(weights: String, model: String, metadata: [String: String], test: ImageDataset, evaluation: Evaluation) throws {
+    public init(weights: String, model: String, metadata: [String: String], test: ImageDataset, evaluation: Evaluation,
+                featureMap: FeatureMap? = nil) throws {
         var details: [(label: String, value: String)] = [
             ("checkpoint", weights),
             ("model", model),
@@ -67,6 +79,6 @@ extension TrainingReport {
         for (key, label) in keys { if let v = metadata[key] { details.append((label, v)) } }
         details.append(("speed", String(format: "%.0f images/s", evaluation.imagesPerSecond)))
         self.init(title: "\(model) evaluated on \(test.name)", details: details, epochs: [], evaluation: evaluation,
-                  samples: try TrainingReport.samples(of: evaluation, in: test))
+                  samples: try TrainingReport.samples(of: evaluation, in: test), featureMap: featureMap)
     }
 }

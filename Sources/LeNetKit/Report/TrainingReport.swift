@@ -99,17 +99,22 @@ public struct TrainingReport: Sendable {
     public var evaluation: Evaluation?
     /// Misclassified test images to show.
     public var samples: [Sample]
+    /// The test images placed by their features' principal components, if computed.
+    public var featureMap: FeatureMap?
 
     /// - Parameters:
     ///   - title: the heading, e.g. "cifar-lenet on CIFAR-10".
     ///   - details: label–value rows shown under it.
+    ///   - featureMap: a map of the test images' features, drawn after the
+    ///     confusion matrix.
     public init(title: String, details: [(label: String, value: String)] = [], epochs: [EpochRecord] = [],
-                evaluation: Evaluation? = nil, samples: [Sample] = []) {
+                evaluation: Evaluation? = nil, samples: [Sample] = [], featureMap: FeatureMap? = nil) {
         self.title = title
         self.details = details
         self.epochs = epochs
         self.evaluation = evaluation
         self.samples = samples
+        self.featureMap = featureMap
     }
 
     /// The images of `evaluation.misclassified`, taken from the dataset it was computed on.
@@ -166,6 +171,13 @@ public struct TrainingReport: Sendable {
             body += "<div><h2>Confusion matrix</h2>\n\(confusionSVG(e))</div>\n"
             body += "<div><h2>Accuracy per class</h2>\n\(perClassSVG(e))</div>\n"
             body += "</section>\n"
+        }
+        if let map = featureMap {
+            body += "<h2>Test images by their features</h2>\n"
+            body += "<p class=\"note\">Each dot is a test image (\(map.count > FeatureMap.drawnLimit ? "every \((map.count + FeatureMap.drawnLimit - 1) / FeatureMap.drawnLimit)th of \(grouped(map.count))" : "all \(grouped(map.count))")), "
+                + "placed by the first two principal components of the \(map.width) features the last layer reads (the output of \(escape(map.layer))), "
+                + "coloured by its true class. Ringed: the first \(map.highlighted.count) misclassified images; hover for their classes.</p>\n"
+            body += map.svg() + "\n"
         }
         body += samplesSection()
         return """
