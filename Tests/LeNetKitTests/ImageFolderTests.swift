@@ -170,6 +170,9 @@ struct ImageFolderTests: UsesTemporaryDirectories {
         let loaded = try ImageFolder.load(directory: root.path, split: .train, options: options)
         #expect(loaded.dataset.count == 2)
         #expect(loaded.dataset.labels == [0, 1])
+        // The good images moved over the gaps: (1, 2, 3) then (4, 5, 6), flat.
+        let planes = stride(from: 0, to: loaded.dataset.images.count, by: 1024).map { loaded.dataset.images[$0..<$0 + 1024] }
+        #expect(planes.map { Set($0) } == [[1], [2], [3], [4], [5], [6]])
         #expect(loaded.skipped.map(\.path) == [empty.path, bad.path])
         #expect(loaded.skipped[1].reason.contains("JPEG"))
     }

@@ -227,23 +227,33 @@ public enum ImageFolder {
             }
         }
         var skipped: [BadImage] = []
-        var kept: [UInt8] = [], labels: [UInt8] = []
-        kept.reserveCapacity(images.count)
+        var labels: [UInt8] = []
         labels.reserveCapacity(n)
+        // Without skipped files the buffer is the dataset as it stands; with
+        // some, the good images move up over the gaps, in place.
+        var kept = 0
         for (i, file) in listing.files.enumerated() {
             if let reason = failures[i] {
                 skipped.append(BadImage(path: file.path, reason: reason))
                 continue
             }
-            kept += images[i * size..<(i + 1) * size]
+            if kept != i {
+                // kept < i: the two images' bytes do not overlap.
+                images.withUnsafeMutableBufferPointer { bytes in
+                    guard let base = bytes.baseAddress else { return }
+                    (base + kept * size).update(from: base + i * size, count: size)
+                }
+            }
             labels.append(UInt8(file.label))
+            kept += 1
         }
+        images.removeLast((n - kept) * size)
         if labels.isEmpty {
             throw LeNetError("none of its \(n) images could be decoded; the first: \(skipped.first?.path ?? "")", subject: directory)
         }
         let name = (URL(fileURLWithPath: directory).standardizedFileURL.lastPathComponent) + " " + split.rawValue
         let dataset = try ImageDataset(name: name, channels: shape.channels, height: shape.height, width: shape.width,
-                                       images: kept, labels: labels, classNames: listing.classNames)
+                                       images: images, labels: labels, classNames: listing.classNames)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         return Loaded(dataset: dataset, skipped: skipped,
                       heldOut: listing.isHeldOut ? (options.validationFraction, options.seed) : nil, seconds: seconds)
