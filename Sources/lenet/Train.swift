@@ -101,7 +101,8 @@ struct Train: ParsableCommand {
         if let limit { train = train.prefix(limit) }
         let test = try dataOptions.load(kind, from: directory, split: .test, shape: model.inputShape, threads: options.threads)
 
-        let network = try model.make(seed: seed)
+        // One output per class: 10 for CIFAR-10 and MNIST, a folder's own count.
+        let network = try model.make(seed: seed, classes: train.classNames.count)
         // What the trainer and the evaluation after each epoch will
         // allocate, checked before they do (the images are loaded already).
         func needs(batch: Int, threads: Int) -> MemoryEstimate {

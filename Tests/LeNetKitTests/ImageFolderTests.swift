@@ -247,4 +247,39 @@ struct ImageFolderTests: UsesTemporaryDirectories {
         #expect(binaryFlag.status == 1 && binaryFlag.stderr.contains("--skip-bad-images: applies to image folders only"),
                 "\(binaryFlag.stderr)")
     }
+
+    /// A folder of 3 classes trains a network of 3 outputs (121,182 − 7 · 85
+    /// parameters), whose checkpoint `eval` and `predict` load with its class
+    /// names.
+    @Test(.disabledUnderSanitizers) func testAThreeClassFolder() throws {
+        let root = try temporaryDirectory()
+        let squares = try TrainingTests.squares(count: 300, seed: 6)
+        let keep = (0..<squares.count).filter { squares.labels[$0] < 3 }
+        let names = ["cat", "dog", "fox"]
+        let three = try ImageDataset(name: "three", channels: 3, height: 32, width: 32,
+                                     images: keep.flatMap { squares.images[$0 * 3072..<($0 + 1) * 3072] },
+                                     labels: keep.map { squares.labels[$0] }, classNames: names)
+        let paths = try Self.writeFolder(three, to: root, split: "train")
+        let weights = root.appendingPathComponent("three.safetensors").path
+        let trained = try runLenet(["train", "--data", root.path, "--epochs", "2", "--threads", "2", "--validation-split", "0.2",
+                                    "--output", weights])
+        #expect(trained.status == 0, "\(trained.stderr)")
+        #expect(trained.stderr.contains("training cifar-lenet (120,587 parameters) on image folder"), "\(trained.stderr)")
+        #expect(trained.stderr.contains("holding out 20% of each class, seed 0, of train/ as the test set"), "\(trained.stderr)")
+
+        let loaded = try Checkpoint.loadNetwork(path: weights)
+        #expect(loaded.network.outputShape.count == 3)
+        #expect(loaded.network.trainableParameterCount == 121_182 - 7 * 85)
+        let eval = try runLenet(["eval", "--data", root.path, "--weights", weights, "--validation-split", "0.2", "--json"])
+        #expect(eval.status == 0, "\(eval.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any])
+        #expect(object["class_names"] as? [String] == names)
+        #expect((object["confusion"] as? [[Int]])?.map(\.count) == [3, 3, 3])
+        // The held-out share: round(0.2 · n) of each class's n images.
+        let held = (0..<3).map { c in Int((0.2 * Double(three.labels.filter { $0 == c }.count)).rounded()) }.reduce(0, +)
+        #expect(object["count"] as? Int == held)
+        let predicted = try runLenet(["predict", "--weights", weights, "--top", "3", paths[0]])
+        #expect(predicted.status == 0, "\(predicted.stderr)")
+        #expect(names.allSatisfy { predicted.stdout.contains("\($0) ") }, "\(predicted.stdout)")
+    }
 }

@@ -34,7 +34,10 @@ extension Models {
     /// - Parameters:
     ///   - seed: fixes the initial parameters.
     ///   - squashC1: whether a `Tanh.lecun` follows c1 (the paper: yes).
-    public static func lenet5(seed: UInt64 = 0, squashC1: Bool = true) throws -> Network {
+    ///   - classes: the output layer's units, 1 to 256 (the paper: 10).
+    /// - Throws: `LeNetError` when `classes` is out of range or memory fails.
+    public static func lenet5(seed: UInt64 = 0, squashC1: Bool = true, classes: Int = 10) throws -> Network {
+        try checkClasses(classes)
         let c3 = PartialConv2D("c3", inChannels: 6, outChannels: 16, kernelSize: 5,
                                table: PartialConv2D.lecunC3Table)
         var layers: [any Layer] = [Conv2D("c1", inChannels: 1, outChannels: 6, kernelSize: 5)]
@@ -45,7 +48,7 @@ extension Models {
             Subsampling("s4", channels: 16), Tanh.lecun("s4.tanh"),
             Conv2D("c5", inChannels: 16, outChannels: 120, kernelSize: 5), Tanh.lecun("c5.tanh"),
             Linear("f6", inFeatures: 120, outFeatures: 84), Tanh.lecun("f6.tanh"),
-            Linear("output", inFeatures: 84, outFeatures: 10),
+            Linear("output", inFeatures: 84, outFeatures: classes),
         ]
         // The layer chain is fixed and consistent: only memory can fail.
         let net = try Network(inputShape: FeatureShape(channels: 1, height: 32, width: 32), layers: layers)

@@ -6,11 +6,24 @@ public enum ModelKind: String, CaseIterable, Sendable {
     case lenet5
 
     /// A freshly initialized network of this kind.
-    /// - Throws: `LeNetError` when its parameters' memory cannot be had.
-    public func make(seed: UInt64 = 0) throws -> Network {
+    /// - Parameters:
+    ///   - seed: fixes the initial parameters.
+    ///   - classes: the last layer's outputs, 1 to 256.
+    /// - Throws: `LeNetError` when `classes` is out of range or its
+    ///   parameters' memory cannot be had.
+    public func make(seed: UInt64 = 0, classes: Int = 10) throws -> Network {
         switch self {
-        case .cifarLeNet: return try Models.cifarLeNet(seed: seed)
-        case .lenet5: return try Models.lenet5(seed: seed)
+        case .cifarLeNet: return try Models.cifarLeNet(seed: seed, classes: classes)
+        case .lenet5: return try Models.lenet5(seed: seed, classes: classes)
+        }
+    }
+
+    /// The name of the last layer's bias, whose length is the class count:
+    /// `fc3.bias` or `output.bias`.
+    public var outputBiasName: String {
+        switch self {
+        case .cifarLeNet: return "fc3.bias"
+        case .lenet5: return "output.bias"
         }
     }
 

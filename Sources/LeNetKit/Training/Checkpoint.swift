@@ -104,7 +104,16 @@ public enum Checkpoint {
         } else {
             throw LeNetError("its tensors (\(file.tensors.map(\.name).prefix(4).joined(separator: ", "))…) match no known model", subject: path)
         }
-        let network = try kind.make()
+        // The class count is the last layer's: fc3.bias's length for a
+        // checkpoint of a 3-class image folder, 10 for CIFAR-10.
+        var classes = 10
+        if let bias = file.tensors.first(where: { $0.name == kind.outputBiasName }), bias.shape.count == 1 {
+            guard (1...256).contains(bias.shape[0]) else {
+                throw LeNetError("\(kind.outputBiasName) has \(bias.shape[0]) classes; the models take 1 to 256", subject: path)
+            }
+            classes = bias.shape[0]
+        }
+        let network = try kind.make(classes: classes)
         try load(file, into: network, source: path)
         var normalization = Normalization.half
         if let m = file.metadata[Key.normalizationMean], let s = file.metadata[Key.normalizationStd] {
