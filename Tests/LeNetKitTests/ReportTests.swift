@@ -62,20 +62,27 @@ struct ReportTests: UsesTemporaryDirectories {
         let run = try trainedRun()
         let report = try TrainingReport(trainer: run.trainer, test: run.test, epochs: run.records, evaluation: run.evaluation)
         let html = report.html()
+        let e = run.evaluation
         #expect(html.hasPrefix("<!DOCTYPE html>"))
         #expect(!html.lowercased().contains("<script"), "no JavaScript")
         #expect(!html.replacingOccurrences(of: "xmlns=\"http://www.w3.org/2000/svg\"", with: "").contains("http"), "nothing fetched")
-        // Two charts, the heat map and the bars: four SVG images, each well-formed XML.
+        // Two charts, the heat map, the bars and the feature map: five SVG images, each well-formed XML.
         let svgs = fragments(of: "svg", in: html)
-        #expect(svgs.count == 4)
+        #expect(svgs.count == 5)
         for svg in svgs { #expect(isWellFormedXML(svg), "\(String(svg.prefix(300)))") }
         // Lines for train/test loss and train/test accuracy, one point per epoch each.
         #expect(html.components(separatedBy: "<polyline").count - 1 == 4)
-        #expect(html.components(separatedBy: "<circle").count - 1 == 4 * run.records.count)
+        #expect((svgs[0] + svgs[1]).components(separatedBy: "<circle").count - 1 == 4 * run.records.count)
+        // The feature map: a dot per test image, a ring per highlighted one, a legend entry per class and one for the rings.
+        let map = try #require(report.featureMap)
+        #expect(map.count == run.test.count && map.width == 100)  // the small network's fc1 reads 4 × 5 × 5
+        #expect(map.highlighted == Array(e.misclassified.prefix(TrainingReport.highlightedCount)))
+        #expect(svgs[4].components(separatedBy: "<circle").count - 1
+                == run.test.count + map.highlighted.count + run.test.classNames.count + (map.highlighted.isEmpty ? 0 : 1))
+        #expect(html.contains("the 100 features the last layer reads (the output of pool)"))
         // The class names label the heat map and the bars.
         for name in run.test.classNames { #expect(html.components(separatedBy: ">\(name)<").count - 1 >= 3, "\(name)") }
         // The numbers: headline accuracy, each cell's count, each class's accuracy.
-        let e = run.evaluation
         #expect(html.contains(String(format: "Test accuracy <b>%.2f%%</b>", e.accuracy * 100)), "headline")
         #expect(html.contains("\(e.correct) of \(e.count) images"))
         for (k, accuracy) in e.perClass.enumerated() {
