@@ -151,6 +151,12 @@ struct ImageFileTests {
             try PNG.decode(Self.png(width: 1, height: 1, depth: 8, color: 3, rows: [[0, 5]],
                                     extra: [Self.chunk("PLTE", [1, 2, 3])]), subject: "j.png")
         }
+        // Found by Scripts/fuzz (FuzzPNG, out of memory): 72 bytes whose tEXt chunk declares
+        // 1,766,015,824 bytes, which libpng 1.6.39 allocates before reading. Refused first.
+        let bomb = try #require(Data(base64Encoded: "iVBORw0KGgoAAAANSUhEUgAAAAUAAAABAgMAAABrkIxgaUNDUHRFWHRQTFRF/wAAAPkA3HQd5KwAc1BMVABJbnRFTkSuQmCC"))
+        assertError("bomb.png", "chunk 'tEXt' at byte 33 declares 1766015824 bytes, the file has 31 left") {
+            try PNG.decode([UInt8](bomb), subject: "bomb.png")
+        }
         assertError("k.png", "width is zero") {
             try PNG.decode(Self.png(width: 0, height: 1, depth: 8, color: 0, rows: [[0]]), subject: "k.png")
         }
