@@ -24,8 +24,14 @@ struct Train: ParsableCommand {
     @Option(help: "adam, adamw (decoupled weight decay) or sgd.")
     var optimizer: TrainingOptions.OptimizerKind = .adam
 
-    @Option(help: "Learning-rate schedule: constant, step (×--step-gamma every --step-epochs epochs) or cosine (to 0 over all epochs).")
+    @Option(help: "Learning-rate schedule: constant, step (×--step-gamma every --step-epochs epochs), cosine (to 0 over all epochs) or onecycle (up from lr/25 to lr over 30% of the steps, then down to lr/250000: PyTorch's OneCycleLR).")
     var schedule: TrainingOptions.Schedule = .constant
+
+    @Option(name: .customLong("warmup-epochs"), help: "Epochs of linear warm-up to lr before the schedule (not with onecycle).")
+    var warmupEpochs = 0
+
+    @Option(name: .customLong("label-smoothing"), help: "Label smoothing α: train toward (1 − α)·one-hot + α/classes (PyTorch's CrossEntropyLoss(label_smoothing=α)).")
+    var labelSmoothing: Float = 0
 
     @Option(name: .customLong("step-epochs"), help: "Epochs between decays of the step schedule.")
     var stepEpochs = 10
@@ -79,6 +85,8 @@ struct Train: ParsableCommand {
         options.schedule = schedule
         options.stepEpochs = stepEpochs
         options.stepGamma = stepGamma
+        options.warmupEpochs = warmupEpochs
+        options.labelSmoothing = labelSmoothing
         options.augmentation = augment ? .cifar : nil
         guard let meanValues = Checkpoint.parseFloats(mean) else { throw LeNetError("expected numbers like 0.5 or 0.49,0.48,0.45, got '\(mean)'", subject: "--mean") }
         guard let stdValues = Checkpoint.parseFloats(std) else { throw LeNetError("expected numbers like 0.5 or 0.25,0.24,0.26, got '\(std)'", subject: "--std") }
@@ -127,6 +135,8 @@ struct Train: ParsableCommand {
         printError("training \(model.rawValue) (\(grouped(network.trainableParameterCount)) parameters) on \(kind.displayName) "
             + "from \(directory): \(grouped(train.count)) training images, \(grouped(test.count)) test images, "
             + "batch \(batchSize), \(optimizer.rawValue) lr \(lr)" + (schedule == .constant ? "" : " (\(schedule.rawValue))")
+            + (warmupEpochs > 0 ? ", \(warmupEpochs) warm-up epoch(s)" : "")
+            + (labelSmoothing > 0 ? ", label smoothing \(labelSmoothing)" : "")
             + (augment ? ", augmented (crop 4, flip)" : "")
             + ", \(blasDescription), \(options.threads) thread(s), memory \(memory)"
             + (trainer.stepInEpoch > 0 ? ", resuming epoch \(trainer.epoch + 1) after step \(trainer.stepInEpoch)"

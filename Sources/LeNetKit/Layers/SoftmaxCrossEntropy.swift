@@ -1,22 +1,29 @@
 import Foundation  // libm (expf, logf, …) on every platform
 
 /// Softmax followed by the negative log-likelihood, averaged over the batch:
-/// PyTorch's `nn.CrossEntropyLoss()` on logits.
+/// PyTorch's `nn.CrossEntropyLoss(label_smoothing: α)` on logits.
 ///
 /// ```
-/// loss = (1/N) Σ_n [ log Σ_k exp(z[n,k]) − z[n, y_n] ]     (log-sum-exp shifted by max_k z[n,k])
-/// dz[n,k] = (softmax(z[n])_k − [k = y_n]) / N
+/// q[n,k]  = (1 − α)·[k = y_n] + α/K                         (the smoothed target; α = 0: one-hot)
+/// loss    = (1/N) Σ_n [ log Σ_k exp(z[n,k]) − Σ_k q[n,k]·z[n,k] ]   (log-sum-exp shifted by max_k z[n,k])
+/// dz[n,k] = (softmax(z[n])_k − q[n,k]) / N
 /// ```
 public final class SoftmaxCrossEntropy {
     /// The number of classes (K).
     public let classes: Int
+    /// α, the share of each target spread evenly over the classes, in [0, 1).
+    public let smoothing: Float
     private var probabilities: BatchBuffer  // (N, K), cached by forward
     private var labels = IndexBuffer()  // (N)
     private var batch = 0
 
-    /// - Parameter classes: K, the logits per sample.
-    public init(classes: Int) {
+    /// - Parameters:
+    ///   - classes: K, the logits per sample.
+    ///   - smoothing: α in [0, 1) (`TrainingOptions.labelSmoothing` checks
+    ///     it); 0, the default, is the plain cross-entropy.
+    public init(classes: Int, smoothing: Float = 0) {
         self.classes = classes
+        self.smoothing = smoothing
         probabilities = BatchBuffer(perSample: classes, name: "loss probabilities")
     }
 
@@ -48,7 +55,14 @@ public final class SoftmaxCrossEntropy {
             }
             let inv = 1 / sum
             for k in 0..<K { p[k] *= inv }
-            total += Double(logf(sum) + zmax - z[label])
+            // Σ_k q_k z_k; with α = 0 exactly z_y, as the plain loss has it.
+            var target = z[label]
+            if smoothing != 0 {
+                var all: Float = 0
+                for k in 0..<K { all += z[k] }
+                target = (1 - smoothing) * z[label] + smoothing / Float(K) * all
+            }
+            total += Double(logf(sum) + zmax - target)
         }
         return Float(total / Double(max(n, 1)))
     }
@@ -75,11 +89,18 @@ public final class SoftmaxCrossEntropy {
         let K = classes, n = min(batch, dlogits.count / max(K, 1))
         guard let dlogits = dlogits.baseAddress else { return }
         let scale = 1 / Float(max(total ?? n, 1))
+        // (p − q)·scale: every class loses α/K, the label (1 − α) more.
+        // With α = 0 these are the plain loss's numbers exactly.
+        let spread = smoothing / Float(K) * scale, onLabel = (1 - smoothing) * scale
         for s in 0..<n {
             let p = probabilities.pointer + s * K
             let d = dlogits + s * K
-            for k in 0..<K { d[k] = p[k] * scale }
-            d[Int(labels.pointer[s])] -= scale
+            if smoothing == 0 {
+                for k in 0..<K { d[k] = p[k] * scale }
+            } else {
+                for k in 0..<K { d[k] = p[k] * scale - spread }
+            }
+            d[Int(labels.pointer[s])] -= onLabel
         }
     }
 

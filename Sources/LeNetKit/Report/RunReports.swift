@@ -30,7 +30,10 @@ extension TrainingReport {
         case .constant: break
         case .step: recipe += " ×\(o.stepGamma) every \(o.stepEpochs) epochs"
         case .cosine: recipe += ", cosine schedule"
+        case .onecycle: recipe += ", one-cycle schedule"
         }
+        if o.warmupEpochs > 0 { recipe += ", \(o.warmupEpochs) warm-up epoch\(o.warmupEpochs == 1 ? "" : "s")" }
+        if o.labelSmoothing > 0 { recipe += ", label smoothing \(o.labelSmoothing)" }
         if o.weightDecay != 0 { recipe += ", weight decay \(o.weightDecay)" }
         if o.optimizer == .sgd { recipe += ", momentum \(o.momentum)" }
         recipe += ", batch \(o.batchSize), \(o.epochs) epochs, seed \(o.seed)"

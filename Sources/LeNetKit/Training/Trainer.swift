@@ -39,8 +39,8 @@ public final class Trainer {
         private(set) var labels: IndexBuffer  // (N)
         var lossSum = 0.0
         var correct = 0
-        init(classes: Int, batch: Int) throws {
-            loss = SoftmaxCrossEntropy(classes: classes)
+        init(classes: Int, batch: Int, smoothing: Float) throws {
+            loss = SoftmaxCrossEntropy(classes: classes, smoothing: smoothing)
             labels = try IndexBuffer(count: batch, name: "training labels")
         }
         /// Room for `n` labels (a step may be given more images than the batch size).
@@ -101,7 +101,7 @@ public final class Trainer {
         dataParallel = try DataParallel(network: network, threads: min(options.threads, batch))
         let largest = dataParallel.longestPart(batch: batch)
         parts = try (0..<dataParallel.parts(batch: batch)).map { _ in
-            try PartState(classes: network.outputShape.count, batch: largest)
+            try PartState(classes: network.outputShape.count, batch: largest, smoothing: options.labelSmoothing)
         }
         try dataParallel.reserve(batch: batch)
     }

@@ -15,6 +15,11 @@ public struct TrainingOptions: Sendable {
         /// Cosine annealing from the rate to 0 over all epochs' steps:
         /// lr·½(1 + cos(π·t/T)).
         case cosine
+        /// The one-cycle policy (Smith & Topin 2018), as PyTorch's
+        /// `OneCycleLR(max_lr: lr, total_steps: T)` with its defaults and
+        /// `cycle_momentum=False`: from lr/25 up to lr over the first 30%
+        /// of the steps, then down to lr/250,000, each half of a cosine.
+        case onecycle
     }
 
     /// Epochs to train in all (a resumed run counts the ones already done).
@@ -39,8 +44,18 @@ public struct TrainingOptions: Sendable {
     public var stepEpochs = 10
     /// For `.step`: the factor of each decay.
     public var stepGamma: Float = 0.1
+    /// Epochs of linear warm-up before `schedule` (not with `.onecycle`,
+    /// which warms up on its own): over its W steps the rate is
+    /// lr·(t + 1)/W, as PyTorch's `LinearLR(start_factor: 1/W,
+    /// total_iters: W − 1)`; then `.cosine` anneals over the steps left,
+    /// and `.constant` and `.step` go on as without it.
+    public var warmupEpochs = 0
     /// Random crop and flip of each training image (`--augment`), or nil for none.
     public var augmentation: Augmentation? = nil
+    /// Label smoothing α in [0, 1): the training loss's target is
+    /// (1 − α)·one-hot + α/K (`SoftmaxCrossEntropy`). The test loss stays
+    /// the plain cross-entropy.
+    public var labelSmoothing: Float = 0
     /// Threads each step is split across (`DataParallel`): at most one part
     /// per image of a batch. The same seed and thread count give bitwise
     /// the same weights; another thread count rounds differently.
@@ -57,6 +72,9 @@ public struct TrainingOptions: Sendable {
     ///   - t: optimizer steps taken before this one.
     ///   - stepsPerEpoch: batches per epoch.
     public func learningRate(atStep t: Int, stepsPerEpoch: Int) -> Float {
+        let total = max(epochs * stepsPerEpoch, 1)
+        let warmup = schedule == .onecycle ? 0 : min(warmupEpochs * stepsPerEpoch, total)
+        if t < warmup { return Float(Double(learningRate) * Double(t + 1) / Double(warmup)) }
         switch schedule {
         case .constant:
             return learningRate
@@ -64,9 +82,24 @@ public struct TrainingOptions: Sendable {
             let epoch = t / max(stepsPerEpoch, 1)
             return learningRate * pow(stepGamma, Float(epoch / max(stepEpochs, 1)))
         case .cosine:
-            let total = Double(max(epochs * stepsPerEpoch, 1))
-            return Float(Double(learningRate) * 0.5 * (1 + cos(Double.pi * min(Double(t), total) / total)))
+            let span = Double(max(total - warmup, 1))
+            return Float(Double(learningRate) * 0.5 * (1 + cos(Double.pi * min(Double(t - warmup), span) / span)))
+        case .onecycle:
+            return Float(Self.oneCycle(step: t, total: total, peak: Double(learningRate)))
         }
+    }
+
+    /// PyTorch's `OneCycleLR` rate at step `t` of `total` (its defaults:
+    /// `pct_start` 0.3, `div_factor` 25, `final_div_factor` 10⁴, cosine):
+    /// two phases, ending at steps 0.3·T − 1 and T − 1, each half a cosine
+    /// between its two rates; past the end it stays at the last.
+    static func oneCycle(step t: Int, total: Int, peak: Double) -> Double {
+        let initial = peak / 25, final = initial / 1e4
+        let firstEnd = 0.3 * Double(total) - 1, lastEnd = Double(total - 1)
+        func anneal(_ from: Double, _ to: Double, _ pct: Double) -> Double { to + (from - to) / 2 * (cos(Double.pi * pct) + 1) }
+        let s = min(Double(t), lastEnd)
+        if s <= firstEnd { return anneal(initial, peak, firstEnd > 0 ? s / firstEnd : 1) }
+        return anneal(peak, final, lastEnd > firstEnd ? (s - firstEnd) / (lastEnd - firstEnd) : 1)
     }
 
     /// Checks every value, naming the option (`TrainingOptions.batchSize`);
@@ -84,7 +117,17 @@ public struct TrainingOptions: Sendable {
             throw LeNetError("must be ≥ 0, got \(weightDecay)", subject: "TrainingOptions.weightDecay")
         }
         guard threads > 0 else { throw LeNetError("must be > 0, got \(threads)", subject: "TrainingOptions.threads") }
+        guard labelSmoothing.isFinite, labelSmoothing >= 0, labelSmoothing < 1 else {
+            throw LeNetError("must be in [0, 1), got \(labelSmoothing)", subject: "TrainingOptions.labelSmoothing")
+        }
         guard stepEpochs > 0 else { throw LeNetError("must be > 0, got \(stepEpochs)", subject: "TrainingOptions.stepEpochs") }
+        guard warmupEpochs >= 0 else { throw LeNetError("must be ≥ 0, got \(warmupEpochs)", subject: "TrainingOptions.warmupEpochs") }
+        guard warmupEpochs == 0 || schedule != .onecycle else {
+            throw LeNetError("the onecycle schedule warms up on its own; leave warm-up at 0", subject: "TrainingOptions.warmupEpochs")
+        }
+        guard warmupEpochs < epochs || warmupEpochs == 0 else {
+            throw LeNetError("must be fewer than the \(epochs) epochs, got \(warmupEpochs)", subject: "TrainingOptions.warmupEpochs")
+        }
         guard stepGamma.isFinite, stepGamma > 0, stepGamma <= 1 else {
             throw LeNetError("must be in (0, 1], got \(stepGamma)", subject: "TrainingOptions.stepGamma")
         }
