@@ -23,6 +23,9 @@ struct Eval: ParsableCommand {
     @Option(help: "Also write every test image's logits (tensor 'logits', N×classes) and label ('labels') to this safetensors file, to compare with another runtime.")
     var logits: String?
 
+    @Option(help: "Test-time augmentation: none, or flip (the mean of each image's and its mirror's softmax).")
+    var tta: TestTimeAugmentation = .none
+
     @Option(help: "Also write an HTML report (confusion matrix, per-class accuracy, misclassified images) to DIR/index.html.")
     var report: String?
 
@@ -47,7 +50,7 @@ struct Eval: ParsableCommand {
         try plan.check()
         let result = try loaded.network.evaluate(on: test, normalization: loaded.normalization, batchSize: batchSize, threads: threads,
                                                  misclassifiedLimit: report == nil ? 0 : TrainingReport.defaultSampleCount,
-                                                 keepsLogits: logits != nil)
+                                                 keepsLogits: logits != nil, testTimeAugmentation: tta)
         if let logits {
             let K = loaded.network.outputShape.count
             try SafetensorsFile(tensors: [

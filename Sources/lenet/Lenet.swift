@@ -68,6 +68,7 @@ extension ModelKind: ExpressibleByArgument {}
 extension DatasetKind: ExpressibleByArgument {}
 extension TrainingOptions.OptimizerKind: ExpressibleByArgument {}
 extension TrainingOptions.Schedule: ExpressibleByArgument {}
+extension TestTimeAugmentation: ExpressibleByArgument {}
 
 /// What `--threads` does, for every command's help.
 let threadsDiscussion = """

@@ -33,6 +33,9 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("label-smoothing"), help: "Label smoothing α: train toward (1 − α)·one-hot + α/classes (PyTorch's CrossEntropyLoss(label_smoothing=α)).")
     var labelSmoothing: Float = 0
 
+    @Option(help: "Test-time augmentation of the evaluation after each epoch: none, or flip (the mean of each test image's and its mirror's softmax).")
+    var tta: TestTimeAugmentation = .none
+
     @Option(name: .customLong("step-epochs"), help: "Epochs between decays of the step schedule.")
     var stepEpochs = 10
 
@@ -87,6 +90,7 @@ struct Train: ParsableCommand {
         options.stepGamma = stepGamma
         options.warmupEpochs = warmupEpochs
         options.labelSmoothing = labelSmoothing
+        options.testTimeAugmentation = tta
         options.augmentation = augment ? .cifar : nil
         guard let meanValues = Checkpoint.parseFloats(mean) else { throw LeNetError("expected numbers like 0.5 or 0.49,0.48,0.45, got '\(mean)'", subject: "--mean") }
         guard let stdValues = Checkpoint.parseFloats(std) else { throw LeNetError("expected numbers like 0.5 or 0.25,0.24,0.26, got '\(std)'", subject: "--std") }
@@ -138,6 +142,7 @@ struct Train: ParsableCommand {
             + (warmupEpochs > 0 ? ", \(warmupEpochs) warm-up epoch(s)" : "")
             + (labelSmoothing > 0 ? ", label smoothing \(labelSmoothing)" : "")
             + (augment ? ", augmented (crop 4, flip)" : "")
+            + (tta == .flip ? ", flip test-time augmentation" : "")
             + ", \(blasDescription), \(options.threads) thread(s), memory \(memory)"
             + (trainer.stepInEpoch > 0 ? ", resuming epoch \(trainer.epoch + 1) after step \(trainer.stepInEpoch)"
                 : trainer.epoch > 0 ? ", resuming after epoch \(trainer.epoch)" : ""))

@@ -114,4 +114,66 @@ struct RecipeTests {
         options.warmupEpochs = 10
         assertError("TrainingOptions.warmupEpochs", "fewer than the 10 epochs") { try options.validate() }
     }
+
+    /// Flip test-time augmentation: each image's prediction is the mean of
+    /// its and its mirror's softmax, computed here one image at a time with
+    /// `predict` (the same layers, other batches: logits within the forward
+    /// chain's bound; a probability moves at most as much as a logit).
+    @Test func testFlipTestTimeAugmentationAveragesTheMirror() throws {
+        let net = try TrainingTests.smallNetwork(seed: 3)
+        let data = try TrainingTests.squares(count: 40, seed: 12)
+        let tta = try net.evaluate(on: data, normalization: .half, batchSize: 16, threads: 2, keepsLogits: true,
+                                   testTimeAugmentation: .flip)
+        let K = 10, size = data.imageSize
+        var correct = 0, loss = 0.0, worst: Float = 0
+        for i in 0..<data.count {
+            let bytes = Array(data.images[i * size..<(i + 1) * size])
+            let image = bytes.map { (Float($0) / 255 - 0.5) / 0.5 }
+            var mirror = image
+            for c in 0..<3 { for h in 0..<32 { for w in 0..<32 { mirror[c * 1024 + h * 32 + w] = image[c * 1024 + h * 32 + 31 - w] } } }
+            let a = try net.predict(image), b = try net.predict(mirror)
+            func softmax(_ z: [Float]) -> [Double] {
+                let m = Double(z.max() ?? 0), e = z.map { exp(Double($0) - m) }, s = e.reduce(0, +)
+                return e.map { $0 / s }
+            }
+            let p = zip(softmax(a), softmax(b)).map { ($0 + $1) / 2 }
+            let best = p.indices.max { p[$0] < p[$1] } ?? 0
+            if best == Int(data.labels[i]) { correct += 1 }
+            loss -= log(p[Int(data.labels[i])])
+            for k in 0..<K { worst = max(worst, abs(Float(p[k]) - expf(tta.logits[i * K + k]))) }
+        }
+        // The small network: 75 + 100 terms on the way to a logit, of at most a few units.
+        let bound = ErrorBound.reduction(75 + 100, magnitude: 8)
+        #expect(worst <= bound, "probabilities differ by \(worst), bound \(bound)")
+        #expect(tta.correct == correct)
+        #expect(abs(tta.loss - loss / Double(data.count)) <= Double(bound) * 4)
+        // The mirror view is read mirrored: fillMirrored gives image i's columns reversed.
+        var x = [Float](repeating: 0, count: size), plain = x, y = [Int32](repeating: 0, count: 1)
+        data.fillMirrored(batch: [5], normalization: .half, into: &x, labels: &y)
+        #expect(y[0] == Int32(data.labels[5]))
+        data.fill(batch: [5], normalization: .half, into: &plain, labels: &y)
+        let mirroredBack = (0..<size).map { (i: Int) -> Float in
+            let row = i / 32, column = i % 32
+            return plain[row * 32 + 31 - column]
+        }
+        #expect(x == mirroredBack)
+    }
+
+    /// On images that are their own mirror, flip TTA predicts what one view does.
+    @Test func testFlipOnSymmetricImagesChangesNothing() throws {
+        let net = try TrainingTests.smallNetwork(seed: 5)
+        var images = [UInt8](repeating: 0, count: 20 * 3072)
+        var rng = SeededGenerator(seed: 2)
+        for n in 0..<20 { for c in 0..<3 { for h in 0..<32 { for w in 0..<16 {
+            let v = UInt8(truncatingIfNeeded: rng.next())
+            images[n * 3072 + c * 1024 + h * 32 + w] = v
+            images[n * 3072 + c * 1024 + h * 32 + 31 - w] = v
+        } } } }
+        let data = try ImageDataset(name: "mirrors", channels: 3, height: 32, width: 32, images: images,
+                                    labels: (0..<20).map { UInt8($0 % 10) }, classNames: (0..<10).map { "c\($0)" })
+        let one = try net.evaluate(on: data, normalization: .half, keepsLogits: true)
+        let two = try net.evaluate(on: data, normalization: .half, keepsLogits: true, testTimeAugmentation: .flip)
+        #expect(one.confusion == two.confusion)
+        #expect(abs(one.loss - two.loss) <= Double(ErrorBound.reduction(75 + 100, magnitude: 8)))
+    }
 }

@@ -99,12 +99,41 @@ extension ImageDataset {
         into images: UnsafeMutablePointer<Float>,
         labels: UnsafeMutablePointer<Int32>
     ) {
+        fill(batch: indices, normalization: normalization, padding: augmentation.padding, into: images, labels: labels) { index in
+            augmentation.transform(seed: seed, epoch: epoch, index: index)
+        }
+    }
+
+    /// `fill(batch:normalization:into:labels:)` with every image mirrored
+    /// left–right: the second view of flip test-time augmentation.
+    /// - Parameters: as `fill(batch:normalization:into:labels:)`.
+    public func fillMirrored(
+        batch indices: some Collection<Int>,
+        normalization: Normalization,
+        into images: UnsafeMutablePointer<Float>,
+        labels: UnsafeMutablePointer<Int32>
+    ) {
+        fill(batch: indices, normalization: normalization, padding: 0, into: images, labels: labels) { _ in
+            Augmentation.Transform(top: 0, left: 0, flip: true)
+        }
+    }
+
+    /// The fill of every augmented view: image `index` cropped at
+    /// `transform(index)` from its copy padded by `padding` black pixels,
+    /// and mirrored if the transform says so.
+    private func fill(
+        batch indices: some Collection<Int>,
+        normalization: Normalization,
+        padding p: Int,
+        into images: UnsafeMutablePointer<Float>,
+        labels: UnsafeMutablePointer<Int32>,
+        transform: (Int) -> Augmentation.Transform
+    ) {
         // Programming errors, not bad input: the trainer checks both up front.
         precondition(normalization.fits(channels: channels),
                      "normalization has \(normalization.mean.count) channels, dataset \(channels)")
-        precondition(augmentation.padding >= 0 && augmentation.padding <= min(height, width),
-                     "augmentation padding \(augmentation.padding) does not fit \(height)×\(width)")
-        let H = height, W = width, p = augmentation.padding
+        precondition(p >= 0 && p <= min(height, width), "augmentation padding \(p) does not fit \(height)×\(width)")
+        let H = height, W = width
         let plane = H * W
         let size = imageSize
         self.images.withUnsafeBufferPointer { bytes in
@@ -113,7 +142,7 @@ extension ImageDataset {
             for index in indices {
                 precondition(index >= 0 && index < count, "index \(index) out of 0..<\(count)")
                 labels[b] = Int32(self.labels[index])
-                let t = augmentation.transform(seed: seed, epoch: epoch, index: index)
+                let t = transform(index)
                 // Output (h, w) reads source row h + dy and column
                 // flip ? (W − 1 − w) + dx : w + dx, or padding when outside.
                 let dy = t.top - p, dx = t.left - p

@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation  // libm: expf, logf
 
 /// How a network does on a labelled dataset.
 public struct Evaluation: Sendable {
@@ -20,7 +21,9 @@ public struct Evaluation: Sendable {
     /// passed to `evaluate` (none by default).
     public var misclassified: [Misclassification] = []
     /// Every image's logits, (N, K) in dataset order, when `evaluate` was
-    /// asked to keep them (`keepsLogits`); else empty.
+    /// asked to keep them (`keepsLogits`); else empty. With test-time
+    /// augmentation, the log of the views' mean probabilities (logits that
+    /// give those probabilities).
     public var logits: [Float] = []
 
     /// Accuracy per true class (0 for a class with no images).
@@ -33,6 +36,15 @@ public struct Evaluation: Sendable {
 
     /// Evaluation throughput.
     public var imagesPerSecond: Double { seconds > 0 ? Double(count) / seconds : 0 }
+}
+
+/// Views of each test image whose predictions are averaged.
+public enum TestTimeAugmentation: String, Sendable, CaseIterable {
+    /// The image as it is.
+    case none
+    /// The image and its left–right mirror: the mean of the two softmax
+    /// outputs is the prediction (two forward passes an image).
+    case flip
 }
 
 /// One image the network got wrong.
@@ -72,12 +84,16 @@ extension Network {
     ///     `Evaluation.misclassified` (the first ones in dataset order).
     ///   - keepsLogits: fill `Evaluation.logits` (N·K floats), to compare
     ///     with another runtime.
+    ///   - testTimeAugmentation: the views of each image whose softmax
+    ///     outputs are averaged (`.flip`: the image and its mirror).
     /// - Throws: `LeNetError` when the shapes or class counts do not fit.
     public func evaluate(on dataset: ImageDataset, normalization: Normalization, batchSize: Int = 256, threads: Int? = nil,
-                         misclassifiedLimit: Int = 0, keepsLogits: Bool = false) throws -> Evaluation {
+                         misclassifiedLimit: Int = 0, keepsLogits: Bool = false,
+                         testTimeAugmentation: TestTimeAugmentation = .none) throws -> Evaluation {
         try DataParallel(network: self, threads: threads ?? self.threads)
             .evaluate(on: dataset, normalization: normalization, batchSize: batchSize,
-                      misclassifiedLimit: misclassifiedLimit, keepsLogits: keepsLogits)
+                      misclassifiedLimit: misclassifiedLimit, keepsLogits: keepsLogits,
+                      testTimeAugmentation: testTimeAugmentation)
     }
 }
 
@@ -92,9 +108,12 @@ extension DataParallel {
     ///     `Evaluation.misclassified` (the first ones in dataset order).
     ///   - keepsLogits: fill `Evaluation.logits` (N·K floats), to compare
     ///     with another runtime.
+    ///   - testTimeAugmentation: the views of each image whose softmax
+    ///     outputs are averaged (`.flip`: the image and its mirror).
     /// - Throws: `LeNetError` when the shapes or class counts do not fit.
     public func evaluate(on dataset: ImageDataset, normalization: Normalization, batchSize: Int = 256,
-                         misclassifiedLimit: Int = 0, keepsLogits: Bool = false) throws -> Evaluation {
+                         misclassifiedLimit: Int = 0, keepsLogits: Bool = false,
+                         testTimeAugmentation: TestTimeAugmentation = .none) throws -> Evaluation {
         let inputShape = network.inputShape, outputShape = network.outputShape
         let shape = FeatureShape(channels: dataset.channels, height: dataset.height, width: dataset.width)
         guard shape == inputShape else {
@@ -114,6 +133,9 @@ extension DataParallel {
         let labels = try (0..<partCount).map { _ in try IndexBuffer(count: part, name: "evaluation labels") }  // each (part)
         let predicted = try (0..<partCount).map { _ in try IndexBuffer(count: part, name: "predictions") }  // each (part)
         let confidence = try (0..<partCount).map { _ in try FloatBuffer(count: part, name: "confidences") }  // each (part)
+        let flips = testTimeAugmentation == .flip
+        // With flip TTA: the mean of the two views' probabilities, then its log. Each (part, K)
+        let views = try (0..<partCount).map { _ in try FloatBuffer(count: flips ? part * K : 0, name: "test-time views") }
         try reserve(batch: batch, backward: false)
         let losses = (0..<partCount).map { _ in SoftmaxCrossEntropy(classes: K) }
         var partLoss = [Double](repeating: 0, count: partCount)
@@ -135,9 +157,24 @@ extension DataParallel {
                         let m = range.count, first = offset + range.lowerBound
                         let y = labels[part].pointer, loss = losses[part]
                         // Each chunk's images are normalized just before the chunk runs.
-                        let logits = try net.infer(batch: m) { chunk, x in
+                        var logits = try net.infer(batch: m) { chunk, x in
                             dataset.fill(batch: first + chunk.lowerBound..<first + chunk.upperBound,
                                          normalization: normalization, into: x, labels: y + chunk.lowerBound)
+                        }
+                        if flips {
+                            let mean = views[part].pointer
+                            softmaxRows(logits, into: mean, rows: m, classes: K)
+                            let mirrored = try net.infer(batch: m) { chunk, x in
+                                dataset.fillMirrored(batch: first + chunk.lowerBound..<first + chunk.upperBound,
+                                                     normalization: normalization, into: x, labels: y + chunk.lowerBound)
+                            }
+                            // The mirror's softmax is written over its own logits, then averaged in.
+                            let second = UnsafeMutablePointer(mutating: mirrored)
+                            softmaxRows(mirrored, into: second, rows: m, classes: K)
+                            // log of the mean: logits whose softmax is the mean (it sums to 1).
+                            // (A mean that underflows to 0 is kept at the least normal float, so its log is finite.)
+                            for i in 0..<m * K { mean[i] = logf(max(0.5 * (mean[i] + second[i]), .leastNormalMagnitude)) }
+                            logits = UnsafePointer(mean)
                         }
                         partLoss[part] = Double(try loss.forward(logits, y, batch: m)) * Double(m)
                         if keepsLogits { (kept.pointer + (offset + range.lowerBound) * K).update(from: logits, count: m * K) }
@@ -182,4 +219,21 @@ func predictedClass(_ logits: UnsafePointer<Float>, classes K: Int) -> Int {
     var best = 0
     for k in 1..<K where logits[k] > logits[best] { best = k }
     return best
+}
+
+/// The softmax of each of `rows` rows of `K` logits, shifted by the row's
+/// maximum; `output` may be `logits` itself.
+func softmaxRows(_ logits: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, rows: Int, classes K: Int) {
+    for r in 0..<rows {
+        let z = logits + r * K, p = output + r * K
+        var zmax = z[0]
+        for k in 1..<K { zmax = max(zmax, z[k]) }
+        var sum: Float = 0
+        for k in 0..<K {
+            p[k] = expf(z[k] - zmax)
+            sum += p[k]
+        }
+        let inv = 1 / sum
+        for k in 0..<K { p[k] *= inv }
+    }
 }

@@ -59,7 +59,8 @@ extension Trainer {
             guard result.isComplete else { return try stop() }
             let evaluation = try test.map {
                 try dataParallel.evaluate(on: $0, normalization: options.normalization, batchSize: options.batchSize,
-                                     misclassifiedLimit: misclassifiedLimit)
+                                          misclassifiedLimit: misclassifiedLimit,
+                                          testTimeAugmentation: options.testTimeAugmentation)
             }
             if let checkpoint { try saveCheckpoint(to: checkpoint) }
             try epochEnd?(FitEpoch(result: result, evaluation: evaluation))

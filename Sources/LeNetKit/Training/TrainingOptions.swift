@@ -56,6 +56,9 @@ public struct TrainingOptions: Sendable {
     /// (1 − α)·one-hot + α/K (`SoftmaxCrossEntropy`). The test loss stays
     /// the plain cross-entropy.
     public var labelSmoothing: Float = 0
+    /// The views whose predictions `fit`'s evaluation after each epoch
+    /// averages (`.flip`: each test image and its mirror).
+    public var testTimeAugmentation = TestTimeAugmentation.none
     /// Threads each step is split across (`DataParallel`): at most one part
     /// per image of a batch. The same seed and thread count give bitwise
     /// the same weights; another thread count rounds differently.
