@@ -1,5 +1,5 @@
 import Dispatch
-import Foundation  // libm: expf, logf
+import Foundation  // libm: logf
 
 /// How a network does on a labelled dataset.
 public struct Evaluation: Sendable {
@@ -162,15 +162,16 @@ extension DataParallel {
                                          normalization: normalization, into: x, labels: y + chunk.lowerBound)
                         }
                         if flips {
+                            // Each view's softmax is the loss's, from a forward pass of it.
                             let mean = views[part].pointer
-                            softmaxRows(logits, into: mean, rows: m, classes: K)
+                            _ = try loss.forward(logits, y, batch: m)
+                            mean.update(from: loss.lastProbabilities, count: m * K)
                             let mirrored = try net.infer(batch: m) { chunk, x in
                                 dataset.fillMirrored(batch: first + chunk.lowerBound..<first + chunk.upperBound,
                                                      normalization: normalization, into: x, labels: y + chunk.lowerBound)
                             }
-                            // The mirror's softmax is written over its own logits, then averaged in.
-                            let second = UnsafeMutablePointer(mutating: mirrored)
-                            softmaxRows(mirrored, into: second, rows: m, classes: K)
+                            _ = try loss.forward(mirrored, y, batch: m)
+                            let second = loss.lastProbabilities
                             // log of the mean: logits whose softmax is the mean (it sums to 1).
                             // (A mean that underflows to 0 is kept at the least normal float, so its log is finite.)
                             for i in 0..<m * K { mean[i] = logf(max(0.5 * (mean[i] + second[i]), .leastNormalMagnitude)) }
@@ -221,19 +222,3 @@ func predictedClass(_ logits: UnsafePointer<Float>, classes K: Int) -> Int {
     return best
 }
 
-/// The softmax of each of `rows` rows of `K` logits, shifted by the row's
-/// maximum; `output` may be `logits` itself.
-func softmaxRows(_ logits: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, rows: Int, classes K: Int) {
-    for r in 0..<rows {
-        let z = logits + r * K, p = output + r * K
-        var zmax = z[0]
-        for k in 1..<K { zmax = max(zmax, z[k]) }
-        var sum: Float = 0
-        for k in 0..<K {
-            p[k] = expf(z[k] - zmax)
-            sum += p[k]
-        }
-        let inv = 1 / sum
-        for k in 0..<K { p[k] *= inv }
-    }
-}
