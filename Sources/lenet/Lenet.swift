@@ -40,7 +40,7 @@ let flagsOfOptions: [(option: String, flag: String)] = [
     ("TrainingOptions.learningRate", "--lr"), ("TrainingOptions.momentum", "--momentum"),
     ("TrainingOptions.weightDecay", "--weight-decay"), ("TrainingOptions.stepEpochs", "--step-epochs"),
     ("TrainingOptions.stepGamma", "--step-gamma"), ("Augmentation.padding", "--augment"),
-    ("TrainingOptions.warmupEpochs", "--warmup-epochs"), ("TrainingOptions.labelSmoothing", "--label-smoothing"),
+    ("TrainingOptions.warmupEpochs", "--warmup-epochs"), ("TrainingOptions.timeBudget", "--time-budget"), ("TrainingOptions.labelSmoothing", "--label-smoothing"),
     ("evaluate(batchSize:)", "--batch-size"), ("classify(top:)", "--top"),
 ]
 

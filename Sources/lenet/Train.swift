@@ -33,6 +33,9 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("label-smoothing"), help: "Label smoothing α: train toward (1 − α)·one-hot + α/classes (PyTorch's CrossEntropyLoss(label_smoothing=α)).")
     var labelSmoothing: Float = 0
 
+    @Option(name: .customLong("time-budget"), help: "Train for this many seconds (evaluations and checkpoints included) instead of --epochs: the schedule is fitted to the budget, and training stops within it with a last evaluation and checkpoint.")
+    var timeBudget: Double?
+
     @Option(help: "Test-time augmentation of the evaluation after each epoch: none, or flip (the mean of each test image's and its mirror's softmax).")
     var tta: TestTimeAugmentation = .none
 
@@ -91,6 +94,7 @@ struct Train: ParsableCommand {
         options.warmupEpochs = warmupEpochs
         options.labelSmoothing = labelSmoothing
         options.testTimeAugmentation = tta
+        options.timeBudget = timeBudget
         options.augmentation = augment ? .cifar : nil
         guard let meanValues = Checkpoint.parseFloats(mean) else { throw LeNetError("expected numbers like 0.5 or 0.49,0.48,0.45, got '\(mean)'", subject: "--mean") }
         guard let stdValues = Checkpoint.parseFloats(std) else { throw LeNetError("expected numbers like 0.5 or 0.25,0.24,0.26, got '\(std)'", subject: "--std") }
@@ -143,15 +147,17 @@ struct Train: ParsableCommand {
             + (labelSmoothing > 0 ? ", label smoothing \(labelSmoothing)" : "")
             + (augment ? ", augmented (crop 4, flip)" : "")
             + (tta == .flip ? ", flip test-time augmentation" : "")
+            + (timeBudget.map { String(format: ", a time budget of %g s", $0) } ?? "")
             + ", \(blasDescription), \(options.threads) thread(s), memory \(memory)"
             + (trainer.stepInEpoch > 0 ? ", resuming epoch \(trainer.epoch + 1) after step \(trainer.stepInEpoch)"
                 : trainer.epoch > 0 ? ", resuming after epoch \(trainer.epoch)" : ""))
-        if trainer.epoch >= epochs {
+        if timeBudget == nil && trainer.epoch >= epochs {
             printError("the checkpoint already has \(trainer.epoch) epochs; nothing to do (raise --epochs)")
             return
         }
 
         let progress = ProgressDisplay()
+        let runStart = DispatchTime.now().uptimeNanoseconds
         var records: [TrainingReport.EpochRecord] = []
         let outcome = try trainer.fit(
             epochs: epochs, test: test, checkpoint: output,
@@ -159,9 +165,13 @@ struct Train: ParsableCommand {
             progress: progress.update,
             epochEnd: { epoch in
                 let result = epoch.result, accuracy = epoch.evaluation?.accuracy ?? 0
-                printNow(String(format: "epoch %d/%d  train loss %.4f  train accuracy %.2f%%  test accuracy %.2f%%  %.0f images/s  %.1f s",
-                                result.epoch, epochs, result.loss, result.accuracy * 100, accuracy * 100,
-                                result.imagesPerSecond, result.seconds))
+                // With a time budget: the epoch (a partial last one with its steps) and the seconds spent.
+                let position = timeBudget == nil ? "\(result.epoch)/\(epochs)"
+                    : result.isComplete ? "\(result.epoch)" : "\(result.epoch) (\(trainer.stepInEpoch) steps)"
+                let spent = timeBudget.map { String(format: "  %.1f of %g s spent", trainer.budgetSecondsUsed, $0) } ?? ""
+                printNow(String(format: "epoch %@  train loss %.4f  train accuracy %.2f%%  test accuracy %.2f%%  %.0f images/s  %.1f s",
+                                position, result.loss, result.accuracy * 100, accuracy * 100,
+                                result.imagesPerSecond, result.seconds) + spent)
                 if let report, let evaluation = epoch.evaluation {
                     records.append(TrainingReport.EpochRecord(result: result, evaluation: evaluation))
                     try TrainingReport(trainer: trainer, test: test, epochs: records, evaluation: evaluation).write(directory: report)
@@ -172,6 +182,8 @@ struct Train: ParsableCommand {
                         "test_accuracy": accuracy,
                         "test_loss": epoch.evaluation?.loss ?? 0, "images_per_second": result.imagesPerSecond,
                         "seconds": result.seconds, "images_seen": trainer.imagesSeen,
+                        // Wall-clock seconds since this run began, evaluations included: time to accuracy.
+                        "wall_seconds": Double(DispatchTime.now().uptimeNanoseconds - runStart) / 1e9,
                     ]
                     try appendJSONLine(record, to: logJSON)
                 }

@@ -176,4 +176,45 @@ struct RecipeTests {
         #expect(one.confusion == two.confusion)
         #expect(abs(one.loss - two.loss) <= Double(ErrorBound.reduction(75 + 100, magnitude: 8)))
     }
+
+    /// A time budget ends `fit` by one of its two rules (the fitted
+    /// schedule is done, or the budget is spent), with a checkpoint that
+    /// records both the schedule's length and the seconds spent; resumed
+    /// with the same budget, there is nothing left to train.
+    @Test func testTimeBudgetStopsAndResumes() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lenetkit-budget-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let train = try TrainingTests.squares(count: 200, seed: 1), test = try TrainingTests.squares(count: 50, seed: 2)
+        var options = TrainingOptions()
+        options.batchSize = 10
+        options.schedule = .onecycle
+        options.timeBudget = 1.5
+        options.threads = 1
+        let trainer = try Trainer(network: try TrainingTests.smallNetwork(), dataset: train, options: options)
+        let path = dir.appendingPathComponent("b.safetensors").path
+        var epochs: [FitEpoch] = []
+        let outcome = try trainer.fit(test: test, checkpoint: path, epochEnd: { epochs.append($0) })
+        #expect(outcome == .finished)
+        let steps = try #require(trainer.scheduleSteps)
+        // The budget rule stops when the seconds spent plus the last evaluation's reach it.
+        let longestEvaluation = epochs.compactMap { $0.evaluation?.seconds }.max() ?? 0
+        #expect(trainer.optimizer.stepCount == steps || trainer.budgetSecondsUsed + longestEvaluation >= 1.5,
+                "stopped at step \(trainer.optimizer.stepCount) of \(steps) after \(trainer.budgetSecondsUsed) s")
+        #expect(trainer.optimizer.stepCount <= steps)
+        #expect(trainer.budgetSecondsUsed > 0)
+        #expect(!epochs.isEmpty && epochs.allSatisfy { $0.evaluation != nil })
+        #expect(epochs.dropLast().allSatisfy { $0.result.isComplete })
+
+        let resumed = try Trainer(network: try TrainingTests.smallNetwork(seed: 9), dataset: train, options: options)
+        try resumed.resume(from: path)
+        #expect(resumed.scheduleSteps == steps)
+        #expect(resumed.budgetSecondsUsed.bitPattern == trainer.budgetSecondsUsed.bitPattern)
+        #expect(resumed.optimizer.stepCount == trainer.optimizer.stepCount)
+        // The budget is spent (or the schedule done): no step is taken, one evaluation reported.
+        var after: [FitEpoch] = []
+        #expect(try resumed.fit(test: test, epochEnd: { after.append($0) }) == .finished)
+        #expect(resumed.optimizer.stepCount == trainer.optimizer.stepCount)
+        #expect(after.count == 1)
+    }
 }

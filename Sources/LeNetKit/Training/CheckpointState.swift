@@ -36,6 +36,10 @@ extension Checkpoint.Key {
     /// (a Double's bits), images, correct and seconds (a Double's bits), in
     /// hexadecimal, comma-separated.
     public static let epochRunning = "epoch_running"
+    /// In a state file of a run with a time budget: the schedule's fitted
+    /// length in steps, and the budget's seconds spent (a Double's bits, in
+    /// hexadecimal), comma-separated.
+    public static let budget = "budget"
 }
 
 extension Checkpoint {

@@ -1,7 +1,10 @@
+import Dispatch
+
 /// One finished epoch of `Trainer.fit`: what training did, and how the
 /// network did on the test set after it.
 public struct FitEpoch: Sendable {
-    /// The epoch's training figures (`isComplete` is always true here).
+    /// The epoch's training figures (`isComplete` is true but for the last,
+    /// partial epoch of a time budget).
     public var result: EpochResult
     /// The evaluation on `fit`'s test set after the epoch, nil without one.
     public var evaluation: Evaluation?
@@ -21,14 +24,18 @@ public enum FitOutcome: Equatable, Sendable {
 extension Trainer {
     /// The whole training loop: epochs until `epochs` are done (counting
     /// those a resumed checkpoint did), each followed by an evaluation on
-    /// `test` and a checkpoint; the loop `lenet train` runs.
+    /// `test` and a checkpoint; the loop `lenet train` runs. With
+    /// `options.timeBudget`, epochs until the budget is spent instead: the
+    /// schedule is fitted to it, and the last epoch may end early, with its
+    /// evaluation and checkpoint, inside the budget.
     ///
     /// The checkpoint is written after each epoch's evaluation (atomically,
     /// so a crash leaves the previous one), and on a stop request, mid-epoch
     /// included. Resuming from it with `resume(from:)` and calling `fit`
     /// again gives bitwise the weights of a run that never stopped.
     /// - Parameters:
-    ///   - epochs: the epoch to train up to; by default `options.epochs`.
+    ///   - epochs: the epoch to train up to; by default `options.epochs`
+    ///     (ignored with a time budget).
     ///   - test: evaluated after every epoch (at the training batch size,
     ///     which reuses the training buffers), or nil.
     ///   - checkpoint: the weights file `saveCheckpoint(to:)` writes (its
@@ -49,22 +56,105 @@ extension Trainer {
                     shouldStop: (() -> Bool)? = nil) throws -> FitOutcome {
         let epochs = epochs ?? options.epochs
         guard epochs > 0 else { throw LeNetError("must be > 0, got \(epochs)", subject: "fit(epochs:)") }
+        var clock = BudgetClock(self)
         func stop() throws -> FitOutcome {
+            clock.record()
             if let checkpoint { try saveCheckpoint(to: checkpoint) }
             return .stopped
         }
-        while epoch < epochs {
+        while clock.budget != nil || epoch < epochs {
             if shouldStop?() == true { return try stop() }
-            let result = try trainEpoch(progress: progress, shouldStop: shouldStop)
-            guard result.isComplete else { return try stop() }
+            var budgetSpent = false
+            let result = try trainEpoch(progress: progress, shouldStop: {
+                if shouldStop?() == true { return true }
+                budgetSpent = clock.isSpent()
+                return budgetSpent
+            })
+            guard result.isComplete || budgetSpent else { return try stop() }
+            let evaluationStart = DispatchTime.now().uptimeNanoseconds
             let evaluation = try test.map {
                 try dataParallel.evaluate(on: $0, normalization: options.normalization, batchSize: options.batchSize,
                                           misclassifiedLimit: misclassifiedLimit,
                                           testTimeAugmentation: options.testTimeAugmentation)
             }
+            clock.evaluated(seconds: Double(DispatchTime.now().uptimeNanoseconds - evaluationStart) / 1e9)
+            if !budgetSpent { clock.fitSchedule() }
+            clock.record()
             if let checkpoint { try saveCheckpoint(to: checkpoint) }
             try epochEnd?(FitEpoch(result: result, evaluation: evaluation))
+            if budgetSpent { return .finished }
         }
         return .finished
+    }
+}
+
+/// `fit`'s account of a time budget (`TrainingOptions.timeBudget`): the
+/// seconds spent, the time a step and an evaluation take, and the schedule
+/// length that fits what is left.
+struct BudgetClock {
+    /// The trainer whose schedule and spent seconds this keeps.
+    let trainer: Trainer
+    /// The budget in seconds, or nil for a run of so many epochs.
+    let budget: Double?
+    private let started = DispatchTime.now().uptimeNanoseconds
+    private let spentBefore: Double
+    private let stepsBefore: Int
+    private var evaluationSeconds = 0.0, evaluationsSeconds = 0.0
+    /// Steps timed before the schedule is first fitted: until then it runs
+    /// with a provisional length (the one-cycle and cosine schedules barely
+    /// move over their first steps, whatever the length).
+    static let calibrationSteps = 50
+
+    init(_ trainer: Trainer) {
+        self.trainer = trainer
+        budget = trainer.options.timeBudget
+        spentBefore = trainer.budgetSecondsUsed
+        stepsBefore = trainer.optimizer.stepCount
+        if budget != nil, trainer.scheduleSteps == nil {
+            trainer.scheduleSteps = trainer.optimizer.stepCount + 100 * Self.calibrationSteps
+        }
+    }
+
+    /// The budget's seconds spent, this run's and the resumed ones'.
+    var spent: Double { spentBefore + Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 }
+
+    /// Whether to stop before the next step: the schedule is done, or the
+    /// last evaluation's time would overrun the budget. Fits the schedule
+    /// once the first steps have been timed.
+    func isSpent() -> Bool {
+        guard let budget else { return false }
+        let done = trainer.optimizer.stepCount - stepsBefore
+        if done == Self.calibrationSteps { fitSchedule() }
+        return trainer.optimizer.stepCount >= (trainer.scheduleSteps ?? 0) || spent + evaluationSeconds >= budget
+    }
+
+    mutating func evaluated(seconds: Double) {
+        evaluationSeconds = seconds
+        evaluationsSeconds += seconds
+    }
+
+    /// Sets the schedule's length to the steps already taken plus those
+    /// that fit in what is left of the budget, with an evaluation at every
+    /// epoch's end and one at the last step.
+    func fitSchedule() {
+        guard let budget else { return }
+        let done = trainer.optimizer.stepCount - stepsBefore
+        let trainingSeconds = spent - spentBefore - evaluationsSeconds
+        guard done > 0, trainingSeconds > 0 else { return }
+        let perStep = trainingSeconds / Double(done), left = budget - spent
+        let batch = max(trainer.options.batchSize, 1)
+        let perEpoch = max((trainer.dataset.count + batch - 1) / batch, 1)
+        let inThisEpoch = perEpoch - trainer.stepInEpoch
+        var steps = max(Int(left / perStep), 0)
+        for _ in 0..<3 {
+            let evaluations = 1 + (steps > inThisEpoch ? (steps - inThisEpoch + perEpoch - 1) / perEpoch : 0)
+            steps = max(Int((left - Double(evaluations) * evaluationSeconds) / perStep), 0)
+        }
+        trainer.scheduleSteps = trainer.optimizer.stepCount + steps
+    }
+
+    /// Notes the seconds spent in the trainer, for its checkpoint.
+    func record() {
+        if budget != nil { trainer.budgetSecondsUsed = spent }
     }
 }

@@ -29,6 +29,12 @@ public final class Trainer {
     /// Batches of the current epoch already trained: 0 between epochs, k
     /// after `trainEpoch` stopped early before its (k+1)-th step.
     public private(set) var stepInEpoch = 0
+    /// With `options.timeBudget`: the schedule's length in steps, as `fit`
+    /// last fitted it to the budget (nil before, and without a budget).
+    public internal(set) var scheduleSteps: Int?
+    /// With `options.timeBudget`: the budget's seconds spent so far, by this
+    /// trainer and the runs it resumed.
+    public internal(set) var budgetSecondsUsed = 0.0
     /// Whether `order` holds the current epoch's shuffle (drawn, epoch not finished).
     private var epochDrawn = false
     /// The current epoch's running figures, kept across an early stop and in checkpoints.
@@ -119,7 +125,8 @@ public final class Trainer {
     private func step(contiguous indices: UnsafeBufferPointer<Int>) throws -> Float {
         let n = indices.count
         let classes = network.outputShape.count
-        optimizer.learningRate = options.learningRate(atStep: optimizer.stepCount, stepsPerEpoch: order.batchCount)
+        optimizer.learningRate = options.learningRate(atStep: optimizer.stepCount, stepsPerEpoch: order.batchCount,
+                                                      totalSteps: scheduleSteps ?? options.epochs * order.batchCount)
         // Each thread takes a contiguous part of the batch through its own
         // replica of the network; the parts' gradients are then added up
         // and the optimizer steps. With a partitioned optimizer (Adam, SGD)
@@ -284,6 +291,9 @@ public final class Trainer {
             meta[Checkpoint.Key.epochRunning] = [epochLossSum.bitPattern, UInt64(epochImages), UInt64(epochCorrect), epochSeconds.bitPattern]
                 .map { String($0, radix: 16) }.joined(separator: ",")
         }
+        if options.timeBudget != nil {
+            meta[Checkpoint.Key.budget] = "\(scheduleSteps ?? 0),\(String(budgetSecondsUsed.bitPattern, radix: 16))"
+        }
         let state = optimizer.stateTensors().map { SafetensorsTensor(name: $0.name, shape: $0.shape, values: $0.values) }
         let hadCheckpoint = FileManager.default.fileExists(atPath: path)
         do {
@@ -355,6 +365,15 @@ public final class Trainer {
             // Both are at most `seen`, itself at most WholeNumber.maximumImages.
             running = (lossSum, Int(numbers[1]), Int(numbers[2]), seconds)
         }
+        var budget: (steps: Int?, seconds: Double) = (nil, 0)
+        if options.timeBudget != nil, let text = state.metadata[Checkpoint.Key.budget] {
+            let parts = text.split(separator: ",").map(String.init)
+            guard parts.count == 2, let steps = WholeNumber.count(parts[0]), let bits = UInt64(parts[1], radix: 16),
+                  Double(bitPattern: bits).isFinite, Double(bitPattern: bits) >= 0 else {
+                throw LeNetError("has budget '\(text)', expected steps and seconds spent (hexadecimal Double bits)", subject: statePath)
+            }
+            budget = (steps > 0 ? steps : nil, Double(bitPattern: bits))
+        }
         try Checkpoint.load(weights, into: network, source: path)
         do {
             try optimizer.loadState { state[$0]?.values }
@@ -370,5 +389,6 @@ public final class Trainer {
         (epochLossSum, epochImages, epochCorrect, epochSeconds) = running
         epoch = savedEpoch
         imagesSeen = seen
+        (scheduleSteps, budgetSecondsUsed) = budget
     }
 }

@@ -59,6 +59,15 @@ public struct TrainingOptions: Sendable {
     /// The views whose predictions `fit`'s evaluation after each epoch
     /// averages (`.flip`: each test image and its mirror).
     public var testTimeAugmentation = TestTimeAugmentation.none
+    /// A wall-clock budget in seconds for `fit` (training, the evaluation
+    /// after each epoch and the checkpoints), in place of `epochs`: the
+    /// schedule's length is fitted to the steps that fit in it (estimated
+    /// from the steps and evaluations timed so far, again after every
+    /// epoch), and `fit` stops at the budget, mid-epoch if need be, with a
+    /// last evaluation and checkpoint. A run so fitted depends on the
+    /// machine's speed, so two runs differ; a resumed one goes on with the
+    /// budget left.
+    public var timeBudget: Double? = nil
     /// Threads each step is split across (`DataParallel`): at most one part
     /// per image of a batch. The same seed and thread count give bitwise
     /// the same weights; another thread count rounds differently.
@@ -75,7 +84,13 @@ public struct TrainingOptions: Sendable {
     ///   - t: optimizer steps taken before this one.
     ///   - stepsPerEpoch: batches per epoch.
     public func learningRate(atStep t: Int, stepsPerEpoch: Int) -> Float {
-        let total = max(epochs * stepsPerEpoch, 1)
+        learningRate(atStep: t, stepsPerEpoch: stepsPerEpoch, totalSteps: epochs * stepsPerEpoch)
+    }
+
+    /// `learningRate(atStep:stepsPerEpoch:)` for a schedule of `totalSteps`
+    /// steps in place of `epochs` epochs' (a time budget's fitted length).
+    public func learningRate(atStep t: Int, stepsPerEpoch: Int, totalSteps: Int) -> Float {
+        let total = max(totalSteps, 1)
         let warmup = schedule == .onecycle ? 0 : min(warmupEpochs * stepsPerEpoch, total)
         if t < warmup { return Float(Double(learningRate) * Double(t + 1) / Double(warmup)) }
         switch schedule {
@@ -128,7 +143,10 @@ public struct TrainingOptions: Sendable {
         guard warmupEpochs == 0 || schedule != .onecycle else {
             throw LeNetError("the onecycle schedule warms up on its own; leave warm-up at 0", subject: "TrainingOptions.warmupEpochs")
         }
-        guard warmupEpochs < epochs || warmupEpochs == 0 else {
+        if let timeBudget, !(timeBudget.isFinite && timeBudget > 0) {
+            throw LeNetError("must be a positive number of seconds, got \(timeBudget)", subject: "TrainingOptions.timeBudget")
+        }
+        guard warmupEpochs < epochs || warmupEpochs == 0 || timeBudget != nil else {
             throw LeNetError("must be fewer than the \(epochs) epochs, got \(warmupEpochs)", subject: "TrainingOptions.warmupEpochs")
         }
         guard stepGamma.isFinite, stepGamma > 0, stepGamma <= 1 else {
