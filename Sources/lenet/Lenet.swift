@@ -14,7 +14,7 @@ struct Lenet: ParsableCommand {
     /// Parses, runs, and turns a LeNetError into one line on stderr and exit 1.
     static func main() {
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(expandingRecipe(Array(CommandLine.arguments.dropFirst())))
             try command.run()
         } catch let error as LeNetError {
             printError("lenet: error: \(namingFlags(error))")

@@ -9,6 +9,10 @@ struct Train: ParsableCommand {
 
     @OptionGroup var dataOptions: DataOptions
 
+    @Option(help: ArgumentHelp("A named recipe for cifar-lenet: its flags come first, and flags given here override them.",
+                               discussion: recipesDiscussion))
+    var recipe: TrainingRecipe?
+
     @Option(help: "The model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")) (default: cifar-lenet for CIFAR-10, lenet5 for MNIST and Fashion-MNIST).")
     var model: ModelKind?
 

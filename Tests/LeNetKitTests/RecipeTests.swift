@@ -217,4 +217,26 @@ struct RecipeTests {
         #expect(resumed.optimizer.stepCount == trainer.optimizer.stepCount)
         #expect(after.count == 1)
     }
+
+    /// `--recipe fast` is its options as flags, and a flag given after it wins.
+    @Test(.disabledUnderSanitizers) func testRecipeFlagsAndOverrides() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lenetkit-recipe-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try CLITests.makeCIFAR(dir, train: 200, test: 50)
+        let log = dir.appendingPathComponent("log.jsonl").path
+        let run = try runLenet(["train", "--recipe", "fast", "--data", dir.path, "--time-budget", "3", "--lr", "0.002",
+                                "--threads", "2", "--log-json", log])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stderr.contains("batch 64, adamw lr 0.002 (onecycle), label smoothing 0.1, a time budget of 3 s"), "\(run.stderr)")
+        let fast = TrainingRecipe.fast.options
+        #expect(fast.batchSize == 64 && fast.schedule == .onecycle && fast.timeBudget == 60 && fast.augmentation == nil)
+        #expect(TrainingRecipe.best.options.augmentation == .cifar && TrainingRecipe.best.options.testTimeAugmentation == .flip)
+        // Every epoch's record carries the wall-clock seconds since the start, increasing.
+        let records = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        let wall = records.compactMap { $0["wall_seconds"] as? Double }
+        #expect(wall.count == records.count && !wall.isEmpty && wall == wall.sorted())
+    }
 }

@@ -56,7 +56,7 @@ extension Trainer {
                     shouldStop: (() -> Bool)? = nil) throws -> FitOutcome {
         let epochs = epochs ?? options.epochs
         guard epochs > 0 else { throw LeNetError("must be > 0, got \(epochs)", subject: "fit(epochs:)") }
-        var clock = BudgetClock(self)
+        var clock = BudgetClock(self, testImages: test?.count ?? 0)
         func stop() throws -> FitOutcome {
             clock.record()
             if let checkpoint { try saveCheckpoint(to: checkpoint) }
@@ -99,14 +99,17 @@ struct BudgetClock {
     private let started = DispatchTime.now().uptimeNanoseconds
     private let spentBefore: Double
     private let stepsBefore: Int
-    private var evaluationSeconds = 0.0, evaluationsSeconds = 0.0
+    private let testImages: Int
+    /// The last evaluation's seconds (nil before the first), and all of them.
+    private var evaluationSeconds: Double?, evaluationsSeconds = 0.0
     /// Steps timed before the schedule is first fitted: until then it runs
     /// with a provisional length (the one-cycle and cosine schedules barely
     /// move over their first steps, whatever the length).
     static let calibrationSteps = 50
 
-    init(_ trainer: Trainer) {
+    init(_ trainer: Trainer, testImages: Int) {
         self.trainer = trainer
+        self.testImages = testImages
         budget = trainer.options.timeBudget
         spentBefore = trainer.budgetSecondsUsed
         stepsBefore = trainer.optimizer.stepCount
@@ -125,7 +128,18 @@ struct BudgetClock {
         guard let budget else { return false }
         let done = trainer.optimizer.stepCount - stepsBefore
         if done == Self.calibrationSteps { fitSchedule() }
-        return trainer.optimizer.stepCount >= (trainer.scheduleSteps ?? 0) || spent + evaluationSeconds >= budget
+        return trainer.optimizer.stepCount >= (trainer.scheduleSteps ?? 0) || spent + expectedEvaluation >= budget
+    }
+
+    /// What the next evaluation will take: the last one's time, or before
+    /// the first, a third of the training time of as many images (a forward
+    /// pass is about a third of a training step's work).
+    private var expectedEvaluation: Double {
+        if let evaluationSeconds { return evaluationSeconds }
+        let done = trainer.optimizer.stepCount - stepsBefore
+        guard done > 0, testImages > 0 else { return 0 }
+        let perImage = (spent - spentBefore) / Double(done * max(trainer.options.batchSize, 1))
+        return perImage * Double(testImages) / 3
     }
 
     mutating func evaluated(seconds: Double) {
@@ -148,7 +162,7 @@ struct BudgetClock {
         var steps = max(Int(left / perStep), 0)
         for _ in 0..<3 {
             let evaluations = 1 + (steps > inThisEpoch ? (steps - inThisEpoch + perEpoch - 1) / perEpoch : 0)
-            steps = max(Int((left - Double(evaluations) * evaluationSeconds) / perStep), 0)
+            steps = max(Int((left - Double(evaluations) * expectedEvaluation) / perStep), 0)
         }
         trainer.scheduleSteps = trainer.optimizer.stepCount + steps
     }

@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import LeNetKit
+
+extension TrainingRecipe: ExpressibleByArgument {}
+
+extension TrainingOptions {
+    /// The `lenet train` flags that set these options where they differ
+    /// from the defaults (the seed's recipe): a recipe as a command line.
+    var flags: [String] {
+        let d = TrainingOptions()
+        var words: [String] = []
+        func add(_ flag: String, _ value: String) { words += [flag, value] }
+        if let timeBudget { add("--time-budget", String(format: "%g", timeBudget)) }
+        if epochs != d.epochs { add("--epochs", "\(epochs)") }
+        if batchSize != d.batchSize { add("--batch-size", "\(batchSize)") }
+        if optimizer != d.optimizer { add("--optimizer", optimizer.rawValue) }
+        if learningRate != d.learningRate { add("--lr", "\(learningRate)") }
+        if weightDecay != d.weightDecay { add("--weight-decay", "\(weightDecay)") }
+        if schedule != d.schedule { add("--schedule", schedule.rawValue) }
+        if warmupEpochs != d.warmupEpochs { add("--warmup-epochs", "\(warmupEpochs)") }
+        if labelSmoothing != d.labelSmoothing { add("--label-smoothing", "\(labelSmoothing)") }
+        if augmentation != nil { words.append("--augment") }
+        if testTimeAugmentation != d.testTimeAugmentation { add("--tta", testTimeAugmentation.rawValue) }
+        return words
+    }
+}
+
+/// The command line with `lenet train --recipe NAME` expanded: the recipe's
+/// flags right after `train`, so that flags given on the command line,
+/// which come later, override them (a later value of an option wins).
+func expandingRecipe(_ arguments: [String]) -> [String] {
+    guard arguments.first == "train" else { return arguments }
+    var recipe: TrainingRecipe?
+    for (i, word) in arguments.enumerated() {
+        if word == "--recipe", i + 1 < arguments.count { recipe = TrainingRecipe(rawValue: arguments[i + 1]) }
+        if word.hasPrefix("--recipe=") { recipe = TrainingRecipe(rawValue: String(word.dropFirst("--recipe=".count))) }
+    }
+    guard let recipe else { return arguments }
+    return ["train"] + recipe.options.flags + arguments.dropFirst()
+}
+
+/// The recipes for `lenet train --help`.
+let recipesDiscussion = TrainingRecipe.allCases.map { "\($0.rawValue): " + $0.options.flags.joined(separator: " ") }
+    .joined(separator: "; ")
