@@ -230,7 +230,7 @@ struct RecipeTests {
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stderr.contains("batch 64, adamw lr 0.002 (onecycle), label smoothing 0.1, a time budget of 3 s"), "\(run.stderr)")
         let fast = TrainingRecipe.fast.options
-        #expect(fast.batchSize == 64 && fast.schedule == .onecycle && fast.timeBudget == 60 && fast.augmentation == nil)
+        #expect(fast.batchSize == 64 && fast.schedule == .onecycle && fast.epochs == 7 && fast.timeBudget == nil && fast.augmentation == nil)
         #expect(TrainingRecipe.best.options.augmentation == .cifar && TrainingRecipe.best.options.testTimeAugmentation == .flip)
         // Every epoch's record carries the wall-clock seconds since the start, increasing.
         let records = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map {

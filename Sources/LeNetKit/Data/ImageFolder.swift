@@ -2,8 +2,8 @@
 // ImageFolder: DIR/train/<class>/*.jpg and DIR/test/<class>/*.jpg, class
 // names the sorted folder names. Every image is decoded once, when the
 // dataset loads, brought to the model's input (channels, then size) and kept
-// as bytes like CIFAR-10's: decoding again every epoch would add a good part
-// of an epoch's time (docs/DATA.md has the figures), and the bytes of a
+// as bytes like CIFAR-10's: decoding again every epoch would add about a
+// fifth to an epoch (docs/DATA.md has the figures), and the bytes of a
 // 32×32 input are few.
 import Foundation
 

@@ -71,18 +71,25 @@ extension Trainer {
                 return budgetSpent
             })
             guard result.isComplete || budgetSpent else { return try stop() }
-            let evaluationStart = DispatchTime.now().uptimeNanoseconds
+            let epochEndStart = DispatchTime.now().uptimeNanoseconds
             let evaluation = try test.map {
                 try dataParallel.evaluate(on: $0, normalization: options.normalization, batchSize: options.batchSize,
                                           misclassifiedLimit: misclassifiedLimit,
                                           testTimeAugmentation: options.testTimeAugmentation)
             }
-            clock.evaluated(seconds: Double(DispatchTime.now().uptimeNanoseconds - evaluationStart) / 1e9)
-            if !budgetSpent { clock.fitSchedule() }
+            if budgetSpent {
+                clock.record()
+                if let checkpoint { try saveCheckpoint(to: checkpoint) }
+                try epochEnd?(FitEpoch(result: result, evaluation: evaluation))
+                return .finished
+            }
             clock.record()
             if let checkpoint { try saveCheckpoint(to: checkpoint) }
             try epochEnd?(FitEpoch(result: result, evaluation: evaluation))
-            if budgetSpent { return .finished }
+            // An epoch's end (the evaluation, the checkpoint, the caller's
+            // report) is what the budget keeps for the last one.
+            clock.epochEnded(seconds: Double(DispatchTime.now().uptimeNanoseconds - epochEndStart) / 1e9)
+            clock.fitSchedule()
         }
         return .finished
     }
@@ -100,8 +107,9 @@ struct BudgetClock {
     private let spentBefore: Double
     private let stepsBefore: Int
     private let testImages: Int
-    /// The last evaluation's seconds (nil before the first), and all of them.
-    private var evaluationSeconds: Double?, evaluationsSeconds = 0.0
+    /// The last epoch end's seconds (evaluation, checkpoint, the caller's
+    /// `epochEnd`; nil before the first), and all of them.
+    private var epochEndSeconds: Double?, epochEndsSeconds = 0.0
     /// Steps timed before the schedule is first fitted: until then it runs
     /// with a provisional length (the one-cycle and cosine schedules barely
     /// move over their first steps, whatever the length).
@@ -131,20 +139,20 @@ struct BudgetClock {
         return trainer.optimizer.stepCount >= (trainer.scheduleSteps ?? 0) || spent + expectedEvaluation >= budget
     }
 
-    /// What the next evaluation will take: the last one's time, or before
-    /// the first, a third of the training time of as many images (a forward
-    /// pass is about a third of a training step's work).
+    /// What the next epoch's end will take: the last one's time, or before
+    /// the first, a third of the training time of as many images as the
+    /// test set (a forward pass is about a third of a training step's work).
     private var expectedEvaluation: Double {
-        if let evaluationSeconds { return evaluationSeconds }
+        if let epochEndSeconds { return epochEndSeconds }
         let done = trainer.optimizer.stepCount - stepsBefore
         guard done > 0, testImages > 0 else { return 0 }
         let perImage = (spent - spentBefore) / Double(done * max(trainer.options.batchSize, 1))
         return perImage * Double(testImages) / 3
     }
 
-    mutating func evaluated(seconds: Double) {
-        evaluationSeconds = seconds
-        evaluationsSeconds += seconds
+    mutating func epochEnded(seconds: Double) {
+        epochEndSeconds = seconds
+        epochEndsSeconds += seconds
     }
 
     /// Sets the schedule's length to the steps already taken plus those
@@ -153,7 +161,7 @@ struct BudgetClock {
     func fitSchedule() {
         guard let budget else { return }
         let done = trainer.optimizer.stepCount - stepsBefore
-        let trainingSeconds = spent - spentBefore - evaluationsSeconds
+        let trainingSeconds = spent - spentBefore - epochEndsSeconds
         guard done > 0, trainingSeconds > 0 else { return }
         let perStep = trainingSeconds / Double(done), left = budget - spent
         let batch = max(trainer.options.batchSize, 1)
