@@ -177,7 +177,8 @@ struct Train: ParsableCommand {
                                 position, result.loss, result.accuracy * 100, accuracy * 100,
                                 result.imagesPerSecond, result.seconds) + spent)
                 if let report, let evaluation = epoch.evaluation {
-                    records.append(TrainingReport.EpochRecord(result: result, evaluation: evaluation))
+                    records.append(TrainingReport.EpochRecord(result: result, evaluation: evaluation,
+                                                              wallSeconds: Double(DispatchTime.now().uptimeNanoseconds - runStart) / 1e9))
                     try TrainingReport(trainer: trainer, test: test, epochs: records, evaluation: evaluation).write(directory: report)
                 }
                 if let logJSON {

@@ -105,6 +105,29 @@ struct ReportTests: UsesTemporaryDirectories {
         #expect(html.contains("adam, lr 0.001"))
     }
 
+    /// Records with their wall-clock seconds add a chart of test accuracy
+    /// against time, a point per epoch at its second.
+    @Test func testAccuracyAgainstTime() throws {
+        let records = [(1, 0.50, 12.5), (2, 0.61, 25.0), (3, 0.70, 37.75)].map { epoch, accuracy, wall in
+            TrainingReport.EpochRecord(epoch: epoch, trainLoss: 1, trainAccuracy: nil, testLoss: 1, testAccuracy: accuracy,
+                                       seconds: 12, wallSeconds: wall)
+        }
+        let html = TrainingReport(title: "timed", epochs: records).html()
+        let svgs = fragments(of: "svg", in: html)
+        #expect(svgs.count == 3)  // loss, accuracy per epoch, accuracy against time
+        for svg in svgs { #expect(isWellFormedXML(svg)) }
+        #expect(html.contains("Test accuracy against time"))
+        let time = svgs[2]
+        #expect(time.contains(">seconds</text>"))
+        for (wall, accuracy) in [(12.5, 50.0), (25.0, 61.0), (37.75, 70.0)] {
+            #expect(time.contains(String(format: "test accuracy, at %.1f s: %.4f", wall, accuracy)), "\(wall)")
+        }
+        // Without the seconds of every epoch, no such chart.
+        var untimed = records
+        untimed[1].wallSeconds = nil
+        #expect(!TrainingReport(title: "t", epochs: untimed).html().contains("against time"))
+    }
+
     @Test func testMisclassifiedImagesAreEmbeddedAsPNG() throws {
         let run = try trainedRun(epochs: 1)
         let report = try TrainingReport(trainer: run.trainer, test: run.test, epochs: run.records, evaluation: run.evaluation)

@@ -34,9 +34,11 @@ extension TrainingReport {
         }
         if o.warmupEpochs > 0 { recipe += ", \(o.warmupEpochs) warm-up epoch\(o.warmupEpochs == 1 ? "" : "s")" }
         if o.labelSmoothing > 0 { recipe += ", label smoothing \(o.labelSmoothing)" }
+        if o.testTimeAugmentation == .flip { recipe += ", flip test-time augmentation" }
         if o.weightDecay != 0 { recipe += ", weight decay \(o.weightDecay)" }
         if o.optimizer == .sgd { recipe += ", momentum \(o.momentum)" }
-        recipe += ", batch \(o.batchSize), \(o.epochs) epochs, seed \(o.seed)"
+        recipe += ", batch \(o.batchSize), " + (o.timeBudget.map { String(format: "a time budget of %g s", $0) } ?? "\(o.epochs) epochs")
+            + ", seed \(o.seed)"
         var details: [(label: String, value: String)] = [
             ("model", "\(model), \(grouped(trainer.network.trainableParameterCount)) parameters"),
             ("training data", "\(trainer.dataset.name), \(grouped(trainer.dataset.count)) images"),

@@ -29,6 +29,9 @@ public struct TrainingReport: Sendable {
         public var testAccuracy: Double
         /// Seconds the epoch's training took.
         public var seconds: Double
+        /// Wall-clock seconds from the start of the run to the end of this
+        /// epoch's evaluation, if known: the report's time-to-accuracy chart.
+        public var wallSeconds: Double?
 
         /// - Parameters:
         ///   - epoch: the epoch, from 1.
@@ -37,7 +40,10 @@ public struct TrainingReport: Sendable {
         ///   - testLoss: mean test loss.
         ///   - testAccuracy: test accuracy, 0...1.
         ///   - seconds: training time of the epoch.
-        public init(epoch: Int, trainLoss: Double, trainAccuracy: Double?, testLoss: Double, testAccuracy: Double, seconds: Double) {
+        ///   - wallSeconds: seconds since the run began, at the evaluation's end.
+        public init(epoch: Int, trainLoss: Double, trainAccuracy: Double?, testLoss: Double, testAccuracy: Double, seconds: Double,
+                    wallSeconds: Double? = nil) {
+            self.wallSeconds = wallSeconds
             self.epoch = epoch
             self.trainLoss = trainLoss
             self.trainAccuracy = trainAccuracy
@@ -47,9 +53,11 @@ public struct TrainingReport: Sendable {
         }
 
         /// The record of a trained epoch and the evaluation that followed it.
-        public init(result: EpochResult, evaluation: Evaluation) {
+        /// - Parameter wallSeconds: seconds since the run began, if known.
+        public init(result: EpochResult, evaluation: Evaluation, wallSeconds: Double? = nil) {
             self.init(epoch: result.epoch, trainLoss: result.loss, trainAccuracy: result.accuracy,
-                      testLoss: evaluation.loss, testAccuracy: evaluation.accuracy, seconds: result.seconds)
+                      testLoss: evaluation.loss, testAccuracy: evaluation.accuracy, seconds: result.seconds,
+                      wallSeconds: wallSeconds)
         }
     }
 
@@ -230,6 +238,12 @@ public struct TrainingReport: Sendable {
         out += "<div><h2>Loss per epoch</h2>\n\(lineChart(loss, yLabel: "cross-entropy"))</div>\n"
         out += "<div><h2>Accuracy per epoch</h2>\n\(lineChart(accuracy, yLabel: "accuracy (%)"))</div>\n"
         out += "</section>\n"
+        let timed = epochs.compactMap { e in e.wallSeconds.map { ($0, e.testAccuracy * 100) } }
+        if timed.count == epochs.count {
+            let series = [ChartSeries(name: "test accuracy", color: "#d62728", points: timed)]
+            out += "<div><h2>Test accuracy against time</h2>\n\(lineChart(series, yLabel: "accuracy (%)", time: true))</div>\n"
+            out += "<p class=\"note\">Seconds of wall clock from the start of training to the end of each epoch's evaluation.</p>\n"
+        }
         if trained.count == epochs.count {
             out += "<p class=\"note\">Train accuracy is counted during each epoch, on the (augmented) training batches as the weights change.</p>\n"
         }
@@ -276,14 +290,15 @@ public struct TrainingReport: Sendable {
     }
 
     /// A line chart with axes, grid, ticks and a legend; each point carries a
-    /// `<title>` tooltip with its value.
-    private func lineChart(_ series: [ChartSeries], yLabel: String) -> String {
+    /// `<title>` tooltip with its value. The x axis is whole epochs, or with
+    /// `time`, seconds from 0.
+    private func lineChart(_ series: [ChartSeries], yLabel: String, time: Bool = false) -> String {
         let width = 470.0, height = 290.0
         let left = 58.0, right = 14.0, top = 14.0, bottom = 42.0
         let plotW = width - left - right, plotH = height - top - bottom
         let xs = series.flatMap { $0.points.map(\.x) }, ys = series.flatMap { $0.points.map(\.y) }
         let xMin = xs.min() ?? 1, xMax = xs.max() ?? 1
-        let (x0, x1) = xMin == xMax ? (xMin - 0.5, xMax + 0.5) : (xMin, xMax)
+        let (x0, x1) = time ? (0, niceTicks(0, xMax).last ?? xMax) : xMin == xMax ? (xMin - 0.5, xMax + 0.5) : (xMin, xMax)
         let yTicks = niceTicks(ys.min() ?? 0, ys.max() ?? 1)
         let y0 = yTicks.first ?? 0, y1 = yTicks.last ?? 1
         let format = tickFormat(yTicks)
@@ -296,19 +311,20 @@ public struct TrainingReport: Sendable {
             svg += "<line x1=\"\(f(left))\" y1=\"\(y)\" x2=\"\(f(left + plotW))\" y2=\"\(y)\" stroke=\"#e4e4e4\"/>"
             svg += "<text x=\"\(f(left - 6))\" y=\"\(y)\" text-anchor=\"end\" dominant-baseline=\"middle\" fill=\"#444\">\(String(format: format, t))</text>\n"
         }
-        for t in xTickValues(x0: x0, x1: x1) {
+        let xTicks = time ? niceTicks(0, x1) : xTickValues(x0: x0, x1: x1), xFormat = time ? tickFormat(xTicks) : "%.0f"
+        for t in xTicks {
             let x = f(px(t))
             svg += "<line x1=\"\(x)\" y1=\"\(f(top + plotH))\" x2=\"\(x)\" y2=\"\(f(top + plotH + 4))\" stroke=\"#444\"/>"
-            svg += "<text x=\"\(x)\" y=\"\(f(top + plotH + 16))\" text-anchor=\"middle\" fill=\"#444\">\(Int(t))</text>\n"
+            svg += "<text x=\"\(x)\" y=\"\(f(top + plotH + 16))\" text-anchor=\"middle\" fill=\"#444\">\(String(format: xFormat, t))</text>\n"
         }
         svg += "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(plotW))\" height=\"\(f(plotH))\" fill=\"none\" stroke=\"#888\"/>\n"
-        svg += "<text x=\"\(f(left + plotW / 2))\" y=\"\(f(height - 6))\" text-anchor=\"middle\" fill=\"#222\">epoch</text>\n"
+        svg += "<text x=\"\(f(left + plotW / 2))\" y=\"\(f(height - 6))\" text-anchor=\"middle\" fill=\"#222\">\(time ? "seconds" : "epoch")</text>\n"
         svg += "<text transform=\"translate(14 \(f(top + plotH / 2))) rotate(-90)\" text-anchor=\"middle\" fill=\"#222\">\(escape(yLabel))</text>\n"
         for s in series {
             let path = s.points.map { "\(f(px($0.x))),\(f(py($0.y)))" }.joined(separator: " ")
             svg += "<polyline points=\"\(path)\" fill=\"none\" stroke=\"\(s.color)\" stroke-width=\"2\"/>\n"
             for p in s.points {
-                svg += "<circle cx=\"\(f(px(p.x)))\" cy=\"\(f(py(p.y)))\" r=\"3\" fill=\"\(s.color)\"><title>\(escape(s.name)), epoch \(Int(p.x)): \(String(format: "%.4f", p.y))</title></circle>"
+                svg += "<circle cx=\"\(f(px(p.x)))\" cy=\"\(f(py(p.y)))\" r=\"3\" fill=\"\(s.color)\"><title>\(escape(s.name)), \(time ? String(format: "at %.1f s", p.x) : "epoch \(Int(p.x))"): \(String(format: "%.4f", p.y))</title></circle>"
             }
             svg += "\n"
         }
