@@ -42,10 +42,11 @@ struct Eval: ParsableCommand {
         let test = try dataOptions.load(kind, from: directory, split: .test, shape: loaded.network.inputShape, threads: threads)
         let network = loaded.network, keepsLogits = logits != nil
         let plan = MemoryPlan(remaining: network.evaluationMemoryEstimate(images: test.count, batchSize: batchSize,
-                                                                          keepsLogits: keepsLogits, threads: threads),
+                                                                          keepsLogits: keepsLogits, threads: threads,
+                                                                          testTimeAugmentation: tta),
                               culprit: MemoryPlan.culprit(batchSize: (batchSize, 256), threads: dataOptions.threads) {
                                   network.evaluationMemoryEstimate(images: test.count, batchSize: $0, keepsLogits: keepsLogits,
-                                                                   threads: $1).bytes
+                                                                   threads: $1, testTimeAugmentation: tta).bytes
                               })
         try plan.check()
         let result = try loaded.network.evaluate(on: test, normalization: loaded.normalization, batchSize: batchSize, threads: threads,

@@ -129,7 +129,8 @@ struct Train: ParsableCommand {
             var asked = options
             asked.batchSize = batch
             var estimate = Trainer.memoryEstimate(network: network, images: train.count, options: asked, threads: threads)
-            let evaluation = network.evaluationMemoryEstimate(images: test.count, batchSize: batch, threads: threads)
+            let evaluation = network.evaluationMemoryEstimate(images: test.count, batchSize: batch, threads: threads,
+                                                              testTimeAugmentation: options.testTimeAugmentation)
             estimate.add("evaluation buffers", bytes: evaluation["evaluation buffers"])
             return estimate
         }

@@ -64,20 +64,22 @@ final class MemoryTests: UsesTemporaryDirectories {
     /// network has reserved.
     @Test func testEvaluationAllocatesItsEstimate() throws {
         let data = try TrainingTests.squares(count: 90, seed: 5)
-        for threads in [1, 4] {
+        for (threads, tta) in [(1, TestTimeAugmentation.none), (4, .none), (1, .flip), (4, .flip)] {
             let network = try Models.cifarLeNet()
-            let estimate = network.evaluationMemoryEstimate(images: data.count, batchSize: 64, keepsLogits: true, threads: threads)
+            let estimate = network.evaluationMemoryEstimate(images: data.count, batchSize: 64, keepsLogits: true, threads: threads,
+                                                            testTimeAugmentation: tta)
             let probe = AllocationProbe()
             _ = try AllocationProbe.$current.withValue(probe) {
-                try network.evaluate(on: data, normalization: .half, batchSize: 64, threads: threads, keepsLogits: true)
+                try network.evaluate(on: data, normalization: .half, batchSize: 64, threads: threads, keepsLogits: true,
+                                     testTimeAugmentation: tta)
             }
             // The loss buffers of parts on other threads are made there,
             // outside the probe's task; part 0's may be seen. So the probe
             // sees at least everything but the evaluation buffers, and at
             // most the whole estimate, less the parameters made before.
             let floor = estimate.bytes - estimate["parameters"] - estimate["evaluation buffers"]
-            #expect(probe.bytes >= floor, "\(threads) threads: \(estimate)")
-            #expect(probe.bytes <= estimate.bytes - estimate["parameters"], "\(threads) threads: \(estimate)")
+            #expect(probe.bytes >= floor, "\(threads) threads, \(tta): \(estimate)")
+            #expect(probe.bytes <= estimate.bytes - estimate["parameters"], "\(threads) threads, \(tta): \(estimate)")
         }
     }
 

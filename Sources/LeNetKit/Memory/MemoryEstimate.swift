@@ -112,8 +112,9 @@ extension Network {
     ///   - batchSize: images per forward pass.
     ///   - keepsLogits: whether every image's logits are kept.
     ///   - threads: the threads it splits each batch across.
+    ///   - testTimeAugmentation: with `.flip`, each part's mean of the two views too.
     public func evaluationMemoryEstimate(images: Int, batchSize: Int, keepsLogits: Bool = false,
-                                         threads: Int) -> MemoryEstimate {
+                                         threads: Int, testTimeAugmentation: TestTimeAugmentation = .none) -> MemoryEstimate {
         let batch = min(max(batchSize, 1), max(images, 1))
         var estimate = memoryEstimate(batch: batch, threads: threads, backward: false)
         let parts = Self.parts(batch: batch, threads: threads), largest = Self.longestPart(batch: batch, threads: threads)
@@ -121,6 +122,7 @@ extension Network {
         // labels, predictions, confidences; the loss's probabilities and labels
         estimate.add("evaluation buffers", bytes: parts * 4 * (3 * largest + largest * K + largest))
         if keepsLogits { estimate.add("kept logits", bytes: 4 * images * K) }
+        if testTimeAugmentation == .flip { estimate.add("test-time views", bytes: parts * 4 * largest * K) }
         return estimate
     }
 }

@@ -135,7 +135,7 @@ extension DataParallel {
         let confidence = try (0..<partCount).map { _ in try FloatBuffer(count: part, name: "confidences") }  // each (part)
         let flips = testTimeAugmentation == .flip
         // With flip TTA: the mean of the two views' probabilities, then its log. Each (part, K)
-        let views = try (0..<partCount).map { _ in try FloatBuffer(count: flips ? part * K : 0, name: "test-time views") }
+        let views = flips ? try (0..<partCount).map { _ in try FloatBuffer(count: part * K, name: "test-time views") } : []
         try reserve(batch: batch, backward: false)
         let losses = (0..<partCount).map { _ in SoftmaxCrossEntropy(classes: K) }
         var partLoss = [Double](repeating: 0, count: partCount)
