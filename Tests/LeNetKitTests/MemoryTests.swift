@@ -127,12 +127,21 @@ final class MemoryTests: UsesTemporaryDirectories {
         let memAvailable = (Int(line.split(whereSeparator: \.isWhitespace).dropFirst().first ?? "") ?? 0) * 1024
         #expect(available.bytes <= memAvailable + (64 << 20))  // it moves between the two reads
         // 64 MB, zero-filled: every page touched; above glibc's largest mmap threshold (32 MB), so fresh pages.
-        let buffer = try FloatBuffer(count: 16 << 20, name: "test")
-        guard let after = SystemMemory.residentBytes(), let peakAfter = SystemMemory.peakResidentBytes() else { Issue.record(); return }
-        withExtendedLifetime(buffer) {
-            #expect(after - before >= 60 << 20)
-            #expect(peakAfter >= after)
+        // The figure is the whole process's, and the suites running beside this one free memory
+        // while it reads (under AddressSanitizer a run once saw 43 MB of growth), so it takes
+        // five tries, each with its own buffer, and expects the growth in at least one.
+        var growths: [Int] = []
+        for _ in 0..<5 {
+            guard let start = SystemMemory.residentBytes() else { Issue.record(); return }
+            let buffer = try FloatBuffer(count: 16 << 20, name: "test")
+            guard let after = SystemMemory.residentBytes(), let peakAfter = SystemMemory.peakResidentBytes() else { Issue.record(); return }
+            withExtendedLifetime(buffer) {
+                growths.append(after - start)
+                #expect(peakAfter >= after)
+            }
+            if after - start >= 60 << 20 { break }
         }
+        #expect(growths.contains { $0 >= 60 << 20 }, "resident growth per 64 MB buffer: \(growths)")
     }
 
     /// Every allocation `Trainer.init` makes, failed in turn, gives one
