@@ -15,7 +15,11 @@ Run by hand (never by CI); the file is checked in. Needs torch and safetensors.
     on SGD, the rate of each of the 137 steps (get_last_lr() before each step);
   warmup_cosine.lr (30): SequentialLR of LinearLR(start_factor=1/10,
     total_iters=9) and CosineAnnealingLR(T_max=20) at milestone 10, lr 0.002:
-    10 warm-up steps of 30.
+    10 warm-up steps of 30;
+  ema.weights (12, 37), ema.average (12, 37): a module's 37 weights before each
+    of 12 AveragedModel(multi_avg_fn=get_ema_multi_avg_fn(0.9)).update_parameters
+    calls (random, of several scales, as a training run changes them), and the
+    average after each call.
 """
 import os
 import torch
@@ -57,6 +61,18 @@ def main():
     cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=20)
     sched = torch.optim.lr_scheduler.SequentialLR(opt, [warm, cosine], milestones=[10])
     tensors["warmup_cosine.lr"] = rates(sched, opt, 30).float()
+
+    module = torch.nn.Linear(37, 1, bias=False)
+    average = torch.optim.swa_utils.AveragedModel(module, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.9))
+    weights, averages = [], []
+    for k in range(12):
+        with torch.no_grad():
+            module.weight.copy_(torch.randn(1, 37, generator=g) * (0.1 + k / 4))
+        average.update_parameters(module)
+        weights.append(module.weight.detach().clone().view(37))
+        averages.append(average.module.weight.detach().clone().view(37))
+    tensors["ema.weights"] = torch.stack(weights)
+    tensors["ema.average"] = torch.stack(averages)
 
     save_file(tensors, OUT, metadata={"torch": torch.__version__})
     print(f"wrote {OUT}")

@@ -20,6 +20,7 @@ extension TrainingOptions {
         if schedule != d.schedule { add("--schedule", schedule.rawValue) }
         if warmupEpochs != d.warmupEpochs { add("--warmup-epochs", "\(warmupEpochs)") }
         if labelSmoothing != d.labelSmoothing { add("--label-smoothing", "\(labelSmoothing)") }
+        if let ema { add("--ema", "\(ema)") }
         if augmentation != nil { words.append("--augment") }
         if testTimeAugmentation != d.testTimeAugmentation { add("--tta", testTimeAugmentation.rawValue) }
         return words

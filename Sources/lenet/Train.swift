@@ -37,6 +37,9 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("label-smoothing"), help: "Label smoothing α: train toward (1 − α)·one-hot + α/classes (PyTorch's CrossEntropyLoss(label_smoothing=α)).")
     var labelSmoothing: Float = 0
 
+    @Option(help: "Weight averaging: evaluate and save an exponential moving average of the weights with this decay, updated every step (PyTorch's AveragedModel with get_ema_multi_avg_fn(DECAY)); 0.999 averages about the last thousand steps.")
+    var ema: Float?
+
     @Option(name: .customLong("time-budget"), help: "Train for this many seconds (evaluations and checkpoints included) instead of --epochs: the schedule is fitted to the budget, and training stops within it with a last evaluation and checkpoint.")
     var timeBudget: Double?
 
@@ -99,6 +102,7 @@ struct Train: ParsableCommand {
         options.labelSmoothing = labelSmoothing
         options.testTimeAugmentation = tta
         options.timeBudget = timeBudget
+        options.ema = ema
         options.augmentation = augment ? .cifar : nil
         guard let meanValues = Checkpoint.parseFloats(mean) else { throw LeNetError("expected numbers like 0.5 or 0.49,0.48,0.45, got '\(mean)'", subject: "--mean") }
         guard let stdValues = Checkpoint.parseFloats(std) else { throw LeNetError("expected numbers like 0.5 or 0.25,0.24,0.26, got '\(std)'", subject: "--std") }
@@ -152,6 +156,7 @@ struct Train: ParsableCommand {
             + (labelSmoothing > 0 ? ", label smoothing \(labelSmoothing)" : "")
             + (augment ? ", augmented (crop 4, flip)" : "")
             + (tta == .flip ? ", flip test-time augmentation" : "")
+            + (ema.map { ", weight average (EMA \($0))" } ?? "")
             + (timeBudget.map { String(format: ", a time budget of %g s", $0) } ?? "")
             + ", \(blasDescription), \(options.threads) thread(s), memory \(memory)"
             + (trainer.stepInEpoch > 0 ? ", resuming epoch \(trainer.epoch + 1) after step \(trainer.stepInEpoch)"

@@ -160,6 +160,7 @@ extension Trainer {
         case .adam, .adamw: estimate.add("optimizer state", bytes: 2 * 4 * P)
         case .sgd: estimate.add("optimizer state", bytes: 4 * (options.momentum != 0 ? P : 1))
         }
+        if options.ema != nil { estimate.add("weight average", bytes: 4 * P) }
         let parts = Network.parts(batch: batch, threads: threads)
         let largest = Network.longestPart(batch: batch, threads: threads)
         let K = network.outputShape.count

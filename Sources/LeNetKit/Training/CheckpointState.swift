@@ -40,9 +40,16 @@ extension Checkpoint.Key {
     /// length in steps, and the budget's seconds spent (a Double's bits, in
     /// hexadecimal), comma-separated.
     public static let budget = "budget"
+    /// In a weights and a state file of a run with weight averaging: the
+    /// EMA decay (`TrainingOptions.ema`). The weights are then the average.
+    public static let ema = "ema"
 }
 
 extension Checkpoint {
+    /// With weight averaging, the state file keeps the trained weights
+    /// (the weights file has the average) under their names with this prefix.
+    public static let trainedPrefix = "training."
+
     /// The state file of the checkpoint written before the current one,
     /// kept so that a crash between writing the state and the weights of a
     /// new checkpoint leaves a state that matches the weights on disk.

@@ -25,6 +25,8 @@ extension Trainer {
     /// The whole training loop: epochs until `epochs` are done (counting
     /// those a resumed checkpoint did), each followed by an evaluation on
     /// `test` and a checkpoint; the loop `lenet train` runs. With
+    /// `options.ema` the evaluation and the checkpoint's weights are the
+    /// weights' moving average. With
     /// `options.timeBudget`, epochs until the budget is spent instead: the
     /// schedule is fitted to it, and the last epoch may end early, with its
     /// evaluation and checkpoint, inside the budget.
@@ -43,8 +45,10 @@ extension Trainer {
     ///   - misclassifiedLimit: how many misclassified test images each
     ///     evaluation lists (for a report).
     ///   - progress: called after every step.
-    ///   - epochEnd: called after every epoch's evaluation and checkpoint;
-    ///     an error it throws ends `fit` with that error.
+    ///   - epochEnd: called after every epoch's evaluation and checkpoint,
+    ///     with the network holding the weights evaluated (with
+    ///     `options.ema`, the average: see `withAveragedWeights`); an error
+    ///     it throws ends `fit` with that error.
     ///   - shouldStop: asked before every step (a Ctrl-C handler's flag).
     /// - Returns: `.finished`, or `.stopped` when `shouldStop` said so.
     /// - Throws: `LeNetError` when `epochs` is not positive, the loss stops
@@ -72,20 +76,17 @@ extension Trainer {
             })
             guard result.isComplete || budgetSpent else { return try stop() }
             let epochEndStart = DispatchTime.now().uptimeNanoseconds
-            let evaluation = try test.map {
-                try dataParallel.evaluate(on: $0, normalization: options.normalization, batchSize: options.batchSize,
-                                          misclassifiedLimit: misclassifiedLimit,
-                                          testTimeAugmentation: options.testTimeAugmentation)
-            }
-            if budgetSpent {
-                clock.record()
-                if let checkpoint { try saveCheckpoint(to: checkpoint) }
-                try epochEnd?(FitEpoch(result: result, evaluation: evaluation))
-                return .finished
+            let evaluation = try withAveragedWeights {
+                try test.map {
+                    try dataParallel.evaluate(on: $0, normalization: options.normalization, batchSize: options.batchSize,
+                                              misclassifiedLimit: misclassifiedLimit,
+                                              testTimeAugmentation: options.testTimeAugmentation)
+                }
             }
             clock.record()
             if let checkpoint { try saveCheckpoint(to: checkpoint) }
-            try epochEnd?(FitEpoch(result: result, evaluation: evaluation))
+            try withAveragedWeights { try epochEnd?(FitEpoch(result: result, evaluation: evaluation)) }
+            if budgetSpent { return .finished }
             // An epoch's end (the evaluation, the checkpoint, the caller's
             // report) is what the budget keeps for the last one.
             clock.epochEnded(seconds: Double(DispatchTime.now().uptimeNanoseconds - epochEndStart) / 1e9)

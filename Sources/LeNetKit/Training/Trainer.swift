@@ -16,6 +16,9 @@ public final class Trainer {
     public let options: TrainingOptions
     /// The optimizer chosen by `options.optimizer`; its state goes into checkpoints.
     public let optimizer: any Optimizer
+    /// With `options.ema`: the moving average of the weights, updated after
+    /// every step; `fit` evaluates it and checkpoints save it as the weights.
+    public let weightAverage: WeightAverage?
     /// The training images.
     public let dataset: ImageDataset
     /// Splits every step, and the evaluation inside `fit`, across
@@ -98,6 +101,7 @@ public final class Trainer {
                             momentum: options.momentum, weightDecay: options.weightDecay)
         }
         partitioned = optimizer as? any PartitionedOptimizer
+        weightAverage = try options.ema.map { try WeightAverage(parameters: network.parameters, decay: $0) }
         order = try BatchOrder(count: dataset.count, batchSize: options.batchSize, seed: options.seed &+ 0x5EED)
         // A step has at most one part per image, whatever the thread count,
         // and each part's network holds only its part of the batch. All of
@@ -168,6 +172,7 @@ public final class Trainer {
             dataParallel.gatherGradients(parts: used)
             ThreadBudget.with(dataParallel.threads) { optimizer.step() }
         }
+        weightAverage?.update()
         var lossSum = 0.0
         lastStepCorrect = 0
         for state in parts.prefix(used) {
@@ -247,6 +252,15 @@ public final class Trainer {
         return correct
     }
 
+    /// Runs `body` with the network holding what this training yields:
+    /// with `options.ema`, the averaged weights (put back to the trained
+    /// ones after, bitwise); otherwise the weights as they are. `fit`
+    /// evaluates in it, and `saveCheckpoint` saves what it sees.
+    public func withAveragedWeights<R>(_ body: () throws -> R) rethrows -> R {
+        guard let weightAverage else { return try body() }
+        return try weightAverage.withAverageInPlace(body)
+    }
+
     // MARK: - Checkpoints
 
     /// The metadata written with every checkpoint.
@@ -261,6 +275,7 @@ public final class Trainer {
             Checkpoint.Key.classNames: Checkpoint.encodeClassNames(dataset.classNames),
         ]
         if let model { meta[Checkpoint.Key.model] = model.rawValue }
+        if let ema = options.ema { meta[Checkpoint.Key.ema] = "\(ema)" }
         if stepInEpoch > 0 { meta[Checkpoint.Key.epochStep] = "\(stepInEpoch)" }
         if let a = options.augmentation {
             meta[Checkpoint.Key.augmentation] = "crop \(a.padding)" + (a.horizontalFlip ? ", flip" : "")
@@ -273,11 +288,21 @@ public final class Trainer {
     /// `<path>.state.prev`. A crash at any moment leaves weights on disk and
     /// a state file that belongs with them (see `Checkpoint.matchingState`),
     /// so `resume` continues exactly. Between epochs, or after `trainEpoch`
-    /// stopped early: the position within the epoch is saved too.
+    /// stopped early: the position within the epoch is saved too. With
+    /// `options.ema` the weights file holds the average (the model to
+    /// evaluate and deploy), and the state the trained weights
+    /// (`training.<name>`) with the average's count.
     /// - Parameter path: the weights file; the state goes to `Checkpoint.statePath(for: path)`.
     /// - Throws: `LeNetError` naming the file that could not be written; the
     ///   previous checkpoint then still resumes.
     public func saveCheckpoint(to path: String) throws {
+        let trained = weightAverage.map { _ in Checkpoint.tensors(of: network) } ?? []
+        try withAveragedWeights { try saveCheckpoint(to: path, trained: trained) }
+    }
+
+    /// `saveCheckpoint(to:)` with the network holding what the weights file
+    /// gets, and `trained` the trained weights when those differ (EMA).
+    private func saveCheckpoint(to path: String, trained: [SafetensorsTensor]) throws {
         let weights = Checkpoint.tensors(of: network)
         var meta = metadata
         meta[Checkpoint.Key.optimizer] = options.optimizer.rawValue
@@ -294,7 +319,11 @@ public final class Trainer {
         if options.timeBudget != nil {
             meta[Checkpoint.Key.budget] = "\(scheduleSteps ?? 0),\(String(budgetSecondsUsed.bitPattern, radix: 16))"
         }
-        let state = optimizer.stateTensors().map { SafetensorsTensor(name: $0.name, shape: $0.shape, values: $0.values) }
+        var state = optimizer.stateTensors().map { SafetensorsTensor(name: $0.name, shape: $0.shape, values: $0.values) }
+        if let weightAverage {
+            state += weightAverage.stateTensors().map { SafetensorsTensor(name: $0.name, shape: $0.shape, values: $0.values) }
+            state += trained.map { SafetensorsTensor(name: Checkpoint.trainedPrefix + $0.name, shape: $0.shape, values: $0.values) }
+        }
         let hadCheckpoint = FileManager.default.fileExists(atPath: path)
         do {
             try Checkpoint.keepPreviousState(for: path)
@@ -374,9 +403,14 @@ public final class Trainer {
             }
             budget = (steps > 0 ? steps : nil, Double(bitPattern: bits))
         }
+        let trained = try trainedWeights(in: state, path: statePath)
         try Checkpoint.load(weights, into: network, source: path)
         do {
             try optimizer.loadState { state[$0]?.values }
+            if let weightAverage, let trained {
+                try weightAverage.load(average: Array(network.parameters.values)) { state[$0]?.values }
+                _ = network.parameters.values.update(from: trained)
+            }
         } catch let error as LeNetError {
             throw LeNetError(error.message, subject: statePath)
         }
@@ -390,5 +424,34 @@ public final class Trainer {
         epoch = savedEpoch
         imagesSeen = seen
         (scheduleSteps, budgetSecondsUsed) = budget
+    }
+
+    /// With `options.ema`: the trained weights a checkpoint's state keeps
+    /// (its weights file holds the average), in the store's layout, each
+    /// tensor checked; nil without. A state written with EMA is refused
+    /// without it, and one written without, with it.
+    private func trainedWeights(in state: SafetensorsFile, path: String) throws -> [Float]? {
+        let saved = state.metadata[Checkpoint.Key.ema]
+        guard let ema = options.ema else {
+            if let saved {
+                throw LeNetError("was written with weight averaging (ema \(saved)); resume with the same TrainingOptions.ema (--ema \(saved))", subject: path)
+            }
+            return nil
+        }
+        guard saved != nil else {
+            throw LeNetError("was written without weight averaging; resume without TrainingOptions.ema (--ema \(ema))", subject: path)
+        }
+        var values = [Float](repeating: 0, count: network.parameters.count)
+        for e in network.parameters.entries {
+            let name = Checkpoint.trainedPrefix + e.name
+            guard let t = state[name], t.shape == e.shape else {
+                throw LeNetError("has no tensor '\(name)' of shape \(e.shape) (the trained weights beside the average)", subject: path)
+            }
+            if let bad = t.values.firstIndex(where: { !$0.isFinite }) {
+                throw LeNetError("tensor '\(name)' holds a non-finite value (\(t.values[bad])) at index \(bad)", subject: path)
+            }
+            values.replaceSubrange(e.offset..<e.offset + e.count, with: t.values)
+        }
+        return values
     }
 }

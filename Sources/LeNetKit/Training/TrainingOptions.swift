@@ -56,6 +56,14 @@ public struct TrainingOptions: Sendable {
     /// (1 − α)·one-hot + α/K (`SoftmaxCrossEntropy`). The test loss stays
     /// the plain cross-entropy.
     public var labelSmoothing: Float = 0
+    /// Weight averaging: the decay of an exponential moving average of the
+    /// weights, updated after every step (`WeightAverage`, as PyTorch's
+    /// `AveragedModel` with `get_ema_multi_avg_fn(decay)`), or nil for
+    /// none. `fit` evaluates the average, and checkpoints save it as the
+    /// weights (the trained ones go to the state file, for resuming).
+    /// Over the last 1/(1 − decay) steps or so: 0.999 averages about a
+    /// thousand.
+    public var ema: Float? = nil
     /// The views whose predictions `fit`'s evaluation after each epoch
     /// averages (`.flip`: each test image and its mirror).
     public var testTimeAugmentation = TestTimeAugmentation.none
@@ -142,6 +150,9 @@ public struct TrainingOptions: Sendable {
         guard warmupEpochs >= 0 else { throw LeNetError("must be ≥ 0, got \(warmupEpochs)", subject: "TrainingOptions.warmupEpochs") }
         guard warmupEpochs == 0 || schedule != .onecycle else {
             throw LeNetError("the onecycle schedule warms up on its own; leave warm-up at 0", subject: "TrainingOptions.warmupEpochs")
+        }
+        if let ema, !(ema.isFinite && ema > 0 && ema < 1) {
+            throw LeNetError("must be in (0, 1), got \(ema)", subject: "TrainingOptions.ema")
         }
         if let timeBudget, !(timeBudget.isFinite && timeBudget > 0) {
             throw LeNetError("must be a positive number of seconds, got \(timeBudget)", subject: "TrainingOptions.timeBudget")
