@@ -39,8 +39,9 @@ let flagsOfOptions: [(option: String, flag: String)] = [
     ("TrainingOptions.epochs", "--epochs"), ("TrainingOptions.batchSize", "--batch-size"),
     ("TrainingOptions.learningRate", "--lr"), ("TrainingOptions.momentum", "--momentum"),
     ("TrainingOptions.weightDecay", "--weight-decay"), ("TrainingOptions.stepEpochs", "--step-epochs"),
-    ("TrainingOptions.stepGamma", "--step-gamma"), ("Augmentation.padding", "--augment"),
+    ("TrainingOptions.stepGamma", "--step-gamma"), ("Augmentation.padding", "--crop-padding"),
     ("TrainingOptions.warmupEpochs", "--warmup-epochs"), ("TrainingOptions.timeBudget", "--time-budget"), ("TrainingOptions.labelSmoothing", "--label-smoothing"),
+    ("TrainingOptions.ema", "--ema"),
     ("evaluate(batchSize:)", "--batch-size"), ("classify(top:)", "--top"),
 ]
 

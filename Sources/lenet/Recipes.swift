@@ -21,7 +21,10 @@ extension TrainingOptions {
         if warmupEpochs != d.warmupEpochs { add("--warmup-epochs", "\(warmupEpochs)") }
         if labelSmoothing != d.labelSmoothing { add("--label-smoothing", "\(labelSmoothing)") }
         if let ema { add("--ema", "\(ema)") }
-        if augmentation != nil { words.append("--augment") }
+        if let augmentation {
+            words.append("--augment")
+            if augmentation.padding != Augmentation.cifar.padding { add("--crop-padding", "\(augmentation.padding)") }
+        }
         if testTimeAugmentation != d.testTimeAugmentation { add("--tta", testTimeAugmentation.rawValue) }
         return words
     }

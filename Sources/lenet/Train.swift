@@ -82,6 +82,9 @@ struct Train: ParsableCommand {
     @Flag(help: "Augment the training images: random crop after 4 pixels of black padding, and random horizontal flip (seeded by --seed).")
     var augment = false
 
+    @Option(name: .customLong("crop-padding"), help: "With --augment: pixels of black padding around each image before the random crop (0: flip only).")
+    var cropPadding = 4
+
     @Option(help: "Write an HTML report (curves, confusion matrix, per-class accuracy, misclassified images) to DIR/index.html after every epoch.")
     var report: String?
 
@@ -103,11 +106,15 @@ struct Train: ParsableCommand {
         options.testTimeAugmentation = tta
         options.timeBudget = timeBudget
         options.ema = ema
-        options.augmentation = augment ? .cifar : nil
+        options.augmentation = augment ? Augmentation(padding: cropPadding, horizontalFlip: true) : nil
         guard let meanValues = Checkpoint.parseFloats(mean) else { throw LeNetError("expected numbers like 0.5 or 0.49,0.48,0.45, got '\(mean)'", subject: "--mean") }
         guard let stdValues = Checkpoint.parseFloats(std) else { throw LeNetError("expected numbers like 0.5 or 0.25,0.24,0.26, got '\(std)'", subject: "--std") }
         options.normalization = try Normalization(mean: meanValues, std: stdValues)
         try options.validate()
+        guard cropPadding >= 0 else { throw LeNetError("must be ≥ 0, got \(cropPadding)", subject: "--crop-padding") }
+        guard augment || cropPadding == Augmentation.cifar.padding else {
+            throw LeNetError("pads the random crop of --augment; add --augment", subject: "--crop-padding")
+        }
         if let limit, limit <= 0 { throw LeNetError("must be > 0, got \(limit)", subject: "--limit") }
         if let output {
             try checkWritable(output, flag: "--output")
@@ -154,7 +161,7 @@ struct Train: ParsableCommand {
             + "batch \(batchSize), \(optimizer.rawValue) lr \(lr)" + (schedule == .constant ? "" : " (\(schedule.rawValue))")
             + (warmupEpochs > 0 ? ", \(warmupEpochs) warm-up epoch(s)" : "")
             + (labelSmoothing > 0 ? ", label smoothing \(labelSmoothing)" : "")
-            + (augment ? ", augmented (crop 4, flip)" : "")
+            + (augment ? (cropPadding > 0 ? ", augmented (crop \(cropPadding), flip)" : ", augmented (flip)") : "")
             + (tta == .flip ? ", flip test-time augmentation" : "")
             + (ema.map { ", weight average (EMA \($0))" } ?? "")
             + (timeBudget.map { String(format: ", a time budget of %g s", $0) } ?? "")

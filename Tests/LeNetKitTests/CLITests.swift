@@ -98,6 +98,9 @@ struct CLITests: UsesTemporaryDirectories {
         try assertFails(["train", "--data", data, "--std", "0,0,0"], mentions: ["std", "> 0"])
         try assertFails(["frobnicate"], mentions: ["frobnicate"])
         try assertFails(["train", "--data", data, "--threads", "0"], mentions: ["--threads"])
+        try assertFails(["train", "--data", data, "--ema", "1"], mentions: ["--ema: must be in (0, 1), got 1.0"])
+        try assertFails(["train", "--data", data, "--crop-padding", "2"], mentions: ["--crop-padding: pads the random crop of --augment"])
+        try assertFails(["train", "--data", data, "--augment", "--crop-padding", "40"], mentions: ["--crop-padding: padding must be in 0...32, got 40"])
         try assertFails(["train", "--data", data + "/nope"], mentions: ["nope", "no such directory"])
         try assertFails(["train", "--data", data, "--output", data + "/missing/ck.safetensors"],
                         mentions: ["--output", "does not exist"])

@@ -163,9 +163,9 @@ struct WeightAverageTests: UsesTemporaryDirectories {
             }
         }
         let statePath = Checkpoint.statePath(for: withEMA)
-        #expect(failure(withEMA, ema: nil) == "\(statePath): was written with weight averaging (ema 0.8); resume with the same TrainingOptions.ema (--ema 0.8)")
-        #expect(failure(without, ema: 0.8) == "\(Checkpoint.statePath(for: without)): was written without weight averaging; resume without TrainingOptions.ema (--ema 0.8)")
-        #expect(failure(withEMA, ema: 0.9) == "\(statePath): was written with --ema 0.8; this run averages with 0.9")
+        #expect(failure(withEMA, ema: nil) == "\(statePath): was written with weight averaging (ema 0.8); resume with TrainingOptions.ema 0.8")
+        #expect(failure(without, ema: 0.8) == "\(Checkpoint.statePath(for: without)): was written without weight averaging; resume without TrainingOptions.ema (this run: 0.8)")
+        #expect(failure(withEMA, ema: 0.9) == "\(statePath): was written with TrainingOptions.ema 0.8; this run averages with 0.9")
         #expect(failure(withEMA, ema: 0.8) == "resumed")
 
         var state = try SafetensorsFile.read(path: statePath)

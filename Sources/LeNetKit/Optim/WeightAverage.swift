@@ -85,10 +85,10 @@ public final class WeightAverage {
     ///   this one, or the count is not a whole number.
     func load(average weights: [Float], _ lookup: (String) -> [Float]?) throws {
         guard let d = lookup("ema.decay"), d.count == 1, let n = lookup("ema.updates"), n.count == 1 else {
-            throw LeNetError("has no weight average (ema.decay, ema.updates); was it written without --ema?")
+            throw LeNetError("has no weight average (ema.decay, ema.updates); was it written without TrainingOptions.ema?")
         }
         guard d[0] == decay else {
-            throw LeNetError("was written with --ema \(d[0]); this run averages with \(decay)")
+            throw LeNetError("was written with TrainingOptions.ema \(d[0]); this run averages with \(decay)")
         }
         guard let count = WholeNumber.count(n[0]) else {
             throw LeNetError("the weight-average count (ema.updates) is \(n[0]), expected a whole number from 0 to \(WholeNumber.maximumCount)")

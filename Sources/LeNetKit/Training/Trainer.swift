@@ -434,12 +434,12 @@ public final class Trainer {
         let saved = state.metadata[Checkpoint.Key.ema]
         guard let ema = options.ema else {
             if let saved {
-                throw LeNetError("was written with weight averaging (ema \(saved)); resume with the same TrainingOptions.ema (--ema \(saved))", subject: path)
+                throw LeNetError("was written with weight averaging (ema \(saved)); resume with TrainingOptions.ema \(saved)", subject: path)
             }
             return nil
         }
         guard saved != nil else {
-            throw LeNetError("was written without weight averaging; resume without TrainingOptions.ema (--ema \(ema))", subject: path)
+            throw LeNetError("was written without weight averaging; resume without TrainingOptions.ema (this run: \(ema))", subject: path)
         }
         var values = [Float](repeating: 0, count: network.parameters.count)
         for e in network.parameters.entries {
