@@ -232,6 +232,15 @@ struct RecipeTests {
         let fast = TrainingRecipe.fast.options
         #expect(fast.batchSize == 64 && fast.schedule == .onecycle && fast.epochs == 7 && fast.timeBudget == nil && fast.augmentation == nil)
         #expect(TrainingRecipe.best.options.augmentation == .cifar && TrainingRecipe.best.options.testTimeAugmentation == .flip)
+        // `lenet train --help` lists each recipe's flags (wrapped: compared with single spaces).
+        let help = try runLenet(["train", "--help"]).stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(help.contains("lenet5-fashion: --epochs 60 --batch-size 64 --optimizer adamw --lr 0.003 "
+            + "--weight-decay 0.05 --schedule onecycle --label-smoothing 0.1 --augment --crop-padding 1 --tta flip"), "\(help)")
+        // A recipe's crop padding reaches the trainer (here on CIFAR images, with a flag after it).
+        let fashion = try runLenet(["train", "--recipe", "lenet5-fashion", "--data", dir.path, "--epochs", "1", "--threads", "2"])
+        #expect(fashion.status == 0, "\(fashion.stderr)")
+        #expect(fashion.stderr.contains("augmented (crop 1, flip), flip test-time augmentation"), "\(fashion.stderr)")
+        #expect(fashion.stdout.contains("epoch 1/1 "), "\(fashion.stdout)")
         // Every epoch's record carries the wall-clock seconds since the start, increasing.
         let records = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map {
             try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
