@@ -20,11 +20,12 @@ struct WeightAverageTests: UsesTemporaryDirectories {
     }
 
     /// Bound on how far two float32 runs of the recurrence a ← a + w·(p − a)
-    /// (w = 1 − decay) drift apart, or one run from the exact one: each
-    /// update rounds p − a (within ε/2·2M) and the fused add (ε/2·M), at
-    /// most 1.5·ε·M with M the largest |weight|, and carries the error
-    /// before it times ∂a'/∂a = decay; summed, 1.5·ε·M/(1 − decay). Twice
-    /// that covers two runs whose kernels round apart (PyTorch's lerp).
+    /// (w = 1 − decay ≤ ½) drift apart, or one run from the exact one: each
+    /// update rounds p − a (ε/2·2M, times w), the product (ε/2·w·2M) and
+    /// the add (ε/2·M), at most (2w + ½)·ε·M ≤ 1.5·ε·M with M the largest
+    /// |weight|, and carries the error before it times ∂a'/∂a = decay;
+    /// summed, 1.5·ε·M/(1 − decay). Twice that covers two runs that round
+    /// apart (PyTorch's lerp is fused, ours is not).
     static func bound(decay: Float, magnitude: Float) -> Float {
         3 * ErrorBound.epsilon * magnitude / (1 - decay)
     }
