@@ -9,7 +9,7 @@ struct Train: ParsableCommand {
 
     @OptionGroup var dataOptions: DataOptions
 
-    @Option(help: ArgumentHelp("A named recipe (fast and best for cifar-lenet on CIFAR-10, lenet5-fashion for lenet5 on Fashion-MNIST): its flags come first, and flags given here override them.",
+    @Option(help: ArgumentHelp("A named recipe of training flags (fast and best, made for cifar-lenet on CIFAR-10; lenet5-fashion, made for lenet5 on Fashion-MNIST; the model is still --model's): its flags come first, and flags given here override them.",
                                discussion: recipesDiscussion))
     var recipe: TrainingRecipe?
 
@@ -38,7 +38,7 @@ struct Train: ParsableCommand {
     var labelSmoothing: Float = 0
 
     @Option(help: "Weight averaging: evaluate and save an exponential moving average of the weights with this decay, updated every step (PyTorch's AveragedModel with get_ema_multi_avg_fn(DECAY)); 0.999 averages about the last thousand steps.")
-    var ema: Float?
+    var ema: Double?
 
     @Option(name: .customLong("time-budget"), help: "Train for this many seconds (evaluations and checkpoints included) instead of --epochs: the schedule is fitted to the budget, and training stops within it with a last evaluation and checkpoint.")
     var timeBudget: Double?
@@ -79,11 +79,11 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("log-json"), help: "Append one JSON object per epoch to this file.")
     var logJSON: String?
 
-    @Flag(help: "Augment the training images: random crop after 4 pixels of black padding, and random horizontal flip (seeded by --seed).")
+    @Flag(help: "Augment the training images: random crop after --crop-padding pixels of black padding, and random horizontal flip (seeded by --seed).")
     var augment = false
 
-    @Option(name: .customLong("crop-padding"), help: "With --augment: pixels of black padding around each image before the random crop (0: flip only).")
-    var cropPadding = 4
+    @Option(name: .customLong("crop-padding"), help: "With --augment: pixels of black padding around each image before the random crop (0: flip only; default 4).")
+    var cropPadding: Int?
 
     @Option(help: "Write an HTML report (curves, confusion matrix, per-class accuracy, misclassified images) to DIR/index.html after every epoch.")
     var report: String?
@@ -106,13 +106,14 @@ struct Train: ParsableCommand {
         options.testTimeAugmentation = tta
         options.timeBudget = timeBudget
         options.ema = ema
-        options.augmentation = augment ? Augmentation(padding: cropPadding, horizontalFlip: true) : nil
+        let padding = cropPadding ?? Augmentation.cifar.padding
+        options.augmentation = augment ? Augmentation(padding: padding, horizontalFlip: true) : nil
         guard let meanValues = Checkpoint.parseFloats(mean) else { throw LeNetError("expected numbers like 0.5 or 0.49,0.48,0.45, got '\(mean)'", subject: "--mean") }
         guard let stdValues = Checkpoint.parseFloats(std) else { throw LeNetError("expected numbers like 0.5 or 0.25,0.24,0.26, got '\(std)'", subject: "--std") }
         options.normalization = try Normalization(mean: meanValues, std: stdValues)
         try options.validate()
-        guard cropPadding >= 0 else { throw LeNetError("must be ≥ 0, got \(cropPadding)", subject: "--crop-padding") }
-        guard augment || cropPadding == Augmentation.cifar.padding else {
+        guard padding >= 0 else { throw LeNetError("must be ≥ 0, got \(padding)", subject: "--crop-padding") }
+        guard augment || cropPadding == nil else {
             throw LeNetError("pads the random crop of --augment; add --augment", subject: "--crop-padding")
         }
         if let limit, limit <= 0 { throw LeNetError("must be > 0, got \(limit)", subject: "--limit") }
@@ -161,7 +162,7 @@ struct Train: ParsableCommand {
             + "batch \(batchSize), \(optimizer.rawValue) lr \(lr)" + (schedule == .constant ? "" : " (\(schedule.rawValue))")
             + (warmupEpochs > 0 ? ", \(warmupEpochs) warm-up epoch(s)" : "")
             + (labelSmoothing > 0 ? ", label smoothing \(labelSmoothing)" : "")
-            + (augment ? (cropPadding > 0 ? ", augmented (crop \(cropPadding), flip)" : ", augmented (flip)") : "")
+            + (augment ? (padding > 0 ? ", augmented (crop \(padding), flip)" : ", augmented (flip)") : "")
             + (tta == .flip ? ", flip test-time augmentation" : "")
             + (ema.map { ", weight average (EMA \($0))" } ?? "")
             + (timeBudget.map { String(format: ", a time budget of %g s", $0) } ?? "")

@@ -9,7 +9,7 @@ struct WeightAverageTests: UsesTemporaryDirectories {
     let temporaries = TemporaryDirectories()
 
     /// 90 images in batches of 16 (6 steps an epoch), Adam, decay 0.8.
-    func options(epochs: Int = 2, ema: Float? = 0.8) -> TrainingOptions {
+    func options(epochs: Int = 2, ema: Double? = 0.8) -> TrainingOptions {
         var o = TrainingOptions()
         o.epochs = epochs
         o.batchSize = 16
@@ -26,8 +26,8 @@ struct WeightAverageTests: UsesTemporaryDirectories {
     /// |weight|, and carries the error before it times ∂a'/∂a = decay;
     /// summed, 1.5·ε·M/(1 − decay). Twice that covers two runs that round
     /// apart (PyTorch's lerp is fused, ours is not).
-    static func bound(decay: Float, magnitude: Float) -> Float {
-        3 * ErrorBound.epsilon * magnitude / (1 - decay)
+    static func bound(decay: Double, magnitude: Float) -> Float {
+        3 * ErrorBound.epsilon * magnitude / Float(1 - decay)
     }
 
     /// The 12 updates of Fixtures/recipe_reference.safetensors: the first
@@ -67,14 +67,15 @@ struct WeightAverageTests: UsesTemporaryDirectories {
         var snapshots: [[Float]] = []
         for _ in 0..<2 { _ = try trainer.trainEpoch(progress: { _ in snapshots.append(Array(network.parameters.values)) }) }
         #expect(snapshots.count == 12 && average.updates == 12)
-        let w = Double(Float(1 - 0.8 as Double))
+        let w = Double(Float(1 - 0.8 as Double))  // the code's weight, exactly
         var exact = snapshots[0].map(Double.init)
         for p in snapshots.dropFirst() {
             for i in exact.indices { exact[i] += w * (Double(p[i]) - exact[i]) }
         }
         let magnitude = snapshots.joined().map(abs).max() ?? 0
+        // One run from the exact recurrence, plus the reference's own rounding to Float (ε/2·M).
         assertClose(average.values, exact.map { Float($0) }, "average after 12 steps",
-                    atol: Self.bound(decay: 0.8, magnitude: magnitude) / 2 + ErrorBound.epsilon * magnitude, rtol: 0)
+                    atol: Self.bound(decay: 0.8, magnitude: magnitude) / 2 + ErrorBound.epsilon / 2 * magnitude, rtol: 0)
         // And it is not the weights: the average lags them.
         #expect(average.values != Array(network.parameters.values))
     }
@@ -112,6 +113,33 @@ struct WeightAverageTests: UsesTemporaryDirectories {
         let own = try saved.evaluate(on: test, normalization: .half)
         #expect(last?.evaluation?.correct == own.correct)
         #expect(last?.evaluation != nil)
+    }
+
+    /// A checkpoint saved from `epochEnd`, where the network holds the
+    /// average, is the one `fit` saves: the average as the weights, the
+    /// trained weights in the state; and nesting `withAveragedWeights` there
+    /// changes nothing.
+    @Test func testSavingFromEpochEndSavesTheSame() throws {
+        let dir = try temporaryDirectory()
+        let data = try TrainingTests.squares(count: 90, seed: 1), test = try TrainingTests.squares(count: 40, seed: 2)
+        let network = try TrainingTests.smallNetwork()
+        let trainer = try Trainer(network: network, dataset: data, options: options(epochs: 1))
+        let own = dir.appendingPathComponent("fit.safetensors").path, inside = dir.appendingPathComponent("end.safetensors").path
+        var nested: [Float] = [], outer: [Float] = []
+        try trainer.fit(test: test, checkpoint: own, epochEnd: { _ in
+            outer = Array(network.parameters.values)
+            trainer.withAveragedWeights { nested = Array(network.parameters.values) }
+            try trainer.saveCheckpoint(to: inside)
+        })
+        let average = try #require(trainer.weightAverage)
+        #expect(outer == average.values && nested == outer)
+        for file in [own, inside, Checkpoint.statePath(for: own), Checkpoint.statePath(for: inside)] {
+            let tensors = try SafetensorsFile.read(path: file).tensors
+            let reference = try SafetensorsFile.read(path: file.hasSuffix(".state") ? Checkpoint.statePath(for: own) : own).tensors
+            #expect(tensors == reference, "\(file)")
+        }
+        let state = try SafetensorsFile.read(path: Checkpoint.statePath(for: inside))
+        #expect(state["training.fc1.weight"]?.values == network.parameters.values(of: "fc1.weight"))
     }
 
     /// Stopped mid-epoch and resumed in new objects, a run with an average
@@ -154,7 +182,7 @@ struct WeightAverageTests: UsesTemporaryDirectories {
         _ = try plain.trainEpoch()
         try plain.saveCheckpoint(to: without)
 
-        func failure(_ path: String, ema: Float?) -> String {
+        func failure(_ path: String, ema: Double?) -> String {
             do {
                 let trainer = try Trainer(network: try TrainingTests.smallNetwork(), dataset: data, options: options(ema: ema))
                 try trainer.resume(from: path)
@@ -175,7 +203,7 @@ struct WeightAverageTests: UsesTemporaryDirectories {
         try? FileManager.default.removeItem(atPath: Checkpoint.previousStatePath(for: withEMA))
         #expect(failure(withEMA, ema: 0.8) == "\(statePath): has no tensor 'training.fc1.weight' of shape [10, 100] (the trained weights beside the average)")
 
-        for bad: Float in [0, 1, -0.5, .nan, .infinity] {
+        for bad: Double in [0, 1, -0.5, .nan, .infinity] {
             var o = options()
             o.ema = bad
             let error = #expect(throws: LeNetError.self) { try o.validate() }

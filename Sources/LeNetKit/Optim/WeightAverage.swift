@@ -12,21 +12,24 @@
 /// (1 − decay)·decayᵏ. `Trainer` updates it after every optimizer step
 /// and evaluates and saves the average (`TrainingOptions.ema`).
 public final class WeightAverage {
-    /// How much of the average each update keeps, in (0, 1).
-    public let decay: Float
+    /// How much of the average each update keeps, in (0, 1): a Double, as
+    /// the Python float PyTorch is given, so that 1 − decay is its weight.
+    public let decay: Double
     /// Updates so far (0: the average is not yet made, and the weights
     /// themselves stand for it).
     public private(set) var updates = 0
     /// The store whose values are averaged.
     public let parameters: ParameterStore
-    private let average: FloatBuffer  // (P), the store's layout
+    private let average: FloatBuffer  // (P), the store's layout; the trained weights while swapped
+    /// Whether `withAverageInPlace` has the average in the store now.
+    private var isSwapped = false
 
     /// - Parameters:
     ///   - parameters: the weights to average.
     ///   - decay: in (0, 1).
     /// - Throws: `LeNetError` when `decay` is out of range or the average
     ///   cannot be allocated.
-    public init(parameters: ParameterStore, decay: Float) throws {
+    public init(parameters: ParameterStore, decay: Double) throws {
         guard decay.isFinite, decay > 0, decay < 1 else {
             throw LeNetError("must be in (0, 1), got \(decay)", subject: "WeightAverage.decay")
         }
@@ -35,36 +38,47 @@ public final class WeightAverage {
         average = try FloatBuffer(count: parameters.count, name: "weight average")
     }
 
-    /// Moves the average toward the store's values (copies them the first time).
+    /// Moves the average toward the store's values (copies them the first
+    /// time). Not inside `withAverageInPlace`, where the store holds the average.
     public func update() {
+        precondition(!isSwapped, "WeightAverage.update() inside withAverageInPlace")
         let a = average.pointer, p = UnsafePointer(parameters.values.baseAddress)
         guard let p else { return }
         if updates == 0 {
             a.update(from: p, count: parameters.count)
         } else {
-            // PyTorch passes the weight as a Python float (a double), 1 − decay.
+            // PyTorch's lerp gets 1 − decay as a double and rounds it to float.
             // Not fused like PyTorch's vector lerp: without FMA in the
             // target, Float.addingProduct is a libm call per weight, which
             // made a step of the CIFAR LeNet 50% slower; unfused, the loop
             // vectorizes, and the two differ by a rounding per update.
-            let w = Float(1 - Double(decay))
+            let w = Float(1 - decay)
             for i in 0..<parameters.count { a[i] += w * (p[i] - a[i]) }
         }
         updates += 1
     }
 
     /// The averaged values, in the store's layout (the store's own values
-    /// before the first update).
-    public var values: [Float] { updates == 0 ? Array(parameters.values) : average.array }
+    /// before the first update), inside `withAverageInPlace` or not.
+    public var values: [Float] { updates == 0 || isSwapped ? Array(parameters.values) : average.array }
+
+    /// The trained weights, in the store's layout: the store's values, or
+    /// inside `withAverageInPlace`, the ones it put aside.
+    public var trainedValues: [Float] { isSwapped ? average.array : Array(parameters.values) }
 
     /// Runs `body` with the average in the store in place of the weights
     /// (every network sharing the store, replicas included, sees it), and
     /// puts the weights back after, bitwise, even when `body` throws.
-    /// Before the first update `body` sees the weights themselves.
+    /// Before the first update `body` sees the weights themselves; called
+    /// inside another `withAverageInPlace`, it runs `body` as it is.
     public func withAverageInPlace<R>(_ body: () throws -> R) rethrows -> R {
-        guard updates > 0 else { return try body() }
+        guard updates > 0, !isSwapped else { return try body() }
         exchange()
-        defer { exchange() }
+        isSwapped = true
+        defer {
+            exchange()
+            isSwapped = false
+        }
         return try body()
     }
 
@@ -78,9 +92,10 @@ public final class WeightAverage {
     /// The state a checkpoint keeps beside the average it saves as the
     /// weights: the decay and the update count.
     func stateTensors() -> [(name: String, shape: [Int], values: [Float])] {
+        // decay is stored as a Float: it only has to match this run's.
         // As Adam's step count, a Float: past 2²⁴ it rounds, but only
         // whether there was an update changes what `update` does.
-        [("ema.decay", [1], [decay]), ("ema.updates", [1], [Float(updates)])]
+        [("ema.decay", [1], [Float(decay)]), ("ema.updates", [1], [Float(updates)])]
     }
 
     /// Restores a checkpoint's average: `weights` are the averaged values
@@ -88,10 +103,11 @@ public final class WeightAverage {
     /// - Throws: `LeNetError` when a tensor is missing, the decay is not
     ///   this one, or the count is not a whole number.
     func load(average weights: [Float], _ lookup: (String) -> [Float]?) throws {
+        precondition(!isSwapped, "WeightAverage.load inside withAverageInPlace")
         guard let d = lookup("ema.decay"), d.count == 1, let n = lookup("ema.updates"), n.count == 1 else {
-            throw LeNetError("has no weight average (ema.decay, ema.updates); was it written without TrainingOptions.ema?")
+            throw LeNetError("says it was written with weight averaging, but has no ema.decay and ema.updates tensors")
         }
-        guard d[0] == decay else {
+        guard d[0] == Float(decay) else {
             throw LeNetError("was written with TrainingOptions.ema \(d[0]); this run averages with \(decay)")
         }
         guard let count = WholeNumber.count(n[0]) else {

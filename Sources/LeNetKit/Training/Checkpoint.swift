@@ -40,6 +40,14 @@ public enum Checkpoint {
         }
     }
 
+    /// `values`, in the parameter store's layout (a weight average's), as
+    /// the network's tensors.
+    static func tensors(of network: Network, values: [Float]) -> [SafetensorsTensor] {
+        network.parameters.entries.map { e in
+            SafetensorsTensor(name: e.name, shape: e.shape, values: Array(values[e.offset..<e.offset + e.count]))
+        }
+    }
+
     /// Writes the weights atomically.
     /// - Parameters:
     ///   - network: whose parameters to write, named as PyTorch's state_dict.
@@ -48,9 +56,14 @@ public enum Checkpoint {
     /// - Throws: `LeNetError` naming the path when it cannot be written; the
     ///   previous file is then left as it was.
     public static func saveWeights(_ network: Network, to path: String, metadata: [String: String]) throws {
+        try saveWeights(tensors(of: network), to: path, metadata: metadata)
+    }
+
+    /// `saveWeights(_:to:metadata:)` of tensors already made.
+    static func saveWeights(_ tensors: [SafetensorsTensor], to path: String, metadata: [String: String]) throws {
         var meta = metadata
         meta[Key.format] = "lenetkit-1"
-        try SafetensorsFile(tensors: tensors(of: network), metadata: meta).write(path: path)
+        try SafetensorsFile(tensors: tensors, metadata: meta).write(path: path)
     }
 
     /// Copies every parameter of `network` from `file`: each must be present

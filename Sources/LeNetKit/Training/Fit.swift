@@ -26,7 +26,8 @@ extension Trainer {
     /// those a resumed checkpoint did), each followed by an evaluation on
     /// `test` and a checkpoint; the loop `lenet train` runs. With
     /// `options.ema` the evaluation and the checkpoint's weights are the
-    /// weights' moving average. With
+    /// weights' moving average; when `fit` returns, the network holds the
+    /// trained weights (`withAveragedWeights` shows the average). With
     /// `options.timeBudget`, epochs until the budget is spent instead: the
     /// schedule is fitted to it, and the last epoch may end early, with its
     /// evaluation and checkpoint, inside the budget.

@@ -295,15 +295,12 @@ public final class Trainer {
     /// - Parameter path: the weights file; the state goes to `Checkpoint.statePath(for: path)`.
     /// - Throws: `LeNetError` naming the file that could not be written; the
     ///   previous checkpoint then still resumes.
+    /// Inside `withAveragedWeights` (`fit`'s `epochEnd`) it saves the same.
     public func saveCheckpoint(to path: String) throws {
-        let trained = weightAverage.map { _ in Checkpoint.tensors(of: network) } ?? []
-        try withAveragedWeights { try saveCheckpoint(to: path, trained: trained) }
-    }
-
-    /// `saveCheckpoint(to:)` with the network holding what the weights file
-    /// gets, and `trained` the trained weights when those differ (EMA).
-    private func saveCheckpoint(to path: String, trained: [SafetensorsTensor]) throws {
-        let weights = Checkpoint.tensors(of: network)
+        // Read from the average's own values, not by swapping it in: the
+        // same files whether the network holds the average now or not.
+        let weights = weightAverage.map { Checkpoint.tensors(of: network, values: $0.values) } ?? Checkpoint.tensors(of: network)
+        let trained = weightAverage.map { Checkpoint.tensors(of: network, values: $0.trainedValues) } ?? []
         var meta = metadata
         meta[Checkpoint.Key.optimizer] = options.optimizer.rawValue
         // An epoch under way is redrawn from the generator as it was at its start.
@@ -328,7 +325,7 @@ public final class Trainer {
         do {
             try Checkpoint.keepPreviousState(for: path)
             try SafetensorsFile(tensors: state, metadata: meta).write(path: Checkpoint.statePath(for: path))
-            try Checkpoint.saveWeights(network, to: path, metadata: metadata)
+            try Checkpoint.saveWeights(weights, to: path, metadata: metadata)
         } catch let error as LeNetError where hadCheckpoint {
             throw LeNetError(error.message + "; \(path) still holds the previous checkpoint, which a resume continues from",
                              subject: error.subject)

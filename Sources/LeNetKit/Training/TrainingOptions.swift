@@ -63,7 +63,7 @@ public struct TrainingOptions: Sendable {
     /// weights (the trained ones go to the state file, for resuming).
     /// Over the last 1/(1 − decay) steps or so: 0.999 averages about a
     /// thousand.
-    public var ema: Float? = nil
+    public var ema: Double? = nil
     /// The views whose predictions `fit`'s evaluation after each epoch
     /// averages (`.flip`: each test image and its mirror).
     public var testTimeAugmentation = TestTimeAugmentation.none
