@@ -210,6 +210,10 @@ struct RecipeTests {
         try resumed.resume(from: path)
         #expect(resumed.scheduleSteps == steps)
         #expect(resumed.budgetSecondsUsed.bitPattern == trainer.budgetSecondsUsed.bitPattern)
+        // What the budget kept for the last evaluation comes back too: without
+        // it a run stopped by the budget rule (not the schedule's end) took
+        // one more step when resumed on a loaded machine.
+        #expect(trainer.budgetReserve != nil && resumed.budgetReserve?.bitPattern == trainer.budgetReserve?.bitPattern)
         #expect(resumed.optimizer.stepCount == trainer.optimizer.stepCount)
         // The budget is spent (or the schedule done): no step is taken, one evaluation reported.
         var after: [FitEpoch] = []

@@ -37,8 +37,9 @@ extension Checkpoint.Key {
     /// hexadecimal, comma-separated.
     public static let epochRunning = "epoch_running"
     /// In a state file of a run with a time budget: the schedule's fitted
-    /// length in steps, and the budget's seconds spent (a Double's bits, in
-    /// hexadecimal), comma-separated.
+    /// length in steps, the budget's seconds spent, and the seconds it kept
+    /// for the last evaluation (each a Double's bits, in hexadecimal),
+    /// comma-separated.
     public static let budget = "budget"
     /// In a weights and a state file of a run with weight averaging: the
     /// EMA decay (`TrainingOptions.ema`). The weights are then the average.

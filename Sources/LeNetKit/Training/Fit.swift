@@ -123,6 +123,10 @@ struct BudgetClock {
         budget = trainer.options.timeBudget
         spentBefore = trainer.budgetSecondsUsed
         stepsBefore = trainer.optimizer.stepCount
+        // A resumed run keeps what the run before it kept for the last
+        // evaluation until it has timed one: with nothing timed yet it would
+        // keep nothing, and take a step the run before stopped short of.
+        epochEndSeconds = trainer.budgetReserve
         if budget != nil, trainer.scheduleSteps == nil {
             trainer.scheduleSteps = trainer.optimizer.stepCount + 100 * Self.calibrationSteps
         }
@@ -177,8 +181,11 @@ struct BudgetClock {
         trainer.scheduleSteps = trainer.optimizer.stepCount + steps
     }
 
-    /// Notes the seconds spent in the trainer, for its checkpoint.
+    /// Notes the seconds spent, and those kept for the last evaluation, in
+    /// the trainer, for its checkpoint.
     func record() {
-        if budget != nil { trainer.budgetSecondsUsed = spent }
+        guard budget != nil else { return }
+        trainer.budgetSecondsUsed = spent
+        trainer.budgetReserve = expectedEvaluation
     }
 }

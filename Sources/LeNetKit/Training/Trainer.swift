@@ -38,6 +38,11 @@ public final class Trainer {
     /// With `options.timeBudget`: the budget's seconds spent so far, by this
     /// trainer and the runs it resumed.
     public internal(set) var budgetSecondsUsed = 0.0
+    /// With `options.timeBudget`: the seconds the budget kept for the last
+    /// evaluation when the seconds spent were last recorded. Saved, so that
+    /// a resumed run stops where this one did instead of taking a step
+    /// before it has timed an evaluation of its own.
+    var budgetReserve: Double?
     /// Whether `order` holds the current epoch's shuffle (drawn, epoch not finished).
     private var epochDrawn = false
     /// The current epoch's running figures, kept across an early stop and in checkpoints.
@@ -315,6 +320,7 @@ public final class Trainer {
         }
         if options.timeBudget != nil {
             meta[Checkpoint.Key.budget] = "\(scheduleSteps ?? 0),\(String(budgetSecondsUsed.bitPattern, radix: 16))"
+                + (budgetReserve.map { ",\(String($0.bitPattern, radix: 16))" } ?? "")
         }
         var state = optimizer.stateTensors().map { SafetensorsTensor(name: $0.name, shape: $0.shape, values: $0.values) }
         if let weightAverage {
@@ -391,14 +397,17 @@ public final class Trainer {
             // Both are at most `seen`, itself at most WholeNumber.maximumImages.
             running = (lossSum, Int(numbers[1]), Int(numbers[2]), seconds)
         }
-        var budget: (steps: Int?, seconds: Double) = (nil, 0)
+        var budget: (steps: Int?, seconds: Double, reserve: Double?) = (nil, 0, nil)
         if options.timeBudget != nil, let text = state.metadata[Checkpoint.Key.budget] {
             let parts = text.split(separator: ",").map(String.init)
-            guard parts.count == 2, let steps = WholeNumber.count(parts[0]), let bits = UInt64(parts[1], radix: 16),
-                  Double(bitPattern: bits).isFinite, Double(bitPattern: bits) >= 0 else {
-                throw LeNetError("has budget '\(text)', expected steps and seconds spent (hexadecimal Double bits)", subject: statePath)
+            // Seconds as hexadecimal Double bits, finite and ≥ 0.
+            let seconds = parts.dropFirst().map { UInt64($0, radix: 16).map { Double(bitPattern: $0) } }
+            guard parts.count == 2 || parts.count == 3, let steps = WholeNumber.count(parts[0]),
+                  seconds.allSatisfy({ $0.map { $0.isFinite && $0 >= 0 } ?? false }), let spent = seconds[0] else {
+                throw LeNetError("has budget '\(text)', expected steps, seconds spent and seconds kept for the last evaluation "
+                    + "(hexadecimal Double bits)", subject: statePath)
             }
-            budget = (steps > 0 ? steps : nil, Double(bitPattern: bits))
+            budget = (steps > 0 ? steps : nil, spent, seconds.count == 2 ? seconds[1] : nil)
         }
         let trained = try trainedWeights(in: state, path: statePath)
         try Checkpoint.load(weights, into: network, source: path)
@@ -420,7 +429,7 @@ public final class Trainer {
         (epochLossSum, epochImages, epochCorrect, epochSeconds) = running
         epoch = savedEpoch
         imagesSeen = seen
-        (scheduleSteps, budgetSecondsUsed) = budget
+        (scheduleSteps, budgetSecondsUsed, budgetReserve) = budget
     }
 
     /// With `options.ema`: the trained weights a checkpoint's state keeps
