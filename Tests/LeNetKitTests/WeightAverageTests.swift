@@ -130,6 +130,8 @@ struct WeightAverageTests: UsesTemporaryDirectories {
             outer = Array(network.parameters.values)
             trainer.withAveragedWeights { nested = Array(network.parameters.values) }
             try trainer.saveCheckpoint(to: inside)
+            let error = #expect(throws: LeNetError.self) { try trainer.resume(from: own) }
+            #expect(error.map { "\($0)" } == "\(own): cannot resume inside withAveragedWeights (the network holds the weight average)")
         })
         let average = try #require(trainer.weightAverage)
         #expect(outer == average.values && nested == outer)
@@ -201,7 +203,7 @@ struct WeightAverageTests: UsesTemporaryDirectories {
         state.tensors.removeAll { $0.name == "training.fc1.weight" }
         try state.write(path: statePath)
         try? FileManager.default.removeItem(atPath: Checkpoint.previousStatePath(for: withEMA))
-        #expect(failure(withEMA, ema: 0.8) == "\(statePath): has no tensor 'training.fc1.weight' of shape [10, 100] (the trained weights beside the average)")
+        #expect(failure(withEMA, ema: 0.8) == "\(statePath): missing tensor 'training.fc1.weight' (expected shape [10, 100]; the trained weights beside the average)")
 
         for bad: Double in [0, 1, -0.5, .nan, .infinity] {
             var o = options()

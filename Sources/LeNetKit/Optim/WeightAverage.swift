@@ -22,7 +22,7 @@ public final class WeightAverage {
     public let parameters: ParameterStore
     private let average: FloatBuffer  // (P), the store's layout; the trained weights while swapped
     /// Whether `withAverageInPlace` has the average in the store now.
-    private var isSwapped = false
+    private(set) var isSwapped = false
 
     /// - Parameters:
     ///   - parameters: the weights to average.
@@ -100,10 +100,10 @@ public final class WeightAverage {
 
     /// Restores a checkpoint's average: `weights` are the averaged values
     /// (the checkpoint's weights file), `lookup` finds `stateTensors()`.
+    /// Not inside `withAverageInPlace` (`Trainer.resume` checks first).
     /// - Throws: `LeNetError` when a tensor is missing, the decay is not
     ///   this one, or the count is not a whole number.
     func load(average weights: [Float], _ lookup: (String) -> [Float]?) throws {
-        precondition(!isSwapped, "WeightAverage.load inside withAverageInPlace")
         guard let d = lookup("ema.decay"), d.count == 1, let n = lookup("ema.updates"), n.count == 1 else {
             throw LeNetError("says it was written with weight averaging, but has no ema.decay and ema.updates tensors")
         }

@@ -35,9 +35,7 @@ public enum Checkpoint {
 
     /// The network's parameters as safetensors tensors, in state_dict order.
     public static func tensors(of network: Network) -> [SafetensorsTensor] {
-        network.parameters.entries.map { e in
-            SafetensorsTensor(name: e.name, shape: e.shape, values: network.parameters.values(of: e.name) ?? [])
-        }
+        tensors(of: network, values: Array(network.parameters.values))
     }
 
     /// `values`, in the parameter store's layout (a weight average's), as
@@ -74,24 +72,38 @@ public enum Checkpoint {
     ///   - source: the file's path, for error messages.
     /// - Throws: `LeNetError` naming `source` and the tensor.
     public static func load(_ file: SafetensorsFile, into network: Network, source: String) throws {
+        let values = try parameterValues(in: file, of: network, source: source)
         let known = Set(network.parameters.entries.map(\.name))
-        for e in network.parameters.entries {
-            guard let t = file[e.name] else {
-                throw LeNetError("missing tensor '\(e.name)' (expected shape \(e.shape))", subject: source)
-            }
-            guard t.shape == e.shape else {
-                throw LeNetError("tensor '\(e.name)' has shape \(t.shape), expected \(e.shape)", subject: source)
-            }
-            if let bad = t.values.firstIndex(where: { !$0.isFinite }) {
-                throw LeNetError("tensor '\(e.name)' holds a non-finite value (\(t.values[bad])) at index \(bad)", subject: source)
-            }
-        }
         if let extra = file.tensors.map(\.name).first(where: { !known.contains($0) }) {
             throw LeNetError("unexpected tensor '\(extra)' for this model", subject: source)
         }
+        _ = network.parameters.values.update(from: values)
+    }
+
+    /// Every parameter of `network` as `file` holds it, under its name with
+    /// `prefix` before it, in the parameter store's layout: each present,
+    /// with the parameter's shape, and finite. Other tensors are ignored.
+    /// - Parameters:
+    ///   - what: what the tensors are, for the message when one is missing.
+    ///   - source: the file's path, for error messages.
+    /// - Throws: `LeNetError` naming `source` and the tensor.
+    static func parameterValues(in file: SafetensorsFile, of network: Network, prefix: String = "", what: String? = nil,
+                                source: String) throws -> [Float] {
+        var values = [Float](repeating: 0, count: network.parameters.count)
         for e in network.parameters.entries {
-            if let t = file[e.name] { try network.parameters.setValues(t.values, of: e.name) }
+            let name = prefix + e.name
+            guard let t = file[name] else {
+                throw LeNetError("missing tensor '\(name)' (expected shape \(e.shape)" + (what.map { "; \($0)" } ?? "") + ")", subject: source)
+            }
+            guard t.shape == e.shape else {
+                throw LeNetError("tensor '\(name)' has shape \(t.shape), expected \(e.shape)", subject: source)
+            }
+            if let bad = t.values.firstIndex(where: { !$0.isFinite }) {
+                throw LeNetError("tensor '\(name)' holds a non-finite value (\(t.values[bad])) at index \(bad)", subject: source)
+            }
+            values.replaceSubrange(e.offset..<e.offset + e.count, with: t.values)
         }
+        return values
     }
 
     /// Reads a weights file and builds the network it holds: the model named

@@ -77,16 +77,17 @@ extension Trainer {
             })
             guard result.isComplete || budgetSpent else { return try stop() }
             let epochEndStart = DispatchTime.now().uptimeNanoseconds
-            let evaluation = try withAveragedWeights {
-                try test.map {
+            // The epoch's end sees what training yields: with EMA, the average.
+            try withAveragedWeights {
+                let evaluation = try test.map {
                     try dataParallel.evaluate(on: $0, normalization: options.normalization, batchSize: options.batchSize,
                                               misclassifiedLimit: misclassifiedLimit,
                                               testTimeAugmentation: options.testTimeAugmentation)
                 }
+                clock.record()
+                if let checkpoint { try saveCheckpoint(to: checkpoint) }
+                try epochEnd?(FitEpoch(result: result, evaluation: evaluation))
             }
-            clock.record()
-            if let checkpoint { try saveCheckpoint(to: checkpoint) }
-            try withAveragedWeights { try epochEnd?(FitEpoch(result: result, evaluation: evaluation)) }
             if budgetSpent { return .finished }
             // An epoch's end (the evaluation, the checkpoint, the caller's
             // report) is what the budget keeps for the last one.

@@ -346,8 +346,12 @@ public final class Trainer {
     /// - Throws: `LeNetError` naming the file when either part is missing,
     ///   damaged, from another model or optimizer, or the two disagree; or
     ///   when an interrupted epoch is resumed with another batch size or
-    ///   number of training images.
+    ///   number of training images; or inside `withAveragedWeights`.
     public func resume(from path: String) throws {
+        // Loading into a network that holds the average would leave the put-aside weights to be swapped back over it.
+        guard weightAverage?.isSwapped != true else {
+            throw LeNetError("cannot resume inside withAveragedWeights (the network holds the weight average)", subject: path)
+        }
         let weights = try SafetensorsFile.read(path: path)
         if let m = weights.metadata[Checkpoint.Key.model], let model, m != model.rawValue {
             throw LeNetError("holds a '\(m)' model, this run trains '\(model.rawValue)'", subject: path)
@@ -447,17 +451,7 @@ public final class Trainer {
         guard saved != nil else {
             throw LeNetError("was written without weight averaging; resume without TrainingOptions.ema (this run: \(ema))", subject: path)
         }
-        var values = [Float](repeating: 0, count: network.parameters.count)
-        for e in network.parameters.entries {
-            let name = Checkpoint.trainedPrefix + e.name
-            guard let t = state[name], t.shape == e.shape else {
-                throw LeNetError("has no tensor '\(name)' of shape \(e.shape) (the trained weights beside the average)", subject: path)
-            }
-            if let bad = t.values.firstIndex(where: { !$0.isFinite }) {
-                throw LeNetError("tensor '\(name)' holds a non-finite value (\(t.values[bad])) at index \(bad)", subject: path)
-            }
-            values.replaceSubrange(e.offset..<e.offset + e.count, with: t.values)
-        }
-        return values
+        return try Checkpoint.parameterValues(in: state, of: network, prefix: Checkpoint.trainedPrefix,
+                                              what: "the trained weights beside the average", source: path)
     }
 }
