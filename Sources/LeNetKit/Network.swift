@@ -32,6 +32,13 @@ public final class Network {
     public let shapes: [FeatureShape]
     /// Every layer's parameters and gradients, in one store, in layer order.
     public let parameters: ParameterStore
+    /// Every layer's non-trainable buffers (running statistics), in one
+    /// store without gradients, in layer order: saved and exported with
+    /// the parameters, never trained.
+    public let buffers: ParameterStore
+    /// The network as a value: its input shape and its layers'
+    /// configurations. Checkpoints carry it (metadata key `network`).
+    public let networkDescription: NetworkDescription
     /// The largest batch the buffers hold now; `reserve(batch:)` grows it.
     public private(set) var capacity = 0
     /// The largest batch the backward pass's buffers hold (0 until a
@@ -61,16 +68,17 @@ public final class Network {
     var gradients: [BatchBuffer]  // each (N, shape)
     /// The forward-only path `infer(batch:)` runs: the layers, some fused
     /// (`InferenceFusion`).
-    let inferenceSteps: [any InferenceStep]
+    private(set) var inferenceSteps: [any InferenceStep] = []
     /// The backward pass `backward(batch:)` runs: the layers, a convolution
     /// and the pool after it fused (`BackwardFusion`).
-    let backwardSteps: [any BackwardStep]
+    private(set) var backwardSteps: [any BackwardStep] = []
     /// The same pass with every layer a step of its own: what `backward`
     /// runs with `fusesPooling` false.
-    private let layerBackwardSteps: [any BackwardStep]
+    private var layerBackwardSteps: [any BackwardStep] = []
 
     /// Checks every layer's shape, lays out the parameters and binds the
-    /// layers to their views.
+    /// layers to their views. The parameters are left at 0: initialize
+    /// them (`parameters.initialize(using:)`) or load them.
     /// - Throws: `LeNetError` naming the first layer whose input does not fit,
     ///   or a duplicated parameter name.
     public convenience init(inputShape: FeatureShape, layers: [any Layer]) throws {
@@ -78,53 +86,120 @@ public final class Network {
                       threads: ProcessInfo.processInfo.activeProcessorCount)
     }
 
-    private init(inputShape: FeatureShape, layers: [any Layer], sharingValuesWith primary: ParameterStore?,
-                 threads: Int) throws {
+    /// Builds the network a description describes, initialized from `seed`
+    /// as PyTorch initializes its layers (each tensor uniform in ±1/√fan_in,
+    /// or its constant; then each layer's own draw, such as a connection
+    /// table's per-map fan-in).
+    /// - Throws: `LeNetError` naming the layer and the field: a bad size, a
+    ///   shape that does not chain, parameters beyond the memory there is.
+    public convenience init(_ description: NetworkDescription, seed: UInt64 = 0) throws {
+        try description.validate()
+        try self.init(inputShape: description.inputShape, layers: description.layers.map { $0.makeLayer() },
+                      sharingValuesWith: nil, threads: ProcessInfo.processInfo.activeProcessorCount, name: description.name)
+        var rng = SeededGenerator(seed: seed)
+        parameters.initialize(using: &rng)
+        buffers.initialize(using: &rng)
+        for layer in layers { layer.initialize(using: &rng) }
+    }
+
+    private init(inputShape: FeatureShape, layers: [any Layer], sharingValuesWith primary: Network?,
+                 threads: Int, name: String? = nil) throws {
         _ = SingleThreadedBLAS.ensured
         self.inputShape = inputShape
         self.threads = max(1, threads)
         self.layers = layers
         var shapes: [FeatureShape] = []
         var shape = inputShape
-        var entries: [ParameterStore.Entry] = []
-        var offset = 0
+        var entries: [ParameterStore.Entry] = [], bufferEntries: [ParameterStore.Entry] = []
+        var offset = 0, bufferOffset = 0
         var seen = Set<String>()
+        var perSample = try Self.checkedCount(inputShape, "the input")
         for layer in layers {
             shape = try layer.outputShape(for: shape)
+            perSample = perSample &+ (try Self.checkedCount(shape, layer.name))
             shapes.append(shape)
-            for spec in layer.parameterSpecs {
+            for (isBuffer, spec) in layer.parameterSpecs.map({ (false, $0) }) + layer.bufferSpecs.map({ (true, $0) }) {
                 let name = "\(layer.name).\(spec.name)"
                 guard seen.insert(name).inserted else {
                     throw LeNetError("two parameters are named '\(name)'; give each layer its own name")
                 }
-                entries.append(.init(name: name, shape: spec.shape, offset: offset,
-                                     count: spec.count, initBound: spec.initBound))
-                offset += spec.count
+                let count = try Self.checkedProduct(spec.shape, name)
+                let entry = ParameterStore.Entry(name: name, shape: spec.shape, offset: isBuffer ? bufferOffset : offset,
+                                                 count: count, initBound: spec.initBound, initialValue: spec.initialValue)
+                if isBuffer {
+                    bufferEntries.append(entry)
+                    bufferOffset = bufferOffset &+ count
+                } else {
+                    entries.append(entry)
+                    offset = offset &+ count
+                }
+                // Values and gradients of every tensor so far, and one sample's
+                // activations: refused before anything is allocated.
+                try Self.checkMemory(floats: 2 &* offset &+ bufferOffset &+ 2 &* perSample, at: name)
             }
         }
+        try Self.checkMemory(floats: 2 &* offset &+ bufferOffset &+ 2 &* perSample, at: layers.last?.name ?? "the input")
         self.shapes = shapes
+        networkDescription = NetworkDescription(name: name ?? primary?.networkDescription.name, inputShape: inputShape,
+                                                layers: layers.map(\.configuration))
         // A replica's parameter gradients wait for its first backward reserve.
-        parameters = try ParameterStore(entries: entries, sharingValuesWith: primary, gradients: primary == nil)
+        parameters = try ParameterStore(entries: entries, sharingValuesWith: primary?.parameters, gradients: primary == nil)
+        buffers = try ParameterStore(entries: bufferEntries, sharingValuesWith: primary?.buffers, gradients: false)
         let names = ["input"] + layers.map { "\($0.name) output" }
         activations = zip(names, [inputShape] + shapes).map { BatchBuffer(perSample: $1.count, name: $0) }
         gradients = zip(names, [inputShape] + shapes).map { BatchBuffer(perSample: $1.count, name: "gradient of \($0)") }
-        inferenceSteps = InferenceFusion.steps(layers: layers, inputShape: inputShape, shapes: shapes)
-        backwardSteps = BackwardFusion.steps(layers: layers, inputShape: inputShape, shapes: shapes)
-        layerBackwardSteps = BackwardFusion.steps(layers: layers, inputShape: inputShape, shapes: shapes, fusing: false)
         bindLayers()
+        inferenceSteps = InferenceFusion.steps(network: self)
+        backwardSteps = BackwardFusion.steps(network: self)
+        layerBackwardSteps = BackwardFusion.steps(network: self, fusing: false)
     }
 
     /// Hands each layer its views into the parameter store (again after a
-    /// replica's gradients are made).
+    /// replica's gradients are made) and the buffer store.
     private func bindLayers() {
-        var index = 0
+        var index = 0, bufferIndex = 0
         for layer in layers {
             let k = layer.parameterSpecs.count
             let mine = parameters.entries[index..<index + k]
             layer.bind(parameters: mine.map(parameters.valuePointer),
                        gradients: mine.map(parameters.gradientPointer))
             index += k
+            let b = layer.bufferSpecs.count
+            if b > 0 { layer.bind(buffers: buffers.entries[bufferIndex..<bufferIndex + b].map(buffers.valuePointer)) }
+            bufferIndex += b
         }
+    }
+
+    /// The largest values a network may hold in one tensor or one sample's
+    /// activation: 2³⁸ floats (1 TB), far beyond any machine's memory, and
+    /// small enough that no count built from them overflows.
+    static let maximumFloats = 1 << 38
+
+    /// C·H·W without overflow, at most `maximumFloats`.
+    private static func checkedCount(_ shape: FeatureShape, _ what: String) throws -> Int {
+        try checkedProduct([shape.channels, shape.height, shape.width], what, output: true)
+    }
+
+    /// The product of `dims`, every one ≥ 1, without overflow, at most `maximumFloats`.
+    private static func checkedProduct(_ dims: [Int], _ what: String, output: Bool = false) throws -> Int {
+        var product = 1
+        for d in dims {
+            guard d >= 1 else { throw LeNetError("has a size of \(d) in \(dims)", subject: what) }
+            let (p, overflow) = product.multipliedReportingOverflow(by: d)
+            guard !overflow, p <= maximumFloats else {
+                throw LeNetError("\(output ? "its output" : "the tensor") \(dims) holds more values than any memory (over 2^38)", subject: what)
+            }
+            product = p
+        }
+        return product
+    }
+
+    /// Throws when `floats` values need more memory than the process can have now.
+    private static func checkMemory(floats: Int, at what: String) throws {
+        let bytes = floats.multipliedReportingOverflow(by: 4)
+        guard let available = SystemMemory.available(), bytes.overflow || bytes.partialValue > available.bytes else { return }
+        throw LeNetError("the parameters and one sample's activations up to here need \(ByteCount(bytes.overflow ? Int.max : bytes.partialValue)), "
+                         + "more than the \(ByteCount(available.bytes)) available (\(available.source))", subject: what)
     }
 
     /// Whether `backward` runs a convolution and the 2×2, stride-2 max pool
@@ -224,14 +299,18 @@ public final class Network {
 
     /// Runs every layer forward on the first `n` samples of `input`; `n`
     /// is at most the batch of the last `input(batch:)` or `reserve(batch:)`
-    /// (the input was filled there).
+    /// (the input was filled there). Every layer's output is kept for the
+    /// backward pass.
+    /// - Parameter training: training mode (the default: batch statistics,
+    ///   dropout, the running statistics updated) or evaluation mode (what
+    ///   `infer` runs), as PyTorch's `train()` and `eval()`.
     /// - Returns: the logits, (N, K).
     @discardableResult
-    public func forward(batch n: Int) -> UnsafePointer<Float> {
+    public func forward(batch n: Int, training: Bool = true) -> UnsafePointer<Float> {
         precondition(n <= capacity, "forward(batch: \(n)) beyond the reserved \(capacity); call input(batch:) first")
         ThreadBudget.with(passThreads) {
             for (i, layer) in layers.enumerated() {
-                layer.forward(activations[i + 1].pointer, activations[i].pointer, batch: n)
+                layer.forward(activations[i + 1].pointer, activations[i].pointer, batch: n, training: training)
             }
         }
         return UnsafePointer(activations[layers.count].pointer)
@@ -334,7 +413,7 @@ public final class Network {
     func makeReplica() throws -> Network {
         // The layers are this network's, so their shapes already fit.
         let copy = try Network(inputShape: inputShape, layers: layers.map { $0.replica() },
-                               sharingValuesWith: parameters, threads: 1)
+                               sharingValuesWith: self, threads: 1)
         copy.fusesPooling = fusesPooling
         return copy
     }

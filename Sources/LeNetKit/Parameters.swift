@@ -6,6 +6,9 @@ public struct ParameterSpec: Sendable {
     public var shape: [Int]
     /// PyTorch's default initialization: uniform in ±`initBound`.
     public var initBound: Float
+    /// A constant initialization instead (BatchNorm's weight 1, bias 0, its
+    /// running variance 1); it draws nothing from the generator.
+    public var initialValue: Float?
 
     /// - Parameters:
     ///   - name: the name inside the layer, e.g. `weight`.
@@ -15,6 +18,14 @@ public struct ParameterSpec: Sendable {
         self.name = name
         self.shape = shape
         self.initBound = initBound
+    }
+
+    /// A tensor that starts at `value` everywhere.
+    public init(name: String, shape: [Int], initialValue value: Float) {
+        self.name = name
+        self.shape = shape
+        initBound = 0
+        initialValue = value
     }
 
     /// The number of values: the product of `shape`.
@@ -39,6 +50,17 @@ public final class ParameterStore: @unchecked Sendable {
         public var count: Int
         /// The bound of its default uniform initialization.
         public var initBound: Float
+        /// Its constant initial value instead, if any.
+        public var initialValue: Float?
+
+        public init(name: String, shape: [Int], offset: Int, count: Int, initBound: Float, initialValue: Float? = nil) {
+            self.name = name
+            self.shape = shape
+            self.offset = offset
+            self.count = count
+            self.initBound = initBound
+            self.initialValue = initialValue
+        }
     }
 
     /// Every tensor, in the order the layers declared them (state_dict order).
@@ -107,8 +129,13 @@ public final class ParameterStore: @unchecked Sendable {
 
     /// Fills every tensor uniformly in ±initBound, PyTorch's default for
     /// convolution and linear layers (bound 1/√fan_in for weight and bias).
+    /// A tensor with an `initialValue` is filled with it and draws nothing.
     public func initialize(using generator: inout SeededGenerator) {
         for e in entries {
+            if let value = e.initialValue {
+                (valueStorage.pointer + e.offset).update(repeating: value, count: e.count)
+                continue
+            }
             for i in 0..<e.count {
                 valueStorage.pointer[e.offset + i] = generator.uniform(-e.initBound, e.initBound)
             }

@@ -18,21 +18,6 @@ public struct LayerSummary: Sendable, Equatable {
     public var connections: Int
 }
 
-/// What a layer tells the summary about its kernel. Layers without one
-/// (activations, fully connected layers) keep the default.
-public protocol KernelDescribing {
-    /// ("5×5", number of kernels).
-    var kernelSummary: (size: String, count: Int) { get }
-}
-
-extension Conv2D: KernelDescribing {
-    public var kernelSummary: (size: String, count: Int) { ("\(kernelH)×\(kernelW)", outChannels) }
-}
-
-extension MaxPool2D: KernelDescribing {
-    public var kernelSummary: (size: String, count: Int) { ("\(kernelSize)×\(kernelSize)", 0) }
-}
-
 extension Network {
     /// Trainable parameters: the store's size less entries held at zero
     /// (LeNet-5's C3 stores its connection table as a masked dense tensor).
@@ -45,12 +30,11 @@ extension Network {
         var rows: [LayerSummary] = []
         var input = inputShape
         for (layer, output) in zip(layers, shapes) {
-            let kernel = (layer as? any KernelDescribing)?.kernelSummary
+            let kernel = layer.kernelSummary
             rows.append(LayerSummary(
                 name: layer.name, kind: layer.kind, input: input, output: output,
                 kernel: kernel?.size, kernels: kernel.flatMap { $0.count > 0 ? $0.count : nil },
-                parameters: (layer as? any TrainableCounting)?.trainableParameters
-                    ?? layer.parameterSpecs.reduce(0) { $0 + $1.count },
+                parameters: layer.trainableParameterCount,
                 connections: layer.connections(for: input)))
             input = output
         }

@@ -11,8 +11,8 @@ struct Eval: ParsableCommand {
     @Option(help: "The weights (safetensors), from `lenet train --output` or PyTorch's state_dict.")
     var weights: String
 
-    @Option(help: "The model, when the file does not say (default: from its metadata or tensor names).")
-    var model: ModelKind?
+    @Option(help: "The network (a built-in name or a JSON description), overriding the file's (default: its 'network' metadata, else its model's name or tensor names).")
+    var model: String?
 
     @Option(name: .customLong("batch-size"), help: "Images per forward pass.")
     var batchSize = 256
@@ -37,7 +37,7 @@ struct Eval: ParsableCommand {
             try checkWritable(logits, flag: "--logits")
             try checkNotDirectory(logits, flag: "--logits")
         }
-        let loaded = try Checkpoint.loadNetwork(path: weights, model: model)
+        let loaded = try Checkpoint.loadNetwork(path: weights, description: model.map { try modelDescription($0) })
         let (directory, kind) = try DataLocation.resolve(directory: dataOptions.data, kind: dataOptions.dataset)
         let test = try dataOptions.load(kind, from: directory, split: .test, shape: loaded.network.inputShape, threads: threads)
         let network = loaded.network, keepsLogits = logits != nil
@@ -63,7 +63,7 @@ struct Eval: ParsableCommand {
             let map = try FeatureMap(network: loaded.network, dataset: test, normalization: loaded.normalization,
                                      highlighting: Array(result.misclassified.prefix(TrainingReport.highlightedCount)),
                                      batchSize: batchSize)
-            try TrainingReport(weights: weights, model: loaded.model.rawValue, metadata: loaded.metadata, test: test,
+            try TrainingReport(weights: weights, model: (loaded.network.networkDescription.name ?? "custom network"), metadata: loaded.metadata, test: test,
                                evaluation: result, featureMap: map).write(directory: report)
             printError("wrote \(report)/index.html")
         }
@@ -77,7 +77,7 @@ struct Eval: ParsableCommand {
                 "class_names": result.classNames,
                 "confusion": result.confusion,
                 "images_per_second": result.imagesPerSecond,
-                "model": loaded.model.rawValue,
+                "model": (loaded.network.networkDescription.name ?? "custom network"),
                 "dataset": kind.rawValue,
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
@@ -85,7 +85,7 @@ struct Eval: ParsableCommand {
             return
         }
         print(String(format: "%@ on %@ test (%@ images): accuracy %.2f%%  loss %.4f  %.0f images/s",
-                     loaded.model.rawValue, kind.displayName, grouped(result.count), result.accuracy * 100,
+                     (loaded.network.networkDescription.name ?? "custom network"), kind.displayName, grouped(result.count), result.accuracy * 100,
                      result.loss, result.imagesPerSecond))
         print("\nper-class accuracy:")
         let width = result.classNames.map(\.count).max() ?? 5

@@ -14,19 +14,19 @@ struct Export: ParsableCommand {
     @Option(help: "The weights (safetensors), from `lenet train --output` or PyTorch's state_dict.")
     var weights: String
 
-    @Option(help: "The model, when the file does not say (default: from its metadata or tensor names).")
-    var model: ModelKind?
+    @Option(help: "The network (a built-in name or a JSON description), overriding the file's (default: its 'network' metadata, else its model's name or tensor names).")
+    var model: String?
 
     @Option(help: "The ONNX file to write.")
     var output: String
 
     func run() throws {
         try checkWritable(output, flag: "--output")
-        let loaded = try Checkpoint.loadNetwork(path: weights, model: model)
+        let loaded = try Checkpoint.loadNetwork(path: weights, description: model.map { try modelDescription($0) })
         let names = Checkpoint.classNames(metadata: loaded.metadata, classes: loaded.network.outputShape.count)
         try ONNXExport.write(loaded.network, metadata: ONNXExport.Metadata(
-            model: loaded.model.rawValue, normalization: loaded.normalization, classNames: names), to: output)
+            model: (loaded.network.networkDescription.name ?? "custom network"), normalization: loaded.normalization, classNames: names), to: output)
         let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
-        print("wrote \(output): \(loaded.model.rawValue), opset \(ONNXExport.opset), \(size) bytes")
+        print("wrote \(output): \((loaded.network.networkDescription.name ?? "custom network")), opset \(ONNXExport.opset), \(size) bytes")
     }
 }

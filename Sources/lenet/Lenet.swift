@@ -65,7 +65,6 @@ func printError(_ line: String) {
     FileHandle.standardError.write(Data((line + "\n").utf8))
 }
 
-extension ModelKind: ExpressibleByArgument {}
 extension DatasetKind: ExpressibleByArgument {}
 extension TrainingOptions.OptimizerKind: ExpressibleByArgument {}
 extension TrainingOptions.Schedule: ExpressibleByArgument {}
@@ -110,16 +109,48 @@ func checkThreads(_ threads: Int?) throws -> Int {
     return threads
 }
 
+/// `--model` and `--weights` as commands that show a network take them:
+/// a built-in name or a JSON description, or a checkpoint's network.
+struct NetworkOptions: ParsableArguments {
+    @Option(help: "The network: \(NetworkDescription.builtInNames.joined(separator: ", ")), or a JSON description file (default: cifar-lenet, or --weights's).")
+    var model: String?
+
+    @Option(help: "A checkpoint (safetensors) whose network to use, instead of --model.")
+    var weights: String?
+
+    /// The network asked for, freshly initialized (or with the checkpoint's weights).
+    func network() throws -> Network {
+        if let weights {
+            guard model == nil else { throw LeNetError("give --model or --weights, not both", subject: "--weights") }
+            return try Checkpoint.loadNetwork(path: weights).network
+        }
+        return try Network(modelDescription(model ?? "cifar-lenet"))
+    }
+}
+
+/// `--model NAME|FILE`: a built-in network with `classes` outputs, or a
+/// JSON description file (its own outputs).
+func modelDescription(_ model: String, classes: Int = 10) throws -> NetworkDescription {
+    do {
+        return try NetworkDescription.named(model, classes: classes)
+    } catch let error as LeNetError where error.subject == nil {
+        throw LeNetError(error.message, subject: "--model")
+    }
+}
+
 struct Summary: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print each layer's shapes, kernel, parameters and connections, and the totals.")
+        abstract: "Print each layer's shapes, kernel, parameters and connections, and the totals; --json: the network's description.")
 
-    @Option(help: "The model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var model: ModelKind = .cifarLeNet
+    @OptionGroup var networkOptions: NetworkOptions
+
+    @Flag(help: "Print the network's description as JSON (what `lenet train --model FILE.json` reads) instead of the table.")
+    var json = false
 
     func run() throws {
-        let network = try model.make()
-        print("\(model.rawValue): input \(network.inputShape), \(network.outputShape.count) classes")
+        let network = try networkOptions.network()
+        if json { return print(network.networkDescription.json(pretty: true)) }
+        print("\(network.networkDescription.name ?? "network"): input \(network.inputShape), \(network.outputShape.count) classes")
         print(network.summaryTable())
     }
 }

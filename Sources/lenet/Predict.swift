@@ -14,8 +14,8 @@ struct Predict: ParsableCommand {
     @Option(help: "The weights (safetensors), from `lenet train --output` or PyTorch's state_dict.")
     var weights: String
 
-    @Option(help: "The model, when the file does not say (default: from its metadata or tensor names).")
-    var model: ModelKind?
+    @Option(help: "The network (a built-in name or a JSON description), overriding the file's (default: its 'network' metadata, else its model's name or tensor names).")
+    var model: String?
 
     @Option(help: "How many classes to print per image.")
     var top = 3
@@ -34,7 +34,7 @@ struct Predict: ParsableCommand {
         guard !images.isEmpty else { throw LeNetError("give at least one image file", subject: "predict") }
         guard top > 0 else { throw LeNetError("must be > 0, got \(top)", subject: "--top") }
         let threads = try checkThreads(threads)
-        let classifier = try Classifier(weights: weights, model: model)
+        let classifier = try Classifier(weights: weights, description: model.map { try modelDescription($0) })
         classifier.network.threads = threads
         // Read every file first, so a bad one stops the command before any output.
         let pixels = try images.map { try PixelImage.read(path: $0) }

@@ -6,8 +6,7 @@ struct Time: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time each layer's forward and backward pass (medians), like `caffe time`.")
 
-    @Option(help: "The model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var model: ModelKind = .cifarLeNet
+    @OptionGroup var networkOptions: NetworkOptions
 
     @Option(name: .customLong("batch-size"), help: "Images per pass.")
     var batchSize = 36
@@ -26,7 +25,7 @@ struct Time: ParsableCommand {
         let threads = try checkThreads(threads)
         guard batchSize > 0 else { throw LeNetError("must be > 0, got \(batchSize)", subject: "--batch-size") }
         guard iterations > 0 else { throw LeNetError("must be > 0, got \(iterations)", subject: "--iterations") }
-        let network = try model.make()
+        let network = try networkOptions.network()
         network.threads = threads
         // One network runs the whole batch; the loss keeps its probabilities and labels.
         var needs = network.memoryEstimate(batch: batchSize)
@@ -34,7 +33,7 @@ struct Time: ParsableCommand {
         try MemoryPlan(remaining: needs, culprit: "--batch-size \(batchSize)").check()
         if inference { return try timeInference(network) }
         let (rows, step) = try network.timeLayers(batch: batchSize, iterations: iterations)
-        print("\(model.rawValue), batch \(batchSize), \(blasDescription), \(network.threads) thread(s), median of \(iterations) passes (ms)")
+        print("\(network.networkDescription.name ?? "network"), batch \(batchSize), \(blasDescription), \(network.threads) thread(s), median of \(iterations) passes (ms)")
         let width = max(5, rows.map(\.name.count).max() ?? 5)
         print("layer".padding(toLength: width, withPad: " ", startingAt: 0) + "  kind            forward  backward")
         for (i, r) in rows.enumerated() {
@@ -50,7 +49,7 @@ struct Time: ParsableCommand {
 
     private func timeInference(_ network: Network) throws {
         let (rows, pass) = try network.timeInference(batch: batchSize, iterations: iterations)
-        print("\(model.rawValue), batch \(batchSize), forward only, \(blasDescription), \(network.threads) thread(s), median of \(iterations) passes (ms)")
+        print("\(network.networkDescription.name ?? "network"), batch \(batchSize), forward only, \(blasDescription), \(network.threads) thread(s), median of \(iterations) passes (ms)")
         let width = max(4, rows.map(\.name.count).max() ?? 4)
         print("step".padding(toLength: width, withPad: " ", startingAt: 0) + "  kind                   forward")
         for r in rows {

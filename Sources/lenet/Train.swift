@@ -13,8 +13,8 @@ struct Train: ParsableCommand {
                                discussion: recipesDiscussion))
     var recipe: TrainingRecipe?
 
-    @Option(help: "The model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")) (default: cifar-lenet for CIFAR-10, lenet5 for MNIST and Fashion-MNIST).")
-    var model: ModelKind?
+    @Option(help: "The network: \(NetworkDescription.builtInNames.joined(separator: ", ")), or a JSON description file (`lenet summary --json` writes one; default: --resume's network, else cifar-lenet for CIFAR-10 and image folders, lenet5 for MNIST and Fashion-MNIST).")
+    var model: String?
 
     @Option(help: "Epochs to train (in all, counting those a resumed checkpoint already did).")
     var epochs = 10
@@ -128,13 +128,19 @@ struct Train: ParsableCommand {
         if let report { try checkReportDirectory(report, flag: "--report") }
 
         let (directory, kind) = try DataLocation.resolve(directory: dataOptions.data, kind: dataOptions.dataset)
-        let model = model ?? ModelKind.default(for: kind)
-        var train = try dataOptions.load(kind, from: directory, split: .train, shape: model.inputShape, threads: options.threads)
+        // The network: --model's, else the resumed checkpoint's, else the dataset's default.
+        let named = model ?? (resume == nil ? ModelKind.default(for: kind).rawValue : nil)
+        var description = try named.map { try modelDescription($0) } ?? Checkpoint.networkDescription(path: resume ?? "")
+        var train = try dataOptions.load(kind, from: directory, split: .train, shape: description.inputShape, threads: options.threads)
         if let limit { train = train.prefix(limit) }
-        let test = try dataOptions.load(kind, from: directory, split: .test, shape: model.inputShape, threads: options.threads)
+        let test = try dataOptions.load(kind, from: directory, split: .test, shape: description.inputShape, threads: options.threads)
 
-        // One output per class: 10 for CIFAR-10 and MNIST, a folder's own count.
-        let network = try model.make(seed: seed, classes: train.classNames.count)
+        // A built-in network gets one output per class: 10 for CIFAR-10 and
+        // MNIST, a folder's own count. A description file keeps its own.
+        if let named, NetworkDescription.builtInNames.contains(named) {
+            description = try modelDescription(named, classes: train.classNames.count)
+        }
+        let network = try Network(description, seed: seed)
         // What the trainer and the evaluation after each epoch will
         // allocate, checked before they do (the images are loaded already).
         func needs(batch: Int, threads: Int) -> MemoryEstimate {
@@ -154,10 +160,10 @@ struct Train: ParsableCommand {
         var memory = MemoryEstimate()
         memory.add("images", bytes: train.bytes + test.bytes)
         memory.add(plan.remaining)
-        let trainer = try Trainer(network: network, model: model, dataset: train, options: options)
+        let trainer = try Trainer(network: network, dataset: train, options: options)
         if let resume { try trainer.resume(from: resume) }
         let interrupt = Interrupt()
-        printError("training \(model.rawValue) (\(grouped(network.trainableParameterCount)) parameters) on \(kind.displayName) "
+        printError("training \(description.name ?? "a custom network") (\(grouped(network.trainableParameterCount)) parameters) on \(kind.displayName) "
             + "from \(directory): \(grouped(train.count)) training images, \(grouped(test.count)) test images, "
             + "batch \(batchSize), \(optimizer.rawValue) lr \(lr)" + (schedule == .constant ? "" : " (\(schedule.rawValue))")
             + (warmupEpochs > 0 ? ", \(warmupEpochs) warm-up epoch(s)" : "")

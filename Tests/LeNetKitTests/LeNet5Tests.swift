@@ -101,7 +101,7 @@ struct LeNet5Tests: GradientCheckHarness {
     ]
 
     @Test func testC3TableIsTableI() {
-        let table = PartialConv2D.lecunC3Table
+        let table = Conv2D.lecunC3Table
         #expect(table.count == 16)
         for oc in 0..<16 {
             let fromPaper = Set((0..<6).filter { Array(paperTableI[$0])[oc] == "X" })
@@ -118,9 +118,9 @@ struct LeNet5Tests: GradientCheckHarness {
         #expect(table[13] == [1, 2, 4, 5])
         #expect(table[14] == [0, 2, 3, 5])
 
-        let c3 = PartialConv2D("c3", inChannels: 6, outChannels: 16, kernelSize: 5, table: table)
+        let c3 = Conv2D("c3", inChannels: 6, outChannels: 16, kernelSize: 5, table: table)
         #expect(c3.connectedPairs == 60)
-        #expect(c3.trainableParameters == 60 * 25 + 16)
+        #expect(c3.trainableParameterCount == 60 * 25 + 16)
         #expect(c3.connections(for: FeatureShape(channels: 6, height: 14, width: 14)) == (60 * 25 + 16) * 100)
     }
 
@@ -133,11 +133,11 @@ struct LeNet5Tests: GradientCheckHarness {
                 return "\(error)"
             }
         }
-        #expect(error(PartialConv2D("c3", inChannels: 6, outChannels: 2, kernelSize: 5, table: [[0, 6], [1]])) == "c3: row 0 of the connection table, [0, 6], must list distinct input maps in 0..<6")
-        #expect(error(PartialConv2D("c3", inChannels: 6, outChannels: 2, kernelSize: 5, table: [[1, 1], [1]])) == "c3: row 0 of the connection table, [1, 1], must list distinct input maps in 0..<6")
-        #expect(error(PartialConv2D("c3", inChannels: 6, outChannels: 2, kernelSize: 5, table: [[0], []])) == "c3: row 1 of the connection table, [], must list distinct input maps in 0..<6")
-        #expect(error(PartialConv2D("c3", inChannels: 6, outChannels: 3, kernelSize: 5, table: [[0], [1]])) == "c3: the connection table has 2 rows for 3 output maps")
-        #expect(error(PartialConv2D("c3", inChannels: 6, outChannels: 1, kernelSize: 15, table: [[0]])) == "c3: a 15×15 kernel (stride 1, padding 0) does not fit input 6×14×14")
+        #expect(error(Conv2D("c3", inChannels: 6, outChannels: 2, kernelSize: 5, table: [[0, 6], [1]])) == "c3: row 0 of the connection table, [0, 6], must list distinct input maps in 0..<6")
+        #expect(error(Conv2D("c3", inChannels: 6, outChannels: 2, kernelSize: 5, table: [[1, 1], [1]])) == "c3: row 0 of the connection table, [1, 1], must list distinct input maps in 0..<6")
+        #expect(error(Conv2D("c3", inChannels: 6, outChannels: 2, kernelSize: 5, table: [[0], []])) == "c3: row 1 of the connection table, [], must list distinct input maps in 0..<6")
+        #expect(error(Conv2D("c3", inChannels: 6, outChannels: 3, kernelSize: 5, table: [[0], [1]])) == "c3: the connection table has 2 rows for 3 output maps")
+        #expect(error(Conv2D("c3", inChannels: 6, outChannels: 1, kernelSize: 15, table: [[0]])) == "c3: a 15×15 kernel (stride 1, padding 0) does not fit input 6×14×14")
         #expect(error(Subsampling("s2", channels: 4)) == "s2: expects 4 input channels, got 6 (input 6×14×14)")
         #expect(error(Subsampling("s2", channels: 6, kernelSize: 3), FeatureShape(channels: 6, height: 2, width: 9)) == "s2: a 3×3 window does not fit input 6×2×9")
     }
@@ -195,8 +195,8 @@ struct LeNet5Tests: GradientCheckHarness {
     /// A small table with every kind of row: one map, several, all.
     let smallTable = [[0], [1, 2], [3, 0, 2], [3, 1], [0, 1, 2, 3]]
 
-    func smallPartial() -> PartialConv2D {
-        PartialConv2D("pc", inChannels: 4, outChannels: 5, kernelSize: 3, table: smallTable)
+    func smallPartial() -> Conv2D {
+        Conv2D("pc", inChannels: 4, outChannels: 5, kernelSize: 3, table: smallTable)
     }
 
     func maskedIndices(_ table: [[Int]], inChannels C: Int, kernel K: Int) -> [Int] {
@@ -241,9 +241,9 @@ struct LeNet5Tests: GradientCheckHarness {
 
     @Test func testPartialConvMatchesNaiveReference() throws {
         // C3's own shapes: (N, 6, 14, 14) → (N, 16, 10, 10).
-        let table = PartialConv2D.lecunC3Table
+        let table = Conv2D.lecunC3Table
         let shape = FeatureShape(channels: 6, height: 14, width: 14)
-        let layer = PartialConv2D("c3", inChannels: 6, outChannels: 16, kernelSize: 5, table: table)
+        let layer = Conv2D("c3", inChannels: 6, outChannels: 16, kernelSize: 5, table: table)
         let net = try Network(inputShape: shape, layers: [layer])
         var rng = SeededGenerator(seed: 8)
         layer.initialize(using: &rng)
@@ -308,7 +308,7 @@ struct LeNet5Tests: GradientCheckHarness {
         let net = try Models.lenet5(seed: 12)
         let w = net.parameters.values(of: "c3.weight") ?? []
         let b = net.parameters.values(of: "c3.bias") ?? []
-        let table = PartialConv2D.lecunC3Table
+        let table = Conv2D.lecunC3Table
         for oc in 0..<16 {
             let bound = 1 / Float(table[oc].count * 25).squareRoot()
             for c in 0..<6 {
@@ -336,7 +336,7 @@ struct LeNet5Tests: GradientCheckHarness {
     /// Masked weights stay exactly 0 through optimizer steps, checked right
     /// after each step (before a forward pass could re-zero them).
     @Test func testMaskedWeightsStayZeroThroughAdamAndSGD() throws {
-        let masked = maskedIndices(PartialConv2D.lecunC3Table, inChannels: 6, kernel: 25)
+        let masked = maskedIndices(Conv2D.lecunC3Table, inChannels: 6, kernel: 25)
         #expect(masked.count == 900)
         let optimizers: [(String, (ParameterStore) throws -> any Optimizer)] = [
             ("Adam", { try Adam(parameters: $0, learningRate: 1e-2, weightDecay: 1e-2) }),
@@ -401,7 +401,7 @@ struct LeNet5Tests: GradientCheckHarness {
             try backwardOnce(net, x, batch: n, labels: labels)
             let g = Array(net.parameters.gradients)
             let gx = Array(UnsafeBufferPointer(start: net.inputGradient, count: x.count))
-            let maskedC3 = Set(maskedIndices(PartialConv2D.lecunC3Table, inChannels: 6, kernel: 25))
+            let maskedC3 = Set(maskedIndices(Conv2D.lecunC3Table, inChannels: 6, kernel: 25))
             let eps: Float = 1e-3
             let p = net.parameters.values
             for (k, e) in net.parameters.entries.enumerated() {

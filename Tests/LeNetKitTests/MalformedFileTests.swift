@@ -79,7 +79,7 @@ struct MalformedFileTests: UsesTemporaryDirectories {
     func checkpoint(withState state: URL) throws -> (weights: String, state: String, data: URL) {
         let dir = try temporaryDirectory()
         try makeCIFAR(dir)
-        let trainer = try Trainer(network: Models.cifarLeNet(), model: .cifarLeNet,
+        let trainer = try Trainer(network: Models.cifarLeNet(),
                                   dataset: try CIFAR10.load(directory: dir.path, split: .train), options: sgdOptions)
         _ = try trainer.trainEpoch()
         let weights = dir.appendingPathComponent("ckpt.safetensors").path
@@ -94,7 +94,7 @@ struct MalformedFileTests: UsesTemporaryDirectories {
     func sgdTrainer() throws -> Trainer {
         let dir = try temporaryDirectory()
         try makeCIFAR(dir)
-        return try Trainer(network: Models.cifarLeNet(), model: .cifarLeNet,
+        return try Trainer(network: Models.cifarLeNet(),
                            dataset: try CIFAR10.load(directory: dir.path, split: .train), options: sgdOptions)
     }
 

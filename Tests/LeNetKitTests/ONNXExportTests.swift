@@ -203,7 +203,7 @@ struct ONNXExportTests: UsesTemporaryDirectories {
         // C3: a dense Conv; its unconnected kernels are exactly 0.
         let c3 = try #require(g.initializers["c3.weight"])
         #expect(c3.dims == [16, 6, 5, 5])
-        for (o, inputs) in PartialConv2D.lecunC3Table.enumerated() {
+        for (o, inputs) in Conv2D.lecunC3Table.enumerated() {
             for c in 0..<6 {
                 let kernel = c3.values[(o * 6 + c) * 25..<(o * 6 + c + 1) * 25]
                 #expect(kernel.allSatisfy { $0 == 0 } == !inputs.contains(c), "c3 map \(o), input \(c)")
@@ -226,6 +226,14 @@ struct ONNXExportTests: UsesTemporaryDirectories {
     final class Custom: Layer {
         let name = "mystery"
         var kind: String { "Custom" }
+        struct Configuration: LayerConfiguration {
+            var name = "mystery"
+            enum CodingKeys: String, CodingKey, CaseIterable { case name }
+            var type: String { "Custom" }
+            func validate() throws {}
+            func makeLayer() -> any Layer { Custom() }
+        }
+        var configuration: any LayerConfiguration { Configuration() }
         func replica() -> any Layer { Custom() }
         func outputShape(for input: FeatureShape) throws -> FeatureShape { input }
         func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {}

@@ -14,7 +14,7 @@ struct PredictTests: UsesTemporaryDirectories {
         options.batchSize = 20
         options.epochs = 3
         options.normalization = try Normalization(mean: [0.4, 0.5, 0.6], std: [0.3, 0.5, 0.2])
-        let trainer = try Trainer(network: Models.cifarLeNet(seed: 5), model: .cifarLeNet, dataset: train, options: options)
+        let trainer = try Trainer(network: Models.cifarLeNet(seed: 5), dataset: train, options: options)
         for _ in 0..<3 { _ = try trainer.trainEpoch() }
         let path = dir.appendingPathComponent("squares.safetensors").path
         try trainer.saveCheckpoint(to: path)

@@ -53,7 +53,7 @@ struct PyTorchReferenceTests {
         let weights = net.parameters.values(of: "c3.weight") ?? []
         let pytorch = try tensor(ref, "adam3.c3.weight"), gradient = try tensor(ref, "grad.c3.weight")
         var masked = 0
-        for (oc, row) in PartialConv2D.lecunC3Table.enumerated() {
+        for (oc, row) in Conv2D.lecunC3Table.enumerated() {
             for c in 0..<6 where !row.contains(c) {
                 for k in 0..<25 {
                     let i = (oc * 6 + c) * 25 + k

@@ -17,7 +17,7 @@ struct RealDataTests {
         let network = try Models.lenet5(seed: 0)
         var options = TrainingOptions()
         options.epochs = 1
-        let trainer = try Trainer(network: network, model: .lenet5, dataset: train, options: options)
+        let trainer = try Trainer(network: network, dataset: train, options: options)
         let epoch = try trainer.trainEpoch()
         let result = try network.evaluate(on: test, normalization: options.normalization)
         print("Fashion-MNIST, LeNet-5, 1 epoch on 30,000 images: train loss \(epoch.loss), test accuracy \(result.accuracy)")

@@ -50,7 +50,7 @@ struct TrainingTests: UsesTemporaryDirectories {
         let train = try Self.squares(count: 600, seed: 1), test = try Self.squares(count: 200, seed: 2)
         let net = try Models.cifarLeNet(seed: 5)
         let before = try net.evaluate(on: test, normalization: .half)
-        let trainer = try Trainer(network: net, model: .cifarLeNet, dataset: train, options: options(epochs: 4, batch: 20))
+        let trainer = try Trainer(network: net, dataset: train, options: options(epochs: 4, batch: 20))
         var losses: [Double] = []
         for _ in 0..<4 { losses.append(try trainer.trainEpoch().loss) }
         let after = try net.evaluate(on: test, normalization: .half)
@@ -171,7 +171,7 @@ struct TrainingTests: UsesTemporaryDirectories {
         let bare = dir.appendingPathComponent("bare.safetensors").path
         try SafetensorsFile(tensors: file.tensors).write(path: bare)
         let loaded = try Checkpoint.loadNetwork(path: bare)
-        #expect(loaded.model == .cifarLeNet)
+        #expect(loaded.network.networkDescription.name == "cifar-lenet")
         #expect(Array(loaded.network.parameters.values) == Array(net.parameters.values))
         #expect(loaded.normalization == .half)
     }
@@ -186,7 +186,7 @@ struct TrainingTests: UsesTemporaryDirectories {
             return path
         }
         let missing = try write("missing.safetensors", good.filter { $0.name != "fc2.bias" })
-        assertError("missing.safetensors", "missing tensor 'fc2.bias'") { try Checkpoint.loadNetwork(path: missing, model: .cifarLeNet) }
+        assertError("missing.safetensors", "missing tensor 'fc2.bias'") { try Checkpoint.loadNetwork(path: missing, description: .builtIn("cifar-lenet")) }
         assertError("missing.safetensors", "match no known model") { try Checkpoint.loadNetwork(path: missing) }
 
         var reshaped = good

@@ -4,8 +4,9 @@
 // The graph takes what the PyTorch model's `forward` takes, the normalized
 // (N, C, H, W) float tensor with N symbolic, and gives the logits (N, K), so
 // a model exported from PyTorch and one exported here replace each other.
-// Each layer writes its own nodes (`ONNXExportable`), in standard operators
-// of one opset: Conv, MaxPool, Relu, Tanh, Mul, Gemm, Flatten.
+// Each layer writes its own nodes (`Layer.exportONNX(into:input:)`), in
+// standard operators of one opset: Conv, MaxPool, Relu, Tanh, Mul, Gemm,
+// Flatten, BatchNormalization, Identity.
 
 /// Writes networks as ONNX models.
 public enum ONNXExport {
@@ -39,12 +40,8 @@ public enum ONNXExport {
         var graph = ONNXGraph(network: network)
         var value = "input"
         for (i, layer) in network.layers.enumerated() {
-            guard let exportable = layer as? any ONNXExportable else {
-                throw LeNetError("has no ONNX form (\(layer.kind)); export supports Conv2D, PartialConv2D, MaxPool2D, "
-                                 + "Subsampling, Linear, ReLU and Tanh", subject: layer.name)
-            }
             if i == network.layers.count - 1 { graph.finalOutput = "logits" }
-            value = try exportable.exportONNX(into: &graph, input: value)
+            value = try layer.exportONNX(into: &graph, input: value)
         }
         if value != "logits" { value = graph.node("Identity", [value], output: "logits") }
 
@@ -107,30 +104,27 @@ public enum ONNXExport {
     }
 }
 
-/// A layer that can write itself as ONNX nodes.
-protocol ONNXExportable {
-    /// Appends the layer's nodes and initializers to `graph`.
-    /// - Returns: the name of the layer's output value.
-    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String
-}
-
 /// The graph being exported: nodes and initializers in order, value names
-/// kept unique, and the rank of the value flowing between layers.
-struct ONNXGraph {
-    let network: Network
+/// kept unique, and the rank of the value flowing between layers. Each
+/// layer appends its own nodes (`Layer.exportONNX(into:input:)`).
+public struct ONNXGraph {
+    /// The network being exported (its parameters and buffers).
+    public let network: Network
     private(set) var nodes: [ProtobufMessage] = []
     private(set) var initializers: [ProtobufMessage] = []
     /// 4 for (N, C, H, W), 2 once flattened for a fully connected layer.
-    var rank = 4
+    public var rank = 4
     /// The name the next node's output takes (the graph's output), if set.
-    var finalOutput: String?
+    public var finalOutput: String?
     private var names: Set<String> = ["input", "logits"]
 
     init(network: Network) { self.network = network }
 
-    enum Attribute {
+    /// A node attribute.
+    public enum Attribute {
         case int(String, Int)
         case ints(String, [Int])
+        case float(String, Float)
     }
 
     private mutating func unique(_ base: String) -> String {
@@ -145,7 +139,7 @@ struct ONNXGraph {
 
     /// A float initializer.
     /// - Parameter dims: its shape; empty for a scalar.
-    mutating func constant(_ base: String, dims: [Int], values: [Float]) -> String {
+    public mutating func constant(_ base: String, dims: [Int], values: [Float]) -> String {
         let name = unique(base)
         var tensor = ProtobufMessage()
         tensor.ints(1, dims)
@@ -159,9 +153,11 @@ struct ONNXGraph {
         return name
     }
 
-    /// A parameter of the network (`layer.weight`), as an initializer of the same name.
-    mutating func parameter(_ name: String, dims: [Int]) throws -> String {
-        guard let values = network.parameters.values(of: name), values.count == dims.reduce(1, *) else {
+    /// A parameter or buffer of the network (`layer.weight`,
+    /// `layer.running_mean`), as an initializer of the same name.
+    public mutating func parameter(_ name: String, dims: [Int]) throws -> String {
+        guard let values = network.parameters.values(of: name) ?? network.buffers.values(of: name),
+              values.count == dims.reduce(1, *) else {
             throw LeNetError("the network has no parameter of shape \(dims)", subject: name)
         }
         return constant(name, dims: dims, values: values)
@@ -170,7 +166,7 @@ struct ONNXGraph {
     /// A node; its output is named after `output` (or `finalOutput`).
     /// - Returns: the output's name.
     @discardableResult
-    mutating func node(_ op: String, _ inputs: [String], output: String, attributes: [Attribute] = []) -> String {
+    public mutating func node(_ op: String, _ inputs: [String], output: String, attributes: [Attribute] = []) -> String {
         let out: String
         if let final = finalOutput, op != "Flatten" {
             out = final
@@ -194,6 +190,10 @@ struct ONNXGraph {
                     attribute.string(1, name)
                     attribute.ints(8, values)
                     attribute.int(20, 7)  // INTS
+                case let .float(name, value):
+                    attribute.string(1, name)
+                    attribute.float(2, value)
+                    attribute.int(20, 1)  // FLOAT
                 }
             }
         }
@@ -202,14 +202,14 @@ struct ONNXGraph {
     }
 
     /// The input as (N, features): a Flatten after a convolution or pool.
-    mutating func flattened(_ input: String, for layer: String) -> String {
+    public mutating func flattened(_ input: String, for layer: String) -> String {
         guard rank == 4 else { return input }
         rank = 2
         return node("Flatten", [input], output: layer + ".flatten", attributes: [.int("axis", 1)])
     }
 
     /// A Conv over the layer's own `weight` (OC, C, KH, KW) and `bias` (OC).
-    mutating func convolution(_ layer: String, _ input: String, weight dims: [Int], stride: Int, padding: Int) throws -> String {
+    public mutating func convolution(_ layer: String, _ input: String, weight dims: [Int], stride: Int, padding: Int) throws -> String {
         try requireImage(layer)
         let w = try parameter(layer + ".weight", dims: dims)
         let b = try parameter(layer + ".bias", dims: [dims[0]])
@@ -220,7 +220,7 @@ struct ONNXGraph {
     }
 
     /// Throws unless the value is still (N, C, H, W).
-    func requireImage(_ layer: String) throws {
+    public func requireImage(_ layer: String) throws {
         guard rank == 4 else {
             throw LeNetError("takes (N, C, H, W) in ONNX, but a fully connected layer before it flattened the value",
                              subject: layer)
@@ -228,80 +228,3 @@ struct ONNXGraph {
     }
 }
 
-extension Conv2D: ONNXExportable {
-    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
-        try graph.convolution(name, input, weight: [outChannels, inChannels, kernelH, kernelW], stride: stride, padding: padding)
-    }
-}
-
-/// C3: a dense Conv whose unconnected (output, input) kernels are 0, as
-/// `c3.weight` already stores them.
-extension PartialConv2D: ONNXExportable {
-    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
-        try graph.convolution(name, input, weight: [outChannels, inChannels, kernelH, kernelW], stride: 1, padding: 0)
-    }
-}
-
-extension MaxPool2D: ONNXExportable {
-    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
-        try graph.requireImage(name)
-        return graph.node("MaxPool", [input], output: name, attributes: [
-            .ints("kernel_shape", [kernelSize, kernelSize]), .ints("strides", [stride, stride]),
-        ])
-    }
-}
-
-/// w[c]·Σ(window) + b[c] is a depthwise Conv (group C) with the kernel
-/// w[c]·ones(k×k) and stride k: the same sum, each term scaled first.
-extension Subsampling: ONNXExportable {
-    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
-        try graph.requireImage(name)
-        guard let w = graph.network.parameters.values(of: name + ".weight"), w.count == channels else {
-            throw LeNetError("the network has no parameter of shape [\(channels)]", subject: name + ".weight")
-        }
-        let k = kernelSize
-        let kernel = graph.constant(name + ".kernel", dims: [channels, 1, k, k],
-                                    values: w.flatMap { repeatElement($0, count: k * k) })
-        let b = try graph.parameter(name + ".bias", dims: [channels])
-        return graph.node("Conv", [input, kernel, b], output: name, attributes: [
-            .ints("kernel_shape", [k, k]), .ints("strides", [k, k]), .int("group", channels),
-        ])
-    }
-}
-
-/// y = x·Wᵀ + b, W stored (out, in) as PyTorch stores it.
-extension Linear: ONNXExportable {
-    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
-        let x = graph.flattened(input, for: name)
-        let w = try graph.parameter(name + ".weight", dims: [outFeatures, inFeatures])
-        let b = try graph.parameter(name + ".bias", dims: [outFeatures])
-        return graph.node("Gemm", [x, w, b], output: name, attributes: [.int("transB", 1)])
-    }
-}
-
-extension ReLU: ONNXExportable {
-    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
-        graph.node("Relu", [input], output: name)
-    }
-}
-
-/// amplitude·tanh(slope·x) as Mul, Tanh, Mul (each Mul left out when its factor is 1).
-extension Tanh: ONNXExportable {
-    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
-        var x = input
-        let final = graph.finalOutput
-        graph.finalOutput = nil
-        if slope != 1 {
-            let s = graph.constant(name + ".slope", dims: [], values: [slope])
-            x = graph.node("Mul", [x, s], output: name + ".scaled")
-        }
-        if amplitude == 1 { graph.finalOutput = final }
-        x = graph.node("Tanh", [x], output: amplitude == 1 ? name : name + ".tanh")
-        if amplitude != 1 {
-            graph.finalOutput = final
-            let a = graph.constant(name + ".amplitude", dims: [], values: [amplitude])
-            x = graph.node("Mul", [x, a], output: name)
-        }
-        return x
-    }
-}

@@ -35,7 +35,7 @@ final class LayerStep: InferenceStep {
     func reserve(batch n: Int, workers: Int) throws {}
     func prepare() {}
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
-        layer.forward(y, x, batch: n)
+        layer.forward(y, x, batch: n, training: false)
     }
 }
 
@@ -45,15 +45,18 @@ final class LayerStep: InferenceStep {
 /// is made. The three layers' own forwards are the reference.
 final class ConvPoolReLUStep: InferenceStep {
     let layers: Range<Int>
-    private let conv: Conv2D
+    private let conv: (name: String, outChannels: Int)
+    private let parameters: WeightAndBias
     private let geometry: ConvGeometry
     private var packed = FloatBuffer()  // (C·KH·KW, OC)
     private var rows: [FloatBuffer] = []  // per worker: (2, 2·PW, OC)
 
-    init(_ conv: Conv2D, at i: Int, geometry: ConvGeometry) {
-        self.conv = conv
-        self.geometry = geometry
-        layers = i..<i + 3
+    /// The convolution first in `match`, then its pool and ReLU.
+    init(_ match: FusionMatch, _ conv: Conv2D.Configuration) {
+        self.conv = (conv.name, conv.outChannels)
+        parameters = WeightAndBias(conv.name, in: match.parameters)
+        geometry = conv.geometry(for: match.inputs[0])
+        layers = match.layers
     }
 
     var kind: String { "fused conv+pool+ReLU" }
@@ -85,12 +88,13 @@ final class ConvPoolReLUStep: InferenceStep {
     // optimizer step, a load or a write through `parameters.values`: 1,200
     // floats for conv1, 12,800 for conv2.
     func prepare() {
-        guard let (w, _) = conv.values, packed.count == geometry.patch * conv.outChannels else { return }
-        packChannelsLast(packed.pointer, w, outChannels: conv.outChannels, patch: geometry.patch)
+        guard packed.count == geometry.patch * conv.outChannels else { return }
+        packChannelsLast(packed.pointer, parameters.values.weight, outChannels: conv.outChannels, patch: geometry.patch)
     }
 
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
-        guard let (_, b) = conv.values, !rows.isEmpty else { unready(conv.name) }
+        guard !rows.isEmpty else { unready(conv.name) }
+        let b = UnsafePointer(parameters.values.bias)
         let g = geometry, OC = conv.outChannels, CHW = g.channels * g.height * g.width, PH = g.outH / 2
         let out = OC * PH * (g.outW / 2)
         let packed = UnsafePointer(packed.pointer), rows = rows
@@ -130,19 +134,23 @@ private func parallelForRows(samples n: Int, rowsPerSample R: Int, workers: Int,
 final class ConvStep: InferenceStep {
     let layers: Range<Int>
     private let name: String
-    private let values: () -> (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>)?
+    private let parameters: WeightAndBias
     private let geometry: ConvGeometry
     private let outChannels: Int
+    // A connection table's missing (oc, c) blocks, zeroed before packing as the layer's forward zeroes them.
+    private let maskedBlocks: [Int]
     private var packed = FloatBuffer()  // (C·KH·KW, OCp)
     private var rows: [FloatBuffer] = []  // per worker: (OW, OCp)
 
-    init(_ layer: any Layer, at i: Int, geometry: ConvGeometry, outChannels: Int,
-         values: @escaping () -> (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>)?) {
-        name = layer.name
-        self.values = values
-        self.geometry = geometry
-        self.outChannels = outChannels
-        layers = i..<i + 1
+    init(_ match: FusionMatch, _ conv: Conv2D.Configuration) {
+        name = conv.name
+        parameters = WeightAndBias(conv.name, in: match.parameters)
+        geometry = conv.geometry(for: match.inputs[0])
+        outChannels = conv.outChannels
+        maskedBlocks = conv.table.map {
+            Conv2D.maskedBlocks($0, inChannels: conv.inChannels, outChannels: conv.outChannels, kernel: conv.kernelSize * conv.kernelSize)
+        } ?? []
+        layers = match.layers
     }
 
     var kind: String { "direct conv" }
@@ -165,12 +173,15 @@ final class ConvStep: InferenceStep {
     }
 
     func prepare() {
-        guard let (w, _) = values(), packed.count == geometry.patch * paddedChannels(outChannels) else { return }
+        guard packed.count == geometry.patch * paddedChannels(outChannels) else { return }
+        let w = parameters.values.weight
+        Conv2D.zeroMaskedIfNeeded(w, blocks: maskedBlocks, kernel: geometry.kernelH * geometry.kernelW)
         packChannelsLastPadded(packed.pointer, w, outChannels: outChannels, patch: geometry.patch)
     }
 
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
-        guard let (_, b) = values(), !rows.isEmpty else { unready(name) }
+        guard !rows.isEmpty else { unready(name) }
+        let b = UnsafePointer(parameters.values.bias)
         let g = geometry, OC = outChannels, CHW = g.channels * g.height * g.width, out = OC * g.positions
         let packed = UnsafePointer(packed.pointer), rows = rows
         parallelForRows(samples: n, rowsPerSample: g.outH, workers: rows.count) { worker, s, outputRows in
@@ -189,26 +200,28 @@ final class ConvStep: InferenceStep {
 final class LinearReLUStep: InferenceStep {
     let layers: Range<Int>
     let kind: String
-    private let values: () -> (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>)?
+    private let parameters: WeightAndBias
     private let inputs: Int, outputs: Int
     private let relu: Bool
 
-    init(_ linear: Linear, at i: Int, relu: Bool) {
-        values = { linear.values }
+    /// The linear layer first in `match`, and the ReLU after it when the match has one.
+    init(_ match: FusionMatch, _ linear: Linear.Configuration) {
+        parameters = WeightAndBias(linear.name, in: match.parameters)
         inputs = linear.inFeatures
         outputs = linear.outFeatures
-        self.relu = relu
-        layers = i..<i + (relu ? 2 : 1)
+        relu = match.configurations.count == 2
+        layers = match.layers
         kind = relu ? "fused linear+ReLU" : "direct linear"
     }
 
-    /// A convolution with a 1×1 output: its window covers the input, `inputs` values.
-    init(wholeInput conv: Conv2D, inputs: Int, at i: Int, relu: Bool) {
-        values = { conv.values }
-        self.inputs = inputs
+    /// A convolution with a 1×1 output: its window covers the input, its
+    /// weight (OC, C, KH, KW) already the (OUT, IN) matrix.
+    init(wholeInput match: FusionMatch, _ conv: Conv2D.Configuration) {
+        parameters = WeightAndBias(conv.name, in: match.parameters)
+        inputs = match.inputs[0].count
         outputs = conv.outChannels
-        self.relu = relu
-        layers = i..<i + (relu ? 2 : 1)
+        relu = match.configurations.count == 2
+        layers = match.layers
         kind = relu ? "conv as linear+ReLU" : "conv as linear"
     }
 
@@ -217,7 +230,7 @@ final class LinearReLUStep: InferenceStep {
     func prepare() {}
 
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
-        guard let (w, b) = values() else { return }
+        let (w, b) = parameters.values
         let IN = inputs, OUT = outputs, relu = relu
         // Below about 256 K multiply-adds (fc1 on one sample is 96 K) a
         // hand-off to a Dispatch thread costs more than it saves; to a
@@ -240,60 +253,38 @@ final class LinearReLUStep: InferenceStep {
     }
 }
 
-/// The fuse pass of the forward-only path: which layers run as one step.
-///
-/// It walks the layer list once. Where the CPU has AVX2/FMA:
-/// - a `Conv2D` followed by a 2×2, stride-2 `MaxPool2D` and a `ReLU`, in
-///   either order, becomes a `ConvPoolReLUStep` when the fused kernel takes
-///   the convolution (`convPoolReLUFits`: 5×5, stride 1, no padding, output
-///   channels a multiple of 8);
-/// - a `Linear`, with the `ReLU` after it if there is one, a `LinearReLUStep`,
-///   and so does a `Conv2D` whose window is its whole input (a 1×1 output);
-/// - any other 5×5 stride-1 unpadded `Conv2D` or `PartialConv2D`, a `ConvStep`.
-/// Every other layer is a step of its own (`LayerStep`), and so is every
-/// layer on a CPU without AVX2/FMA or under `LENETKIT_KERNELS=portable`.
+/// The fuse rules of the forward-only path, tried in order at each layer.
+/// Where the CPU has AVX2/FMA (and `LENETKIT_KERNELS` is not `portable`):
+/// - a convolution followed by a 2×2, stride-2 max pool and a ReLU, in
+///   either order (max and ReLU commute), becomes a `ConvPoolReLUStep` when
+///   the fused kernel takes it (`convPoolReLUFits`: 5×5, stride 1, no
+///   padding, output channels a multiple of 8) and it has no connection table;
+/// - a linear layer, with the ReLU after it if there is one, a
+///   `LinearReLUStep`, and so does a convolution whose window is its whole
+///   input (a 1×1 output) without a table;
+/// - any other 5×5 stride-1 unpadded convolution, a table's included, a `ConvStep`.
+/// Every other layer is a step of its own (`LayerStep`, evaluation mode).
 /// Training never uses this: its forward keeps every layer's output for the
 /// backward pass.
 enum InferenceFusion {
-    static func steps(layers: [any Layer], inputShape: FeatureShape, shapes: [FeatureShape]) -> [any InferenceStep] {
-        var steps: [any InferenceStep] = []
-        var i = 0
-        while i < layers.count {
-            let input = i == 0 ? inputShape : shapes[i - 1]
-            if i + 2 < layers.count, let conv = layers[i] as? Conv2D, Self.poolAndReLU(layers[i + 1], layers[i + 2]),
-               convPoolReLUFits(conv.geometry(for: input), outChannels: conv.outChannels) {
-                steps.append(ConvPoolReLUStep(conv, at: i, geometry: conv.geometry(for: input)))
-                i += 3
-            } else if let linear = layers[i] as? Linear, linearReLUFits {
-                let relu = i + 1 < layers.count && layers[i + 1] is ReLU
-                steps.append(LinearReLUStep(linear, at: i, relu: relu))
-                i += relu ? 2 : 1
-            } else if let conv = layers[i] as? Conv2D, linearReLUFits, conv.stride == 1, conv.padding == 0,
-                      conv.kernelH == input.height, conv.kernelW == input.width {
-                let relu = i + 1 < layers.count && layers[i + 1] is ReLU
-                steps.append(LinearReLUStep(wholeInput: conv, inputs: input.count, at: i, relu: relu))
-                i += relu ? 2 : 1
-            } else if let conv = layers[i] as? Conv2D, conv5x5ChannelsLastFits(conv.geometry(for: input)) {
-                steps.append(ConvStep(conv, at: i, geometry: conv.geometry(for: input), outChannels: conv.outChannels) { conv.values })
-                i += 1
-            } else if let partial = layers[i] as? PartialConv2D, conv5x5ChannelsLastFits(partial.geometry(for: input)) {
-                steps.append(ConvStep(partial, at: i, geometry: partial.geometry(for: input), outChannels: partial.outChannels) {
-                    partial.maskedValues
-                })
-                i += 1
-            } else {
-                steps.append(LayerStep(layers[i], at: i))
-                i += 1
-            }
-        }
-        return steps
-    }
+    static let rules: [FusionRule<any InferenceStep>] = {
+        let pooled = LayerPattern.conv { c, g in c.table == nil && convPoolReLUFits(g, outChannels: c.outChannels) }
+        let wholeInput = LayerPattern.conv { c, g in c.table == nil && g.stride == 1 && g.padding == 0 && g.outH == 1 && g.outW == 1 }
+        let avx2: @Sendable () -> Bool = { linearReLUFits }
+        return [
+            FusionRule("conv + max pool + ReLU", [pooled, .maxPool2x2, .relu]) { m in m.convolution.map { ConvPoolReLUStep(m, $0) } },
+            FusionRule("conv + ReLU + max pool", [pooled, .relu, .maxPool2x2]) { m in m.convolution.map { ConvPoolReLUStep(m, $0) } },
+            FusionRule("linear + ReLU", [.linear, .relu], available: avx2) { m in m.linear.map { LinearReLUStep(m, $0) } },
+            FusionRule("linear", [.linear], available: avx2) { m in m.linear.map { LinearReLUStep(m, $0) } },
+            FusionRule("whole-input conv + ReLU", [wholeInput, .relu], available: avx2) { m in m.convolution.map { LinearReLUStep(wholeInput: m, $0) } },
+            FusionRule("whole-input conv", [wholeInput], available: avx2) { m in m.convolution.map { LinearReLUStep(wholeInput: m, $0) } },
+            FusionRule("5×5 conv", [.conv { _, g in conv5x5ChannelsLastFits(g) }]) { m in m.convolution.map { ConvStep(m, $0) } },
+        ]
+    }()
 
-    /// A 2×2 stride-2 max pool and a ReLU, in either order: max and ReLU
-    /// commute, so both orders give the same output.
-    private static func poolAndReLU(_ a: any Layer, _ b: any Layer) -> Bool {
-        if let pool = a as? MaxPool2D, pool.isPairwise, b is ReLU { return true }
-        if a is ReLU, let pool = b as? MaxPool2D, pool.isPairwise { return true }
-        return false
+    static func steps(network: Network) -> [any InferenceStep] {
+        fuse(rules, description: network.networkDescription, shapes: network.shapes, parameters: network.parameters) { i in
+            LayerStep(network.layers[i], at: i)
+        }
     }
 }

@@ -5,6 +5,22 @@ public final class ReLU: Layer {
     /// - Parameter name: the layer's name in summaries (ReLU has no parameters).
     public init(_ name: String = "relu") { self.name = name }
     public var kind: String { "ReLU" }
+
+    /// PyTorch's `ReLU`: a name and nothing else.
+    public struct Configuration: LayerConfiguration, Equatable {
+        public var name: String
+        public init(name: String) { self.name = name }
+        public enum CodingKeys: String, CodingKey, CaseIterable { case name }
+        public var type: String { "ReLU" }
+        public func validate() throws {}
+        public func makeLayer() -> any Layer { ReLU(name) }
+    }
+
+    public var configuration: any LayerConfiguration { Configuration(name: name) }
+
+    public func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+        graph.node("Relu", [input], output: name)
+    }
     private var count = 0
 
     public func replica() -> any Layer { ReLU(name) }
@@ -78,6 +94,76 @@ public final class Tanh: Layer {
     }
 
     public var kind: String { amplitude == 1 && slope == 1 ? "Tanh" : "Tanh \(amplitude)·tanh(\(slope)x)" }
+
+    /// PyTorch's `Tanh` (amplitude and slope 1), or LeNetKit's `ScaledTanh`
+    /// A·tanh(S·x), whose `amplitude` and `slope` default to the paper's
+    /// 1.7159 and 2/3.
+    public struct Configuration: LayerConfiguration, Equatable {
+        public var name: String
+        public var amplitude: Float, slope: Float
+
+        public init(name: String, amplitude: Float = 1, slope: Float = 1) {
+            self.name = name
+            self.amplitude = amplitude
+            self.slope = slope
+        }
+
+        /// The paper's 1.7159·tanh(2x/3).
+        public static func lecun(_ name: String) -> Configuration { Configuration(name: name, amplitude: 1.7159, slope: 2.0 / 3.0) }
+
+        public enum CodingKeys: String, CodingKey, CaseIterable { case name, amplitude, slope }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let lecun = Self.lecun("")
+            let scaled = decoder.layerType == "ScaledTanh"
+            if !scaled, let key = [CodingKeys.amplitude, .slope].first(where: c.contains) {
+                throw LayerFieldError(key.stringValue, "a Tanh has none; use ScaledTanh for A·tanh(S·x)")
+            }
+            self.init(name: try c.decode(String.self, forKey: .name),
+                      amplitude: try c.floatIfPresent(.amplitude) ?? (scaled ? lecun.amplitude : 1),
+                      slope: try c.floatIfPresent(.slope) ?? (scaled ? lecun.slope : 1))
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(name, forKey: .name)
+            if type == "ScaledTanh" {
+                try c.encode(amplitude, forKey: .amplitude)
+                try c.encode(slope, forKey: .slope)
+            }
+        }
+
+        public var type: String { amplitude == 1 && slope == 1 ? "Tanh" : "ScaledTanh" }
+
+        public func validate() throws {
+            guard amplitude.isFinite, amplitude != 0 else { throw LayerFieldError("amplitude", "must be a finite number other than 0, got \(amplitude)") }
+            guard slope.isFinite, slope != 0 else { throw LayerFieldError("slope", "must be a finite number other than 0, got \(slope)") }
+        }
+
+        public func makeLayer() -> any Layer { Tanh(name, amplitude: amplitude, slope: slope) }
+    }
+
+    public var configuration: any LayerConfiguration { Configuration(name: name, amplitude: amplitude, slope: slope) }
+
+    /// amplitude·tanh(slope·x) as Mul, Tanh, Mul (each Mul left out when its factor is 1).
+    public func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+        var x = input
+        let final = graph.finalOutput
+        graph.finalOutput = nil
+        if slope != 1 {
+            let s = graph.constant(name + ".slope", dims: [], values: [slope])
+            x = graph.node("Mul", [x, s], output: name + ".scaled")
+        }
+        if amplitude == 1 { graph.finalOutput = final }
+        x = graph.node("Tanh", [x], output: amplitude == 1 ? name : name + ".tanh")
+        if amplitude != 1 {
+            graph.finalOutput = final
+            let a = graph.constant(name + ".amplitude", dims: [], values: [amplitude])
+            x = graph.node("Mul", [x, a], output: name)
+        }
+        return x
+    }
 
     public func replica() -> any Layer { Tanh(name, amplitude: amplitude, slope: slope) }
 

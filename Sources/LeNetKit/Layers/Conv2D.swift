@@ -1,11 +1,23 @@
-/// A 2-D convolution computed as im2col + gemm, PyTorch's `nn.Conv2d`.
+/// A 2-D convolution computed as im2col + gemm, PyTorch's `nn.Conv2d`;
+/// with a connection table, output map `oc` sees only the input maps
+/// `table[oc]` (LeNet-5's C3, LeCun et al. 1998, Table I).
 ///
 /// ```
-/// y[n, oc] = b[oc] + Σ_c  w[oc, c] ⋆ x[n, c]        (cross-correlation)
+/// y[n, oc] = b[oc] + Σ_{c ∈ table[oc]} w[oc, c] ⋆ x[n, c]        (cross-correlation; every c without a table)
 /// per sample:  Y (OC, P) = W (OC, C·KH·KW) · cols (C·KH·KW, P)
 /// ```
 /// Parameters: `weight` (OC, C, KH, KW), `bias` (OC); default init uniform
 /// in ±1/√(C·KH·KW).
+///
+/// A table is stored as the dense weight with w[oc, c] = 0 for c ∉ table[oc],
+/// so a checkpoint loads into PyTorch as a masked `nn.Conv2d`, and only
+/// Σ|table[oc]|·KH·KW + OC values are trainable (`trainableParameterCount`;
+/// 1,516 for C3). The masked weights stay exactly zero: `backward` zeroes
+/// their gradient (so SGD and Adam, with or without weight decay, leave
+/// them at 0), and `forward` zeroes them again when a loaded tensor or a
+/// generic initializer set any. `initialize(using:)` draws map `oc`'s
+/// weights and bias in ±1/√(|table[oc]|·KH·KW): PyTorch's rule with each
+/// map's own fan-in.
 public final class Conv2D: Layer {
     public let name: String
     /// Input channels (C) and output channels, the number of kernels (OC).
@@ -14,6 +26,71 @@ public final class Conv2D: Layer {
     public let kernelH: Int, kernelW: Int
     /// The step between windows, and the zeros added on each side.
     public let stride: Int, padding: Int
+    /// `table[oc]`: the input maps output map `oc` sees; nil: all of them.
+    public let table: [[Int]]?
+
+    /// LeCun et al. 1998, Table I: C3's 16 maps over S2's 6.
+    /// Maps 0–5 see 3 contiguous maps, 6–11 see 4 contiguous maps (mod 6),
+    /// 12–14 see 4 non-contiguous ones, 15 sees all six: 60 connections.
+    public static let lecunC3Table: [[Int]] =
+        (0..<6).map { i in (0..<3).map { (i + $0) % 6 } }
+        + (0..<6).map { i in (0..<4).map { (i + $0) % 6 } }
+        + [[0, 1, 3, 4], [1, 2, 4, 5], [0, 2, 3, 5]]
+        + [[0, 1, 2, 3, 4, 5]]
+
+    /// A convolution's configuration: PyTorch's `Conv2d` fields (a square
+    /// `kernel_size`); with `table`, LeNetKit's `PartialConv2d`.
+    public struct Configuration: LayerConfiguration, Equatable {
+        public var name: String
+        public var inChannels: Int, outChannels: Int, kernelSize: Int
+        public var stride: Int, padding: Int
+        /// `table[oc]`: the input maps output map `oc` sees; nil: all.
+        public var table: [[Int]]?
+
+        public init(name: String, inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+                    table: [[Int]]? = nil) {
+            self.name = name
+            self.inChannels = inChannels
+            self.outChannels = outChannels
+            self.kernelSize = kernelSize
+            self.stride = stride
+            self.padding = padding
+            self.table = table
+        }
+
+        public enum CodingKeys: String, CodingKey, CaseIterable {
+            case name, inChannels = "in_channels", outChannels = "out_channels", kernelSize = "kernel_size", stride, padding, table
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(name: try c.decode(String.self, forKey: .name),
+                      inChannels: try c.integer(.inChannels),
+                      outChannels: try c.integer(.outChannels),
+                      kernelSize: try c.integer(.kernelSize),
+                      stride: try c.integerIfPresent(.stride) ?? 1,
+                      padding: try c.integerIfPresent(.padding) ?? 0,
+                      table: try c.integerRowsIfPresent(.table))
+        }
+
+        public var type: String { table == nil ? "Conv2d" : "PartialConv2d" }
+
+        public func validate() throws {
+            try check(inChannels, .inChannels, in: 1...maximumLayerSize)
+            try check(outChannels, .outChannels, in: 1...maximumLayerSize)
+            try check(kernelSize, .kernelSize, in: 1...4096)
+            try check(stride, .stride, in: 1...4096)
+            try check(padding, .padding, in: 0...4096)
+            if let table, let problem = Conv2D.tableProblem(table, inChannels: inChannels, outChannels: outChannels) {
+                throw LayerFieldError("table", problem)
+            }
+        }
+
+        public func makeLayer() -> any Layer {
+            Conv2D(name, inChannels: inChannels, outChannels: outChannels, kernelSize: kernelSize, stride: stride,
+                   padding: padding, table: table)
+        }
+    }
 
     private var weight: UnsafeMutablePointer<Float>?  // (OC, C, KH, KW)
     private var bias: UnsafeMutablePointer<Float>?  // (OC)
@@ -43,13 +120,19 @@ public final class Conv2D: Layer {
         max(1, 65_536 / max(1, (2 * g.patch + outChannels) * g.positions))
     }
 
+    // Offsets of the masked (oc, c) blocks of KH·KW weights: (oc·C + c)·KH·KW.
+    private let maskedBlocks: [Int]
+
     /// - Parameters:
     ///   - name: the parameter-name prefix, e.g. `conv1`.
     ///   - kernelSize: square kernel side.
     ///   - stride: step between windows.
     ///   - padding: zeros added on each side.
+    ///   - table: `table[oc]` lists the input maps of output map `oc`; one
+    ///     entry per output map, each index in 0..<inChannels, no repeats
+    ///     (`Network.init` throws when it is not). nil: every map.
     public init(_ name: String, inChannels: Int, outChannels: Int, kernelSize: Int,
-                stride: Int = 1, padding: Int = 0) {
+                stride: Int = 1, padding: Int = 0, table: [[Int]]? = nil) {
         self.name = name
         self.inChannels = inChannels
         self.outChannels = outChannels
@@ -57,9 +140,66 @@ public final class Conv2D: Layer {
         kernelW = kernelSize
         self.stride = stride
         self.padding = padding
+        self.table = table
+        maskedBlocks = table.map { Self.maskedBlocks($0, inChannels: inChannels, outChannels: outChannels, kernel: kernelSize * kernelSize) } ?? []
     }
 
-    public var kind: String { "Conv2D \(kernelH)×\(kernelW)" + (stride != 1 ? " s\(stride)" : "") + (padding != 0 ? " p\(padding)" : "") }
+    /// The offsets of the (oc, c) blocks of `kernel` weights that `table`
+    /// does not connect: (oc·C + c)·kernel.
+    static func maskedBlocks(_ table: [[Int]], inChannels: Int, outChannels: Int, kernel: Int) -> [Int] {
+        var blocks: [Int] = []
+        for oc in 0..<max(outChannels, 0) {
+            let seen = oc < table.count ? Set(table[oc]) : []
+            for c in 0..<max(inChannels, 0) where !seen.contains(c) {
+                blocks.append((oc &* inChannels &+ c) &* kernel)
+            }
+        }
+        return blocks
+    }
+
+    /// Zeroes the `kernel` weights at each of `blocks` when any is not 0.
+    /// Writes only then: replicas read the same weights from other threads,
+    /// and reads race with no one.
+    static func zeroMaskedIfNeeded(_ w: UnsafeMutablePointer<Float>, blocks: [Int], kernel K: Int) {
+        for offset in blocks {
+            for i in 0..<K where w[offset + i] != 0 {
+                for offset in blocks { (w + offset).update(repeating: 0, count: K) }
+                return
+            }
+        }
+    }
+
+    public var configuration: any LayerConfiguration {
+        Configuration(name: name, inChannels: inChannels, outChannels: outChannels, kernelSize: kernelH, stride: stride,
+                      padding: padding, table: table)
+    }
+
+    public var kind: String {
+        (table == nil ? "Conv2D" : "PartialConv2D") + " \(kernelH)×\(kernelW)" + (stride != 1 ? " s\(stride)" : "")
+            + (padding != 0 ? " p\(padding)" : "")
+    }
+
+    public var kernelSummary: (size: String, count: Int)? { ("\(kernelH)×\(kernelW)", outChannels) }
+
+    /// Σ_oc (|table[oc]|·KH·KW + 1) with a table; every value without.
+    public var trainableParameterCount: Int {
+        guard let table else { return outChannels * (inChannels * kernelH * kernelW + 1) }
+        return table.reduce(0) { $0 + $1.count * kernelH * kernelW + 1 }
+    }
+
+    /// What is wrong with `table`, or nil: it needs one row per output map,
+    /// each listing distinct input maps.
+    static func tableProblem(_ table: [[Int]], inChannels: Int, outChannels: Int) -> String? {
+        guard table.count == outChannels else {
+            return "the connection table has \(table.count) rows for \(outChannels) output maps"
+        }
+        for (oc, row) in table.enumerated() {
+            guard !row.isEmpty, row.allSatisfy({ (0..<inChannels).contains($0) }), Set(row).count == row.count else {
+                return "row \(oc) of the connection table, \(row), must list distinct input maps in 0..<\(inChannels)"
+            }
+        }
+        return nil
+    }
 
     public var parameterSpecs: [ParameterSpec] {
         let bound = 1 / Float(inChannels * kernelH * kernelW).squareRoot()
@@ -74,9 +214,14 @@ public final class Conv2D: Layer {
                      kernelH: kernelH, kernelW: kernelW, stride: stride, padding: padding)
     }
 
-    public func replica() -> any Layer { Conv2D(name, inChannels: inChannels, outChannels: outChannels, kernelSize: kernelH, stride: stride, padding: padding) }
+    public func replica() -> any Layer {
+        Conv2D(name, inChannels: inChannels, outChannels: outChannels, kernelSize: kernelH, stride: stride, padding: padding, table: table)
+    }
 
     public func outputShape(for input: FeatureShape) throws -> FeatureShape {
+        if let table, let problem = Self.tableProblem(table, inChannels: inChannels, outChannels: outChannels) {
+            throw LeNetError(problem, subject: name)
+        }
         guard input.channels == inChannels else {
             throw LeNetError("expects \(inChannels) input channels, got \(input.channels) (input \(input))", subject: name)
         }
@@ -88,14 +233,17 @@ public final class Conv2D: Layer {
         return FeatureShape(channels: outChannels, height: g.outH, width: g.outW)
     }
 
+    /// OC·OH·OW·(C·KH·KW + 1); with a table, only the connections that exist.
     public func connections(for input: FeatureShape) -> Int {
         let g = geometry(for: input)
-        return outChannels * g.positions * (g.patch + 1)
+        return trainableParameterCount * g.positions
     }
 
-    /// The bound weight (OC, C, KH, KW) and bias (OC), for the inference path's fused step.
+    /// The bound weight (OC, C, KH, KW), its missing connections made 0 as
+    /// `forward` makes them, and the bias (OC).
     var values: (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>)? {
         guard let weight, let bias else { return nil }
+        zeroMaskedIfNeeded(weight)
         return (UnsafePointer(weight), UnsafePointer(bias))
     }
 
@@ -160,6 +308,7 @@ public final class Conv2D: Layer {
 
     public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         guard let g = geometry, let weight, let bias, !scratch.isEmpty else { unready(name) }
+        zeroMaskedIfNeeded(weight)
         if directKernel {
             let OC = outChannels, P = g.positions, CHW = g.channels * g.height * g.width
             parallelFor(n) { samples in
@@ -200,6 +349,15 @@ public final class Conv2D: Layer {
     /// up, one network replica per thread.)
     public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                          _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
+        denseBackward(dx, dy, x, y, batch: n)
+        // The gemm wrote dW for every (oc, c) pair; the missing connections
+        // get none. The masked entries were 0 before (zeroGradients and this
+        // line), so zeroing them drops exactly this pass's contribution.
+        if let weightGrad, table != nil { zeroMasked(weightGrad) }
+    }
+
+    private func denseBackward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
+                               _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
         guard let g = geometry, let weight, let weightGrad, let biasGrad, let work = scratch.first else { unready(name) }
         let P = g.positions, K = g.patch, OC = outChannels, c = chunk, CHW = g.channels * g.height * g.width
         if dx == nil && directKernel {
@@ -242,5 +400,95 @@ public final class Conv2D: Layer {
             gemmInColumnBlocks(.transposed, m: K, n: mP, k: OC, weight, dyT, dcols)
             for s in 0..<m { col2im(dx + (first + s) * CHW, dcols + s * P, g, ld: mP) }
         }
+    }
+}
+
+// MARK: - The connection table
+
+extension Conv2D {
+    /// With a table: draws map `oc`'s weights and bias uniformly in
+    /// ±1/√(|table[oc]|·KH·KW) and sets the masked weights to 0. The
+    /// network calls it after its store's uniform draw (`Network(_:seed:)`).
+    public func initialize(using generator: inout SeededGenerator) {
+        guard let table, let weight, let bias, table.count == outChannels else { return }
+        let K = kernelH * kernelW
+        for oc in 0..<outChannels {
+            let bound = 1 / Float(max(1, table[oc].count * K)).squareRoot()
+            let row = weight + oc * inChannels * K  // (C, KH, KW)
+            row.update(repeating: 0, count: inChannels * K)
+            for c in table[oc] where (0..<inChannels).contains(c) {
+                for i in 0..<K { row[c * K + i] = generator.uniform(-bound, bound) }
+            }
+            bias[oc] = generator.uniform(-bound, bound)
+        }
+    }
+
+    /// The number of (output map, input map) pairs that are connected.
+    public var connectedPairs: Int { table?.reduce(0) { $0 + $1.count } ?? inChannels * outChannels }
+
+    /// Zeroes the masked weights when any is not 0.
+    func zeroMaskedIfNeeded(_ w: UnsafeMutablePointer<Float>) {
+        guard !maskedBlocks.isEmpty else { return }
+        Self.zeroMaskedIfNeeded(w, blocks: maskedBlocks, kernel: kernelH * kernelW)
+    }
+
+    private func zeroMasked(_ w: UnsafeMutablePointer<Float>) {
+        let K = kernelH * kernelW
+        for offset in maskedBlocks { (w + offset).update(repeating: 0, count: K) }
+    }
+
+    /// A Conv over its own `weight` and `bias`; a table's missing
+    /// connections are the zeros the weight already stores.
+    public func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+        try graph.convolution(name, input, weight: [outChannels, inChannels, kernelH, kernelW], stride: stride, padding: padding)
+    }
+}
+
+// MARK: - Reference: the full convolution's, on the masked weights
+
+/// w with every weight the table does not connect set to 0.
+private func maskedWeights(_ w: UnsafePointer<Float>, table: [[Int]], _ g: ConvGeometry) -> [Float] {
+    let C = g.channels, K = g.kernelH * g.kernelW
+    var masked = [Float](repeating: 0, count: table.count * C * K)
+    for (oc, inputs) in table.enumerated() {
+        for c in inputs { for k in 0..<K { masked[(oc * C + c) * K + k] = w[(oc * C + c) * K + k] } }
+    }
+    return masked
+}
+
+/// The reference for a convolution with a table: `conv2dForwardNaive` with
+/// the weights the table does not connect taken as 0 (stride 1, no
+/// padding), so masked weights are never read.
+/// - Parameters:
+///   - y: (N, OC, OH, OW)
+///   - x: (N, C, H, W)
+///   - w: (OC, C, KH, KW)
+///   - b: (OC)
+///   - table: `table[oc]`, the input maps of output map `oc`.
+func partialConv2dForwardNaive(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                               _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                               batch: Int, table: [[Int]], _ g: ConvGeometry) {
+    conv2dForwardNaive(y, x, maskedWeights(w, table: table, g), b, batch: batch, outChannels: table.count, g)
+}
+
+/// The reference for the backward pass with a table: `conv2dBackwardNaive`
+/// on the masked weights; overwrites dx, dw and db; dw is 0 wherever the
+/// table has no connection.
+/// - Parameters:
+///   - dx: (N, C, H, W)
+///   - dw: (OC, C, KH, KW)
+///   - db: (OC)
+///   - dy: (N, OC, OH, OW)
+///   - x: (N, C, H, W)
+///   - w: (OC, C, KH, KW)
+func partialConv2dBackwardNaive(_ dx: UnsafeMutablePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
+                                _ db: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
+                                _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                                batch: Int, table: [[Int]], _ g: ConvGeometry) {
+    let OC = table.count, C = g.channels, K = g.kernelH * g.kernelW
+    conv2dBackwardNaive(dx, dw, db, dy, x, maskedWeights(w, table: table, g), batch: batch, outChannels: OC, g)
+    for oc in 0..<OC {
+        let connected = Set(table[oc])
+        for c in 0..<C where !connected.contains(c) { (dw + (oc * C + c) * K).update(repeating: 0, count: K) }
     }
 }

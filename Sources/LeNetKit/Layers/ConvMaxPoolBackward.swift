@@ -57,18 +57,19 @@ final class LayerBackward: BackwardStep {
 /// batch 36): docs/PERFORMANCE.md.
 final class ConvMaxPoolBackward: BackwardStep {
     let layers: Range<Int>
-    private let conv: Conv2D
+    private let conv: (name: String, outChannels: Int)
+    private let parameters: WeightAndBias
     private let geometry: ConvGeometry
     // Rows padded to ld = K rounded up to 8.
     private var floats = FloatBuffer()  // rows (P, ld), drows (P, ld), W (OC, ld), dW (OC, ld), weights (L)
     private var indices = IndexBuffer()  // routes (OC, PP), row indices (L), used (P)
 
-    /// The convolution at `i`, the pool at `i + 1`; `geometry` is the
-    /// convolution's (`BackwardFusion.fits`).
-    init(_ conv: Conv2D, at i: Int, geometry: ConvGeometry) {
-        self.conv = conv
-        self.geometry = geometry
-        layers = i..<i + 2
+    /// The convolution first in `match`, the pool after it (`BackwardFusion.fits`).
+    init(_ match: FusionMatch, _ conv: Conv2D.Configuration) {
+        self.conv = (conv.name, conv.outChannels)
+        parameters = WeightAndBias(conv.name, in: match.parameters)
+        geometry = conv.geometry(for: match.inputs[0])
+        layers = match.layers
     }
 
     private var layout: (ld: Int, pooled: Int, list: Int, floats: Int, indices: Int) {
@@ -92,8 +93,9 @@ final class ConvMaxPoolBackward: BackwardStep {
     ///     `activations[i + 1]` its output y (N, OC, OH, OW).
     func backward(_ dx: UnsafeMutablePointer<Float>?, _ dyPooled: UnsafePointer<Float>, activations: [BatchBuffer], batch n: Int) {
         let p = layout
-        guard let (weight, _) = conv.values, let (weightGrad, biasGrad) = conv.gradients,
+        guard let (weightGrad, biasGrad) = parameters.gradients,
               floats.count == p.floats, indices.count == p.indices else { unready(conv.name, "backward") }
+        let weight = UnsafePointer(parameters.values.weight)
         let g = geometry, x = UnsafePointer(activations[layers.lowerBound].pointer)
         let y = UnsafePointer(activations[layers.lowerBound + 1].pointer)
         let P = g.positions, K = g.patch, OC = conv.outChannels, CHW = g.channels * g.height * g.width
@@ -161,28 +163,22 @@ final class ConvMaxPoolBackward: BackwardStep {
     }
 }
 
-/// The fuse pass of the backward path: a `Conv2D` with stride 1, no padding
-/// and an output of at least 2×2, followed by a 2×2, stride-2 `MaxPool2D`,
-/// becomes a `ConvMaxPoolBackward`; every other layer is a `LayerBackward`.
-/// With `fusing` false every layer is (the reference path). The forward
-/// pass is not fused: it writes every layer's output, which these steps read.
+/// The fuse rule of the backward path: a convolution without a connection
+/// table, with stride 1, no padding and an output of at least 2×2, followed
+/// by a 2×2, stride-2 max pool, becomes a `ConvMaxPoolBackward`; every other
+/// layer is a `LayerBackward`. With `fusing` false every layer is (the
+/// reference path). The forward pass is not fused: it writes every layer's
+/// output, which these steps read.
 enum BackwardFusion {
-    static func steps(layers: [any Layer], inputShape: FeatureShape, shapes: [FeatureShape], fusing: Bool = true)
-        -> [any BackwardStep] {
-        var steps: [any BackwardStep] = []
-        var i = 0
-        while i < layers.count {
-            let input = i == 0 ? inputShape : shapes[i - 1]
-            if fusing, i + 1 < layers.count, let conv = layers[i] as? Conv2D, let pool = layers[i + 1] as? MaxPool2D, pool.isPairwise,
-               fits(conv.geometry(for: input)) {
-                steps.append(ConvMaxPoolBackward(conv, at: i, geometry: conv.geometry(for: input)))
-                i += 2
-            } else {
-                steps.append(LayerBackward(layers[i], at: i))
-                i += 1
-            }
-        }
-        return steps
+    static let rules: [FusionRule<any BackwardStep>] = [
+        FusionRule("conv + max pool (backward)", [.conv { c, g in c.table == nil && fits(g) }, .maxPool2x2]) { m in
+            m.convolution.map { ConvMaxPoolBackward(m, $0) }
+        },
+    ]
+
+    static func steps(network: Network, fusing: Bool = true) -> [any BackwardStep] {
+        fuse(fusing ? rules : [], description: network.networkDescription, shapes: network.shapes,
+             parameters: network.parameters) { i in LayerBackward(network.layers[i], at: i) }
     }
 
     /// Whether `ConvMaxPoolBackward` takes a convolution of this geometry.

@@ -2,12 +2,20 @@
 ///
 /// The network calls, in order: `outputShape(for:)` once to check shapes,
 /// `bind(parameters:gradients:)` once to hand the layer views into the
-/// contiguous parameter store, `reserve(batch:input:workers:backward:)` whenever the batch grows,
+/// contiguous parameter store (and `bind(buffers:)` into the store of
+/// non-trainable buffers, such as running statistics),
+/// `reserve(batch:input:workers:backward:)` whenever the batch grows,
 /// then `forward` and `backward` every step.
 ///
 /// `forward` caches what `backward` needs (im2col columns, pooling argmax).
 /// `backward` adds the parameter gradients into the store (`+=`) and writes
 /// the input gradient (`=`) when `dx` is not nil.
+///
+/// Everything else a layer can tell has a default: its ONNX nodes, its
+/// kernel for the summary, its own initialization, its buffers. A layer
+/// written outside LeNetKit implements this protocol and a
+/// `LayerConfiguration`, and trains, saves, exports and estimates its memory
+/// like LeNetKit's own (docs/LAYERS.md).
 public protocol Layer: AnyObject {
     /// The prefix of its parameter names (`conv1` → `conv1.weight`).
     var name: String { get }
@@ -15,6 +23,36 @@ public protocol Layer: AnyObject {
     var parameterSpecs: [ParameterSpec] { get }
     /// A short description of the kind: `Conv2D 5×5`, `ReLU`.
     var kind: String { get }
+    /// Its configuration: what a description (and a checkpoint) records.
+    var configuration: any LayerConfiguration { get }
+
+    /// Non-trainable tensors saved with the parameters and exported, but not
+    /// trained: PyTorch's buffers (`running_mean`, `running_var`).
+    var bufferSpecs: [ParameterSpec] { get }
+    /// Views into the network's buffer store, one per `bufferSpecs` entry.
+    func bind(buffers: [UnsafeMutablePointer<Float>])
+
+    /// The trainable values among its parameters (fewer than their count
+    /// when some entries are held at zero, as in a connection table).
+    var trainableParameterCount: Int { get }
+    /// ("5×5", number of kernels) for the summary, or nil (no kernel).
+    var kernelSummary: (size: String, count: Int)? { get }
+
+    /// Draws its own initial values after the network's store drew every
+    /// tensor uniformly in ±`initBound` (a connection table's per-map
+    /// fan-in); the parameters are bound. Default: nothing.
+    func initialize(using generator: inout SeededGenerator)
+
+    /// Appends its ONNX nodes and initializers to `graph`.
+    /// - Returns: the name of its output value.
+    /// - Throws: `LeNetError` when it has no ONNX form (the default) or
+    ///   cannot take its input.
+    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String
+
+    /// `forward` in training (`training: true`: batch statistics, dropout)
+    /// or evaluation mode. Default: `forward`, for layers that behave the
+    /// same in both.
+    func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int, training: Bool)
 
     /// The output shape for an input shape, or an error naming the layer.
     func outputShape(for input: FeatureShape) throws -> FeatureShape
@@ -65,6 +103,24 @@ public protocol Layer: AnyObject {
 extension Layer {
     /// No parameters (activations, pooling).
     public var parameterSpecs: [ParameterSpec] { [] }
+    /// No buffers.
+    public var bufferSpecs: [ParameterSpec] { [] }
+    /// Nothing to bind.
+    public func bind(buffers: [UnsafeMutablePointer<Float>]) {}
+    /// Every stored parameter value.
+    public var trainableParameterCount: Int { parameterSpecs.reduce(0) { $0 + $1.count } }
+    /// No kernel.
+    public var kernelSummary: (size: String, count: Int)? { nil }
+    /// The store's uniform draw is the layer's initialization.
+    public func initialize(using generator: inout SeededGenerator) {}
+    /// No ONNX form.
+    public func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+        throw LeNetError("has no ONNX form (\(kind))", subject: name)
+    }
+    /// The same in training and evaluation.
+    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int, training: Bool) {
+        forward(y, x, batch: n)
+    }
     /// Nothing to bind for a layer without parameters.
     public func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {}
     /// No caches to allocate.

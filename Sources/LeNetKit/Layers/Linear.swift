@@ -27,6 +27,45 @@ public final class Linear: Layer {
 
     public var kind: String { "Linear" }
 
+    /// PyTorch's `Linear` (always with a bias).
+    public struct Configuration: LayerConfiguration, Equatable {
+        public var name: String
+        public var inFeatures: Int, outFeatures: Int
+
+        public init(name: String, inFeatures: Int, outFeatures: Int) {
+            self.name = name
+            self.inFeatures = inFeatures
+            self.outFeatures = outFeatures
+        }
+
+        public enum CodingKeys: String, CodingKey, CaseIterable { case name, inFeatures = "in_features", outFeatures = "out_features" }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(name: try c.decode(String.self, forKey: .name), inFeatures: try c.integer(.inFeatures),
+                      outFeatures: try c.integer(.outFeatures))
+        }
+
+        public var type: String { "Linear" }
+
+        public func validate() throws {
+            try check(inFeatures, .inFeatures, in: 1...maximumLayerSize)
+            try check(outFeatures, .outFeatures, in: 1...maximumLayerSize)
+        }
+
+        public func makeLayer() -> any Layer { Linear(name, inFeatures: inFeatures, outFeatures: outFeatures) }
+    }
+
+    public var configuration: any LayerConfiguration { Configuration(name: name, inFeatures: inFeatures, outFeatures: outFeatures) }
+
+    /// y = x·Wᵀ + b, W stored (out, in) as PyTorch stores it.
+    public func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+        let x = graph.flattened(input, for: name)
+        let w = try graph.parameter(name + ".weight", dims: [outFeatures, inFeatures])
+        let b = try graph.parameter(name + ".bias", dims: [outFeatures])
+        return graph.node("Gemm", [x, w, b], output: name, attributes: [.int("transB", 1)])
+    }
+
     public var parameterSpecs: [ParameterSpec] {
         let bound = 1 / Float(inFeatures).squareRoot()
         return [

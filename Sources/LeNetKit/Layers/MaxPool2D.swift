@@ -22,6 +22,47 @@ public final class MaxPool2D: Layer {
 
     public var kind: String { "MaxPool2D \(kernelSize)×\(kernelSize)" + (stride != kernelSize ? " s\(stride)" : "") }
 
+    /// PyTorch's `MaxPool2d` with a square `kernel_size` and no padding;
+    /// `stride` defaults to `kernel_size`.
+    public struct Configuration: LayerConfiguration, Equatable {
+        public var name: String
+        public var kernelSize: Int, stride: Int
+
+        public init(name: String, kernelSize: Int = 2, stride: Int? = nil) {
+            self.name = name
+            self.kernelSize = kernelSize
+            self.stride = stride ?? kernelSize
+        }
+
+        public enum CodingKeys: String, CodingKey, CaseIterable { case name, kernelSize = "kernel_size", stride }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(name: try c.decode(String.self, forKey: .name), kernelSize: try c.integer(.kernelSize),
+                      stride: try c.integerIfPresent(.stride))
+        }
+
+        public var type: String { "MaxPool2d" }
+
+        public func validate() throws {
+            try check(kernelSize, .kernelSize, in: 1...4096)
+            try check(stride, .stride, in: 1...4096)
+        }
+
+        public func makeLayer() -> any Layer { MaxPool2D(name, kernelSize: kernelSize, stride: stride) }
+    }
+
+    public var configuration: any LayerConfiguration { Configuration(name: name, kernelSize: kernelSize, stride: stride) }
+
+    public var kernelSummary: (size: String, count: Int)? { ("\(kernelSize)×\(kernelSize)", 0) }
+
+    public func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+        try graph.requireImage(name)
+        return graph.node("MaxPool", [input], output: name, attributes: [
+            .ints("kernel_shape", [kernelSize, kernelSize]), .ints("strides", [stride, stride]),
+        ])
+    }
+
     public func replica() -> any Layer { MaxPool2D(name, kernelSize: kernelSize, stride: stride) }
 
     public func outputShape(for input: FeatureShape) throws -> FeatureShape {

@@ -43,6 +43,54 @@ public final class Subsampling: Layer {
 
     public var kind: String { "Subsampling \(kernelSize)×\(kernelSize)" }
 
+    /// LeNetKit's `Subsampling`: `channels` maps, a square, non-overlapping
+    /// `kernel_size` window (default 2).
+    public struct Configuration: LayerConfiguration, Equatable {
+        public var name: String
+        public var channels: Int, kernelSize: Int
+
+        public init(name: String, channels: Int, kernelSize: Int = 2) {
+            self.name = name
+            self.channels = channels
+            self.kernelSize = kernelSize
+        }
+
+        public enum CodingKeys: String, CodingKey, CaseIterable { case name, channels, kernelSize = "kernel_size" }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(name: try c.decode(String.self, forKey: .name), channels: try c.integer(.channels),
+                      kernelSize: try c.integerIfPresent(.kernelSize) ?? 2)
+        }
+
+        public var type: String { "Subsampling" }
+
+        public func validate() throws {
+            try check(channels, .channels, in: 1...maximumLayerSize)
+            try check(kernelSize, .kernelSize, in: 1...4096)
+        }
+
+        public func makeLayer() -> any Layer { Subsampling(name, channels: channels, kernelSize: kernelSize) }
+    }
+
+    public var configuration: any LayerConfiguration { Configuration(name: name, channels: channels, kernelSize: kernelSize) }
+
+    /// w[c]·Σ(window) + b[c] is a depthwise Conv (group C) with the kernel
+    /// w[c]·ones(k×k) and stride k: the same sum, each term scaled first.
+    public func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+        try graph.requireImage(name)
+        guard let w = graph.network.parameters.values(of: name + ".weight"), w.count == channels else {
+            throw LeNetError("the network has no parameter of shape [\(channels)]", subject: name + ".weight")
+        }
+        let k = kernelSize
+        let kernel = graph.constant(name + ".kernel", dims: [channels, 1, k, k],
+                                    values: w.flatMap { repeatElement($0, count: k * k) })
+        let b = try graph.parameter(name + ".bias", dims: [channels])
+        return graph.node("Conv", [input, kernel, b], output: name, attributes: [
+            .ints("kernel_shape", [k, k]), .ints("strides", [k, k]), .int("group", channels),
+        ])
+    }
+
     public var parameterSpecs: [ParameterSpec] {
         let bound = 1 / Float(max(1, kernelSize * kernelSize)).squareRoot()
         return [
@@ -186,6 +234,6 @@ public final class Subsampling: Layer {
     }
 }
 
-extension Subsampling: KernelDescribing {
-    public var kernelSummary: (size: String, count: Int) { ("\(kernelSize)×\(kernelSize)", channels) }
+extension Subsampling {
+    public var kernelSummary: (size: String, count: Int)? { ("\(kernelSize)×\(kernelSize)", channels) }
 }

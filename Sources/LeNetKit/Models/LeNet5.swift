@@ -6,7 +6,7 @@ extension Models {
     /// layer   kind                          output     parameters  connections
     /// c1      Conv2D 1→6 5×5                6@28×28           156      122,304
     /// s2      Subsampling 2×2 (w·Σ + b)     6@14×14            12        5,880
-    /// c3      PartialConv2D 6→16 5×5,       16@10×10        1,516      151,600
+    /// c3      Conv2D 6→16 5×5 with a table,  16@10×10        1,516      151,600
     ///         Table I (60 of 96 map pairs)
     /// s4      Subsampling 2×2 (w·Σ + b)     16@5×5             32        2,000
     /// c5      Conv2D 16→120 5×5             120            48,120       48,120
@@ -38,24 +38,9 @@ extension Models {
     /// - Throws: `LeNetError` when `classes` is out of range or memory fails.
     public static func lenet5(seed: UInt64 = 0, squashC1: Bool = true, classes: Int = 10) throws -> Network {
         try checkClasses(classes)
-        let c3 = PartialConv2D("c3", inChannels: 6, outChannels: 16, kernelSize: 5,
-                               table: PartialConv2D.lecunC3Table)
-        var layers: [any Layer] = [Conv2D("c1", inChannels: 1, outChannels: 6, kernelSize: 5)]
-        if squashC1 { layers.append(Tanh.lecun("c1.tanh")) }
-        layers += [
-            Subsampling("s2", channels: 6), Tanh.lecun("s2.tanh"),
-            c3, Tanh.lecun("c3.tanh"),
-            Subsampling("s4", channels: 16), Tanh.lecun("s4.tanh"),
-            Conv2D("c5", inChannels: 16, outChannels: 120, kernelSize: 5), Tanh.lecun("c5.tanh"),
-            Linear("f6", inFeatures: 120, outFeatures: 84), Tanh.lecun("f6.tanh"),
-            Linear("output", inFeatures: 84, outFeatures: classes),
-        ]
-        // The layer chain is fixed and consistent: only memory can fail.
-        let net = try Network(inputShape: FeatureShape(channels: 1, height: 32, width: 32), layers: layers)
-        var rng = SeededGenerator(seed: seed)
-        net.parameters.initialize(using: &rng)
-        // C3 again, with each map's own fan-in and its missing connections at 0.
-        c3.initialize(using: &rng)
-        return net
+        // The store draws every tensor, C3's at the tensor-wide bound; C3
+        // then draws again with each map's own fan-in, its missing
+        // connections at 0 (`Conv2D.initialize(using:)`).
+        return try Network(NetworkDescription.lenet5(classes: classes, squashesC1: squashC1), seed: seed)
     }
 }

@@ -22,19 +22,7 @@ public enum Models {
     ///     its class count).
     /// - Throws: `LeNetError` when `classes` is out of range or memory fails.
     public static func cifarLeNet(seed: UInt64 = 0, classes: Int = 10) throws -> Network {
-        try checkClasses(classes)
-        let layers: [any Layer] = [
-            Conv2D("conv1", inChannels: 3, outChannels: 16, kernelSize: 5), MaxPool2D("pool1"), ReLU("relu1"),
-            Conv2D("conv2", inChannels: 16, outChannels: 32, kernelSize: 5), MaxPool2D("pool2"), ReLU("relu2"),
-            Linear("fc1", inFeatures: 800, outFeatures: 120), ReLU("relu3"),
-            Linear("fc2", inFeatures: 120, outFeatures: 84), ReLU("relu4"),
-            Linear("fc3", inFeatures: 84, outFeatures: classes),
-        ]
-        // The layer chain is fixed and consistent: only memory can fail.
-        let net = try Network(inputShape: FeatureShape(channels: 3, height: 32, width: 32), layers: layers)
-        var rng = SeededGenerator(seed: seed)
-        net.parameters.initialize(using: &rng)
-        return net
+        try Network(NetworkDescription.builtIn("cifar-lenet", classes: classes), seed: seed)
     }
 
     /// The class counts the models take: 1 to 256, as labels are bytes.

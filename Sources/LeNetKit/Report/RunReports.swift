@@ -24,7 +24,7 @@ extension TrainingReport {
     public init(trainer: Trainer, test: ImageDataset, epochs: [EpochRecord], evaluation: Evaluation,
                 featureMap: Bool = true) throws {
         let o = trainer.options
-        let model = trainer.model?.rawValue ?? "custom network"
+        let model = trainer.network.networkDescription.name ?? "custom network"
         var recipe = "\(o.optimizer.rawValue), lr \(o.learningRate)"
         switch o.schedule {
         case .constant: break

@@ -10,8 +10,12 @@ public enum Checkpoint {
     public enum Key {
         /// The file format, "lenetkit-1".
         public static let format = "format"
-        /// The model's name, a `ModelKind` raw value (`cifar-lenet`, `lenet5`).
+        /// The network's name (`cifar-lenet`, `lenet5`), when it has one;
+        /// files without `network` name a built-in network here.
         public static let model = "model"
+        /// The network's description as JSON (`NetworkDescription.json()`):
+        /// what `loadNetwork` builds, with no model named anywhere else.
+        public static let network = "network"
         /// Epochs completed.
         public static let epoch = "epoch"
         /// Training images processed.
@@ -33,16 +37,20 @@ public enum Checkpoint {
     /// The training-state file that goes with a weights file.
     public static func statePath(for path: String) -> String { path + ".state" }
 
-    /// The network's parameters as safetensors tensors, in state_dict order.
+    /// The network's parameters and buffers as safetensors tensors, in
+    /// state_dict order within each.
     public static func tensors(of network: Network) -> [SafetensorsTensor] {
         tensors(of: network, values: Array(network.parameters.values))
     }
 
     /// `values`, in the parameter store's layout (a weight average's), as
-    /// the network's tensors.
+    /// the network's tensors, followed by its buffers.
     static func tensors(of network: Network, values: [Float]) -> [SafetensorsTensor] {
-        network.parameters.entries.map { e in
+        let buffers = network.buffers.values
+        return network.parameters.entries.map { e in
             SafetensorsTensor(name: e.name, shape: e.shape, values: Array(values[e.offset..<e.offset + e.count]))
+        } + network.buffers.entries.map { e in
+            SafetensorsTensor(name: e.name, shape: e.shape, values: Array(buffers[e.offset..<e.offset + e.count]))
         }
     }
 
@@ -73,11 +81,13 @@ public enum Checkpoint {
     /// - Throws: `LeNetError` naming `source` and the tensor.
     public static func load(_ file: SafetensorsFile, into network: Network, source: String) throws {
         let values = try parameterValues(in: file, of: network, source: source)
-        let known = Set(network.parameters.entries.map(\.name))
+        let buffers = try storeValues(in: file, of: network.buffers, prefix: "", what: "a buffer", source: source)
+        let known = Set((network.parameters.entries + network.buffers.entries).map(\.name))
         if let extra = file.tensors.map(\.name).first(where: { !known.contains($0) }) {
             throw LeNetError("unexpected tensor '\(extra)' for this model", subject: source)
         }
         _ = network.parameters.values.update(from: values)
+        _ = network.buffers.values.update(from: buffers)
     }
 
     /// Every parameter of `network` as `file` holds it, under its name with
@@ -89,8 +99,14 @@ public enum Checkpoint {
     /// - Throws: `LeNetError` naming `source` and the tensor.
     static func parameterValues(in file: SafetensorsFile, of network: Network, prefix: String = "", what: String? = nil,
                                 source: String) throws -> [Float] {
-        var values = [Float](repeating: 0, count: network.parameters.count)
-        for e in network.parameters.entries {
+        try storeValues(in: file, of: network.parameters, prefix: prefix, what: what, source: source)
+    }
+
+    /// `parameterValues` for any store's tensors (the buffers').
+    static func storeValues(in file: SafetensorsFile, of store: ParameterStore, prefix: String, what: String?,
+                            source: String) throws -> [Float] {
+        var values = [Float](repeating: 0, count: store.count)
+        for e in store.entries {
             let name = prefix + e.name
             guard let t = file[name] else {
                 throw LeNetError("missing tensor '\(name)' (expected shape \(e.shape)" + (what.map { "; \($0)" } ?? "") + ")", subject: source)
@@ -106,40 +122,36 @@ public enum Checkpoint {
         return values
     }
 
-    /// Reads a weights file and builds the network it holds: the model named
-    /// in its metadata, or the one whose parameter names it carries.
+    /// Reads a weights file and builds the network it holds: the one its
+    /// `network` metadata describes; for files written before descriptions,
+    /// the built-in network its `model` key names; for a PyTorch
+    /// `state_dict` saved as is, the built-in network whose tensor names it
+    /// carries.
     /// - Parameters:
     ///   - path: a safetensors file from `lenet train` or PyTorch.
-    ///   - model: the model to build, overriding the file's metadata and tensor names.
+    ///   - description: the network to build, overriding the file's.
+    ///   - registry: the layer types its description may name.
     /// - Returns: the network, the file's metadata, and its normalization
     ///   (the default 0.5/0.5 when the file has none).
-    public static func loadNetwork(path: String, model: ModelKind? = nil) throws
-        -> (network: Network, model: ModelKind, metadata: [String: String], normalization: Normalization) {
+    /// - Throws: `LeNetError` naming the file: unreadable, a description
+    ///   that is malformed or disagrees with the tensors, a missing,
+    ///   misshapen or non-finite tensor.
+    public static func loadNetwork(path: String, description: NetworkDescription? = nil, registry: LayerRegistry = .standard) throws
+        -> (network: Network, metadata: [String: String], normalization: Normalization) {
         let file = try SafetensorsFile.read(path: path)
-        let kind: ModelKind
-        if let model {
-            kind = model
-        } else if let name = file.metadata[Key.model] {
-            guard let k = ModelKind(rawValue: name) else {
-                throw LeNetError("unknown model '\(name)' in the metadata; known: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", "))", subject: path)
-            }
-            kind = k
-        } else if let k = try ModelKind.guess(tensorNames: file.tensors.map(\.name)) {
-            kind = k
-        } else {
-            throw LeNetError("its tensors (\(file.tensors.map(\.name).prefix(4).joined(separator: ", "))…) match no known model", subject: path)
+        let fromMetadata = description == nil && file.metadata[Key.network] != nil
+        let chosen = try description ?? networkDescription(of: file, path: path, registry: registry)
+        let network: Network
+        do {
+            network = try Network(chosen)
+        } catch let error as LeNetError {
+            throw LeNetError((fromMetadata ? "its 'network' metadata: " : "") + error.description, subject: path)
         }
-        // The class count is the last layer's: fc3.bias's length for a
-        // checkpoint of a 3-class image folder, 10 for CIFAR-10.
-        var classes = 10
-        if let bias = file.tensors.first(where: { $0.name == kind.outputBiasName }), bias.shape.count == 1 {
-            guard (1...256).contains(bias.shape[0]) else {
-                throw LeNetError("\(kind.outputBiasName) has \(bias.shape[0]) classes; the models take 1 to 256", subject: path)
-            }
-            classes = bias.shape[0]
+        do {
+            try load(file, into: network, source: path)
+        } catch let error as LeNetError where fromMetadata {
+            throw LeNetError("its 'network' metadata disagrees with its tensors: \(error.message)", subject: path)
         }
-        let network = try kind.make(classes: classes)
-        try load(file, into: network, source: path)
         var normalization = Normalization.half
         if let m = file.metadata[Key.normalizationMean], let s = file.metadata[Key.normalizationStd] {
             guard let mean = parseFloats(m), let std = parseFloats(s),
@@ -148,7 +160,62 @@ public enum Checkpoint {
             }
             normalization = n
         }
-        return (network, kind, file.metadata, normalization)
+        return (network, file.metadata, normalization)
+    }
+
+    /// The network a checkpoint holds, without building it: its `network`
+    /// metadata; for files written before descriptions, the built-in
+    /// network its `model` key names, with the class count of its last
+    /// bias; for a PyTorch `state_dict` saved as is, the built-in network
+    /// whose tensor names it carries.
+    /// - Throws: `LeNetError` naming the file.
+    public static func networkDescription(path: String, registry: LayerRegistry = .standard) throws -> NetworkDescription {
+        try networkDescription(of: try SafetensorsFile.read(path: path), path: path, registry: registry)
+    }
+
+    static func networkDescription(of file: SafetensorsFile, path: String, registry: LayerRegistry) throws -> NetworkDescription {
+        if let json = file.metadata[Key.network] {
+            do {
+                return try NetworkDescription(json: Data(json.utf8), registry: registry)
+            } catch let error as LeNetError {
+                throw LeNetError("its 'network' metadata: \(error.description)", subject: path)
+            }
+        }
+        if let name = file.metadata[Key.model] {
+            guard NetworkDescription.builtInNames.contains(name) else {
+                throw LeNetError("unknown model '\(name)' in the metadata; known: \(NetworkDescription.builtInNames.joined(separator: ", "))", subject: path)
+            }
+            // The class count is the last layer's: fc3.bias's length for a
+            // checkpoint of a 3-class image folder, 10 for CIFAR-10.
+            let plain = try NetworkDescription.builtIn(name)
+            var classes = 10
+            if let last = plain.layers.last?.name, let bias = file[last + ".bias"], bias.shape.count == 1 {
+                guard (1...256).contains(bias.shape[0]) else {
+                    throw LeNetError("\(last).bias has \(bias.shape[0]) classes; the models take 1 to 256", subject: path)
+                }
+                classes = bias.shape[0]
+            }
+            return try NetworkDescription.builtIn(name, classes: classes)
+        }
+        let shapes = Dictionary(file.tensors.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
+        guard let guessed = NetworkDescription.guess(tensors: shapes) else {
+            throw LeNetError("its tensors (\(file.tensors.map(\.name).prefix(4).joined(separator: ", "))…) match no known model", subject: path)
+        }
+        return guessed
+    }
+
+    /// Throws unless a checkpoint's metadata describes `network` (or, for
+    /// files from before descriptions, names its built-in model).
+    static func checkSameNetwork(_ metadata: [String: String], as network: Network, source: String) throws {
+        if let json = metadata[Key.network] {
+            guard json == network.networkDescription.json() else {
+                let theirs = (try? NetworkDescription(json: Data(json.utf8)))?.name ?? "another network"
+                throw LeNetError("holds \(theirs == network.networkDescription.name ? "another description of '\(theirs)'" : "'\(theirs)'"), "
+                                 + "this run trains '\(network.networkDescription.name ?? "a custom network")'", subject: source)
+            }
+        } else if let m = metadata[Key.model], let name = network.networkDescription.name, m != name {
+            throw LeNetError("holds a '\(m)' model, this run trains '\(name)'", subject: source)
+        }
     }
 
     /// The class names as `Key.classNames` stores them: a JSON array of strings.

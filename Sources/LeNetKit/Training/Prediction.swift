@@ -58,10 +58,10 @@ public final class Classifier {
     /// names (see `Checkpoint.classNames(metadata:classes:)`).
     /// - Parameters:
     ///   - path: a safetensors file from `lenet train` or PyTorch.
-    ///   - model: the model, when the file does not say.
+    ///   - description: the network, overriding what the file says.
     /// - Throws: `LeNetError` naming the file when it cannot be loaded.
-    public convenience init(weights path: String, model: ModelKind? = nil) throws {
-        let loaded = try Checkpoint.loadNetwork(path: path, model: model)
+    public convenience init(weights path: String, description: NetworkDescription? = nil) throws {
+        let loaded = try Checkpoint.loadNetwork(path: path, description: description)
         try self.init(network: loaded.network, normalization: loaded.normalization,
                       classNames: Checkpoint.classNames(metadata: loaded.metadata, classes: loaded.network.outputShape.count))
     }

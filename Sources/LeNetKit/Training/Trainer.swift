@@ -10,8 +10,6 @@ import Foundation
 public final class Trainer {
     /// The network being trained (its weights change with every step).
     public let network: Network
-    /// The model's name written into checkpoints, or nil for a custom network.
-    public let model: ModelKind?
     /// The options, with the normalization checked against the data.
     public let options: TrainingOptions
     /// The optimizer chosen by `options.optimizer`; its state goes into checkpoints.
@@ -76,11 +74,11 @@ public final class Trainer {
     public private(set) var lastStepCorrect = 0
 
     /// - Parameters:
-    ///   - network: initialized (or loaded) network.
-    ///   - model: the model's name for checkpoints, if it is a known one.
+    ///   - network: initialized (or loaded) network; its description goes
+    ///     into every checkpoint.
     ///   - dataset: the training images; their shape must be the network's input.
     /// - Throws: `LeNetError` for bad options or a dataset that does not fit.
-    public init(network: Network, model: ModelKind? = nil, dataset: ImageDataset, options: TrainingOptions) throws {
+    public init(network: Network, dataset: ImageDataset, options: TrainingOptions) throws {
         try options.validate()
         let shape = FeatureShape(channels: dataset.channels, height: dataset.height, width: dataset.width)
         guard shape == network.inputShape else {
@@ -91,7 +89,6 @@ public final class Trainer {
             throw LeNetError("it has \(dataset.classNames.count) classes, the model predicts \(network.outputShape.count)", subject: dataset.name)
         }
         self.network = network
-        self.model = model
         self.dataset = dataset
         var checked = options
         checked.normalization = try options.normalization.validated(channels: dataset.channels)
@@ -279,7 +276,8 @@ public final class Trainer {
             Checkpoint.Key.dataset: dataset.name,
             Checkpoint.Key.classNames: Checkpoint.encodeClassNames(dataset.classNames),
         ]
-        if let model { meta[Checkpoint.Key.model] = model.rawValue }
+        meta[Checkpoint.Key.network] = network.networkDescription.json()
+        if let name = network.networkDescription.name { meta[Checkpoint.Key.model] = name }
         if let ema = options.ema { meta[Checkpoint.Key.ema] = "\(ema)" }
         if stepInEpoch > 0 { meta[Checkpoint.Key.epochStep] = "\(stepInEpoch)" }
         if let a = options.augmentation {
@@ -353,9 +351,7 @@ public final class Trainer {
             throw LeNetError("cannot resume inside withAveragedWeights (the network holds the weight average)", subject: path)
         }
         let weights = try SafetensorsFile.read(path: path)
-        if let m = weights.metadata[Checkpoint.Key.model], let model, m != model.rawValue {
-            throw LeNetError("holds a '\(m)' model, this run trains '\(model.rawValue)'", subject: path)
-        }
+        try Checkpoint.checkSameNetwork(weights.metadata, as: network, source: path)
         guard let epochText = weights.metadata[Checkpoint.Key.epoch],
               let seenText = weights.metadata[Checkpoint.Key.imagesSeen] else {
             throw LeNetError("has no epoch / images_seen metadata; was it written by `lenet train`?", subject: path)
