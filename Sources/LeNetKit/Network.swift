@@ -58,6 +58,9 @@ public final class Network {
     }
     /// The workers the layers' scratch was reserved for.
     private var reservedWorkers = 0
+    /// Each layer's scratch (`Layer.workspace`) as last allocated, and its spec.
+    private var workspaces: [[FloatBuffer]]
+    private var workspaceSpecs: [[WorkspaceBuffer]]
     /// The threads a pass splits its loops across: `threads`, at most
     /// what the scratch was reserved for.
     var passThreads: Int { min(threads, reservedWorkers) }
@@ -140,6 +143,8 @@ public final class Network {
         }
         try Self.checkMemory(floats: 2 &* offset &+ bufferOffset &+ 2 &* perSample, at: layers.last?.name ?? "the input")
         self.shapes = shapes
+        workspaces = Array(repeating: [], count: layers.count)
+        workspaceSpecs = Array(repeating: [], count: layers.count)
         networkDescription = NetworkDescription(name: name ?? primary?.networkDescription.name, inputShape: inputShape,
                                                 layers: layers.map(\.configuration))
         // A replica's parameter gradients wait for its first backward reserve.
@@ -259,8 +264,13 @@ public final class Network {
             if try parameters.reserveGradients() { bindLayers() }
         }
         var shape = inputShape
-        for (layer, out) in zip(layers, shapes) {
-            try layer.reserve(batch: n, input: shape, workers: workers, backward: backward)
+        for (i, (layer, out)) in zip(layers, shapes).enumerated() {
+            let spec = layer.workspace(batch: n, input: shape, workers: workers, backward: backward)
+            if spec != workspaceSpecs[i] {
+                workspaces[i] = try spec.map { try FloatBuffer(count: $0.count, name: "\(layer.name) \($0.name)") }
+                workspaceSpecs[i] = spec
+                layer.bind(workspace: zip(spec, workspaces[i]).map { BoundWorkspaceBuffer(spec: $0, pointer: $1.pointer) })
+            }
             shape = out
         }
         if backward {

@@ -240,7 +240,7 @@ struct NetworkDescriptionTests: UsesTemporaryDirectories {
         let channels: Int
         private var bias: UnsafeMutablePointer<Float>?, biasGrad: UnsafeMutablePointer<Float>?
         private var plane = 0
-        private var scratch = FloatBuffer()
+        private var scratch: UnsafeMutablePointer<Float>?
 
         init(_ name: String, channels: Int) {
             self.name = name
@@ -277,12 +277,12 @@ struct NetworkDescriptionTests: UsesTemporaryDirectories {
             biasGrad = gradients[0]
         }
         // A scratch buffer only to show the estimate counts it: one value per channel and sample.
-        func workspaceBytes(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> Int { 4 * n * channels }
-        func reserve(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) throws {
-            if scratch.count < n * channels { scratch = try FloatBuffer(count: n * channels, name: "\(name) scratch") }
+        func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer] {
+            [WorkspaceBuffer("sums", count: n * channels)]
         }
+        func bind(workspace: [BoundWorkspaceBuffer]) { scratch = workspace.first?.pointer }
         func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
-            guard let bias else { return }
+            guard let bias, scratch != nil else { return }
             for s in 0..<n { for c in 0..<channels { for i in 0..<plane { y[(s * channels + c) * plane + i] = x[(s * channels + c) * plane + i] + bias[c] } } }
         }
         func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,

@@ -102,11 +102,11 @@ public final class Conv2D: Layer {
     // cache, and backward unfolds its chunk again: im2col costs less than
     // writing a whole batch's columns to memory and reading them back
     // (measured: docs/PERFORMANCE.md, "Design measurements").
-    private var scratch: [FloatBuffer] = []  // per worker: cols (K, c·P), product (OC, c·P), dcols (K, c·P)
+    private var scratch: [UnsafeMutablePointer<Float>] = []  // per worker: cols (K, c·P), product (OC, c·P), dcols (K, c·P)
     // Backward sums the weight gradient transposed, dWᵀ = cols · dyᵀ, and
     // adds it into dW once at the end: sgemm ran the product faster in
     // that orientation, for both convolutions (docs/PERFORMANCE.md).
-    private var weightGradT = FloatBuffer()  // (K, OC)
+    private var weightGradT: UnsafeMutablePointer<Float>?  // (K, OC)
 
     /// Samples per chunk: scratch of about 256 KB, at least one sample.
     /// LeNet's convolutions get one sample per chunk: chunks of 1 MB (2–3
@@ -230,6 +230,7 @@ public final class Conv2D: Layer {
             throw LeNetError("a \(kernelH)×\(kernelW) kernel (stride \(stride), padding \(padding)) does not fit input \(input)", subject: name)
         }
         let g = geometry(for: input)
+        geometry = g
         return FeatureShape(channels: outChannels, height: g.outH, width: g.outW)
     }
 
@@ -259,8 +260,7 @@ public final class Conv2D: Layer {
         return (weightGrad, biasGrad)
     }
 
-    /// What `reserve(batch: n, input:)` allocates: `workers` scratch buffers
-    /// of `scratch` Floats each, and the transposed weight gradient.
+    /// `workers` scratch buffers of `scratch` Floats each, and the transposed weight gradient.
     private func workspace(batch n: Int, geometry g: ConvGeometry, workers threads: Int, backward: Bool)
         -> (workers: Int, scratch: Int, weightGradT: Int) {
         let chunk = chunk(g)
@@ -275,21 +275,15 @@ public final class Conv2D: Layer {
         return (workers, (2 * g.patch + outChannels) * chunk * g.positions, g.patch * outChannels)
     }
 
-    public func workspaceBytes(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> Int {
+    public func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer] {
         let w = workspace(batch: n, geometry: geometry(for: input), workers: workers, backward: backward)
-        return 4 * (w.workers * w.scratch + w.weightGradT)
+        return Array(repeating: WorkspaceBuffer("im2col scratch", count: w.scratch), count: w.workers)
+            + (w.weightGradT > 0 ? [WorkspaceBuffer("weight gradient (transposed)", count: w.weightGradT)] : [])
     }
 
-    public func reserve(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) throws {
-        let g = geometry(for: input)
-        geometry = g
-        let w = workspace(batch: n, geometry: g, workers: workers, backward: backward)
-        if scratch.count < w.workers || scratch.first?.count != w.scratch {
-            scratch = try (0..<w.workers).map { _ in try FloatBuffer(count: w.scratch, name: "\(name) im2col scratch") }
-        }
-        if weightGradT.count != w.weightGradT {
-            weightGradT = try FloatBuffer(count: w.weightGradT, name: "\(name) weight gradient (transposed)")
-        }
+    public func bind(workspace: [BoundWorkspaceBuffer]) {
+        scratch = workspace.filter { $0.spec.name == "im2col scratch" }.map(\.pointer)
+        weightGradT = workspace.first { $0.spec.name == "weight gradient (transposed)" }?.pointer
     }
 
     /// Tests set it to run one path or the other; nil: `directKernel` decides.
@@ -319,7 +313,7 @@ public final class Conv2D: Layer {
         let P = g.positions, K = g.patch, OC = outChannels, c = chunk, CHW = g.channels * g.height * g.width
         let scratch = scratch
         parallelForWorkers((n + c - 1) / c, maxWorkers: scratch.count) { worker, chunks in
-            let cols = scratch[worker].pointer, product = cols + K * c * P
+            let cols = scratch[worker], product = cols + K * c * P
             for first in Swift.stride(from: chunks.lowerBound * c, to: min(chunks.upperBound * c, n), by: c) {
                 let m = min(c, n - first), mP = m * P
                 // cols (K, m·P): the chunk's samples side by side
@@ -358,7 +352,9 @@ public final class Conv2D: Layer {
 
     private func denseBackward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                                _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
-        guard let g = geometry, let weight, let weightGrad, let biasGrad, let work = scratch.first else { unready(name) }
+        guard let g = geometry, let weight, let weightGrad, let biasGrad, let work = scratch.first, let dWT = weightGradT else {
+            unready(name, "backward")
+        }
         let P = g.positions, K = g.patch, OC = outChannels, c = chunk, CHW = g.channels * g.height * g.width
         if dx == nil && directKernel {
             for s in 0..<n {
@@ -368,8 +364,7 @@ public final class Conv2D: Layer {
             }
             return
         }
-        let cols = work.pointer, transposed = cols + K * c * P, dcols = transposed + OC * c * P
-        let dWT = weightGradT.pointer
+        let cols = work, transposed = cols + K * c * P, dcols = transposed + OC * c * P
         dWT.update(repeating: 0, count: K * OC)
         defer {
             // dW (OC, K) += dWᵀ (K, OC)ᵀ

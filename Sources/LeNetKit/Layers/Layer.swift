@@ -63,20 +63,21 @@ public protocol Layer: AnyObject {
     /// Views into the parameter store, one per `parameterSpecs` entry.
     func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>])
 
-    /// Allocates caches for batches of up to `n` samples of `input` shape.
+    /// The scratch buffers its passes need for batches of up to `n` samples
+    /// of `input` shape: one spec that both the network's allocation and
+    /// `Network.memoryEstimate` read, so the two cannot disagree. The
+    /// network allocates them and hands them over (`bind(workspace:)`)
+    /// whenever the spec changes.
     /// - Parameters:
     ///   - workers: how many threads may run this layer's loops at once: 1
     ///     for a data-parallel replica, whose passes run on one thread.
     ///   - backward: whether `backward` will run; without it, only what
     ///     `forward` needs (evaluation, prediction). Once true for a layer,
     ///     the network passes true ever after.
-    /// - Throws: `LeNetError` naming the buffer when memory cannot be had.
-    func reserve(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) throws
+    func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer]
 
-    /// The bytes `reserve(batch: n, input:, workers:, backward:)` allocates,
-    /// from the same sizes: what `Network.memoryEstimate` adds up before
-    /// anything is allocated.
-    func workspaceBytes(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> Int
+    /// The buffers of its last `workspace` spec, in its order, allocated.
+    func bind(workspace: [BoundWorkspaceBuffer])
 
     /// y = f(x).
     /// - Parameters:
@@ -123,12 +124,35 @@ extension Layer {
     }
     /// Nothing to bind for a layer without parameters.
     public func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {}
-    /// No caches to allocate.
-    public func reserve(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) throws {}
-    /// No caches.
-    public func workspaceBytes(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> Int { 0 }
+    /// No scratch.
+    public func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer] { [] }
+    /// No scratch to take.
+    public func bind(workspace: [BoundWorkspaceBuffer]) {}
     /// No connections counted (activations).
     public func connections(for input: FeatureShape) -> Int { 0 }
+}
+
+/// One scratch buffer a layer asks for (`Layer.workspace`): what it is,
+/// for errors and estimates, and how many Floats. A buffer of 32-bit
+/// integers (a pooling argmax) asks for Floats and rebinds them.
+public struct WorkspaceBuffer: Sendable, Equatable {
+    /// What it holds: `im2col scratch`, `argmax`.
+    public var name: String
+    /// Its size in Floats (4 bytes each).
+    public var count: Int
+
+    public init(_ name: String, count: Int) {
+        self.name = name
+        self.count = count
+    }
+}
+
+/// A workspace buffer as the network allocated it: the spec and where it is.
+public struct BoundWorkspaceBuffer {
+    /// What was asked for.
+    public var spec: WorkspaceBuffer
+    /// `spec.count` Floats, zeroed when allocated; the layer's until the next bind.
+    public var pointer: UnsafeMutablePointer<Float>
 }
 
 /// A layer's pass called before the layer was bound to its parameters and

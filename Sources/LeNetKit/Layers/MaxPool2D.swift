@@ -8,7 +8,7 @@ public final class MaxPool2D: Layer {
     /// The window's side and the step between windows.
     public let kernelSize: Int, stride: Int
     private var geometry: ConvGeometry?
-    private var argmax = IndexBuffer()  // (N, C, OH, OW): index into the input plane
+    private var argmax: UnsafeMutablePointer<Int32>?  // (N, C, OH, OW): index into the input plane
 
     /// - Parameters:
     ///   - name: the layer's name in summaries (pooling has no parameters).
@@ -85,15 +85,15 @@ public final class MaxPool2D: Layer {
     /// window's argmax again from the input.
     var isPairwise: Bool { kernelSize == 2 && stride == 2 }
 
-    public func workspaceBytes(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> Int {
-        guard let g = geometry, !isPairwise else { return 0 }
-        return 4 * n * g.channels * g.positions
+    /// The argmax of every window, as 32-bit indices in Float-sized slots
+    /// (none for 2×2 stride-2 windows).
+    public func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer] {
+        guard let g = geometry, !isPairwise else { return [] }
+        return [WorkspaceBuffer("argmax", count: n * g.channels * g.positions)]
     }
 
-    public func reserve(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) throws {
-        guard let g = geometry, !isPairwise else { return }
-        let needed = n * g.channels * g.positions
-        if argmax.count < needed { argmax = try IndexBuffer(count: needed, name: "\(name) argmax, \(n) samples") }
+    public func bind(workspace: [BoundWorkspaceBuffer]) {
+        argmax = workspace.first.map { UnsafeMutableRawPointer($0.pointer).bindMemory(to: Int32.self, capacity: $0.spec.count) }
     }
 
     public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
@@ -105,7 +105,7 @@ public final class MaxPool2D: Layer {
             }
             return
         }
-        let arg = argmax.pointer
+        guard let arg = argmax else { unready(name) }
         parallelFor(n * g.channels, minimum: 64) { planes in
             for plane in planes {
                 let xp = x + plane * H * W
@@ -148,7 +148,7 @@ public final class MaxPool2D: Layer {
             return
         }
         dx.update(repeating: 0, count: n * g.channels * HW)  // pooling windows may skip inputs
-        let arg = argmax.pointer
+        guard let arg = argmax else { unready(name) }
         parallelFor(n * g.channels, minimum: 64) { planes in
             for plane in planes {
                 let dxp = dx + plane * HW

@@ -114,6 +114,7 @@ public final class Subsampling: Layer {
             throw LeNetError("a \(kernelSize)×\(kernelSize) window does not fit input \(input)", subject: name)
         }
         let g = geometry(for: input)
+        geometry = g
         return FeatureShape(channels: channels, height: g.outH, width: g.outW)
     }
 
@@ -125,10 +126,6 @@ public final class Subsampling: Layer {
     public func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {
         weight = parameters[0]; bias = parameters[1]
         weightGrad = gradients[0]; biasGrad = gradients[1]
-    }
-
-    public func reserve(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) throws {
-        geometry = geometry(for: input)
     }
 
     /// LeNet-5's case, 2×2 windows over even sides, runs `subsample2x2`

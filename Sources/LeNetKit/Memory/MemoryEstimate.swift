@@ -88,8 +88,8 @@ extension Network {
         // whole batches on its own); a replica's, for the one it runs on.
         var shape = inputShape, scratch = 0
         for (layer, out) in zip(layers, shapes) {
-            scratch += layer.workspaceBytes(batch: largest, input: shape, workers: max(workers, 1), backward: backward)
-            scratch += (parts - 1) * layer.workspaceBytes(batch: largest, input: shape, workers: 1, backward: backward)
+            scratch += Self.bytes(layer.workspace(batch: largest, input: shape, workers: max(workers, 1), backward: backward))
+            scratch += (parts - 1) * Self.bytes(layer.workspace(batch: largest, input: shape, workers: 1, backward: backward))
             shape = out
         }
         // Each part's network has its own fused backward steps' buffers.
@@ -128,6 +128,12 @@ extension Network {
 }
 
 extension Network {
+    /// What a layer's workspace spec allocates: 4 bytes a Float, and the
+    /// one-value minimum of every buffer (`FloatBuffer`).
+    static func bytes(_ spec: [WorkspaceBuffer]) -> Int {
+        spec.reduce(0) { $0 &+ 4 &* max($1.count, 1) }
+    }
+
     /// `DataParallel.parts(batch:)` of a runner with `threads` threads.
     static func parts(batch n: Int, threads: Int) -> Int { max(1, min(threads, n)) }
 
