@@ -48,17 +48,20 @@ struct NetworkDescriptionTests: UsesTemporaryDirectories {
         let json = """
             {"name": "tiny", "input_shape": [1, 12, 12], "layers": [
               {"type": "Conv2d", "name": "conv1", "in_channels": 1, "out_channels": 8, "kernel_size": 3, "padding": 1},
+              {"type": "BatchNorm2d", "name": "bn1", "num_features": 8},
               {"type": "ReLU", "name": "relu1"},
               {"type": "MaxPool2d", "name": "pool1", "kernel_size": 2},
+              {"type": "Dropout", "name": "drop", "p": 0.25},
               {"type": "Flatten", "name": "flatten"},
               {"type": "Linear", "name": "fc", "in_features": 288, "out_features": 4},
               {"type": "Tanh", "name": "squash"}]}
             """
         let net = try Network(NetworkDescription(json: Data(json.utf8)), seed: 2)
-        #expect(net.shapes.map(\.description) == ["8×12×12", "8×12×12", "8×6×6", "288", "4", "4"])
-        #expect(net.layers.map(\.kind) == ["Conv2D 3×3 p1", "ReLU", "MaxPool2D 2×2", "Flatten", "Linear", "Tanh"])
-        #expect(net.parameters.entries.map(\.name) == ["conv1.weight", "conv1.bias", "fc.weight", "fc.bias"])
-        let pooled = try #require(net.networkDescription.layers[2] as? MaxPool2D.Configuration)
+        #expect(net.shapes.map(\.description) == ["8×12×12", "8×12×12", "8×12×12", "8×6×6", "8×6×6", "288", "4", "4"])
+        #expect(net.layers.map(\.kind) == ["Conv2D 3×3 p1", "BatchNorm2d", "ReLU", "MaxPool2D 2×2", "Dropout p=0.25", "Flatten", "Linear", "Tanh"])
+        #expect(net.parameters.entries.map(\.name) == ["conv1.weight", "conv1.bias", "bn1.weight", "bn1.bias", "fc.weight", "fc.bias"])
+        #expect(net.buffers.entries.map(\.name) == ["bn1.running_mean", "bn1.running_var"])
+        let pooled = try #require(net.networkDescription.layers[3] as? MaxPool2D.Configuration)
         #expect(pooled.stride == 2)
     }
 
@@ -79,6 +82,12 @@ struct NetworkDescriptionTests: UsesTemporaryDirectories {
          "layer 1 'fc': in_features: must be an integer, got 1.5"),
         (#"{"input_shape": [3, 32, 32], "layers": [{"type": "ScaledTanh", "name": "t", "amplitude": 1e300}]}"#,
          "layer 1 't': amplitude: must be a finite number, got 1e+300"),
+        (#"{"input_shape": [3, 32, 32], "layers": [{"type": "BatchNorm2d", "name": "bn", "num_features": 3, "eps": 0}]}"#,
+         "layer 1 'bn': eps: must be a number in (0.0, 1.0], got 0.0"),
+        (#"{"input_shape": [3, 32, 32], "layers": [{"type": "BatchNorm2d", "name": "bn", "num_features": 3, "affine": false}]}"#,
+         "layer 1 'bn': affine: unknown field for a BatchNorm2d (its fields: eps, momentum, name, num_features)"),
+        (#"{"input_shape": [3, 32, 32], "layers": [{"type": "ReLU", "name": "r"}, {"type": "Dropout", "name": "d", "p": 1.5}]}"#,
+         "layer 2 'd': p: must be a number in [0.0, 1.0], got 1.5"),
         (#"{"input_shape": [3, 32, 32], "layers": [{"type": "Linear", "name": "fc", "in_features": 1e30, "out_features": 2}]}"#,
          "layer 1 'fc': in_features: must be an integer, got 1e+30"),
         (#"{"input_shape": [3, 32.5, 32], "layers": []}"#, "input_shape: must hold integers, got 32.5"),

@@ -95,6 +95,8 @@ public struct LayerRegistry: Sendable {
         .registering(Flatten.Configuration.self, as: "Flatten")
         .registering(Linear.Configuration.self, as: "Linear")
         .registering(Subsampling.Configuration.self, as: "Subsampling")
+        .registering(BatchNorm2D.Configuration.self, as: "BatchNorm2d")
+        .registering(Dropout.Configuration.self, as: "Dropout")
 
     /// This registry with `type` read as `configuration` (replacing any
     /// type of that name).

@@ -1,0 +1,131 @@
+/// Dropout, PyTorch's `nn.Dropout(p)`: in training, each value is zeroed
+/// with probability p and the rest are scaled by 1/(1 − p), so the
+/// expected output is the input; in evaluation, the identity.
+///
+/// ```
+/// training:   y = x·mask,  mask = 0 with probability p, else 1/(1 − p)
+///             dx = dy·mask
+/// evaluation: y = x
+/// ```
+/// The masks come from the layer's own seeded generator (the layer's name
+/// hashed, and for a data-parallel replica its place among the replicas),
+/// so a run is the same for the same seed and thread count. The generator's
+/// place is not saved in checkpoints: a resumed run draws other masks than
+/// an uninterrupted one would.
+public final class Dropout: Layer {
+    public let name: String
+    /// The probability that a value is zeroed.
+    public let probability: Float
+    private var generator: SeededGenerator
+    private var count = 0  // values per sample
+    private var mask: UnsafeMutablePointer<Float>?  // (N, C, H, W): 0 or 1/(1 − p)
+    private var maskCount = 0
+    private var replicas: UInt64 = 0
+    private var lastForwardTrained = true
+
+    /// - Parameters:
+    ///   - name: the layer's name.
+    ///   - probability: p, in 0...1.
+    public convenience init(_ name: String, probability: Float = 0.5) {
+        self.init(name, probability: probability, stream: 0)
+    }
+
+    private init(_ name: String, probability: Float, stream: UInt64) {
+        self.name = name
+        self.probability = probability
+        // FNV-1a of the name: the same masks in every process.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        generator = SeededGenerator(seed: hash &+ stream &* 0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// PyTorch's `Dropout`: `p`, default 0.5.
+    public struct Configuration: LayerConfiguration, Equatable {
+        public var name: String
+        public var p: Float
+
+        public init(name: String, p: Float = 0.5) {
+            self.name = name
+            self.p = p
+        }
+
+        public enum CodingKeys: String, CodingKey, CaseIterable { case name, p }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(name: try c.decode(String.self, forKey: .name), p: try c.floatIfPresent(.p) ?? 0.5)
+        }
+
+        public var type: String { "Dropout" }
+
+        public func validate() throws { try check(Double(p), .p, in: 0...1) }
+
+        public func makeLayer() -> any Layer { Dropout(name, probability: p) }
+    }
+
+    public var configuration: any LayerConfiguration { Configuration(name: name, p: probability) }
+
+    public var kind: String { "Dropout p=\(probability)" }
+
+    public func replica() -> any Layer {
+        replicas += 1
+        return Dropout(name, probability: probability, stream: replicas)
+    }
+
+    public func outputShape(for input: FeatureShape) throws -> FeatureShape {
+        count = input.count
+        return input
+    }
+
+    /// The mask, kept for the backward pass (none for evaluation).
+    public func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer] {
+        backward ? [WorkspaceBuffer("mask", count: n * input.count)] : []
+    }
+
+    public func bind(workspace: [BoundWorkspaceBuffer]) {
+        mask = workspace.first?.pointer
+        maskCount = workspace.first?.spec.count ?? 0
+    }
+
+    /// The training-mode pass, as `Network.forward` runs it.
+    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
+        forward(y, x, batch: n, training: true)
+    }
+
+    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int, training: Bool) {
+        let total = n * count
+        lastForwardTrained = training
+        guard training, probability > 0 else {
+            y.update(from: x, count: total)
+            return
+        }
+        // Without the backward pass's buffers (an evaluation-only reserve),
+        // the mask is drawn as it is applied and not kept.
+        let keep = maskCount >= total ? mask : nil
+        let scale = probability < 1 ? 1 / (1 - probability) : 0
+        // p as a 24-bit threshold: a value is zeroed when its draw is below it.
+        let threshold = UInt32((Double(probability) * Double(1 << 24)).rounded())
+        for i in 0..<total {
+            let m: Float = UInt32(truncatingIfNeeded: generator.next() >> 40) < threshold ? 0 : scale
+            keep?[i] = m
+            y[i] = x[i] * m
+        }
+    }
+
+    public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
+                         _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
+        guard let dx else { return }
+        let total = n * count
+        guard lastForwardTrained, probability > 0 else {
+            dx.update(from: dy, count: total)
+            return
+        }
+        guard let m = mask, maskCount >= total else { unready(name, "backward") }
+        for i in 0..<total { dx[i] = dy[i] * m[i] }
+    }
+
+    /// Inference is the identity.
+    public func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+        graph.node("Identity", [input], output: name)
+    }
+}
