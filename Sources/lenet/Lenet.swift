@@ -124,7 +124,19 @@ struct NetworkOptions: ParsableArguments {
             guard model == nil else { throw LeNetError("give --model or --weights, not both", subject: "--weights") }
             return try Checkpoint.loadNetwork(path: weights).network
         }
-        return try Network(modelDescription(model ?? "cifar-lenet"))
+        let model = model ?? "cifar-lenet"
+        return try buildNetwork(modelDescription(model), seed: 0, model: model)
+    }
+}
+
+/// `Network(description, seed:)`, its errors naming the description file
+/// `--model` gave (a shape that does not chain is found only here).
+func buildNetwork(_ description: NetworkDescription, seed: UInt64, model: String?) throws -> Network {
+    do {
+        return try Network(description, seed: seed)
+    } catch let error as LeNetError {
+        guard let model, !NetworkDescription.builtInNames.contains(model) else { throw error }
+        throw LeNetError(error.description, subject: model)
     }
 }
 

@@ -140,7 +140,7 @@ struct Train: ParsableCommand {
         if let named, NetworkDescription.builtInNames.contains(named) {
             description = try modelDescription(named, classes: train.classNames.count)
         }
-        let network = try Network(description, seed: seed)
+        let network = try buildNetwork(description, seed: seed, model: model)
         // What the trainer and the evaluation after each epoch will
         // allocate, checked before they do (the images are loaded already).
         func needs(batch: Int, threads: Int) -> MemoryEstimate {
