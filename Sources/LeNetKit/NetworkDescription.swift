@@ -162,16 +162,18 @@ public struct NetworkDescription: Sendable {
 
 extension NetworkDescription {
     /// The names of the networks shipped in the library.
-    public static let builtInNames = ["cifar-lenet", "lenet5"]
+    public static let builtInNames = ["cifar-lenet", "cifar-lenet-bn", "lenet5"]
 
     /// A network shipped in the library, with `classes` outputs:
     /// - `cifar-lenet`: `Models.cifarLeNet`'s;
+    /// - `cifar-lenet-bn`: the same with a `BatchNorm2d` after each convolution;
     /// - `lenet5`: `Models.lenet5`'s.
     /// - Throws: `LeNetError` for an unknown name or `classes` outside 1...256.
     public static func builtIn(_ name: String, classes: Int = 10) throws -> NetworkDescription {
         try Models.checkClasses(classes)
         switch name {
-        case "cifar-lenet": return cifarLeNet(classes: classes)
+        case "cifar-lenet": return cifarLeNet(classes: classes, batchNorm: false)
+        case "cifar-lenet-bn": return cifarLeNet(classes: classes, batchNorm: true)
         case "lenet5": return lenet5(classes: classes)
         default:
             throw LeNetError("unknown model '\(name)'; built in: \(builtInNames.joined(separator: ", "))")
@@ -214,10 +216,11 @@ extension NetworkDescription {
         }
     }
 
-    private static func cifarLeNet(classes: Int) -> NetworkDescription {
+    private static func cifarLeNet(classes: Int, batchNorm: Bool) -> NetworkDescription {
         var layers: [any LayerConfiguration] = []
         for (i, (c, oc)) in [(3, 16), (16, 32)].enumerated() {
             layers.append(Conv2D.Configuration(name: "conv\(i + 1)", inChannels: c, outChannels: oc, kernelSize: 5))
+            if batchNorm { layers.append(BatchNorm2D.Configuration(name: "bn\(i + 1)", numFeatures: oc)) }
             layers.append(MaxPool2D.Configuration(name: "pool\(i + 1)", kernelSize: 2))
             layers.append(ReLU.Configuration(name: "relu\(i + 1)"))
         }
@@ -226,7 +229,7 @@ extension NetworkDescription {
             Linear.Configuration(name: "fc2", inFeatures: 120, outFeatures: 84), ReLU.Configuration(name: "relu4"),
             Linear.Configuration(name: "fc3", inFeatures: 84, outFeatures: classes),
         ]
-        return NetworkDescription(name: "cifar-lenet",
+        return NetworkDescription(name: batchNorm ? "cifar-lenet-bn" : "cifar-lenet",
                                   inputShape: FeatureShape(channels: 3, height: 32, width: 32), layers: layers)
     }
 

@@ -30,10 +30,25 @@ struct NetworkDescriptionTests: UsesTemporaryDirectories {
     @Test func testBuiltInParameterCounts() throws {
         #expect(try Models.cifarLeNet().trainableParameterCount == 121_182)
         #expect(try Models.lenet5().trainableParameterCount == 60_850)
+        let bn = try Models.cifarLeNetBN()
+        #expect(bn.trainableParameterCount == 121_182 + 2 * (16 + 32))
+        #expect(bn.buffers.entries.map(\.name) == ["bn1.running_mean", "bn1.running_var", "bn2.running_mean", "bn2.running_var"])
+        #expect(Array(bn.buffers.values) == [Float](repeating: 0, count: 16) + [Float](repeating: 1, count: 16)
+            + [Float](repeating: 0, count: 32) + [Float](repeating: 1, count: 32))
+        #expect(bn.parameters.values(of: "bn2.weight") == [Float](repeating: 1, count: 32))
+        #expect(bn.parameters.values(of: "bn2.bias") == [Float](repeating: 0, count: 32))
+        // The same as the CIFAR LeNet with the two layers put in by hand.
+        #expect(try NetworkDescription.builtIn("cifar-lenet-bn").json() == BatchNormTests.cifarLeNetWithBatchNorm().json())
+        // Constant initial values draw nothing: the other layers start where the plain network's do.
+        let plain = try Models.cifarLeNet()
+        #expect(bn.parameters.values(of: "conv2.weight") == plain.parameters.values(of: "conv2.weight"))
+        #expect(bn.parameters.values(of: "fc3.bias") == plain.parameters.values(of: "fc3.bias"))
     }
 
     /// The JSON uses PyTorch's names and LeNetKit's own for the rest.
     @Test func testJSONVocabulary() throws {
+        let bn = try NetworkDescription.builtIn("cifar-lenet-bn").json()
+        #expect(bn.contains(#""eps":1e-05"#) && bn.contains(#""momentum":0.1"#) && bn.contains(#""num_features":16"#), "\(bn)")
         let json = try NetworkDescription.builtIn("lenet5").json()
         for needle in [#""type":"Conv2d""#, #""in_channels":1"#, #""kernel_size":5"#, #""type":"PartialConv2d""#,
                        #""table":[[0,1,2],"#, #""type":"ScaledTanh""#, #""amplitude":1.7159"#, #""type":"Subsampling""#,
@@ -169,6 +184,8 @@ struct NetworkDescriptionTests: UsesTemporaryDirectories {
         wide.layers[0] = Conv2D.Configuration(name: "conv1", inChannels: 3, outChannels: 20, kernelSize: 5)
         wide.layers[3] = Conv2D.Configuration(name: "conv2", inChannels: 20, outChannels: 32, kernelSize: 5)
         #expect(inferenceKinds(try Network(wide)).prefix(3) == ["direct conv", "MaxPool2D 2×2", "ReLU"])
+        // A BatchNorm between the convolution and its pool breaks the pattern.
+        #expect(inferenceKinds(try Models.cifarLeNetBN()).prefix(5) == ["direct conv", "BatchNorm2d", "MaxPool2D 2×2", "ReLU", "direct conv"])
         #expect(inferenceKinds(try Models.lenet5()) == ["direct conv", "Tanh 1.7159·tanh(0.6666667x)", "Subsampling 2×2",
                                                          "Tanh 1.7159·tanh(0.6666667x)", "direct conv", "Tanh 1.7159·tanh(0.6666667x)",
                                                          "Subsampling 2×2", "Tanh 1.7159·tanh(0.6666667x)", "conv as linear",

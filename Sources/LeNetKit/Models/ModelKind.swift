@@ -2,6 +2,8 @@
 public enum ModelKind: String, CaseIterable, Sendable {
     /// The PyTorch tutorial's CIFAR-10 LeNet, widened: 3×32×32 in, 10 classes out.
     case cifarLeNet = "cifar-lenet"
+    /// The same with a BatchNorm2d after each convolution.
+    case cifarLeNetBN = "cifar-lenet-bn"
     /// LeNet-5 of LeCun et al. 1998: 1×32×32 in (MNIST padded by 2), 10 classes out.
     case lenet5
 

@@ -25,6 +25,16 @@ public enum Models {
         try Network(NetworkDescription.builtIn("cifar-lenet", classes: classes), seed: seed)
     }
 
+    /// The CIFAR LeNet with a `BatchNorm2d` after each convolution (before
+    /// its pool and ReLU): 96 more parameters and 96 running statistics.
+    /// - Parameters:
+    ///   - seed: fixes the initial parameters.
+    ///   - classes: fc3's outputs, 1 to 256.
+    /// - Throws: `LeNetError` when `classes` is out of range or memory fails.
+    public static func cifarLeNetBN(seed: UInt64 = 0, classes: Int = 10) throws -> Network {
+        try Network(NetworkDescription.builtIn("cifar-lenet-bn", classes: classes), seed: seed)
+    }
+
     /// The class counts the models take: 1 to 256, as labels are bytes.
     static func checkClasses(_ classes: Int) throws {
         guard (1...256).contains(classes) else {
