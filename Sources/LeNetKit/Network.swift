@@ -58,9 +58,10 @@ public final class Network {
     }
     /// The workers the layers' scratch was reserved for.
     private var reservedWorkers = 0
-    /// Each layer's scratch (`Layer.workspace`) as last allocated, and its spec.
-    private var workspaces: [[FloatBuffer]]
-    private var workspaceSpecs: [[WorkspaceBuffer]]
+    /// Each layer's and each fused step's scratch (`Layer.workspace`), as last allocated.
+    private var layerWorkspaces: [WorkspaceSlot]
+    private var inferenceWorkspaces: [WorkspaceSlot] = []
+    private var backwardWorkspaces: [WorkspaceSlot] = []
     /// The threads a pass splits its loops across: `threads`, at most
     /// what the scratch was reserved for.
     var passThreads: Int { min(threads, reservedWorkers) }
@@ -143,8 +144,7 @@ public final class Network {
         }
         try Self.checkMemory(floats: 2 &* offset &+ bufferOffset &+ 2 &* perSample, at: layers.last?.name ?? "the input")
         self.shapes = shapes
-        workspaces = Array(repeating: [], count: layers.count)
-        workspaceSpecs = Array(repeating: [], count: layers.count)
+        layerWorkspaces = Array(repeating: WorkspaceSlot(), count: layers.count)
         networkDescription = NetworkDescription(name: name ?? primary?.networkDescription.name, inputShape: inputShape,
                                                 layers: layers.map(\.configuration))
         // A replica's parameter gradients wait for its first backward reserve.
@@ -157,6 +157,8 @@ public final class Network {
         inferenceSteps = InferenceFusion.steps(network: self)
         backwardSteps = BackwardFusion.steps(network: self)
         layerBackwardSteps = BackwardFusion.steps(network: self, fusing: false)
+        inferenceWorkspaces = Array(repeating: WorkspaceSlot(), count: inferenceSteps.count)
+        backwardWorkspaces = Array(repeating: WorkspaceSlot(), count: backwardSteps.count)
     }
 
     /// Hands each layer its views into the parameter store (again after a
@@ -266,17 +268,19 @@ public final class Network {
         var shape = inputShape
         for (i, (layer, out)) in zip(layers, shapes).enumerated() {
             let spec = layer.workspace(batch: n, input: shape, workers: workers, backward: backward)
-            if spec != workspaceSpecs[i] {
-                workspaces[i] = try spec.map { try FloatBuffer(count: $0.count, name: "\(layer.name) \($0.name)") }
-                workspaceSpecs[i] = spec
-                layer.bind(workspace: zip(spec, workspaces[i]).map { BoundWorkspaceBuffer(spec: $0, pointer: $1.pointer) })
-            }
+            if let bound = try layerWorkspaces[i].fit(spec, owner: layer.name) { layer.bind(workspace: bound) }
             shape = out
         }
         if backward {
-            for step in backwardSteps { try step.reserve() }
+            for (k, step) in backwardSteps.enumerated() {
+                if let bound = try backwardWorkspaces[k].fit(step.workspace, owner: layers[step.layers.lowerBound].name) { step.bind(workspace: bound) }
+            }
         }
-        for step in inferenceSteps { try step.reserve(batch: n, workers: workers) }
+        for (k, step) in inferenceSteps.enumerated() {
+            if let bound = try inferenceWorkspaces[k].fit(step.workspace(batch: n, workers: workers), owner: layers[step.layers.lowerBound].name) {
+                step.bind(workspace: bound)
+            }
+        }
         capacity = n
         if backward { backwardCapacity = n }
         reservedWorkers = workers
@@ -440,5 +444,24 @@ public final class Network {
         _ = try input(batch: n).update(fromContentsOf: images)
         let logits = infer(batch: n)
         return Array(UnsafeBufferPointer(start: logits, count: n * outputShape.count))
+    }
+}
+
+/// The scratch the network allocated for one layer or fused step, and the
+/// spec it was made for.
+struct WorkspaceSlot {
+    private(set) var spec: [WorkspaceBuffer] = []
+    private var buffers: [FloatBuffer] = []
+
+    /// Allocates `spec` when it differs from what is held (all of it, or
+    /// nothing changes when an allocation fails).
+    /// - Returns: the buffers to bind, or nil when the spec is unchanged.
+    /// - Throws: `LeNetError` naming the owner and the buffer.
+    mutating func fit(_ spec: [WorkspaceBuffer], owner: String) throws -> [BoundWorkspaceBuffer]? {
+        guard spec != self.spec else { return nil }
+        let made = try spec.map { try FloatBuffer(count: $0.count, name: "\(owner) \($0.name)") }
+        buffers = made
+        self.spec = spec
+        return zip(spec, made).map { BoundWorkspaceBuffer(spec: $0, pointer: $1.pointer) }
     }
 }

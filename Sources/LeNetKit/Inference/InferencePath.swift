@@ -7,10 +7,12 @@ protocol InferenceStep: AnyObject {
     var layers: Range<Int> { get }
     /// What runs them, for timing tables: a fused kernel's name.
     var kind: String { get }
-    /// What `reserve(batch:workers:)` allocates.
-    func workspaceBytes(batch n: Int, workers: Int) -> Int
-    /// Allocates scratch for batches of up to `n` samples on up to `workers` threads.
-    func reserve(batch n: Int, workers: Int) throws
+    /// Its scratch for batches of up to `n` samples on up to `workers`
+    /// threads: one spec, which the network allocates and its memory
+    /// estimate adds up, as a layer's (`Layer.workspace`).
+    func workspace(batch n: Int, workers: Int) -> [WorkspaceBuffer]
+    /// The buffers of its last spec, allocated.
+    func bind(workspace: [BoundWorkspaceBuffer])
     /// Readies the step for a pass (packs weights), once per `infer`, before
     /// the chunks of the batch run through `forward`.
     func prepare()
@@ -31,8 +33,8 @@ final class LayerStep: InferenceStep {
 
     var kind: String { layer.kind }
 
-    func workspaceBytes(batch n: Int, workers: Int) -> Int { 0 }
-    func reserve(batch n: Int, workers: Int) throws {}
+    func workspace(batch n: Int, workers: Int) -> [WorkspaceBuffer] { [] }
+    func bind(workspace: [BoundWorkspaceBuffer]) {}
     func prepare() {}
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         layer.forward(y, x, batch: n, training: false)
@@ -48,8 +50,8 @@ final class ConvPoolReLUStep: InferenceStep {
     private let conv: (name: String, outChannels: Int)
     private let parameters: WeightAndBias
     private let geometry: ConvGeometry
-    private var packed = FloatBuffer()  // (C·KH·KW, OC)
-    private var rows: [FloatBuffer] = []  // per worker: (2, 2·PW, OC)
+    private var packed: UnsafeMutablePointer<Float>?  // (C·KH·KW, OC)
+    private var rows: [UnsafeMutablePointer<Float>] = []  // per worker: (2, 2·PW, OC)
 
     /// The convolution first in `match`, then its pool and ReLU.
     init(_ match: FusionMatch, _ conv: Conv2D.Configuration) {
@@ -69,38 +71,35 @@ final class ConvPoolReLUStep: InferenceStep {
         max(1, min(workers, max(n, geometry.outH / 2)))
     }
 
-    func workspaceBytes(batch n: Int, workers: Int) -> Int {
+    func workspace(batch n: Int, workers: Int) -> [WorkspaceBuffer] {
         let OC = conv.outChannels
-        return 4 * (geometry.patch * OC + self.workers(batch: n, workers: workers) * convPoolReLURowFloats(geometry, outChannels: OC))
+        return [WorkspaceBuffer("packed weights", count: geometry.patch * OC)]
+            + Array(repeating: WorkspaceBuffer("pooled rows", count: convPoolReLURowFloats(geometry, outChannels: OC)),
+                    count: self.workers(batch: n, workers: workers))
     }
 
-    func reserve(batch n: Int, workers: Int) throws {
-        let OC = conv.outChannels
-        if packed.count != geometry.patch * OC {
-            packed = try FloatBuffer(count: geometry.patch * OC, name: "\(conv.name) packed weights")
-        }
-        while rows.count < self.workers(batch: n, workers: workers) {
-            rows.append(try FloatBuffer(count: convPoolReLURowFloats(geometry, outChannels: OC), name: "\(conv.name) pooled rows"))
-        }
+    func bind(workspace: [BoundWorkspaceBuffer]) {
+        packed = workspace.first { $0.spec.name == "packed weights" }?.pointer
+        rows = workspace.filter { $0.spec.name == "pooled rows" }.map(\.pointer)
     }
 
     // Packed on every pass, so the step never runs stale weights after an
     // optimizer step, a load or a write through `parameters.values`: 1,200
     // floats for conv1, 12,800 for conv2.
     func prepare() {
-        guard packed.count == geometry.patch * conv.outChannels else { return }
-        packChannelsLast(packed.pointer, parameters.values.weight, outChannels: conv.outChannels, patch: geometry.patch)
+        guard let packed else { return }
+        packChannelsLast(packed, parameters.values.weight, outChannels: conv.outChannels, patch: geometry.patch)
     }
 
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
-        guard !rows.isEmpty else { unready(conv.name) }
+        guard let packed, !rows.isEmpty else { unready(conv.name) }
         let b = UnsafePointer(parameters.values.bias)
         let g = geometry, OC = conv.outChannels, CHW = g.channels * g.height * g.width, PH = g.outH / 2
         let out = OC * PH * (g.outW / 2)
-        let packed = UnsafePointer(packed.pointer), rows = rows
+        let weights = UnsafePointer(packed), rows = rows
         parallelForRows(samples: n, rowsPerSample: PH, workers: rows.count) { worker, s, pooledRows in
-            convPoolReLU(y + s &* out, x + s &* CHW, packed: packed, b, g, outChannels: OC,
-                         pooledRows: pooledRows, scratch: rows[worker].pointer)
+            convPoolReLU(y + s &* out, x + s &* CHW, packed: weights, b, g, outChannels: OC,
+                         pooledRows: pooledRows, scratch: rows[worker])
         }
     }
 }
@@ -139,8 +138,8 @@ final class ConvStep: InferenceStep {
     private let outChannels: Int
     // A connection table's missing (oc, c) blocks, zeroed before packing as the layer's forward zeroes them.
     private let maskedBlocks: [Int]
-    private var packed = FloatBuffer()  // (C·KH·KW, OCp)
-    private var rows: [FloatBuffer] = []  // per worker: (OW, OCp)
+    private var packed: UnsafeMutablePointer<Float>?  // (C·KH·KW, OCp)
+    private var rows: [UnsafeMutablePointer<Float>] = []  // per worker: (OW, OCp)
 
     init(_ match: FusionMatch, _ conv: Conv2D.Configuration) {
         name = conv.name
@@ -160,33 +159,31 @@ final class ConvStep: InferenceStep {
     private func workers(batch n: Int, workers: Int) -> Int { max(1, min(workers, max(n, geometry.outH))) }
     private var rowFloats: Int { geometry.outW * paddedChannels(outChannels) }
 
-    func workspaceBytes(batch n: Int, workers: Int) -> Int {
-        4 * (geometry.patch * paddedChannels(outChannels) + self.workers(batch: n, workers: workers) * rowFloats)
+    func workspace(batch n: Int, workers: Int) -> [WorkspaceBuffer] {
+        [WorkspaceBuffer("packed weights", count: geometry.patch * paddedChannels(outChannels))]
+            + Array(repeating: WorkspaceBuffer("output rows", count: rowFloats), count: self.workers(batch: n, workers: workers))
     }
 
-    func reserve(batch n: Int, workers: Int) throws {
-        let count = geometry.patch * paddedChannels(outChannels)
-        if packed.count != count { packed = try FloatBuffer(count: count, name: "\(name) packed weights") }
-        while rows.count < self.workers(batch: n, workers: workers) {
-            rows.append(try FloatBuffer(count: rowFloats, name: "\(name) output rows"))
-        }
+    func bind(workspace: [BoundWorkspaceBuffer]) {
+        packed = workspace.first { $0.spec.name == "packed weights" }?.pointer
+        rows = workspace.filter { $0.spec.name == "output rows" }.map(\.pointer)
     }
 
     func prepare() {
-        guard packed.count == geometry.patch * paddedChannels(outChannels) else { return }
+        guard let packed else { return }
         let w = parameters.values.weight
         Conv2D.zeroMaskedIfNeeded(w, blocks: maskedBlocks, kernel: geometry.kernelH * geometry.kernelW)
-        packChannelsLastPadded(packed.pointer, w, outChannels: outChannels, patch: geometry.patch)
+        packChannelsLastPadded(packed, w, outChannels: outChannels, patch: geometry.patch)
     }
 
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
-        guard !rows.isEmpty else { unready(name) }
+        guard let packed, !rows.isEmpty else { unready(name) }
         let b = UnsafePointer(parameters.values.bias)
         let g = geometry, OC = outChannels, CHW = g.channels * g.height * g.width, out = OC * g.positions
-        let packed = UnsafePointer(packed.pointer), rows = rows
+        let weights = UnsafePointer(packed), rows = rows
         parallelForRows(samples: n, rowsPerSample: g.outH, workers: rows.count) { worker, s, outputRows in
-            conv5x5ChannelsLast(y + s &* out, x + s &* CHW, packed: packed, b, g, outChannels: OC,
-                                outputRows: outputRows, scratch: rows[worker].pointer)
+            conv5x5ChannelsLast(y + s &* out, x + s &* CHW, packed: weights, b, g, outChannels: OC,
+                                outputRows: outputRows, scratch: rows[worker])
         }
     }
 }
@@ -225,8 +222,8 @@ final class LinearReLUStep: InferenceStep {
         kind = relu ? "conv as linear+ReLU" : "conv as linear"
     }
 
-    func workspaceBytes(batch n: Int, workers: Int) -> Int { 0 }
-    func reserve(batch n: Int, workers: Int) throws {}
+    func workspace(batch n: Int, workers: Int) -> [WorkspaceBuffer] { [] }
+    func bind(workspace: [BoundWorkspaceBuffer]) {}
     func prepare() {}
 
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {

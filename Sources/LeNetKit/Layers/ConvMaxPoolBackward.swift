@@ -10,10 +10,12 @@
 protocol BackwardStep: AnyObject {
     /// The layers this step runs, as indices into the network's layer list.
     var layers: Range<Int> { get }
-    /// What `reserve()` allocates (the same for any batch size).
-    var workspaceBytes: Int { get }
-    /// Allocates the step's own buffers; the layers reserve their own.
-    func reserve() throws
+    /// Its own scratch (the same for any batch size; the layers have
+    /// theirs): one spec, which the network allocates and its memory
+    /// estimate adds up, as a layer's.
+    var workspace: [WorkspaceBuffer] { get }
+    /// The buffers of its spec, allocated.
+    func bind(workspace: [BoundWorkspaceBuffer])
     /// dx (N, input of the first layer), or nil when no one reads it, from
     /// dy (N, output of the last layer); `activations[i]` is the input of
     /// layer i in the last forward pass.
@@ -30,8 +32,8 @@ final class LayerBackward: BackwardStep {
         layers = i..<i + 1
     }
 
-    var workspaceBytes: Int { 0 }
-    func reserve() throws {}
+    var workspace: [WorkspaceBuffer] { [] }
+    func bind(workspace: [BoundWorkspaceBuffer]) {}
     func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>, activations: [BatchBuffer], batch n: Int) {
         let i = layers.lowerBound
         layer.backward(dx, dy, activations[i].pointer, activations[i + 1].pointer, batch: n)
@@ -61,8 +63,8 @@ final class ConvMaxPoolBackward: BackwardStep {
     private let parameters: WeightAndBias
     private let geometry: ConvGeometry
     // Rows padded to ld = K rounded up to 8.
-    private var floats = FloatBuffer()  // rows (P, ld), drows (P, ld), W (OC, ld), dW (OC, ld), weights (L)
-    private var indices = IndexBuffer()  // routes (OC, PP), row indices (L), used (P)
+    private var floats: UnsafeMutablePointer<Float>?  // rows (P, ld), drows (P, ld), W (OC, ld), dW (OC, ld), weights (L)
+    private var indices: UnsafeMutablePointer<Int32>?  // routes (OC, PP), row indices (L), used (P)
 
     /// The convolution first in `match`, the pool after it (`BackwardFusion.fits`).
     init(_ match: FusionMatch, _ conv: Conv2D.Configuration) {
@@ -78,12 +80,16 @@ final class ConvMaxPoolBackward: BackwardStep {
         return (ld, pooled, list, 2 * P * ld + 2 * OC * ld + list, OC * pooled + list + P)
     }
 
-    var workspaceBytes: Int { 4 * (layout.floats + layout.indices) }
+    /// The rows as Floats, the routes as 32-bit indices in Float-sized slots.
+    var workspace: [WorkspaceBuffer] {
+        [WorkspaceBuffer("pooled-backward rows", count: layout.floats), WorkspaceBuffer("pooled-backward routes", count: layout.indices)]
+    }
 
-    func reserve() throws {
-        let p = layout
-        if floats.count != p.floats { floats = try FloatBuffer(count: p.floats, name: "\(conv.name) pooled-backward rows") }
-        if indices.count != p.indices { indices = try IndexBuffer(count: p.indices, name: "\(conv.name) pooled-backward routes") }
+    func bind(workspace: [BoundWorkspaceBuffer]) {
+        floats = workspace.first { $0.spec.name == "pooled-backward rows" }?.pointer
+        indices = workspace.first { $0.spec.name == "pooled-backward routes" }.map {
+            UnsafeMutableRawPointer($0.pointer).bindMemory(to: Int32.self, capacity: $0.spec.count)
+        }
     }
 
     /// - Parameters:
@@ -93,19 +99,18 @@ final class ConvMaxPoolBackward: BackwardStep {
     ///     `activations[i + 1]` its output y (N, OC, OH, OW).
     func backward(_ dx: UnsafeMutablePointer<Float>?, _ dyPooled: UnsafePointer<Float>, activations: [BatchBuffer], batch n: Int) {
         let p = layout
-        guard let (weightGrad, biasGrad) = parameters.gradients,
-              floats.count == p.floats, indices.count == p.indices else { unready(conv.name, "backward") }
+        guard let (weightGrad, biasGrad) = parameters.gradients, let floats, let indices else { unready(conv.name, "backward") }
         let weight = UnsafePointer(parameters.values.weight)
         let g = geometry, x = UnsafePointer(activations[layers.lowerBound].pointer)
         let y = UnsafePointer(activations[layers.lowerBound + 1].pointer)
         let P = g.positions, K = g.patch, OC = conv.outChannels, CHW = g.channels * g.height * g.width
         let OW = g.outW, PH = g.outH / 2, PW = g.outW / 2, PP = p.pooled, ld = p.ld
-        let rows = floats.pointer  // (P, ld): the input patches
+        let rows = floats  // (P, ld): the input patches
         let drows = rows + P * ld  // (P, ld): the input gradient's patches
         let paddedW = drows + P * ld  // (OC, ld)
         let dW = paddedW + OC * ld  // (OC, ld)
         let listWeights = dW + OC * ld  // (L)
-        let routes = indices.pointer  // (OC, PP)
+        let routes = indices  // (OC, PP)
         let listRows = routes + OC * PP  // (L)
         let used = listRows + p.list  // (P)
 

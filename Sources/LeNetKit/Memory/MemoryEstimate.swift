@@ -94,11 +94,11 @@ extension Network {
         }
         // Each part's network has its own fused backward steps' buffers.
         if backward {
-            scratch += parts * backwardSteps.reduce(0) { $0 + $1.workspaceBytes }
+            scratch += parts * backwardSteps.reduce(0) { $0 + Self.bytes($1.workspace) }
         }
         estimate.add("layer scratch", bytes: scratch)
         let inference = inferenceSteps.reduce(0) {
-            $0 + $1.workspaceBytes(batch: largest, workers: max(workers, 1)) + (parts - 1) * $1.workspaceBytes(batch: largest, workers: 1)
+            $0 + Self.bytes($1.workspace(batch: largest, workers: max(workers, 1))) + (parts - 1) * Self.bytes($1.workspace(batch: largest, workers: 1))
         }
         estimate.add("inference scratch", bytes: inference)
         return estimate
