@@ -1,6 +1,7 @@
 // swift-tools-version:6.1
-// libFuzzer targets for LeNetKit's file readers. Not part of the main
-// package: build and run them with Scripts/fuzz, which passes
+// libFuzzer targets for LeNetKit's file readers and its network
+// descriptions. Not part of the main package: build and run them with
+// Scripts/fuzz, which passes
 // `--sanitize fuzzer --sanitize address` so that LeNetKit itself is
 // instrumented for coverage and checked for memory errors.
 import PackageDescription
@@ -11,7 +12,7 @@ let package = Package(
         .package(name: "LeNetKit", path: ".."),
     ],
     targets: [
-        // MARK: One executable per reader; libFuzzer supplies main()
+        // MARK: One executable per reader (and one for descriptions); libFuzzer supplies main()
         .executableTarget(name: "FuzzSafetensors", dependencies: [.product(name: "LeNetKit", package: "LeNetKit")],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .executableTarget(name: "FuzzIDX", dependencies: [.product(name: "LeNetKit", package: "LeNetKit")],
@@ -23,6 +24,8 @@ let package = Package(
         .executableTarget(name: "FuzzJPEG", dependencies: [.product(name: "LeNetKit", package: "LeNetKit")],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .executableTarget(name: "FuzzPNG", dependencies: [.product(name: "LeNetKit", package: "LeNetKit")],
+                          swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        .executableTarget(name: "FuzzNetworkDescription", dependencies: [.product(name: "LeNetKit", package: "LeNetKit")],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
     ]
 )
