@@ -239,4 +239,61 @@ struct BatchNormTests: GradientCheckHarness, UsesTemporaryDirectories {
             #expect(text.contains(needle), "\(needle)")
         }
     }
+
+    /// The inference path folds each BatchNorm into the convolution before
+    /// it (cifar-lenet-bn's conv+BN+pool+ReLU is one fused step): the step
+    /// against the four layers run one by one in evaluation mode, with
+    /// running statistics and γ, β far from their initial values (some γ
+    /// negative, so the fold must come before the pool).
+    ///
+    /// Bound, per pooled output: the convolution's sum of K + 1 terms rounds
+    /// within (K + 1)·u·Σ|terms| on either path and is then scaled by |s|;
+    /// the affine map and the fold's own products add a few roundings of
+    /// |s·z| + |t|: ε·((K + 1)·|s|·A + 4·(|s|·A + |t|)), A the pooled sum
+    /// of |w|·|x| + |b|.
+    @Test(.enabled(if: CPUFeatures.avx2FMA, "the fused kernel needs AVX2 and FMA"))
+    func testBatchNormFoldsIntoTheFusedConvolution() throws {
+        let net = try Network(.builtIn("cifar-lenet-bn"), seed: 3)
+        for (k, name) in ["bn1", "bn2"].enumerated() {
+            let C = k == 0 ? 16 : 32
+            try net.parameters.setValues(FixedValues.values(C, salt: 80 + k, bound: 1.5), of: "\(name).weight")
+            try net.parameters.setValues(FixedValues.values(C, salt: 82 + k, bound: 0.5), of: "\(name).bias")
+            try net.buffers.setValues(FixedValues.values(C, salt: 84 + k, bound: 0.3), of: "\(name).running_mean")
+            try net.buffers.setValues(FixedValues.values(C, salt: 86 + k, bound: 0.5).map { $0 + 0.6 }, of: "\(name).running_var")
+        }
+        let n = 3
+        _ = try net.input(batch: n).update(fromContentsOf: FixedValues.values(n * net.inputShape.count, salt: 88, bound: 1))
+        net.forward(batch: n, training: false)
+        for step in net.inferenceSteps.prefix(2) {
+            #expect(step.kind == "fused conv+BN+pool+ReLU")
+            let i = step.layers.lowerBound, o = step.layers.upperBound
+            let input = Array(UnsafeBufferPointer(start: net.activations[i].pointer, count: n * net.activations[i].perSample))
+            let expected = Array(UnsafeBufferPointer(start: net.activations[o].pointer, count: n * net.activations[o].perSample))
+            var y = [Float](repeating: .nan, count: expected.count)
+            step.prepare()
+            step.forward(&y, input, batch: n)
+            guard let conv = net.layers[i] as? Conv2D, let (w, b) = conv.values, let bn = net.layers[i + 1] as? BatchNorm2D else {
+                Issue.record("layers \(step.layers)")
+                return
+            }
+            let OC = conv.outChannels, g = conv.geometry(for: i == 0 ? net.inputShape : net.shapes[i - 1])
+            let gamma = net.parameters.values(of: bn.name + ".weight") ?? [], beta = net.parameters.values(of: bn.name + ".bias") ?? []
+            let mean = net.buffers.values(of: bn.name + ".running_mean") ?? [], variance = net.buffers.values(of: bn.name + ".running_var") ?? []
+            let s = (0..<OC).map { gamma[$0] / (variance[$0] + bn.epsilon).squareRoot() }
+            let t = (0..<OC).map { beta[$0] - mean[$0] * s[$0] }
+            let W = Array(UnsafeBufferPointer(start: w, count: OC * g.patch)).map(abs), B = Array(UnsafeBufferPointer(start: b, count: OC)).map(abs)
+            let CHW = g.channels * g.height * g.width, out = expected.count / n, plane = out / OC
+            var bounds: [Float] = []
+            for sample in 0..<n {
+                var a = [Float](repeating: 0, count: out)
+                convPoolReLUNaive(&a, input[sample * CHW..<(sample + 1) * CHW].map(abs), W, B, g, outChannels: OC)
+                bounds += a.indices.map { j in
+                    let oc = j / plane, e = ErrorBound.epsilon
+                    return e * (Float(g.patch + 1) * abs(s[oc]) * a[j] + 4 * (abs(s[oc]) * a[j] + abs(t[oc])))
+                }
+            }
+            assertWithin(y, expected, "\(conv.name)+\(bn.name)", bounds: bounds, "ε·((K + 1)·|s|·A + 4·(|s|·A + |t|))")
+        }
+        #expect(Array(UnsafeBufferPointer(start: net.activations[4].pointer, count: 3 * 16 * 14 * 14)).contains { $0 > 0 })
+    }
 }

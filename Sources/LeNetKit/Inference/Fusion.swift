@@ -26,6 +26,9 @@ struct LayerPattern: Sendable {
     /// A ReLU.
     static let relu = LayerPattern { config, _ in config is ReLU.Configuration }
 
+    /// A batch normalization (folded into the convolution before it, in evaluation mode).
+    static let batchNorm = LayerPattern { config, _ in config is BatchNorm2D.Configuration }
+
     /// A 2×2, stride-2 max pool.
     static let maxPool2x2 = LayerPattern { config, _ in
         guard let p = config as? MaxPool2D.Configuration else { return false }
@@ -44,6 +47,8 @@ struct FusionMatch {
     let inputs: [FeatureShape]
     /// The store the fused step reads its weights (and adds its gradients) from.
     let parameters: ParameterStore
+    /// The store of running statistics.
+    let buffers: ParameterStore
 
     /// The layers it covers, as indices into the network's layer list.
     var layers: Range<Int> { start..<start + configurations.count }
@@ -76,24 +81,25 @@ struct FusionRule<Step>: Sendable {
     }
 
     /// The match at layer `i`, if the pattern fits there.
-    func match(at i: Int, in description: NetworkDescription, shapes: [FeatureShape], parameters: ParameterStore) -> FusionMatch? {
+    func match(at i: Int, in description: NetworkDescription, shapes: [FeatureShape], parameters: ParameterStore,
+               buffers: ParameterStore) -> FusionMatch? {
         guard available(), i + pattern.count <= description.layers.count else { return nil }
         let inputs = (i..<i + pattern.count).map { $0 == 0 ? description.inputShape : shapes[$0 - 1] }
         let configurations = Array(description.layers[i..<i + pattern.count])
         for (k, element) in pattern.enumerated() where !element.matches(configurations[k], inputs[k]) { return nil }
-        return FusionMatch(start: i, configurations: configurations, inputs: inputs, parameters: parameters)
+        return FusionMatch(start: i, configurations: configurations, inputs: inputs, parameters: parameters, buffers: buffers)
     }
 }
 
 /// Walks the layers once: at each, the first rule that matches makes a
 /// step of the layers it covers; otherwise `single` makes one of the layer.
 func fuse<Step>(_ rules: [FusionRule<Step>], description: NetworkDescription, shapes: [FeatureShape],
-                parameters: ParameterStore, single: (Int) -> Step) -> [Step] {
+                parameters: ParameterStore, buffers: ParameterStore, single: (Int) -> Step) -> [Step] {
     var steps: [Step] = []
     var i = 0
     while i < description.layers.count {
         if let (step, count) = rules.lazy.compactMap({ rule in
-            rule.match(at: i, in: description, shapes: shapes, parameters: parameters).flatMap { m in
+            rule.match(at: i, in: description, shapes: shapes, parameters: parameters, buffers: buffers).flatMap { m in
                 rule.makeStep(m).map { ($0, m.configurations.count) }
             }
         }).first {

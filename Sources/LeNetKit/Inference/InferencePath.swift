@@ -45,23 +45,39 @@ final class LayerStep: InferenceStep {
 /// one pass per sample (Kernels/ConvPoolReLU.swift): the convolution's
 /// output map never leaves L1, and no pooling argmax or separate ReLU pass
 /// is made. The three layers' own forwards are the reference.
+///
+/// A BatchNorm2d between the convolution and the pool is folded into it:
+/// in evaluation mode it is the affine map y = s·z + t per channel (s =
+/// γ/√(running var + ε), t = β − running mean·s), so the convolution with
+/// weights s·w and bias s·b + t gives its output, to rounding, whatever
+/// the sign of s (the pool comes after both).
 final class ConvPoolReLUStep: InferenceStep {
     let layers: Range<Int>
     private let conv: (name: String, outChannels: Int)
     private let parameters: WeightAndBias
     private let geometry: ConvGeometry
+    /// The folded BatchNorm's γ and β, its running mean and variance, and ε.
+    private let batchNorm: (affine: WeightAndBias, mean: ParameterStore.Entry, variance: ParameterStore.Entry,
+                            buffers: ParameterStore, epsilon: Float)?
     private var packed: UnsafeMutablePointer<Float>?  // (C·KH·KW, OC)
+    private var foldedBias: UnsafeMutablePointer<Float>?  // (OC), with a BatchNorm
     private var rows: [UnsafeMutablePointer<Float>] = []  // per worker: (2, 2·PW, OC)
 
-    /// The convolution first in `match`, then its pool and ReLU.
+    /// The convolution first in `match`, then its pool and ReLU (a BatchNorm2d before them when the match has one).
     init(_ match: FusionMatch, _ conv: Conv2D.Configuration) {
         self.conv = (conv.name, conv.outChannels)
         parameters = WeightAndBias(conv.name, in: match.parameters)
         geometry = conv.geometry(for: match.inputs[0])
         layers = match.layers
+        if let bn = match.configurations.dropFirst().first as? BatchNorm2D.Configuration,
+           let mean = match.buffers["\(bn.name).running_mean"], let variance = match.buffers["\(bn.name).running_var"] {
+            batchNorm = (WeightAndBias(bn.name, in: match.parameters), mean, variance, match.buffers, bn.eps)
+        } else {
+            batchNorm = nil
+        }
     }
 
-    var kind: String { "fused conv+pool+ReLU" }
+    var kind: String { batchNorm == nil ? "fused conv+pool+ReLU" : "fused conv+BN+pool+ReLU" }
 
     // Row scratch for each worker that can have work: one per sample, or,
     // for a batch smaller than a sample's pooled rows, one per row (a
@@ -74,12 +90,14 @@ final class ConvPoolReLUStep: InferenceStep {
     func workspace(batch n: Int, workers: Int) -> [WorkspaceBuffer] {
         let OC = conv.outChannels
         return [WorkspaceBuffer("packed weights", count: geometry.patch * OC)]
+            + (batchNorm == nil ? [] : [WorkspaceBuffer("folded bias", count: OC)])
             + Array(repeating: WorkspaceBuffer("pooled rows", count: convPoolReLURowFloats(geometry, outChannels: OC)),
                     count: self.workers(batch: n, workers: workers))
     }
 
     func bind(workspace: [BoundWorkspaceBuffer]) {
         packed = workspace.first { $0.spec.name == "packed weights" }?.pointer
+        foldedBias = workspace.first { $0.spec.name == "folded bias" }?.pointer
         rows = workspace.filter { $0.spec.name == "pooled rows" }.map(\.pointer)
     }
 
@@ -88,12 +106,22 @@ final class ConvPoolReLUStep: InferenceStep {
     // floats for conv1, 12,800 for conv2.
     func prepare() {
         guard let packed else { return }
-        packChannelsLast(packed, parameters.values.weight, outChannels: conv.outChannels, patch: geometry.patch)
+        let OC = conv.outChannels, K = geometry.patch
+        packChannelsLast(packed, parameters.values.weight, outChannels: OC, patch: K)
+        guard let bn = batchNorm, let foldedBias else { return }
+        // packed (K, OC): column oc times s[oc]; the bias s·b + t.
+        let (gamma, beta) = bn.affine.values, b = parameters.values.bias
+        let mean = bn.buffers.valuePointer(bn.mean), variance = bn.buffers.valuePointer(bn.variance)
+        for oc in 0..<OC {
+            let s = gamma[oc] / (variance[oc] + bn.epsilon).squareRoot()
+            foldedBias[oc] = (b[oc] - mean[oc]) * s + beta[oc]
+            for k in 0..<K { packed[k &* OC &+ oc] *= s }
+        }
     }
 
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         guard let packed, !rows.isEmpty else { unready(conv.name) }
-        let b = UnsafePointer(parameters.values.bias)
+        let b = UnsafePointer(foldedBias ?? parameters.values.bias)
         let g = geometry, OC = conv.outChannels, CHW = g.channels * g.height * g.width, PH = g.outH / 2
         let out = OC * PH * (g.outW / 2)
         let weights = UnsafePointer(packed), rows = rows
@@ -271,6 +299,12 @@ enum InferenceFusion {
         return [
             FusionRule("conv + max pool + ReLU", [pooled, .maxPool2x2, .relu]) { m in m.convolution.map { ConvPoolReLUStep(m, $0) } },
             FusionRule("conv + ReLU + max pool", [pooled, .relu, .maxPool2x2]) { m in m.convolution.map { ConvPoolReLUStep(m, $0) } },
+            FusionRule("conv + BatchNorm + max pool + ReLU", [pooled, .batchNorm, .maxPool2x2, .relu]) { m in
+                m.convolution.map { ConvPoolReLUStep(m, $0) }
+            },
+            FusionRule("conv + BatchNorm + ReLU + max pool", [pooled, .batchNorm, .relu, .maxPool2x2]) { m in
+                m.convolution.map { ConvPoolReLUStep(m, $0) }
+            },
             FusionRule("linear + ReLU", [.linear, .relu], available: avx2) { m in m.linear.map { LinearReLUStep(m, $0) } },
             FusionRule("linear", [.linear], available: avx2) { m in m.linear.map { LinearReLUStep(m, $0) } },
             FusionRule("whole-input conv + ReLU", [wholeInput, .relu], available: avx2) { m in m.convolution.map { LinearReLUStep(wholeInput: m, $0) } },
@@ -280,7 +314,8 @@ enum InferenceFusion {
     }()
 
     static func steps(network: Network) -> [any InferenceStep] {
-        fuse(rules, description: network.networkDescription, shapes: network.shapes, parameters: network.parameters) { i in
+        fuse(rules, description: network.networkDescription, shapes: network.shapes, parameters: network.parameters,
+             buffers: network.buffers) { i in
             LayerStep(network.layers[i], at: i)
         }
     }

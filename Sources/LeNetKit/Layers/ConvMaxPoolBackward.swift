@@ -183,7 +183,7 @@ enum BackwardFusion {
 
     static func steps(network: Network, fusing: Bool = true) -> [any BackwardStep] {
         fuse(fusing ? rules : [], description: network.networkDescription, shapes: network.shapes,
-             parameters: network.parameters) { i in LayerBackward(network.layers[i], at: i) }
+             parameters: network.parameters, buffers: network.buffers) { i in LayerBackward(network.layers[i], at: i) }
     }
 
     /// Whether `ConvMaxPoolBackward` takes a convolution of this geometry.
