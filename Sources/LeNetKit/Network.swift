@@ -147,6 +147,11 @@ public final class Network {
         layerWorkspaces = Array(repeating: WorkspaceSlot(), count: layers.count)
         networkDescription = NetworkDescription(name: name ?? primary?.networkDescription.name, inputShape: inputShape,
                                                 layers: layers.map(\.configuration))
+        if primary == nil {
+            // Every checkpoint carries the description: it must be valid and encode.
+            try networkDescription.validate()
+            _ = try networkDescription.encodedJSON()
+        }
         // A replica's parameter gradients wait for its first backward reserve.
         parameters = try ParameterStore(entries: entries, sharingValuesWith: primary?.parameters, gradients: primary == nil)
         buffers = try ParameterStore(entries: bufferEntries, sharingValuesWith: primary?.buffers, gradients: false)
@@ -182,9 +187,14 @@ public final class Network {
     /// small enough that no count built from them overflows.
     static let maximumFloats = 1 << 38
 
-    /// C·H·W without overflow, at most `maximumFloats`.
+    /// C·H·W without overflow, at most 2³¹ − 1: the kernels index a sample,
+    /// and sgemm its dimensions, with 32-bit integers.
     private static func checkedCount(_ shape: FeatureShape, _ what: String) throws -> Int {
-        try checkedProduct([shape.channels, shape.height, shape.width], what, output: true)
+        let count = try checkedProduct([shape.channels, shape.height, shape.width], what, output: true)
+        guard count <= Int(Int32.max) else {
+            throw LeNetError("its output, \(shape), holds \(count) values a sample, more than the 2^31 − 1 the kernels index", subject: what)
+        }
+        return count
     }
 
     /// The product of `dims`, every one ≥ 1, without overflow, at most `maximumFloats`.
@@ -237,6 +247,17 @@ public final class Network {
 
     /// The shape of one output sample (the logits).
     public var outputShape: FeatureShape { shapes.last ?? inputShape }
+
+    /// Throws unless the network's outputs can be the logits of 1 to 256
+    /// classes (labels are bytes): what training, evaluation and
+    /// classification need, and what their confusion matrices are sized by.
+    public func checkClassifies() throws {
+        let K = outputShape.count
+        guard (1...256).contains(K) else {
+            throw LeNetError("gives \(K) outputs a sample; a classifier's last layer gives 1 to 256 (one per class)",
+                             subject: layers.last?.name ?? "network")
+        }
+    }
 
     /// Allocates activations and caches for batches of up to `n` samples.
     /// Training calls it once per batch size; a step allocates nothing.
@@ -424,9 +445,9 @@ public final class Network {
     /// gradients, activations and caches, and runs its passes on one
     /// thread: one part of a `DataParallel` region. Its parameter gradients
     /// wait for its first backward reserve.
-    func makeReplica() throws -> Network {
+    func makeReplica(part: Int) throws -> Network {
         // The layers are this network's, so their shapes already fit.
-        let copy = try Network(inputShape: inputShape, layers: layers.map { $0.replica() },
+        let copy = try Network(inputShape: inputShape, layers: layers.map { $0.replica(part: part) },
                                sharingValuesWith: self, threads: 1)
         copy.fusesPooling = fusesPooling
         return copy

@@ -39,13 +39,17 @@ public struct NetworkDescription: Sendable {
     public func validate() throws {
         for (field, value) in [("channels", inputShape.channels), ("height", inputShape.height), ("width", inputShape.width)] {
             guard (1...maximumLayerSize).contains(value) else {
-                throw LeNetError("input_shape: \(field) must be at least 1, got \(value)")
+                throw LeNetError("input_shape: \(field) must be " + (value < 1 ? "at least 1" : "at most \(maximumLayerSize)") + ", got \(value)")
             }
         }
         guard !layers.isEmpty else { throw LeNetError("layers: a network needs at least one layer") }
         for (i, layer) in layers.enumerated() {
             do {
                 guard !layer.name.isEmpty else { throw LayerFieldError("name", "must not be empty") }
+                // A name goes into error lines, tensor names and reports: printable, one line.
+                guard !layer.name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                    throw LayerFieldError("name", "must not hold control characters (a newline, a tab)")
+                }
                 try layer.validate()
             } catch let error as LayerFieldError {
                 throw LeNetError(DescriptionError(layer: i, name: layer.name, field: error.field, problem: error.problem).message)
@@ -103,12 +107,26 @@ public struct NetworkDescription: Sendable {
 
     /// The description as JSON: every field written, keys sorted (so the same
     /// network always gives the same bytes); `pretty` for people to read.
+    ///
+    /// A network's description always encodes: `Network` refuses one that
+    /// does not (`encodedJSON`), and every field of LeNetKit's layers is
+    /// checked finite by `validate()`.
     public func json(pretty: Bool = false) -> String {
+        (try? encodedJSON(pretty: pretty)) ?? "{}"
+    }
+
+    /// `json(pretty:)`, or the encoder's error (a custom configuration that
+    /// does not encode, a non-finite number).
+    func encodedJSON(pretty: Bool = false) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
-        // Every field is a number, a string or an array of them: encoding cannot fail.
-        guard let data = try? encoder.encode(Coded(self)), let text = String(data: data, encoding: .utf8) else { return "{}" }
-        return text
+        let data: Data
+        do {
+            data = try encoder.encode(Coded(self))
+        } catch {
+            throw LeNetError("cannot be written as JSON: \(error)", subject: name ?? "network description")
+        }
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// The JSON form: `name`, `input_shape` [C, H, W], `layers`.
@@ -126,10 +144,12 @@ public struct NetworkDescription: Sendable {
         private enum CodingKeys: String, CodingKey, CaseIterable { case name, input_shape, layers }
 
         init(from decoder: any Decoder) throws {
-            let top = try decoder.container(keyedBy: AnyKey.self)
+            guard let top = try? decoder.container(keyedBy: AnyKey.self) else {
+                throw DescriptionError(problem: "must be an object, {\"input_shape\": […], \"layers\": […]}")
+            }
             let known = Set(CodingKeys.allCases.map(\.rawValue))
             for key in top.allKeys.map(\.stringValue).sorted() where !known.contains(key) {
-                throw DescriptionError(field: key, problem: "unknown field (a description has name, input_shape and layers)")
+                throw DescriptionError(field: key.isEmpty ? "\"\"" : key, problem: "unknown field (a description has name, input_shape and layers)")
             }
             let container = try decoder.container(keyedBy: CodingKeys.self)
             name = try container.decodeIfPresent(String.self, forKey: .name)

@@ -37,7 +37,7 @@ struct Eval: ParsableCommand {
             try checkWritable(logits, flag: "--logits")
             try checkNotDirectory(logits, flag: "--logits")
         }
-        let loaded = try Checkpoint.loadNetwork(path: weights, description: model.map { try modelDescription($0) })
+        let loaded = try Checkpoint.loadNetwork(path: weights, description: model.map { try modelDescription($0, forCheckpoint: weights) })
         let (directory, kind) = try DataLocation.resolve(directory: dataOptions.data, kind: dataOptions.dataset)
         let test = try dataOptions.load(kind, from: directory, split: .test, shape: loaded.network.inputShape, threads: threads)
         let network = loaded.network, keepsLogits = logits != nil
@@ -63,7 +63,7 @@ struct Eval: ParsableCommand {
             let map = try FeatureMap(network: loaded.network, dataset: test, normalization: loaded.normalization,
                                      highlighting: Array(result.misclassified.prefix(TrainingReport.highlightedCount)),
                                      batchSize: batchSize)
-            try TrainingReport(weights: weights, model: (loaded.network.networkDescription.name ?? "custom network"), metadata: loaded.metadata, test: test,
+            try TrainingReport(weights: weights, model: displayName(loaded.network), metadata: loaded.metadata, test: test,
                                evaluation: result, featureMap: map).write(directory: report)
             printError("wrote \(report)/index.html")
         }
@@ -77,7 +77,7 @@ struct Eval: ParsableCommand {
                 "class_names": result.classNames,
                 "confusion": result.confusion,
                 "images_per_second": result.imagesPerSecond,
-                "model": (loaded.network.networkDescription.name ?? "custom network"),
+                "model": displayName(loaded.network),
                 "dataset": kind.rawValue,
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
@@ -85,7 +85,7 @@ struct Eval: ParsableCommand {
             return
         }
         print(String(format: "%@ on %@ test (%@ images): accuracy %.2f%%  loss %.4f  %.0f images/s",
-                     (loaded.network.networkDescription.name ?? "custom network"), kind.displayName, grouped(result.count), result.accuracy * 100,
+                     displayName(loaded.network), kind.displayName, grouped(result.count), result.accuracy * 100,
                      result.loss, result.imagesPerSecond))
         print("\nper-class accuracy:")
         let width = result.classNames.map(\.count).max() ?? 5

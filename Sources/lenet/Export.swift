@@ -22,11 +22,11 @@ struct Export: ParsableCommand {
 
     func run() throws {
         try checkWritable(output, flag: "--output")
-        let loaded = try Checkpoint.loadNetwork(path: weights, description: model.map { try modelDescription($0) })
+        let loaded = try Checkpoint.loadNetwork(path: weights, description: model.map { try modelDescription($0, forCheckpoint: weights) })
         let names = Checkpoint.classNames(metadata: loaded.metadata, classes: loaded.network.outputShape.count)
         try ONNXExport.write(loaded.network, metadata: ONNXExport.Metadata(
-            model: (loaded.network.networkDescription.name ?? "custom network"), normalization: loaded.normalization, classNames: names), to: output)
+            model: displayName(loaded.network), normalization: loaded.normalization, classNames: names), to: output)
         let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
-        print("wrote \(output): \((loaded.network.networkDescription.name ?? "custom network")), opset \(ONNXExport.opset), \(size) bytes")
+        print("wrote \(output): \(displayName(loaded.network)), opset \(ONNXExport.opset), \(size) bytes")
     }
 }

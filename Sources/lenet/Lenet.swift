@@ -129,6 +129,19 @@ struct NetworkOptions: ParsableArguments {
     }
 }
 
+/// `--model NAME|FILE` for the checkpoint `weights`: a built-in network with
+/// the checkpoint's class count, or a JSON description file.
+func modelDescription(_ model: String, forCheckpoint weights: String) throws -> NetworkDescription {
+    do {
+        return try Checkpoint.networkDescription(path: weights, named: model)
+    } catch let error as LeNetError where error.subject == nil {
+        throw LeNetError(error.message, subject: "--model")
+    }
+}
+
+/// What a network is called in the tool's lines: its description's name.
+func displayName(_ network: Network) -> String { network.networkDescription.name ?? "a custom network" }
+
 /// `Network(description, seed:)`, its errors naming the description file
 /// `--model` gave (a shape that does not chain is found only here).
 func buildNetwork(_ description: NetworkDescription, seed: UInt64, model: String?) throws -> Network {
@@ -162,7 +175,7 @@ struct Summary: ParsableCommand {
     func run() throws {
         let network = try networkOptions.network()
         if json { return print(network.networkDescription.json(pretty: true)) }
-        print("\(network.networkDescription.name ?? "network"): input \(network.inputShape), \(network.outputShape.count) classes")
+        print("\(displayName(network)): input \(network.inputShape), \(network.outputShape.count) classes")
         print(network.summaryTable())
     }
 }

@@ -34,7 +34,7 @@ struct Predict: ParsableCommand {
         guard !images.isEmpty else { throw LeNetError("give at least one image file", subject: "predict") }
         guard top > 0 else { throw LeNetError("must be > 0, got \(top)", subject: "--top") }
         let threads = try checkThreads(threads)
-        let classifier = try Classifier(weights: weights, description: model.map { try modelDescription($0) })
+        let classifier = try Classifier(weights: weights, description: model.map { try modelDescription($0, forCheckpoint: weights) })
         classifier.network.threads = threads
         // Read every file first, so a bad one stops the command before any output.
         let pixels = try images.map { try PixelImage.read(path: $0) }

@@ -33,7 +33,7 @@ struct Time: ParsableCommand {
         try MemoryPlan(remaining: needs, culprit: "--batch-size \(batchSize)").check()
         if inference { return try timeInference(network) }
         let (rows, step) = try network.timeLayers(batch: batchSize, iterations: iterations)
-        print("\(network.networkDescription.name ?? "network"), batch \(batchSize), \(blasDescription), \(network.threads) thread(s), median of \(iterations) passes (ms)")
+        print("\(displayName(network)), batch \(batchSize), \(blasDescription), \(network.threads) thread(s), median of \(iterations) passes (ms)")
         let width = max(5, rows.map(\.name.count).max() ?? 5)
         print("layer".padding(toLength: width, withPad: " ", startingAt: 0) + "  kind            forward  backward")
         for (i, r) in rows.enumerated() {
@@ -49,7 +49,7 @@ struct Time: ParsableCommand {
 
     private func timeInference(_ network: Network) throws {
         let (rows, pass) = try network.timeInference(batch: batchSize, iterations: iterations)
-        print("\(network.networkDescription.name ?? "network"), batch \(batchSize), forward only, \(blasDescription), \(network.threads) thread(s), median of \(iterations) passes (ms)")
+        print("\(displayName(network)), batch \(batchSize), forward only, \(blasDescription), \(network.threads) thread(s), median of \(iterations) passes (ms)")
         let width = max(4, rows.map(\.name.count).max() ?? 4)
         print("step".padding(toLength: width, withPad: " ", startingAt: 0) + "  kind                   forward")
         for r in rows {

@@ -296,4 +296,58 @@ struct BatchNormTests: GradientCheckHarness, UsesTemporaryDirectories {
         }
         #expect(Array(UnsafeBufferPointer(start: net.activations[4].pointer, count: 3 * 16 * 14 * 14)).contains { $0 > 0 })
     }
+
+    /// The report's feature map runs evaluation mode: BatchNorm's running
+    /// statistics are the same after it, and so are Dropout's next masks.
+    @Test func testFeatureMapLeavesTheRunningStatistics() throws {
+        var d = try Self.cifarLeNetWithBatchNorm()
+        d.layers.insert(Dropout.Configuration(name: "drop", p: 0.5), at: d.layers.count - 1)
+        let net = try Network(d, seed: 1)
+        _ = net.buffers.values.update(from: FixedValues.values(net.buffers.count, salt: 90, bound: 0.5).map { $0 + 0.6 })
+        let before = Array(net.buffers.values)
+        let test = try TrainingTests.squares(count: 40, seed: 5)
+        _ = try FeatureMap(network: net, dataset: test, normalization: .half)
+        #expect(Array(net.buffers.values) == before)
+    }
+
+    /// BatchNorm over 1×1 maps needs two samples in every training pass:
+    /// a batch and thread count that would give a part one is refused,
+    /// naming the layer.
+    @Test func testBatchNormOverOneValueNeedsTwoSamples() throws {
+        let d = NetworkDescription(inputShape: FeatureShape(features: 4), layers: [
+            Linear.Configuration(name: "fc", inFeatures: 4, outFeatures: 6), BatchNorm2D.Configuration(name: "bn", numFeatures: 6),
+            Linear.Configuration(name: "out", inFeatures: 6, outFeatures: 2),
+        ])
+        let data = try ImageDataset(name: "tiny", channels: 4, height: 1, width: 1, images: FixedValues.labels(4 * 9, salt: 3, classes: 200).map(UInt8.init),
+                                    labels: FixedValues.labels(9, salt: 4, classes: 2).map(UInt8.init), classNames: ["a", "b"])
+        var options = TrainingOptions()
+        options.batchSize = 4
+        options.threads = 1
+        // 9 images in batches of 4: the last batch has one.
+        assertError("bn", "needs 2 samples here, and a step would give it 1") { try Trainer(network: Network(d), dataset: data, options: options) }
+        options.threads = 5
+        options.batchSize = 9  // parts of 1 and 2
+        assertError("bn", "needs 2 samples") { try Trainer(network: Network(d), dataset: data, options: options) }
+        options.threads = 2
+        _ = try Trainer(network: Network(d), dataset: data, options: options)  // parts of 4 and 5
+    }
+
+    /// Dropout's masks follow the network's seed (and only its own stream:
+    /// the weights are the same with or without it).
+    @Test func testDropoutMasksFollowTheSeed() throws {
+        let d = NetworkDescription(inputShape: FeatureShape(features: 64), layers: [
+            Linear.Configuration(name: "fc", inFeatures: 64, outFeatures: 64), Dropout.Configuration(name: "drop", p: 0.5),
+        ])
+        func mask(_ seed: UInt64) throws -> [Bool] {
+            let net = try Network(d, seed: seed)
+            _ = try net.input(batch: 2).update(fromContentsOf: [Float](repeating: 1, count: 128))
+            let y = net.forward(batch: 2)
+            return (0..<128).map { y[$0] == 0 }
+        }
+        #expect(try mask(1) == mask(1))
+        #expect(try mask(1) != mask(2))
+        let plain = try Network(NetworkDescription(inputShape: d.inputShape, layers: [d.layers[0]]), seed: 1)
+        let withDropout = try Network(d, seed: 1)  // kept alive while its values are read
+        #expect(Array(withDropout.parameters.values) == Array(plain.parameters.values))
+    }
 }

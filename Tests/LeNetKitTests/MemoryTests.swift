@@ -11,16 +11,23 @@ final class MemoryTests: UsesTemporaryDirectories {
 
     /// What `Trainer.init` allocates, counted buffer by buffer, is exactly
     /// the estimate's items for it: the estimate is made from the sizes the
-    /// buffers are made with (a layer's `workspaceBytes` and its `reserve`
-    /// share one function), so any buffer it forgets fails this.
+    /// buffers are made with (each layer's and fused step's one workspace
+    /// spec), so any buffer it forgets fails this. BatchNorm (its running
+    /// statistics and batch statistics) and Dropout (its mask) included.
     @Test func testTrainerAllocatesExactlyItsEstimate() throws {
         let data = try TrainingTests.squares(count: 120, seed: 4)
-        for (model, threads, batch, optimizer) in [
-            (ModelKind.cifarLeNet, 1, 36, TrainingOptions.OptimizerKind.adam), (.cifarLeNet, 3, 36, .adam),
-            (.cifarLeNet, 8, 100, .sgd), (.lenet5, 2, 50, .adamw), (.lenet5, 5, 7, .sgd),
+        var dropout = try NetworkDescription.builtIn("lenet5")
+        dropout.layers.insert(Dropout.Configuration(name: "f6.dropout", p: 0.2), at: dropout.layers.count - 3)
+        for (description, threads, batch, optimizer) in [
+            (try NetworkDescription.builtIn("cifar-lenet"), 1, 36, TrainingOptions.OptimizerKind.adam),
+            (try .builtIn("cifar-lenet"), 3, 36, .adam), (try .builtIn("cifar-lenet"), 8, 100, .sgd),
+            (try .builtIn("lenet5"), 2, 50, .adamw), (try .builtIn("lenet5"), 5, 7, .sgd),
+            (try .builtIn("cifar-lenet-bn"), 2, 36, .adam), (try .builtIn("cifar-lenet-bn"), 3, 40, .sgd),
+            (dropout, 2, 36, .adam),
         ] {
-            let images = model == .lenet5 ? try TrainingTests.squares(count: 120, channels: 1, seed: 4) : data
-            let network = try model.make()
+            let model = description.name ?? "network"
+            let images = description.inputShape.channels == 1 ? try TrainingTests.squares(count: 120, channels: 1, seed: 4) : data
+            let network = try Network(description)
             var options = TrainingOptions()
             options.batchSize = batch
             options.optimizer = optimizer
@@ -32,7 +39,8 @@ final class MemoryTests: UsesTemporaryDirectories {
             }
             // Made before (the network's own parameters) or after (the
             // first step's loss buffers; the shuffle is a Swift array).
-            let allocatedByInit = estimate.bytes - estimate["parameters"] - estimate["loss buffers"] - estimate["shuffle order"]
+            let allocatedByInit = estimate.bytes - estimate["parameters"] - estimate["buffers"] - estimate["loss buffers"]
+                - estimate["shuffle order"]
             #expect(probe.bytes == allocatedByInit, "\(model) \(threads) threads, batch \(batch): \(estimate)")
             #expect(estimate["activations"] > 0)
             #expect(estimate["layer scratch"] > 0)

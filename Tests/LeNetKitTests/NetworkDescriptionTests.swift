@@ -377,4 +377,44 @@ struct NetworkDescriptionTests: UsesTemporaryDirectories {
         }
         #expect(Array(builtIn.parameters.values) == Array(copy.parameters.values))
     }
+
+    // MARK: - What a description cannot do to the process
+
+    /// Sizes that pass each field's range but not the whole: a connection
+    /// table over 2^24 × 4096 maps (its weight 2^36 values; refused by the
+    /// memory check, before any table work), a sample of more than 2^31
+    /// values (the kernels index it with 32-bit integers), and more than 256
+    /// outputs for training, evaluation and classification.
+    @Test func testSizesBeyondTheKernelsAreRefused() throws {
+        let rows = Array(repeating: "[0]", count: 4096).joined(separator: ",")
+        let table = #"{"input_shape": [16777216, 1, 1], "layers": [{"type": "PartialConv2d", "name": "c", "in_channels": 16777216, "out_channels": 4096, "kernel_size": 1, "table": ["# + rows + "]}]}"
+        assertError("c.weight", "available") { try Network(NetworkDescription(json: Data(table.utf8))) }
+        let wide = #"{"input_shape": [1, 46341, 46341], "layers": [{"type": "MaxPool2d", "name": "pool", "kernel_size": 3}]}"#
+        assertError("the input", "more than the 2^31 − 1") { try Network(NetworkDescription(json: Data(wide.utf8))) }
+        let many = NetworkDescription(inputShape: FeatureShape(features: 4), layers: [Linear.Configuration(name: "fc", inFeatures: 4, outFeatures: 300)])
+        let net = try Network(many)
+        let data = try ImageDataset(name: "tiny", channels: 4, height: 1, width: 1, images: [UInt8](repeating: 1, count: 8),
+                                    labels: [0, 1], classNames: ["a", "b"])
+        assertError("fc", "gives 300 outputs") { try Trainer(network: net, dataset: data, options: TrainingOptions()) }
+        assertError("fc", "gives 300 outputs") { try net.evaluate(on: data, normalization: .half) }
+        assertError("fc", "gives 300 outputs") { try Classifier(network: net, normalization: .half, classNames: (0..<300).map(String.init)) }
+    }
+
+    /// Names go into error lines and tensor names: no control characters.
+    @Test func testNamesArePrintable() throws {
+        let json = #"{"input_shape": [3, 4, 4], "layers": [{"type": "ReLU", "name": "re\nlu"}]}"#
+        assertError("layer 1", "name: must not hold control characters") { try NetworkDescription(json: Data(json.utf8)) }
+        assertError("layer 1: must be an object") { try NetworkDescription(json: Data(#"{"input_shape": [3, 4, 4], "layers": [9]}"#.utf8)) }
+        assertError("must be an object") { try NetworkDescription(json: Data("5".utf8)) }
+    }
+
+    /// `--model NAME` for a checkpoint: a built-in network with the file's class count.
+    @Test func testBuiltInForACheckpointTakesItsClassCount() throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("three.safetensors").path
+        try Checkpoint.saveWeights(try Models.cifarLeNet(classes: 3), to: path, metadata: [:])
+        let d = try Checkpoint.networkDescription(path: path, named: "cifar-lenet")
+        #expect((d.layers.last as? Linear.Configuration)?.outFeatures == 3)
+        #expect(try Checkpoint.loadNetwork(path: path, description: d).network.outputShape.count == 3)
+    }
 }

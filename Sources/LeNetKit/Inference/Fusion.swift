@@ -129,10 +129,11 @@ struct WeightAndBias {
     let bias: ParameterStore.Entry
     let store: ParameterStore
 
-    init(_ layer: String, in store: ParameterStore) {
-        // The rules match layers whose specs declare both (Conv2D, Linear).
-        weight = store["\(layer).weight"] ?? ParameterStore.Entry(name: "", shape: [], offset: 0, count: 0, initBound: 0)
-        bias = store["\(layer).bias"] ?? ParameterStore.Entry(name: "", shape: [], offset: 0, count: 0, initBound: 0)
+    /// nil when the store has no such tensors: the rule then declines.
+    init?(_ layer: String, in store: ParameterStore) {
+        guard let weight = store["\(layer).weight"], let bias = store["\(layer).bias"] else { return nil }
+        self.weight = weight
+        self.bias = bias
         self.store = store
     }
 

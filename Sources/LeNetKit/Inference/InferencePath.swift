@@ -64,14 +64,16 @@ final class ConvPoolReLUStep: InferenceStep {
     private var rows: [UnsafeMutablePointer<Float>] = []  // per worker: (2, 2·PW, OC)
 
     /// The convolution first in `match`, then its pool and ReLU (a BatchNorm2d before them when the match has one).
-    init(_ match: FusionMatch, _ conv: Conv2D.Configuration) {
+    init?(_ match: FusionMatch, _ conv: Conv2D.Configuration) {
+        guard let parameters = WeightAndBias(conv.name, in: match.parameters) else { return nil }
         self.conv = (conv.name, conv.outChannels)
-        parameters = WeightAndBias(conv.name, in: match.parameters)
+        self.parameters = parameters
         geometry = conv.geometry(for: match.inputs[0])
         layers = match.layers
-        if let bn = match.configurations.dropFirst().first as? BatchNorm2D.Configuration,
-           let mean = match.buffers["\(bn.name).running_mean"], let variance = match.buffers["\(bn.name).running_var"] {
-            batchNorm = (WeightAndBias(bn.name, in: match.parameters), mean, variance, match.buffers, bn.eps)
+        if let bn = match.configurations.dropFirst().first as? BatchNorm2D.Configuration {
+            guard let affine = WeightAndBias(bn.name, in: match.parameters), let mean = match.buffers["\(bn.name).running_mean"],
+                  let variance = match.buffers["\(bn.name).running_var"] else { return nil }
+            batchNorm = (affine, mean, variance, match.buffers, bn.eps)
         } else {
             batchNorm = nil
         }
@@ -156,8 +158,8 @@ private func parallelForRows(samples n: Int, rowsPerSample R: Int, workers: Int,
 /// A 5×5 convolution on its own (LeNet-5's C1 and C3, whose tanh follows),
 /// with the vector across output channels (Kernels/ConvPoolReLU.swift):
 /// measured faster than C1's row-vector kernel and C3's im2col + sgemm
-/// (docs/PERFORMANCE.md). A `PartialConv2D` runs as its dense weights, the
-/// missing connections 0. The layer's own forward is the reference.
+/// (docs/PERFORMANCE.md). A convolution with a connection table runs as its
+/// dense weights, the missing connections 0. The layer's own forward is the reference.
 final class ConvStep: InferenceStep {
     let layers: Range<Int>
     private let name: String
@@ -169,9 +171,10 @@ final class ConvStep: InferenceStep {
     private var packed: UnsafeMutablePointer<Float>?  // (C·KH·KW, OCp)
     private var rows: [UnsafeMutablePointer<Float>] = []  // per worker: (OW, OCp)
 
-    init(_ match: FusionMatch, _ conv: Conv2D.Configuration) {
+    init?(_ match: FusionMatch, _ conv: Conv2D.Configuration) {
+        guard let parameters = WeightAndBias(conv.name, in: match.parameters) else { return nil }
         name = conv.name
-        parameters = WeightAndBias(conv.name, in: match.parameters)
+        self.parameters = parameters
         geometry = conv.geometry(for: match.inputs[0])
         outChannels = conv.outChannels
         maskedBlocks = conv.table.map {
@@ -230,8 +233,9 @@ final class LinearReLUStep: InferenceStep {
     private let relu: Bool
 
     /// The linear layer first in `match`, and the ReLU after it when the match has one.
-    init(_ match: FusionMatch, _ linear: Linear.Configuration) {
-        parameters = WeightAndBias(linear.name, in: match.parameters)
+    init?(_ match: FusionMatch, _ linear: Linear.Configuration) {
+        guard let parameters = WeightAndBias(linear.name, in: match.parameters) else { return nil }
+        self.parameters = parameters
         inputs = linear.inFeatures
         outputs = linear.outFeatures
         relu = match.configurations.count == 2
@@ -241,8 +245,9 @@ final class LinearReLUStep: InferenceStep {
 
     /// A convolution with a 1×1 output: its window covers the input, its
     /// weight (OC, C, KH, KW) already the (OUT, IN) matrix.
-    init(wholeInput match: FusionMatch, _ conv: Conv2D.Configuration) {
-        parameters = WeightAndBias(conv.name, in: match.parameters)
+    init?(wholeInput match: FusionMatch, _ conv: Conv2D.Configuration) {
+        guard let parameters = WeightAndBias(conv.name, in: match.parameters) else { return nil }
+        self.parameters = parameters
         inputs = match.inputs[0].count
         outputs = conv.outChannels
         relu = match.configurations.count == 2
@@ -297,19 +302,19 @@ enum InferenceFusion {
         let wholeInput = LayerPattern.conv { c, g in c.table == nil && g.stride == 1 && g.padding == 0 && g.outH == 1 && g.outW == 1 }
         let avx2: @Sendable () -> Bool = { linearReLUFits }
         return [
-            FusionRule("conv + max pool + ReLU", [pooled, .maxPool2x2, .relu]) { m in m.convolution.map { ConvPoolReLUStep(m, $0) } },
-            FusionRule("conv + ReLU + max pool", [pooled, .relu, .maxPool2x2]) { m in m.convolution.map { ConvPoolReLUStep(m, $0) } },
+            FusionRule("conv + max pool + ReLU", [pooled, .maxPool2x2, .relu]) { m in m.convolution.flatMap { ConvPoolReLUStep(m, $0) } },
+            FusionRule("conv + ReLU + max pool", [pooled, .relu, .maxPool2x2]) { m in m.convolution.flatMap { ConvPoolReLUStep(m, $0) } },
             FusionRule("conv + BatchNorm + max pool + ReLU", [pooled, .batchNorm, .maxPool2x2, .relu]) { m in
-                m.convolution.map { ConvPoolReLUStep(m, $0) }
+                m.convolution.flatMap { ConvPoolReLUStep(m, $0) }
             },
             FusionRule("conv + BatchNorm + ReLU + max pool", [pooled, .batchNorm, .relu, .maxPool2x2]) { m in
-                m.convolution.map { ConvPoolReLUStep(m, $0) }
+                m.convolution.flatMap { ConvPoolReLUStep(m, $0) }
             },
-            FusionRule("linear + ReLU", [.linear, .relu], available: avx2) { m in m.linear.map { LinearReLUStep(m, $0) } },
-            FusionRule("linear", [.linear], available: avx2) { m in m.linear.map { LinearReLUStep(m, $0) } },
-            FusionRule("whole-input conv + ReLU", [wholeInput, .relu], available: avx2) { m in m.convolution.map { LinearReLUStep(wholeInput: m, $0) } },
-            FusionRule("whole-input conv", [wholeInput], available: avx2) { m in m.convolution.map { LinearReLUStep(wholeInput: m, $0) } },
-            FusionRule("5×5 conv", [.conv { _, g in conv5x5ChannelsLastFits(g) }]) { m in m.convolution.map { ConvStep(m, $0) } },
+            FusionRule("linear + ReLU", [.linear, .relu], available: avx2) { m in m.linear.flatMap { LinearReLUStep(m, $0) } },
+            FusionRule("linear", [.linear], available: avx2) { m in m.linear.flatMap { LinearReLUStep(m, $0) } },
+            FusionRule("whole-input conv + ReLU", [wholeInput, .relu], available: avx2) { m in m.convolution.flatMap { LinearReLUStep(wholeInput: m, $0) } },
+            FusionRule("whole-input conv", [wholeInput], available: avx2) { m in m.convolution.flatMap { LinearReLUStep(wholeInput: m, $0) } },
+            FusionRule("5×5 conv", [.conv { _, g in conv5x5ChannelsLastFits(g) }]) { m in m.convolution.flatMap { ConvStep(m, $0) } },
         ]
     }()
 

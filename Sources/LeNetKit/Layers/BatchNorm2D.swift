@@ -127,6 +127,10 @@ public final class BatchNorm2D: Layer {
         return input
     }
 
+    /// Over 1×1 maps (after a Linear or a Flatten) a training pass needs two
+    /// samples: one value per channel has no variance (PyTorch refuses it too).
+    public func minimumTrainingSamples(input: FeatureShape) -> Int { input.height * input.width == 1 ? 2 : 1 }
+
     /// Four per value: a subtraction, a multiply and an add, and the
     /// statistics' share.
     public func connections(for input: FeatureShape) -> Int { 4 * input.count }

@@ -121,7 +121,9 @@ public final class Conv2D: Layer {
     }
 
     // Offsets of the masked (oc, c) blocks of KH·KW weights: (oc·C + c)·KH·KW.
-    private let maskedBlocks: [Int]
+    // Made when the layer is bound, after the network has checked that the
+    // weight (OC·C·KH·KW values) fits in memory: OC·C entries at most.
+    private var maskedBlocks: [Int] = []
 
     /// - Parameters:
     ///   - name: the parameter-name prefix, e.g. `conv1`.
@@ -141,7 +143,6 @@ public final class Conv2D: Layer {
         self.stride = stride
         self.padding = padding
         self.table = table
-        maskedBlocks = table.map { Self.maskedBlocks($0, inChannels: inChannels, outChannels: outChannels, kernel: kernelSize * kernelSize) } ?? []
     }
 
     /// The offsets of the (oc, c) blocks of `kernel` weights that `table`
@@ -230,6 +231,10 @@ public final class Conv2D: Layer {
             throw LeNetError("a \(kernelH)×\(kernelW) kernel (stride \(stride), padding \(padding)) does not fit input \(input)", subject: name)
         }
         let g = geometry(for: input)
+        // sgemm takes 32-bit sizes: the patch is its inner dimension.
+        guard g.patch <= Int(Int32.max) else {
+            throw LeNetError("a patch of \(g.channels)·\(kernelH)·\(kernelW) values is more than sgemm's 2^31 − 1", subject: name)
+        }
         geometry = g
         return FeatureShape(channels: outChannels, height: g.outH, width: g.outW)
     }
@@ -251,6 +256,9 @@ public final class Conv2D: Layer {
     public func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {
         weight = parameters[0]; bias = parameters[1]
         weightGrad = gradients[0]; biasGrad = gradients[1]
+        if let table, maskedBlocks.isEmpty {
+            maskedBlocks = Self.maskedBlocks(table, inChannels: inChannels, outChannels: outChannels, kernel: kernelH * kernelW)
+        }
     }
 
     /// The bound weight and bias gradients, for the backward pass through a

@@ -67,9 +67,10 @@ final class ConvMaxPoolBackward: BackwardStep {
     private var indices: UnsafeMutablePointer<Int32>?  // routes (OC, PP), row indices (L), used (P)
 
     /// The convolution first in `match`, the pool after it (`BackwardFusion.fits`).
-    init(_ match: FusionMatch, _ conv: Conv2D.Configuration) {
+    init?(_ match: FusionMatch, _ conv: Conv2D.Configuration) {
+        guard let parameters = WeightAndBias(conv.name, in: match.parameters) else { return nil }
         self.conv = (conv.name, conv.outChannels)
-        parameters = WeightAndBias(conv.name, in: match.parameters)
+        self.parameters = parameters
         geometry = conv.geometry(for: match.inputs[0])
         layers = match.layers
     }
@@ -177,7 +178,7 @@ final class ConvMaxPoolBackward: BackwardStep {
 enum BackwardFusion {
     static let rules: [FusionRule<any BackwardStep>] = [
         FusionRule("conv + max pool (backward)", [.conv { c, g in c.table == nil && fits(g) }, .maxPool2x2]) { m in
-            m.convolution.map { ConvMaxPoolBackward(m, $0) }
+            m.convolution.flatMap { ConvMaxPoolBackward(m, $0) }
         },
     ]
 

@@ -7,36 +7,56 @@
 ///             dx = dy·mask
 /// evaluation: y = x
 /// ```
-/// The masks come from the layer's own seeded generator (the layer's name
-/// hashed, and for a data-parallel replica its place among the replicas),
-/// so a run is the same for the same seed and thread count. The generator's
-/// place is not saved in checkpoints: a resumed run draws other masks than
-/// an uninterrupted one would.
+/// The masks come from the layer's own generator, seeded from the network's
+/// seed (`Network(_:seed:)`, without taking a draw from the stream the
+/// weights come from), the layer's name and, in a data-parallel step, the
+/// part: a run is the same for the same seed and thread count. Give each
+/// Dropout its own name: two of one name draw the same masks. The
+/// generator's place is not saved in checkpoints, so a resumed run draws
+/// other masks than an uninterrupted one would.
 public final class Dropout: Layer {
     public let name: String
     /// The probability that a value is zeroed.
     public let probability: Float
     private var generator: SeededGenerator
+    /// The seed of part 0's stream, from the network's seed and the name.
+    private var seed: UInt64
+    private let part: Int
     private var count = 0  // values per sample
     private var mask: UnsafeMutablePointer<Float>?  // (N, C, H, W): 0 or 1/(1 − p)
     private var maskCount = 0
-    private var replicas: UInt64 = 0
     private var lastForwardTrained = true
+    /// Whether the last training-mode forward kept its mask for backward.
+    private var maskKept = false
 
     /// - Parameters:
     ///   - name: the layer's name.
     ///   - probability: p, in 0...1.
     public convenience init(_ name: String, probability: Float = 0.5) {
-        self.init(name, probability: probability, stream: 0)
+        self.init(name, probability: probability, seed: Self.hash(name), part: 0)
     }
 
-    private init(_ name: String, probability: Float, stream: UInt64) {
+    private init(_ name: String, probability: Float, seed: UInt64, part: Int) {
         self.name = name
         self.probability = probability
-        // FNV-1a of the name: the same masks in every process.
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        self.seed = seed
+        self.part = part
+        generator = SeededGenerator(seed: seed &+ UInt64(part) &* 0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// FNV-1a of the name: the same in every process.
+    private static func hash(_ name: String, _ start: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 {
+        var hash = start
         for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        generator = SeededGenerator(seed: hash &+ stream &* 0x9E37_79B9_7F4A_7C15)
+        return hash
+    }
+
+    /// Seeds the masks from the network's seed: the generator's next value,
+    /// read from a copy, so the stream the weights are drawn from is untouched.
+    public func initialize(using generator: inout SeededGenerator) {
+        var copy = generator
+        seed = Self.hash(name, copy.next())
+        self.generator = SeededGenerator(seed: seed &+ UInt64(part) &* 0x9E37_79B9_7F4A_7C15)
     }
 
     /// PyTorch's `Dropout`: `p`, default 0.5.
@@ -67,10 +87,9 @@ public final class Dropout: Layer {
 
     public var kind: String { "Dropout p=\(probability)" }
 
-    public func replica() -> any Layer {
-        replicas += 1
-        return Dropout(name, probability: probability, stream: replicas)
-    }
+    public func replica() -> any Layer { replica(part: 1) }
+
+    public func replica(part: Int) -> any Layer { Dropout(name, probability: probability, seed: seed, part: part) }
 
     public func outputShape(for input: FeatureShape) throws -> FeatureShape {
         count = input.count
@@ -102,6 +121,7 @@ public final class Dropout: Layer {
         // Without the backward pass's buffers (an evaluation-only reserve),
         // the mask is drawn as it is applied and not kept.
         let keep = maskCount >= total ? mask : nil
+        maskKept = keep != nil
         let scale = probability < 1 ? 1 / (1 - probability) : 0
         // p as a 24-bit threshold: a value is zeroed when its draw is below it.
         let threshold = UInt32((Double(probability) * Double(1 << 24)).rounded())
@@ -120,7 +140,9 @@ public final class Dropout: Layer {
             dx.update(from: dy, count: total)
             return
         }
-        guard let m = mask, maskCount >= total else { unready(name, "backward") }
+        // A training forward that kept no mask (reserved without the
+        // backward pass) cannot be differentiated: a programming error.
+        guard maskKept, let m = mask, maskCount >= total else { unready(name, "backward after a forward that kept its mask") }
         for i in 0..<total { dx[i] = dy[i] * m[i] }
     }
 

@@ -4,7 +4,8 @@
 /// `bind(parameters:gradients:)` once to hand the layer views into the
 /// contiguous parameter store (and `bind(buffers:)` into the store of
 /// non-trainable buffers, such as running statistics),
-/// `reserve(batch:input:workers:backward:)` whenever the batch grows,
+/// `workspace(batch:input:workers:backward:)` whenever the batch grows (the
+/// network allocates what it lists and hands it over, `bind(workspace:)`),
 /// then `forward` and `backward` every step.
 ///
 /// `forward` caches what `backward` needs (im2col columns, pooling argmax).
@@ -49,6 +50,11 @@ public protocol Layer: AnyObject {
     ///   cannot take its input.
     func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String
 
+    /// The fewest samples a training-mode pass over `input` may have (2 for
+    /// batch statistics over one value per channel, which have no
+    /// variance). Default: 1.
+    func minimumTrainingSamples(input: FeatureShape) -> Int
+
     /// `forward` in training (`training: true`: batch statistics, dropout)
     /// or evaluation mode. Default: `forward`, for layers that behave the
     /// same in both.
@@ -90,6 +96,11 @@ public protocol Layer: AnyObject {
     /// per thread for data-parallel passes (caches are per layer instance).
     func replica() -> any Layer
 
+    /// `replica()` for part `part` (1, 2, …) of a data-parallel step: a
+    /// layer that draws random numbers (dropout) gives each part its own
+    /// stream. Default: `replica()`.
+    func replica(part: Int) -> any Layer
+
     /// Adds parameter gradients; writes dx when asked for.
     /// - Parameters:
     ///   - dx: the input gradient, (N, inputShape), or nil for the first layer.
@@ -104,6 +115,10 @@ public protocol Layer: AnyObject {
 extension Layer {
     /// No parameters (activations, pooling).
     public var parameterSpecs: [ParameterSpec] { [] }
+    /// The same for every part.
+    public func replica(part: Int) -> any Layer { replica() }
+    /// Any batch.
+    public func minimumTrainingSamples(input: FeatureShape) -> Int { 1 }
     /// No buffers.
     public var bufferSpecs: [ParameterSpec] { [] }
     /// Nothing to bind.

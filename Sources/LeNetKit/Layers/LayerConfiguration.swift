@@ -51,8 +51,9 @@ extension LayerConfiguration {
     /// Throws unless `value` is in `range`.
     func check(_ value: Int, _ field: CodingKeys, in range: ClosedRange<Int>) throws {
         guard range.contains(value) else {
-            let upper = range.upperBound == maximumLayerSize ? "at least \(range.lowerBound)" : "in \(range.lowerBound)...\(range.upperBound)"
-            throw LayerFieldError(field.stringValue, "must be \(upper), got \(value)")
+            let expected = range.upperBound == maximumLayerSize && value < range.lowerBound
+                ? "at least \(range.lowerBound)" : "in \(range.lowerBound)...\(range.upperBound)"
+            throw LayerFieldError(field.stringValue, "must be \(expected), got \(value)")
         }
     }
 
@@ -137,7 +138,9 @@ struct CodedLayer: Codable, Sendable {
 
     init(from decoder: any Decoder) throws {
         let index = decoder.codingPath.last?.intValue
-        let container = try decoder.container(keyedBy: Key.self)
+        guard let container = try? decoder.container(keyedBy: Key.self) else {
+            throw DescriptionError(layer: index, name: nil, field: nil, problem: "must be an object, {\"type\": …, \"name\": …}")
+        }
         let name = try? container.decode(String.self, forKey: Key(stringValue: "name"))
         func failure(_ field: String?, _ problem: String) -> DescriptionError {
             DescriptionError(layer: index, name: name, field: field, problem: problem)
@@ -151,7 +154,7 @@ struct CodedLayer: Codable, Sendable {
             throw failure("type", "unknown layer type '\(type)'; known: \(registry.types.joined(separator: ", "))")
         }
         for key in container.allKeys.map(\.stringValue).sorted() where key != "type" && !entry.fields.contains(key) {
-            throw failure(key, "unknown field for a \(type) (its fields: \(entry.fields.sorted().joined(separator: ", ")))")
+            throw failure(key.isEmpty ? "\"\"" : key, "unknown field for a \(type) (its fields: \(entry.fields.sorted().joined(separator: ", ")))")
         }
         do {
             configuration = try entry.decode(decoder)
@@ -176,9 +179,9 @@ struct CodedLayer: Codable, Sendable {
 /// What is wrong with a description, where: the layer (by position and
 /// name) and the field.
 struct DescriptionError: Error {
-    var layer: Int?
-    var name: String?
-    var field: String?
+    var layer: Int? = nil
+    var name: String? = nil
+    var field: String? = nil
     var problem: String
 
     /// "layer 3 'conv2': kernel_size: must be at least 1, got 0".
@@ -217,7 +220,11 @@ struct DescriptionError: Error {
         case is Bool.Type: return "true or false"
         case is [Int].Type: return "an array of integers"
         case is [[Int]].Type: return "an array of arrays of integers"
-        default: return "a \(type)"
+        default:
+            let name = "\(type)"
+            if name.hasPrefix("Dictionary") || name.hasPrefix("KeyedDecodingContainer") { return "an object" }
+            if name.hasPrefix("Array") || name.hasPrefix("UnkeyedDecodingContainer") { return "an array" }
+            return "a \(name)"
         }
     }
 }

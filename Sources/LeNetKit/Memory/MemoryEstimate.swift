@@ -80,6 +80,7 @@ extension Network {
         var estimate = MemoryEstimate()
         let P = 4 * max(parameters.count, 1)
         estimate.add("parameters", bytes: 2 * P)  // values and gradients
+        estimate.add("buffers", bytes: 4 * max(buffers.count, 1))  // running statistics, shared by the replicas
         // The replicas share the values; their gradients exist only for backward.
         estimate.add("replica gradients", bytes: backward ? P * (parts - 1) : 0)
         let perSample = ([inputShape] + shapes).reduce(0) { $0 + BatchBuffer.bytes(perSample: $1.count, batch: largest) }

@@ -65,7 +65,7 @@ public struct FeatureMap: Sendable {
             let n = min(batch, dataset.count - first)
             guard let input = try network.input(batch: n).baseAddress else { break }
             dataset.fill(batch: first..<first + n, normalization: normalization, into: input, labels: labels.pointer)
-            network.forward(batch: n)
+            network.forward(batch: n, training: false)  // evaluation mode: running statistics, no dropout
             (features.pointer + first * D).update(from: network.activation(after: last - 1), count: n * D)
             first += n
         }

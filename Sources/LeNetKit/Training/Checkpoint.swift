@@ -185,17 +185,7 @@ public enum Checkpoint {
             guard NetworkDescription.builtInNames.contains(name) else {
                 throw LeNetError("unknown model '\(name)' in the metadata; known: \(NetworkDescription.builtInNames.joined(separator: ", "))", subject: path)
             }
-            // The class count is the last layer's: fc3.bias's length for a
-            // checkpoint of a 3-class image folder, 10 for CIFAR-10.
-            let plain = try NetworkDescription.builtIn(name)
-            var classes = 10
-            if let last = plain.layers.last?.name, let bias = file[last + ".bias"], bias.shape.count == 1 {
-                guard (1...256).contains(bias.shape[0]) else {
-                    throw LeNetError("\(last).bias has \(bias.shape[0]) classes; the models take 1 to 256", subject: path)
-                }
-                classes = bias.shape[0]
-            }
-            return try NetworkDescription.builtIn(name, classes: classes)
+            return try builtIn(name, fitting: file, path: path)
         }
         let shapes = Dictionary(file.tensors.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
         guard let guessed = NetworkDescription.guess(tensors: shapes) else {
@@ -204,11 +194,40 @@ public enum Checkpoint {
         return guessed
     }
 
+    /// The network `nameOrPath` names (`NetworkDescription.named`) for the
+    /// checkpoint at `path`: a built-in network gets as many classes as the
+    /// file's last bias has (3 for a 3-class image folder), a description
+    /// file keeps its own.
+    /// - Throws: `LeNetError` naming the file.
+    public static func networkDescription(path: String, named nameOrPath: String,
+                                          registry: LayerRegistry = .standard) throws -> NetworkDescription {
+        guard NetworkDescription.builtInNames.contains(nameOrPath) else {
+            return try NetworkDescription.named(nameOrPath, registry: registry)
+        }
+        return try builtIn(nameOrPath, fitting: try SafetensorsFile.read(path: path), path: path)
+    }
+
+    /// The built-in network `name` with the class count of `file`'s last
+    /// bias (10 when it has none).
+    private static func builtIn(_ name: String, fitting file: SafetensorsFile, path: String) throws -> NetworkDescription {
+        let plain = try NetworkDescription.builtIn(name)
+        var classes = 10
+        if let last = plain.layers.last?.name, let bias = file[last + ".bias"], bias.shape.count == 1 {
+            guard (1...256).contains(bias.shape[0]) else {
+                throw LeNetError("\(last).bias has \(bias.shape[0]) classes; the models take 1 to 256", subject: path)
+            }
+            classes = bias.shape[0]
+        }
+        return try NetworkDescription.builtIn(name, classes: classes)
+    }
+
     /// Throws unless a checkpoint's metadata describes `network` (or, for
     /// files from before descriptions, names its built-in model).
     static func checkSameNetwork(_ metadata: [String: String], as network: Network, source: String) throws {
         if let json = metadata[Key.network] {
-            guard json == network.networkDescription.json() else {
+            // Compared as descriptions, re-encoded: another encoder's number formatting is no difference.
+            let theirs = (try? NetworkDescription(json: Data(json.utf8)))?.json() ?? json
+            guard theirs == network.networkDescription.json() else {
                 let theirs = (try? NetworkDescription(json: Data(json.utf8)))?.name ?? "another network"
                 throw LeNetError("holds \(theirs == network.networkDescription.name ? "another description of '\(theirs)'" : "'\(theirs)'"), "
                                  + "this run trains '\(network.networkDescription.name ?? "a custom network")'", subject: source)

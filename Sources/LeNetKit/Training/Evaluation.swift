@@ -115,6 +115,7 @@ extension DataParallel {
                          misclassifiedLimit: Int = 0, keepsLogits: Bool = false,
                          testTimeAugmentation: TestTimeAugmentation = .none) throws -> Evaluation {
         let inputShape = network.inputShape, outputShape = network.outputShape
+        try network.checkClassifies()
         let shape = FeatureShape(channels: dataset.channels, height: dataset.height, width: dataset.width)
         guard shape == inputShape else {
             throw LeNetError("its images are \(shape), the model takes \(inputShape)", subject: dataset.name)

@@ -46,6 +46,7 @@ public final class Classifier {
     ///   - classNames: one per output class.
     /// - Throws: `LeNetError` when the normalization or the names do not fit the network.
     public init(network: Network, normalization: Normalization, classNames: [String]) throws {
+        try network.checkClassifies()
         guard classNames.count == network.outputShape.count else {
             throw LeNetError("\(classNames.count) class names for a network with \(network.outputShape.count) outputs", subject: "classifier")
         }

@@ -80,6 +80,7 @@ public final class Trainer {
     /// - Throws: `LeNetError` for bad options or a dataset that does not fit.
     public init(network: Network, dataset: ImageDataset, options: TrainingOptions) throws {
         try options.validate()
+        try network.checkClassifies()
         let shape = FeatureShape(channels: dataset.channels, height: dataset.height, width: dataset.width)
         guard shape == network.inputShape else {
             throw LeNetError("its images are \(shape), the model takes \(network.inputShape)", subject: dataset.name)
@@ -110,12 +111,31 @@ public final class Trainer {
         // it is allocated here: a configuration that does not fit fails
         // before the first step, with the buffer named.
         let batch = min(options.batchSize, max(dataset.count, 1))
+        try Self.checkPartSizes(network: network, images: dataset.count, batch: batch, threads: min(options.threads, batch))
         dataParallel = try DataParallel(network: network, threads: min(options.threads, batch))
         let largest = dataParallel.longestPart(batch: batch)
         parts = try (0..<dataParallel.parts(batch: batch)).map { _ in
             try PartState(classes: network.outputShape.count, batch: largest, smoothing: options.labelSmoothing)
         }
         try dataParallel.reserve(batch: batch)
+    }
+
+    /// Throws when a step's smallest data-parallel part would have fewer
+    /// samples than a layer's training pass needs (`minimumTrainingSamples`).
+    static func checkPartSizes(network: Network, images: Int, batch: Int, threads: Int) throws {
+        let batches = [batch] + (images % batch > 0 && images > batch ? [images % batch] : [])
+        let smallest = batches.map { $0 / max(1, min(threads, $0)) }.min() ?? batch
+        var input = network.inputShape
+        for (layer, output) in zip(network.layers, network.shapes) {
+            let needed = layer.minimumTrainingSamples(input: input)
+            if smallest < needed {
+                throw LeNetError("a training pass needs \(needed) samples here, and a step would give it \(smallest) "
+                                 + "(batches of \(batch) over \(images) images, split across up to \(threads) threads); "
+                                 + "raise TrainingOptions.batchSize, lower TrainingOptions.threads, or drop images to fill the last batch",
+                                 subject: layer.name)
+            }
+            input = output
+        }
     }
 
     /// One optimizer step on the images at `indices`.
@@ -277,7 +297,13 @@ public final class Trainer {
             Checkpoint.Key.classNames: Checkpoint.encodeClassNames(dataset.classNames),
         ]
         meta[Checkpoint.Key.network] = network.networkDescription.json()
-        if let name = network.networkDescription.name { meta[Checkpoint.Key.model] = name }
+        // `model` names a built-in network only when this is that network
+        // (an edited copy of its description keeps its name, not its layers).
+        let description = network.networkDescription
+        if let name = description.name, !NetworkDescription.builtInNames.contains(name)
+            || (try? NetworkDescription.builtIn(name, classes: network.outputShape.count).json()) == description.json() {
+            meta[Checkpoint.Key.model] = name
+        }
         if let ema = options.ema { meta[Checkpoint.Key.ema] = "\(ema)" }
         if stepInEpoch > 0 { meta[Checkpoint.Key.epochStep] = "\(stepInEpoch)" }
         if let a = options.augmentation {
