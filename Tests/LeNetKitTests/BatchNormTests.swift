@@ -350,4 +350,30 @@ struct BatchNormTests: GradientCheckHarness, UsesTemporaryDirectories {
         let withDropout = try Network(d, seed: 1)  // kept alive while its values are read
         #expect(Array(withDropout.parameters.values) == Array(plain.parameters.values))
     }
+
+    /// A run of a BatchNorm network stopped after an epoch and resumed is
+    /// bitwise one run: the running statistics travel in the weights file,
+    /// and the state file matches those weights, statistics included.
+    @Test func testStoppedAndResumedIsBitwiseOneRun() throws {
+        let train = try TrainingTests.squares(count: 64, seed: 6)
+        var options = TrainingOptions()
+        options.batchSize = 16
+        options.epochs = 2
+        options.threads = 2
+        let straight = try Network(Self.cifarLeNetWithBatchNorm(), seed: 4)
+        let one = try Trainer(network: straight, dataset: train, options: options)
+        for _ in 0..<2 { _ = try one.trainEpoch() }
+
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("half.safetensors").path
+        let first = try Trainer(network: try Network(Self.cifarLeNetWithBatchNorm(), seed: 4), dataset: train, options: options)
+        _ = try first.trainEpoch()
+        try first.saveCheckpoint(to: path)
+        let resumedNetwork = try Network(Self.cifarLeNetWithBatchNorm(), seed: 99)
+        let second = try Trainer(network: resumedNetwork, dataset: train, options: options)
+        try second.resume(from: path)
+        _ = try second.trainEpoch()
+        #expect(Array(resumedNetwork.parameters.values) == Array(straight.parameters.values))
+        #expect(Array(resumedNetwork.buffers.values) == Array(straight.buffers.values))
+    }
 }

@@ -126,6 +126,54 @@ struct CLITests: UsesTemporaryDirectories {
         try assertFails(["train"], mentions: ["cifar-10-binary.tar.gz", "apt-get install dataset-fashion-mnist"], in: empty)
     }
 
+    /// A network described in a file: `summary --json` writes one, `train
+    /// --model FILE` trains it, and eval, summary and resume read it back
+    /// from the checkpoint with no --model. Bad descriptions give one line
+    /// naming the file, the layer and the field.
+    @Test func testNetworkDescriptionFiles() throws {
+        let dir = try temporaryDirectory()
+        try Self.makeCIFAR(dir)
+        let summary = try lenet(["summary", "--model", "cifar-lenet-bn", "--json"])
+        #expect(summary.status == 0, "\(summary.stderr)")
+        var json = try #require(try JSONSerialization.jsonObject(with: Data(summary.stdout.utf8)) as? [String: Any])
+        json["name"] = "narrow"
+        var layers = try #require(json["layers"] as? [[String: Any]])
+        layers[0]["out_channels"] = 8
+        layers[1]["num_features"] = 8
+        layers[4]["in_channels"] = 8
+        json["layers"] = layers
+        let file = dir.appendingPathComponent("narrow.json")
+        try JSONSerialization.data(withJSONObject: json).write(to: file)
+        let ck = dir.appendingPathComponent("narrow.safetensors").path
+        let train = try lenet(["train", "--data", dir.path, "--model", file.path, "--epochs", "1", "--batch-size", "20",
+                               "--output", ck, "--threads", "2"])
+        #expect(train.status == 0, "\(train.stderr)")
+        #expect(train.stderr.hasPrefix("training narrow ("), "\(train.stderr)")
+        let shown = try lenet(["summary", "--weights", ck])
+        #expect(shown.stdout.hasPrefix("narrow: input 3×32×32, 10 classes"), "\(shown.stdout)")
+        #expect(shown.stdout.contains("bn1    BatchNorm2d"), "\(shown.stdout)")
+        let eval = try lenet(["eval", "--data", dir.path, "--weights", ck, "--json"])
+        #expect(eval.status == 0, "\(eval.stderr)")
+        let resumed = try lenet(["train", "--data", dir.path, "--resume", ck, "--epochs", "2", "--batch-size", "20",
+                                 "--output", ck, "--threads", "2"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stderr.contains("resuming after epoch 1"), "\(resumed.stderr)")
+        try assertFails(["train", "--data", dir.path, "--resume", ck, "--model", "cifar-lenet", "--epochs", "3"],
+                        mentions: ["narrow.safetensors", "holds 'narrow', this run trains 'cifar-lenet'"])
+
+        layers[4]["in_channels"] = 0
+        json["layers"] = layers
+        try JSONSerialization.data(withJSONObject: json).write(to: file)
+        try assertFails(["summary", "--model", file.path], mentions: ["narrow.json: layer 5 'conv2': in_channels: must be at least 1, got 0"])
+        layers[4]["in_channels"] = 16
+        json["layers"] = layers
+        try JSONSerialization.data(withJSONObject: json).write(to: file)
+        try assertFails(["train", "--data", dir.path, "--model", file.path], mentions: ["narrow.json: conv2: expects 16 input channels, got 8"])
+        try Data("{\"layers\": [".utf8).write(to: file)
+        try assertFails(["summary", "--model", file.path], mentions: ["narrow.json: not valid JSON"])
+        try assertFails(["summary", "--model", "alexnet"], mentions: ["--model: unknown model 'alexnet'"])
+    }
+
     @Test func testTrainEvalResumeRoundTrip() throws {
         let dir = try temporaryDirectory()
         try Self.makeCIFAR(dir)

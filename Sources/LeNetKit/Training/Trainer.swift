@@ -392,7 +392,8 @@ public final class Trainer {
         guard let savedStep = WholeNumber.count(stepText) else {
             throw LeNetError("has epoch_step '\(stepText)', expected a whole number of steps", subject: path)
         }
-        let digest = Checkpoint.weightsDigest(network.parameters.entries.map { weights[$0.name]?.values ?? [] })
+        // Over the tensors as `Checkpoint.tensors(of:)` writes them: the parameters, then the buffers.
+        let digest = Checkpoint.weightsDigest((network.parameters.entries + network.buffers.entries).map { weights[$0.name]?.values ?? [] })
         let (state, statePath) = try Checkpoint.matchingState(for: path, epoch: savedEpoch, step: savedStep, digest: digest)
         guard state.metadata[Checkpoint.Key.optimizer] == options.optimizer.rawValue else {
             throw LeNetError("was written with optimizer '\(state.metadata[Checkpoint.Key.optimizer] ?? "?")', this run uses '\(options.optimizer.rawValue)'", subject: statePath)
