@@ -39,6 +39,12 @@ public final class Network {
     /// The network as a value: its input shape and its layers'
     /// configurations. Checkpoints carry it (metadata key `network`).
     public let networkDescription: NetworkDescription
+    /// The training-mode forwards run so far, which seeds what they draw
+    /// (dropout's masks): a pass draws from its number, not from the passes
+    /// before it. `Trainer` sets it to the optimizer's step count before
+    /// each step, so a resumed run draws the masks an uninterrupted one would.
+    public var trainingPass = 0
+
     /// The largest batch the buffers hold now; `reserve(batch:)` grows it.
     public private(set) var capacity = 0
     /// The largest batch the backward pass's buffers hold (0 until a
@@ -343,6 +349,10 @@ public final class Network {
     @discardableResult
     public func forward(batch n: Int, training: Bool = true) -> UnsafePointer<Float> {
         precondition(n <= capacity, "forward(batch: \(n)) beyond the reserved \(capacity); call input(batch:) first")
+        if training {
+            for layer in layers { layer.startTrainingPass(trainingPass) }
+            trainingPass &+= 1
+        }
         ThreadBudget.with(passThreads) {
             for (i, layer) in layers.enumerated() {
                 layer.forward(activations[i + 1].pointer, activations[i].pointer, batch: n, training: training)

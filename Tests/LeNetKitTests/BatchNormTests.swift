@@ -355,21 +355,32 @@ struct BatchNormTests: GradientCheckHarness, UsesTemporaryDirectories {
     /// bitwise one run: the running statistics travel in the weights file,
     /// and the state file matches those weights, statistics included.
     @Test func testStoppedAndResumedIsBitwiseOneRun() throws {
+        // Every weight and statistic comes from the checkpoint: the resumed
+        // network starts from another seed.
+        try stoppedAndResumed(Self.cifarLeNetWithBatchNorm(), resumedSeed: 99)
+        // Dropout's masks follow the network's seed (as `lenet train --resume
+        // --seed` gives it) and the step, so a resumed run draws the same ones.
+        var dropout = try Self.cifarLeNetWithBatchNorm()
+        dropout.layers.insert(Dropout.Configuration(name: "drop", p: 0.3), at: dropout.layers.count - 3)
+        try stoppedAndResumed(dropout, resumedSeed: 4)
+    }
+
+    func stoppedAndResumed(_ description: NetworkDescription, resumedSeed: UInt64) throws {
         let train = try TrainingTests.squares(count: 64, seed: 6)
         var options = TrainingOptions()
         options.batchSize = 16
         options.epochs = 2
         options.threads = 2
-        let straight = try Network(Self.cifarLeNetWithBatchNorm(), seed: 4)
+        let straight = try Network(description, seed: 4)
         let one = try Trainer(network: straight, dataset: train, options: options)
         for _ in 0..<2 { _ = try one.trainEpoch() }
 
         let dir = try temporaryDirectory()
         let path = dir.appendingPathComponent("half.safetensors").path
-        let first = try Trainer(network: try Network(Self.cifarLeNetWithBatchNorm(), seed: 4), dataset: train, options: options)
+        let first = try Trainer(network: try Network(description, seed: 4), dataset: train, options: options)
         _ = try first.trainEpoch()
         try first.saveCheckpoint(to: path)
-        let resumedNetwork = try Network(Self.cifarLeNetWithBatchNorm(), seed: 99)
+        let resumedNetwork = try Network(description, seed: resumedSeed)
         let second = try Trainer(network: resumedNetwork, dataset: train, options: options)
         try second.resume(from: path)
         _ = try second.trainEpoch()

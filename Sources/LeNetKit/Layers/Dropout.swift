@@ -7,13 +7,13 @@
 ///             dx = dy·mask
 /// evaluation: y = x
 /// ```
-/// The masks come from the layer's own generator, seeded from the network's
-/// seed (`Network(_:seed:)`, without taking a draw from the stream the
-/// weights come from), the layer's name and, in a data-parallel step, the
-/// part: a run is the same for the same seed and thread count. Give each
-/// Dropout its own name: two of one name draw the same masks. The
-/// generator's place is not saved in checkpoints, so a resumed run draws
-/// other masks than an uninterrupted one would.
+/// Each training pass draws its mask from a generator seeded by the
+/// network's seed (`Network(_:seed:)`, without taking a draw from the
+/// stream the weights come from), the layer's name, the part of a
+/// data-parallel step and the pass's number (`Network.trainingPass`, the
+/// optimizer's step in `Trainer`): a run is the same for the same seed and
+/// thread count, and a resumed one draws what an uninterrupted one drew.
+/// Give each Dropout its own name: two of one name draw the same masks.
 public final class Dropout: Layer {
     public let name: String
     /// The probability that a value is zeroed.
@@ -57,6 +57,12 @@ public final class Dropout: Layer {
         var copy = generator
         seed = Self.hash(name, copy.next())
         self.generator = SeededGenerator(seed: seed &+ UInt64(part) &* 0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// The pass's own stream: seed, part and pass mixed (SeededGenerator
+    /// runs the seed through splitmix64).
+    public func startTrainingPass(_ pass: Int) {
+        generator = SeededGenerator(seed: seed &+ UInt64(part) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(truncatingIfNeeded: pass) &* 0xD1B5_4A32_D192_ED03)
     }
 
     /// PyTorch's `Dropout`: `p`, default 0.5.

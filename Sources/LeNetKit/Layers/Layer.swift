@@ -55,6 +55,12 @@ public protocol Layer: AnyObject {
     /// variance). Default: 1.
     func minimumTrainingSamples(input: FeatureShape) -> Int
 
+    /// Called before each training-mode forward with the network's
+    /// `trainingPass`: a layer that draws random numbers (dropout) seeds
+    /// them from it, so a run resumed at a step draws what an uninterrupted
+    /// one drew there. Default: nothing.
+    func startTrainingPass(_ pass: Int)
+
     /// `forward` in training (`training: true`: batch statistics, dropout)
     /// or evaluation mode. Default: `forward`, for layers that behave the
     /// same in both.
@@ -119,6 +125,8 @@ extension Layer {
     public func replica(part: Int) -> any Layer { replica() }
     /// Any batch.
     public func minimumTrainingSamples(input: FeatureShape) -> Int { 1 }
+    /// Draws nothing.
+    public func startTrainingPass(_ pass: Int) {}
     /// No buffers.
     public var bufferSpecs: [ParameterSpec] { [] }
     /// Nothing to bind.

@@ -159,12 +159,14 @@ public final class Trainer {
         // the parts do that too, each adding up and updating its own slice
         // of the parameters in the same parallel region.
         let used = dataParallel.parts(batch: n)  // at most parts.count: the runner has as many threads
+        let step = optimizer.stepCount
         func body(part: Int, net: Network, range: Range<Int>) throws {
             let state = parts[part]
             let m = range.count
             let slice = UnsafeBufferPointer(rebasing: indices[range])
             try state.reserve(m)
             guard let x = try net.input(batch: m).baseAddress else { return }
+            net.trainingPass = step  // what the pass draws (dropout) follows the step, across a resume too
             if let augmentation = options.augmentation {
                 dataset.fill(batch: slice, normalization: options.normalization, augmentation: augmentation,
                              seed: options.seed, epoch: epoch, into: x, labels: state.labels.pointer)
