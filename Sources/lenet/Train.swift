@@ -58,8 +58,8 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("weight-decay"), help: "L2 weight decay (added to the gradient, as PyTorch does).")
     var weightDecay: Float = 0
 
-    @Option(help: "Seed for initialization and shuffling.")
-    var seed: UInt64 = 0
+    @Option(help: "Seed for initialization, shuffling, augmentation and dropout (default: 0, or --resume's checkpoint's).")
+    var seed: UInt64?
 
     @Option(help: "Use only the first N training images.")
     var limit: Int?
@@ -97,6 +97,9 @@ struct Train: ParsableCommand {
         options.optimizer = optimizer
         options.momentum = momentum
         options.weightDecay = weightDecay
+        // A resumed run goes on with its checkpoint's seed unless told otherwise:
+        // augmentation and dropout draw from it.
+        let seed = try seed ?? resume.map { try Checkpoint.seed(path: $0) } ?? 0
         options.seed = seed
         options.schedule = schedule
         options.stepEpochs = stepEpochs

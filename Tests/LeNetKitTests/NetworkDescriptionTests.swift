@@ -381,14 +381,14 @@ struct NetworkDescriptionTests: UsesTemporaryDirectories {
     // MARK: - What a description cannot do to the process
 
     /// Sizes that pass each field's range but not the whole: a connection
-    /// table over 2^24 × 4096 maps (its weight 2^36 values; refused by the
-    /// memory check, before any table work), a sample of more than 2^31
+    /// table over 2^24 × 4096 maps of 4×4 kernels (its weight 2^40 values,
+    /// refused before any table work on any machine), a sample of more than 2^31
     /// values (the kernels index it with 32-bit integers), and more than 256
     /// outputs for training, evaluation and classification.
     @Test func testSizesBeyondTheKernelsAreRefused() throws {
         let rows = Array(repeating: "[0]", count: 4096).joined(separator: ",")
-        let table = #"{"input_shape": [16777216, 1, 1], "layers": [{"type": "PartialConv2d", "name": "c", "in_channels": 16777216, "out_channels": 4096, "kernel_size": 1, "table": ["# + rows + "]}]}"
-        assertError("c.weight", "available") { try Network(NetworkDescription(json: Data(table.utf8))) }
+        let table = #"{"input_shape": [16777216, 4, 4], "layers": [{"type": "PartialConv2d", "name": "c", "in_channels": 16777216, "out_channels": 4096, "kernel_size": 4, "table": ["# + rows + "]}]}"
+        assertError("c.weight", "more values than any memory") { try Network(NetworkDescription(json: Data(table.utf8))) }
         let wide = #"{"input_shape": [1, 46341, 46341], "layers": [{"type": "MaxPool2d", "name": "pool", "kernel_size": 3}]}"#
         assertError("the input", "more than the 2^31 − 1") { try Network(NetworkDescription(json: Data(wide.utf8))) }
         let many = NetworkDescription(inputShape: FeatureShape(features: 4), layers: [Linear.Configuration(name: "fc", inFeatures: 4, outFeatures: 300)])

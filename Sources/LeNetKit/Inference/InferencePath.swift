@@ -167,7 +167,8 @@ final class ConvStep: InferenceStep {
     private let geometry: ConvGeometry
     private let outChannels: Int
     // A connection table's missing (oc, c) blocks, zeroed before packing as the layer's forward zeroes them.
-    private let maskedBlocks: [Int]
+    private let sortedTable: [[Int]]?  // a connection table's rows, sorted (`Conv2D.forEachMaskedBlock`)
+    private let inChannels: Int
     private var packed: UnsafeMutablePointer<Float>?  // (C·KH·KW, OCp)
     private var rows: [UnsafeMutablePointer<Float>] = []  // per worker: (OW, OCp)
 
@@ -177,9 +178,8 @@ final class ConvStep: InferenceStep {
         self.parameters = parameters
         geometry = conv.geometry(for: match.inputs[0])
         outChannels = conv.outChannels
-        maskedBlocks = conv.table.map {
-            Conv2D.maskedBlocks($0, inChannels: conv.inChannels, outChannels: conv.outChannels, kernel: conv.kernelSize * conv.kernelSize)
-        } ?? []
+        sortedTable = conv.table.map(Conv2D.sortedRows)
+        inChannels = conv.inChannels
         layers = match.layers
     }
 
@@ -203,7 +203,9 @@ final class ConvStep: InferenceStep {
     func prepare() {
         guard let packed else { return }
         let w = parameters.values.weight
-        Conv2D.zeroMaskedIfNeeded(w, blocks: maskedBlocks, kernel: geometry.kernelH * geometry.kernelW)
+        if let sortedTable {
+            Conv2D.zeroMaskedIfNeeded(w, sortedTable: sortedTable, inChannels: inChannels, kernel: geometry.kernelH * geometry.kernelW)
+        }
         packChannelsLastPadded(packed, w, outChannels: outChannels, patch: geometry.patch)
     }
 

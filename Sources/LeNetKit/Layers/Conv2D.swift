@@ -121,9 +121,8 @@ public final class Conv2D: Layer {
     }
 
     // Offsets of the masked (oc, c) blocks of KH·KW weights: (oc·C + c)·KH·KW.
-    // Made when the layer is bound, after the network has checked that the
-    // weight (OC·C·KH·KW values) fits in memory: OC·C entries at most.
-    private var maskedBlocks: [Int] = []
+    // The table with its rows sorted, as the masked blocks are walked.
+    private let sortedTable: [[Int]]?
 
     /// - Parameters:
     ///   - name: the parameter-name prefix, e.g. `conv1`.
@@ -143,31 +142,40 @@ public final class Conv2D: Layer {
         self.stride = stride
         self.padding = padding
         self.table = table
+        sortedTable = table.map(Self.sortedRows)
     }
 
-    /// The offsets of the (oc, c) blocks of `kernel` weights that `table`
-    /// does not connect: (oc·C + c)·kernel.
-    static func maskedBlocks(_ table: [[Int]], inChannels: Int, outChannels: Int, kernel: Int) -> [Int] {
-        var blocks: [Int] = []
-        for oc in 0..<max(outChannels, 0) {
-            let seen = oc < table.count ? Set(table[oc]) : []
-            for c in 0..<max(inChannels, 0) where !seen.contains(c) {
-                blocks.append((oc &* inChannels &+ c) &* kernel)
+    /// Calls `body` with the offset, (oc·C + c)·kernel, of each (oc, c)
+    /// block of `kernel` weights that `table` does not connect, in order.
+    /// No list of them is made: there can be as many as OC·C.
+    /// - Parameter table: each row sorted (`sortedRows`).
+    @inline(__always)
+    static func forEachMaskedBlock(_ table: [[Int]], inChannels C: Int, kernel K: Int, _ body: (Int) -> Void) {
+        for (oc, row) in table.enumerated() {
+            var next = 0
+            for c in 0..<C {
+                if next < row.count && row[next] == c {
+                    next += 1
+                    continue
+                }
+                body((oc &* C &+ c) &* K)
             }
         }
-        return blocks
     }
 
-    /// Zeroes the `kernel` weights at each of `blocks` when any is not 0.
+    /// `table` with each row sorted, as `forEachMaskedBlock` walks it.
+    static func sortedRows(_ table: [[Int]]) -> [[Int]] { table.map { $0.sorted() } }
+
+    /// Zeroes the `kernel` weights at each masked block when any is not 0.
     /// Writes only then: replicas read the same weights from other threads,
     /// and reads race with no one.
-    static func zeroMaskedIfNeeded(_ w: UnsafeMutablePointer<Float>, blocks: [Int], kernel K: Int) {
-        for offset in blocks {
-            for i in 0..<K where w[offset + i] != 0 {
-                for offset in blocks { (w + offset).update(repeating: 0, count: K) }
-                return
-            }
+    static func zeroMaskedIfNeeded(_ w: UnsafeMutablePointer<Float>, sortedTable table: [[Int]], inChannels C: Int, kernel K: Int) {
+        var nonzero = false
+        forEachMaskedBlock(table, inChannels: C, kernel: K) { offset in
+            for i in 0..<K where w[offset &+ i] != 0 { nonzero = true }
         }
+        guard nonzero else { return }
+        forEachMaskedBlock(table, inChannels: C, kernel: K) { (w + $0).update(repeating: 0, count: K) }
     }
 
     public var configuration: any LayerConfiguration {
@@ -256,9 +264,6 @@ public final class Conv2D: Layer {
     public func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {
         weight = parameters[0]; bias = parameters[1]
         weightGrad = gradients[0]; biasGrad = gradients[1]
-        if let table, maskedBlocks.isEmpty {
-            maskedBlocks = Self.maskedBlocks(table, inChannels: inChannels, outChannels: outChannels, kernel: kernelH * kernelW)
-        }
     }
 
     /// The bound weight and bias gradients, for the backward pass through a
@@ -431,13 +436,14 @@ extension Conv2D {
 
     /// Zeroes the masked weights when any is not 0.
     func zeroMaskedIfNeeded(_ w: UnsafeMutablePointer<Float>) {
-        guard !maskedBlocks.isEmpty else { return }
-        Self.zeroMaskedIfNeeded(w, blocks: maskedBlocks, kernel: kernelH * kernelW)
+        guard let sortedTable else { return }
+        Self.zeroMaskedIfNeeded(w, sortedTable: sortedTable, inChannels: inChannels, kernel: kernelH * kernelW)
     }
 
     private func zeroMasked(_ w: UnsafeMutablePointer<Float>) {
+        guard let sortedTable else { return }
         let K = kernelH * kernelW
-        for offset in maskedBlocks { (w + offset).update(repeating: 0, count: K) }
+        Self.forEachMaskedBlock(sortedTable, inChannels: inChannels, kernel: K) { (w + $0).update(repeating: 0, count: K) }
     }
 
     /// A Conv over its own `weight` and `bias`; a table's missing

@@ -93,6 +93,7 @@ public final class Dropout: Layer {
 
     public var kind: String { "Dropout p=\(probability)" }
 
+    /// Part 1's copy: a data-parallel step asks for `replica(part:)`, so each part draws its own masks.
     public func replica() -> any Layer { replica(part: 1) }
 
     public func replica(part: Int) -> any Layer { Dropout(name, probability: probability, seed: seed, part: part) }
@@ -102,9 +103,11 @@ public final class Dropout: Layer {
         return input
     }
 
-    /// The mask, kept for the backward pass (none for evaluation).
+    /// The mask, kept for the backward pass. Made for an evaluation-only
+    /// reserve too: a training pass run there keeps its mask, and the
+    /// backward reserve after it finds the same buffer (the spec is the same).
     public func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer] {
-        backward ? [WorkspaceBuffer("mask", count: n * input.count)] : []
+        [WorkspaceBuffer("mask", count: n * input.count)]
     }
 
     public func bind(workspace: [BoundWorkspaceBuffer]) {
@@ -124,16 +127,14 @@ public final class Dropout: Layer {
             y.update(from: x, count: total)
             return
         }
-        // Without the backward pass's buffers (an evaluation-only reserve),
-        // the mask is drawn as it is applied and not kept.
-        let keep = maskCount >= total ? mask : nil
-        maskKept = keep != nil
+        guard let keep = mask, maskCount >= total else { unready(name, "forward") }
+        maskKept = true
         let scale = probability < 1 ? 1 / (1 - probability) : 0
         // p as a 24-bit threshold: a value is zeroed when its draw is below it.
         let threshold = UInt32((Double(probability) * Double(1 << 24)).rounded())
         for i in 0..<total {
             let m: Float = UInt32(truncatingIfNeeded: generator.next() >> 40) < threshold ? 0 : scale
-            keep?[i] = m
+            keep[i] = m
             y[i] = x[i] * m
         }
     }
@@ -146,9 +147,7 @@ public final class Dropout: Layer {
             dx.update(from: dy, count: total)
             return
         }
-        // A training forward that kept no mask (reserved without the
-        // backward pass) cannot be differentiated: a programming error.
-        guard maskKept, let m = mask, maskCount >= total else { unready(name, "backward after a forward that kept its mask") }
+        guard maskKept, let m = mask, maskCount >= total else { unready(name, "backward") }
         for i in 0..<total { dx[i] = dy[i] * m[i] }
     }
 

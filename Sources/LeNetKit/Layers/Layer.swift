@@ -102,9 +102,10 @@ public protocol Layer: AnyObject {
     /// per thread for data-parallel passes (caches are per layer instance).
     func replica() -> any Layer
 
-    /// `replica()` for part `part` (1, 2, …) of a data-parallel step: a
-    /// layer that draws random numbers (dropout) gives each part its own
-    /// stream. Default: `replica()`.
+    /// `replica()` for part `part` (1, 2, …) of a data-parallel step, which
+    /// is what the network asks for: a layer that draws random numbers
+    /// (dropout) must implement it to give each part its own stream.
+    /// Default: `replica()`.
     func replica(part: Int) -> any Layer
 
     /// Adds parameter gradients; writes dx when asked for.

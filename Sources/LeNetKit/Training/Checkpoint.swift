@@ -221,6 +221,15 @@ public enum Checkpoint {
         return try NetworkDescription.builtIn(name, classes: classes)
     }
 
+    /// The training seed a checkpoint records (`seed`), or 0 when it has none.
+    /// - Throws: `LeNetError` naming the file when it cannot be read or its
+    ///   seed is not a whole number.
+    public static func seed(path: String) throws -> UInt64 {
+        guard let text = try SafetensorsFile.read(path: path).metadata[Key.seed] else { return 0 }
+        guard let seed = UInt64(text) else { throw LeNetError("has seed '\(text)', expected a whole number", subject: path) }
+        return seed
+    }
+
     /// Throws unless a checkpoint's metadata describes `network` (or, for
     /// files from before descriptions, names its built-in model).
     static func checkSameNetwork(_ metadata: [String: String], as network: Network, source: String) throws {

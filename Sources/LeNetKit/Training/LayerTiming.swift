@@ -28,6 +28,9 @@ extension Network {
         guard n > 0, iterations > 0 else {
             throw LeNetError("batch and iterations must be > 0, got \(n) and \(iterations)", subject: "timing")
         }
+        // Training-mode passes update running statistics: the network's are put back after.
+        let savedBuffers = Array(buffers.values)
+        defer { _ = buffers.values.update(from: savedBuffers) }
         var rng = SeededGenerator(seed: 1)
         let x = try input(batch: n)
         for i in x.indices { x[i] = rng.uniform(-1, 1) }
@@ -93,6 +96,9 @@ extension Network {
             throw LeNetError("batch and iterations must be > 0, got \(n) and \(iterations)", subject: "timing")
         }
         try reserve(batch: n, backward: false)
+        // Training-mode passes update running statistics: the network's are put back after.
+        let savedBuffers = Array(buffers.values)
+        defer { _ = buffers.values.update(from: savedBuffers) }
         var rng = SeededGenerator(seed: 1)
         let x = try input(batch: n)
         for i in x.indices { x[i] = rng.uniform(-1, 1) }
