@@ -39,6 +39,9 @@ public final class Network {
     /// The network as a value: its input shape and its layers'
     /// configurations. Checkpoints carry it (metadata key `network`).
     public let networkDescription: NetworkDescription
+    /// `networkDescription.json()`, encoded once: every checkpoint writes it
+    /// and every resume compares with it.
+    let descriptionJSON: String
     /// The training-mode forwards run so far, which seeds what they draw
     /// (dropout's masks): a pass draws from its number, not from the passes
     /// before it. `Trainer` sets it to the optimizer's step count before
@@ -153,10 +156,12 @@ public final class Network {
         layerWorkspaces = Array(repeating: WorkspaceSlot(), count: layers.count)
         networkDescription = NetworkDescription(name: name ?? primary?.networkDescription.name, inputShape: inputShape,
                                                 layers: layers.map(\.configuration))
-        if primary == nil {
+        if let primary {
+            descriptionJSON = primary.descriptionJSON
+        } else {
             // Every checkpoint carries the description: it must be valid and encode.
             try networkDescription.validate()
-            _ = try networkDescription.encodedJSON()
+            descriptionJSON = try networkDescription.encodedJSON()
         }
         // A replica's parameter gradients wait for its first backward reserve.
         parameters = try ParameterStore(entries: entries, sharingValuesWith: primary?.parameters, gradients: primary == nil)

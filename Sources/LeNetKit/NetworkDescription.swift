@@ -144,7 +144,7 @@ public struct NetworkDescription: Sendable {
         private enum CodingKeys: String, CodingKey, CaseIterable { case name, input_shape, layers }
 
         init(from decoder: any Decoder) throws {
-            guard let top = try? decoder.container(keyedBy: AnyKey.self) else {
+            guard let top = try? decoder.container(keyedBy: FieldKey.self) else {
                 throw DescriptionError(problem: "must be an object, {\"input_shape\": […], \"layers\": […]}")
             }
             let known = Set(CodingKeys.allCases.map(\.rawValue))
@@ -168,13 +168,6 @@ public struct NetworkDescription: Sendable {
             NetworkDescription(name: name, inputShape: FeatureShape(channels: input_shape[0], height: input_shape[1], width: input_shape[2]),
                                layers: layers.map(\.configuration))
         }
-    }
-
-    private struct AnyKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
     }
 }
 

@@ -129,16 +129,6 @@ struct NetworkOptions: ParsableArguments {
     }
 }
 
-/// `--model NAME|FILE` for the checkpoint `weights`: a built-in network with
-/// the checkpoint's class count, or a JSON description file.
-func modelDescription(_ model: String, forCheckpoint weights: String) throws -> NetworkDescription {
-    do {
-        return try Checkpoint.networkDescription(path: weights, named: model)
-    } catch let error as LeNetError where error.subject == nil {
-        throw LeNetError(error.message, subject: "--model")
-    }
-}
-
 /// What a network is called in the tool's lines: its description's name.
 func displayName(_ network: Network) -> String { network.networkDescription.name ?? "a custom network" }
 
@@ -153,10 +143,12 @@ func buildNetwork(_ description: NetworkDescription, seed: UInt64, model: String
     }
 }
 
-/// `--model NAME|FILE`: a built-in network with `classes` outputs, or a
-/// JSON description file (its own outputs).
-func modelDescription(_ model: String, classes: Int = 10) throws -> NetworkDescription {
+/// `--model NAME|FILE`: a built-in network with `classes` outputs (the
+/// checkpoint's, given `weights`), or a JSON description file (its own
+/// outputs). An error that names no file names the flag.
+func modelDescription(_ model: String, classes: Int = 10, forCheckpoint weights: String? = nil) throws -> NetworkDescription {
     do {
+        if let weights { return try Checkpoint.networkDescription(path: weights, named: model) }
         return try NetworkDescription.named(model, classes: classes)
     } catch let error as LeNetError where error.subject == nil {
         throw LeNetError(error.message, subject: "--model")

@@ -266,12 +266,8 @@ struct BatchNormTests: GradientCheckHarness, UsesTemporaryDirectories {
         net.forward(batch: n, training: false)
         for step in net.inferenceSteps.prefix(2) {
             #expect(step.kind == "fused conv+BN+pool+ReLU")
-            let i = step.layers.lowerBound, o = step.layers.upperBound
-            let input = Array(UnsafeBufferPointer(start: net.activations[i].pointer, count: n * net.activations[i].perSample))
-            let expected = Array(UnsafeBufferPointer(start: net.activations[o].pointer, count: n * net.activations[o].perSample))
-            var y = [Float](repeating: .nan, count: expected.count)
-            step.prepare()
-            step.forward(&y, input, batch: n)
+            let i = step.layers.lowerBound
+            let (input, expected, y) = runStep(step, of: net, batch: n)
             guard let conv = net.layers[i] as? Conv2D, let (w, b) = conv.values, let bn = net.layers[i + 1] as? BatchNorm2D else {
                 Issue.record("layers \(step.layers)")
                 return

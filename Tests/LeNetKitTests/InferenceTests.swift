@@ -127,12 +127,8 @@ struct InferenceTests {
                 _ = try net.input(batch: n).update(fromContentsOf: FixedValues.values(n * net.inputShape.count, salt: 51, bound: 1))
                 net.forward(batch: n)
                 for step in net.inferenceSteps {
-                    let i = step.layers.lowerBound, o = step.layers.upperBound
-                    let input = Array(UnsafeBufferPointer(start: net.activations[i].pointer, count: n * net.activations[i].perSample))
-                    let expected = Array(UnsafeBufferPointer(start: net.activations[o].pointer, count: n * net.activations[o].perSample))
-                    var y = [Float](repeating: .nan, count: expected.count)
-                    step.prepare()
-                    step.forward(&y, input, batch: n)
+                    let i = step.layers.lowerBound
+                    let (input, expected, y) = runStep(step, of: net, batch: n)
                     let name = "\(step.layers.map { net.layers[$0].name }.joined(separator: "+")), \(threads) thread(s)"
                     switch step {
                     case is LayerStep:

@@ -385,3 +385,16 @@ extension GradientCheckHarness {
         #expect(worst < tolerance, sourceLocation: sourceLocation)
     }
 }
+
+/// Runs an inference step on what the network's last `forward` left in its
+/// activations: the step's input, the output its layers' own forwards
+/// wrote (the reference), and the step's own output.
+func runStep(_ step: any InferenceStep, of net: Network, batch n: Int) -> (input: [Float], expected: [Float], output: [Float]) {
+    let i = step.layers.lowerBound, o = step.layers.upperBound
+    let input = Array(UnsafeBufferPointer(start: net.activations[i].pointer, count: n * net.activations[i].perSample))
+    let expected = Array(UnsafeBufferPointer(start: net.activations[o].pointer, count: n * net.activations[o].perSample))
+    var y = [Float](repeating: .nan, count: expected.count)
+    step.prepare()
+    step.forward(&y, input, batch: n)
+    return (input, expected, y)
+}

@@ -129,24 +129,17 @@ struct CodedLayer: Codable, Sendable {
 
     init(_ configuration: any LayerConfiguration) { self.configuration = configuration }
 
-    private struct Key: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-
     init(from decoder: any Decoder) throws {
         let index = decoder.codingPath.last?.intValue
-        guard let container = try? decoder.container(keyedBy: Key.self) else {
+        guard let container = try? decoder.container(keyedBy: FieldKey.self) else {
             throw DescriptionError(layer: index, name: nil, field: nil, problem: "must be an object, {\"type\": …, \"name\": …}")
         }
-        let name = try? container.decode(String.self, forKey: Key(stringValue: "name"))
+        let name = try? container.decode(String.self, forKey: FieldKey("name"))
         func failure(_ field: String?, _ problem: String) -> DescriptionError {
             DescriptionError(layer: index, name: name, field: field, problem: problem)
         }
-        guard container.contains(Key(stringValue: "type")) else { throw failure("type", "missing") }
-        guard let type = try? container.decode(String.self, forKey: Key(stringValue: "type")) else {
+        guard container.contains(FieldKey.type) else { throw failure("type", "missing") }
+        guard let type = try? container.decode(String.self, forKey: FieldKey.type) else {
             throw failure("type", "must be a string")
         }
         let registry = LayerRegistry.userInfoKey.flatMap { decoder.userInfo[$0] as? LayerRegistry } ?? .standard
@@ -170,8 +163,8 @@ struct CodedLayer: Codable, Sendable {
     }
 
     func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: Key.self)
-        try container.encode(configuration.type, forKey: Key(stringValue: "type"))
+        var container = encoder.container(keyedBy: FieldKey.self)
+        try container.encode(configuration.type, forKey: FieldKey.type)
         try configuration.encode(to: encoder)
     }
 }
@@ -231,18 +224,23 @@ struct DescriptionError: Error {
 
 /// The `type` of the layer object being read: a configuration read under
 /// two names (`Tanh` and `ScaledTanh`) takes its defaults from it.
-struct LayerTypeKey: CodingKey {
-    var stringValue: String { "type" }
+/// Any field of a JSON object, by name: for reading the fields a type
+/// does not declare (to refuse them) and the `type` every layer has.
+struct FieldKey: CodingKey {
+    var stringValue: String
     var intValue: Int? { nil }
-    init() {}
-    init?(stringValue: String) { guard stringValue == "type" else { return nil } }
+    init(_ name: String) { stringValue = name }
+    init(stringValue: String) { self.stringValue = stringValue }
     init?(intValue: Int) { nil }
+
+    /// A layer's `"type"`.
+    static let type = FieldKey("type")
 }
 
 extension Decoder {
     /// The `"type"` field of the object being decoded, if any.
     var layerType: String? {
-        (try? container(keyedBy: LayerTypeKey.self)).flatMap { try? $0.decode(String.self, forKey: LayerTypeKey()) }
+        (try? container(keyedBy: FieldKey.self)).flatMap { try? $0.decode(String.self, forKey: FieldKey.type) }
     }
 }
 
@@ -252,12 +250,15 @@ extension KeyedDecodingContainer {
     /// field named; read as a number first, it is named here.
     public func integer(_ key: Key) throws -> Int {
         if let number = try? decode(Double.self, forKey: key) {
-            guard number.rounded() == number, abs(number) <= 9.0e15 else {
+            guard Self.isWhole(number) else {
                 throw LayerFieldError(key.stringValue, "must be an integer, got \(number)")
             }
         }
         return try decode(Int.self, forKey: key)
     }
+
+    /// A number an Int holds exactly: whole, and within a Double's exact integers.
+    private static func isWhole(_ number: Double) -> Bool { number.rounded() == number && abs(number) <= 9.0e15 }
 
     /// An optional integer field (see `integer(_:)`).
     public func integerIfPresent(_ key: Key) throws -> Int? {
@@ -267,7 +268,7 @@ extension KeyedDecodingContainer {
 
     /// An array of integers (see `integer(_:)`).
     public func integers(_ key: Key) throws -> [Int] {
-        if let numbers = try? decode([Double].self, forKey: key), let bad = numbers.first(where: { $0.rounded() != $0 || abs($0) > 9.0e15 }) {
+        if let numbers = try? decode([Double].self, forKey: key), let bad = numbers.first(where: { !Self.isWhole($0) }) {
             throw LayerFieldError(key.stringValue, "must hold integers, got \(bad)")
         }
         return try decode([Int].self, forKey: key)
@@ -277,7 +278,7 @@ extension KeyedDecodingContainer {
     public func integerRowsIfPresent(_ key: Key) throws -> [[Int]]? {
         guard contains(key), (try? decodeNil(forKey: key)) != true else { return nil }
         if let rows = try? decode([[Double]].self, forKey: key),
-           let bad = rows.joined().first(where: { $0.rounded() != $0 || abs($0) > 9.0e15 }) {
+           let bad = rows.joined().first(where: { !Self.isWhole($0) }) {
             throw LayerFieldError(key.stringValue, "must hold integers, got \(bad)")
         }
         return try decode([[Int]].self, forKey: key)

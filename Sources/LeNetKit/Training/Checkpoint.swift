@@ -236,7 +236,7 @@ public enum Checkpoint {
         if let json = metadata[Key.network] {
             // Compared as descriptions, re-encoded: another encoder's number formatting is no difference.
             let theirs = (try? NetworkDescription(json: Data(json.utf8)))?.json() ?? json
-            guard theirs == network.networkDescription.json() else {
+            guard theirs == network.descriptionJSON else {
                 let theirs = (try? NetworkDescription(json: Data(json.utf8)))?.name ?? "another network"
                 throw LeNetError("holds \(theirs == network.networkDescription.name ? "another description of '\(theirs)'" : "'\(theirs)'"), "
                                  + "this run trains '\(network.networkDescription.name ?? "a custom network")'", subject: source)

@@ -298,12 +298,11 @@ public final class Trainer {
             Checkpoint.Key.dataset: dataset.name,
             Checkpoint.Key.classNames: Checkpoint.encodeClassNames(dataset.classNames),
         ]
-        meta[Checkpoint.Key.network] = network.networkDescription.json()
+        meta[Checkpoint.Key.network] = network.descriptionJSON
         // `model` names a built-in network only when this is that network
         // (an edited copy of its description keeps its name, not its layers).
-        let description = network.networkDescription
-        if let name = description.name, !NetworkDescription.builtInNames.contains(name)
-            || (try? NetworkDescription.builtIn(name, classes: network.outputShape.count).json()) == description.json() {
+        if let name = network.networkDescription.name, !NetworkDescription.builtInNames.contains(name)
+            || (try? NetworkDescription.builtIn(name, classes: network.outputShape.count).json()) == network.descriptionJSON {
             meta[Checkpoint.Key.model] = name
         }
         if let ema = options.ema { meta[Checkpoint.Key.ema] = "\(ema)" }
