@@ -32,6 +32,32 @@ public enum Checkpoint {
         public static let classNames = "class_names"
         /// The training augmentation, e.g. "crop 4, flip"; absent when none.
         public static let augmentation = "augmentation"
+        /// How a new image is brought to the network's input
+        /// (`ImagePreprocessing`): "digit" for a network trained on MNIST,
+        /// "resize" otherwise.
+        public static let preprocessing = "preprocessing"
+    }
+
+    /// How images are brought to the input of a network trained as
+    /// `metadata` says: its `preprocessing` key; else `.digit` when its
+    /// dataset is MNIST (files written before the key); else `.resize`.
+    /// - Throws: `LeNetError` (subject `subject`) when the key holds
+    ///   something else.
+    public static func preprocessing(metadata: [String: String], subject: String) throws -> ImagePreprocessing {
+        if let text = metadata[Key.preprocessing] {
+            guard let value = ImagePreprocessing(rawValue: text) else {
+                throw LeNetError("metadata '\(Key.preprocessing)' is '\(text)'; expected "
+                    + ImagePreprocessing.allCases.map { "'\($0.rawValue)'" }.joined(separator: " or "), subject: subject)
+            }
+            return value
+        }
+        return preprocessing(trainedOn: metadata[Key.dataset] ?? "")
+    }
+
+    /// `.digit` for MNIST's handwritten digits (a dataset named "MNIST …"),
+    /// `.resize` for any other dataset.
+    public static func preprocessing(trainedOn dataset: String) -> ImagePreprocessing {
+        dataset.lowercased().hasPrefix(MNISTVariant.mnist.displayName.lowercased() + " ") ? .digit : .resize
     }
 
     /// The training-state file that goes with a weights file.

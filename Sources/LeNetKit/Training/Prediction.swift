@@ -24,14 +24,36 @@ public struct ClassScore: Sendable, Equatable {
     }
 }
 
+/// What a classifier made of one image (or one digit of a number).
+public struct ImageReading: Sendable, Equatable {
+    /// The most probable classes, most probable first.
+    public var scores: [ClassScore]
+    /// Where the digit was found, in the image's pixels (`.digit`
+    /// preprocessing); nil when the whole image was resized.
+    public var box: PixelBox?
+    /// What the network saw, before normalization: its input's size and channels.
+    public var input: PixelImage
+}
+
+/// A written number read digit by digit.
+public struct NumberReading: Sendable, Equatable {
+    /// The digits' class names, left to right ("2026").
+    public var text: String
+    /// Each digit: its classes, box and input, left to right.
+    public var digits: [ImageReading]
+}
+
 /// A trained network with what it needs to classify new images: its
-/// normalization and class names.
+/// normalization, class names and preprocessing.
 ///
 /// ```swift
 /// let classifier = try Classifier(weights: "cifar.safetensors")
 /// let image = try PixelImage.read(path: "cat.png")
 /// for score in try classifier.classify([image])[0] { print(score.name, score.probability) }
 /// ```
+///
+/// A network trained on MNIST finds the digit in a photo or scan first
+/// (`DigitPreprocessing`), and reads a row of digits with `readNumber(_:)`.
 public final class Classifier {
     /// The network, loaded from the checkpoint.
     public let network: Network
@@ -39,24 +61,37 @@ public final class Classifier {
     public let normalization: Normalization
     /// The name of each output class.
     public let classNames: [String]
+    /// How an image reaches the network's input; a checkpoint trained on
+    /// MNIST says `.digit`.
+    public var preprocessing: ImagePreprocessing
+    /// How digits are found and laid out, for `.digit` and `readNumber(_:)`.
+    public var digitPreprocessing = DigitPreprocessing()
 
     /// - Parameters:
     ///   - network: a trained network.
     ///   - normalization: as in training; must fit the network's input channels.
     ///   - classNames: one per output class.
+    ///   - preprocessing: how images reach the network's input.
     /// - Throws: `LeNetError` when the normalization or the names do not fit the network.
-    public init(network: Network, normalization: Normalization, classNames: [String]) throws {
+    public init(network: Network, normalization: Normalization, classNames: [String],
+                preprocessing: ImagePreprocessing = .resize) throws {
         try network.checkClassifies()
         guard classNames.count == network.outputShape.count else {
             throw LeNetError("\(classNames.count) class names for a network with \(network.outputShape.count) outputs", subject: "classifier")
         }
+        let shape = network.inputShape
+        guard shape.channels == 1 || shape.channels == 3 else {
+            throw LeNetError("the network takes \(shape.channels) channels; images have 1 or 3", subject: "classifier")
+        }
         self.network = network
         self.normalization = try normalization.validated(channels: network.inputShape.channels)
         self.classNames = classNames
+        self.preprocessing = preprocessing
     }
 
-    /// A classifier from a checkpoint: its model, normalization and class
-    /// names (see `Checkpoint.classNames(metadata:classes:)`).
+    /// A classifier from a checkpoint: its model, normalization, class
+    /// names (see `Checkpoint.classNames(metadata:classes:)`) and
+    /// preprocessing (`Checkpoint.preprocessing(metadata:subject:)`).
     /// - Parameters:
     ///   - path: a safetensors file from `lenet train` or PyTorch.
     ///   - description: the network, overriding what the file says.
@@ -64,44 +99,79 @@ public final class Classifier {
     public convenience init(weights path: String, description: NetworkDescription? = nil) throws {
         let loaded = try Checkpoint.loadNetwork(path: path, description: description)
         try self.init(network: loaded.network, normalization: loaded.normalization,
-                      classNames: Checkpoint.classNames(metadata: loaded.metadata, classes: loaded.network.outputShape.count))
+                      classNames: Checkpoint.classNames(metadata: loaded.metadata, classes: loaded.network.outputShape.count),
+                      preprocessing: Checkpoint.preprocessing(metadata: loaded.metadata, subject: path))
     }
 
     /// The `top` most probable classes of each image, most probable first.
     ///
-    /// Each image is converted to the network's channels (alpha over black;
-    /// gray ↔ RGB) and resized to its input size (area average when
-    /// shrinking, bilinear when growing) with `PixelImage`, then normalized
+    /// With `.resize`, each image is converted to the network's channels
+    /// (alpha over black; gray ↔ RGB) and resized to its input size (area
+    /// average when shrinking, bilinear when growing) with `PixelImage`;
+    /// with `.digit`, the digit is found and laid out as MNIST's are
+    /// (`DigitPreprocessing.digit(in:inputShape:)`). Then it is normalized
     /// exactly as the training data were.
     /// - Parameters:
     ///   - images: any sizes and channel counts.
     ///   - top: how many classes to return per image (at most the number of classes).
-    /// - Throws: `LeNetError` when `top` is not positive.
+    /// - Throws: `LeNetError` when `top` is not positive, or (`.digit`) an
+    ///   image holds no ink.
     public func classify(_ images: [PixelImage], top: Int = 3) throws -> [[ClassScore]] {
+        try read(images, top: top).map(\.scores)
+    }
+
+    /// `classify(_:top:)` with where each digit was found and what the network saw.
+    /// - Throws: as `classify(_:top:)`.
+    public func read(_ images: [PixelImage], top: Int = 3) throws -> [ImageReading] {
+        let prepared = try images.map { image -> (input: PixelImage, box: PixelBox?) in
+            switch preprocessing {
+            case .resize:
+                return (try image.converted(toChannels: network.inputShape.channels)
+                    .resized(width: network.inputShape.width, height: network.inputShape.height), nil)
+            case .digit:
+                let digit = try digitPreprocessing.digit(in: image, inputShape: network.inputShape)
+                return (try digit.input.converted(toChannels: network.inputShape.channels), digit.box)
+            }
+        }
+        let scores = try classify(inputs: prepared.map(\.input), top: top)
+        return zip(prepared, scores).map { ImageReading(scores: $1, box: $0.box, input: $0.input) }
+    }
+
+    /// The digits written in a row in `image` (a zip code, an amount), read
+    /// left to right (`DigitPreprocessing.digits(in:inputShape:)`), whatever
+    /// `preprocessing` is.
+    /// - Parameters:
+    ///   - image: a photo or scan of the number.
+    ///   - top: how many classes to keep per digit; `text` uses the first.
+    /// - Throws: `LeNetError` when `top` is not positive or the image holds no ink.
+    public func readNumber(_ image: PixelImage, top: Int = 3) throws -> NumberReading {
+        let found = try digitPreprocessing.digits(in: image, inputShape: network.inputShape)
+        let inputs = try found.map { try $0.input.converted(toChannels: network.inputShape.channels) }
+        let scores = try classify(inputs: inputs, top: top)
+        let digits = zip(found, zip(inputs, scores)).map { ImageReading(scores: $1.1, box: $0.box, input: $1.0) }
+        return NumberReading(text: digits.map { $0.scores[0].name }.joined(), digits: digits)
+    }
+
+    /// Classifies images already at the network's input size and channels.
+    func classify(inputs: [PixelImage], top: Int) throws -> [[ClassScore]] {
         guard top > 0 else { throw LeNetError("must be > 0, got \(top)", subject: "classify(top:)") }
-        guard !images.isEmpty else { return [] }
+        guard !inputs.isEmpty else { return [] }
         let shape = network.inputShape
-        guard shape.channels == 1 || shape.channels == 3 else {
-            throw LeNetError("the network takes \(shape.channels) channels; images have 1 or 3", subject: "classifier")
-        }
         var bytes: [UInt8] = []  // (N, C, H, W)
-        bytes.reserveCapacity(images.count * shape.count)
-        for image in images {
-            bytes += try image.converted(toChannels: shape.channels)
-                .resized(width: shape.width, height: shape.height).planar
-        }
+        bytes.reserveCapacity(inputs.count * shape.count)
+        for input in inputs { bytes += input.planar }
         // Labels are not used; the dataset is the path to the training normalization.
         let dataset = try ImageDataset(name: "images", channels: shape.channels, height: shape.height, width: shape.width,
-                                       images: bytes, labels: [UInt8](repeating: 0, count: images.count),
+                                       images: bytes, labels: [UInt8](repeating: 0, count: inputs.count),
                                        classNames: ["image"])
         let K = network.outputShape.count
         let batch = 64
-        try network.reserve(batch: min(images.count, batch), backward: false)
-        let labels = try IndexBuffer(count: min(images.count, batch), name: "labels")  // (N)
+        try network.reserve(batch: min(inputs.count, batch), backward: false)
+        let labels = try IndexBuffer(count: min(inputs.count, batch), name: "labels")  // (N)
         var results: [[ClassScore]] = []
         var first = 0
-        while first < images.count {
-            let n = min(batch, images.count - first)
+        while first < inputs.count {
+            let n = min(batch, inputs.count - first)
             let logits = try network.infer(batch: n) { chunk, x in  // (N, K)
                 dataset.fill(batch: first + chunk.lowerBound..<first + chunk.upperBound, normalization: normalization,
                              into: x, labels: labels.pointer + chunk.lowerBound)
@@ -122,3 +192,98 @@ public final class Classifier {
     }
 }
 
+/// One image's predictions as `lenet predict --json` writes them.
+public struct PredictionRecord: Encodable, Sendable {
+    /// One class's line.
+    public struct Score: Encodable, Sendable {
+        /// The class name.
+        public var `class`: String
+        /// Its index.
+        public var index: Int
+        /// Its softmax probability.
+        public var probability: Double
+    }
+
+    /// One digit of a number: where it is and its classes.
+    public struct Digit: Encodable, Sendable {
+        /// Where the digit's ink is, in the image's pixels.
+        public var box: PixelBox?
+        /// Its classes, most probable first.
+        public var top: [Score]
+    }
+
+    /// The image file.
+    public var file: String
+    /// The image's columns and rows.
+    public var width: Int, height: Int
+    /// The image's classes, most probable first (not for a number).
+    public var top: [Score]?
+    /// Where the digit was found (`.digit` preprocessing, not for a number).
+    public var box: PixelBox?
+    /// The number read (`Classifier.readNumber`).
+    public var number: String?
+    /// The number's digits, left to right.
+    public var digits: [Digit]?
+
+    /// - Parameters:
+    ///   - file: the image's path.
+    ///   - image: the image as read.
+    ///   - readings: one reading, or a number's digits.
+    ///   - number: whether `readings` are a number's digits.
+    public init(file: String, image: PixelImage, readings: [ImageReading], number: Bool) {
+        func scores(_ r: ImageReading) -> [Score] {
+            r.scores.map { Score(class: $0.name, index: $0.index, probability: $0.probability) }
+        }
+        self.file = file
+        (width, height) = (image.width, image.height)
+        if number {
+            self.number = readings.map { $0.scores.first?.name ?? "" }.joined()
+            digits = readings.map { Digit(box: $0.box, top: scores($0)) }
+        } else if let first = readings.first {
+            top = scores(first)
+            box = first.box
+        }
+    }
+
+    /// `{"predictions": [...], "weights": path}`, keys sorted, one line.
+    public static func json(weights: String, records: [PredictionRecord]) throws -> String {
+        struct Output: Encodable {
+            var predictions: [PredictionRecord]
+            var weights: String
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(Output(predictions: records, weights: weights)), as: UTF8.self)
+    }
+}
+
+/// Writes what a network saw, so a user can see why an image was misread.
+public enum PredictionImages {
+    /// The PNG file names for `readings` of `files`: the file's name
+    /// without its extension, `-1`, `-2`, … for a number's digits, and the
+    /// file's position in front when two files share a name.
+    public static func names(_ readings: [[ImageReading]], of files: [String], number: Bool) -> [[String]] {
+        let stems = files.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent }
+        let shared = Set(stems.filter { stem in stems.filter { $0 == stem }.count > 1 })
+        return zip(stems.indices, zip(stems, readings)).map { i, item in
+            let stem = shared.contains(item.0) ? "\(i + 1)-\(item.0)" : item.0
+            return number ? item.1.indices.map { "\(stem)-\($0 + 1).png" } : ["\(stem).png"]
+        }
+    }
+
+    /// Writes each reading's `input` as a PNG in `directory` (created when
+    /// missing), named by `names(_:of:number:)`.
+    /// - Throws: `LeNetError` naming the directory or file when it cannot be written.
+    public static func write(_ readings: [[ImageReading]], of files: [String], number: Bool, to directory: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw LeNetError("cannot create the directory: \(error.localizedDescription)", subject: directory)
+        }
+        for (names, reading) in zip(Self.names(readings, of: files, number: number), readings) {
+            for (name, r) in zip(names, reading) {
+                try FileIO.writeAtomically(try PNG.encode(r.input), to: DataFiles.join(directory, name))
+            }
+        }
+    }
+}

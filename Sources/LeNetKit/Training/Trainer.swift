@@ -297,6 +297,7 @@ public final class Trainer {
             Checkpoint.Key.seed: "\(options.seed)",
             Checkpoint.Key.dataset: dataset.name,
             Checkpoint.Key.classNames: Checkpoint.encodeClassNames(dataset.classNames),
+            Checkpoint.Key.preprocessing: Checkpoint.preprocessing(trainedOn: dataset.name).rawValue,
         ]
         meta[Checkpoint.Key.network] = network.descriptionJSON
         // `model` names a built-in network only when this is that network
