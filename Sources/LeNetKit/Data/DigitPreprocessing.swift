@@ -114,24 +114,30 @@ public struct DigitPreprocessing: Sendable, Equatable {
     /// The digits of a written number (a zip code, an amount), left to right.
     ///
     /// The ink is split into pieces; pieces stacked in one column are one
-    /// digit (a broken stroke), pieces much lower than the others are
-    /// dropped (dots, commas, dashes), and a piece much wider than the
-    /// others is cut into as many digits as its width holds, each cut at
-    /// the column with the least ink near where it is expected.
+    /// digit (a broken stroke), and pieces much lower than the others are
+    /// dropped (dots, commas, dashes). A piece wider than most digits may
+    /// be touching digits: it is cut into 1, 2, 3, … parts, each cut at the
+    /// column with the least ink near where an even cut would be, and the
+    /// count kept is the one `confidence` likes best (the geometric mean of
+    /// its parts' confidences, a fewer-part reading kept unless a split
+    /// beats it clearly). Without `confidence`, the count is the piece's
+    /// width over the typical digit's.
     /// - Parameters:
     ///   - image: a row of digits, dark on light or light on dark.
     ///   - inputShape: the network's input.
-    /// - Throws: `LeNetError` when the image holds no ink.
-    public func digits(in image: PixelImage, inputShape: FeatureShape) throws -> [FoundDigit] {
+    ///   - confidence: for digits laid out as the network takes them, how
+    ///     sure a classifier is of each (its top probability, 0...1).
+    /// - Throws: `LeNetError` when the image holds no ink; what `confidence` throws.
+    public func digits(in image: PixelImage, inputShape: FeatureShape,
+                       confidence: (([PixelImage]) throws -> [ClassScore])? = nil) throws -> [FoundDigit] {
         let layout = try Layout(self, inputShape)
         let ink = try InkImage(image, analysisSide: analysisSide)
         let pieces = ink.pieces(minimumShare: 0.03)
         guard !pieces.isEmpty else { throw Self.noInk }
-        // Pieces whose columns overlap by half the narrower one's width
-        // are one digit.
+        // Pieces that share most of the narrower one's columns are one digit.
         var groups: [(labels: Set<Int32>, box: InkBox)] = []
         for p in pieces.sorted(by: { $0.mass > $1.mass }) {
-            if let g = groups.firstIndex(where: { $0.box.columnOverlap(p.box) >= 0.5 * Double(min($0.box.width, p.box.width)) }) {
+            if let g = groups.firstIndex(where: { $0.box.columnOverlap(p.box) >= 0.7 * Double(min($0.box.width, p.box.width)) }) {
                 groups[g].labels.insert(p.label)
                 groups[g].box = groups[g].box.union(p.box)
             } else {
@@ -140,7 +146,18 @@ public struct DigitPreprocessing: Sendable, Equatable {
         }
         let heights = groups.map(\.box.height).sorted()
         let typicalHeight = Double(heights[heights.count / 2])
+        // A low piece that shares columns with a digit is part of it (a
+        // "5"'s bar, a "4"'s arm); one that shares none is a dot, a comma
+        // or a dash, and is dropped.
+        let low = groups.filter { Double($0.box.height) < 0.4 * typicalHeight }
         groups.removeAll { Double($0.box.height) < 0.4 * typicalHeight }
+        for piece in low {
+            let overlaps = groups.indices.map { groups[$0].box.columnOverlap(piece.box) }
+            guard let g = overlaps.indices.max(by: { overlaps[$0] < overlaps[$1] }), overlaps[g] > 0,
+                  piece.box.gap(to: groups[g].box) <= Int(0.25 * typicalHeight) else { continue }
+            groups[g].labels.formUnion(piece.labels)
+            groups[g].box = groups[g].box.union(piece.box)
+        }
         groups.sort { $0.box.minX < $1.box.minX }
         let widths = groups.map(\.box.width).sorted()
         // A digit's expected width: the others' median when there are
@@ -148,16 +165,129 @@ public struct DigitPreprocessing: Sendable, Equatable {
         let expected = groups.count >= 3 ? Double(widths[widths.count / 2]) : 0.7 * typicalHeight
         var found: [FoundDigit] = []
         for g in groups {
-            let count = Double(g.box.width) >= 1.6 * expected && Double(g.box.width) > 0.9 * typicalHeight
-                ? max(2, Int((Double(g.box.width) / expected).rounded())) : 1
-            for columns in ink.cuts(of: g.box, labels: g.labels, into: count) {
-                guard let area = ink.extent(of: g.labels, columns: columns, within: g.box) else { continue }
-                found.append(try ink.digit(area: area, members: g.labels, columns: columns, layout: layout))
+            let full = ink.strength(of: g.labels, in: g.box)
+            func part(_ columns: ClosedRange<Int>) throws -> FoundDigit? {
+                guard let area = ink.extent(of: g.labels, columns: columns, within: g.box) else { return nil }
+                return try ink.digit(area: area, members: g.labels, columns: columns, layout: layout, full: full)
             }
+            let width = Double(g.box.width)
+            guard let confidence else {
+                let count = width >= 1.6 * expected && width > 0.9 * typicalHeight ? max(2, Int((width / expected).rounded())) : 1
+                found += try ink.cuts(of: g.box, labels: g.labels, into: count).compactMap(part)
+                continue
+            }
+            found += try Self.bestSplit(of: g.box, typicalHeight: typicalHeight, scale: ink.scale, part: part, confidence: confidence)
         }
         guard !found.isEmpty else { throw Self.noInk }
         return found
     }
+
+    /// The reading of the columns of `box` as 1, 2, 3, … digits side by
+    /// side that scores best (`score`): for each count, the cuts (on a grid
+    /// of at most `cutPositions` columns) that maximize the parts' summed
+    /// score, by dynamic programming; then the count whose mean score is
+    /// best, a split kept only when it beats fewer parts by `splitMargin`.
+    /// Parts are at least a tenth of a digit's height wide (a "1") and at
+    /// most 1.7 heights (past MNIST's widest "2"s and "5"s).
+    static func bestSplit(of box: InkBox, typicalHeight: Double, scale: Int, part: (ClosedRange<Int>) throws -> FoundDigit?,
+                          confidence: ([PixelImage]) throws -> [ClassScore]) throws -> [FoundDigit] {
+        guard Double(box.width) > 0.75 * typicalHeight else { return try part(box.minX...box.maxX).map { [$0] } ?? [] }
+        let step = max(1, (box.width + cutPositions - 1) / cutPositions)
+        var edges = Array(stride(from: box.minX, to: box.maxX + 1, by: step))  // cut columns: a part is edges[i]..<edges[j]
+        edges.append(box.maxX + 1)
+        let n = edges.count
+        var parts: [(i: Int, j: Int, digit: FoundDigit)] = []
+        for i in 0..<n - 1 {
+            for j in i + 1..<n {
+                let w = Double(edges[j] - edges[i])
+                let whole = i == 0 && j == n - 1
+                guard whole || (w >= Self.narrowestPart * typicalHeight && w <= 1.7 * typicalHeight) else { continue }
+                if let d = try part(edges[i]...(edges[j] - 1)) { parts.append((i, j, d)) }
+            }
+        }
+        let scores = try partScores(parts.map(\.digit), typicalHeight: typicalHeight * Double(scale), confidence)
+        // best[k][j]: the highest summed score of k parts covering edges[0]..<edges[j].
+        let most = min(maximumParts, n - 1)
+        var best = [[Double]](repeating: [Double](repeating: -.infinity, count: n), count: most + 1)
+        var from = [[Int]](repeating: [Int](repeating: -1, count: n), count: most + 1)
+        best[0][0] = 0
+        var byEnd = [[Int]](repeating: [], count: n)
+        for (index, p) in parts.enumerated() { byEnd[p.j].append(index) }
+        for k in 1...most {
+            for j in 1..<n {
+                for index in byEnd[j] where best[k - 1][parts[index].i] > -.infinity {
+                    let total = best[k - 1][parts[index].i] + scores[index]
+                    if total > best[k][j] { best[k][j] = total; from[k][j] = index }
+                }
+            }
+        }
+        var chosen = 1
+        for k in 2...max(2, most) where k <= most && best[k][n - 1] > -.infinity {
+            if best[k][n - 1] / Double(k) > best[chosen][n - 1] / Double(chosen) + splitMargin { chosen = k }
+        }
+        guard best[chosen][n - 1] > -.infinity else { return try part(box.minX...box.maxX).map { [$0] } ?? [] }
+        var result: [FoundDigit] = []
+        var j = n - 1
+        for k in stride(from: chosen, to: 0, by: -1) {
+            let index = from[k][j]
+            result.append(parts[index].digit)
+            j = parts[index].i
+        }
+        return result.reversed()
+    }
+
+    /// The narrowest part tried, in digit heights: MNIST's narrowest
+    /// "1"s are 0.2 as wide as high.
+    static let narrowestPart = 0.22
+    /// Parts lower than this share of the row's digits are penalized.
+    static let lowestPart = 0.75
+
+    /// How many columns a piece may be cut at, evenly spaced.
+    static let cutPositions = 24
+    /// The most digits one piece of ink is read as.
+    static let maximumParts = 6
+
+    /// How much likelier (mean log score, nats) a split must be than a
+    /// reading with fewer parts.
+    static let splitMargin = 0.1
+
+    /// Each digit's log confidence plus the log prior of its aspect ratio
+    /// for the class it is read as (`logAspectPrior`), less a penalty when
+    /// it is much lower than the row's digits (`typicalHeight`, source
+    /// pixels): a digit's ink is as high as its neighbours' (MNIST's are
+    /// scaled to 20 pixels high unless wider than high, and the widest,
+    /// 1.67 times, are still 0.6 as high), so a short part is a sliver of
+    /// a neighbour.
+    static func partScores(_ digits: [FoundDigit], typicalHeight: Double,
+                           _ confidence: ([PixelImage]) throws -> [ClassScore]) throws -> [Double] {
+        guard !digits.isEmpty else { return [] }
+        let p = try confidence(digits.map(\.input))
+        return zip(digits, p).map { d, p in
+            let height = Double(max(d.box.height, 1))
+            let short = max(0, log(Self.lowestPart * typicalHeight / height)) / 0.15
+            return log(max(p.probability, 1e-12)) + logAspectPrior(Double(d.box.width) / height, digit: Int(p.name)) - short * short
+        }
+    }
+
+    /// How plausible it is that digit `digit` is `aspect` (width / height)
+    /// wide, as a log weight: 0 within the range MNIST's training digits of
+    /// that class span (`aspectRange`; for another class name, the widest
+    /// range), falling as a Gaussian in log aspect (σ 0.15) outside. A
+    /// classifier's confidence alone does not tell two touching digits read
+    /// as one from the pair (it is as sure of a "42" being a "4" as of a
+    /// "4"); a "4" 1.6 times as wide as it is high is not plausible.
+    static func logAspectPrior(_ aspect: Double, digit: Int?) -> Double {
+        let a = max(aspect, 1e-3)
+        let (lo, hi) = digit.flatMap { aspectRange.indices.contains($0) ? aspectRange[$0] : nil } ?? (0.15, 1.67)
+        let outside = a < lo ? log(lo / a) : a > hi ? log(a / hi) : 0
+        return -(outside / 0.15) * (outside / 0.15)
+    }
+
+    /// Each digit's aspect ratio (ink box width / height), 0.5th and 99.5th
+    /// percentiles over MNIST's 60,000 training digits (a "1" from 0.2,
+    /// here 0.15 for a thin upright stroke).
+    static let aspectRange: [(Double, Double)] = [(0.5, 1.43), (0.15, 1.0), (0.55, 1.67), (0.45, 1.25), (0.5, 1.25),
+                                                  (0.5, 1.67), (0.4, 1.25), (0.5, 1.31), (0.45, 1.25), (0.4, 1.11)]
 
     static let noInk = LeNetError("found no ink: the image is blank, or of one tone, or only noise", subject: "image")
 
@@ -314,14 +444,20 @@ struct InkImage {
 
     /// The digit in `area`: the members' ink and the faint ink around it
     /// (other pieces blanked), scaled, centred and padded per `layout`.
-    func digit(area: InkBox, members: Set<Int32>, columns: ClosedRange<Int>, layout: DigitPreprocessing.Layout) throws -> FoundDigit {
-        // The ink's full strength: most of the digit's clear pixels reach it.
+    /// The ink's full strength in `members`: what most of their clear
+    /// pixels reach (the 90th percentile).
+    func strength(of members: Set<Int32>, in area: InkBox) -> Float {
         var strong: [Float] = []
         for y in area.minY...area.maxY {
             for x in area.minX...area.maxX where members.contains(labels[y * width + x]) { strong.append(ink[y * width + x]) }
         }
         strong.sort()
-        let full = strong.isEmpty ? 1 : strong[min(strong.count - 1, strong.count * 9 / 10)]
+        return strong.isEmpty ? 1 : strong[min(strong.count - 1, strong.count * 9 / 10)]
+    }
+
+    func digit(area: InkBox, members: Set<Int32>, columns: ClosedRange<Int>, layout: DigitPreprocessing.Layout,
+               full: Float? = nil) throws -> FoundDigit {
+        let full = full ?? strength(of: members, in: area)
         // Below a few noise levels is paper: it maps to 0, as MNIST's background is exactly 0.
         let floor = min(2.5 * noise, full / 2)
         var crop = [UInt8](repeating: 0, count: area.width * area.height)  // (h, w)
@@ -354,12 +490,14 @@ struct InkImage {
             for x in 0..<patch.width {
                 let v = Double(patch.pixels[y * patch.width + x])
                 mass += v
-                mx += v * (Double(x) + 0.5)
-                my += v * (Double(y) + 0.5)
+                mx += v * Double(x)
+                my += v * Double(y)
             }
         }
+        // MNIST's centres of mass sit on pixel (14, 14) of 28×28, counting
+        // pixels from 0 (the test digits' mean is 14.01, 13.99).
         let half = Double(layout.field) / 2
-        let (cx, cy) = mass > 0 ? (mx / mass, my / mass) : (Double(patch.width) / 2, Double(patch.height) / 2)
+        let (cx, cy) = mass > 0 ? (mx / mass, my / mass) : (Double(patch.width - 1) / 2, Double(patch.height - 1) / 2)
         let fieldX = (layout.shape.width - layout.field) / 2, fieldY = (layout.shape.height - layout.field) / 2
         let ox = fieldX + Int((half - cx).rounded()), oy = fieldY + Int((half - cy).rounded())
         var out = [UInt8](repeating: 0, count: layout.shape.height * layout.shape.width)  // (H, W)

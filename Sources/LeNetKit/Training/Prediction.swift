@@ -145,7 +145,10 @@ public final class Classifier {
     ///   - top: how many classes to keep per digit; `text` uses the first.
     /// - Throws: `LeNetError` when `top` is not positive or the image holds no ink.
     public func readNumber(_ image: PixelImage, top: Int = 3) throws -> NumberReading {
-        let found = try digitPreprocessing.digits(in: image, inputShape: network.inputShape)
+        let channels = network.inputShape.channels
+        let found = try digitPreprocessing.digits(in: image, inputShape: network.inputShape) { inputs in
+            try self.classify(inputs: inputs.map { try $0.converted(toChannels: channels) }, top: 1).map { $0[0] }
+        }
         let inputs = try found.map { try $0.input.converted(toChannels: network.inputShape.channels) }
         let scores = try classify(inputs: inputs, top: top)
         let digits = zip(found, zip(inputs, scores)).map { ImageReading(scores: $1.1, box: $0.box, input: $1.0) }
