@@ -108,7 +108,7 @@ public struct DigitPreprocessing: Sendable, Equatable {
                 grew = true
             }
         }
-        return try ink.digit(area: area, members: members, columns: area.minX...area.maxX, layout: layout)
+        return try ink.digit(area: area, parts: [(members, area.minX...area.maxX)], layout: layout)
     }
 
     /// The digits of a written number (a zip code, an amount), left to right.
@@ -163,93 +163,100 @@ public struct DigitPreprocessing: Sendable, Equatable {
         // A digit's expected width: the others' median when there are
         // enough of them to say, else MNIST's typical aspect.
         let expected = groups.count >= 3 ? Double(widths[widths.count / 2]) : 0.7 * typicalHeight
-        var found: [FoundDigit] = []
-        for g in groups {
-            let full = ink.strength(of: g.labels, in: g.box)
-            func part(_ columns: ClosedRange<Int>) throws -> FoundDigit? {
-                guard let area = ink.extent(of: g.labels, columns: columns, within: g.box) else { return nil }
-                return try ink.digit(area: area, members: g.labels, columns: columns, layout: layout, full: full)
-            }
-            let width = Double(g.box.width)
-            guard let confidence else {
+        guard let confidence else {
+            var found: [FoundDigit] = []
+            for g in groups {
+                let full = ink.strength(of: g.labels, in: g.box)
+                let width = Double(g.box.width)
                 let count = width >= 1.6 * expected && width > 0.9 * typicalHeight ? max(2, Int((width / expected).rounded())) : 1
-                found += try ink.cuts(of: g.box, labels: g.labels, into: count).compactMap(part)
-                continue
+                found += try ink.cuts(of: g.box, labels: g.labels, into: count).compactMap { columns in
+                    guard let area = ink.extent(of: g.labels, columns: columns, within: g.box) else { return nil }
+                    return try ink.digit(area: area, parts: [(g.labels, columns)], layout: layout, full: full)
+                }
             }
-            found += try Self.bestSplit(of: g.box, typicalHeight: typicalHeight, scale: ink.scale, part: part, confidence: confidence)
+            guard !found.isEmpty else { throw Self.noInk }
+            return found
         }
+        let found = try Self.bestReading(of: groups, ink: ink, typicalHeight: typicalHeight, layout: layout, confidence: confidence)
         guard !found.isEmpty else { throw Self.noInk }
         return found
     }
 
-    /// The reading of the columns of `box` as 1, 2, 3, … digits side by
-    /// side that scores best (`score`): for each count, the cuts (on a grid
-    /// of at most `cutPositions` columns) that maximize the parts' summed
-    /// score, by dynamic programming; then the count whose mean score is
-    /// best, a split kept only when it beats fewer parts by `splitMargin`.
-    /// Parts are at least a tenth of a digit's height wide (a "1") and at
-    /// most 1.7 heights (past MNIST's widest "2"s and "5"s).
-    static func bestSplit(of box: InkBox, typicalHeight: Double, scale: Int, part: (ClosedRange<Int>) throws -> FoundDigit?,
-                          confidence: ([PixelImage]) throws -> [ClassScore]) throws -> [FoundDigit] {
-        guard Double(box.width) > 0.75 * typicalHeight else { return try part(box.minX...box.maxX).map { [$0] } ?? [] }
-        let step = max(1, (box.width + cutPositions - 1) / cutPositions)
-        var edges = Array(stride(from: box.minX, to: box.maxX + 1, by: step))  // cut columns: a part is edges[i]..<edges[j]
-        edges.append(box.maxX + 1)
-        let n = edges.count
-        var parts: [(i: Int, j: Int, digit: FoundDigit)] = []
-        for i in 0..<n - 1 {
-            for j in i + 1..<n {
-                let w = Double(edges[j] - edges[i])
-                let whole = i == 0 && j == n - 1
-                guard whole || (w >= Self.narrowestPart * typicalHeight && w <= 1.7 * typicalHeight) else { continue }
-                if let d = try part(edges[i]...(edges[j] - 1)) { parts.append((i, j, d)) }
+    /// The reading of a row of ink as digits that scores best, found by
+    /// over-segmenting and letting the classifier choose (the "heuristic
+    /// over-segmentation" of LeCun, Bottou, Bengio and Haffner 1998, §V):
+    /// each group of pieces wider than three quarters of a digit's height
+    /// is cut into slices an eighth of that height wide; a candidate digit
+    /// is any run of consecutive slices and groups up to 1.7 heights wide
+    /// (past MNIST's widest "2"s and "5"s), at least `narrowestPart` wide
+    /// when it cuts a group; each is scored (`partScores`), less
+    /// `mergePenalty` for each gap between groups it spans; and a dynamic
+    /// program picks the runs, left to right, whose scores sum highest.
+    /// Summed log scores favour fewer digits, so a split must read clearly
+    /// better than the whole; a merge across a gap must read better still.
+    static func bestReading(of groups: [(labels: Set<Int32>, box: InkBox)], ink: InkImage, typicalHeight: Double,
+                            layout: Layout, confidence: ([PixelImage]) throws -> [ClassScore]) throws -> [FoundDigit] {
+        // Slices: (group, columns, ink extent), left to right.
+        var slices: [(group: Int, columns: ClosedRange<Int>, extent: InkBox)] = []
+        let step = max(1, Int(typicalHeight / 8))
+        for (index, g) in groups.enumerated() {
+            var columns = [g.box.minX...g.box.maxX]
+            if Double(g.box.width) > 0.75 * typicalHeight {
+                columns = stride(from: g.box.minX, through: g.box.maxX, by: step).map { $0...min($0 + step - 1, g.box.maxX) }
+            }
+            for c in columns {
+                if let extent = ink.extent(of: g.labels, columns: c, within: g.box) { slices.append((index, c, extent)) }
             }
         }
-        let scores = try partScores(parts.map(\.digit), typicalHeight: typicalHeight * Double(scale), confidence)
-        // best[k][j]: the highest summed score of k parts covering edges[0]..<edges[j].
-        let most = min(maximumParts, n - 1)
-        var best = [[Double]](repeating: [Double](repeating: -.infinity, count: n), count: most + 1)
-        var from = [[Int]](repeating: [Int](repeating: -1, count: n), count: most + 1)
-        best[0][0] = 0
-        var byEnd = [[Int]](repeating: [], count: n)
-        for (index, p) in parts.enumerated() { byEnd[p.j].append(index) }
-        for k in 1...most {
-            for j in 1..<n {
-                for index in byEnd[j] where best[k - 1][parts[index].i] > -.infinity {
-                    let total = best[k - 1][parts[index].i] + scores[index]
-                    if total > best[k][j] { best[k][j] = total; from[k][j] = index }
-                }
+        let strengths = groups.map { ink.strength(of: $0.labels, in: $0.box) }
+        let n = slices.count
+        var candidates: [(i: Int, j: Int, spans: Int, digit: FoundDigit)] = []  // slices i..<j
+        for i in 0..<n {
+            var area = slices[i].extent
+            for j in i + 1...n {
+                if j > i + 1 { area = area.union(slices[j - 1].extent) }
+                let run = slices[i..<j]
+                let first = run.first!.group, last = run.last!.group
+                // A whole group is always a candidate; a part of one must be a digit's width.
+                let whole = (i == 0 || slices[i - 1].group != first) && (j == n || slices[j].group != last)
+                if Double(area.width) > 1.7 * typicalHeight && !(whole && first == last) { break }
+                guard whole || Double(area.width) >= narrowestPart * typicalHeight else { continue }
+                let parts = run.map { (groups[$0.group].labels, $0.columns) }
+                let full = run.map { strengths[$0.group] }.max() ?? 1
+                candidates.append((i, j, last - first, try ink.digit(area: area, parts: parts, layout: layout, full: full)))
             }
         }
-        var chosen = 1
-        for k in 2...max(2, most) where k <= most && best[k][n - 1] > -.infinity {
-            if best[k][n - 1] / Double(k) > best[chosen][n - 1] / Double(chosen) + splitMargin { chosen = k }
+        let scores = try partScores(candidates.map(\.digit), typicalHeight: typicalHeight * Double(ink.scale), confidence)
+        // best[j]: the highest summed score of digits covering slices 0..<j.
+        var best = [Double](repeating: -.infinity, count: n + 1)
+        var from = [Int](repeating: -1, count: n + 1)
+        best[0] = 0
+        var byEnd = [[Int]](repeating: [], count: n + 1)
+        for (index, c) in candidates.enumerated() { byEnd[c.j].append(index) }
+        for j in 1...max(1, n) where j <= n {
+            for index in byEnd[j] where best[candidates[index].i] > -.infinity {
+                let total = best[candidates[index].i] + scores[index] - mergePenalty * Double(candidates[index].spans)
+                if total > best[j] { best[j] = total; from[j] = index }
+            }
         }
-        guard best[chosen][n - 1] > -.infinity else { return try part(box.minX...box.maxX).map { [$0] } ?? [] }
+        guard n > 0, best[n] > -.infinity else { return [] }
         var result: [FoundDigit] = []
-        var j = n - 1
-        for k in stride(from: chosen, to: 0, by: -1) {
-            let index = from[k][j]
-            result.append(parts[index].digit)
-            j = parts[index].i
+        var j = n
+        while j > 0 {
+            let index = from[j]
+            result.append(candidates[index].digit)
+            j = candidates[index].i
         }
         return result.reversed()
     }
 
-    /// The narrowest part tried, in digit heights: MNIST's narrowest
-    /// "1"s are 0.2 as wide as high.
+    /// The narrowest part of a group tried, in digit heights: MNIST's
+    /// narrowest "1"s are 0.2 as wide as high.
     static let narrowestPart = 0.22
     /// Parts lower than this share of the row's digits are penalized.
     static let lowestPart = 0.75
-
-    /// How many columns a piece may be cut at, evenly spaced.
-    static let cutPositions = 24
-    /// The most digits one piece of ink is read as.
-    static let maximumParts = 6
-
-    /// How much likelier (mean log score, nats) a split must be than a
-    /// reading with fewer parts.
-    static let splitMargin = 0.1
+    /// The log score a digit spanning a gap between pieces gives up per gap.
+    static let mergePenalty = 2.0
 
     /// Each digit's log confidence plus the log prior of its aspect ratio
     /// for the class it is read as (`logAspectPrior`), less a penalty when
@@ -282,6 +289,7 @@ public struct DigitPreprocessing: Sendable, Equatable {
         let outside = a < lo ? log(lo / a) : a > hi ? log(a / hi) : 0
         return -(outside / 0.15) * (outside / 0.15)
     }
+
 
     /// Each digit's aspect ratio (ink box width / height), 0.5th and 99.5th
     /// percentiles over MNIST's 60,000 training digits (a "1" from 0.2,
@@ -455,16 +463,19 @@ struct InkImage {
         return strong.isEmpty ? 1 : strong[min(strong.count - 1, strong.count * 9 / 10)]
     }
 
-    func digit(area: InkBox, members: Set<Int32>, columns: ClosedRange<Int>, layout: DigitPreprocessing.Layout,
+    /// The digit made of `parts` (pieces' labels, each within its columns)
+    /// in `area`, with the faint ink in those columns that belongs to no
+    /// piece; other pieces' pixels are blanked.
+    func digit(area: InkBox, parts: [(members: Set<Int32>, columns: ClosedRange<Int>)], layout: DigitPreprocessing.Layout,
                full: Float? = nil) throws -> FoundDigit {
-        let full = full ?? strength(of: members, in: area)
+        let full = full ?? parts.map { strength(of: $0.members, in: area) }.max() ?? 1
         // Below a few noise levels is paper: it maps to 0, as MNIST's background is exactly 0.
         let floor = min(2.5 * noise, full / 2)
         var crop = [UInt8](repeating: 0, count: area.width * area.height)  // (h, w)
         for y in area.minY...area.maxY {
-            for x in area.minX...area.maxX where columns.contains(x) {
+            for x in area.minX...area.maxX {
                 let label = labels[y * width + x]
-                guard label < 0 || members.contains(label) else { continue }
+                guard parts.contains(where: { $0.columns.contains(x) && (label < 0 || $0.members.contains(label)) }) else { continue }
                 let v = (ink[y * width + x] - floor) / max(full - floor, 1e-6)
                 crop[(y - area.minY) * area.width + (x - area.minX)] = UInt8((min(max(v, 0), 1) * 255).rounded())
             }

@@ -151,6 +151,18 @@ public struct PixelImage: Sendable, Equatable {
         }
     }
 
+    /// The image moved `dx` columns right and `dy` rows down, zeros
+    /// (black) filling what comes in.
+    func shifted(dx: Int, dy: Int) throws -> PixelImage {
+        var out = [UInt8](repeating: 0, count: pixels.count)  // (H, W, C)
+        for y in max(0, dy)..<min(height, height + dy) {
+            for x in max(0, dx)..<min(width, width + dx) {
+                for c in 0..<channels { out[(y * width + x) * channels + c] = pixels[((y - dy) * width + x - dx) * channels + c] }
+            }
+        }
+        return try PixelImage(width: width, height: height, channels: channels, pixels: out)
+    }
+
     // MARK: - Files
 
     /// Reads a JPEG, PNG, PPM or PGM file, told apart by their first bytes.

@@ -133,7 +133,10 @@ public final class Classifier {
                 return (try digit.input.converted(toChannels: network.inputShape.channels), digit.box)
             }
         }
-        let scores = try classify(inputs: prepared.map(\.input), top: top)
+        // A digit's centre of mass is placed to the nearest pixel, so it is
+        // read as the average over its layout and the four one-pixel shifts.
+        let scores = preprocessing == .digit ? try classifyShifted(inputs: prepared.map(\.input), top: top)
+            : try classify(inputs: prepared.map(\.input), top: top)
         return zip(prepared, scores).map { ImageReading(scores: $1, box: $0.box, input: $0.input) }
     }
 
@@ -147,12 +150,31 @@ public final class Classifier {
     public func readNumber(_ image: PixelImage, top: Int = 3) throws -> NumberReading {
         let channels = network.inputShape.channels
         let found = try digitPreprocessing.digits(in: image, inputShape: network.inputShape) { inputs in
-            try self.classify(inputs: inputs.map { try $0.converted(toChannels: channels) }, top: 1).map { $0[0] }
+            let c = try inputs.map { try $0.converted(toChannels: channels) }
+            return try self.classifyShifted(inputs: c, top: 1).map { $0[0] }
         }
         let inputs = try found.map { try $0.input.converted(toChannels: network.inputShape.channels) }
-        let scores = try classify(inputs: inputs, top: top)
+        let scores = try classifyShifted(inputs: inputs, top: top)
         let digits = zip(found, zip(inputs, scores)).map { ImageReading(scores: $1.1, box: $0.box, input: $1.0) }
         return NumberReading(text: digits.map { $0.scores[0].name }.joined(), digits: digits)
+    }
+
+    /// `classify(inputs:top:)` averaged over the input and its shifts by
+    /// one pixel left, right, up and down.
+    func classifyShifted(inputs: [PixelImage], top: Int) throws -> [[ClassScore]] {
+        let shifts = [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)]
+        var shifted: [PixelImage] = []
+        for input in inputs {
+            for (dx, dy) in shifts { shifted.append(try input.shifted(dx: dx, dy: dy)) }
+        }
+        let K = classNames.count
+        let all = try classify(inputs: shifted, top: K)
+        return (0..<inputs.count).map { i in
+            var p = [Double](repeating: 0, count: K)
+            for j in 0..<shifts.count { for score in all[i * shifts.count + j] { p[score.index] += score.probability / Double(shifts.count) } }
+            let order = (0..<K).sorted { p[$0] > p[$1] || (p[$0] == p[$1] && $0 < $1) }
+            return order.prefix(top).map { ClassScore(index: $0, name: classNames[$0], probability: p[$0]) }
+        }
     }
 
     /// Classifies images already at the network's input size and channels.
