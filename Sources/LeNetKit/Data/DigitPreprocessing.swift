@@ -201,7 +201,7 @@ public struct DigitPreprocessing: Sendable, Equatable {
         let step = max(1, Int(typicalHeight / 8))
         for (index, g) in groups.enumerated() {
             var columns = [g.box.minX...g.box.maxX]
-            if Double(g.box.width) > 0.75 * typicalHeight {
+            if Double(g.box.width) > Self.sliceWidth * typicalHeight {
                 columns = stride(from: g.box.minX, through: g.box.maxX, by: step).map { $0...min($0 + step - 1, g.box.maxX) }
             }
             for c in columns {
@@ -253,6 +253,9 @@ public struct DigitPreprocessing: Sendable, Equatable {
     /// The narrowest part of a group tried, in digit heights: MNIST's
     /// narrowest "1"s are 0.2 as wide as high.
     static let narrowestPart = 0.22
+    /// Groups wider than this share of a digit's height are sliced (MNIST's
+    /// digits are 0.75 as wide as high at the median).
+    static let sliceWidth = 0.75
     /// Parts lower than this share of the row's digits are penalized.
     static let lowestPart = 0.75
     /// The log score a digit spanning a gap between pieces gives up per gap.
@@ -659,7 +662,15 @@ struct PaperSurface {
         let levels = points.map(\.level).sorted()
         coefficients = [levels[levels.count / 2], 0, 0, 0, 0, 0]
         guard points.count >= 12 else { return }
-        var kept = points
+        // Blocks of ink are left out before the first fit, against the
+        // median (the paper is most of the page), so a blot as large as a
+        // third of the page is not taken for a dip in the lighting.
+        let constant = coefficients
+        let start = points.map { (darkInk ? 1 : -1) * (constant[0] - $0.level) }
+        let spread = start.map(abs).sorted()
+        let sigma0 = max(1.4826 * spread[spread.count / 2], 1.0 / 255)
+        var kept = zip(points, start).filter { $0.1 < 2.5 * sigma0 }.map(\.0)
+        if kept.count < 12 { kept = points }
         for _ in 0..<6 {
             guard let fit = Self.fit(kept) else { break }
             coefficients = fit
