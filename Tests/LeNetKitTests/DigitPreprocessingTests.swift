@@ -302,4 +302,56 @@ struct DigitPreprocessingTests: UsesTemporaryDirectories {
         #expect(PredictionImages.names([[reading], [reading, reading]], of: ["x/a.jpg", "y/a.png"], number: true)
                 == [["1-a-1.png"], ["2-a-1.png", "2-a-2.png"]])
     }
+
+    /// `lenet predict` with a checkpoint trained on MNIST: the box in
+    /// `--json`, what the network saw with `--show`, a row with `--number`,
+    /// the whole image with `--preprocess resize`, and one clear error for
+    /// a blank page and a bad flag value.
+    @Test func testLenetPredictFindsDigits() throws {
+        let dir = try temporaryDirectory()
+        let weights = dir.appendingPathComponent("mnist.safetensors").path
+        try Checkpoint.saveWeights(try Models.lenet5(seed: 2), to: weights, metadata: [
+            Checkpoint.Key.dataset: "MNIST train", Checkpoint.Key.normalizationMean: "0.1307", Checkpoint.Key.normalizationStd: "0.3081",
+        ])
+        let seven = Glyph.seven.mask(height: 70), zero = Glyph.zero.mask(height: 70)
+        let photo = dir.appendingPathComponent("seven.png").path
+        try FileIO.writeAtomically(try PNG.encode(try Self.page(width: 300, height: 200, glyphs: [(seven, 120, 50)], paper: 230, ink: 30,
+                                                                 channels: 3, noise: 3)), to: photo)
+        let row = dir.appendingPathComponent("row.png").path
+        try FileIO.writeAtomically(try PNG.encode(try Self.page(width: 400, height: 160, glyphs: [(zero, 40, 40), (seven, 150, 40), (zero, 260, 40)],
+                                                                 paper: 230, ink: 30)), to: row)
+        let shown = dir.appendingPathComponent("shown").path
+        let run = try runLenet(["predict", "--weights", weights, "--json", "--show", shown, photo])
+        #expect(run.status == 0, "\(run.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+        let prediction = try #require((object["predictions"] as? [[String: Any]])?.first)
+        let box = try #require(prediction["box"] as? [String: Int])
+        let truth = Self.box(seven, x: 120, y: 50)
+        #expect(box == ["x": truth.x, "y": truth.y, "width": truth.width, "height": truth.height])
+        #expect((prediction["top"] as? [[String: Any]])?.count == 3)
+        let seen = try PixelImage.read(path: shown + "/seven.png")
+        #expect(seen.width == 32 && seen.height == 32 && seen.channels == 1)
+
+        let number = try runLenet(["predict", "--weights", weights, "--number", "--json", "--top", "1", row])
+        #expect(number.status == 0, "\(number.stderr)")
+        let read = try #require(((try JSONSerialization.jsonObject(with: Data(number.stdout.utf8)) as? [String: Any])?["predictions"]
+            as? [[String: Any]])?.first)
+        let digits = try #require(read["digits"] as? [[String: Any]])
+        #expect((read["number"] as? String)?.count == digits.count && !digits.isEmpty)
+        #expect(digits.allSatisfy { $0["box"] is [String: Int] })
+
+        let resized = try runLenet(["predict", "--weights", weights, "--json", "--preprocess", "resize", photo])
+        #expect(resized.status == 0 && !resized.stdout.contains("\"box\""), "\(resized.stderr)")
+
+        let blank = dir.appendingPathComponent("blank.png").path
+        try FileIO.writeAtomically(try PNG.encode(try PixelImage(width: 50, height: 40, channels: 1,
+                                                                  pixels: [UInt8](repeating: 240, count: 2000))), to: blank)
+        for (arguments, parts) in [(["predict", "--weights", weights, photo, blank], ["blank.png", "found no ink"]),
+                                   (["predict", "--weights", weights, "--preprocess", "crop", photo], ["--preprocess", "crop"])] {
+            let failed = try runLenet(arguments)
+            #expect(failed.status != 0 && failed.stdout.isEmpty)
+            #expect(failed.stderr.split(separator: "\n").count == 1, "\(failed.stderr)")
+            for part in parts { #expect(failed.stderr.contains(part), "\(failed.stderr)") }
+        }
+    }
 }
