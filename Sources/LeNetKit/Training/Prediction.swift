@@ -134,7 +134,7 @@ public final class Classifier {
             }
         }
         // A digit's centre of mass is placed to the nearest pixel, so it is
-        // read as the average over its layout and the four one-pixel shifts.
+        // read as the average over its layout and its eight one-pixel shifts.
         let scores = preprocessing == .digit ? try classifyShifted(inputs: prepared.map(\.input), top: top)
             : try classify(inputs: prepared.map(\.input), top: top)
         return zip(prepared, scores).map { ImageReading(scores: $1, box: $0.box, input: $0.input) }
@@ -159,10 +159,10 @@ public final class Classifier {
         return NumberReading(text: digits.map { $0.scores[0].name }.joined(), digits: digits)
     }
 
-    /// `classify(inputs:top:)` averaged over the input and its shifts by
-    /// one pixel left, right, up and down.
+    /// `classify(inputs:top:)` averaged over the input and its eight shifts
+    /// by one pixel (the 3×3 neighbourhood of where the centring put it).
     func classifyShifted(inputs: [PixelImage], top: Int) throws -> [[ClassScore]] {
-        let shifts = [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)]
+        let shifts = [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, -1), (1, -1), (-1, 1)]
         var shifted: [PixelImage] = []
         for input in inputs {
             for (dx, dy) in shifts { shifted.append(try input.shifted(dx: dx, dy: dy)) }
