@@ -197,6 +197,15 @@ struct DigitPreprocessingTests: UsesTemporaryDirectories {
         let found = try p.digit(in: strip, inputShape: Self.lenet5Input).box
         let truth = Self.box(seven, x: 7000, y: 10)
         #expect(abs(found.x - truth.x) <= 10 && abs(found.x + found.width - truth.x - truth.width) <= 10, "\(found) for \(truth)")
+        // A row of 150 separate marks is not a number.
+        let dot = [[Bool]](repeating: [Bool](repeating: true, count: 4), count: 4)
+        let dots = try Self.page(width: 1000, height: 100, glyphs: (0..<150).map { (dot, 6 * $0 + 20, 48) }, paper: 230, ink: 20)
+        do {
+            _ = try p.digits(in: dots, inputShape: Self.lenet5Input)
+            Issue.record("150 marks were read as a number")
+        } catch let error as LeNetError {
+            #expect(error == LeNetError("found 150 separate marks; a number is one row of at most 100 digits", subject: "image"))
+        }
         // An input too small for a digit is refused, naming it.
         #expect(throws: LeNetError.self) {
             try p.digit(in: blot, inputShape: FeatureShape(channels: 1, height: 3, width: 3))

@@ -159,6 +159,12 @@ public struct DigitPreprocessing: Sendable, Equatable {
             groups[g].box = groups[g].box.union(piece.box)
         }
         groups.sort { $0.box.minX < $1.box.minX }
+        // Each candidate digit is classified, so a page of marks is refused
+        // rather than read for minutes.
+        guard groups.count <= Self.maximumDigits else {
+            throw LeNetError("found \(groups.count) separate marks; a number is one row of at most \(Self.maximumDigits) digits",
+                             subject: "image")
+        }
         let widths = groups.map(\.box.width).sorted()
         // A digit's expected width: the others' median when there are
         // enough of them to say, else MNIST's typical aspect.
@@ -216,7 +222,7 @@ public struct DigitPreprocessing: Sendable, Equatable {
             for j in i + 1...n {
                 if j > i + 1 { area = area.union(slices[j - 1].extent) }
                 let run = slices[i..<j]
-                let first = run.first!.group, last = run.last!.group
+                let first = slices[i].group, last = slices[j - 1].group
                 // A whole group is always a candidate; a part of one must be a digit's width.
                 let whole = (i == 0 || slices[i - 1].group != first) && (j == n || slices[j].group != last)
                 if Double(area.width) > 1.7 * typicalHeight && !(whole && first == last) { break }
@@ -249,6 +255,9 @@ public struct DigitPreprocessing: Sendable, Equatable {
         }
         return result.reversed()
     }
+
+    /// The most digits `digits(in:inputShape:confidence:)` reads in one image.
+    public static let maximumDigits = 100
 
     /// The narrowest part of a group tried, in digit heights: MNIST's
     /// narrowest "1"s are 0.2 as wide as high.

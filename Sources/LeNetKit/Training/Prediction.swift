@@ -289,7 +289,8 @@ public enum PredictionImages {
     /// file's position in front when two files share a name.
     public static func names(_ readings: [[ImageReading]], of files: [String], number: Bool) -> [[String]] {
         let stems = files.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent }
-        let shared = Set(stems.filter { stem in stems.filter { $0 == stem }.count > 1 })
+        let counts = Dictionary(stems.map { ($0, 1) }, uniquingKeysWith: +)
+        let shared = Set(stems.filter { counts[$0, default: 0] > 1 })
         return zip(stems.indices, zip(stems, readings)).map { i, item in
             let stem = shared.contains(item.0) ? "\(i + 1)-\(item.0)" : item.0
             return number ? item.1.indices.map { "\(stem)-\($0 + 1).png" } : ["\(stem).png"]
