@@ -56,8 +56,8 @@ struct Predict: ParsableCommand {
         let readings: [[ImageReading]] = try zip(images, pixels).map { path, image in
             do {
                 return number ? try classifier.readNumber(image, top: top).digits : try classifier.read([image], top: top)
-            } catch var error as LeNetError {
-                error.subject = path
+            } catch var error as LeNetError where error.subject == "image" {
+                error.subject = path  // what was found in the file, not the network or a flag
                 throw error
             }
         }

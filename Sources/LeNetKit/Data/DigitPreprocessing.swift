@@ -113,15 +113,15 @@ public struct DigitPreprocessing: Sendable, Equatable {
 
     /// The digits of a written number (a zip code, an amount), left to right.
     ///
-    /// The ink is split into pieces; pieces stacked in one column are one
-    /// digit (a broken stroke), and pieces much lower than the others are
-    /// dropped (dots, commas, dashes). A piece wider than most digits may
-    /// be touching digits: it is cut into 1, 2, 3, … parts, each cut at the
-    /// column with the least ink near where an even cut would be, and the
-    /// count kept is the one `confidence` likes best (the geometric mean of
-    /// its parts' confidences, a fewer-part reading kept unless a split
-    /// beats it clearly). Without `confidence`, the count is the piece's
-    /// width over the typical digit's.
+    /// The ink is split into pieces; pieces that share most of their
+    /// columns are one digit (a broken stroke, a "5"'s bar), and pieces much
+    /// lower than the others that share no columns with a digit are dropped
+    /// (dots, commas, dashes). With `confidence`, the pieces are cut into
+    /// more candidates than there are digits and the classifier chooses
+    /// (`bestReading`: slices, runs of them, a dynamic program). Without
+    /// it, a piece much wider than the typical digit is cut evenly into as
+    /// many digits as its width holds, each cut at the column with the
+    /// least ink near where it is expected.
     /// - Parameters:
     ///   - image: a row of digits, dark on light or light on dark.
     ///   - inputShape: the network's input.
@@ -174,7 +174,9 @@ public struct DigitPreprocessing: Sendable, Equatable {
             for g in groups {
                 let full = ink.strength(of: g.labels, in: g.box)
                 let width = Double(g.box.width)
-                let count = width >= 1.6 * expected && width > 0.9 * typicalHeight ? max(2, Int((width / expected).rounded())) : 1
+                // (At most one digit per column.)
+            let count = width >= 1.6 * expected && width > 0.9 * typicalHeight
+                ? min(max(2, Int((width / expected).rounded())), g.box.width) : 1
                 found += try ink.cuts(of: g.box, labels: g.labels, into: count).compactMap { columns in
                     guard let area = ink.extent(of: g.labels, columns: columns, within: g.box) else { return nil }
                     return try ink.digit(area: area, parts: [(g.labels, columns)], layout: layout, full: full)
@@ -204,7 +206,10 @@ public struct DigitPreprocessing: Sendable, Equatable {
                             layout: Layout, confidence: ([PixelImage]) throws -> [ClassScore]) throws -> [FoundDigit] {
         // Slices: (group, columns, ink extent), left to right.
         var slices: [(group: Int, columns: ClosedRange<Int>, extent: InkBox)] = []
-        let step = max(1, Int(typicalHeight / 8))
+        // An eighth of a digit's height, wider when the wide groups would
+        // otherwise give more than `maximumSlices` (a ruled line across a page).
+        let wide = groups.filter { Double($0.box.width) > Self.sliceWidth * typicalHeight }.map(\.box.width).reduce(0, +)
+        let step = max(1, Int(typicalHeight / 8), (wide + Self.maximumSlices - 1) / Self.maximumSlices)
         for (index, g) in groups.enumerated() {
             var columns = [g.box.minX...g.box.maxX]
             if Double(g.box.width) > Self.sliceWidth * typicalHeight {
@@ -258,6 +263,10 @@ public struct DigitPreprocessing: Sendable, Equatable {
 
     /// The most digits `digits(in:inputShape:confidence:)` reads in one image.
     public static let maximumDigits = 100
+    /// The most slices the wide groups of a row are cut into: with runs up
+    /// to 1.7 heights (at most 14 slices) that bounds the candidates a
+    /// row's reading classifies to a few thousand.
+    static let maximumSlices = 200
 
     /// The narrowest part of a group tried, in digit heights: MNIST's
     /// narrowest "1"s are 0.2 as wide as high.
@@ -318,8 +327,12 @@ public struct DigitPreprocessing: Sendable, Equatable {
         let box: Int
 
         init(_ p: DigitPreprocessing, _ shape: FeatureShape) throws {
-            guard p.box > 0, p.field >= p.box else {
-                throw LeNetError("a digit box of \(p.box) in a field of \(p.field) is not a layout", subject: "digit preprocessing")
+            guard p.box > 0, p.field >= p.box, p.field <= 4096 else {
+                throw LeNetError("a digit box of \(p.box) in a field of \(p.field) is not a layout (0 < box ≤ field ≤ 4096)",
+                                 subject: "digit preprocessing")
+            }
+            guard (16...16384).contains(p.analysisSide) else {
+                throw LeNetError("analysisSide must be 16...16384, got \(p.analysisSide)", subject: "digit preprocessing")
             }
             // A smaller input keeps MNIST's proportions in the field it has.
             let field = min(p.field, shape.height, shape.width)

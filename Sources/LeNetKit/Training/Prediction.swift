@@ -123,6 +123,7 @@ public final class Classifier {
     /// `classify(_:top:)` with where each digit was found and what the network saw.
     /// - Throws: as `classify(_:top:)`.
     public func read(_ images: [PixelImage], top: Int = 3) throws -> [ImageReading] {
+        guard top > 0 else { throw LeNetError("must be > 0, got \(top)", subject: "classify(top:)") }
         let prepared = try images.map { image -> (input: PixelImage, box: PixelBox?) in
             switch preprocessing {
             case .resize:
@@ -148,6 +149,7 @@ public final class Classifier {
     ///   - top: how many classes to keep per digit; `text` uses the first.
     /// - Throws: `LeNetError` when `top` is not positive or the image holds no ink.
     public func readNumber(_ image: PixelImage, top: Int = 3) throws -> NumberReading {
+        guard top > 0 else { throw LeNetError("must be > 0, got \(top)", subject: "readNumber(top:)") }
         let channels = network.inputShape.channels
         let found = try digitPreprocessing.digits(in: image, inputShape: network.inputShape) { inputs in
             let c = try inputs.map { try $0.converted(toChannels: channels) }
@@ -162,19 +164,26 @@ public final class Classifier {
     /// `classify(inputs:top:)` averaged over the input and its eight shifts
     /// by one pixel (the 3×3 neighbourhood of where the centring put it).
     func classifyShifted(inputs: [PixelImage], top: Int) throws -> [[ClassScore]] {
+        guard top > 0 else { throw LeNetError("must be > 0, got \(top)", subject: "classify(top:)") }
         let shifts = [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, -1), (1, -1), (-1, 1)]
-        var shifted: [PixelImage] = []
-        for input in inputs {
-            for (dx, dy) in shifts { shifted.append(try input.shifted(dx: dx, dy: dy)) }
-        }
         let K = classNames.count
-        let all = try classify(inputs: shifted, top: K)
-        return (0..<inputs.count).map { i in
-            var p = [Double](repeating: 0, count: K)
-            for j in 0..<shifts.count { for score in all[i * shifts.count + j] { p[score.index] += score.probability / Double(shifts.count) } }
-            let order = (0..<K).sorted { p[$0] > p[$1] || (p[$0] == p[$1] && $0 < $1) }
-            return order.prefix(top).map { ClassScore(index: $0, name: classNames[$0], probability: p[$0]) }
+        var results: [[ClassScore]] = []
+        // A few hundred inputs at a time, so the shifted copies stay small.
+        for first in stride(from: 0, to: inputs.count, by: 256) {
+            let chunk = inputs[first..<min(first + 256, inputs.count)]
+            var shifted: [PixelImage] = []
+            for input in chunk {
+                for (dx, dy) in shifts { shifted.append(try input.shifted(dx: dx, dy: dy)) }
+            }
+            let all = try classify(inputs: shifted, top: K)
+            for i in 0..<chunk.count {
+                var p = [Double](repeating: 0, count: K)  // (K)
+                for j in 0..<shifts.count { for score in all[i * shifts.count + j] { p[score.index] += score.probability / Double(shifts.count) } }
+                let order = (0..<K).sorted { p[$0] > p[$1] || (p[$0] == p[$1] && $0 < $1) }
+                results.append(order.prefix(top).map { ClassScore(index: $0, name: classNames[$0], probability: p[$0]) })
+            }
         }
+        return results
     }
 
     /// Classifies images already at the network's input size and channels.
@@ -285,16 +294,18 @@ public struct PredictionRecord: Encodable, Sendable {
 /// Writes what a network saw, so a user can see why an image was misread.
 public enum PredictionImages {
     /// The PNG file names for `readings` of `files`: the file's name
-    /// without its extension, `-1`, `-2`, … for a number's digits, and the
-    /// file's position in front when two files share a name.
+    /// without its extension, `-1`, `-2`, … for a number's digits, and,
+    /// when two names would be the same, each file's position in front of all.
     public static func names(_ readings: [[ImageReading]], of files: [String], number: Bool) -> [[String]] {
         let stems = files.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent }
-        let counts = Dictionary(stems.map { ($0, 1) }, uniquingKeysWith: +)
-        let shared = Set(stems.filter { counts[$0, default: 0] > 1 })
-        return zip(stems.indices, zip(stems, readings)).map { i, item in
-            let stem = shared.contains(item.0) ? "\(i + 1)-\(item.0)" : item.0
-            return number ? item.1.indices.map { "\(stem)-\($0 + 1).png" } : ["\(stem).png"]
+        func names(_ stems: [String]) -> [[String]] {
+            zip(stems, readings).map { stem, reading in number ? reading.indices.map { "\(stem)-\($0 + 1).png" } : ["\(stem).png"] }
         }
+        let plain = names(stems)
+        let all = plain.flatMap { $0 }
+        guard Set(all).count < all.count else { return plain }
+        // "i-" in front of every name: no two can then be the same.
+        return names(stems.indices.map { "\($0 + 1)-\(stems[$0])" })
     }
 
     /// Writes each reading's `input` as a PNG in `directory` (created when
