@@ -53,14 +53,16 @@ struct Predict: ParsableCommand {
         if let preprocess { classifier.preprocessing = preprocess }
         // Read and prepare every file first, so a bad one stops the command before any output.
         let pixels = try images.map { try PixelImage.read(path: $0) }
-        let readings: [[ImageReading]] = try zip(images, pixels).map { path, image in
-            do {
-                return number ? try classifier.readNumber(image, top: top).digits : try classifier.read([image], top: top)
-            } catch var error as LeNetError where error.subject == "image" {
-                error.subject = path  // what was found in the file, not the network or a flag
-                throw error
+        let readings: [[ImageReading]] = number
+            ? try zip(images, pixels).map { path, image in
+                do {
+                    return try classifier.readNumber(image, top: top).digits
+                } catch var error as LeNetError where error.subject == "image" {
+                    error.subject = path  // what was found in the file, not the network or a flag
+                    throw error
+                }
             }
-        }
+            : try classifier.read(pixels, top: top, names: images).map { [$0] }
         if let show { try PredictionImages.write(readings, of: images, number: number, to: show) }
         if json {
             let records = zip(images, zip(pixels, readings)).map { path, item in

@@ -121,17 +121,30 @@ public final class Classifier {
     }
 
     /// `classify(_:top:)` with where each digit was found and what the network saw.
-    /// - Throws: as `classify(_:top:)`.
-    public func read(_ images: [PixelImage], top: Int = 3) throws -> [ImageReading] {
+    ///
+    /// The images are classified as one batch, as `classify(_:top:)` does,
+    /// so the two give the same probabilities bit for bit.
+    /// - Parameters:
+    ///   - images: any sizes and channel counts.
+    ///   - top: how many classes to return per image.
+    ///   - names: what to call each image in an error about it (its file),
+    ///     one per image; "image" when nil.
+    /// - Throws: as `classify(_:top:)`, a problem with an image named as `names` says.
+    public func read(_ images: [PixelImage], top: Int = 3, names: [String]? = nil) throws -> [ImageReading] {
         guard top > 0 else { throw LeNetError("must be > 0, got \(top)", subject: "classify(top:)") }
-        let prepared = try images.map { image -> (input: PixelImage, box: PixelBox?) in
-            switch preprocessing {
-            case .resize:
-                return (try image.converted(toChannels: network.inputShape.channels)
-                    .resized(width: network.inputShape.width, height: network.inputShape.height), nil)
-            case .digit:
-                let digit = try digitPreprocessing.digit(in: image, inputShape: network.inputShape)
-                return (try digit.input.converted(toChannels: network.inputShape.channels), digit.box)
+        let prepared = try images.indices.map { i -> (input: PixelImage, box: PixelBox?) in
+            do {
+                switch preprocessing {
+                case .resize:
+                    return (try images[i].converted(toChannels: network.inputShape.channels)
+                        .resized(width: network.inputShape.width, height: network.inputShape.height), nil)
+                case .digit:
+                    let digit = try digitPreprocessing.digit(in: images[i], inputShape: network.inputShape)
+                    return (try digit.input.converted(toChannels: network.inputShape.channels), digit.box)
+                }
+            } catch var error as LeNetError where error.subject == "image" {
+                if let names, names.indices.contains(i) { error.subject = names[i] }
+                throw error
             }
         }
         // A digit's centre of mass is placed to the nearest pixel, so it is
