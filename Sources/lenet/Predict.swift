@@ -54,14 +54,7 @@ struct Predict: ParsableCommand {
         // Read and prepare every file first, so a bad one stops the command before any output.
         let pixels = try images.map { try PixelImage.read(path: $0) }
         let readings: [[ImageReading]] = number
-            ? try zip(images, pixels).map { path, image in
-                do {
-                    return try classifier.readNumber(image, top: top).digits
-                } catch var error as LeNetError where error.subject == "image" {
-                    error.subject = path  // what was found in the file, not the network or a flag
-                    throw error
-                }
-            }
+            ? try zip(images, pixels).map { try classifier.readNumber($1, top: top, name: $0).digits }
             : try classifier.read(pixels, top: top, names: images).map { [$0] }
         if let show { try PredictionImages.write(readings, of: images, number: number, to: show) }
         if json {

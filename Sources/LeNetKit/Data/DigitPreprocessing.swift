@@ -149,8 +149,9 @@ public struct DigitPreprocessing: Sendable, Equatable {
         // A low piece that shares columns with a digit is part of it (a
         // "5"'s bar, a "4"'s arm); one that shares none is a dot, a comma
         // or a dash, and is dropped.
-        let low = groups.filter { Double($0.box.height) < 0.4 * typicalHeight }
-        groups.removeAll { Double($0.box.height) < 0.4 * typicalHeight }
+        let isLow = { (g: (labels: Set<Int32>, box: InkBox)) in Double(g.box.height) < 0.4 * typicalHeight }
+        let low = groups.filter(isLow)
+        groups.removeAll(where: isLow)
         for piece in low {
             let overlaps = groups.indices.map { groups[$0].box.columnOverlap(piece.box) }
             guard let g = overlaps.indices.max(by: { overlaps[$0] < overlaps[$1] }), overlaps[g] > 0,
@@ -165,18 +166,18 @@ public struct DigitPreprocessing: Sendable, Equatable {
             throw LeNetError("found \(groups.count) separate marks; a number is one row of at most \(Self.maximumDigits) digits",
                              subject: "image")
         }
-        let widths = groups.map(\.box.width).sorted()
-        // A digit's expected width: the others' median when there are
-        // enough of them to say, else MNIST's typical aspect.
-        let expected = groups.count >= 3 ? Double(widths[widths.count / 2]) : 0.7 * typicalHeight
         guard let confidence else {
+            let widths = groups.map(\.box.width).sorted()
+            // A digit's expected width: the others' median when there are
+            // enough of them to say, else MNIST's typical aspect.
+            let expected = groups.count >= 3 ? Double(widths[widths.count / 2]) : 0.7 * typicalHeight
             var found: [FoundDigit] = []
             for g in groups {
                 let full = ink.strength(of: g.labels, in: g.box)
                 let width = Double(g.box.width)
                 // (At most one digit per column.)
-            let count = width >= 1.6 * expected && width > 0.9 * typicalHeight
-                ? min(max(2, Int((width / expected).rounded())), g.box.width) : 1
+                let count = width >= 1.6 * expected && width > 0.9 * typicalHeight
+                    ? min(max(2, Int((width / expected).rounded())), g.box.width) : 1
                 found += try ink.cuts(of: g.box, labels: g.labels, into: count).compactMap { columns in
                     guard let area = ink.extent(of: g.labels, columns: columns, within: g.box) else { return nil }
                     return try ink.digit(area: area, parts: [(g.labels, columns)], layout: layout, full: full)
@@ -310,7 +311,6 @@ public struct DigitPreprocessing: Sendable, Equatable {
         let outside = a < lo ? log(lo / a) : a > hi ? log(a / hi) : 0
         return -(outside / 0.15) * (outside / 0.15)
     }
-
 
     /// Each digit's aspect ratio (ink box width / height), 0.5th and 99.5th
     /// percentiles over MNIST's 60,000 training digits (a "1" from 0.2,

@@ -160,13 +160,21 @@ public final class Classifier {
     /// - Parameters:
     ///   - image: a photo or scan of the number.
     ///   - top: how many classes to keep per digit; `text` uses the first.
-    /// - Throws: `LeNetError` when `top` is not positive or the image holds no ink.
-    public func readNumber(_ image: PixelImage, top: Int = 3) throws -> NumberReading {
+    ///   - name: what to call the image in an error about it (its file); "image" when nil.
+    /// - Throws: `LeNetError` when `top` is not positive or the image holds
+    ///   no ink, a problem with the image named as `name` says.
+    public func readNumber(_ image: PixelImage, top: Int = 3, name: String? = nil) throws -> NumberReading {
         guard top > 0 else { throw LeNetError("must be > 0, got \(top)", subject: "readNumber(top:)") }
         let channels = network.inputShape.channels
-        let found = try digitPreprocessing.digits(in: image, inputShape: network.inputShape) { inputs in
-            let c = try inputs.map { try $0.converted(toChannels: channels) }
-            return try self.classifyShifted(inputs: c, top: 1).map { $0[0] }
+        let found: [FoundDigit]
+        do {
+            found = try digitPreprocessing.digits(in: image, inputShape: network.inputShape) { inputs in
+                let c = try inputs.map { try $0.converted(toChannels: channels) }
+                return try self.classifyShifted(inputs: c, top: 1).map { $0[0] }
+            }
+        } catch var error as LeNetError where error.subject == "image" {
+            if let name { error.subject = name }
+            throw error
         }
         let inputs = try found.map { try $0.input.converted(toChannels: network.inputShape.channels) }
         let scores = try classifyShifted(inputs: inputs, top: top)
@@ -192,11 +200,17 @@ public final class Classifier {
             for i in 0..<chunk.count {
                 var p = [Double](repeating: 0, count: K)  // (K)
                 for j in 0..<shifts.count { for score in all[i * shifts.count + j] { p[score.index] += score.probability / Double(shifts.count) } }
-                let order = (0..<K).sorted { p[$0] > p[$1] || (p[$0] == p[$1] && $0 < $1) }
-                results.append(order.prefix(top).map { ClassScore(index: $0, name: classNames[$0], probability: p[$0]) })
+                results.append(ranked(p, top: top, total: 1))
             }
         }
         return results
+    }
+
+    /// The `top` classes by `p` (ties to the lower index), each with
+    /// probability `p / total`.
+    func ranked(_ p: [Double], top: Int, total: Double) -> [ClassScore] {
+        let order = p.indices.sorted { p[$0] > p[$1] || (p[$0] == p[$1] && $0 < $1) }
+        return order.prefix(top).map { ClassScore(index: $0, name: classNames[$0], probability: p[$0] / total) }
     }
 
     /// Classifies images already at the network's input size and channels.
@@ -230,8 +244,7 @@ public final class Classifier {
                 var sum = 0.0
                 var p = [Double](repeating: 0, count: K)  // (K)
                 for k in 0..<K { p[k] = exp(Double(row[k] - zmax)); sum += p[k] }
-                let order = (0..<K).sorted { p[$0] > p[$1] || (p[$0] == p[$1] && $0 < $1) }
-                results.append(order.prefix(top).map { ClassScore(index: $0, name: classNames[$0], probability: p[$0] / sum) })
+                results.append(ranked(p, top: top, total: sum))
             }
             first += n
         }
