@@ -105,14 +105,17 @@ public final class Network {
     /// table's per-map fan-in).
     /// - Throws: `LeNetError` naming the layer and the field: a bad size, a
     ///   shape that does not chain, parameters beyond the memory there is.
-    public convenience init(_ description: NetworkDescription, seed: UInt64 = 0) throws {
+    /// - Parameter initialization: how the weights are drawn (PyTorch's
+    ///   bounds, the default, or LeCun et al. 1998's).
+    public convenience init(_ description: NetworkDescription, seed: UInt64 = 0,
+                            initialization: WeightInitialization = .pytorch) throws {
         try description.validate()
         try self.init(inputShape: description.inputShape, layers: description.layers.map { $0.makeLayer() },
                       sharingValuesWith: nil, threads: ProcessInfo.processInfo.activeProcessorCount, name: description.name)
         var rng = SeededGenerator(seed: seed)
-        parameters.initialize(using: &rng)
+        parameters.initialize(using: &rng, scheme: initialization)
         buffers.initialize(using: &rng)
-        for layer in layers { layer.initialize(using: &rng) }
+        for layer in layers { layer.initialize(using: &rng, scheme: initialization) }
     }
 
     private init(inputShape: FeatureShape, layers: [any Layer], sharingValuesWith primary: Network?,

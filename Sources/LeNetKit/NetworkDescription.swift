@@ -175,12 +175,15 @@ public struct NetworkDescription: Sendable {
 
 extension NetworkDescription {
     /// The names of the networks shipped in the library.
-    public static let builtInNames = ["cifar-lenet", "cifar-lenet-bn", "lenet5"]
+    public static let builtInNames = ["cifar-lenet", "cifar-lenet-bn", "lenet5", "lenet5-rbf", "lenet1", "lenet4"]
 
     /// A network shipped in the library, with `classes` outputs:
     /// - `cifar-lenet`: `Models.cifarLeNet`'s;
     /// - `cifar-lenet-bn`: the same with a `BatchNorm2d` after each convolution;
     /// - `lenet5`: `Models.lenet5`'s.
+    /// - `lenet5-rbf`: the same with the paper's RBF output (`RBF`), its
+    ///   prototypes the digit drawings (random signs for more than 10 classes).
+    /// - `lenet1`, `lenet4`: the paper's smaller networks (docs/LENET5.md).
     /// - Throws: `LeNetError` for an unknown name or `classes` outside 1...256.
     public static func builtIn(_ name: String, classes: Int = 10) throws -> NetworkDescription {
         try Models.checkClasses(classes)
@@ -188,6 +191,9 @@ extension NetworkDescription {
         case "cifar-lenet": return cifarLeNet(classes: classes, batchNorm: false)
         case "cifar-lenet-bn": return cifarLeNet(classes: classes, batchNorm: true)
         case "lenet5": return lenet5(classes: classes)
+        case "lenet5-rbf": return lenet5RBF(classes: classes)
+        case "lenet1": return lenet1(classes: classes)
+        case "lenet4": return lenet4(classes: classes)
         default:
             throw LeNetError("unknown model '\(name)'; built in: \(builtInNames.joined(separator: ", "))")
         }
@@ -259,6 +265,51 @@ extension NetworkDescription {
             Linear.Configuration(name: "output", inFeatures: 84, outFeatures: classes),
         ]
         return NetworkDescription(name: "lenet5", inputShape: FeatureShape(channels: 1, height: 32, width: 32), layers: layers)
+    }
+
+    /// LeNet-5 as published: F6's 84 units feed Euclidean RBF units whose
+    /// prototypes draw the digits on a 7×12 grid.
+    private static func lenet5RBF(classes: Int) -> NetworkDescription {
+        var d = lenet5(classes: classes)
+        d.name = "lenet5-rbf"
+        d.layers[d.layers.count - 1] = RBF.Configuration(name: "output", inFeatures: 84, outFeatures: classes,
+                                                         prototypes: classes <= RBF.digitBitmaps.count ? .digits : .randomSigns)
+        return d
+    }
+
+    /// LeNet-1 (LeCun et al. 1998, §III-C.7; the net of LeCun et al. 1989):
+    /// the 28×28 digit itself (the paper shrank the digits to 16×16), four
+    /// 5×5 maps, subsampling, twelve 5×5 maps each reading two of the four,
+    /// subsampling, ten outputs: 2,678 parameters ("about 2,600").
+    private static func lenet1(classes: Int) -> NetworkDescription {
+        let tanh = { (name: String) in Tanh.Configuration.lecun(name) }
+        let pairs = [[0, 1], [1, 2], [2, 3], [3, 0], [0, 2], [1, 3]]
+        return NetworkDescription(name: "lenet1", inputShape: FeatureShape(channels: 1, height: 28, width: 28), layers: [
+            Conv2D.Configuration(name: "c1", inChannels: 1, outChannels: 4, kernelSize: 5), tanh("c1.tanh"),
+            Subsampling.Configuration(name: "s2", channels: 4), tanh("s2.tanh"),
+            Conv2D.Configuration(name: "c3", inChannels: 4, outChannels: 12, kernelSize: 5, table: pairs + pairs), tanh("c3.tanh"),
+            Subsampling.Configuration(name: "s4", channels: 12), tanh("s4.tanh"),
+            Flatten.Configuration(name: "flatten"),
+            Linear.Configuration(name: "output", inFeatures: 12 * 4 * 4, outFeatures: classes),
+        ])
+    }
+
+    /// LeNet-4 (§III-C.8): four 5×5 maps on the 32×32 field, eight
+    /// subsampling maps reading the four in pairs (each a 2×2, stride-2
+    /// kernel of its own), sixteen 5×5 maps, subsampling, 120 units, ten
+    /// outputs.
+    private static func lenet4(classes: Int) -> NetworkDescription {
+        let tanh = { (name: String) in Tanh.Configuration.lecun(name) }
+        return NetworkDescription(name: "lenet4", inputShape: FeatureShape(channels: 1, height: 32, width: 32), layers: [
+            Conv2D.Configuration(name: "c1", inChannels: 1, outChannels: 4, kernelSize: 5), tanh("c1.tanh"),
+            Conv2D.Configuration(name: "s2", inChannels: 4, outChannels: 8, kernelSize: 2, stride: 2,
+                                 table: (0..<8).map { [$0 / 2] }), tanh("s2.tanh"),
+            Conv2D.Configuration(name: "c3", inChannels: 8, outChannels: 16, kernelSize: 5), tanh("c3.tanh"),
+            Subsampling.Configuration(name: "s4", channels: 16), tanh("s4.tanh"),
+            Flatten.Configuration(name: "flatten"),
+            Linear.Configuration(name: "f5", inFeatures: 16 * 5 * 5, outFeatures: 120), tanh("f5.tanh"),
+            Linear.Configuration(name: "output", inFeatures: 120, outFeatures: classes),
+        ])
     }
 
     /// LeNet-5 with or without the squashing after C1 (`Models.lenet5`).

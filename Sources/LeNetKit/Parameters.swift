@@ -131,13 +131,20 @@ public final class ParameterStore: @unchecked Sendable {
     /// convolution and linear layers (bound 1/√fan_in for weight and bias).
     /// A tensor with an `initialValue` is filled with it and draws nothing.
     public func initialize(using generator: inout SeededGenerator) {
+        initialize(using: &generator, scheme: .pytorch)
+    }
+
+    /// `initialize(using:)` with each tensor's bound as `scheme` gives it
+    /// (`WeightInitialization.bound(_:)`); the same draws either way.
+    public func initialize(using generator: inout SeededGenerator, scheme: WeightInitialization) {
         for e in entries {
             if let value = e.initialValue {
                 (valueStorage.pointer + e.offset).update(repeating: value, count: e.count)
                 continue
             }
+            let bound = scheme.bound(e.initBound)
             for i in 0..<e.count {
-                valueStorage.pointer[e.offset + i] = generator.uniform(-e.initBound, e.initBound)
+                valueStorage.pointer[e.offset + i] = generator.uniform(-bound, bound)
             }
         }
     }
@@ -155,4 +162,22 @@ public final class ParameterStore: @unchecked Sendable {
 
     func valuePointer(_ e: Entry) -> UnsafeMutablePointer<Float> { valueStorage.pointer + e.offset }
     func gradientPointer(_ e: Entry) -> UnsafeMutablePointer<Float> { gradientStorage.pointer + e.offset }
+}
+
+/// How a new network's weights are drawn: uniformly in ±B about 0, B from
+/// F, the fan-in of the unit the weight (or bias) feeds.
+public enum WeightInitialization: String, Sendable, CaseIterable {
+    /// PyTorch's default for convolutions and linear layers: B = 1/√F.
+    case pytorch
+    /// LeCun et al. 1998 (appendix A): B = 2.4/F, which with the scaled
+    /// tanh puts the units' sums mostly in its linear range.
+    case lecun
+
+    /// The bound for a tensor whose PyTorch bound is `pytorchBound` = 1/√F.
+    public func bound(_ pytorchBound: Float) -> Float {
+        switch self {
+        case .pytorch: return pytorchBound
+        case .lecun: return 2.4 * pytorchBound * pytorchBound
+        }
+    }
 }

@@ -134,9 +134,10 @@ func displayName(_ network: Network) -> String { network.networkDescription.name
 
 /// `Network(description, seed:)`, its errors naming the description file
 /// `--model` gave (a shape that does not chain is found only here).
-func buildNetwork(_ description: NetworkDescription, seed: UInt64, model: String?) throws -> Network {
+func buildNetwork(_ description: NetworkDescription, seed: UInt64, model: String?,
+                  initialization: WeightInitialization = .pytorch) throws -> Network {
     do {
-        return try Network(description, seed: seed)
+        return try Network(description, seed: seed, initialization: initialization)
     } catch let error as LeNetError {
         guard let model, !NetworkDescription.builtInNames.contains(model) else { throw error }
         throw LeNetError(error.description, subject: model)

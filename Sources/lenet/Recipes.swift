@@ -15,6 +15,16 @@ extension TrainingOptions {
         if epochs != d.epochs { add("--epochs", "\(epochs)") }
         if batchSize != d.batchSize { add("--batch-size", "\(batchSize)") }
         if optimizer != d.optimizer { add("--optimizer", optimizer.rawValue) }
+        if sdlmMu != d.sdlmMu { add("--sdlm-mu", "\(sdlmMu)") }
+        if curvatureSamples != d.curvatureSamples { add("--curvature-samples", "\(curvatureSamples)") }
+        if let mapConstant {
+            add("--loss", "map")
+            if mapConstant != TrainingOptions.paperMapConstant { add("--map-constant", "\(mapConstant)") }
+        }
+        if normalization != d.normalization {
+            add("--mean", normalization.mean.map { "\($0)" }.joined(separator: ","))
+            add("--std", normalization.std.map { "\($0)" }.joined(separator: ","))
+        }
         if learningRate != d.learningRate { add("--lr", "\(learningRate)") }
         if weightDecay != d.weightDecay { add("--weight-decay", "\(weightDecay)") }
         if schedule != d.schedule { add("--schedule", schedule.rawValue) }
@@ -22,11 +32,21 @@ extension TrainingOptions {
         if labelSmoothing != d.labelSmoothing { add("--label-smoothing", "\(labelSmoothing)") }
         if let ema { add("--ema", "\(ema)") }
         if let augmentation {
-            words.append("--augment")
-            if augmentation.padding != Augmentation.cifar.padding { add("--crop-padding", "\(augmentation.padding)") }
+            if augmentation.padding > 0 || augmentation.horizontalFlip {
+                words.append("--augment")
+                if augmentation.padding != Augmentation.cifar.padding { add("--crop-padding", "\(augmentation.padding)") }
+            }
+            if augmentation.affine != nil { add("--distort", "affine") }
         }
         if testTimeAugmentation != d.testTimeAugmentation { add("--tta", testTimeAugmentation.rawValue) }
         return words
+    }
+}
+
+extension TrainingRecipe {
+    /// The recipe as `lenet train` flags: its network, its initialization, its options.
+    var flags: [String] {
+        (model.map { ["--model", $0] } ?? []) + (initialization != .pytorch ? ["--init", initialization.rawValue] : []) + options.flags
     }
 }
 
@@ -41,9 +61,9 @@ func expandingRecipe(_ arguments: [String]) -> [String] {
         if word.hasPrefix("--recipe=") { recipe = TrainingRecipe(rawValue: String(word.dropFirst("--recipe=".count))) }
     }
     guard let recipe else { return arguments }
-    return ["train"] + recipe.options.flags + arguments.dropFirst()
+    return ["train"] + recipe.flags + arguments.dropFirst()
 }
 
 /// The recipes for `lenet train --help`.
-let recipesDiscussion = TrainingRecipe.allCases.map { "\($0.rawValue): " + $0.options.flags.joined(separator: " ") }
+let recipesDiscussion = TrainingRecipe.allCases.map { "\($0.rawValue): " + $0.flags.joined(separator: " ") }
     .joined(separator: "; ")

@@ -25,8 +25,26 @@ struct Train: ParsableCommand {
     @Option(help: "Learning rate.")
     var lr: Float = 1e-3
 
-    @Option(help: "adam, adamw (decoupled weight decay) or sgd.")
+    @Option(help: "adam, adamw (decoupled weight decay), sgd, or sdlm (LeCun et al. 1998's stochastic diagonal Levenberg–Marquardt: each weight's rate lr/(--sdlm-mu + its curvature), the curvature estimated on --curvature-samples images before each epoch).")
     var optimizer: TrainingOptions.OptimizerKind = .adam
+
+    @Option(name: .customLong("sdlm-mu"), help: "With --optimizer sdlm: μ, added to every curvature (the paper's 0.02).")
+    var sdlmMu: Float = 0.02
+
+    @Option(name: .customLong("curvature-samples"), help: "With --optimizer sdlm: the training images the curvature is estimated on before each epoch (the paper's 500).")
+    var curvatureSamples = 500
+
+    @Option(help: "The training loss: cross-entropy, or map (LeCun et al. 1998's MAP loss for the RBF output, with --map-constant j).")
+    var loss: LossChoice = .crossEntropy
+
+    @Option(name: .customLong("map-constant"), help: "With --loss map: j, the penalty of the rubbish class (docs/LENET5.md).")
+    var mapConstant: Float?
+
+    @Option(help: "How a new network's weights are drawn: pytorch (uniform in ±1/√fan-in) or lecun (±2.4/fan-in, the paper's).")
+    var `init`: WeightInitialization = .pytorch
+
+    @Option(help: "Distort every training image anew each time it is seen: affine (random translation, scaling, squeezing and horizontal shearing, the paper's; the digit kept inside the field).")
+    var distort: DistortionChoice?
 
     @Option(help: "Learning-rate schedule: constant, step (×--step-gamma every --step-epochs epochs), cosine (to 0 over all epochs) or onecycle (up from lr/25 to lr over 30% of the steps, then down to lr/250000: PyTorch's OneCycleLR).")
     var schedule: TrainingOptions.Schedule = .constant
@@ -96,6 +114,12 @@ struct Train: ParsableCommand {
         options.learningRate = lr
         options.optimizer = optimizer
         options.momentum = momentum
+        options.sdlmMu = sdlmMu
+        options.curvatureSamples = curvatureSamples
+        guard loss == .map || mapConstant == nil else {
+            throw LeNetError("sets the MAP loss's j; add --loss map", subject: "--map-constant")
+        }
+        options.mapConstant = loss == .map ? mapConstant ?? TrainingOptions.paperMapConstant : nil
         options.weightDecay = weightDecay
         // A resumed run goes on with its checkpoint's seed unless told otherwise:
         // augmentation and dropout draw from it.
@@ -110,11 +134,23 @@ struct Train: ParsableCommand {
         options.timeBudget = timeBudget
         options.ema = ema
         let padding = cropPadding ?? Augmentation.cifar.padding
-        options.augmentation = augment ? Augmentation(padding: padding, horizontalFlip: true) : nil
+        let (directory, kind) = try DataLocation.resolve(directory: dataOptions.data, kind: dataOptions.dataset)
+        // A mirrored digit is another symbol (or none): digits are never flipped.
+        let flips = kind != .mnist
+        options.augmentation = augment ? Augmentation(padding: padding, horizontalFlip: flips) : nil
+        if distort == .affine {
+            var augmentation = options.augmentation ?? Augmentation(padding: 0, horizontalFlip: false)
+            augmentation.affine = AffineDistortion()
+            options.augmentation = augmentation
+        }
         guard let meanValues = Checkpoint.parseFloats(mean) else { throw LeNetError("expected numbers like 0.5 or 0.49,0.48,0.45, got '\(mean)'", subject: "--mean") }
         guard let stdValues = Checkpoint.parseFloats(std) else { throw LeNetError("expected numbers like 0.5 or 0.25,0.24,0.26, got '\(std)'", subject: "--std") }
         options.normalization = try Normalization(mean: meanValues, std: stdValues)
-        try options.validate()
+        do {
+            try options.validate()
+        } catch let error as LeNetError {
+            throw LeNetError(error.message, subject: Self.flag(for: error.subject) ?? error.subject)
+        }
         guard padding >= 0 else { throw LeNetError("must be ≥ 0, got \(padding)", subject: "--crop-padding") }
         guard augment || cropPadding == nil else {
             throw LeNetError("pads the random crop of --augment; add --augment", subject: "--crop-padding")
@@ -130,7 +166,6 @@ struct Train: ParsableCommand {
         }
         if let report { try checkReportDirectory(report, flag: "--report") }
 
-        let (directory, kind) = try DataLocation.resolve(directory: dataOptions.data, kind: dataOptions.dataset)
         // The network: --model's, else the resumed checkpoint's, else the dataset's default.
         let named = model ?? (resume == nil ? ModelKind.default(for: kind).rawValue : nil)
         var description = try named.map { try modelDescription($0) } ?? Checkpoint.networkDescription(path: resume ?? "")
@@ -143,7 +178,7 @@ struct Train: ParsableCommand {
         if let named, NetworkDescription.builtInNames.contains(named) {
             description = try modelDescription(named, classes: train.classNames.count)
         }
-        let network = try buildNetwork(description, seed: seed, model: model)
+        let network = try buildNetwork(description, seed: seed, model: model, initialization: `init`)
         // What the trainer and the evaluation after each epoch will
         // allocate, checked before they do (the images are loaded already).
         func needs(batch: Int, threads: Int) -> MemoryEstimate {
@@ -171,7 +206,10 @@ struct Train: ParsableCommand {
             + "batch \(batchSize), \(optimizer.rawValue) lr \(lr)" + (schedule == .constant ? "" : " (\(schedule.rawValue))")
             + (warmupEpochs > 0 ? ", \(warmupEpochs) warm-up epoch(s)" : "")
             + (labelSmoothing > 0 ? ", label smoothing \(labelSmoothing)" : "")
-            + (augment ? (padding > 0 ? ", augmented (crop \(padding), flip)" : ", augmented (flip)") : "")
+            + (augment ? (padding > 0 ? ", augmented (crop \(padding)\(flips ? ", flip" : ""))" : flips ? ", augmented (flip)" : "") : "")
+            + (distort == .affine ? ", affine distortions" : "")
+            + (options.mapConstant.map { ", MAP loss (j \($0))" } ?? "")
+            + (`init` == .lecun ? ", LeCun initialization" : "")
             + (tta == .flip ? ", flip test-time augmentation" : "")
             + (ema.map { ", weight average (EMA \($0))" } ?? "")
             + (timeBudget.map { String(format: ", a time budget of %g s", $0) } ?? "")
@@ -221,6 +259,13 @@ struct Train: ParsableCommand {
         if let output { printError("wrote \(output) (and \(Checkpoint.statePath(for: output)))") }
         if let report { printError("wrote \(report)/index.html") }
         printError(plan.report)
+    }
+
+    /// The flag that sets a `TrainingOptions` field, for its errors.
+    private static func flag(for subject: String?) -> String? {
+        let flags = ["TrainingOptions.sdlmMu": "--sdlm-mu", "TrainingOptions.curvatureSamples": "--curvature-samples",
+                     "TrainingOptions.mapConstant": "--map-constant"]
+        return subject.flatMap { flags[$0] }
     }
 
     /// After Ctrl-C (`fit` has saved the position to --output): says where
@@ -298,3 +343,15 @@ func appendJSONLine(_ record: [String: Any], to path: String) throws {
         throw LeNetError("cannot write: \(error.localizedDescription)", subject: path)
     }
 }
+
+/// `--loss`.
+enum LossChoice: String, ExpressibleByArgument, CaseIterable {
+    case crossEntropy = "cross-entropy", map
+}
+
+/// `--distort`.
+enum DistortionChoice: String, ExpressibleByArgument, CaseIterable {
+    case affine
+}
+
+extension WeightInitialization: ExpressibleByArgument {}

@@ -18,18 +18,28 @@
 /// ```
 /// The padding is the byte 0, black, as torchvision pads a PIL image before
 /// `ToTensor` and `Normalize`; after normalization it is `(0 − mean) / std`.
+///
+/// With `affine` set, the cropped and flipped image is then distorted
+/// (`AffineDistortion`, drawn independently of the crop): crop first, so
+/// the distortion's fit sees the ink where the crop put it and keeps it
+/// inside the field; distorting first would let the crop cut off ink the fit
+/// had kept. For the distortion alone, set padding 0 and no flip.
 public struct Augmentation: Sendable, Equatable {
     /// Zero pixels added on each side before cropping back to H×W (p ≥ 0).
     public var padding: Int
     /// Whether each image is mirrored left–right with probability ½.
     public var horizontalFlip: Bool
+    /// A random affine distortion of each cropped image, or nil for none.
+    public var affine: AffineDistortion?
 
     /// - Parameters:
     ///   - padding: pixels of black added on each side before the crop; 0 turns cropping off.
     ///   - horizontalFlip: mirror half of the images left–right.
-    public init(padding: Int = 4, horizontalFlip: Bool = true) {
+    ///   - affine: distort each image after the crop and flip; nil for none.
+    public init(padding: Int = 4, horizontalFlip: Bool = true, affine: AffineDistortion? = nil) {
         self.padding = padding
         self.horizontalFlip = horizontalFlip
+        self.affine = affine
     }
 
     /// The usual CIFAR-10 augmentation: 4-pixel padding, random crop, random flip.
@@ -65,12 +75,14 @@ public struct Augmentation: Sendable, Equatable {
         return Transform(top: top, left: left, flip: horizontalFlip && bits & 1 == 1)
     }
 
-    /// Checks the padding against an image size.
-    /// - Throws: `LeNetError` when the padding is negative or larger than the image.
+    /// Checks the padding against an image size, and the affine distortion's ranges.
+    /// - Throws: `LeNetError` when the padding is negative or larger than the
+    ///   image, or from `AffineDistortion.validate()`.
     public func validate(height: Int, width: Int) throws {
         guard padding >= 0, padding <= min(height, width) else {
             throw LeNetError("padding must be in 0...\(min(height, width)), got \(padding)", subject: "Augmentation.padding")
         }
+        try affine?.validate()
     }
 
     /// SplitMix64's step (Random.swift): a bijective mix of 64 bits.
@@ -79,13 +91,16 @@ public struct Augmentation: Sendable, Equatable {
 
 extension ImageDataset {
     /// `fill(batch:normalization:into:labels:)` with each image cropped and
-    /// flipped by `augmentation`'s transform for (seed, epoch, image index).
-    /// Allocates nothing: it runs every training step.
+    /// flipped by `augmentation`'s transform for (seed, epoch, image index),
+    /// then, if `augmentation.affine` is set, distorted by its draw for the
+    /// same three (see `AffineDistortion`). Allocates nothing: it runs every
+    /// training step.
     ///
     /// - Parameters:
     ///   - indices: n image indices, each in `0..<count`.
     ///   - normalization: per-channel mean and std; must fit `channels`.
-    ///   - augmentation: the crop padding and flip; its padding must be at most H and W.
+    ///   - augmentation: the crop padding, flip and affine distortion; its
+    ///     padding must be at most H and W.
     ///   - seed: the run's seed.
     ///   - epoch: the epoch being trained, from 0.
     ///   - images: room for n * C * H * W floats. (n, C, H, W)
@@ -99,6 +114,11 @@ extension ImageDataset {
         into images: UnsafeMutablePointer<Float>,
         labels: UnsafeMutablePointer<Int32>
     ) {
+        if let distortion = augmentation.affine {
+            fill(batch: indices, normalization: normalization, augmentation: augmentation, distortion: distortion,
+                 seed: seed, epoch: epoch, into: images, labels: labels)
+            return
+        }
         fill(batch: indices, normalization: normalization, padding: augmentation.padding, into: images, labels: labels) { index in
             augmentation.transform(seed: seed, epoch: epoch, index: index)
         }

@@ -165,6 +165,10 @@ public struct Normalization: Sendable, Equatable {
     /// Mean 0.5 and std 0.5 for every channel: maps bytes 0...255 to -1...1.
     /// The default for CIFAR-10 and MNIST alike.
     public static let half = Normalization(unchecked: [0.5], std: [0.5])
+    /// LeCun et al. 1998's input levels: the paper (byte 0) at −0.1, full
+    /// ink (byte 255) at 1.175, which gives MNIST a mean near 0 and a
+    /// variance near 1: std 1/1.275, mean 0.1/1.275.
+    public static let lecun1998 = Normalization(unchecked: [Float(0.1 / 1.275)], std: [Float(1 / 1.275)])
 
     /// A normalization, checked.
     ///

@@ -6,6 +6,9 @@ public final class ReLU: Layer {
     public init(_ name: String = "relu") { self.name = name }
     public var kind: String { "ReLU" }
 
+    /// `piecewiseLinear` in the curvature pass (SDLM).
+    public var curvatureRule: CurvatureRule { .piecewiseLinear }
+
     /// PyTorch's `ReLU`: a name and nothing else.
     public struct Configuration: LayerConfiguration, Equatable {
         public var name: String
@@ -94,6 +97,9 @@ public final class Tanh: Layer {
     }
 
     public var kind: String { amplitude == 1 && slope == 1 ? "Tanh" : "Tanh \(amplitude)·tanh(\(slope)x)" }
+
+    /// `pointwise` in the curvature pass (SDLM).
+    public var curvatureRule: CurvatureRule { .pointwise }
 
     /// PyTorch's `Tanh` (amplitude and slope 1), or LeNetKit's `ScaledTanh`
     /// A·tanh(S·x), whose `amplitude` and `slope` default to the paper's

@@ -188,6 +188,9 @@ public final class Conv2D: Layer {
             + (padding != 0 ? " p\(padding)" : "")
     }
 
+    /// `affine` in the curvature pass (SDLM).
+    public var curvatureRule: CurvatureRule { .affine }
+
     public var kernelSummary: (size: String, count: Int)? { ("\(kernelH)×\(kernelW)", outChannels) }
 
     /// Σ_oc (|table[oc]|·KH·KW + 1) with a table; every value without.
@@ -418,10 +421,16 @@ extension Conv2D {
     /// ±1/√(|table[oc]|·KH·KW) and sets the masked weights to 0. The
     /// network calls it after its store's uniform draw (`Network(_:seed:)`).
     public func initialize(using generator: inout SeededGenerator) {
+        initialize(using: &generator, scheme: .pytorch)
+    }
+
+    /// With a table: as `initialize(using:)`, the bound from map `oc`'s
+    /// fan-in as `scheme` gives it.
+    public func initialize(using generator: inout SeededGenerator, scheme: WeightInitialization) {
         guard let table, let weight, let bias, table.count == outChannels else { return }
         let K = kernelH * kernelW
         for oc in 0..<outChannels {
-            let bound = 1 / Float(max(1, table[oc].count * K)).squareRoot()
+            let bound = scheme.bound(1 / Float(max(1, table[oc].count * K)).squareRoot())
             let row = weight + oc * inChannels * K  // (C, KH, KW)
             row.update(repeating: 0, count: inChannels * K)
             for c in table[oc] where (0..<inChannels).contains(c) {

@@ -93,6 +93,9 @@ public final class Dropout: Layer {
 
     public var kind: String { "Dropout p=\(probability)" }
 
+    /// `pointwise` in the curvature pass (SDLM).
+    public var curvatureRule: CurvatureRule { .pointwise }
+
     /// Part 1's copy: a data-parallel step asks for `replica(part:)`, so each part draws its own masks.
     public func replica() -> any Layer { replica(part: 1) }
 

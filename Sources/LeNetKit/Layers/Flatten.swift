@@ -10,6 +10,9 @@ public final class Flatten: Layer {
 
     public var kind: String { "Flatten" }
 
+    /// `piecewiseLinear` in the curvature pass (SDLM).
+    public var curvatureRule: CurvatureRule { .piecewiseLinear }
+
     /// PyTorch's `Flatten` (from dimension 1): a name and nothing else.
     public struct Configuration: LayerConfiguration, Equatable {
         public var name: String

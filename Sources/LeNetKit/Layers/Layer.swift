@@ -44,6 +44,10 @@ public protocol Layer: AnyObject {
     /// fan-in); the parameters are bound. Default: nothing.
     func initialize(using generator: inout SeededGenerator)
 
+    /// `initialize(using:)` for networks drawn by `scheme` (its bounds
+    /// from the same fan-ins). Default: `initialize(using:)`.
+    func initialize(using generator: inout SeededGenerator, scheme: WeightInitialization)
+
     /// Appends its ONNX nodes and initializers to `graph`.
     /// - Returns: the name of its output value.
     /// - Throws: `LeNetError` when it has no ONNX form (the default) or
@@ -117,6 +121,46 @@ public protocol Layer: AnyObject {
     ///   - n: the batch size.
     func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                   _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int)
+
+    /// How the curvature pass of `Network.accumulateCurvature` (the
+    /// diagonal Hessian estimate of the SDLM optimizer) crosses the layer.
+    /// Default: `.unsupported`.
+    var curvatureRule: CurvatureRule { get }
+
+    /// For `.custom`: writes the curvature with respect to the input, dx2,
+    /// from dy2, the curvature with respect to the output, and dy, the
+    /// gradient there; adds its parameters' curvature to the gradient
+    /// store (which the pass has bound to hold it). Default: nothing.
+    /// - Parameters:
+    ///   - dx2: (N, inputShape), or nil for the first layer.
+    ///   - dy2: (N, outputShape).
+    ///   - dy: (N, outputShape), the first-order gradient of the same samples.
+    ///   - x: the input of the last forward; y: its output.
+    func backwardCurvature(_ dx2: UnsafeMutablePointer<Float>?, _ dy2: UnsafePointer<Float>, gradient dy: UnsafePointer<Float>,
+                           _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int)
+}
+
+/// How second derivatives go back through a layer in the Gauss–Newton
+/// diagonal estimate of LeCun et al. 1998 (appendix C): the curvature of the
+/// loss with respect to each value, off-diagonal terms dropped at every
+/// level and the units' second derivatives f″ neglected.
+public enum CurvatureRule: Sendable {
+    /// A weighted sum, a = Σ w·u + b (convolutions, fully connected layers,
+    /// trainable subsampling): ∂²E/∂u² = Σ w²·∂²E/∂a² over the connections
+    /// and ∂²E/∂w = Σ u²·∂²E/∂a² over the connections sharing w; the pass
+    /// runs the layer's own `backward` with its weights and its input
+    /// squared.
+    case affine
+    /// An elementwise unit x = f(a): ∂²E/∂a² = f′(a)²·∂²E/∂x², the
+    /// layer's `backward` run twice.
+    case pointwise
+    /// An elementwise or routing layer whose derivatives are 0 or 1 (ReLU,
+    /// max pooling, flattening): its `backward`, once.
+    case piecewiseLinear
+    /// The layer's own `backwardCurvature` (the RBF output).
+    case custom
+    /// No curvature pass: SDLM refuses the network, naming the layer.
+    case unsupported
 }
 
 extension Layer {
@@ -138,6 +182,10 @@ extension Layer {
     public var kernelSummary: (size: String, count: Int)? { nil }
     /// The store's uniform draw is the layer's initialization.
     public func initialize(using generator: inout SeededGenerator) {}
+    /// The scheme changes nothing of the layer's own draw.
+    public func initialize(using generator: inout SeededGenerator, scheme: WeightInitialization) {
+        initialize(using: &generator)
+    }
     /// No ONNX form.
     public func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
         throw LeNetError("has no ONNX form (\(kind))", subject: name)
@@ -154,6 +202,11 @@ extension Layer {
     public func bind(workspace: [BoundWorkspaceBuffer]) {}
     /// No connections counted (activations).
     public func connections(for input: FeatureShape) -> Int { 0 }
+    /// No curvature pass.
+    public var curvatureRule: CurvatureRule { .unsupported }
+    /// Only `.custom` layers are asked.
+    public func backwardCurvature(_ dx2: UnsafeMutablePointer<Float>?, _ dy2: UnsafePointer<Float>, gradient dy: UnsafePointer<Float>,
+                                  _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {}
 }
 
 /// One scratch buffer a layer asks for (`Layer.workspace`): what it is,

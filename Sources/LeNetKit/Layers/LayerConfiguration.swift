@@ -98,6 +98,7 @@ public struct LayerRegistry: Sendable {
         .registering(Subsampling.Configuration.self, as: "Subsampling")
         .registering(BatchNorm2D.Configuration.self, as: "BatchNorm2d")
         .registering(Dropout.Configuration.self, as: "Dropout")
+        .registering(RBF.Configuration.self, as: "RBF")
 
     /// This registry with `type` read as `configuration` (replacing any
     /// type of that name).

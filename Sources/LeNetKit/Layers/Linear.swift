@@ -27,6 +27,9 @@ public final class Linear: Layer {
 
     public var kind: String { "Linear" }
 
+    /// `affine` in the curvature pass (SDLM).
+    public var curvatureRule: CurvatureRule { .affine }
+
     /// PyTorch's `Linear` (always with a bias).
     public struct Configuration: LayerConfiguration, Equatable {
         public var name: String

@@ -22,6 +22,9 @@ public final class MaxPool2D: Layer {
 
     public var kind: String { "MaxPool2D \(kernelSize)×\(kernelSize)" + (stride != kernelSize ? " s\(stride)" : "") }
 
+    /// `piecewiseLinear` in the curvature pass (SDLM).
+    public var curvatureRule: CurvatureRule { .piecewiseLinear }
+
     /// PyTorch's `MaxPool2d` with a square `kernel_size` and no padding;
     /// `stride` defaults to `kernel_size`.
     public struct Configuration: LayerConfiguration, Equatable {

@@ -8,11 +8,24 @@ import Foundation  // libm (expf, logf, …) on every platform
 /// loss    = (1/N) Σ_n [ log Σ_k exp(z[n,k]) − Σ_k q[n,k]·z[n,k] ]   (log-sum-exp shifted by max_k z[n,k])
 /// dz[n,k] = (softmax(z[n])_k − q[n,k]) / N
 /// ```
+///
+/// With `mapConstant` j it is instead the MAP loss of LeCun et al. 1998
+/// (eq. 9) on the negated RBF penalties z = −y: a softmax over the classes
+/// and a "rubbish" class whose logit is fixed at −j,
+///
+/// ```
+/// loss    = (1/N) Σ_n [ −z[n,y_n] + log(e^−j + Σ_k exp(z[n,k])) ]
+/// dz[n,k] = (exp(z[n,k]) / (e^−j + Σ_i exp(z[n,i])) − [k = y_n]) / N
+/// ```
+/// so a wrong class whose penalty is already well above j is no longer
+/// pushed up.
 public final class SoftmaxCrossEntropy {
     /// The number of classes (K).
     public let classes: Int
     /// α, the share of each target spread evenly over the classes, in [0, 1).
     public let smoothing: Float
+    /// The MAP loss's j, the rubbish class's penalty, or nil for the cross-entropy.
+    public let mapConstant: Float?
     private var probabilities: BatchBuffer  // (N, K), cached by forward
     private var labels = IndexBuffer()  // (N)
     private var batch = 0
@@ -21,9 +34,11 @@ public final class SoftmaxCrossEntropy {
     ///   - classes: K, the logits per sample.
     ///   - smoothing: α in [0, 1) (`TrainingOptions.labelSmoothing` checks
     ///     it); 0, the default, is the plain cross-entropy.
-    public init(classes: Int, smoothing: Float = 0) {
+    ///   - mapConstant: j for the MAP loss (with `smoothing` 0), or nil.
+    public init(classes: Int, smoothing: Float = 0, mapConstant: Float? = nil) {
         self.classes = classes
         self.smoothing = smoothing
+        self.mapConstant = mapConstant
         probabilities = BatchBuffer(perSample: classes, name: "loss probabilities")
     }
 
@@ -48,7 +63,8 @@ public final class SoftmaxCrossEntropy {
             let p = probabilities.pointer + s * K
             var zmax = z[0]
             for k in 1..<K { zmax = max(zmax, z[k]) }
-            var sum: Float = 0
+            if let j = mapConstant { zmax = max(zmax, -j) }
+            var sum: Float = mapConstant.map { expf(-$0 - zmax) } ?? 0
             for k in 0..<K {
                 p[k] = expf(z[k] - zmax)
                 sum += p[k]
@@ -101,6 +117,20 @@ public final class SoftmaxCrossEntropy {
                 for k in 0..<K { d[k] = p[k] * scale - spread }
             }
             d[Int(labels.pointer[s])] -= onLabel
+        }
+    }
+
+    /// The loss's second derivative with respect to each output of the
+    /// last forward pass, per sample (not averaged): p_k·(1 − p_k), the
+    /// diagonal of the softmax's Hessian (with the MAP loss, p counts the
+    /// rubbish class in its denominator). What the SDLM curvature pass
+    /// starts from.
+    /// - Parameter h: room for (N, K).
+    public func curvature(into h: UnsafeMutablePointer<Float>) {
+        let count = batch * classes
+        for i in 0..<count {
+            let p = probabilities.pointer[i]
+            h[i] = p * (1 - p)
         }
     }
 

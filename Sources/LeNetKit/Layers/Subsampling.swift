@@ -43,6 +43,9 @@ public final class Subsampling: Layer {
 
     public var kind: String { "Subsampling \(kernelSize)×\(kernelSize)" }
 
+    /// `affine` in the curvature pass (SDLM).
+    public var curvatureRule: CurvatureRule { .affine }
+
     /// LeNetKit's `Subsampling`: `channels` maps, a square, non-overlapping
     /// `kernel_size` window (default 2).
     public struct Configuration: LayerConfiguration, Equatable {

@@ -166,6 +166,9 @@ extension Trainer {
         switch options.optimizer {
         case .adam, .adamw: estimate.add("optimizer state", bytes: 2 * 4 * P)
         case .sgd: estimate.add("optimizer state", bytes: 4 * (options.momentum != 0 ? P : 1))
+        case .sdlm:
+            // The curvature, and the estimate's sum and copy of the weights.
+            estimate.add("optimizer state", bytes: 3 * 4 * P)
         }
         if options.ema != nil { estimate.add("weight average", bytes: 4 * P) }
         let parts = Network.parts(batch: batch, threads: threads)

@@ -6,6 +6,12 @@ public enum ModelKind: String, CaseIterable, Sendable {
     case cifarLeNetBN = "cifar-lenet-bn"
     /// LeNet-5 of LeCun et al. 1998: 1×32×32 in (MNIST padded by 2), 10 classes out.
     case lenet5
+    /// LeNet-5 as published, with the RBF output of the digits' drawings.
+    case lenet5RBF = "lenet5-rbf"
+    /// LeNet-1 of the same paper: 1×28×28 in.
+    case lenet1
+    /// LeNet-4 of the same paper: 1×32×32 in.
+    case lenet4
 
     /// Its description with `classes` outputs.
     /// - Throws: `LeNetError` when `classes` is outside 1...256.
@@ -32,6 +38,10 @@ public enum ModelKind: String, CaseIterable, Sendable {
 
     /// The input this network takes, (C, H, W).
     public var inputShape: FeatureShape {
-        self == .lenet5 ? FeatureShape(channels: 1, height: 32, width: 32) : FeatureShape(channels: 3, height: 32, width: 32)
+        switch self {
+        case .cifarLeNet, .cifarLeNetBN: return FeatureShape(channels: 3, height: 32, width: 32)
+        case .lenet5, .lenet5RBF, .lenet4: return FeatureShape(channels: 1, height: 32, width: 32)
+        case .lenet1: return FeatureShape(channels: 1, height: 28, width: 28)
+        }
     }
 }

@@ -31,7 +31,11 @@ extension TrainingReport {
         case .step: recipe += " ×\(o.stepGamma) every \(o.stepEpochs) epochs"
         case .cosine: recipe += ", cosine schedule"
         case .onecycle: recipe += ", one-cycle schedule"
+        case .lecun1998: recipe += ", the 1998 paper's steps"
         }
+        if o.optimizer == .sdlm { recipe += " (μ \(o.sdlmMu), curvature on \(o.curvatureSamples) images)" }
+        if let j = o.mapConstant { recipe += ", MAP loss (j \(j))" }
+        if let affine = o.augmentation?.affine, affine != AffineDistortion.unchanged { recipe += ", affine distortions" }
         if o.warmupEpochs > 0 { recipe += ", \(o.warmupEpochs) warm-up epoch\(o.warmupEpochs == 1 ? "" : "s")" }
         if o.labelSmoothing > 0 { recipe += ", label smoothing \(o.labelSmoothing)" }
         if o.testTimeAugmentation == .flip { recipe += ", flip test-time augmentation" }

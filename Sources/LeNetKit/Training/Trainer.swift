@@ -51,8 +51,8 @@ public final class Trainer {
         private(set) var labels: IndexBuffer  // (N)
         var lossSum = 0.0
         var correct = 0
-        init(classes: Int, batch: Int, smoothing: Float) throws {
-            loss = SoftmaxCrossEntropy(classes: classes, smoothing: smoothing)
+        init(classes: Int, batch: Int, smoothing: Float, mapConstant: Float?) throws {
+            loss = SoftmaxCrossEntropy(classes: classes, smoothing: smoothing, mapConstant: mapConstant)
             labels = try IndexBuffer(count: batch, name: "training labels")
         }
         /// Room for `n` labels (a step may be given more images than the batch size).
@@ -102,6 +102,10 @@ public final class Trainer {
         case .sgd:
             optimizer = try SGD(parameters: network.parameters, learningRate: options.learningRate,
                             momentum: options.momentum, weightDecay: options.weightDecay)
+        case .sdlm:
+            try network.checkCurvature()
+            optimizer = try SDLM(parameters: network.parameters, learningRate: options.learningRate,
+                                 mu: options.sdlmMu, weightDecay: options.weightDecay)
         }
         partitioned = optimizer as? any PartitionedOptimizer
         weightAverage = try options.ema.map { try WeightAverage(parameters: network.parameters, decay: $0) }
@@ -115,7 +119,8 @@ public final class Trainer {
         dataParallel = try DataParallel(network: network, threads: min(options.threads, batch))
         let largest = dataParallel.longestPart(batch: batch)
         parts = try (0..<dataParallel.parts(batch: batch)).map { _ in
-            try PartState(classes: network.outputShape.count, batch: largest, smoothing: options.labelSmoothing)
+            try PartState(classes: network.outputShape.count, batch: largest, smoothing: options.labelSmoothing,
+                          mapConstant: options.mapConstant)
         }
         try dataParallel.reserve(batch: batch)
     }
@@ -207,6 +212,33 @@ public final class Trainer {
         return Float(lossSum / Double(max(n, 1)))
     }
 
+    /// SDLM's curvature for the epoch about to start, estimated on the first
+    /// `options.curvatureSamples` images of its shuffle, as the network is
+    /// now (the paper's 500 samples before each pass), unaugmented.
+    private func estimateCurvature(for sdlm: SDLM) throws {
+        let count = min(options.curvatureSamples, order.indices.count)
+        let chunk = 100, classes = network.outputShape.count, P = network.parameters.count
+        let sum = try FloatBuffer(count: P, name: "SDLM curvature sum")
+        let outputCurvature = try FloatBuffer(count: chunk * classes, name: "SDLM output curvature")
+        let labels = try IndexBuffer(count: chunk, name: "SDLM labels")
+        let loss = SoftmaxCrossEntropy(classes: classes, smoothing: options.labelSmoothing, mapConstant: options.mapConstant)
+        for start in stride(from: 0, to: count, by: chunk) {
+            let indices = Array(order.indices[start..<min(start + chunk, count)])
+            let m = indices.count
+            guard let x = try network.input(batch: m).baseAddress else { continue }
+            dataset.fill(batch: indices, normalization: options.normalization, into: x, labels: labels.pointer)
+            network.trainingPass = optimizer.stepCount
+            let logits = network.forward(batch: m)
+            _ = try loss.forward(logits, labels.pointer, batch: m)
+            loss.backward(try network.outputGradient(batch: m), meanOver: 1)
+            loss.curvature(into: outputCurvature.pointer)
+            try network.accumulateCurvature(batch: m, outputCurvature: outputCurvature.pointer, into: sum.pointer)
+        }
+        let scale = 1 / Float(max(count, 1))
+        for k in 0..<P { sum.pointer[k] *= scale }
+        sdlm.setCurvature(UnsafeBufferPointer(start: sum.pointer, count: P), samples: count)
+    }
+
     /// Trains one epoch over a fresh shuffle, or the rest of an epoch that
     /// `shouldStop` ended early (in this trainer, or in the one that wrote
     /// the checkpoint it resumed from).
@@ -226,6 +258,8 @@ public final class Trainer {
         if !epochDrawn {
             order.shuffle()
             epochDrawn = true
+            // A fresh epoch's curvature; an interrupted one's was saved with it.
+            if stepInEpoch == 0, let sdlm = optimizer as? SDLM { try estimateCurvature(for: sdlm) }
         }
         let steps = order.batchCount
         let start = DispatchTime.now().uptimeNanoseconds
@@ -309,7 +343,7 @@ public final class Trainer {
         if let ema = options.ema { meta[Checkpoint.Key.ema] = "\(ema)" }
         if stepInEpoch > 0 { meta[Checkpoint.Key.epochStep] = "\(stepInEpoch)" }
         if let a = options.augmentation {
-            meta[Checkpoint.Key.augmentation] = "crop \(a.padding)" + (a.horizontalFlip ? ", flip" : "")
+            meta[Checkpoint.Key.augmentation] = "crop \(a.padding)" + (a.horizontalFlip ? ", flip" : "") + (a.affine != nil ? ", affine" : "")
         }
         return meta
     }

@@ -3,8 +3,9 @@ import Foundation
 /// How to train: the seed's recipe by default (Adam 1e-3, batch 36, 10 epochs).
 public struct TrainingOptions: Sendable {
     /// The optimizer: `Adam` with L2 weight decay (`adam`), `Adam` with decoupled
-    /// weight decay, as `torch.optim.AdamW` (`adamw`), or `SGD` with momentum (`sgd`).
-    public enum OptimizerKind: String, Sendable, CaseIterable { case adam, adamw, sgd }
+    /// weight decay, as `torch.optim.AdamW` (`adamw`), `SGD` with momentum (`sgd`), or
+    /// the stochastic diagonal Levenberg–Marquardt method of LeCun et al. 1998 (`sdlm`, `SDLM`).
+    public enum OptimizerKind: String, Sendable, CaseIterable { case adam, adamw, sgd, sdlm }
 
     /// How the learning rate changes over training, step by step.
     public enum Schedule: String, Sendable, CaseIterable {
@@ -20,6 +21,10 @@ public struct TrainingOptions: Sendable {
         /// `cycle_momentum=False`: from lr/25 up to lr over the first 30%
         /// of the steps, then down to lr/250,000, each half of a cosine.
         case onecycle
+        /// The steps of LeCun et al. 1998's LeNet-5 training, by epoch, as
+        /// multiples of the rate (0.0005 in the paper): ×1 for epochs 1–2,
+        /// ×0.4 for 3–5, ×0.2 for 6–8, ×0.1 for 9–12, ×0.02 after.
+        case lecun1998 = "lecun-1998"
     }
 
     /// Epochs to train in all (a resumed run counts the ones already done).
@@ -32,6 +37,19 @@ public struct TrainingOptions: Sendable {
     public var learningRate: Float = 1e-3
     /// SGD's momentum (ignored by Adam and AdamW).
     public var momentum: Float = 0.9
+    /// SDLM's μ, added to every parameter's curvature: no rate exceeds lr/μ.
+    public var sdlmMu: Float = 0.02
+    /// The training images SDLM estimates the curvature on before each epoch
+    /// (the first of the epoch's shuffle; the paper's 500).
+    public var curvatureSamples = 500
+    /// The MAP loss of LeCun et al. 1998 with this j (`SoftmaxCrossEntropy`)
+    /// in place of the cross-entropy, or nil. Made for the RBF output.
+    public var mapConstant: Float? = nil
+    /// The j LeNetKit's `--loss map` takes: a quarter of the smallest squared
+    /// distance between two digit prototypes (`RBF.digitBitmaps`, 56), the
+    /// squared distance from either to the point halfway between them. A
+    /// wrong class further from F6's output than that is pushed no further.
+    public static let paperMapConstant: Float = 14
     /// L2 weight decay added to the gradient (Adam, SGD), or AdamW's decoupled decay.
     public var weightDecay: Float = 0
     /// Fixes the shuffling of every epoch and the augmentation of every image.
@@ -112,6 +130,10 @@ public struct TrainingOptions: Sendable {
             return Float(Double(learningRate) * 0.5 * (1 + cos(Double.pi * min(Double(t - warmup), span) / span)))
         case .onecycle:
             return Float(Self.oneCycle(step: t, total: total, peak: Double(learningRate)))
+        case .lecun1998:
+            let epoch = t / max(stepsPerEpoch, 1)
+            let factor: Float = epoch < 2 ? 1 : epoch < 5 ? 0.4 : epoch < 8 ? 0.2 : epoch < 12 ? 0.1 : 0.02
+            return learningRate * factor
         }
     }
 
@@ -141,6 +163,16 @@ public struct TrainingOptions: Sendable {
         }
         guard weightDecay.isFinite, weightDecay >= 0 else {
             throw LeNetError("must be ≥ 0, got \(weightDecay)", subject: "TrainingOptions.weightDecay")
+        }
+        guard sdlmMu.isFinite, sdlmMu > 0 else { throw LeNetError("must be a positive number, got \(sdlmMu)", subject: "TrainingOptions.sdlmMu") }
+        guard curvatureSamples > 0 else {
+            throw LeNetError("must be > 0, got \(curvatureSamples)", subject: "TrainingOptions.curvatureSamples")
+        }
+        if let j = mapConstant {
+            guard j.isFinite, j > 0 else { throw LeNetError("must be a positive number, got \(j)", subject: "TrainingOptions.mapConstant") }
+            guard labelSmoothing == 0 else {
+                throw LeNetError("the MAP loss has no label smoothing; leave TrainingOptions.labelSmoothing at 0", subject: "TrainingOptions.mapConstant")
+            }
         }
         guard threads > 0 else { throw LeNetError("must be > 0, got \(threads)", subject: "TrainingOptions.threads") }
         guard labelSmoothing.isFinite, labelSmoothing >= 0, labelSmoothing < 1 else {

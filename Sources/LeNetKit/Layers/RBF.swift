@@ -1,0 +1,270 @@
+import Foundation
+
+/// The Euclidean radial basis function output of LeCun et al. 1998's
+/// LeNet-5: each output unit is the squared distance between the input and
+/// the unit's fixed prototype, negated so that, as with every other output
+/// layer of LeNetKit, the largest output is the predicted class and a
+/// softmax over the outputs gives probabilities:
+///
+/// ```
+/// z[n, i] = −y[n, i],   y[n, i] = Σ_j (x[n, j] − w[i, j])²
+/// dx[n, j] = Σ_i dz[n, i] · (−2)(x[n, j] − w[i, j])
+/// ```
+///
+/// The prototypes `w` (OUT, IN) are a buffer, saved and loaded with the
+/// weights but never trained, as in the paper, where they are ±1 drawings
+/// of the digits on a 7×12 grid (`digitBitmaps`): F6's 84 tanh units are
+/// trained to draw the digit's picture.
+public final class RBF: Layer {
+    public let name: String
+    /// Input features (IN) and output units (OUT).
+    public let inFeatures: Int, outFeatures: Int
+    /// How the prototypes are drawn.
+    public let prototypes: Prototypes
+
+    /// The prototypes a new layer starts with.
+    public enum Prototypes: String, Sendable, CaseIterable {
+        /// The ten digits drawn on a 7×12 grid (`RBF.digitBitmaps`): IN must
+        /// be 84 and OUT at most 10.
+        case digits
+        /// Each prototype entry ±1 at random, from the network's seed (for
+        /// classes without a drawing).
+        case randomSigns = "random-signs"
+    }
+
+    private var weight: UnsafeMutablePointer<Float>?  // (OUT, IN), a buffer
+
+    /// - Parameters:
+    ///   - name: the buffer-name prefix (`output` → `output.prototypes`).
+    ///   - inFeatures: IN, the size of the flattened input.
+    ///   - outFeatures: OUT, the classes.
+    ///   - prototypes: how the prototypes are drawn when the network is made.
+    public init(_ name: String, inFeatures: Int, outFeatures: Int, prototypes: Prototypes = .digits) {
+        self.name = name
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        self.prototypes = prototypes
+    }
+
+    public var kind: String { "RBF" }
+
+    /// `{"type": "RBF", "name": "output", "in_features": 84, "out_features": 10, "prototypes": "digits"}`.
+    public struct Configuration: LayerConfiguration, Equatable {
+        public var name: String
+        public var inFeatures: Int, outFeatures: Int
+        public var prototypes: Prototypes
+
+        public init(name: String, inFeatures: Int, outFeatures: Int, prototypes: Prototypes = .digits) {
+            self.name = name
+            self.inFeatures = inFeatures
+            self.outFeatures = outFeatures
+            self.prototypes = prototypes
+        }
+
+        public enum CodingKeys: String, CodingKey, CaseIterable {
+            case name, inFeatures = "in_features", outFeatures = "out_features", prototypes
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let kind = try c.decodeIfPresent(String.self, forKey: .prototypes) ?? Prototypes.digits.rawValue
+            guard let prototypes = Prototypes(rawValue: kind) else {
+                throw LayerFieldError("prototypes", "must be \(Prototypes.allCases.map(\.rawValue).joined(separator: " or ")), got '\(kind)'")
+            }
+            self.init(name: try c.decode(String.self, forKey: .name), inFeatures: try c.integer(.inFeatures),
+                      outFeatures: try c.integer(.outFeatures), prototypes: prototypes)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(name, forKey: .name)
+            try c.encode(inFeatures, forKey: .inFeatures)
+            try c.encode(outFeatures, forKey: .outFeatures)
+            try c.encode(prototypes.rawValue, forKey: .prototypes)
+        }
+
+        public var type: String { "RBF" }
+
+        public func validate() throws {
+            try check(inFeatures, .inFeatures, in: 1...maximumLayerSize)
+            try check(outFeatures, .outFeatures, in: 1...maximumLayerSize)
+            if prototypes == .digits {
+                guard inFeatures == RBF.bitmapWidth * RBF.bitmapHeight else {
+                    throw LayerFieldError("in_features", "must be 84 (7×12) for the digit prototypes, got \(inFeatures)")
+                }
+                guard outFeatures <= RBF.digitBitmaps.count else {
+                    throw LayerFieldError("out_features", "must be at most 10 for the digit prototypes, got \(outFeatures); use \"prototypes\": \"random-signs\"")
+                }
+            }
+        }
+
+        public func makeLayer() -> any Layer { RBF(name, inFeatures: inFeatures, outFeatures: outFeatures, prototypes: prototypes) }
+    }
+
+    public var configuration: any LayerConfiguration {
+        Configuration(name: name, inFeatures: inFeatures, outFeatures: outFeatures, prototypes: prototypes)
+    }
+
+    /// Saved and loaded as `NAME.prototypes`; set by `initialize(using:)`.
+    public var bufferSpecs: [ParameterSpec] {
+        [ParameterSpec(name: "prototypes", shape: [outFeatures, inFeatures], initialValue: 0)]
+    }
+
+    public func bind(buffers: [UnsafeMutablePointer<Float>]) { weight = buffers[0] }
+
+    /// Draws the prototypes: the digit bitmaps, or random signs.
+    public func initialize(using generator: inout SeededGenerator) {
+        guard let weight else { return }
+        for i in 0..<outFeatures {
+            let row = weight + i * inFeatures
+            switch prototypes {
+            case .digits:
+                let bitmap = Self.digitBitmaps[i]
+                for j in 0..<min(inFeatures, bitmap.count) { row[j] = bitmap[j] }
+            case .randomSigns:
+                for j in 0..<inFeatures { row[j] = generator.next() & 1 == 0 ? -1 : 1 }
+            }
+        }
+    }
+
+    public func replica() -> any Layer { RBF(name, inFeatures: inFeatures, outFeatures: outFeatures, prototypes: prototypes) }
+
+    public func outputShape(for input: FeatureShape) throws -> FeatureShape {
+        guard input.count == inFeatures else {
+            throw LeNetError("expects \(inFeatures) input features, got \(input.count) (input \(input))", subject: name)
+        }
+        return FeatureShape(features: outFeatures)
+    }
+
+    /// One subtraction, square and addition per input and unit.
+    public func connections(for input: FeatureShape) -> Int { outFeatures * inFeatures }
+
+    /// Sums run in double: a distance of 84 terms of up to ~7 each keeps its
+    /// small differences between classes, whose softmax depends on them.
+    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
+        guard let weight else { unready(name) }
+        let IN = inFeatures, OUT = outFeatures
+        for s in 0..<n {
+            let xs = x + s * IN, ys = y + s * OUT
+            for i in 0..<OUT {
+                let w = weight + i * IN
+                var sum = 0.0
+                for j in 0..<IN {
+                    let d = Double(xs[j] - w[j])
+                    sum += d * d
+                }
+                ys[i] = Float(-sum)
+            }
+        }
+    }
+
+    public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
+                         _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
+        guard let dx else { return }
+        guard let weight else { unready(name, "backward") }
+        let IN = inFeatures, OUT = outFeatures
+        for s in 0..<n {
+            let xs = x + s * IN, dys = dy + s * OUT, dxs = dx + s * IN
+            // dx_j = −2 Σ_i dz_i (x_j − w_ij) = −2 (x_j Σ_i dz_i − Σ_i dz_i w_ij)
+            var total: Float = 0
+            for i in 0..<OUT { total += dys[i] }
+            for j in 0..<IN { dxs[j] = xs[j] * total }
+            for i in 0..<OUT {
+                let g = dys[i], w = weight + i * IN
+                for j in 0..<IN { dxs[j] -= g * w[j] }
+            }
+            for j in 0..<IN { dxs[j] *= -2 }
+        }
+    }
+
+    /// Its own rule in the curvature pass: the distance is not affine.
+    public var curvatureRule: CurvatureRule { .custom }
+
+    /// ∂²E/∂x_j² = Σ_i (∂z_i/∂x_j)²·∂²E/∂z_i² + Σ_i ∂E/∂z_i·∂²z_i/∂x_j²
+    ///           = Σ_i 4(x_j − w_ij)²·dy2_i − 2·Σ_i dy_i.
+    /// The second term is the distance's own curvature, kept because it is
+    /// exact and never negative here (with the MAP loss Σ_i dy_i is minus
+    /// the rubbish class's probability; with the cross-entropy it is 0): for
+    /// the correct class's quadratic y_D alone it gives 2 on every input.
+    public func backwardCurvature(_ dx2: UnsafeMutablePointer<Float>?, _ dy2: UnsafePointer<Float>, gradient dy: UnsafePointer<Float>,
+                                  _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
+        guard let dx2 else { return }
+        guard let weight else { unready(name, "backward") }
+        let IN = inFeatures, OUT = outFeatures
+        for s in 0..<n {
+            let xs = x + s * IN, h = dy2 + s * OUT, g = dy + s * OUT, out = dx2 + s * IN
+            var total = 0.0
+            for i in 0..<OUT { total += Double(g[i]) }
+            for j in 0..<IN {
+                var sum = -2 * total
+                for i in 0..<OUT {
+                    let d = Double(xs[j] - weight[i * IN + j])
+                    sum += 4 * d * d * Double(h[i])
+                }
+                out[j] = Float(max(sum, 0))
+            }
+        }
+    }
+
+    /// z = −(Σx² − 2·x·Wᵀ + Σw²): Gemm with the rows' Σw² as its C, less
+    /// Σx² (broadcast over the units).
+    public func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+        guard let weight else { throw LeNetError("has no prototypes bound", subject: name) }
+        let x = graph.flattened(input, for: name)
+        let w = Array(UnsafeBufferPointer(start: weight, count: outFeatures * inFeatures))
+        let norms = (0..<outFeatures).map { i in -w[i * inFeatures..<(i + 1) * inFeatures].reduce(0) { $0 + $1 * $1 } }
+        let prototypes = graph.constant(name + ".prototypes", dims: [outFeatures, inFeatures], values: w)
+        let c = graph.constant(name + ".negated_norms", dims: [outFeatures], values: norms)
+        let final = graph.finalOutput
+        graph.finalOutput = nil
+        let cross = graph.node("Gemm", [x, prototypes, c], output: name + ".cross",
+                               attributes: [.int("transB", 1), .float("alpha", 2)])
+        let square = graph.node("Mul", [x, x], output: name + ".square")
+        // Σ_j x_j² as a product with ones, (N, IN)·(IN, 1): opset 13's
+        // ReduceSum takes its axes as an int64 tensor, which the graph does not write.
+        let ones = graph.constant(name + ".ones", dims: [inFeatures, 1], values: Array(repeating: 1, count: inFeatures))
+        let norm = graph.node("MatMul", [square, ones], output: name + ".norm")
+        graph.finalOutput = final
+        return graph.node("Sub", [cross, norm], output: name)
+    }
+}
+
+// MARK: - The digit prototypes
+
+extension RBF {
+    /// The prototype grid: 7 wide, 12 tall, as in the paper's Fig. 3.
+    public static let bitmapWidth = 7, bitmapHeight = 12
+
+    /// The ten digits as ±1 drawings on the 7×12 grid, row by row (`#` is
+    /// +1, `.` is −1), in the spirit of the paper's Fig. 3: strokes one
+    /// cell wide, each digit's distinctive parts (the 4's open top, the 7's
+    /// bar) kept apart so that every two prototypes differ in at least 14
+    /// cells (a squared distance of 56).
+    public static let digitDrawings: [[String]] = [
+        [".#####.", "##...##", "#.....#", "#.....#", "#.....#", "#.....#",
+         "#.....#", "#.....#", "#.....#", "#.....#", "##...##", ".#####."],  // 0
+        ["...##..", "..###..", ".####..", "...##..", "...##..", "...##..",
+         "...##..", "...##..", "...##..", "...##..", "...##..", ".######"],  // 1
+        [".#####.", "##...##", ".....##", ".....##", "....##.", "...##..",
+         "..##...", ".##....", "##.....", "#......", "#......", "#######"],  // 2
+        ["#######", ".....##", "....##.", "...##..", "..###..", "....##.",
+         "......#", "......#", "......#", "#....##", "##..##.", ".####.."],  // 3
+        ["#....#.", "#....#.", "#....#.", "#....#.", "#....#.", "#######",
+         ".....#.", ".....#.", ".....#.", ".....#.", ".....#.", ".....#."],  // 4
+        ["#######", "#......", "#......", "#......", "######.", ".....##",
+         "......#", "......#", "......#", "#....##", "##..##.", ".####.."],  // 5
+        ["...###.", "..##...", ".##....", "##.....", "#......", "#.####.",
+         "##...##", "#.....#", "#.....#", "#.....#", "##...##", ".#####."],  // 6
+        ["#######", "......#", ".....##", ".....#.", "....##.", "....#..",
+         "...##..", "...#...", "..##...", "..#....", "..#....", "..#...."],  // 7
+        [".#####.", "##...##", "#.....#", ".##.##.", "..###..", ".##.##.",
+         "##...##", "#.....#", "#.....#", "#.....#", "##...##", ".#####."],  // 8
+        [".#####.", "##...##", "#.....#", "#.....#", "##...##", ".####.#",
+         "......#", ".....##", "....##.", "...##..", "..##...", ".##...."],  // 9
+    ]
+
+    /// `digitDrawings` as ±1 values, (10, 84).
+    public static let digitBitmaps: [[Float]] = digitDrawings.map { rows in
+        rows.flatMap { row in row.map { $0 == "#" ? Float(1) : -1 } }
+    }
+}
