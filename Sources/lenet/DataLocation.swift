@@ -53,7 +53,8 @@ extension DataOptions {
         guard kind == .folder else {
             if skipBadImages { throw LeNetError("applies to image folders only, not \(kind.displayName)", subject: "--skip-bad-images") }
             if validationSplit != nil { throw LeNetError("applies to image folders only, not \(kind.displayName)", subject: "--validation-split") }
-            return try kind.load(directory: directory, split: split)
+            // MNIST's 28×28 digits are padded to LeNet-5's 32×32 field unless the network takes them as they are (LeNet-1).
+            return try kind.load(directory: directory, split: split, padTo32: shape.height != 28 || shape.width != 28)
         }
         var options = ImageFolder.Options(shape: shape)
         options.skipsBadImages = skipBadImages

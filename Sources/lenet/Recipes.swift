@@ -16,6 +16,7 @@ extension TrainingOptions {
         if batchSize != d.batchSize { add("--batch-size", "\(batchSize)") }
         if optimizer != d.optimizer { add("--optimizer", optimizer.rawValue) }
         if sdlmMu != d.sdlmMu { add("--sdlm-mu", "\(sdlmMu)") }
+        if curvatureGrouping != d.curvatureGrouping { add("--curvature", curvatureGrouping.rawValue) }
         if curvatureSamples != d.curvatureSamples { add("--curvature-samples", "\(curvatureSamples)") }
         if let mapConstant {
             add("--loss", "map")

@@ -34,6 +34,9 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("curvature-samples"), help: "With --optimizer sdlm: the training images the curvature is estimated on before each epoch (the paper's 500).")
     var curvatureSamples = 500
 
+    @Option(help: "With --optimizer sdlm: divide each weight's rate by its own curvature (connection, the paper's) or by its unit's (unit: the sum over the weights and bias feeding the same unit or map).")
+    var curvature: CurvatureGrouping = .connection
+
     @Option(help: "The training loss: cross-entropy, or map (LeCun et al. 1998's MAP loss for the RBF output, with --map-constant j).")
     var loss: LossChoice = .crossEntropy
 
@@ -116,6 +119,7 @@ struct Train: ParsableCommand {
         options.momentum = momentum
         options.sdlmMu = sdlmMu
         options.curvatureSamples = curvatureSamples
+        options.curvatureGrouping = curvature
         guard loss == .map || mapConstant == nil else {
             throw LeNetError("sets the MAP loss's j; add --loss map", subject: "--map-constant")
         }
@@ -355,3 +359,4 @@ enum DistortionChoice: String, ExpressibleByArgument, CaseIterable {
 }
 
 extension WeightInitialization: ExpressibleByArgument {}
+extension CurvatureGrouping: ExpressibleByArgument {}

@@ -153,6 +153,21 @@ public struct ONNXGraph {
         return name
     }
 
+    /// An int64 initializer (a shape or axes, which opset 13 takes as inputs).
+    public mutating func constant(_ base: String, dims: [Int], integers values: [Int]) -> String {
+        let name = unique(base)
+        var tensor = ProtobufMessage()
+        tensor.ints(1, dims)
+        tensor.int(2, 7)  // INT64
+        tensor.string(8, name)
+        var raw = [UInt8]()
+        raw.reserveCapacity(values.count * 8)
+        for v in values { withUnsafeBytes(of: Int64(v).littleEndian) { raw.append(contentsOf: $0) } }
+        tensor.data(9, raw)
+        initializers.append(tensor)
+        return name
+    }
+
     /// A parameter or buffer of the network (`layer.weight`,
     /// `layer.running_mean`), as an initializer of the same name.
     public mutating func parameter(_ name: String, dims: [Int]) throws -> String {

@@ -206,26 +206,25 @@ public final class RBF: Layer {
         }
     }
 
-    /// z = −(Σx² − 2·x·Wᵀ + Σw²): Gemm with the rows' Σw² as its C, less
-    /// Σx² (broadcast over the units).
+    /// z = −Σ_j (x_j − w_ij)², written as the differences themselves,
+    /// (N, 1, IN) − (OUT, IN), squared and summed over the last axis: the
+    /// expanded form x·x − 2x·w + w·w loses the small distances to
+    /// cancellation between terms a hundred times larger.
     public func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
         guard let weight else { throw LeNetError("has no prototypes bound", subject: name) }
         let x = graph.flattened(input, for: name)
         let w = Array(UnsafeBufferPointer(start: weight, count: outFeatures * inFeatures))
-        let norms = (0..<outFeatures).map { i in -w[i * inFeatures..<(i + 1) * inFeatures].reduce(0) { $0 + $1 * $1 } }
         let prototypes = graph.constant(name + ".prototypes", dims: [outFeatures, inFeatures], values: w)
-        let c = graph.constant(name + ".negated_norms", dims: [outFeatures], values: norms)
         let final = graph.finalOutput
         graph.finalOutput = nil
-        let cross = graph.node("Gemm", [x, prototypes, c], output: name + ".cross",
-                               attributes: [.int("transB", 1), .float("alpha", 2)])
-        let square = graph.node("Mul", [x, x], output: name + ".square")
-        // Σ_j x_j² as a product with ones, (N, IN)·(IN, 1): opset 13's
-        // ReduceSum takes its axes as an int64 tensor, which the graph does not write.
-        let ones = graph.constant(name + ".ones", dims: [inFeatures, 1], values: Array(repeating: 1, count: inFeatures))
-        let norm = graph.node("MatMul", [square, ones], output: name + ".norm")
+        let one = graph.constant(name + ".axis", dims: [1], integers: [1])
+        let rows = graph.node("Unsqueeze", [x, one], output: name + ".rows")  // (N, 1, IN)
+        let difference = graph.node("Sub", [rows, prototypes], output: name + ".difference")  // (N, OUT, IN)
+        let square = graph.node("Mul", [difference, difference], output: name + ".square")
+        let last = graph.constant(name + ".last", dims: [1], integers: [2])
+        let distance = graph.node("ReduceSum", [square, last], output: name + ".distance", attributes: [.int("keepdims", 0)])
         graph.finalOutput = final
-        return graph.node("Sub", [cross, norm], output: name)
+        return graph.node("Neg", [distance], output: name)
     }
 }
 

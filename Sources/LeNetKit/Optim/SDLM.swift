@@ -128,8 +128,10 @@ extension Network {
     ///   - outputCurvature: (N, K) ∂²E/∂z², each ≥ 0.
     ///   - curvature: (P) where the sums are added.
     /// - Throws: `LeNetError` naming a layer without a curvature rule.
+    ///   - grouping: per connection (the paper's) or per unit.
     public func accumulateCurvature(batch n: Int, outputCurvature: UnsafePointer<Float>,
-                                    into curvature: UnsafeMutablePointer<Float>) throws {
+                                    into curvature: UnsafeMutablePointer<Float>,
+                                    grouping: CurvatureGrouping = .connection) throws {
         try checkCurvature()
         precondition(n <= backwardCapacity, "accumulateCurvature(batch: \(n)) beyond the reserved \(backwardCapacity)")
         let fused = fusesPooling
@@ -175,7 +177,47 @@ extension Network {
                 swap(&current, &next)
             }
         }
+        if grouping == .unit { poolCurvatureByUnit() }
         for k in parameters.gradients.indices { curvature[k] += parameters.gradients[k] }
         parameters.zeroGradients()
     }
+
+    /// Replaces each affine layer's per-connection curvature, held in the
+    /// gradient store, by its unit's: for output unit (or map) o, the sum
+    /// over its weights' row and its bias, given to each of them.
+    private func poolCurvatureByUnit() {
+        var index = 0
+        for layer in layers {
+            let specs = layer.parameterSpecs
+            defer { index += specs.count }
+            guard case .affine = layer.curvatureRule, let units = specs.first?.shape.first, units > 0,
+                  specs.allSatisfy({ $0.shape.first == units }) else { continue }
+            let entries = parameters.entries[index..<index + specs.count]
+            let g = parameters.gradients
+            for o in 0..<units {
+                var total: Float = 0
+                for e in entries {
+                    let row = e.count / units
+                    for k in 0..<row { total += g[e.offset + o * row + k] }
+                }
+                for e in entries {
+                    let row = e.count / units
+                    for k in 0..<row { g[e.offset + o * row + k] = total }
+                }
+            }
+        }
+    }
+}
+
+/// Which second derivatives SDLM divides each parameter's rate by.
+public enum CurvatureGrouping: String, Sendable, CaseIterable {
+    /// Each parameter's own, summed over its connections: LeCun et al.
+    /// 1998's diagonal.
+    case connection
+    /// Its unit's: the sum over every weight and the bias feeding the same
+    /// output unit (a map, for a convolution), given to each. That is the
+    /// curvature along the unit's gradient, whose weights all move
+    /// together: a unit with 400 inputs gets about 400 times its weights'
+    /// own, and a rate to match.
+    case unit
 }

@@ -49,7 +49,11 @@ extension TrainingReport {
             ("test data", "\(test.name), \(grouped(test.count)) images"),
             ("recipe", recipe),
             ("normalization", "mean \(Checkpoint.formatFloats(o.normalization.mean)), std \(Checkpoint.formatFloats(o.normalization.std))"),
-            ("augmentation", o.augmentation.map { "random crop with \($0.padding)-pixel black padding" + ($0.horizontalFlip ? ", horizontal flip" : "") } ?? "none"),
+            ("augmentation", o.augmentation.map { a in
+                [a.padding > 0 ? "random crop with \(a.padding)-pixel black padding" : nil, a.horizontalFlip ? "horizontal flip" : nil,
+                 a.affine.map { "affine distortions (shift ±\($0.translation) px, scale \($0.minimumScale)–\($0.maximumScale), squeeze ±\($0.squeeze), shear ±\($0.shear))" }]
+                    .compactMap { $0 }.joined(separator: ", ")
+            } ?? "none"),
         ]
         if let first = epochs.first, first.epoch > 1 {
             details.append(("note", "resumed after epoch \(first.epoch - 1); earlier epochs are not shown"))
@@ -63,6 +67,9 @@ extension TrainingReport {
         self.init(title: "\(model) on \(trainer.dataset.name.replacingOccurrences(of: " train", with: ""))",
                   details: details, epochs: epochs, evaluation: evaluation,
                   samples: try TrainingReport.samples(of: evaluation, in: test), featureMap: map)
+        if featureMap, test.count > 0 {
+            activationMaps = try ActivationMaps(network: trainer.network, dataset: test, normalization: o.normalization)
+        }
     }
 
     /// The report of an evaluation of a checkpoint (no per-epoch curves).

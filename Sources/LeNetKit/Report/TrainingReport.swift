@@ -109,6 +109,8 @@ public struct TrainingReport: Sendable {
     public var samples: [Sample]
     /// The test images placed by their features' principal components, if computed.
     public var featureMap: FeatureMap?
+    /// One test image's maps inside the network, if computed.
+    public var activationMaps: ActivationMaps?
 
     /// - Parameters:
     ///   - title: the heading, e.g. "cifar-lenet on CIFAR-10".
@@ -187,6 +189,7 @@ public struct TrainingReport: Sendable {
                 + "coloured by its true class. Ringed: the first \(map.highlighted.count) misclassified images; hover for their classes.</p>\n"
             body += map.svg() + "\n"
         }
+        if let activationMaps { body += activationMaps.html() }
         body += samplesSection()
         return """
             <!DOCTYPE html>

@@ -232,7 +232,8 @@ public final class Trainer {
             _ = try loss.forward(logits, labels.pointer, batch: m)
             loss.backward(try network.outputGradient(batch: m), meanOver: 1)
             loss.curvature(into: outputCurvature.pointer)
-            try network.accumulateCurvature(batch: m, outputCurvature: outputCurvature.pointer, into: sum.pointer)
+            try network.accumulateCurvature(batch: m, outputCurvature: outputCurvature.pointer, into: sum.pointer,
+                                            grouping: options.curvatureGrouping)
         }
         let scale = 1 / Float(max(count, 1))
         for k in 0..<P { sum.pointer[k] *= scale }

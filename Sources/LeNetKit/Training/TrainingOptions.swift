@@ -42,6 +42,9 @@ public struct TrainingOptions: Sendable {
     /// The training images SDLM estimates the curvature on before each epoch
     /// (the first of the epoch's shuffle; the paper's 500).
     public var curvatureSamples = 500
+    /// Whose curvature SDLM divides each rate by: the parameter's own (the
+    /// paper's) or its unit's (`CurvatureGrouping`).
+    public var curvatureGrouping = CurvatureGrouping.connection
     /// The MAP loss of LeCun et al. 1998 with this j (`SoftmaxCrossEntropy`)
     /// in place of the cross-entropy, or nil. Made for the RBF output.
     public var mapConstant: Float? = nil
