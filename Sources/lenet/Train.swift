@@ -9,7 +9,7 @@ struct Train: ParsableCommand {
 
     @OptionGroup var dataOptions: DataOptions
 
-    @Option(help: ArgumentHelp("A named recipe of training flags (fast and best, made for cifar-lenet on CIFAR-10; lenet5-fashion, made for lenet5 on Fashion-MNIST; the model is still --model's): its flags come first, and flags given here override them.",
+    @Option(help: ArgumentHelp("A named recipe of training flags (fast and best, made for cifar-lenet on CIFAR-10; lenet5-fashion, made for lenet5 on Fashion-MNIST; lenet5-1998, the 1998 paper's training of lenet5-rbf on MNIST; lenet5-mnist, lenet5 on MNIST): its flags come first, and flags given here override them.",
                                discussion: recipesDiscussion))
     var recipe: TrainingRecipe?
 
@@ -138,15 +138,6 @@ struct Train: ParsableCommand {
         options.timeBudget = timeBudget
         options.ema = ema
         let padding = cropPadding ?? Augmentation.cifar.padding
-        let (directory, kind) = try DataLocation.resolve(directory: dataOptions.data, kind: dataOptions.dataset)
-        // A mirrored digit is another symbol (or none): digits are never flipped.
-        let flips = kind != .mnist
-        options.augmentation = augment ? Augmentation(padding: padding, horizontalFlip: flips) : nil
-        if distort == .affine {
-            var augmentation = options.augmentation ?? Augmentation(padding: 0, horizontalFlip: false)
-            augmentation.affine = AffineDistortion()
-            options.augmentation = augmentation
-        }
         guard let meanValues = Checkpoint.parseFloats(mean) else { throw LeNetError("expected numbers like 0.5 or 0.49,0.48,0.45, got '\(mean)'", subject: "--mean") }
         guard let stdValues = Checkpoint.parseFloats(std) else { throw LeNetError("expected numbers like 0.5 or 0.25,0.24,0.26, got '\(std)'", subject: "--std") }
         options.normalization = try Normalization(mean: meanValues, std: stdValues)
@@ -169,6 +160,16 @@ struct Train: ParsableCommand {
             try checkNotDirectory(logJSON, flag: "--log-json")
         }
         if let report { try checkReportDirectory(report, flag: "--report") }
+
+        let (directory, kind) = try DataLocation.resolve(directory: dataOptions.data, kind: dataOptions.dataset)
+        // A mirrored digit is another symbol (or none): digits are never flipped.
+        let flips = kind != .mnist
+        options.augmentation = augment ? Augmentation(padding: padding, horizontalFlip: flips) : nil
+        if distort == .affine {
+            var augmentation = options.augmentation ?? Augmentation(padding: 0, horizontalFlip: false)
+            augmentation.affine = AffineDistortion()
+            options.augmentation = augmentation
+        }
 
         // The network: --model's, else the resumed checkpoint's, else the dataset's default.
         let named = model ?? (resume == nil ? ModelKind.default(for: kind).rawValue : nil)

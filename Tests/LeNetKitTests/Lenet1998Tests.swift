@@ -330,4 +330,63 @@ struct Lenet1998Tests {
         ]))
         #expect(throws: LeNetError.self) { try net.checkCurvature() }
     }
+
+    /// A directory of MNIST IDX files: `train` and `test` images of 28×28
+    /// with a bar whose place depends on the label.
+    static func makeMNIST(_ dir: URL, train: Int, test: Int) throws {
+        func header(_ magic: UInt32, _ dims: [Int]) -> [UInt8] {
+            ([magic] + dims.map { UInt32($0) }).flatMap { v in (0..<4).map { UInt8((v >> (24 - 8 * $0)) & 0xFF) } }
+        }
+        for (split, n) in [("train", train), ("t10k", test)] {
+            var images = header(0x0000_0803, [n, 28, 28]), labels = header(0x0000_0801, [n])
+            for k in 0..<n {
+                let label = k % 10
+                labels.append(UInt8(label))
+                images += (0..<784).map { p in (p / 28 >= 4 + label * 2 && p / 28 < 8 + label * 2 && (p % 28) > 6 && (p % 28) < 21) ? 255 : 0 }
+            }
+            try Data(images).write(to: dir.appendingPathComponent("\(split)-images-idx3-ubyte"))
+            try Data(labels).write(to: dir.appendingPathComponent("\(split)-labels-idx1-ubyte"))
+        }
+    }
+
+    /// `lenet train` on MNIST: `--augment` crops but never mirrors a digit;
+    /// `--recipe lenet5-1998` trains the RBF network by SDLM, distorted, and
+    /// resumes; LeNet-1 reads the digits unpadded; bad SDLM and MAP flags
+    /// are one error line naming the flag.
+    @Test(.disabledUnderSanitizers) func testTrainingCommandOnMNIST() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lenetkit-mnist-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Self.makeMNIST(dir, train: 60, test: 20)
+        let augmented = try runLenet(["train", "--data", dir.path, "--augment", "--epochs", "1", "--threads", "1"])
+        #expect(augmented.status == 0, "\(augmented.stderr)")
+        #expect(augmented.stderr.contains("augmented (crop 4)") && !augmented.stderr.contains("flip"), "\(augmented.stderr)")
+
+        let checkpoint = dir.appendingPathComponent("rbf.safetensors").path
+        let paper = try runLenet(["train", "--data", dir.path, "--recipe", "lenet5-1998", "--distort", "affine", "--epochs", "1",
+                                  "--curvature-samples", "30", "--output", checkpoint])
+        #expect(paper.status == 0, "\(paper.stderr)")
+        for words in ["training lenet5-rbf (60,000 parameters)", "batch 1, sdlm lr 0.0005 (lecun-1998)", "affine distortions",
+                      "MAP loss (j 14.0)", "LeCun initialization"] {
+            #expect(paper.stderr.contains(words), "\(words): \(paper.stderr)")
+        }
+        let resumed = try runLenet(["train", "--data", dir.path, "--recipe", "lenet5-1998", "--distort", "affine", "--epochs", "2",
+                                    "--curvature-samples", "30", "--resume", checkpoint, "--output", checkpoint])
+        #expect(resumed.status == 0 && resumed.stdout.contains("epoch 2/2 "), "\(resumed.stderr)")
+        let state = try SafetensorsFile.read(path: checkpoint + ".state")
+        // One curvature per stored value: C3's dense weight holds 900 masked entries beside the 60,000.
+        #expect(state["sdlm.curvature"]?.values.count == 60_900)
+        #expect(state["sdlm.curvature_samples"]?.values == [30])
+
+        let small = try runLenet(["train", "--data", dir.path, "--model", "lenet1", "--recipe", "lenet5-1998", "--sdlm-mu", "0.02",
+                                  "--epochs", "1"])
+        #expect(small.status == 0 && small.stderr.contains("training lenet1 (2,678 parameters)"), "\(small.stderr)")
+
+        for (flags, subject) in [(["--map-constant", "5"], "--map-constant"), (["--optimizer", "sdlm", "--sdlm-mu", "0"], "--sdlm-mu"),
+                                 (["--loss", "map", "--map-constant", "-1"], "--map-constant")] {
+            let bad = try runLenet(["train", "--data", dir.path, "--epochs", "1"] + flags)
+            #expect(bad.status != 0 && bad.stderr.contains(subject), "\(flags): \(bad.stderr)")
+            #expect(bad.stderr.split(separator: "\n").count == 1, "\(flags): one line, got \(bad.stderr)")
+        }
+    }
 }

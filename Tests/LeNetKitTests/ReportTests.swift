@@ -135,8 +135,17 @@ struct ReportTests: UsesTemporaryDirectories {
         #expect(report.samples.count > 0)
         let html = report.html()
         let prefix = "src=\"data:image/png;base64,"
-        let uris = html.components(separatedBy: prefix).dropFirst().map { String($0.prefix { $0 != "\"" }) }
+        // The misclassified images' section; the maps inside the network come before it.
+        let section = try #require(html.components(separatedBy: "<h2>Misclassified test images</h2>").last)
+        let uris = section.components(separatedBy: prefix).dropFirst().map { String($0.prefix { $0 != "\"" }) }
         #expect(uris.count == report.samples.count)
+        // One test image and the maps of the network's first two convolutions.
+        let maps = try #require(report.activationMaps)
+        #expect(maps.stages.map(\.maps.count) == run.trainer.network.layers.filter { $0.parameterSpecs.first?.shape.count == 4 }
+            .prefix(2).map { $0.parameterSpecs[0].shape[0] })
+        let inside = try #require(html.components(separatedBy: "<h2>Inside the network</h2>").last?
+            .components(separatedBy: "<h2>Misclassified test images</h2>").first)
+        #expect(inside.components(separatedBy: prefix).count - 1 == 1 + maps.stages.reduce(0) { $0 + $1.maps.count })
         for (uri, sample) in zip(uris, report.samples) {
             let png = try #require(Data(base64Encoded: uri))
             let image = try PNG.decode([UInt8](png), subject: "data URI")

@@ -2,8 +2,8 @@ import Foundation
 
 /// What one test image looks like inside the network, as the 1998 paper's
 /// figures show LeNet-5's C1 and C3: the image, then the maps of the first
-/// two layers that have kernels and give maps (height and width above 1),
-/// each taken after the elementwise layers that follow it (its squashing).
+/// two convolutions that give maps (height and width above 1), each taken
+/// after the elementwise layers that follow it (its squashing).
 public struct ActivationMaps: Sendable {
     /// One layer's maps.
     public struct Stage: Sendable {
@@ -45,7 +45,8 @@ public struct ActivationMaps: Sendable {
         var i = 0
         while i < network.layers.count, stages.count < 2 {
             let shape = network.shapes[i]
-            guard network.layers[i].kernelSummary != nil, shape.height > 1, shape.width > 1 else {
+            // A convolution: a four-dimensional weight (maps, inputs, height, width).
+            guard network.layers[i].parameterSpecs.first?.shape.count == 4, shape.height > 1, shape.width > 1 else {
                 i += 1
                 continue
             }
