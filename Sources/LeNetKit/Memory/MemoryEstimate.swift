@@ -169,6 +169,14 @@ extension Trainer {
         case .sdlm:
             // The curvature, and the estimate's sum and copy of the weights.
             estimate.add("optimizer state", bytes: 3 * 4 * P)
+            // The estimate runs chunks of up to 100 images through the
+            // network (which grows its buffers to them when the batch is
+            // smaller) and three scratch buffers of a chunk's largest activation.
+            let chunk = min(Trainer.curvatureChunk, max(images, 1))
+            let largest = ([network.inputShape] + network.shapes).map(\.count).max() ?? 0
+            let grown = chunk > batch ? network.memoryEstimate(batch: chunk, threads: threads).bytes
+                - network.memoryEstimate(batch: batch, threads: threads).bytes : 0
+            estimate.add("curvature pass", bytes: max(grown, 0) + 3 * 4 * chunk * largest)
         }
         if options.ema != nil { estimate.add("weight average", bytes: 4 * P) }
         let parts = Network.parts(batch: batch, threads: threads)

@@ -212,12 +212,15 @@ public final class Trainer {
         return Float(lossSum / Double(max(n, 1)))
     }
 
+    /// The images SDLM's curvature estimate runs through the network at a time.
+    static let curvatureChunk = 100
+
     /// SDLM's curvature for the epoch about to start, estimated on the first
     /// `options.curvatureSamples` images of its shuffle, as the network is
     /// now (the paper's 500 samples before each pass), unaugmented.
     private func estimateCurvature(for sdlm: SDLM) throws {
         let count = min(options.curvatureSamples, order.indices.count)
-        let chunk = 100, classes = network.outputShape.count, P = network.parameters.count
+        let chunk = Self.curvatureChunk, classes = network.outputShape.count, P = network.parameters.count
         let sum = try FloatBuffer(count: P, name: "SDLM curvature sum")
         let outputCurvature = try FloatBuffer(count: chunk * classes, name: "SDLM output curvature")
         let labels = try IndexBuffer(count: chunk, name: "SDLM labels")
