@@ -100,7 +100,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("log-json"), help: "Append one JSON object per epoch to this file.")
     var logJSON: String?
 
-    @Flag(help: "Augment the training images: random crop after --crop-padding pixels of black padding, and random horizontal flip (seeded by --seed).")
+    @Flag(help: "Augment the training images: random crop after --crop-padding pixels of black padding, and random horizontal flip, never on MNIST (seeded by --seed).")
     var augment = false
 
     @Option(name: .customLong("crop-padding"), help: "With --augment: pixels of black padding around each image before the random crop (0: flip only; default 4).")
