@@ -64,6 +64,8 @@ public final class Trainer {
     private let parts: [PartState]
     /// `optimizer`, when its update can be split across the step's parts.
     private let partitioned: (any PartitionedOptimizer)?
+    /// `optimizer`, when it is SDLM: its curvature is estimated before each epoch.
+    private let sdlm: SDLM?
     /// Whether a partitioned optimizer updates inside the step's parallel
     /// region; tests turn it off to compare with the update after it.
     var updatesInParts = true
@@ -95,6 +97,7 @@ public final class Trainer {
         checked.normalization = try options.normalization.validated(channels: dataset.channels)
         self.options = checked
         try options.augmentation?.validate(height: dataset.height, width: dataset.width)
+        var sdlm: SDLM?
         switch options.optimizer {
         case .adam, .adamw:
             optimizer = try Adam(parameters: network.parameters, learningRate: options.learningRate,
@@ -104,9 +107,12 @@ public final class Trainer {
                             momentum: options.momentum, weightDecay: options.weightDecay)
         case .sdlm:
             try network.checkCurvature()
-            optimizer = try SDLM(parameters: network.parameters, learningRate: options.learningRate,
-                                 mu: options.sdlmMu, weightDecay: options.weightDecay)
+            let made = try SDLM(parameters: network.parameters, learningRate: options.learningRate,
+                                mu: options.sdlmMu, weightDecay: options.weightDecay)
+            sdlm = made
+            optimizer = made
         }
+        self.sdlm = sdlm
         partitioned = optimizer as? any PartitionedOptimizer
         weightAverage = try options.ema.map { try WeightAverage(parameters: network.parameters, decay: $0) }
         order = try BatchOrder(count: dataset.count, batchSize: options.batchSize, seed: options.seed &+ 0x5EED)
@@ -263,7 +269,7 @@ public final class Trainer {
             order.shuffle()
             epochDrawn = true
             // A fresh epoch's curvature; an interrupted one's was saved with it.
-            if stepInEpoch == 0, let sdlm = optimizer as? SDLM { try estimateCurvature(for: sdlm) }
+            if stepInEpoch == 0, let sdlm { try estimateCurvature(for: sdlm) }
         }
         let steps = order.batchCount
         let start = DispatchTime.now().uptimeNanoseconds
