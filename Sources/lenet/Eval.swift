@@ -63,8 +63,9 @@ struct Eval: ParsableCommand {
             let map = try FeatureMap(network: loaded.network, dataset: test, normalization: loaded.normalization,
                                      highlighting: Array(result.misclassified.prefix(TrainingReport.highlightedCount)),
                                      batchSize: batchSize)
+            let inside = test.count > 0 ? try ActivationMaps(network: loaded.network, dataset: test, normalization: loaded.normalization) : nil
             try TrainingReport(weights: weights, model: displayName(loaded.network), metadata: loaded.metadata, test: test,
-                               evaluation: result, featureMap: map).write(directory: report)
+                               evaluation: result, featureMap: map, activationMaps: inside).write(directory: report)
             printError("wrote \(report)/index.html")
         }
         if json {

@@ -80,9 +80,10 @@ extension TrainingReport {
     ///   - test: the dataset `evaluation` was computed on.
     ///   - evaluation: its result, with misclassified images.
     ///   - featureMap: the map of the test images' features (`FeatureMap`), if made.
+    ///   - activationMaps: one test image's maps inside the network (`ActivationMaps`), if made.
     /// - Throws: `LeNetError` when a misclassified index is outside `test`.
     public init(weights: String, model: String, metadata: [String: String], test: ImageDataset, evaluation: Evaluation,
-                featureMap: FeatureMap? = nil) throws {
+                featureMap: FeatureMap? = nil, activationMaps: ActivationMaps? = nil) throws {
         var details: [(label: String, value: String)] = [
             ("checkpoint", weights),
             ("model", model),
@@ -96,5 +97,6 @@ extension TrainingReport {
         details.append(("speed", String(format: "%.0f images/s", evaluation.imagesPerSecond)))
         self.init(title: "\(model) evaluated on \(test.name)", details: details, epochs: [], evaluation: evaluation,
                   samples: try TrainingReport.samples(of: evaluation, in: test), featureMap: featureMap)
+        self.activationMaps = activationMaps
     }
 }
