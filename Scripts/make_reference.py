@@ -10,7 +10,7 @@ Weights and inputs are not stored: both sides generate them from the same
 integer hash (`fixed_values` here, `FixedValues` in the tests), so the
 fixtures stay under 2 MB. What is stored is what PyTorch computed from them.
 
-Fixtures/cifar_lenet_reference.safetensors (the seed's CIFAR LeNet, batch 4):
+Fixtures/cifar_lenet_reference.safetensors (the PyTorch tutorial's CIFAR-10 LeNet, batch 4):
   labels (4) as F32, logits (4, 10), loss (1),
   grad.<name> for every parameter after one backward pass,
   adam3.<name>: every parameter after 3 Adam steps (lr 1e-3, defaults) on the same batch,
@@ -70,7 +70,7 @@ def fixed_labels(count, salt, classes):
 
 
 class CifarLeNet(nn.Module):
-    """The seed's network: the PyTorch tutorial LeNet with 16 and 32 channels."""
+    """The PyTorch tutorial's CIFAR-10 LeNet with 16 and 32 channels."""
 
     def __init__(self):
         super().__init__()
@@ -218,7 +218,7 @@ def main():
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
 
-    # The seed's CIFAR LeNet, batch 4.
+    # The PyTorch tutorial's CIFAR-10 LeNet, batch 4.
     n = 4
     x = torch.from_numpy(fixed_values(n * 3 * 32 * 32, 1000, 1.0)).reshape(n, 3, 32, 32)
     y = torch.tensor(fixed_labels(n, 2000, 10))

@@ -4,10 +4,10 @@
     python3 Scripts/pytorch_interop.py --data DIR --lenet .build/release/lenet \
         [--checkpoint FILE_WRITTEN_BY_LENET_TRAIN]
 
-1. LeNetKit → PyTorch: loads a `lenet train --output` checkpoint into the seed's
+1. LeNetKit → PyTorch: loads a `lenet train --output` checkpoint into the
    PyTorch model with load_state_dict (strict) and evaluates it in PyTorch;
    compares with `lenet eval --json` on the same file.
-2. PyTorch → LeNetKit: trains the seed's PyTorch model for one epoch, saves its
+2. PyTorch → LeNetKit: trains the PyTorch model for one epoch, saves its
    state_dict with safetensors.torch.save_file, evaluates it in PyTorch, and
    compares with `lenet eval --json` on that file.
 Needs torch, numpy, safetensors.

@@ -6,7 +6,7 @@ extension TrainingRecipe: ExpressibleByArgument {}
 
 extension TrainingOptions {
     /// The `lenet train` flags that set these options where they differ
-    /// from the defaults (the seed's recipe): a recipe as a command line.
+    /// from the defaults (the baseline recipe): a recipe as a command line.
     var flags: [String] {
         let d = TrainingOptions()
         var words: [String] = []

@@ -5,7 +5,7 @@ import LeNetKit
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a model; write a checkpoint after every epoch.",
-        discussion: "Defaults are the seed's recipe: cifar-lenet, Adam, lr 1e-3, batch 36, 10 epochs.")
+        discussion: "Defaults are the baseline recipe: cifar-lenet, Adam, lr 1e-3, batch 36, 10 epochs.")
 
     @OptionGroup var dataOptions: DataOptions
 

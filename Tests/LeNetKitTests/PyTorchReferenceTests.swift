@@ -6,7 +6,7 @@ import Testing
 /// on the same weights and inputs and stored what PyTorch computed.
 struct PyTorchReferenceTests {
     /// Logits, loss, every parameter's gradient, and the weights after 3 Adam
-    /// steps of the seed's CIFAR LeNet, batch 4.
+    /// steps of the PyTorch tutorial's CIFAR-10 LeNet, batch 4.
     ///
     /// Bounds (`ErrorBound`): the forward pass sums conv1 75 (3·5·5), conv2
     /// 400 (16·5·5), fc1 800, fc2 120 and fc3 84 terms; the loss adds the

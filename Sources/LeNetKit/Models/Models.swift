@@ -1,6 +1,6 @@
 /// The ready-made networks.
 public enum Models {
-    /// The seed's CIFAR-10 LeNet (the PyTorch tutorial network, widened):
+    /// The PyTorch tutorial's CIFAR-10 LeNet, widened:
     ///
     /// ```
     /// conv1 3→16 5×5, ReLU, pool 2   → 16×14×14

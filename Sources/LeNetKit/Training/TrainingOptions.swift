@@ -1,6 +1,6 @@
 import Foundation
 
-/// How to train: the seed's recipe by default (Adam 1e-3, batch 36, 10 epochs).
+/// How to train: the baseline recipe by default (Adam 1e-3, batch 36, 10 epochs).
 public struct TrainingOptions: Sendable {
     /// The optimizer: `Adam` with L2 weight decay (`adam`), `Adam` with decoupled
     /// weight decay, as `torch.optim.AdamW` (`adamw`), `SGD` with momentum (`sgd`), or
@@ -9,7 +9,7 @@ public struct TrainingOptions: Sendable {
 
     /// How the learning rate changes over training, step by step.
     public enum Schedule: String, Sendable, CaseIterable {
-        /// The same rate throughout (the seed's recipe).
+        /// The same rate throughout (the baseline recipe).
         case constant
         /// Multiplied by `stepGamma` every `stepEpochs` epochs.
         case step
@@ -103,7 +103,7 @@ public struct TrainingOptions: Sendable {
     /// Default: the active cores.
     public var threads = ProcessInfo.processInfo.activeProcessorCount
 
-    /// The seed's recipe: Adam 1e-3, batch 36, 10 epochs, constant rate, no augmentation.
+    /// The baseline recipe: Adam 1e-3, batch 36, 10 epochs, constant rate, no augmentation.
     public init() {}
 
     /// The learning rate for optimizer step `t` (from 0) of a run with

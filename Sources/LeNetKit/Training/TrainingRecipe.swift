@@ -1,14 +1,14 @@
 /// Named training recipes, each a plain set of `TrainingOptions`: what
 /// `lenet train --recipe NAME` starts from. `fast` and `best` are for the
-/// seed's CIFAR LeNet (same architecture and parameter count as the seed's
-/// recipe), `lenet5-fashion` for LeNet-5 on Fashion-MNIST. All are counted
+/// PyTorch tutorial's CIFAR-10 LeNet (same architecture and parameter count as
+/// the baseline recipe's), `lenet5-fashion` for LeNet-5 on Fashion-MNIST. All are counted
 /// in epochs, so a run is reproducible (seed and threads fix its weights)
 /// and takes the same share of a PyTorch epoch's time on any machine;
 /// `--time-budget` fits any of them to seconds instead. Measured
 /// time-to-accuracy: docs/TRAINING.md.
 public enum TrainingRecipe: String, Sendable, CaseIterable {
     /// 70% test accuracy in less time than PyTorch takes for three epochs
-    /// of the seed's recipe: 7 epochs of a one-cycle schedule, AdamW,
+    /// of the baseline recipe: 7 epochs of a one-cycle schedule, AdamW,
     /// label smoothing 0.1, batch 64.
     case fast
     /// 75% and more in under ten minutes of 2 cores: the same over 50
