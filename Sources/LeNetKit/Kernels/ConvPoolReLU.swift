@@ -2,7 +2,7 @@
 // ReLU (in either order: they commute), the CIFAR LeNet's conv1 and conv2
 // stages. The AVX2/FMA kernel (CKernels, ConvPoolReLU.c) runs a vector across
 // output channels over weights packed channels-last, and pools each pair of
-// output rows while it is in L1; `convPoolReLUNaive` is the reference, and
+// output rows while it is in L1; `convPoolReLUNaive` (in the tests) is the reference, and
 // the unfused layers (im2col + sgemm, pool, ReLU) are the portable path.
 // Measurements: docs/PERFORMANCE.md.
 
@@ -52,7 +52,7 @@ func conv5x5ChannelsLastFits(_ g: ConvGeometry) -> Bool {
 
 /// Rows `outputRows` (all by default) of one sample's y (OC, OH, OW) = w ⋆ x + b,
 /// x (C, H, W), `packed` from `packChannelsLastPadded`, `scratch` of OW·OCp
-/// floats. The reference is `conv5x5Naive` (Kernels/DirectConvolution.swift).
+/// floats. The reference is `conv5x5Naive` (Tests/LeNetKitTests/NaiveReferences.swift).
 @inline(__always)
 func conv5x5ChannelsLast(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, packed: UnsafePointer<Float>,
                          _ b: UnsafePointer<Float>, _ g: ConvGeometry, outChannels: Int, outputRows: Range<Int>? = nil,
@@ -60,14 +60,6 @@ func conv5x5ChannelsLast(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Fl
     let rows = outputRows ?? 0..<g.outH
     lenet_conv5x5_channels_last_avx2(y, x, packed, b, g.channels, g.height, g.width, outChannels,
                                      paddedChannels(outChannels), rows.lowerBound, rows.upperBound, scratch)
-}
-
-/// `packChannelsLast` element by element, the reference.
-func packChannelsLastNaive(_ packed: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, outChannels OC: Int, patch K: Int) {
-    for oc in 0..<OC {
-        let row = w + oc &* K
-        for k in 0..<K { packed[k &* OC &+ oc] = row[k] }
-    }
 }
 
 /// Rows `pooledRows` of one sample's y (OC, PH, PW) = relu(maxpool2x2(w ⋆ x + b)),
@@ -78,31 +70,4 @@ func convPoolReLU(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, p
                   scratch: UnsafeMutablePointer<Float>) {
     lenet_conv5x5_pool_relu_avx2(y, x, packed, b, g.channels, g.height, g.width, outChannels,
                                  pooledRows.lowerBound, pooledRows.upperBound, scratch)
-}
-
-/// The reference, by the definition in double: the convolution of w (OC, C, K, K),
-/// then the 2×2 max, the bias and the ReLU.
-func convPoolReLUNaive(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                       _ b: UnsafePointer<Float>, _ g: ConvGeometry, outChannels: Int) {
-    let C = g.channels, H = g.height, W = g.width, K = g.kernelH, PH = g.outH / 2, PW = g.outW / 2
-    for oc in 0..<outChannels {
-        for py in 0..<PH {
-            for px in 0..<PW {
-                var best = -Double.infinity
-                for (i, j) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-                    var s = Double(b[oc])
-                    for c in 0..<C {
-                        for kh in 0..<K {
-                            for kw in 0..<K {
-                                s += Double(w[((oc * C + c) * K + kh) * K + kw])
-                                    * Double(x[(c * H + 2 * py + i + kh) * W + 2 * px + j + kw])
-                            }
-                        }
-                    }
-                    best = max(best, s)
-                }
-                y[(oc * PH + py) * PW + px] = Float(max(best, 0))
-            }
-        }
-    }
 }

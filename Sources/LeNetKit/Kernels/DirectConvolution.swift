@@ -3,7 +3,7 @@
 // vector along each output row, so a layer with few output channels (C1
 // of LeNet-5 has 6) keeps its lanes full, and no im2col columns are made.
 // Conv2D picks them per layer (`Conv2D.directKernel`); the im2col + sgemm
-// path is the portable one, and `conv5x5Naive` the reference.
+// path is the portable one, and `conv5x5Naive` (in the tests) the reference.
 
 import CKernels
 
@@ -25,44 +25,4 @@ func conv5x5(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: U
 func conv5x5WeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
                            _ g: ConvGeometry, outChannels: Int) {
     lenet_conv5x5_weight_gradient_avx2(dw, dy, x, g.channels, g.height, g.width, outChannels)
-}
-
-/// The reference for both, by the definition, in double.
-func conv5x5Naive(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                  _ b: UnsafePointer<Float>, _ g: ConvGeometry, outChannels: Int) {
-    let C = g.channels, H = g.height, W = g.width, OH = g.outH, OW = g.outW
-    for oc in 0..<outChannels {
-        for i in 0..<OH {
-            for j in 0..<OW {
-                var s = Double(b[oc])
-                for c in 0..<C {
-                    for kh in 0..<5 {
-                        for kw in 0..<5 {
-                            s += Double(w[((oc * C + c) * 5 + kh) * 5 + kw]) * Double(x[(c * H + i + kh) * W + j + kw])
-                        }
-                    }
-                }
-                y[(oc * OH + i) * OW + j] = Float(s)
-            }
-        }
-    }
-}
-
-/// `conv5x5WeightGradient` by the definition, in double.
-func conv5x5WeightGradientNaive(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
-                                _ g: ConvGeometry, outChannels: Int) {
-    let C = g.channels, H = g.height, W = g.width, OH = g.outH, OW = g.outW
-    for oc in 0..<outChannels {
-        for c in 0..<C {
-            for kh in 0..<5 {
-                for kw in 0..<5 {
-                    var s = 0.0
-                    for i in 0..<OH {
-                        for j in 0..<OW { s += Double(dy[(oc * OH + i) * OW + j]) * Double(x[(c * H + i + kh) * W + j + kw]) }
-                    }
-                    dw[((oc * C + c) * 5 + kh) * 5 + kw] += Float(s)
-                }
-            }
-        }
-    }
 }

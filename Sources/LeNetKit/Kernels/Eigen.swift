@@ -45,51 +45,6 @@ struct SymmetricEigen: Sendable {
     }
 }
 
-/// The reference: eigenvalues (ascending) and eigenvectors (rows, signed as
-/// `SymmetricEigen` signs them) of a symmetric n × n matrix by cyclic
-/// Jacobi rotations in Double, until the off-diagonal mass is below
-/// 1e-24 of the whole or 100 sweeps have run.
-func symmetricEigenNaive(_ matrix: [Float], n: Int) -> (values: [Double], vectors: [Double]) {
-    var a = (0..<n * n).map { i -> Double in
-        let (r, c) = (i / n, i % n)
-        return Double(r <= c ? matrix[r * n + c] : matrix[c * n + r])  // the upper triangle, mirrored
-    }
-    var v = (0..<n * n).map { $0 / n == $0 % n ? 1.0 : 0.0 }  // columns: the eigenvectors
-    let total = a.reduce(0) { $0 + $1 * $1 }
-    for _ in 0..<100 {
-        var off = 0.0
-        for p in 0..<n { for q in 0..<n where p != q { off += a[p * n + q] * a[p * n + q] } }
-        if off <= 1e-24 * total { break }
-        for p in 0..<n - 1 {
-            for q in p + 1..<n where a[p * n + q] != 0 {
-                // The rotation that zeroes a[p][q] (Golub & Van Loan, §8.5.2).
-                let theta = (a[q * n + q] - a[p * n + p]) / (2 * a[p * n + q])
-                let t = (theta >= 0 ? 1.0 : -1.0) / (abs(theta) + (theta * theta + 1).squareRoot())
-                let c = 1 / (t * t + 1).squareRoot(), s = t * c
-                for k in 0..<n {
-                    let akp = a[k * n + p], akq = a[k * n + q]
-                    a[k * n + p] = c * akp - s * akq
-                    a[k * n + q] = s * akp + c * akq
-                }
-                for k in 0..<n {
-                    let apk = a[p * n + k], aqk = a[q * n + k]
-                    a[p * n + k] = c * apk - s * aqk
-                    a[q * n + k] = s * apk + c * aqk
-                }
-                for k in 0..<n {
-                    let vkp = v[k * n + p], vkq = v[k * n + q]
-                    v[k * n + p] = c * vkp - s * vkq
-                    v[k * n + q] = s * vkp + c * vkq
-                }
-            }
-        }
-    }
-    let order = (0..<n).sorted { a[$0 * n + $0] < a[$1 * n + $1] }
-    var vectors: [Double] = []
-    for j in order { vectors += signedByLargestEntry((0..<n).map { v[$0 * n + j] }) }
-    return (order.map { a[$0 * n + $0] }, vectors)
-}
-
 /// `vector` or its negation, whichever has its entry of largest magnitude
 /// positive (the first such entry, on a tie).
 func signedByLargestEntry<T: FloatingPoint>(_ vector: [T]) -> [T] {

@@ -1,6 +1,6 @@
 // The inference path's fully connected kernel (CKernels, Linear.c): the
 // weights in their own (OUT, IN) layout, nothing packed per call, with the
-// following ReLU applied as each output is stored. `linearReLUNaive` is the
+// following ReLU applied as each output is stored. `linearReLUNaive` (in the tests) is the
 // reference; Linear's sgemm forward and the ReLU layer are the portable path.
 
 import CKernels
@@ -15,16 +15,4 @@ var linearReLUFits: Bool { CPUFeatures.avx2FMA }
 func linearReLU(_ y: UnsafeMutablePointer<Float>, ldy: Int, _ x: UnsafePointer<Float>, ldx: Int,
                 _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>, batch n: Int, inputs: Int, outputs: Int, relu: Bool) {
     lenet_linear_avx2(y, ldy, x, ldx, w, b, n, inputs, outputs, relu ? 1 : 0)
-}
-
-/// The reference, by the definition in double, with the ReLU layer's max(v, 0).
-func linearReLUNaive(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                     _ b: UnsafePointer<Float>, batch n: Int, inputs: Int, outputs: Int, relu: Bool) {
-    for s in 0..<n {
-        for o in 0..<outputs {
-            var v = Double(b[o])
-            for k in 0..<inputs { v += Double(x[s * inputs + k]) * Double(w[o * inputs + k]) }
-            y[s * outputs + o] = relu ? max(Float(v), 0) : Float(v)
-        }
-    }
 }

@@ -180,15 +180,3 @@ func weightedRowSumVector(_ out: UnsafeMutablePointer<Float>, accumulate: Bool,
         k &+= 8
     }
 }
-
-/// The reference for `weightedRowSum`: the same sum in Double, one column
-/// at a time, for any width.
-func weightedRowSumNaive(_ out: UnsafeMutablePointer<Float>, accumulate: Bool,
-                         _ matrix: UnsafePointer<Float>, ld: Int, width: Int,
-                         rows: UnsafePointer<Int32>, weights: UnsafePointer<Float>, count: Int) {
-    for k in 0..<width {
-        var total = accumulate ? Double(out[k]) : 0
-        for j in 0..<count { total += Double(weights[j]) * Double(matrix[Int(rows[j]) * ld + k]) }
-        out[k] = Float(total)
-    }
-}

@@ -89,9 +89,3 @@ func tanh8(_ s: SIMD8<Float>) -> SIMD8<Float> {
     let magnitude = unsafeBitCast(small.replacing(with: t, where: a .>= 0.625), to: SIMD8<UInt32>.self)
     return unsafeBitCast(magnitude | (bits & signBit), to: SIMD8<Float>.self).replacing(with: s, where: s .!= s)
 }
-
-/// The reference: A·tanh(S·x) in double, rounded once.
-func scaledTanhNaive(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int,
-                     amplitude: Float, slope: Float) {
-    for i in 0..<count { y[i] = Float(Double(amplitude) * tanh(Double(slope) * Double(x[i]))) }
-}
