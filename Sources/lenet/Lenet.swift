@@ -41,7 +41,8 @@ let flagsOfOptions: [(option: String, flag: String)] = [
     ("TrainingOptions.weightDecay", "--weight-decay"), ("TrainingOptions.stepEpochs", "--step-epochs"),
     ("TrainingOptions.stepGamma", "--step-gamma"), ("Augmentation.padding", "--crop-padding"),
     ("TrainingOptions.warmupEpochs", "--warmup-epochs"), ("TrainingOptions.timeBudget", "--time-budget"), ("TrainingOptions.labelSmoothing", "--label-smoothing"),
-    ("TrainingOptions.ema", "--ema"),
+    ("TrainingOptions.ema", "--ema"), ("TrainingOptions.sdlmMu", "--sdlm-mu"),
+    ("TrainingOptions.curvatureSamples", "--curvature-samples"), ("TrainingOptions.mapConstant", "--map-constant"),
     ("evaluate(batchSize:)", "--batch-size"), ("classify(top:)", "--top"),
 ]
 

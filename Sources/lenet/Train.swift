@@ -141,11 +141,7 @@ struct Train: ParsableCommand {
         guard let meanValues = Checkpoint.parseFloats(mean) else { throw LeNetError("expected numbers like 0.5 or 0.49,0.48,0.45, got '\(mean)'", subject: "--mean") }
         guard let stdValues = Checkpoint.parseFloats(std) else { throw LeNetError("expected numbers like 0.5 or 0.25,0.24,0.26, got '\(std)'", subject: "--std") }
         options.normalization = try Normalization(mean: meanValues, std: stdValues)
-        do {
-            try options.validate()
-        } catch let error as LeNetError {
-            throw LeNetError(error.message, subject: Self.flag(for: error.subject) ?? error.subject)
-        }
+        try options.validate()
         guard padding >= 0 else { throw LeNetError("must be ≥ 0, got \(padding)", subject: "--crop-padding") }
         guard augment || cropPadding == nil else {
             throw LeNetError("pads the random crop of --augment; add --augment", subject: "--crop-padding")
@@ -264,13 +260,6 @@ struct Train: ParsableCommand {
         if let output { printError("wrote \(output) (and \(Checkpoint.statePath(for: output)))") }
         if let report { printError("wrote \(report)/index.html") }
         printError(plan.report)
-    }
-
-    /// The flag that sets a `TrainingOptions` field, for its errors.
-    private static func flag(for subject: String?) -> String? {
-        let flags = ["TrainingOptions.sdlmMu": "--sdlm-mu", "TrainingOptions.curvatureSamples": "--curvature-samples",
-                     "TrainingOptions.mapConstant": "--map-constant"]
-        return subject.flatMap { flags[$0] }
     }
 
     /// After Ctrl-C (`fit` has saved the position to --output): says where
