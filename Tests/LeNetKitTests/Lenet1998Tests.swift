@@ -383,7 +383,7 @@ struct Lenet1998Tests {
         #expect(small.status == 0 && small.stderr.contains("training lenet1 (2,678 parameters)"), "\(small.stderr)")
 
         for (flags, subject) in [(["--map-constant", "5"], "--map-constant"), (["--optimizer", "sdlm", "--sdlm-mu", "0"], "--sdlm-mu"),
-                                 (["--loss", "map", "--map-constant", "-1"], "--map-constant")] {
+                                 (["--loss", "map", "--map-constant=-1"], "--map-constant")] {
             let bad = try runLenet(["train", "--data", dir.path, "--epochs", "1"] + flags)
             #expect(bad.status != 0 && bad.stderr.contains(subject), "\(flags): \(bad.stderr)")
             #expect(bad.stderr.split(separator: "\n").count == 1, "\(flags): one line, got \(bad.stderr)")

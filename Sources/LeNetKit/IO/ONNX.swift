@@ -140,29 +140,27 @@ public struct ONNXGraph {
     /// A float initializer.
     /// - Parameter dims: its shape; empty for a scalar.
     public mutating func constant(_ base: String, dims: [Int], values: [Float]) -> String {
-        let name = unique(base)
-        var tensor = ProtobufMessage()
-        tensor.ints(1, dims)
-        tensor.int(2, 1)  // FLOAT
-        tensor.string(8, name)
         var raw = [UInt8]()
         raw.reserveCapacity(values.count * 4)
         for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { raw.append(contentsOf: $0) } }
-        tensor.data(9, raw)
-        initializers.append(tensor)
-        return name
+        return initializer(base, dims: dims, dataType: 1, raw: raw)  // FLOAT
     }
 
     /// An int64 initializer (a shape or axes, which opset 13 takes as inputs).
     public mutating func constant(_ base: String, dims: [Int], integers values: [Int]) -> String {
-        let name = unique(base)
-        var tensor = ProtobufMessage()
-        tensor.ints(1, dims)
-        tensor.int(2, 7)  // INT64
-        tensor.string(8, name)
         var raw = [UInt8]()
         raw.reserveCapacity(values.count * 8)
         for v in values { withUnsafeBytes(of: Int64(v).littleEndian) { raw.append(contentsOf: $0) } }
+        return initializer(base, dims: dims, dataType: 7, raw: raw)  // INT64
+    }
+
+    /// A TensorProto of `dataType` (ONNX's code) holding `raw`, little-endian, under a name made unique from `base`.
+    private mutating func initializer(_ base: String, dims: [Int], dataType: Int, raw: [UInt8]) -> String {
+        let name = unique(base)
+        var tensor = ProtobufMessage()
+        tensor.ints(1, dims)
+        tensor.int(2, dataType)
+        tensor.string(8, name)
         tensor.data(9, raw)
         initializers.append(tensor)
         return name

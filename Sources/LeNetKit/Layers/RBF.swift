@@ -211,10 +211,8 @@ public final class RBF: Layer {
     /// expanded form x·x − 2x·w + w·w loses the small distances to
     /// cancellation between terms a hundred times larger.
     public func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
-        guard let weight else { throw LeNetError("has no prototypes bound", subject: name) }
         let x = graph.flattened(input, for: name)
-        let w = Array(UnsafeBufferPointer(start: weight, count: outFeatures * inFeatures))
-        let prototypes = graph.constant(name + ".prototypes", dims: [outFeatures, inFeatures], values: w)
+        let prototypes = try graph.parameter(name + ".prototypes", dims: [outFeatures, inFeatures])
         let final = graph.finalOutput
         graph.finalOutput = nil
         let one = graph.constant(name + ".axis", dims: [1], integers: [1])

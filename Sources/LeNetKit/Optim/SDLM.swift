@@ -127,8 +127,8 @@ extension Network {
     ///   - n: the batch of the last forward.
     ///   - outputCurvature: (N, K) ∂²E/∂z², each ≥ 0.
     ///   - curvature: (P) where the sums are added.
-    /// - Throws: `LeNetError` naming a layer without a curvature rule.
     ///   - grouping: per connection (the paper's) or per unit.
+    /// - Throws: `LeNetError` naming a layer without a curvature rule.
     public func accumulateCurvature(batch n: Int, outputCurvature: UnsafePointer<Float>,
                                     into curvature: UnsafeMutablePointer<Float>,
                                     grouping: CurvatureGrouping = .connection) throws {

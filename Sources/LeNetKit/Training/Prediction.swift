@@ -133,7 +133,7 @@ public final class Classifier {
     public func read(_ images: [PixelImage], top: Int = 3, names: [String]? = nil) throws -> [ImageReading] {
         guard top > 0 else { throw LeNetError("must be > 0, got \(top)", subject: "classify(top:)") }
         let prepared = try images.indices.map { i -> (input: PixelImage, box: PixelBox?) in
-            do {
+            try Self.naming(names.flatMap { $0.indices.contains(i) ? $0[i] : nil }) {
                 switch preprocessing {
                 case .resize:
                     return (try images[i].converted(toChannels: network.inputShape.channels)
@@ -142,9 +142,6 @@ public final class Classifier {
                     let digit = try digitPreprocessing.digit(in: images[i], inputShape: network.inputShape)
                     return (try digit.input.converted(toChannels: network.inputShape.channels), digit.box)
                 }
-            } catch var error as LeNetError where error.subject == "image" {
-                if let names, names.indices.contains(i) { error.subject = names[i] }
-                throw error
             }
         }
         // A digit's centre of mass is placed to the nearest pixel, so it is
@@ -166,20 +163,27 @@ public final class Classifier {
     public func readNumber(_ image: PixelImage, top: Int = 3, name: String? = nil) throws -> NumberReading {
         guard top > 0 else { throw LeNetError("must be > 0, got \(top)", subject: "readNumber(top:)") }
         let channels = network.inputShape.channels
-        let found: [FoundDigit]
-        do {
-            found = try digitPreprocessing.digits(in: image, inputShape: network.inputShape) { inputs in
+        let found = try Self.naming(name) {
+            try digitPreprocessing.digits(in: image, inputShape: network.inputShape) { inputs in
                 let c = try inputs.map { try $0.converted(toChannels: channels) }
                 return try self.classifyShifted(inputs: c, top: 1).map { $0[0] }
             }
-        } catch var error as LeNetError where error.subject == "image" {
-            if let name { error.subject = name }
-            throw error
         }
         let inputs = try found.map { try $0.input.converted(toChannels: network.inputShape.channels) }
         let scores = try classifyShifted(inputs: inputs, top: top)
         let digits = zip(found, zip(inputs, scores)).map { ImageReading(scores: $1.1, box: $0.box, input: $1.0) }
         return NumberReading(text: digits.map { $0.scores[0].name }.joined(), digits: digits)
+    }
+
+    /// `body`, with an error about the image (subject "image") given the
+    /// image's `name` (its file) as its subject, when there is one.
+    private static func naming<T>(_ name: String?, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch var error as LeNetError where error.subject == "image" {
+            if let name { error.subject = name }
+            throw error
+        }
     }
 
     /// `classify(inputs:top:)` averaged over the input and its eight shifts
