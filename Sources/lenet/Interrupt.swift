@@ -3,12 +3,9 @@ import Synchronization
 
 /// Ctrl-C during training. The first SIGINT sets a flag that the training
 /// loop reads between steps (it then finishes the step, writes a checkpoint
-/// and exits with status 130); a second SIGINT ends the process at once,
-/// which loses nothing on disk because checkpoints are written atomically.
-///
-/// A plain `sigaction` handler rather than a Dispatch signal source: Dispatch
-/// registers its source asynchronously, and a SIGINT arriving before that
-/// (just as training starts) would be lost.
+/// and exits with status 130); a second ends the process at once, which
+/// loses nothing on disk because checkpoints are written atomically. (Not a
+/// Dispatch source: it registers late, and would miss an early SIGINT.)
 struct Interrupt {
     /// Starts catching SIGINT: from now on Ctrl-C sets `isRequested`.
     init() {
@@ -38,27 +35,17 @@ private let interruptRequested = Atomic<Bool>(false)
 private let interruptMessage = Array(((isatty(STDERR_FILENO) != 0 ? "\r\u{1B}[2K" : "")  // over a progress bar
     + "interrupted: stopping after this step (Ctrl-C again to quit at once)\n").utf8)
 
-/// `arguments` as one line a POSIX shell reads back as the same words.
-func shellCommand(_ arguments: [String]) -> String {
-    arguments.map { word in
+/// This process's command line with `--resume FILE` in place of any
+/// `--resume` it had, as one line a POSIX shell reads back as the same words.
+func resumeCommand(output: String) -> String {
+    var words: [String] = [], arguments = CommandLine.arguments[...]
+    while let word = arguments.popFirst() {
+        if word == "--resume" { _ = arguments.popFirst() } else if !word.hasPrefix("--resume=") { words.append(word) }
+    }
+    return (words + ["--resume", output]).map { word in
         let plain = !word.isEmpty && word.unicodeScalars.allSatisfy {
             CharacterSet.alphanumerics.contains($0) && $0.isASCII || "-_./=:,+@%".unicodeScalars.contains($0)
         }
         return plain ? word : "'" + word.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
     }.joined(separator: " ")
-}
-
-/// This process's command line with `--resume FILE` in place of any
-/// `--resume` it had: the command that continues an interrupted run.
-func resumeCommand(output: String) -> String {
-    var words: [String] = []
-    var arguments = CommandLine.arguments[...]
-    while let word = arguments.popFirst() {
-        if word == "--resume" {
-            _ = arguments.popFirst()
-        } else if !word.hasPrefix("--resume=") {
-            words.append(word)
-        }
-    }
-    return shellCommand(words + ["--resume", output])
 }

@@ -366,7 +366,7 @@ struct Lenet1998Tests {
         let paper = try runLenet(["train", "--data", dir.path, "--recipe", "lenet5-1998", "--distort", "affine", "--epochs", "1",
                                   "--curvature-samples", "30", "--output", checkpoint])
         #expect(paper.status == 0, "\(paper.stderr)")
-        for words in ["training lenet5-rbf (60,000 parameters)", "batch 1, sdlm lr 0.0005 (lecun-1998)", "affine distortions",
+        for words in ["training lenet5-rbf (60,000 parameters)", "batch 1, sdlm (μ 1.0) lr 0.0005 (lecun-1998)", "affine distortions",
                       "MAP loss (j 14.0)", "LeCun initialization"] {
             #expect(paper.stderr.contains(words), "\(words): \(paper.stderr)")
         }

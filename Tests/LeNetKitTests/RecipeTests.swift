@@ -228,7 +228,7 @@ struct RecipeTests {
         #expect(after.count == 1)
     }
 
-    /// `--recipe fast` is its options as flags, and a flag given after it wins.
+    /// `--recipe fast` gives its options, and a flag given beside it wins.
     @Test(.disabledUnderSanitizers) func testRecipeFlagsAndOverrides() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lenetkit-recipe-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -242,10 +242,10 @@ struct RecipeTests {
         let fast = TrainingRecipe.fast.options
         #expect(fast.batchSize == 64 && fast.schedule == .onecycle && fast.epochs == 7 && fast.timeBudget == nil && fast.augmentation == nil)
         #expect(TrainingRecipe.best.options.augmentation == .cifar && TrainingRecipe.best.options.testTimeAugmentation == .flip)
-        // `lenet train --help` lists each recipe's flags (wrapped: compared with single spaces).
+        // `lenet train --help` gives each recipe in words (wrapped: compared with single spaces).
         let help = try runLenet(["train", "--help"]).stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        #expect(help.contains("lenet5-fashion: --epochs 60 --batch-size 64 --optimizer adamw --lr 0.003 "
-            + "--weight-decay 0.05 --schedule onecycle --label-smoothing 0.1 --augment --crop-padding 1 --tta flip"), "\(help)")
+        #expect(help.contains("lenet5-fashion: 60 epochs, batch 64, adamw lr 0.003 (onecycle), label smoothing 0.1, "
+            + "augmented (crop 1, flip), flip test-time augmentation, weight decay 0.05;"), "\(help)")
         // A recipe's crop padding reaches the trainer (here on CIFAR images, with a flag after it).
         let fashion = try runLenet(["train", "--recipe", "lenet5-fashion", "--data", dir.path, "--epochs", "1", "--threads", "2"])
         #expect(fashion.status == 0, "\(fashion.stderr)")

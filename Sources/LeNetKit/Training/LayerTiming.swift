@@ -124,3 +124,40 @@ extension Network {
         return (rows, median(passes))
     }
 }
+
+extension Network {
+    /// `timeLayers` (or, with `inference`, `timeInference`) as the table
+    /// `lenet time` prints: a heading line, each layer's (or step's)
+    /// median milliseconds, and the whole step's time and images/s.
+    /// Its memory is checked first (one network runs the whole batch; the
+    /// loss keeps its probabilities and labels).
+    /// - Throws: `LeNetError` naming the batch size when it does not fit, or
+    ///   when the batch or iterations are not positive.
+    public func timingTable(batch n: Int, iterations: Int, inference: Bool = false) throws -> String {
+        guard n > 0 else { throw LeNetError("must be > 0, got \(n)", option: .batchSize) }
+        var needs = memoryEstimate(batch: n)
+        needs.add("loss buffers", bytes: 4 * n * (outputShape.count + 2))
+        try MemoryPlan(remaining: needs, culprit: (.batchSize, n)).check()
+        let heading = "\(displayName), batch \(n)" + (inference ? ", forward only" : "")
+            + ", \(BLASThreads.summary), \(threads) thread(s), median of \(iterations) passes (ms)"
+        func pad(_ text: String, _ width: Int) -> String { text.padding(toLength: width, withPad: " ", startingAt: 0) }
+        if inference {
+            let (rows, pass) = try timeInference(batch: n, iterations: iterations)
+            let width = max(4, rows.map(\.name.count).max() ?? 4)
+            return ([heading, pad("step", width) + "  kind                   forward"]
+                + rows.map { pad($0.name, width) + "  " + pad($0.kind, 21) + String(format: "  %7.3f", $0.milliseconds) }
+                + [String(format: "whole pass %.3f ms = %.0f images/s", pass, Double(n) / pass * 1000)]).joined(separator: "\n")
+        }
+        let (rows, step) = try timeLayers(batch: n, iterations: iterations)
+        let width = max(5, rows.map(\.name.count).max() ?? 5)
+        var lines = [heading, pad("layer", width) + "  kind            forward  backward"]
+        for (i, r) in rows.enumerated() {
+            lines.append(pad(r.name, width) + "  " + pad(r.kind, 14) + String(format: "  %7.3f  ", r.forwardMilliseconds)
+                + (r.backwardInPrevious ? "   (in \(i > 0 ? rows[i - 1].name : "-"))" : String(format: "%8.3f", r.backwardMilliseconds)))
+        }
+        let forward = rows.reduce(0) { $0 + $1.forwardMilliseconds }, backward = rows.reduce(0) { $0 + $1.backwardMilliseconds }
+        lines.append(String(format: "layers: forward %.3f ms, backward %.3f ms; whole step %.3f ms = %.0f images/s (no optimizer)",
+                            forward, backward, step, Double(n) / step * 1000))
+        return lines.joined(separator: "\n")
+    }
+}

@@ -156,47 +156,47 @@ public struct TrainingOptions: Sendable {
     /// Checks every value, naming the option (`TrainingOptions.batchSize`);
     /// `lenet` reports its own flag for it instead.
     public func validate() throws {
-        guard epochs > 0 else { throw LeNetError("must be > 0, got \(epochs)", subject: "TrainingOptions.epochs") }
-        guard batchSize > 0 else { throw LeNetError("must be > 0, got \(batchSize)", subject: "TrainingOptions.batchSize") }
+        guard epochs > 0 else { throw LeNetError("must be > 0, got \(epochs)", option: .epochs) }
+        guard batchSize > 0 else { throw LeNetError("must be > 0, got \(batchSize)", option: .batchSize) }
         guard learningRate.isFinite, learningRate > 0 else {
-            throw LeNetError("must be a positive number, got \(learningRate)", subject: "TrainingOptions.learningRate")
+            throw LeNetError("must be a positive number, got \(learningRate)", option: .learningRate)
         }
         guard momentum.isFinite, momentum >= 0, momentum < 1 else {
-            throw LeNetError("must be in [0, 1), got \(momentum)", subject: "TrainingOptions.momentum")
+            throw LeNetError("must be in [0, 1), got \(momentum)", option: .momentum)
         }
         guard weightDecay.isFinite, weightDecay >= 0 else {
-            throw LeNetError("must be ≥ 0, got \(weightDecay)", subject: "TrainingOptions.weightDecay")
+            throw LeNetError("must be ≥ 0, got \(weightDecay)", option: .weightDecay)
         }
-        guard sdlmMu.isFinite, sdlmMu > 0 else { throw LeNetError("must be a positive number, got \(sdlmMu)", subject: "TrainingOptions.sdlmMu") }
+        guard sdlmMu.isFinite, sdlmMu > 0 else { throw LeNetError("must be a positive number, got \(sdlmMu)", option: .sdlmMu) }
         guard curvatureSamples > 0 else {
-            throw LeNetError("must be > 0, got \(curvatureSamples)", subject: "TrainingOptions.curvatureSamples")
+            throw LeNetError("must be > 0, got \(curvatureSamples)", option: .curvatureSamples)
         }
         if let j = mapConstant {
-            guard j.isFinite, j > 0 else { throw LeNetError("must be a positive number, got \(j)", subject: "TrainingOptions.mapConstant") }
+            guard j.isFinite, j > 0 else { throw LeNetError("must be a positive number, got \(j)", option: .mapConstant) }
             guard labelSmoothing == 0 else {
-                throw LeNetError("the MAP loss has no label smoothing; leave TrainingOptions.labelSmoothing at 0", subject: "TrainingOptions.mapConstant")
+                throw LeNetError("the MAP loss has no label smoothing; leave TrainingOptions.labelSmoothing at 0", option: .mapConstant)
             }
         }
-        guard threads > 0 else { throw LeNetError("must be > 0, got \(threads)", subject: "TrainingOptions.threads") }
+        guard threads > 0 else { throw LeNetError("must be > 0, got \(threads)", option: .threads) }
         guard labelSmoothing.isFinite, labelSmoothing >= 0, labelSmoothing < 1 else {
-            throw LeNetError("must be in [0, 1), got \(labelSmoothing)", subject: "TrainingOptions.labelSmoothing")
+            throw LeNetError("must be in [0, 1), got \(labelSmoothing)", option: .labelSmoothing)
         }
-        guard stepEpochs > 0 else { throw LeNetError("must be > 0, got \(stepEpochs)", subject: "TrainingOptions.stepEpochs") }
-        guard warmupEpochs >= 0 else { throw LeNetError("must be ≥ 0, got \(warmupEpochs)", subject: "TrainingOptions.warmupEpochs") }
+        guard stepEpochs > 0 else { throw LeNetError("must be > 0, got \(stepEpochs)", option: .stepEpochs) }
+        guard warmupEpochs >= 0 else { throw LeNetError("must be ≥ 0, got \(warmupEpochs)", option: .warmupEpochs) }
         guard warmupEpochs == 0 || schedule != .onecycle else {
-            throw LeNetError("the onecycle schedule warms up on its own; leave warm-up at 0", subject: "TrainingOptions.warmupEpochs")
+            throw LeNetError("the onecycle schedule warms up on its own; leave warm-up at 0", option: .warmupEpochs)
         }
         if let ema, !(ema.isFinite && ema > 0 && ema < 1) {
-            throw LeNetError("must be in (0, 1), got \(ema)", subject: "TrainingOptions.ema")
+            throw LeNetError("must be in (0, 1), got \(ema)", option: .ema)
         }
         if let timeBudget, !(timeBudget.isFinite && timeBudget > 0) {
-            throw LeNetError("must be a positive number of seconds, got \(timeBudget)", subject: "TrainingOptions.timeBudget")
+            throw LeNetError("must be a positive number of seconds, got \(timeBudget)", option: .timeBudget)
         }
         guard warmupEpochs < epochs || warmupEpochs == 0 || timeBudget != nil else {
-            throw LeNetError("must be fewer than the \(epochs) epochs, got \(warmupEpochs)", subject: "TrainingOptions.warmupEpochs")
+            throw LeNetError("must be fewer than the \(epochs) epochs, got \(warmupEpochs)", option: .warmupEpochs)
         }
         guard stepGamma.isFinite, stepGamma > 0, stepGamma <= 1 else {
-            throw LeNetError("must be in (0, 1], got \(stepGamma)", subject: "TrainingOptions.stepGamma")
+            throw LeNetError("must be in (0, 1], got \(stepGamma)", option: .stepGamma)
         }
     }
 }
