@@ -14,7 +14,7 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
         /// - Parameters:
         ///   - name: what the bytes are for.
         ///   - bytes: how many.
-        public init(_ name: String, bytes: Int) {
+        init(_ name: String, bytes: Int) {
             self.name = name
             self.bytes = bytes
         }
@@ -24,7 +24,7 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
     public private(set) var items: [Item] = []
 
     /// An estimate of nothing.
-    public init() {}
+    init() {}
 
     /// The sum of the items.
     public var bytes: Int { items.reduce(0) { $0 &+ $1.bytes } }
@@ -33,7 +33,7 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
     public subscript(name: String) -> Int { items.first { $0.name == name }?.bytes ?? 0 }
 
     /// Adds `bytes` to the item `name` (made when new).
-    public mutating func add(_ name: String, bytes: Int) {
+    mutating func add(_ name: String, bytes: Int) {
         if let i = items.firstIndex(where: { $0.name == name }) {
             items[i].bytes = items[i].bytes &+ bytes
         } else {
@@ -42,7 +42,7 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
     }
 
     /// Adds every item of `other`.
-    public mutating func add(_ other: MemoryEstimate) {
+    mutating func add(_ other: MemoryEstimate) {
         for item in other.items { add(item.name, bytes: item.bytes) }
     }
 
@@ -63,7 +63,7 @@ extension Network {
     ///   - threads: the runner's threads: at most this many parts.
     ///   - backward: with the backward pass's buffers (training), or only
     ///     what forward needs (evaluation, `reserve(batch:backward: false)`).
-    public func memoryEstimate(batch n: Int, threads: Int, backward: Bool = true) -> MemoryEstimate {
+    func memoryEstimate(batch n: Int, threads: Int, backward: Bool = true) -> MemoryEstimate {
         memoryEstimate(batch: n, parts: Self.parts(batch: n, threads: threads), workers: threads, backward: backward)
     }
 
@@ -192,19 +192,19 @@ extension Trainer {
 
 extension ImageDataset {
     /// The bytes its images and labels hold.
-    public var bytes: Int { images.count + labels.count }
+    var bytes: Int { images.count + labels.count }
 }
 
 /// What this machine can give a process now, and what the process holds:
 /// read from Linux's `/proc` and the cgroup files, and the address-space
 /// limit (`ulimit -v`).
-public enum SystemMemory {
+enum SystemMemory {
     /// Bytes the process can still allocate without swapping or being
     /// killed: the least of `MemAvailable`, the cgroup's limit less its
     /// usage (v2 `memory.max`, or v1 `memory.limit_in_bytes`), and the
     /// address-space limit less the address space in use. nil where none
     /// can be read.
-    public static func available() -> (bytes: Int, source: String)? {
+    static func available() -> (bytes: Int, source: String)? {
         var best: (bytes: Int, source: String)?
         func consider(_ bytes: Int?, _ source: String) {
             guard let bytes else { return }
@@ -227,10 +227,10 @@ public enum SystemMemory {
     }
 
     /// The process's resident memory now, in bytes (`VmRSS`).
-    public static func residentBytes() -> Int? { status("VmRSS:").map { $0 * 1024 } }
+    static func residentBytes() -> Int? { status("VmRSS:").map { $0 * 1024 } }
 
     /// The most resident memory the process has had, in bytes (`VmHWM`).
-    public static func peakResidentBytes() -> Int? { status("VmHWM:").map { $0 * 1024 } }
+    static func peakResidentBytes() -> Int? { status("VmHWM:").map { $0 * 1024 } }
 
     /// A "Key:   123 kB" line's number from /proc/meminfo.
     private static func meminfo(_ key: String) -> Int? { field(key, in: "/proc/meminfo") }

@@ -7,19 +7,19 @@ public struct MemoryPlan: Sendable {
     /// What the run will still allocate.
     public let remaining: MemoryEstimate
     /// Resident bytes when the plan was made (the datasets are loaded by then).
-    public let resident: Int
+    let resident: Int
     /// The peak resident memory the run should reach, as known when the
     /// plan was made: what it holds then plus what it will allocate (or an
     /// earlier peak, such as a whole training set read before a limit took
     /// its first images).
     public let estimatedPeak: Int
     /// The setting that asks for most of `remaining`, and its value.
-    public let culprit: (option: LeNetError.Option, value: Int)
+    let culprit: (option: LeNetError.Option, value: Int)
 
     /// - Parameters:
     ///   - remaining: what the run will still allocate.
     ///   - culprit: the setting to name when it does not fit, and its value.
-    public init(remaining: MemoryEstimate, culprit: (option: LeNetError.Option, value: Int)) {
+    init(remaining: MemoryEstimate, culprit: (option: LeNetError.Option, value: Int)) {
         self.remaining = remaining
         self.culprit = culprit
         resident = SystemMemory.residentBytes() ?? 0
@@ -30,7 +30,7 @@ public struct MemoryPlan: Sendable {
     /// naming whichever of the two a smaller value would save the most by:
     /// the batch size (down to `defaultBatchSize`), or the threads (down to
     /// the cores, and only when `threadsChosen`: the default is the cores).
-    public init(batchSize: Int, defaultBatchSize: Int, threads: Int, threadsChosen: Bool,
+    init(batchSize: Int, defaultBatchSize: Int, threads: Int, threadsChosen: Bool,
                 needs: (_ batch: Int, _ threads: Int) -> MemoryEstimate) {
         let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
         let remaining = needs(batchSize, threads), total = remaining.bytes

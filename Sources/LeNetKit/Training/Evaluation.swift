@@ -63,7 +63,7 @@ public struct Misclassification: Sendable, Equatable {
     ///   - truth: its label.
     ///   - predicted: the class ranked first.
     ///   - probability: the softmax probability of `predicted`.
-    public init(index: Int, truth: Int, predicted: Int, probability: Float) {
+    init(index: Int, truth: Int, predicted: Int, probability: Float) {
         self.index = index
         self.truth = truth
         self.predicted = predicted

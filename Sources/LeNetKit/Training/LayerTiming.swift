@@ -1,20 +1,20 @@
 import Dispatch
 
 /// Forward and backward time of one layer, like `caffe time`.
-public struct LayerTiming: Sendable {
+struct LayerTiming: Sendable {
     /// The layer's name.
-    public var name: String
+    var name: String
     /// Its kind, e.g. `Conv2D 5×5`.
-    public var kind: String
+    var kind: String
     /// Median milliseconds per batch.
-    public var forwardMilliseconds: Double
+    var forwardMilliseconds: Double
     /// Median milliseconds per batch of its backward pass; 0 when the pass
     /// runs inside the previous layer's (`backwardInPrevious`).
-    public var backwardMilliseconds: Double
+    var backwardMilliseconds: Double
     /// Whether its backward pass runs inside the previous layer's: a 2×2
     /// max pool after a convolution (`Network.fusesPooling`), whose time
     /// is in the convolution's row.
-    public var backwardInPrevious = false
+    var backwardInPrevious = false
 }
 
 extension Network {
@@ -24,7 +24,7 @@ extension Network {
     ///   - iterations: passes timed; the median is reported.
     /// - Returns: one row per layer, and the median of whole training
     ///   steps (forward, loss, backward, no optimizer) in milliseconds.
-    public func timeLayers(batch n: Int, iterations: Int = 20) throws -> (layers: [LayerTiming], stepMilliseconds: Double) {
+    func timeLayers(batch n: Int, iterations: Int = 20) throws -> (layers: [LayerTiming], stepMilliseconds: Double) {
         guard n > 0, iterations > 0 else {
             throw LeNetError("batch and iterations must be > 0, got \(n) and \(iterations)", subject: "timing")
         }
@@ -76,13 +76,13 @@ extension Network {
 }
 
 /// The time of one step of the forward-only path (`Network.infer`).
-public struct InferenceStepTiming: Sendable {
+struct InferenceStepTiming: Sendable {
     /// The names of the layers it runs, joined by `+` (`conv1+pool1+relu1`).
-    public var name: String
+    var name: String
     /// What runs them: the layer's kind, or the fused kernel's name.
-    public var kind: String
+    var kind: String
     /// Median milliseconds per batch.
-    public var milliseconds: Double
+    var milliseconds: Double
 }
 
 extension Network {
@@ -91,7 +91,7 @@ extension Network {
     ///   - batch: images per pass.
     ///   - iterations: passes timed after two warm-up passes; the median is reported.
     /// - Returns: one row per step, and the median of whole passes in milliseconds.
-    public func timeInference(batch n: Int, iterations: Int = 20) throws -> (steps: [InferenceStepTiming], passMilliseconds: Double) {
+    func timeInference(batch n: Int, iterations: Int = 20) throws -> (steps: [InferenceStepTiming], passMilliseconds: Double) {
         guard n > 0, iterations > 0 else {
             throw LeNetError("batch and iterations must be > 0, got \(n) and \(iterations)", subject: "timing")
         }

@@ -17,7 +17,7 @@ public struct ClassScore: Sendable, Equatable {
     ///   - index: the class index.
     ///   - name: the class name.
     ///   - probability: its softmax probability.
-    public init(index: Int, name: String, probability: Double) {
+    init(index: Int, name: String, probability: Double) {
         self.index = index
         self.name = name
         self.probability = probability
@@ -257,44 +257,44 @@ public final class Classifier {
 }
 
 /// One image's predictions as `lenet predict --json` writes them.
-public struct PredictionRecord: Encodable, Sendable {
+struct PredictionRecord: Encodable, Sendable {
     /// One class's line.
-    public struct Score: Encodable, Sendable {
+    struct Score: Encodable, Sendable {
         /// The class name.
-        public var `class`: String
+        var `class`: String
         /// Its index.
-        public var index: Int
+        var index: Int
         /// Its softmax probability.
-        public var probability: Double
+        var probability: Double
     }
 
     /// One digit of a number: where it is and its classes.
-    public struct Digit: Encodable, Sendable {
+    struct Digit: Encodable, Sendable {
         /// Where the digit's ink is, in the image's pixels.
-        public var box: PixelBox?
+        var box: PixelBox?
         /// Its classes, most probable first.
-        public var top: [Score]
+        var top: [Score]
     }
 
     /// The image file.
-    public var file: String
+    var file: String
     /// The image's columns and rows.
-    public var width: Int, height: Int
+    var width: Int, height: Int
     /// The image's classes, most probable first (not for a number).
-    public var top: [Score]?
+    var top: [Score]?
     /// Where the digit was found (`.digit` preprocessing, not for a number).
-    public var box: PixelBox?
+    var box: PixelBox?
     /// The number read (`Classifier.readNumber`).
-    public var number: String?
+    var number: String?
     /// The number's digits, left to right.
-    public var digits: [Digit]?
+    var digits: [Digit]?
 
     /// - Parameters:
     ///   - file: the image's path.
     ///   - image: the image as read.
     ///   - readings: one reading, or a number's digits.
     ///   - number: whether `readings` are a number's digits.
-    public init(file: String, image: PixelImage, readings: [ImageReading], number: Bool) {
+    init(file: String, image: PixelImage, readings: [ImageReading], number: Bool) {
         func scores(_ r: ImageReading) -> [Score] {
             r.scores.map { Score(class: $0.name, index: $0.index, probability: $0.probability) }
         }
@@ -310,7 +310,7 @@ public struct PredictionRecord: Encodable, Sendable {
     }
 
     /// `{"predictions": [...], "weights": path}`, keys sorted, one line.
-    public static func json(weights: String, records: [PredictionRecord]) throws -> String {
+    static func json(weights: String, records: [PredictionRecord]) throws -> String {
         struct Output: Encodable {
             var predictions: [PredictionRecord]
             var weights: String
@@ -322,11 +322,11 @@ public struct PredictionRecord: Encodable, Sendable {
 }
 
 /// Writes what a network saw, so a user can see why an image was misread.
-public enum PredictionImages {
+enum PredictionImages {
     /// The PNG file names for `readings` of `files`: the file's name
     /// without its extension, `-1`, `-2`, … for a number's digits, and,
     /// when two names would be the same, each file's position in front of all.
-    public static func names(_ readings: [[ImageReading]], of files: [String], number: Bool) -> [[String]] {
+    static func names(_ readings: [[ImageReading]], of files: [String], number: Bool) -> [[String]] {
         let stems = files.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent }
         func names(_ stems: [String]) -> [[String]] {
             zip(stems, readings).map { stem, reading in number ? reading.indices.map { "\(stem)-\($0 + 1).png" } : ["\(stem).png"] }
@@ -341,7 +341,7 @@ public enum PredictionImages {
     /// Writes each reading's `input` as a PNG in `directory` (created when
     /// missing), named by `names(_:of:number:)`.
     /// - Throws: `LeNetError` naming the directory or file when it cannot be written.
-    public static func write(_ readings: [[ImageReading]], of files: [String], number: Bool, to directory: String) throws {
+    static func write(_ readings: [[ImageReading]], of files: [String], number: Bool, to directory: String) throws {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {

@@ -118,7 +118,7 @@ public struct TrainingOptions: Sendable {
 
     /// `learningRate(atStep:stepsPerEpoch:)` for a schedule of `totalSteps`
     /// steps in place of `epochs` epochs' (a time budget's fitted length).
-    public func learningRate(atStep t: Int, stepsPerEpoch: Int, totalSteps: Int) -> Float {
+    func learningRate(atStep t: Int, stepsPerEpoch: Int, totalSteps: Int) -> Float {
         let total = max(totalSteps, 1)
         let warmup = schedule == .onecycle ? 0 : min(warmupEpochs * stepsPerEpoch, total)
         if t < warmup { return Float(Double(learningRate) * Double(t + 1) / Double(warmup)) }
