@@ -22,9 +22,10 @@ Kinds:
            before its tensors): `Trainer.resume(from:)` and
            `lenet train --resume FILE`
   state    a FILE.state put beside a checkpoint the test trains (cifar-lenet,
-           SGD without momentum, 1 epoch); it carries no weights digest, so it
-           matches on its epoch alone: `Trainer.resume(from:)` and
-           `lenet train --resume FILE`; the error names the state file
+           SGD without momentum, 1 epoch): `Trainer.resume(from:)` and
+           `lenet train --resume FILE`; the error names the state file. A
+           lenetkit-1 state (flat metadata) carries no weights digest, so it
+           matches on its epoch alone
 """
 import gzip
 import json
@@ -198,7 +199,7 @@ def main():
     add("checkpoint-no-epoch.safetensors", safetensors(bias, f32(*[0.0] * 16), {"model": "cifar-lenet"}), "checkpoint",
         ["has no epoch / images_seen metadata"])
 
-    # Training states: an SGD step count no Int can hold, a shuffle generator of zeros.
+    # lenetkit-1 training states: an SGD step count no Int can hold, a shuffle generator of zeros.
     def state(step, shuffle="1,2,3,4"):
         meta = {"epoch": "1", "optimizer": "sgd", "shuffle_state": shuffle}
         return safetensors({"sgd.step": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, f32(step), meta)
@@ -208,7 +209,8 @@ def main():
     add("state-sgd-step-negative.state", state(-3.0), "state", ["the SGD step count (sgd.step) is -3.0"])
     add("state-sgd-step-fraction.state", state(2.5), "state", ["the SGD step count (sgd.step) is 2.5"])
     add("state-sgd-step-nan.state", state(float("nan")), "state", ["the SGD step count (sgd.step) is nan"])
-    add("state-shuffle-zero.state", state(1.0, "0,0,0,0"), "state", ["has no valid shuffle_state"])
+    add("state-shuffle-zero.state", state(1.0, "0,0,0,0"), "state",
+        ["lenetkit-1 metadata 'shuffle_state' is all zeros"])
 
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
