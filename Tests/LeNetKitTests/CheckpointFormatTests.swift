@@ -4,8 +4,9 @@ import Testing
 
 /// Checkpoints kept in `Fixtures/checkpoints` as the code of their day
 /// wrote them: `lenetkit-1` ones (flat state metadata) written on
-/// 2026-12-07, before the training state became one JSON value. Every later
-/// format must go on reading and resuming them.
+/// 2026-12-07, before the training state became one JSON value, and
+/// `lenetkit-2` ones written the same day after it. Every later format must
+/// go on reading and resuming them.
 struct CheckpointFormatTests: UsesTemporaryDirectories {
     let temporaries = TemporaryDirectories()
 
@@ -33,12 +34,14 @@ struct CheckpointFormatTests: UsesTemporaryDirectories {
         }
     }
 
-    /// An Adam checkpoint stopped 3 steps into its second epoch, and an SGD
-    /// (momentum 0.9) one between epochs, of `TrainingTests.smallNetwork`
-    /// on 90 squares (6 steps an epoch).
+    /// In each format, an Adam checkpoint stopped 3 steps into its second
+    /// epoch, and an SGD (momentum 0.9) one between epochs, of
+    /// `TrainingTests.smallNetwork` on 90 squares (6 steps an epoch).
     static let kept = [
         Kept(name: "lenetkit1-adam-midepoch", format: "lenetkit-1", optimizer: .adam, epochs: 1, steps: 3),
         Kept(name: "lenetkit1-sgd", format: "lenetkit-1", optimizer: .sgd, epochs: 1, steps: 0),
+        Kept(name: "lenetkit2-adam-midepoch", format: "lenetkit-2", optimizer: .adam, epochs: 1, steps: 3),
+        Kept(name: "lenetkit2-sgd", format: "lenetkit-2", optimizer: .sgd, epochs: 1, steps: 0),
     ]
 
     static func data() throws -> ImageDataset { try TrainingTests.squares(count: 90, seed: 1) }
