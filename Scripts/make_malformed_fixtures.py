@@ -22,9 +22,11 @@ Kinds:
            before its tensors): `Trainer.resume(from:)` and
            `lenet train --resume FILE`
   state    a FILE.state put beside a checkpoint the test trains (cifar-lenet,
-           SGD without momentum, 1 epoch); it carries no weights digest, so it
-           matches on its epoch alone: `Trainer.resume(from:)` and
-           `lenet train --resume FILE`; the error names the state file
+           SGD without momentum, 1 epoch): `Trainer.resume(from:)` and
+           `lenet train --resume FILE`; the error names the state file. A
+           lenetkit-1 state (flat metadata) carries no weights digest, so it
+           matches on its epoch alone; a lenetkit-2 one (its training_state
+           JSON) is refused for its bad field before it is matched
 """
 import gzip
 import json
@@ -198,7 +200,7 @@ def main():
     add("checkpoint-no-epoch.safetensors", safetensors(bias, f32(*[0.0] * 16), {"model": "cifar-lenet"}), "checkpoint",
         ["has no epoch / images_seen metadata"])
 
-    # Training states: an SGD step count no Int can hold, a shuffle generator of zeros.
+    # lenetkit-1 training states: an SGD step count no Int can hold, a shuffle generator of zeros.
     def state(step, shuffle="1,2,3,4"):
         meta = {"epoch": "1", "optimizer": "sgd", "shuffle_state": shuffle}
         return safetensors({"sgd.step": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, f32(step), meta)
@@ -208,7 +210,29 @@ def main():
     add("state-sgd-step-negative.state", state(-3.0), "state", ["the SGD step count (sgd.step) is -3.0"])
     add("state-sgd-step-fraction.state", state(2.5), "state", ["the SGD step count (sgd.step) is 2.5"])
     add("state-sgd-step-nan.state", state(float("nan")), "state", ["the SGD step count (sgd.step) is nan"])
-    add("state-shuffle-zero.state", state(1.0, "0,0,0,0"), "state", ["has no valid shuffle_state"])
+    add("state-shuffle-zero.state", state(1.0, "0,0,0,0"), "state",
+        ["lenetkit-1 metadata 'shuffle_state' is all zeros"])
+
+    # lenetkit-2 training states: one JSON value under training_state, each with one bad field.
+    def state2(json_text=None, **fields):
+        value = {"format": "lenetkit-2", "epoch": 1, "images_seen": 4, "epoch_step": 0, "optimizer": "sgd",
+                 "shuffle_state": [1, 2, 3, 4], "weights_digest": "0000000000000000"}
+        value.update(fields)
+        text = json_text if json_text is not None else json.dumps(value, sort_keys=True, separators=(",", ":"))
+        meta = {"format": "lenetkit-2", "training_state": text}
+        return safetensors({"sgd.step": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, f32(1.0), meta)
+
+    add("state2-not-json.state", state2("{"), "state", ["metadata 'training_state' is not valid JSON"])
+    add("state2-format-3.state", state2(format="lenetkit-3"), "state",
+        ["training state field 'format' is \"lenetkit-3\""])
+    add("state2-shuffle-word-too-large.state", state2(shuffle_state=[1, 2, 2 ** 64, 4]), "state",
+        ["training state field 'shuffle_state[2]' is 1.8446744073709552e+19"])
+    add("state2-correct-above-images.state",
+        state2(epoch_step=1, interrupted_epoch={"batch_size": 2, "examples": 4, "loss_sum": 4.5, "images": 2,
+                                                "correct": 3, "seconds": 0.25}), "state",
+        ["training state field 'interrupted_epoch.correct' is 3, more than interrupted_epoch.images (2)"])
+    add("state2-seconds-negative.state", state2(time_budget={"seconds_used": -1.5}), "state",
+        ["training state field 'time_budget.seconds_used' is -1.5, expected a finite number"])
 
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)

@@ -398,3 +398,28 @@ func runStep(_ step: any InferenceStep, of net: Network, batch n: Int) -> (input
     step.forward(&y, input, batch: n)
     return (input, expected, y)
 }
+
+// MARK: Checkpoint state files
+
+/// The `training_state` JSON of a checkpoint's (lenetkit-2) state file.
+func trainingStateJSON(ofCheckpoint path: String) throws -> String {
+    let state = Checkpoint.statePath(for: path)
+    guard let json = try SafetensorsFile.read(path: state).metadata[TrainingState.metadataKey] else {
+        throw LeNetError("has no \(TrainingState.metadataKey) metadata", subject: state)
+    }
+    return json
+}
+
+/// The training state a checkpoint's (lenetkit-2) state file holds.
+func trainingState(ofCheckpoint path: String) throws -> TrainingState {
+    try TrainingState.decode(json: try trainingStateJSON(ofCheckpoint: path), source: Checkpoint.statePath(for: path))
+}
+
+/// Replaces the `training_state` JSON of a checkpoint's state file with
+/// `change(json)`, keeping its tensors and other metadata.
+func rewriteTrainingState(ofCheckpoint path: String, _ change: (String) throws -> String) throws {
+    let statePath = Checkpoint.statePath(for: path)
+    var file = try SafetensorsFile.read(path: statePath)
+    file.metadata[TrainingState.metadataKey] = try change(try trainingStateJSON(ofCheckpoint: path))
+    try file.write(path: statePath)
+}

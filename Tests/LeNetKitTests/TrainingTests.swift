@@ -94,6 +94,12 @@ struct TrainingTests: UsesTemporaryDirectories {
             let t2 = try Trainer(network: first, dataset: data, options: opts)
             _ = try t2.trainEpoch()
             try t2.saveCheckpoint(to: path)
+            // A lenetkit-2 state between epochs: the trainer's own state, no interrupted epoch.
+            let saved = try trainingState(ofCheckpoint: path)
+            #expect(try SafetensorsFile.read(path: Checkpoint.statePath(for: path)).metadata["format"] == "lenetkit-2")
+            #expect(saved.optimizer == optimizer && saved.epoch == 1 && saved.epochStep == 0 && saved.imagesSeen == 90)
+            #expect(saved.interruptedEpoch == nil && saved.timeBudget == nil && saved.ema == nil)
+            #expect(saved.shuffleState.count == 4)
 
             let resumed = try Self.smallNetwork(seed: 99)  // different init: all of it must come from the file
             let t3 = try Trainer(network: resumed, dataset: data, options: opts)
@@ -133,6 +139,11 @@ struct TrainingTests: UsesTemporaryDirectories {
         #expect(try t2.fit(test: test, checkpoint: path, shouldStop: { asked += 1; return asked == 12 }) == .stopped)
         #expect(t2.epoch == 1)
         #expect(t2.stepInEpoch == 3)
+        // Saved as a lenetkit-2 state, with the interrupted epoch's figures.
+        let saved = try trainingState(ofCheckpoint: path)
+        #expect(saved.epoch == 1 && saved.epochStep == 3 && saved.imagesSeen == 90 + 48)
+        #expect(saved.interruptedEpoch?.batchSize == 16 && saved.interruptedEpoch?.examples == 90)
+        #expect(saved.interruptedEpoch?.images == 48)
 
         let resumed = try Self.smallNetwork(seed: 99)
         let t3 = try Trainer(network: resumed, dataset: data, options: opts)
@@ -165,7 +176,7 @@ struct TrainingTests: UsesTemporaryDirectories {
         #expect(file["fc3.bias"]?.shape == [10])
         #expect(file["fc1.weight"]?.values == net.parameters.values(of: "fc1.weight"))
         #expect(file.metadata["epoch"] == "3")
-        #expect(file.metadata["format"] == "lenetkit-1")
+        #expect(file.metadata["format"] == "lenetkit-2")
 
         // And back: a file without metadata (as PyTorch writes it) is recognized by its names.
         let bare = dir.appendingPathComponent("bare.safetensors").path
@@ -233,10 +244,7 @@ struct TrainingTests: UsesTemporaryDirectories {
         assertError("ck.safetensors.state", "optimizer 'adam'") { try other.resume(from: path) }
         // The state one epoch ahead of the weights: what a crash between the two writes leaves.
         _ = try trainer.trainEpoch()
-        let state = try SafetensorsFile.read(path: Checkpoint.statePath(for: path))
-        var ahead = state
-        ahead.metadata["epoch"] = "2"
-        try ahead.write(path: Checkpoint.statePath(for: path))
+        try rewriteTrainingState(ofCheckpoint: path) { $0.replacingOccurrences(of: #""epoch":1,"#, with: #""epoch":2,"#) }
         let fresh = try Trainer(network: try Self.smallNetwork(), dataset: data, options: options())
         assertError("ck.safetensors.state", "is from epoch 2, the weights from epoch 1") { try fresh.resume(from: path) }
         try FileManager.default.removeItem(atPath: Checkpoint.statePath(for: path))

@@ -6,9 +6,16 @@ import Foundation
 /// beside them in `<path>.state`, what `--resume` needs to continue exactly:
 /// optimizer moments and step count, the shuffling generator, the epoch.
 public enum Checkpoint {
+    /// The format LeNetKit writes, in both files' `format` metadata.
+    static let format = "lenetkit-2"
+    /// The format before the training state became one JSON value; its
+    /// state files still resume (`TrainingState.init(lenetkit1:imagesSeen:source:)`).
+    static let legacyFormat = "lenetkit-1"
+
     /// The metadata keys LeNetKit writes.
     public enum Key {
-        /// The file format, "lenetkit-1".
+        /// The file format, "lenetkit-2" ("lenetkit-1" in files written
+        /// before the training state became one JSON value).
         public static let format = "format"
         /// The network's name (`cifar-lenet`, `lenet5`), when it has one;
         /// files without `network` name a built-in network here.
@@ -94,7 +101,7 @@ public enum Checkpoint {
     /// `saveWeights(_:to:metadata:)` of tensors already made.
     static func saveWeights(_ tensors: [SafetensorsTensor], to path: String, metadata: [String: String]) throws {
         var meta = metadata
-        meta[Key.format] = "lenetkit-1"
+        meta[Key.format] = format
         try SafetensorsFile(tensors: tensors, metadata: meta).write(path: path)
     }
 

@@ -20,29 +20,8 @@ extension Checkpoint.Key {
     /// Batches of the next epoch already trained when the checkpoint was
     /// written (by an interrupted run); absent at the end of an epoch.
     public static let epochStep = "epoch_step"
-    /// In a state file: the digest of the weights it belongs with.
-    public static let weightsDigest = "weights_digest"
-    /// In a state file: the optimizer, a `TrainingOptions.OptimizerKind` raw value.
-    public static let optimizer = "optimizer"
-    /// In a state file: the shuffling generator's four words (hexadecimal,
-    /// comma-separated) at the start of the epoch under way, or after the
-    /// last one finished.
-    public static let shuffleState = "shuffle_state"
-    /// In a state file written mid-epoch: the batch size of that epoch.
-    public static let batchSize = "batch_size"
-    /// In a state file written mid-epoch: the number of training images.
-    public static let examples = "examples"
-    /// In a state file written mid-epoch: the epoch's running loss sum
-    /// (a Double's bits), images, correct and seconds (a Double's bits), in
-    /// hexadecimal, comma-separated.
-    public static let epochRunning = "epoch_running"
-    /// In a state file of a run with a time budget: the schedule's fitted
-    /// length in steps, the budget's seconds spent, and the seconds it kept
-    /// for the last evaluation (each a Double's bits, in hexadecimal),
-    /// comma-separated.
-    public static let budget = "budget"
-    /// In a weights and a state file of a run with weight averaging: the
-    /// EMA decay (`TrainingOptions.ema`). The weights are then the average.
+    /// In the weights file of a run with weight averaging: the EMA decay
+    /// (`TrainingOptions.ema`). The weights are then the average.
     public static let ema = "ema"
 }
 
@@ -92,37 +71,37 @@ extension Checkpoint {
     ///   - path: the weights file.
     ///   - epoch: its `epoch` metadata.
     ///   - step: its `epoch_step` metadata (0 when absent).
+    ///   - imagesSeen: its `images_seen` metadata, which a lenetkit-1 state
+    ///     takes as its own.
     ///   - digest: `weightsDigest` of its tensors, in the network's parameter order.
-    /// - Returns: the state file and its path.
+    /// - Returns: the state file, the training state it holds, and its path.
     /// - Throws: `LeNetError` naming `FILE.state` when neither file matches:
     ///   why `FILE.state` does not (missing, damaged, another epoch, other weights).
-    static func matchingState(for path: String, epoch: Int, step: Int, digest: String) throws
-        -> (file: SafetensorsFile, path: String) {
+    static func matchingState(for path: String, epoch: Int, step: Int, imagesSeen: Int, digest: String) throws
+        -> (file: SafetensorsFile, state: TrainingState, path: String) {
         let primary = statePath(for: path)
         var problem: LeNetError?
         for candidate in [primary, previousStatePath(for: path)] {
-            let file: SafetensorsFile
+            let file: SafetensorsFile, state: TrainingState
             do {
                 file = try SafetensorsFile.read(path: candidate)
+                state = try TrainingState(stateFile: file, imagesSeen: imagesSeen, source: candidate)
             } catch let error as LeNetError {
                 if candidate == primary { problem = error }
                 continue
             }
-            let fileEpoch = file.metadata[Key.epoch].flatMap { Int($0) }
-            let fileStep = file.metadata[Key.epochStep].flatMap { Int($0) } ?? 0
-            let fileDigest = file.metadata[Key.weightsDigest]
-            // State files written before digests were recorded match on epoch alone.
-            if fileEpoch == epoch, fileStep == step, fileDigest == nil || fileDigest == digest {
-                return (file, candidate)
+            // State files written before digests were recorded match on epoch and step alone.
+            if state.epoch == epoch, state.epochStep == step, state.weightsDigest == nil || state.weightsDigest == digest {
+                return (file, state, candidate)
             }
             guard candidate == primary else { continue }
-            let position = { (e: String, s: Int) in s > 0 ? "epoch \(e) (and \(s) steps of the next)" : "epoch \(e)" }
-            if fileEpoch != epoch || fileStep != step {
-                problem = LeNetError("is from \(position(file.metadata[Key.epoch] ?? "?", fileStep)), "
-                    + "the weights from \(position("\(epoch)", step))", subject: candidate)
+            let position = { (e: Int, s: Int) in s > 0 ? "epoch \(e) (and \(s) steps of the next)" : "epoch \(e)" }
+            if state.epoch != epoch || state.epochStep != step {
+                problem = LeNetError("is from \(position(state.epoch, state.epochStep)), "
+                    + "the weights from \(position(epoch, step))", subject: candidate)
             } else {
                 problem = LeNetError("was saved with other weights than \(path) (both are from "
-                    + "\(position("\(epoch)", step))); was one of the two files replaced?", subject: candidate)
+                    + "\(position(epoch, step))); was one of the two files replaced?", subject: candidate)
             }
         }
         throw problem ?? LeNetError("missing", subject: primary)

@@ -358,8 +358,9 @@ public final class Trainer {
         return meta
     }
 
-    /// Writes the training state to `<path>.state`, then the weights to
-    /// `path`, each atomically, after renaming the previous state to
+    /// Writes the training state to `<path>.state` (the optimizer's tensors,
+    /// and the rest as one JSON value, docs/CHECKPOINTS.md), then the
+    /// weights to `path`, each atomically, after renaming the previous state to
     /// `<path>.state.prev`. A crash at any moment leaves weights on disk and
     /// a state file that belongs with them (see `Checkpoint.matchingState`),
     /// so `resume` continues exactly. Between epochs, or after `trainEpoch`
@@ -376,22 +377,9 @@ public final class Trainer {
         // same files whether the network holds the average now or not.
         let weights = weightAverage.map { Checkpoint.tensors(of: network, values: $0.values) } ?? Checkpoint.tensors(of: network)
         let trained = weightAverage.map { Checkpoint.tensors(of: network, values: $0.trainedValues) } ?? []
-        var meta = metadata
-        meta[Checkpoint.Key.optimizer] = options.optimizer.rawValue
-        // An epoch under way is redrawn from the generator as it was at its start.
-        let s = epochDrawn ? order.epochStart.state : order.generator.state
-        meta[Checkpoint.Key.shuffleState] = [s.0, s.1, s.2, s.3].map { String($0, radix: 16) }.joined(separator: ",")
-        meta[Checkpoint.Key.weightsDigest] = Checkpoint.weightsDigest(weights.map(\.values))
-        if stepInEpoch > 0 {
-            meta[Checkpoint.Key.batchSize] = "\(options.batchSize)"
-            meta[Checkpoint.Key.examples] = "\(dataset.count)"
-            meta[Checkpoint.Key.epochRunning] = [epochLossSum.bitPattern, UInt64(epochImages), UInt64(epochCorrect), epochSeconds.bitPattern]
-                .map { String($0, radix: 16) }.joined(separator: ",")
-        }
-        if options.timeBudget != nil {
-            meta[Checkpoint.Key.budget] = "\(scheduleSteps ?? 0),\(String(budgetSecondsUsed.bitPattern, radix: 16))"
-                + (budgetReserve.map { ",\(String($0.bitPattern, radix: 16))" } ?? "")
-        }
+        let statePath = Checkpoint.statePath(for: path)
+        // Made before anything is renamed: a state that would not resume leaves the previous checkpoint as it was.
+        let json = try trainingState(digest: Checkpoint.weightsDigest(weights.map(\.values))).json(source: statePath)
         var state = optimizer.stateTensors().map { SafetensorsTensor(name: $0.name, shape: $0.shape, values: $0.values) }
         if let weightAverage {
             state += weightAverage.stateTensors().map { SafetensorsTensor(name: $0.name, shape: $0.shape, values: $0.values) }
@@ -400,7 +388,8 @@ public final class Trainer {
         let hadCheckpoint = FileManager.default.fileExists(atPath: path)
         do {
             try Checkpoint.keepPreviousState(for: path)
-            try SafetensorsFile(tensors: state, metadata: meta).write(path: Checkpoint.statePath(for: path))
+            try SafetensorsFile(tensors: state, metadata: [Checkpoint.Key.format: Checkpoint.format, TrainingState.metadataKey: json])
+                .write(path: statePath)
             try Checkpoint.saveWeights(weights, to: path, metadata: metadata)
         } catch let error as LeNetError where hadCheckpoint {
             throw LeNetError(error.message + "; \(path) still holds the previous checkpoint, which a resume continues from",
@@ -408,13 +397,30 @@ public final class Trainer {
         }
     }
 
+    /// What a checkpoint's state file holds besides tensors, as the trainer
+    /// stands now, with `digest` the weights file's `Checkpoint.weightsDigest`.
+    func trainingState(digest: String) -> TrainingState {
+        // An epoch under way is redrawn from the generator as it was at its start.
+        let s = epochDrawn ? order.epochStart.state : order.generator.state
+        return TrainingState(
+            epoch: epoch, imagesSeen: imagesSeen, epochStep: stepInEpoch, optimizer: options.optimizer,
+            shuffleState: [s.0, s.1, s.2, s.3], weightsDigest: digest, ema: options.ema,
+            interruptedEpoch: stepInEpoch == 0 ? nil : TrainingState.InterruptedEpoch(
+                batchSize: options.batchSize, examples: dataset.count, lossSum: epochLossSum, images: epochImages,
+                correct: epochCorrect, seconds: epochSeconds),
+            timeBudget: options.timeBudget == nil ? nil : TrainingState.BudgetAccount(
+                scheduleSteps: scheduleSteps, secondsUsed: budgetSecondsUsed, reserve: budgetReserve))
+    }
+
     /// Restores weights, optimizer state, epoch count, the position within
     /// an interrupted epoch and the shuffling generator from a checkpoint
     /// written by `saveCheckpoint(to:)`.
+    /// Checkpoints of the `lenetkit-1` format, whose state files hold flat
+    /// metadata instead of one JSON value, resume too.
     /// - Parameter path: the weights file written by `saveCheckpoint(to:)`;
     ///   its `.state` (or `.state.prev`) file must be beside it.
     /// - Throws: `LeNetError` naming the file when either part is missing,
-    ///   damaged, from another model or optimizer, or the two disagree; or
+    ///   damaged (naming the field), from another model or optimizer, or the two disagree; or
     ///   when an interrupted epoch is resumed with another batch size or
     ///   number of training images; or inside `withAveragedWeights`.
     public func resume(from path: String) throws {
@@ -440,49 +446,24 @@ public final class Trainer {
         }
         // Over the tensors as `Checkpoint.tensors(of:)` writes them: the parameters, then the buffers.
         let digest = Checkpoint.weightsDigest((network.parameters.entries + network.buffers.entries).map { weights[$0.name]?.values ?? [] })
-        let (state, statePath) = try Checkpoint.matchingState(for: path, epoch: savedEpoch, step: savedStep, digest: digest)
-        guard state.metadata[Checkpoint.Key.optimizer] == options.optimizer.rawValue else {
-            throw LeNetError("was written with optimizer '\(state.metadata[Checkpoint.Key.optimizer] ?? "?")', this run uses '\(options.optimizer.rawValue)'", subject: statePath)
+        let (state, saved, statePath) = try Checkpoint.matchingState(for: path, epoch: savedEpoch, step: savedStep,
+                                                                     imagesSeen: seen, digest: digest)
+        guard saved.optimizer == options.optimizer else {
+            throw LeNetError("was written with optimizer '\(saved.optimizer.rawValue)', this run uses '\(options.optimizer.rawValue)'", subject: statePath)
         }
-        let words = (state.metadata[Checkpoint.Key.shuffleState] ?? "").split(separator: ",").compactMap { UInt64($0, radix: 16) }
-        guard words.count == 4, words.contains(where: { $0 != 0 }) else {
-            throw LeNetError("has no valid shuffle_state (four hexadecimal words, not all zero)", subject: statePath)
-        }
-        var running = (loss: 0.0, images: 0, correct: 0, seconds: 0.0)
-        if savedStep > 0 {
+        if let running = saved.interruptedEpoch {
             // The rest of an interrupted epoch is only the same epoch with the same batches.
             let batches = (dataset.count + options.batchSize - 1) / options.batchSize
-            guard state.metadata[Checkpoint.Key.batchSize] == "\(options.batchSize)", state.metadata[Checkpoint.Key.examples] == "\(dataset.count)",
-                  savedStep < batches else {
-                throw LeNetError("was interrupted \(savedStep) steps into an epoch of batch size \(state.metadata[Checkpoint.Key.batchSize] ?? "?") "
-                    + "over \(state.metadata[Checkpoint.Key.examples] ?? "?") images; resume it with the same TrainingOptions.batchSize and training images "
+            guard running.batchSize == options.batchSize, running.examples == dataset.count, saved.epochStep < batches else {
+                throw LeNetError("was interrupted \(saved.epochStep) steps into an epoch of batch size \(running.batchSize) "
+                    + "over \(running.examples) images; resume it with the same TrainingOptions.batchSize and training images "
                     + "(this run: batch size \(options.batchSize), \(dataset.count) images)", subject: statePath)
             }
-            let numbers = (state.metadata[Checkpoint.Key.epochRunning] ?? "").split(separator: ",").compactMap { UInt64($0, radix: 16) }
-            guard numbers.count == 4, numbers[1] <= UInt64(seen), numbers[2] <= numbers[1] else {
-                throw LeNetError("has no valid epoch_running figures", subject: statePath)
-            }
-            let lossSum = Double(bitPattern: numbers[0]), seconds = Double(bitPattern: numbers[3])
-            guard lossSum.isFinite, lossSum >= 0, seconds.isFinite, seconds >= 0 else {
-                throw LeNetError("has epoch_running loss sum \(lossSum) and seconds \(seconds), expected finite numbers ≥ 0",
-                                 subject: statePath)
-            }
-            // Both are at most `seen`, itself at most WholeNumber.maximumImages.
-            running = (lossSum, Int(numbers[1]), Int(numbers[2]), seconds)
         }
-        var budget: (steps: Int?, seconds: Double, reserve: Double?) = (nil, 0, nil)
-        if options.timeBudget != nil, let text = state.metadata[Checkpoint.Key.budget] {
-            let parts = text.split(separator: ",").map(String.init)
-            // Seconds as hexadecimal Double bits, finite and ≥ 0.
-            let seconds = parts.dropFirst().map { UInt64($0, radix: 16).map { Double(bitPattern: $0) } }
-            guard parts.count == 2 || parts.count == 3, let steps = WholeNumber.count(parts[0]),
-                  seconds.allSatisfy({ $0.map { $0.isFinite && $0 >= 0 } ?? false }), let spent = seconds[0] else {
-                throw LeNetError("has budget '\(text)', expected steps, seconds spent and seconds kept for the last evaluation "
-                    + "(hexadecimal Double bits)", subject: statePath)
-            }
-            budget = (steps > 0 ? steps : nil, spent, seconds.count == 2 ? seconds[1] : nil)
+        guard let generator = saved.generator else {
+            throw LeNetError("training state field 'shuffle_state' has \(saved.shuffleState.count) words, expected 4", subject: statePath)
         }
-        let trained = try trainedWeights(in: state, path: statePath)
+        let trained = try trainedWeights(in: state, savedEMA: saved.ema, path: statePath)
         try Checkpoint.load(weights, into: network, source: path)
         do {
             try optimizer.loadState { state[$0]?.values }
@@ -493,24 +474,25 @@ public final class Trainer {
         } catch let error as LeNetError {
             throw LeNetError(error.message, subject: statePath)
         }
-        order = try BatchOrder(count: dataset.count, batchSize: options.batchSize,
-                               generator: SeededGenerator(state: (words[0], words[1], words[2], words[3])))
+        order = try BatchOrder(count: dataset.count, batchSize: options.batchSize, generator: generator)
         // trainEpoch redraws the interrupted epoch's order from its starting
         // generator, then skips the steps already done.
         epochDrawn = false
-        stepInEpoch = savedStep
-        (epochLossSum, epochImages, epochCorrect, epochSeconds) = running
-        epoch = savedEpoch
-        imagesSeen = seen
-        (scheduleSteps, budgetSecondsUsed, budgetReserve) = budget
+        stepInEpoch = saved.epochStep
+        let running = saved.interruptedEpoch
+        (epochLossSum, epochImages, epochCorrect, epochSeconds) = (running?.lossSum ?? 0, running?.images ?? 0,
+                                                                   running?.correct ?? 0, running?.seconds ?? 0)
+        epoch = saved.epoch
+        imagesSeen = saved.imagesSeen
+        let budget = options.timeBudget == nil ? nil : saved.timeBudget
+        (scheduleSteps, budgetSecondsUsed, budgetReserve) = (budget?.scheduleSteps, budget?.secondsUsed ?? 0, budget?.reserve)
     }
 
     /// With `options.ema`: the trained weights a checkpoint's state keeps
     /// (its weights file holds the average), in the store's layout, each
     /// tensor checked; nil without. A state written with EMA is refused
     /// without it, and one written without, with it.
-    private func trainedWeights(in state: SafetensorsFile, path: String) throws -> [Float]? {
-        let saved = state.metadata[Checkpoint.Key.ema]
+    private func trainedWeights(in state: SafetensorsFile, savedEMA saved: Double?, path: String) throws -> [Float]? {
         guard let ema = options.ema else {
             if let saved {
                 throw LeNetError("was written with weight averaging (ema \(saved)); resume with TrainingOptions.ema \(saved)", subject: path)
