@@ -13,36 +13,36 @@ public enum Checkpoint {
     static let legacyFormat = "lenetkit-1"
 
     /// The metadata keys LeNetKit writes.
-    public enum Key {
+    enum Key {
         /// The file format, "lenetkit-2" ("lenetkit-1" in files written
         /// before the training state became one JSON value).
-        public static let format = "format"
+        static let format = "format"
         /// The network's name (`cifar-lenet`, `lenet5`), when it has one;
         /// files without `network` name a built-in network here.
-        public static let model = "model"
+        static let model = "model"
         /// The network's description as JSON (`NetworkDescription.json()`):
         /// what `loadNetwork` builds, with no model named anywhere else.
-        public static let network = "network"
+        static let network = "network"
         /// Epochs completed.
-        public static let epoch = "epoch"
+        static let epoch = "epoch"
         /// Training images processed.
-        public static let imagesSeen = "images_seen"
+        static let imagesSeen = "images_seen"
         /// The normalization mean per channel, comma-separated: "0.5" or "0.49,0.48,0.45".
-        public static let normalizationMean = "normalization_mean"
+        static let normalizationMean = "normalization_mean"
         /// The normalization std per channel, comma-separated.
-        public static let normalizationStd = "normalization_std"
+        static let normalizationStd = "normalization_std"
         /// The training seed.
-        public static let seed = "seed"
+        static let seed = "seed"
         /// The training dataset's name, e.g. "CIFAR-10 train".
-        public static let dataset = "dataset"
+        static let dataset = "dataset"
         /// The class names by label, as a JSON array of strings.
-        public static let classNames = "class_names"
+        static let classNames = "class_names"
         /// The training augmentation, e.g. "crop 4, flip"; absent when none.
-        public static let augmentation = "augmentation"
+        static let augmentation = "augmentation"
         /// How a new image is brought to the network's input
         /// (`ImagePreprocessing`): "digit" for a network trained on MNIST,
         /// "resize" otherwise.
-        public static let preprocessing = "preprocessing"
+        static let preprocessing = "preprocessing"
     }
 
     /// How images are brought to the input of a network trained as
@@ -50,7 +50,7 @@ public enum Checkpoint {
     /// dataset is MNIST (files written before the key); else `.resize`.
     /// - Throws: `LeNetError` (subject `subject`) when the key holds
     ///   something else.
-    public static func preprocessing(metadata: [String: String], subject: String) throws -> ImagePreprocessing {
+    static func preprocessing(metadata: [String: String], subject: String) throws -> ImagePreprocessing {
         if let text = metadata[Key.preprocessing] {
             guard let value = ImagePreprocessing(rawValue: text) else {
                 throw LeNetError("metadata '\(Key.preprocessing)' is '\(text)'; expected "
@@ -63,7 +63,7 @@ public enum Checkpoint {
 
     /// `.digit` for MNIST's handwritten digits (a dataset named "MNIST …"),
     /// `.resize` for any other dataset.
-    public static func preprocessing(trainedOn dataset: String) -> ImagePreprocessing {
+    static func preprocessing(trainedOn dataset: String) -> ImagePreprocessing {
         dataset.lowercased().hasPrefix(MNISTVariant.mnist.displayName.lowercased() + " ") ? .digit : .resize
     }
 
@@ -72,7 +72,7 @@ public enum Checkpoint {
 
     /// The network's parameters and buffers as safetensors tensors, in
     /// state_dict order within each.
-    public static func tensors(of network: Network) -> [SafetensorsTensor] {
+    static func tensors(of network: Network) -> [SafetensorsTensor] {
         tensors(of: network, values: Array(network.parameters.values))
     }
 
@@ -112,7 +112,7 @@ public enum Checkpoint {
     ///   - network: the network whose parameters are overwritten.
     ///   - source: the file's path, for error messages.
     /// - Throws: `LeNetError` naming `source` and the tensor.
-    public static func load(_ file: SafetensorsFile, into network: Network, source: String) throws {
+    static func load(_ file: SafetensorsFile, into network: Network, source: String) throws {
         let values = try parameterValues(in: file, of: network, source: source)
         let buffers = try storeValues(in: file, of: network.buffers, prefix: "", what: "a buffer", source: source)
         let known = Set((network.parameters.entries + network.buffers.entries).map(\.name))
@@ -232,7 +232,7 @@ public enum Checkpoint {
     /// file's last bias has (3 for a 3-class image folder), a description
     /// file keeps its own.
     /// - Throws: `LeNetError` naming the file.
-    public static func networkDescription(path: String, named nameOrPath: String,
+    static func networkDescription(path: String, named nameOrPath: String,
                                           registry: LayerRegistry = .standard) throws -> NetworkDescription {
         guard NetworkDescription.builtInNames.contains(nameOrPath) else {
             return try NetworkDescription.named(nameOrPath, registry: registry)
@@ -257,7 +257,7 @@ public enum Checkpoint {
     /// The training seed a checkpoint records (`seed`), or 0 when it has none.
     /// - Throws: `LeNetError` naming the file when it cannot be read or its
     ///   seed is not a whole number.
-    public static func seed(path: String) throws -> UInt64 {
+    static func seed(path: String) throws -> UInt64 {
         guard let text = try SafetensorsFile.read(path: path).metadata[Key.seed] else { return 0 }
         guard let seed = UInt64(text) else { throw LeNetError("has seed '\(text)', expected a whole number", subject: path) }
         return seed
@@ -280,7 +280,7 @@ public enum Checkpoint {
     }
 
     /// The class names as `Key.classNames` stores them: a JSON array of strings.
-    public static func encodeClassNames(_ names: [String]) -> String {
+    static func encodeClassNames(_ names: [String]) -> String {
         guard let data = try? JSONSerialization.data(withJSONObject: names), let text = String(data: data, encoding: .utf8) else {
             return "[]"
         }
@@ -297,7 +297,7 @@ public enum Checkpoint {
     /// - Parameters:
     ///   - metadata: a checkpoint's metadata.
     ///   - classes: the network's number of outputs.
-    public static func classNames(metadata: [String: String], classes: Int) -> [String] {
+    static func classNames(metadata: [String: String], classes: Int) -> [String] {
         if let text = metadata[Key.classNames], let data = text.data(using: .utf8),
            let names = (try? JSONSerialization.jsonObject(with: data)) as? [String], names.count == classes {
             return names
@@ -318,14 +318,14 @@ public enum Checkpoint {
     }
 
     /// "0.5,0.5,0.5" → [0.5, 0.5, 0.5], nil when any part is not a number.
-    public static func parseFloats(_ text: String) -> [Float]? {
+    static func parseFloats(_ text: String) -> [Float]? {
         let parts = text.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
         guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else { return nil }
         return parts.compactMap { $0 }
     }
 
     /// [0.5, 0.5] → "0.5,0.5".
-    public static func formatFloats(_ values: [Float]) -> String {
+    static func formatFloats(_ values: [Float]) -> String {
         values.map { "\($0)" }.joined(separator: ",")
     }
 }

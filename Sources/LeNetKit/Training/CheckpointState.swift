@@ -19,21 +19,21 @@ import Foundation
 extension Checkpoint.Key {
     /// Batches of the next epoch already trained when the checkpoint was
     /// written (by an interrupted run); absent at the end of an epoch.
-    public static let epochStep = "epoch_step"
+    static let epochStep = "epoch_step"
     /// In the weights file of a run with weight averaging: the EMA decay
     /// (`TrainingOptions.ema`). The weights are then the average.
-    public static let ema = "ema"
+    static let ema = "ema"
 }
 
 extension Checkpoint {
     /// With weight averaging, the state file keeps the trained weights
     /// (the weights file has the average) under their names with this prefix.
-    public static let trainedPrefix = "training."
+    static let trainedPrefix = "training."
 
     /// The state file of the checkpoint written before the current one,
     /// kept so that a crash between writing the state and the weights of a
     /// new checkpoint leaves a state that matches the weights on disk.
-    public static func previousStatePath(for path: String) -> String { statePath(for: path) + ".prev" }
+    static func previousStatePath(for path: String) -> String { statePath(for: path) + ".prev" }
 
     /// A 64-bit FNV-1a hash of the tensors' Float bit patterns, in order, as
     /// 16 hex digits. Equal weights give equal digests on every platform.

@@ -20,11 +20,11 @@
 /// }
 /// parallel.gatherGradients(parts: parallel.parts(batch: 36))
 /// ```
-public final class DataParallel {
+final class DataParallel {
     /// The network whose batches are split; part 0 runs on it.
-    public let network: Network
+    let network: Network
     /// At most this many parts, and threads, per batch.
-    public let threads: Int
+    let threads: Int
     /// Networks for parts 1, 2, …: made on first need, kept.
     private(set) var replicas: [Network] = []
     private var partErrors: [LeNetError?] = []
@@ -35,7 +35,7 @@ public final class DataParallel {
     ///     every replica.
     ///   - threads: at most this many parts per batch (at least 1).
     /// - Throws: `LeNetError` when `threads` is below 1.
-    public init(network: Network, threads: Int) throws {
+    init(network: Network, threads: Int) throws {
         guard threads > 0 else { throw LeNetError("must be > 0, got \(threads)", subject: "DataParallel.threads") }
         self.network = network
         self.threads = threads
@@ -43,14 +43,14 @@ public final class DataParallel {
 
     /// The number of parts a batch of `n` is split into: one per thread, at
     /// most one per sample.
-    public func parts(batch n: Int) -> Int { Network.parts(batch: n, threads: threads) }
+    func parts(batch n: Int) -> Int { Network.parts(batch: n, threads: threads) }
 
     /// The most samples a part of a batch of `n` gets (`partRange`'s
     /// longest): what each part's network and buffers are reserved for.
-    public func longestPart(batch n: Int) -> Int { Network.longestPart(batch: n, threads: threads) }
+    func longestPart(batch n: Int) -> Int { Network.longestPart(batch: n, threads: threads) }
 
     /// The samples of part `part` when a batch of `n` is cut into `parts`.
-    public static func partRange(_ part: Int, of parts: Int, batch n: Int) -> Range<Int> {
+    static func partRange(_ part: Int, of parts: Int, batch n: Int) -> Range<Int> {
         n * part / parts..<n * (part + 1) / parts
     }
 
@@ -66,7 +66,7 @@ public final class DataParallel {
     ///   - backward: as in `Network.reserve(batch:backward:)`: false for
     ///     passes that only run forward (evaluation).
     /// - Throws: as `Network.reserve(batch:)`.
-    public func reserve(batch n: Int, backward: Bool = true) throws {
+    func reserve(batch n: Int, backward: Bool = true) throws {
         let parts = parts(batch: n), largest = longestPart(batch: n)
         try network.reserve(batch: largest, backward: backward, workers: threads)
         try makeReplicas(parts)
@@ -90,7 +90,7 @@ public final class DataParallel {
     ///     network reserves its own buffers on first use when `reserve` was
     ///     not called for the batch.
     /// - Throws: the first part's error, after every part has finished.
-    public func run(batch n: Int, _ body: (Int, Network, Range<Int>) throws -> Void) throws {
+    func run(batch n: Int, _ body: (Int, Network, Range<Int>) throws -> Void) throws {
         try run(batch: n, collective: false, body, thenEachPart: { _, _ in })
     }
 
@@ -111,7 +111,7 @@ public final class DataParallel {
     /// - Returns: whether every part ran `thenEachPart`.
     /// - Throws: the first part's error, after every part has finished.
     @discardableResult
-    public func run(batch n: Int, _ body: (Int, Network, Range<Int>) throws -> Void,
+    func run(batch n: Int, _ body: (Int, Network, Range<Int>) throws -> Void,
                     thenEachPart: (Int, Int) -> Void) throws -> Bool {
         try run(batch: n, collective: true, body, thenEachPart: thenEachPart)
     }
@@ -157,7 +157,7 @@ public final class DataParallel {
     /// Adds the gradients of the first `parts - 1` replicas into the
     /// network's, in part order (after a `run` whose parts ran backward),
     /// split across `threads`.
-    public func gatherGradients(parts: Int) {
+    func gatherGradients(parts: Int) {
         guard parts > 1 else { return }
         let count = network.parameters.gradients.count, block = 16_384
         ThreadBudget.with(threads) {
@@ -173,7 +173,7 @@ public final class DataParallel {
     /// - Parameters:
     ///   - parts: the parts of the last `run`.
     ///   - range: indices into the parameter store.
-    public func gatherGradients(parts: Int, range: Range<Int>) {
+    func gatherGradients(parts: Int, range: Range<Int>) {
         guard parts > 1 else { return }
         let g = network.parameters.gradients
         for other in replicas.prefix(parts - 1) {

@@ -21,7 +21,7 @@ public final class Trainer {
     public let dataset: ImageDataset
     /// Splits every step, and the evaluation inside `fit`, across
     /// `options.threads` threads, or as many as a batch has images if fewer.
-    public let dataParallel: DataParallel
+    let dataParallel: DataParallel
     /// Epochs completed.
     public private(set) var epoch = 0
     /// Training images processed so far.
@@ -32,10 +32,10 @@ public final class Trainer {
     public private(set) var stepInEpoch = 0
     /// With `options.timeBudget`: the schedule's length in steps, as `fit`
     /// last fitted it to the budget (nil before, and without a budget).
-    public internal(set) var scheduleSteps: Int?
+    var scheduleSteps: Int?
     /// With `options.timeBudget`: the budget's seconds spent so far, by this
     /// trainer and the runs it resumed.
-    public internal(set) var budgetSecondsUsed = 0.0
+    var budgetSecondsUsed = 0.0
     /// With `options.timeBudget`: the seconds the budget kept for the last
     /// evaluation when the seconds spent were last recorded. Saved, so that
     /// a resumed run stops where this one did instead of taking a step
@@ -73,7 +73,7 @@ public final class Trainer {
     /// after it): tests check that the path they compare really ran.
     private(set) var stepsUpdatedInParts = 0
     /// How many images of the last `step` the network classified right.
-    public private(set) var lastStepCorrect = 0
+    private(set) var lastStepCorrect = 0
 
     /// - Parameters:
     ///   - network: initialized (or loaded) network; its description goes
@@ -332,7 +332,7 @@ public final class Trainer {
     // MARK: - Checkpoints
 
     /// The metadata written with every checkpoint.
-    public var metadata: [String: String] {
+    var metadata: [String: String] {
         var meta: [String: String] = [
             Checkpoint.Key.epoch: "\(epoch)",
             Checkpoint.Key.imagesSeen: "\(imagesSeen)",
