@@ -168,7 +168,7 @@ public struct Normalization: Sendable, Equatable {
     /// LeCun et al. 1998's input levels: the paper (byte 0) at −0.1, full
     /// ink (byte 255) at 1.175, which gives MNIST a mean near 0 and a
     /// variance near 1: std 1/1.275, mean 0.1/1.275.
-    public static let lecun1998 = Normalization(unchecked: [Float(0.1 / 1.275)], std: [Float(1 / 1.275)])
+    static let lecun1998 = Normalization(unchecked: [Float(0.1 / 1.275)], std: [Float(1 / 1.275)])
 
     /// A normalization, checked.
     ///
