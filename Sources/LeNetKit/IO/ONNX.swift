@@ -26,6 +26,11 @@ public enum ONNXExport {
         /// The name of each output class, as a JSON array: `class_names`.
         var classNames: [String]
 
+        /// - Parameters:
+        ///   - model: the model's name (`cifar-lenet`, `lenet5`), written as `model`.
+        ///   - normalization: the input normalization, x = (byte / 255 − mean) / std per
+        ///     channel, written as `normalization_mean` and `normalization_std`.
+        ///   - classNames: the name of each output class, written as `class_names`.
         public init(model: String, normalization: Normalization, classNames: [String]) {
             self.model = model
             self.normalization = normalization

@@ -3,6 +3,7 @@ import Foundation  // libm (expf, logf, …) on every platform
 /// PyTorch's `ReLU`: a name and nothing else.
 public struct ReLUConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equatable {
     public var name: String
+    /// A ReLU named `name`.
     public init(name: String) { self.name = name }
     enum CodingKeys: String, CodingKey, CaseIterable { case name }
     public var type: String { "ReLU" }
@@ -77,8 +78,10 @@ func reluBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
 /// 1.7159 and 2/3.
 public struct TanhConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equatable {
     public var name: String
+    /// A and S in A·tanh(S·x): both 1 for PyTorch's `Tanh`.
     public var amplitude: Float, slope: Float
 
+    /// A·tanh(S·x) named `name`; the defaults make PyTorch's `Tanh`.
     public init(name: String, amplitude: Float = 1, slope: Float = 1) {
         self.name = name
         self.amplitude = amplitude

@@ -5,9 +5,12 @@ import Foundation
 /// statistics.
 public struct BatchNorm2DConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equatable {
     public var name: String
+    /// C, the channels it normalizes.
     public var numFeatures: Int
+    /// ε added to the variance, and the running statistics' update rate.
     public var eps: Float, momentum: Float
 
+    /// PyTorch's `nn.BatchNorm2d(num_features, eps, momentum)`.
     public init(name: String, numFeatures: Int, eps: Float = 1e-5, momentum: Float = 0.1) {
         self.name = name
         self.numFeatures = numFeatures

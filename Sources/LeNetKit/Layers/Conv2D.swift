@@ -2,11 +2,15 @@
 /// `kernel_size`); with `table`, LeNetKit's `PartialConv2d`.
 public struct Conv2DConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equatable {
     public var name: String
+    /// Input channels (C), output channels (OC), and the side of the square kernel.
     public var inChannels: Int, outChannels: Int, kernelSize: Int
+    /// The step between windows, and the zeros added on every side.
     public var stride: Int, padding: Int
     /// `table[oc]`: the input maps output map `oc` sees; nil: all.
     public var table: [[Int]]?
 
+    /// PyTorch's `nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding)`, or with `table` a
+    /// partial connection (LeNet-5's C3).
     public init(name: String, inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
                 table: [[Int]]? = nil) {
         self.name = name
@@ -422,13 +426,13 @@ extension Conv2D {
     /// With a table: draws map `oc`'s weights and bias uniformly in
     /// ±1/√(|table[oc]|·KH·KW) and sets the masked weights to 0. The
     /// network calls it after its store's uniform draw (`Network(_:seed:)`).
-    public func initialize(using generator: inout SeededGenerator) {
+    func initialize(using generator: inout SeededGenerator) {
         initialize(using: &generator, scheme: .pytorch)
     }
 
     /// With a table: as `initialize(using:)`, the bound from map `oc`'s
     /// fan-in as `scheme` gives it.
-    public func initialize(using generator: inout SeededGenerator, scheme: WeightInitialization) {
+    func initialize(using generator: inout SeededGenerator, scheme: WeightInitialization) {
         guard let table, let weight, let bias, table.count == outChannels else { return }
         let K = kernelH * kernelW
         for oc in 0..<outChannels {
@@ -443,7 +447,7 @@ extension Conv2D {
     }
 
     /// The number of (output map, input map) pairs that are connected.
-    public var connectedPairs: Int { table?.reduce(0) { $0 + $1.count } ?? inChannels * outChannels }
+    var connectedPairs: Int { table?.reduce(0) { $0 + $1.count } ?? inChannels * outChannels }
 
     /// Zeroes the masked weights when any is not 0.
     func zeroMaskedIfNeeded(_ w: UnsafeMutablePointer<Float>) {
@@ -459,7 +463,7 @@ extension Conv2D {
 
     /// A Conv over its own `weight` and `bias`; a table's missing
     /// connections are the zeros the weight already stores.
-    public func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
         try graph.convolution(name, input, weight: [outChannels, inChannels, kernelH, kernelW], stride: stride, padding: padding)
     }
 }

@@ -1,8 +1,10 @@
 /// PyTorch's `Dropout`: `p`, default 0.5.
 public struct DropoutConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equatable {
     public var name: String
+    /// The probability that a value is zeroed in training.
     public var p: Float
 
+    /// PyTorch's `nn.Dropout(p)`.
     public init(name: String, p: Float = 0.5) {
         self.name = name
         self.p = p

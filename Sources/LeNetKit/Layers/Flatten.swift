@@ -1,6 +1,7 @@
 /// PyTorch's `Flatten` (from dimension 1): a name and nothing else.
 public struct FlattenConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equatable {
     public var name: String
+    /// A Flatten named `name`.
     public init(name: String) { self.name = name }
     enum CodingKeys: String, CodingKey, CaseIterable { case name }
     public var type: String { "Flatten" }

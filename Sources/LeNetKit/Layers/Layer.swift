@@ -218,6 +218,7 @@ public struct WorkspaceBuffer: Sendable, Equatable {
     /// Its size in Floats (4 bytes each).
     var count: Int
 
+    /// `count` Floats, called `name` in errors and estimates.
     public init(_ name: String, count: Int) {
         self.name = name
         self.count = count

@@ -33,6 +33,9 @@ public struct LayerFieldError: Error, Sendable, Equatable {
     /// What was expected and what was found.
     var problem: String
 
+    /// - Parameters:
+    ///   - field: the JSON field, e.g. `kernel_size`.
+    ///   - problem: what was expected and what was found: `must be at least 1, got 0`.
     public init(_ field: String, _ problem: String) {
         self.field = field
         self.problem = problem

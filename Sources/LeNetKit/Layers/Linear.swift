@@ -1,8 +1,10 @@
 /// PyTorch's `Linear` (always with a bias).
 public struct LinearConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equatable {
     public var name: String
+    /// IN, the size of the flattened input (C·H·W), and OUT.
     public var inFeatures: Int, outFeatures: Int
 
+    /// PyTorch's `nn.Linear(in_features, out_features)`.
     public init(name: String, inFeatures: Int, outFeatures: Int) {
         self.name = name
         self.inFeatures = inFeatures

@@ -2,8 +2,10 @@
 /// `stride` defaults to `kernel_size`.
 public struct MaxPool2DConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equatable {
     public var name: String
+    /// The side of the square window, and the step between windows.
     public var kernelSize: Int, stride: Int
 
+    /// PyTorch's `nn.MaxPool2d(kernel_size, stride)`; `stride` nil is `kernel_size`.
     public init(name: String, kernelSize: Int = 2, stride: Int? = nil) {
         self.name = name
         self.kernelSize = kernelSize

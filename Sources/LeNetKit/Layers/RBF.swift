@@ -5,7 +5,9 @@ import Foundation
 /// `{"type": "RBF", "name": "output", "in_features": 84, "out_features": 10, "prototypes": "digits"}`.
 public struct RBFConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equatable {
     public var name: String
+    /// IN, the size of the flattened input, and OUT, one unit per class.
     public var inFeatures: Int, outFeatures: Int
+    /// How the prototypes are drawn when the network is made.
     public var prototypes: Prototypes
 
     /// The prototypes a new layer starts with.
@@ -18,6 +20,7 @@ public struct RBFConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equ
         case randomSigns = "random-signs"
     }
 
+    /// OUT units over IN inputs, their prototypes drawn as `prototypes` says.
     public init(name: String, inFeatures: Int, outFeatures: Int, prototypes: Prototypes = .digits) {
         self.name = name
         self.inFeatures = inFeatures
@@ -236,14 +239,14 @@ final class RBF: Layer {
 
 extension RBF {
     /// The prototype grid: 7 wide, 12 tall, as in the paper's Fig. 3.
-    public static let bitmapWidth = 7, bitmapHeight = 12
+    static let bitmapWidth = 7, bitmapHeight = 12
 
     /// The ten digits as ±1 drawings on the 7×12 grid, row by row (`#` is
     /// +1, `.` is −1), in the spirit of the paper's Fig. 3: strokes one
     /// cell wide, each digit's distinctive parts (the 4's open top, the 7's
     /// bar) kept apart so that every two prototypes differ in at least 14
     /// cells (a squared distance of 56).
-    public static let digitDrawings: [[String]] = [
+    static let digitDrawings: [[String]] = [
         [".#####.", "##...##", "#.....#", "#.....#", "#.....#", "#.....#",
          "#.....#", "#.....#", "#.....#", "#.....#", "##...##", ".#####."],  // 0
         ["...##..", "..###..", ".####..", "...##..", "...##..", "...##..",
@@ -267,7 +270,7 @@ extension RBF {
     ]
 
     /// `digitDrawings` as ±1 values, (10, 84).
-    public static let digitBitmaps: [[Float]] = digitDrawings.map { rows in
+    static let digitBitmaps: [[Float]] = digitDrawings.map { rows in
         rows.flatMap { row in row.map { $0 == "#" ? Float(1) : -1 } }
     }
 }

@@ -2,8 +2,10 @@
 /// `kernel_size` window (default 2).
 public struct SubsamplingConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equatable {
     public var name: String
+    /// The maps it subsamples (C), and the side of the window.
     public var channels: Int, kernelSize: Int
 
+    /// LeNet-5's S2/S4 over `channels` maps.
     public init(name: String, channels: Int, kernelSize: Int = 2) {
         self.name = name
         self.channels = channels
@@ -237,5 +239,5 @@ final class Subsampling: Layer {
 }
 
 extension Subsampling {
-    public var kernelSummary: (size: String, count: Int)? { ("\(kernelSize)×\(kernelSize)", channels) }
+    var kernelSummary: (size: String, count: Int)? { ("\(kernelSize)×\(kernelSize)", channels) }
 }
