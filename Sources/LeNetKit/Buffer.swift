@@ -106,7 +106,7 @@ final class AllocationProbe: Sendable {
 /// A byte count as people read it: "512 B", "12.3 KB", "2.51 GB" (powers of 1000).
 public struct ByteCount: CustomStringConvertible, Sendable, Hashable {
     /// The number of bytes.
-    public var bytes: Int
+    var bytes: Int
     /// - Parameter bytes: the number of bytes.
     public init(_ bytes: Int) { self.bytes = bytes }
 
@@ -123,11 +123,11 @@ public struct ByteCount: CustomStringConvertible, Sendable, Hashable {
 /// A zero-filled, fixed-size buffer owned by a layer or a network:
 /// activations, caches, gradients, labels are allocated once and reused
 /// every step.
-public final class ZeroFilledBuffer<Element: BitwiseCopyable>: @unchecked Sendable {
+final class ZeroFilledBuffer<Element: BitwiseCopyable>: @unchecked Sendable {
     /// The start of the storage; valid while the buffer lives.
-    public let pointer: UnsafeMutablePointer<Element>
+    let pointer: UnsafeMutablePointer<Element>
     /// The number of elements.
-    public let count: Int
+    let count: Int
     /// Whether `pointer` came from Swift's allocator (`init()`), not `Memory`.
     private let isPlaceholder: Bool
 
@@ -137,7 +137,7 @@ public final class ZeroFilledBuffer<Element: BitwiseCopyable>: @unchecked Sendab
     ///   - name: what the buffer holds, for the error when it cannot be had.
     /// - Throws: `LeNetError` naming the buffer and its size when the
     ///   memory cannot be allocated.
-    public init(count: Int, name: @autoclosure () -> String) throws {
+    init(count: Int, name: @autoclosure () -> String) throws {
         pointer = try Memory.allocate(Element.self, count: count, for: name())
         self.count = max(count, 0)
         isPlaceholder = false
@@ -160,21 +160,21 @@ public final class ZeroFilledBuffer<Element: BitwiseCopyable>: @unchecked Sendab
     }
 
     /// The storage as a buffer pointer.
-    public var buffer: UnsafeMutableBufferPointer<Element> {
+    var buffer: UnsafeMutableBufferPointer<Element> {
         UnsafeMutableBufferPointer(start: pointer, count: count)
     }
 
     /// A copy of the contents.
-    public var array: [Element] { Array(buffer) }
+    var array: [Element] { Array(buffer) }
 
     /// Sets every element to `value`.
-    public func fill(_ value: Element) {
+    func fill(_ value: Element) {
         pointer.update(repeating: value, count: count)
     }
 }
 
 /// Floats: activations, gradients, scratch, parameters.
-public typealias FloatBuffer = ZeroFilledBuffer<Float>
+typealias FloatBuffer = ZeroFilledBuffer<Float>
 
 /// Indices: labels, predictions, pooling argmax.
 typealias IndexBuffer = ZeroFilledBuffer<Int32>

@@ -27,15 +27,15 @@ public final class Network {
     /// The shape of one input sample.
     public let inputShape: FeatureShape
     /// The layers, first to last.
-    public let layers: [any Layer]
+    let layers: [any Layer]
     /// Each layer's output shape for one sample.
-    public let shapes: [FeatureShape]
+    let shapes: [FeatureShape]
     /// Every layer's parameters and gradients, in one store, in layer order.
     public let parameters: ParameterStore
     /// Every layer's non-trainable buffers (running statistics), in one
     /// store without gradients, in layer order: saved and exported with
     /// the parameters, never trained.
-    public let buffers: ParameterStore
+    let buffers: ParameterStore
     /// The network as a value: its input shape and its layers'
     /// configurations. Checkpoints carry it (metadata key `network`).
     public let networkDescription: NetworkDescription
@@ -46,13 +46,13 @@ public final class Network {
     /// (dropout's masks): a pass draws from its number, not from the passes
     /// before it. `Trainer` sets it to the optimizer's step count before
     /// each step, so a resumed run draws the masks an uninterrupted one would.
-    public var trainingPass = 0
+    var trainingPass = 0
 
     /// The largest batch the buffers hold now; `reserve(batch:)` grows it.
-    public private(set) var capacity = 0
+    private(set) var capacity = 0
     /// The largest batch the backward pass's buffers hold (0 until a
     /// reserve with `backward: true`; evaluation never makes them).
-    public private(set) var backwardCapacity = 0
+    private(set) var backwardCapacity = 0
     /// How many threads this network's own passes (`forward`, `infer`,
     /// `backward`, and the `reserve` that sizes their scratch) split each
     /// batch's loops across: the network's own setting, read by nothing
@@ -94,7 +94,7 @@ public final class Network {
     /// them (`parameters.initialize(using:)`) or load them.
     /// - Throws: `LeNetError` naming the first layer whose input does not fit,
     ///   or a duplicated parameter name.
-    public convenience init(inputShape: FeatureShape, layers: [any Layer]) throws {
+    convenience init(inputShape: FeatureShape, layers: [any Layer]) throws {
         try self.init(inputShape: inputShape, layers: layers, sharingValuesWith: nil,
                       threads: ProcessInfo.processInfo.activeProcessorCount)
     }
@@ -239,7 +239,7 @@ public final class Network {
     /// with the layer-by-layer pass to rounding. When false, every layer
     /// runs its own `backward` (the reference path). Default true; a
     /// `DataParallel` replica follows its network's setting.
-    public var fusesPooling = true
+    var fusesPooling = true
 
     /// Whether the pool at `i` runs its backward pass inside the
     /// convolution's before it.
@@ -265,7 +265,7 @@ public final class Network {
     /// Throws unless the network's outputs can be the logits of 1 to 256
     /// classes (labels are bytes): what training, evaluation and
     /// classification need, and what their confusion matrices are sized by.
-    public func checkClassifies() throws {
+    func checkClassifies() throws {
         let K = outputShape.count
         guard (1...256).contains(K) else {
             throw LeNetError("gives \(K) outputs a sample; a classifier's last layer gives 1 to 256 (one per class)",
@@ -340,11 +340,11 @@ public final class Network {
     }
 
     /// The output of layer `i` from the last forward pass, (N, shapes[i]).
-    public func activation(after i: Int) -> UnsafePointer<Float> { UnsafePointer(activations[i + 1].pointer) }
+    func activation(after i: Int) -> UnsafePointer<Float> { UnsafePointer(activations[i + 1].pointer) }
 
     /// The gradient with respect to the input from the last backward pass
     /// with `inputGradient: true`, (N, C, H, W).
-    public var inputGradient: UnsafePointer<Float> { UnsafePointer(gradients[0].pointer) }
+    var inputGradient: UnsafePointer<Float> { UnsafePointer(gradients[0].pointer) }
 
     /// Runs every layer forward on the first `n` samples of `input`; `n`
     /// is at most the batch of the last `input(batch:)` or `reserve(batch:)`
@@ -398,7 +398,7 @@ public final class Network {
     /// - Throws: as `reserve(batch:)`, and what `fill` throws (the chunks
     ///   after it are not run).
     @discardableResult
-    public func infer(batch n: Int, filling fill: (Range<Int>, UnsafeMutablePointer<Float>) throws -> Void) throws
+    func infer(batch n: Int, filling fill: (Range<Int>, UnsafeMutablePointer<Float>) throws -> Void) throws
         -> UnsafePointer<Float> {
         if n > capacity { try reserve(batch: n, backward: false) }
         try runInference(batch: n, inputInPlace: false, filling: fill, timing: nil)

@@ -36,7 +36,7 @@ public struct NetworkDescription: Sendable {
     /// layers with parameters of the same name are refused by `Network`). Whether the shapes chain and the sizes fit in memory is
     /// checked by `Network(_:seed:)`, before it allocates anything.
     /// - Throws: `LeNetError` naming the layer and the field.
-    public func validate() throws {
+    func validate() throws {
         for (field, value) in [("channels", inputShape.channels), ("height", inputShape.height), ("width", inputShape.width)] {
             guard (1...maximumLayerSize).contains(value) else {
                 throw LeNetError("input_shape: \(field) must be " + (value < 1 ? "at least 1" : "at most \(maximumLayerSize)") + ", got \(value)")

@@ -1,14 +1,14 @@
 /// What a layer declares about one of its parameter tensors.
 public struct ParameterSpec: Sendable {
     /// The name inside the layer: `weight`, `bias`, `coefficient`.
-    public var name: String
+    var name: String
     /// PyTorch's layout, e.g. (OC, C, KH, KW) or (OUT, IN).
-    public var shape: [Int]
+    var shape: [Int]
     /// PyTorch's default initialization: uniform in ±`initBound`.
-    public var initBound: Float
+    var initBound: Float
     /// A constant initialization instead (BatchNorm's weight 1, bias 0, its
     /// running variance 1); it draws nothing from the generator.
-    public var initialValue: Float?
+    var initialValue: Float?
 
     /// - Parameters:
     ///   - name: the name inside the layer, e.g. `weight`.
@@ -29,7 +29,7 @@ public struct ParameterSpec: Sendable {
     }
 
     /// The number of values: the product of `shape`.
-    public var count: Int { shape.reduce(1, *) }
+    var count: Int { shape.reduce(1, *) }
 }
 
 /// All parameters of a network, their gradients, in two contiguous buffers
@@ -39,21 +39,21 @@ public struct ParameterSpec: Sendable {
 /// one pass over `entries`, and zeroing gradients is one fill.
 public final class ParameterStore: @unchecked Sendable {
     /// One named tensor inside the store.
-    public struct Entry: Sendable {
+    struct Entry: Sendable {
         /// The full name, PyTorch's state_dict name: `conv1.weight`.
-        public var name: String
+        var name: String
         /// PyTorch's layout, e.g. [16, 3, 5, 5].
-        public var shape: [Int]
+        var shape: [Int]
         /// Where the tensor starts in `values` and `gradients`.
-        public var offset: Int
+        var offset: Int
         /// The number of values.
-        public var count: Int
+        var count: Int
         /// The bound of its default uniform initialization.
-        public var initBound: Float
+        var initBound: Float
         /// Its constant initial value instead, if any.
-        public var initialValue: Float?
+        var initialValue: Float?
 
-        public init(name: String, shape: [Int], offset: Int, count: Int, initBound: Float, initialValue: Float? = nil) {
+        init(name: String, shape: [Int], offset: Int, count: Int, initBound: Float, initialValue: Float? = nil) {
             self.name = name
             self.shape = shape
             self.offset = offset
@@ -64,7 +64,7 @@ public final class ParameterStore: @unchecked Sendable {
     }
 
     /// Every tensor, in the order the layers declared them (state_dict order).
-    public let entries: [Entry]
+    let entries: [Entry]
     /// The total number of parameters.
     public let count: Int
     private let valueStorage: FloatBuffer  // (count)
@@ -88,12 +88,12 @@ public final class ParameterStore: @unchecked Sendable {
     }
 
     /// Every parameter, in `entries` order.
-    public var values: UnsafeMutableBufferPointer<Float> { valueStorage.buffer }
+    var values: UnsafeMutableBufferPointer<Float> { valueStorage.buffer }
     /// The gradient of the loss with respect to each parameter; backward adds into it.
-    public var gradients: UnsafeMutableBufferPointer<Float> { gradientStorage.buffer }
+    var gradients: UnsafeMutableBufferPointer<Float> { gradientStorage.buffer }
 
     /// The entry named `name`, if any.
-    public subscript(name: String) -> Entry? {
+    subscript(name: String) -> Entry? {
         indexByName[name].map { entries[$0] }
     }
 
@@ -107,7 +107,7 @@ public final class ParameterStore: @unchecked Sendable {
     }
 
     /// A copy of one tensor's gradient.
-    public func gradient(of name: String) -> [Float]? {
+    func gradient(of name: String) -> [Float]? {
         guard let e = self[name] else { return nil }
         return Array(gradients[e.offset..<e.offset + e.count])
     }
@@ -130,13 +130,13 @@ public final class ParameterStore: @unchecked Sendable {
     /// Fills every tensor uniformly in ±initBound, PyTorch's default for
     /// convolution and linear layers (bound 1/√fan_in for weight and bias).
     /// A tensor with an `initialValue` is filled with it and draws nothing.
-    public func initialize(using generator: inout SeededGenerator) {
+    func initialize(using generator: inout SeededGenerator) {
         initialize(using: &generator, scheme: .pytorch)
     }
 
     /// `initialize(using:)` with each tensor's bound as `scheme` gives it
     /// (`WeightInitialization.bound(_:)`); the same draws either way.
-    public func initialize(using generator: inout SeededGenerator, scheme: WeightInitialization) {
+    func initialize(using generator: inout SeededGenerator, scheme: WeightInitialization) {
         for e in entries {
             if let value = e.initialValue {
                 (valueStorage.pointer + e.offset).update(repeating: value, count: e.count)
@@ -174,7 +174,7 @@ public enum WeightInitialization: String, Sendable, CaseIterable {
     case lecun
 
     /// The bound for a tensor whose PyTorch bound is `pytorchBound` = 1/√F.
-    public func bound(_ pytorchBound: Float) -> Float {
+    func bound(_ pytorchBound: Float) -> Float {
         switch self {
         case .pytorch: return pytorchBound
         case .lecun: return 2.4 * pytorchBound * pytorchBound

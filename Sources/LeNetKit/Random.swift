@@ -5,7 +5,7 @@ import Foundation
 /// save it and a resumed run continues the same sequence.
 public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable {
     /// The generator's state; save it to resume the same sequence.
-    public var state: (UInt64, UInt64, UInt64, UInt64)
+    var state: (UInt64, UInt64, UInt64, UInt64)
 
     /// A generator whose sequence is fixed by `seed`.
     public init(seed: UInt64) {
@@ -16,7 +16,7 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable {
     }
 
     /// A generator restored from a saved `state`.
-    public init(state: (UInt64, UInt64, UInt64, UInt64)) {
+    init(state: (UInt64, UInt64, UInt64, UInt64)) {
         self.state = state
     }
 
@@ -42,7 +42,7 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable {
     }
 
     /// A standard normal Float (Box–Muller).
-    public mutating func normal() -> Float {
+    mutating func normal() -> Float {
         let u1 = max(Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0), 1e-300)
         let u2 = Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)
         return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))

@@ -1,21 +1,21 @@
 /// One row of a network's layer table (`lenet summary`).
-public struct LayerSummary: Sendable, Equatable {
+struct LayerSummary: Sendable, Equatable {
     /// The layer's name.
-    public var name: String
+    var name: String
     /// Its kind, e.g. `Conv2D 5×5`.
-    public var kind: String
+    var kind: String
     /// The shape of one input sample.
-    public var input: FeatureShape
+    var input: FeatureShape
     /// The shape of one output sample.
-    public var output: FeatureShape
+    var output: FeatureShape
     /// "5×5" for a convolution or a pooling window, nil otherwise.
-    public var kernel: String?
+    var kernel: String?
     /// The number of kernels (feature maps) for convolution and subsampling.
-    public var kernels: Int?
+    var kernels: Int?
     /// Trainable parameters.
-    public var parameters: Int
+    var parameters: Int
     /// Connections (multiply–adds, biases included) per sample.
-    public var connections: Int
+    var connections: Int
 }
 
 extension Network {
@@ -26,7 +26,7 @@ extension Network {
     }
 
     /// The layer table: shapes, kernels, parameters and connections.
-    public func summary() -> [LayerSummary] {
+    func summary() -> [LayerSummary] {
         var rows: [LayerSummary] = []
         var input = inputShape
         for (layer, output) in zip(layers, shapes) {

@@ -259,74 +259,12 @@ struct NetworkDescriptionTests: UsesTemporaryDirectories {
 
     // MARK: - A layer written outside the library
 
-    /// y = x + b[c] per channel, written here as a user of the library would:
-    /// its own configuration, registered in a registry; it trains (its
-    /// gradient checked), saves, loads, exports to ONNX and counts its
-    /// scratch in the memory estimate.
-    final class ChannelShift: Layer {
-        let name: String
-        let channels: Int
-        private var bias: UnsafeMutablePointer<Float>?, biasGrad: UnsafeMutablePointer<Float>?
-        private var plane = 0
-        private var scratch: UnsafeMutablePointer<Float>?
-
-        init(_ name: String, channels: Int) {
-            self.name = name
-            self.channels = channels
-        }
-
-        struct Configuration: LayerConfiguration {
-            var name: String
-            var channels: Int
-            enum CodingKeys: String, CodingKey, CaseIterable { case name, channels }
-            init(name: String, channels: Int) {
-                self.name = name
-                self.channels = channels
-            }
-            init(from decoder: any Decoder) throws {
-                let c = try decoder.container(keyedBy: CodingKeys.self)
-                self.init(name: try c.decode(String.self, forKey: .name), channels: try c.integer(.channels))
-            }
-            var type: String { "ChannelShift" }
-            func validate() throws { try check(channels, .channels, in: 1...maximumLayerSize) }
-            func makeLayer() -> any Layer { ChannelShift(name, channels: channels) }
-        }
-
-        var configuration: any LayerConfiguration { Configuration(name: name, channels: channels) }
-        var kind: String { "ChannelShift" }
-        var parameterSpecs: [ParameterSpec] { [ParameterSpec(name: "bias", shape: [channels], initBound: 0.5)] }
-        func replica() -> any Layer { ChannelShift(name, channels: channels) }
-        func outputShape(for input: FeatureShape) throws -> FeatureShape {
-            plane = input.height * input.width
-            return input
-        }
-        func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {
-            bias = parameters[0]
-            biasGrad = gradients[0]
-        }
-        // A scratch buffer only to show the estimate counts it: one value per channel and sample.
-        func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer] {
-            [WorkspaceBuffer("sums", count: n * channels)]
-        }
-        func bind(workspace: [BoundWorkspaceBuffer]) { scratch = workspace.first?.pointer }
-        func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
-            guard let bias, scratch != nil else { return }
-            for s in 0..<n { for c in 0..<channels { for i in 0..<plane { y[(s * channels + c) * plane + i] = x[(s * channels + c) * plane + i] + bias[c] } } }
-        }
-        func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
-                      _ y: UnsafePointer<Float>, batch n: Int) {
-            guard let biasGrad else { return }
-            for s in 0..<n { for c in 0..<channels { for i in 0..<plane { biasGrad[c] += dy[(s * channels + c) * plane + i] } } }
-            dx?.update(from: dy, count: n * channels * plane)
-        }
-        func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
-            let b = graph.constant(name + ".shift", dims: [1, channels, 1, 1], values: graph.network.parameters.values(of: name + ".bias") ?? [])
-            return graph.node("Add", [input, b], output: name)
-        }
-    }
-
+    /// `ChannelShift` (OutsideLayer.swift), written against the public API
+    /// alone, trains (its gradient checked), saves, loads, exports to ONNX
+    /// and counts its scratch in the memory estimate.
     @Test func testALayerFromOutsideTakesPart() throws {
-        let registry = LayerRegistry.standard.registering(ChannelShift.Configuration.self, as: "ChannelShift")
+        let registry = LayerRegistry.standard.registering(ChannelShift.Configuration.self, as: "ChannelShift",
+                                                          fields: ChannelShift.Configuration.CodingKeys.self)
         let json = #"{"name": "shifted", "input_shape": [2, 6, 6], "layers": [{"type": "Conv2d", "name": "conv", "in_channels": 2, "out_channels": 3, "kernel_size": 3}, {"type": "ChannelShift", "name": "shift", "channels": 3}, {"type": "Flatten", "name": "flat"}, {"type": "Linear", "name": "fc", "in_features": 48, "out_features": 4}]}"#
         assertError("layer 2 'shift': type: unknown layer type 'ChannelShift'") { try NetworkDescription(json: Data(json.utf8)) }
         assertError("layer 2 'shift': channels: must be at least 1, got 0") {
@@ -358,7 +296,7 @@ struct NetworkDescriptionTests: UsesTemporaryDirectories {
 
         // Its ONNX nodes, between the library's own.
         let graph = try ONNXExport.encode(net, metadata: .init(model: "shifted", normalization: .half, classNames: ["a", "b", "c", "d"]))
-        #expect(String(decoding: graph, as: UTF8.self).contains("shift.shift"))
+        #expect(String(decoding: graph, as: UTF8.self).contains("shift.bias"))
     }
 
     /// The JSON copy of the CIFAR LeNet trains to bitwise the built-in's

@@ -57,19 +57,19 @@ let benchmarks: @Sendable () -> Void = {
             }
         }
     }
-    for model in ModelKind.allCases {
+    for model in NetworkDescription.builtInNames {
         for batch in [1, 16, 256] {
             for threads in [1, 2] {
                 let passes = max(4, 2048 / batch)
                 let box = NetworkBox()
-                Benchmark("infer \(model.rawValue) b\(batch) t\(threads)", closure: { benchmark in
+                Benchmark("infer \(model) b\(batch) t\(threads)", closure: { benchmark in
                     guard let network = box.network else { return }
                     let start = DispatchTime.now().uptimeNanoseconds
                     for _ in 0..<passes { blackHole(network.infer(batch: batch)) }
                     let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                     benchmark.measurement(imagesPerSecond, Int(Double(passes * batch) / seconds))
                 }, setup: {
-                    guard let network = try? model.make() else { return }
+                    guard let network = try? Network(.builtIn(model)) else { return }
                     network.threads = threads
                     guard (try? network.reserve(batch: batch, backward: false)) != nil,
                           let x = try? network.input(batch: batch) else { return }

@@ -46,13 +46,13 @@ public struct Augmentation: Sendable, Equatable {
     public static let cifar = Augmentation(padding: 4, horizontalFlip: true)
 
     /// One image's transformation.
-    public struct Transform: Sendable, Hashable {
+    struct Transform: Sendable, Hashable {
         /// The crop's top row in the padded image, 0...2p.
-        public var top: Int
+        var top: Int
         /// The crop's left column in the padded image, 0...2p.
-        public var left: Int
+        var left: Int
         /// Whether the crop is mirrored left–right.
-        public var flip: Bool
+        var flip: Bool
     }
 
     /// The transformation of image `index` in epoch `epoch` (from 0) of a run
@@ -62,7 +62,7 @@ public struct Augmentation: Sendable, Equatable {
     ///   - seed: the run's seed.
     ///   - epoch: the epoch, from 0.
     ///   - index: the image's index in the dataset.
-    public func transform(seed: UInt64, epoch: Int, index: Int) -> Transform {
+    func transform(seed: UInt64, epoch: Int, index: Int) -> Transform {
         var bits = Self.mix(Self.mix(seed ^ 0xA076_1D64_78BD_642F)
                             ^ Self.mix(UInt64(truncatingIfNeeded: epoch) &+ 0xE703_7ED1_A0B4_28DB)
                             &+ UInt64(truncatingIfNeeded: index))
@@ -78,7 +78,7 @@ public struct Augmentation: Sendable, Equatable {
     /// Checks the padding against an image size, and the affine distortion's ranges.
     /// - Throws: `LeNetError` when the padding is negative or larger than the
     ///   image, or from `AffineDistortion.validate()`.
-    public func validate(height: Int, width: Int) throws {
+    func validate(height: Int, width: Int) throws {
         guard padding >= 0, padding <= min(height, width) else {
             throw LeNetError("padding must be in 0...\(min(height, width)), got \(padding)", subject: "Augmentation.padding")
         }
@@ -105,7 +105,7 @@ extension ImageDataset {
     ///   - epoch: the epoch being trained, from 0.
     ///   - images: room for n * C * H * W floats. (n, C, H, W)
     ///   - labels: room for n labels. (n)
-    public func fill(
+    func fill(
         batch indices: some Collection<Int>,
         normalization: Normalization,
         augmentation: Augmentation,
@@ -127,7 +127,7 @@ extension ImageDataset {
     /// `fill(batch:normalization:into:labels:)` with every image mirrored
     /// left–right: the second view of flip test-time augmentation.
     /// - Parameters: as `fill(batch:normalization:into:labels:)`.
-    public func fillMirrored(
+    func fillMirrored(
         batch indices: some Collection<Int>,
         normalization: Normalization,
         into images: UnsafeMutablePointer<Float>,

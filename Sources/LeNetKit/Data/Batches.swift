@@ -20,20 +20,20 @@
 /// To resume mid-epoch, save `epochStart.state` and the batch number; restore
 /// with `init(count:batchSize:generator:dropLast:)`, call `shuffle()` once to
 /// redraw that epoch, and skip the batches already done.
-public struct BatchOrder: Sendable {
+struct BatchOrder: Sendable {
     /// The number of indices (N).
-    public let count: Int
+    let count: Int
     /// Indices per batch; the last batch may hold fewer unless `dropLast`.
-    public let batchSize: Int
+    let batchSize: Int
     /// Whether a last, smaller batch is left out.
-    public let dropLast: Bool
+    let dropLast: Bool
     /// The generator the next `shuffle()` draws from.
-    public var generator: SeededGenerator
+    var generator: SeededGenerator
     /// The generator as it was before the current order was drawn; saving
     /// its `state` is enough to redraw this epoch's order.
-    public private(set) var epochStart: SeededGenerator
+    private(set) var epochStart: SeededGenerator
     /// The current order, a permutation of `0..<count`. (N)
-    public private(set) var indices: [Int]
+    private(set) var indices: [Int]
 
     /// An order over `0..<count` seeded with `seed`.
     ///
@@ -44,7 +44,7 @@ public struct BatchOrder: Sendable {
     ///   - dropLast: leave out a last batch smaller than `batchSize`.
     /// - Throws: `LeNetError` when `count` or `batchSize` is not positive, or
     ///   `dropLast` leaves no batch at all.
-    public init(count: Int, batchSize: Int, seed: UInt64, dropLast: Bool = false) throws {
+    init(count: Int, batchSize: Int, seed: UInt64, dropLast: Bool = false) throws {
         try self.init(count: count, batchSize: batchSize,
                       generator: SeededGenerator(seed: seed), dropLast: dropLast)
     }
@@ -53,7 +53,7 @@ public struct BatchOrder: Sendable {
     /// from a checkpoint with `SeededGenerator(state:)`.
     ///
     /// - Throws: as `init(count:batchSize:seed:dropLast:)`.
-    public init(count: Int, batchSize: Int, generator: SeededGenerator, dropLast: Bool = false) throws {
+    init(count: Int, batchSize: Int, generator: SeededGenerator, dropLast: Bool = false) throws {
         guard count > 0 else {
             throw LeNetError("needs at least one example, got \(count)", subject: "batch order")
         }
@@ -76,7 +76,7 @@ public struct BatchOrder: Sendable {
 
     /// Draws a new order for the next epoch: a Fisher–Yates shuffle of
     /// `0..<count` with `generator`.
-    public mutating func shuffle() {
+    mutating func shuffle() {
         epochStart = generator
         for i in 0..<count { indices[i] = i }
         var i = count - 1
@@ -88,18 +88,18 @@ public struct BatchOrder: Sendable {
     }
 
     /// The number of batches per epoch.
-    public var batchCount: Int {
+    var batchCount: Int {
         dropLast ? count / batchSize : (count + batchSize - 1) / batchSize
     }
 
     /// The indices of batch `b`, in `0..<batchCount`.
-    public subscript(batch b: Int) -> ArraySlice<Int> {
+    subscript(batch b: Int) -> ArraySlice<Int> {
         let start = b * batchSize
         return indices[start..<min(start + batchSize, count)]
     }
 
     /// Every batch of the current order, first to last.
-    public var batches: LazyMapCollection<Range<Int>, ArraySlice<Int>> {
+    var batches: LazyMapCollection<Range<Int>, ArraySlice<Int>> {
         (0..<batchCount).lazy.map { self[batch: $0] }
     }
 

@@ -7,11 +7,11 @@ import Foundation
 /// Reads the CIFAR-10 binary batches.
 public enum CIFAR10 {
     /// Channels, rows and columns of one image.
-    public static let channels = 3, height = 32, width = 32
+    static let channels = 3, height = 32, width = 32
     /// Bytes per record: one label byte, then 3 * 32 * 32 pixel bytes.
-    public static let recordSize = 1 + channels * height * width
+    static let recordSize = 1 + channels * height * width
     /// The folder the archive extracts to.
-    public static let folderName = "cifar-10-batches-bin"
+    static let folderName = "cifar-10-batches-bin"
     /// The class names used when `batches.meta.txt` is absent, by label.
     public static let standardClassNames = [
         "airplane", "automobile", "bird", "cat", "deer",
@@ -19,7 +19,7 @@ public enum CIFAR10 {
     ]
 
     /// The batch files of a split, in the order their images are loaded.
-    public static func fileNames(split: Split) -> [String] {
+    static func fileNames(split: Split) -> [String] {
         switch split {
         case .train: return (1...5).map { "data_batch_\($0).bin" }
         case .test: return ["test_batch.bin"]
@@ -98,7 +98,7 @@ public enum CIFAR10 {
     /// - Returns: the images, (N, 3, 32, 32), and the labels, (N).
     /// - Throws: `LeNetError` with `subject: source` when the bytes are empty,
     ///   not a whole number of records, or a label is above 9.
-    public static func parse(_ bytes: [UInt8], source: String) throws -> (images: [UInt8], labels: [UInt8]) {
+    static func parse(_ bytes: [UInt8], source: String) throws -> (images: [UInt8], labels: [UInt8]) {
         let n = try records(inFileOfSize: bytes.count, path: source)
         let imageSize = recordSize - 1
         var images = [UInt8](repeating: 0, count: n * imageSize)  // (N, 3, 32, 32)

@@ -33,7 +33,7 @@ public struct PixelBox: Sendable, Equatable, Hashable, Codable, CustomStringConv
     ///   - y: the first row.
     ///   - width: columns.
     ///   - height: rows.
-    public init(x: Int, y: Int, width: Int, height: Int) {
+    init(x: Int, y: Int, width: Int, height: Int) {
         self.x = x
         self.y = y
         self.width = width
@@ -54,12 +54,12 @@ public enum ImagePreprocessing: String, Sendable, CaseIterable, Codable {
 }
 
 /// A digit found in an image, as a network trained on MNIST takes it.
-public struct FoundDigit: Sendable, Equatable {
+struct FoundDigit: Sendable, Equatable {
     /// Where the digit's ink is, in the source image's pixels.
-    public var box: PixelBox
+    var box: PixelBox
     /// What the network sees: a light digit on black, centred by its
     /// centre of mass, at the network's input size, 1 channel.
-    public var input: PixelImage
+    var input: PixelImage
 }
 
 /// Finds handwritten digits in photos and scans, and brings each to the
@@ -72,14 +72,14 @@ public struct FoundDigit: Sendable, Equatable {
 /// ```
 public struct DigitPreprocessing: Sendable, Equatable {
     /// The side of the field the digit is centred in (MNIST's 28).
-    public var field = 28
+    var field = 28
     /// The side of the box the digit is scaled to fit (MNIST's 20).
-    public var box = 20
+    var box = 20
     /// The longest side the image is analysed at; larger images are
     /// averaged down by a whole factor first.
-    public var analysisSide = 1024
+    var analysisSide = 1024
 
-    public init() {}
+    init() {}
 
     /// The one digit in `image`: the largest piece of ink, with the pieces
     /// near it that are more than specks (a broken stroke, a 4's or 5's
@@ -90,7 +90,7 @@ public struct DigitPreprocessing: Sendable, Equatable {
     ///   - inputShape: the network's input; at least `box` on each side.
     /// - Throws: `LeNetError` (subject "image") when the image holds no ink
     ///   (blank, or of one tone) or the input is too small for a digit.
-    public func digit(in image: PixelImage, inputShape: FeatureShape) throws -> FoundDigit {
+    func digit(in image: PixelImage, inputShape: FeatureShape) throws -> FoundDigit {
         let layout = try Layout(self, inputShape)
         let ink = try InkImage(image, analysisSide: analysisSide)
         let pieces = ink.pieces(minimumShare: 0)
@@ -128,7 +128,7 @@ public struct DigitPreprocessing: Sendable, Equatable {
     ///   - confidence: for digits laid out as the network takes them, how
     ///     sure a classifier is of each (its top probability, 0...1).
     /// - Throws: `LeNetError` when the image holds no ink; what `confidence` throws.
-    public func digits(in image: PixelImage, inputShape: FeatureShape,
+    func digits(in image: PixelImage, inputShape: FeatureShape,
                        confidence: (([PixelImage]) throws -> [ClassScore])? = nil) throws -> [FoundDigit] {
         let layout = try Layout(self, inputShape)
         let ink = try InkImage(image, analysisSide: analysisSide)
@@ -263,7 +263,7 @@ public struct DigitPreprocessing: Sendable, Equatable {
     }
 
     /// The most digits `digits(in:inputShape:confidence:)` reads in one image.
-    public static let maximumDigits = 100
+    static let maximumDigits = 100
     /// The most slices the wide groups of a row are cut into: with runs up
     /// to 1.7 heights (at most 14 slices) that bounds the candidates a
     /// row's reading classifies to a few thousand.

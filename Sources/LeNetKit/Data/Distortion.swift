@@ -84,7 +84,7 @@ public struct AffineDistortion: Sendable, Equatable {
     }
 
     /// No distortion at all: every draw is the identity.
-    public static let unchanged = AffineDistortion(translation: 0, minimumScale: 1, maximumScale: 1, squeeze: 0, shear: 0)
+    static let unchanged = AffineDistortion(translation: 0, minimumScale: 1, maximumScale: 1, squeeze: 0, shear: 0)
 
     /// Checks that every range is finite and sensible.
     ///
@@ -94,7 +94,7 @@ public struct AffineDistortion: Sendable, Equatable {
     /// fit shrinks it back anyway; a shear of 1 is already a 45° slant; and a
     /// shift beyond a LeNet-5 input's whole 32 pixels cannot be meant.
     /// - Throws: `LeNetError` with subject `AffineDistortion.<field>` and the bad value.
-    public func validate() throws {
+    func validate() throws {
         func check(_ value: Float, _ range: ClosedRange<Float>, _ field: String, _ unit: String = "") throws {
             guard value.isFinite, range.contains(value) else {
                 throw LeNetError("must be in \(range.lowerBound)...\(range.upperBound)\(unit), got \(value)",
@@ -121,7 +121,7 @@ public struct AffineDistortion: Sendable, Equatable {
     ///   - seed: the run's seed.
     ///   - epoch: the epoch, from 0.
     ///   - index: the image's index in the dataset.
-    public func transform(seed: UInt64, epoch: Int, index: Int) -> Transform {
+    func transform(seed: UInt64, epoch: Int, index: Int) -> Transform {
         let base = splitMix64(splitMix64(seed ^ 0x5851_F42D_4C95_7F2D)
                               ^ splitMix64(UInt64(truncatingIfNeeded: epoch) &+ 0x1405_7B7E_F767_814F)
                               &+ UInt64(truncatingIfNeeded: index))
@@ -149,20 +149,20 @@ public struct AffineDistortion: Sendable, Equatable {
     /// A  = [σ(1 + s)   σ(1 + s)·k]
     ///      [0          σ(1 − s)  ]
     /// ```
-    public struct Transform: Sendable, Equatable {
+    struct Transform: Sendable, Equatable {
         /// The horizontal shift tx in pixels; positive moves the image right.
-        public var translationX: Float
+        var translationX: Float
         /// The vertical shift ty in pixels; positive moves the image down.
-        public var translationY: Float
+        var translationY: Float
         /// The scale factor σ.
-        public var scale: Float
+        var scale: Float
         /// The squeeze s: x scaled by 1 + s, y by 1 − s.
-        public var squeeze: Float
+        var squeeze: Float
         /// The horizontal shear k: x += k·y before scaling.
-        public var shear: Float
+        var shear: Float
 
         /// - Parameters: the five parameters, as the properties.
-        public init(translationX: Float, translationY: Float, scale: Float, squeeze: Float, shear: Float) {
+        init(translationX: Float, translationY: Float, scale: Float, squeeze: Float, shear: Float) {
             self.translationX = translationX
             self.translationY = translationY
             self.scale = scale
@@ -171,16 +171,16 @@ public struct AffineDistortion: Sendable, Equatable {
         }
 
         /// The transform that moves nothing.
-        public static let identity = Transform(translationX: 0, translationY: 0, scale: 1, squeeze: 0, shear: 0)
+        static let identity = Transform(translationX: 0, translationY: 0, scale: 1, squeeze: 0, shear: 0)
 
         /// A, row by row: x′ = xx·x + xy·y, y′ = yx·x + yy·y about the centre.
-        public var matrix: (xx: Float, xy: Float, yx: Float, yy: Float) {
+        var matrix: (xx: Float, xy: Float, yx: Float, yy: Float) {
             let horizontal = scale * (1 + squeeze)
             return (horizontal, horizontal * shear, 0, scale * (1 - squeeze))
         }
 
         /// t, the shift applied after A.
-        public var offset: (x: Float, y: Float) { (translationX, translationY) }
+        var offset: (x: Float, y: Float) { (translationX, translationY) }
 
         /// Where the point (x, y) (column, row) of an H×W source lands.
         /// - Parameters:
@@ -188,7 +188,7 @@ public struct AffineDistortion: Sendable, Equatable {
         ///   - y: the row, 0 at the top pixel's centre.
         ///   - height: H.
         ///   - width: W.
-        public func forward(x: Float, y: Float, height: Int, width: Int) -> (x: Float, y: Float) {
+        func forward(x: Float, y: Float, height: Int, width: Int) -> (x: Float, y: Float) {
             let cx = Float(width - 1) / 2, cy = Float(height - 1) / 2
             let a = matrix
             let u = x - cx, v = y - cy
@@ -230,7 +230,7 @@ public struct AffineDistortion: Sendable, Equatable {
         ///   - height: H.
         ///   - width: W.
         /// - Returns: the fitted transform; the identity if the ink is not inside the image.
-        public func fitted(inkRows: ClosedRange<Int>, inkColumns: ClosedRange<Int>, height: Int, width: Int) -> Transform {
+        func fitted(inkRows: ClosedRange<Int>, inkColumns: ClosedRange<Int>, height: Int, width: Int) -> Transform {
             let cx = Double(width - 1) / 2, cy = Double(height - 1) / 2
             let left = Double(inkColumns.lowerBound - 1) - cx, right = Double(inkColumns.upperBound + 1) - cx
             let top = Double(inkRows.lowerBound - 1) - cy, bottom = Double(inkRows.upperBound + 1) - cy

@@ -3,9 +3,9 @@
 import CZlib
 
 /// Decodes gzip (and zlib) streams in memory.
-public enum Gzip {
+enum Gzip {
     /// Whether `bytes` start with the gzip magic number 1f 8b.
-    public static func isGzip(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    static func isGzip(_ bytes: UnsafeRawBufferPointer) -> Bool {
         bytes.count >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b
     }
 
@@ -22,12 +22,12 @@ public enum Gzip {
     /// - Throws: `LeNetError` (subject `subject`) when the stream is truncated,
     ///   corrupt (bad header, bad data, CRC or length mismatch), decodes to more
     ///   than `limit` bytes, or memory runs out.
-    public static func decompress(_ bytes: [UInt8], subject: String = "<memory>", limit: Int = Int.max) throws -> [UInt8] {
+    static func decompress(_ bytes: [UInt8], subject: String = "<memory>", limit: Int = Int.max) throws -> [UInt8] {
         try bytes.withUnsafeBytes { try decompress($0, subject: subject, limit: limit) }
     }
 
     /// The decoded contents of a gzip stream; see `decompress(_:subject:limit:)`.
-    public static func decompress(_ input: UnsafeRawBufferPointer, subject: String, limit: Int = Int.max) throws -> [UInt8] {
+    static func decompress(_ input: UnsafeRawBufferPointer, subject: String, limit: Int = Int.max) throws -> [UInt8] {
         guard let inputBase = input.baseAddress, !input.isEmpty else {
             throw LeNetError("truncated gzip stream: the file is empty", subject: subject)
         }

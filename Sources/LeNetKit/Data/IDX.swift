@@ -5,11 +5,11 @@
 import Foundation
 
 /// Reads IDX files of unsigned bytes, plain or gzip-compressed.
-public enum IDX {
+enum IDX {
     /// The magic number of an image file: unsigned bytes, 3 dimensions (N, H, W).
-    public static let imagesMagic: UInt32 = 0x0000_0803
+    static let imagesMagic: UInt32 = 0x0000_0803
     /// The magic number of a label file: unsigned bytes, 1 dimension (N).
-    public static let labelsMagic: UInt32 = 0x0000_0801
+    static let labelsMagic: UInt32 = 0x0000_0801
 
     /// The dimensions and elements of the IDX file at `path`.
     ///
@@ -20,7 +20,7 @@ public enum IDX {
     /// - Returns: the dimensions and the elements, row-major.
     /// - Throws: `LeNetError` naming `path`: missing, truncated or corrupt
     ///   gzip, bad magic number, truncated or overlong data.
-    public static func read(path: String, expectedMagic: UInt32? = nil) throws -> (dims: [Int], bytes: [UInt8]) {
+    static func read(path: String, expectedMagic: UInt32? = nil) throws -> (dims: [Int], bytes: [UInt8]) {
         try withContents(path: path, expectedMagic: expectedMagic) { dims, payload in
             (dims, [UInt8](payload))
         }
@@ -34,7 +34,7 @@ public enum IDX {
     ///   - expectedMagic: when given, the magic number it must have.
     ///   - subject: where the bytes came from, for error messages.
     /// - Throws: `LeNetError` as `read(path:expectedMagic:)` does.
-    public static func parse(
+    static func parse(
         _ bytes: [UInt8], expectedMagic: UInt32? = nil, subject: String = "<memory>"
     ) throws -> (dims: [Int], bytes: [UInt8]) {
         try bytes.withUnsafeBytes { raw in
@@ -63,7 +63,7 @@ public enum IDX {
     /// The most a gzip-compressed IDX file may decode to: 4 GiB, several times
     /// the largest IDX dataset (EMNIST's 814,255 images, 640 MB), so that a
     /// small hostile .gz cannot fill memory.
-    public static let maximumDecodedSize = 1 << 32
+    static let maximumDecodedSize = 1 << 32
 
     /// `body` over the bytes, gunzipped first when they are gzip.
     private static func withDecoded<T>(
@@ -161,7 +161,7 @@ public enum MNISTVariant: String, Sendable, CaseIterable {
     case fashionMNIST = "fashion-mnist"
 
     /// "MNIST" or "Fashion-MNIST".
-    public var displayName: String {
+    var displayName: String {
         switch self {
         case .mnist: return "MNIST"
         case .fashionMNIST: return "Fashion-MNIST"
@@ -169,7 +169,7 @@ public enum MNISTVariant: String, Sendable, CaseIterable {
     }
 
     /// The name of each class, by label.
-    public var classNames: [String] {
+    var classNames: [String] {
         switch self {
         case .mnist:
             return (0...9).map(String.init)
@@ -183,10 +183,10 @@ public enum MNISTVariant: String, Sendable, CaseIterable {
 /// Loads MNIST and Fashion-MNIST from their IDX files.
 public enum MNIST {
     /// The side the images are padded to when `padTo32` is set: LeNet-5's input.
-    public static let paddedSide = 32
+    static let paddedSide = 32
 
     /// The file names of a split's images and labels, without `.gz`.
-    public static func fileNames(split: Split) -> (images: String, labels: String) {
+    static func fileNames(split: Split) -> (images: String, labels: String) {
         switch split {
         case .train: return ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
         case .test: return ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -195,13 +195,13 @@ public enum MNIST {
 
     /// The names a file goes by: as given, gzip-compressed, and the
     /// `train-images.idx3-ubyte` spelling some mirrors use, in that order.
-    public static func candidateNames(_ name: String) -> [String] {
+    static func candidateNames(_ name: String) -> [String] {
         let dotted = name.replacingOccurrences(of: "-idx", with: ".idx")
         return [name, name + ".gz", dotted, dotted + ".gz"]
     }
 
     /// The path of the first of `candidateNames(name)` present in `directory`.
-    public static func findFile(_ name: String, in directory: String) -> String? {
+    static func findFile(_ name: String, in directory: String) -> String? {
         candidateNames(name).map { DataFiles.join(directory, $0) }.first(where: DataFiles.isFile)
     }
 

@@ -27,7 +27,7 @@ public struct ImageDataset: Sendable {
     /// Columns per image (W).
     public let width: Int
     /// Pixels as stored in the files, 0...255. (N, C, H, W)
-    public let images: [UInt8]
+    let images: [UInt8]
     /// The class of each image, each `< classNames.count`. (N)
     public let labels: [UInt8]
     /// The name of each class, indexed by label.
@@ -36,7 +36,7 @@ public struct ImageDataset: Sendable {
     /// The number of images (N).
     public var count: Int { labels.count }
     /// Bytes per image: C * H * W.
-    public var imageSize: Int { channels * height * width }
+    var imageSize: Int { channels * height * width }
 
     /// A dataset from its parts, checked.
     ///
@@ -118,7 +118,7 @@ public struct ImageDataset: Sendable {
     ///     (see `Normalization.validated(channels:)`).
     ///   - images: room for n * C * H * W floats. (n, C, H, W)
     ///   - labels: room for n labels. (n)
-    public func fill(
+    func fill(
         batch indices: some Collection<Int>,
         normalization: Normalization,
         into images: UnsafeMutablePointer<Float>,
@@ -168,7 +168,7 @@ public struct Normalization: Sendable, Equatable {
     /// LeCun et al. 1998's input levels: the paper (byte 0) at −0.1, full
     /// ink (byte 255) at 1.175, which gives MNIST a mean near 0 and a
     /// variance near 1: std 1/1.275, mean 0.1/1.275.
-    public static let lecun1998 = Normalization(unchecked: [Float(0.1 / 1.275)], std: [Float(1 / 1.275)])
+    static let lecun1998 = Normalization(unchecked: [Float(0.1 / 1.275)], std: [Float(1 / 1.275)])
 
     /// A normalization, checked.
     ///
@@ -209,7 +209,7 @@ public struct Normalization: Sendable, Equatable {
     ///   - std: the standard deviation; finite and > 0.
     ///   - channels: how many channels to repeat them for (> 0).
     /// - Throws: `LeNetError` when `std <= 0`, a value is not finite, or `channels <= 0`.
-    public static func uniform(mean: Float, std: Float, channels: Int) throws -> Normalization {
+    static func uniform(mean: Float, std: Float, channels: Int) throws -> Normalization {
         guard channels > 0 else {
             throw LeNetError("channels must be > 0, got \(channels)", subject: "normalization")
         }
@@ -219,14 +219,14 @@ public struct Normalization: Sendable, Equatable {
     }
 
     /// Whether it applies to images with `channels` channels.
-    public func fits(channels: Int) -> Bool {
+    func fits(channels: Int) -> Bool {
         (mean.count == 1 || mean.count == channels) && (std.count == 1 || std.count == channels)
     }
 
     /// `self`, after checking it fits images with `channels` channels.
     ///
     /// - Throws: `LeNetError` saying how many values were given and needed.
-    public func validated(channels: Int) throws -> Normalization {
+    func validated(channels: Int) throws -> Normalization {
         guard fits(channels: channels) else {
             throw LeNetError(
                 "mean has \(mean.count) and std \(std.count) values, but images have \(channels) "

@@ -18,7 +18,7 @@ import Foundation
 public enum ImageFolder {
     /// The file name extensions read (any case); other files are ignored,
     /// as are names starting with ".".
-    public static let fileExtensions: Set<String> = ["jpg", "jpeg", "png", "ppm", "pgm"]
+    static let fileExtensions: Set<String> = ["jpg", "jpeg", "png", "ppm", "pgm"]
 
     /// How to load one split.
     public struct Options: Sendable {
@@ -64,26 +64,26 @@ public enum ImageFolder {
     }
 
     /// The files of one split, labelled, before decoding.
-    public struct Listing: Sendable, Equatable {
+    struct Listing: Sendable, Equatable {
         /// The class names, sorted: the label of a file is its index here.
-        public let classNames: [String]
+        let classNames: [String]
         /// The files and their labels, by class then by path.
-        public let files: [File]
+        let files: [File]
         /// Whether these come from a share of train/ (no test/ folder).
-        public let isHeldOut: Bool
+        let isHeldOut: Bool
     }
 
     /// An image file and its class.
-    public struct File: Sendable, Equatable {
+    struct File: Sendable, Equatable {
         /// The file's path.
-        public let path: String
+        let path: String
         /// The index of its class in `Listing.classNames`.
-        public let label: Int
+        let label: Int
     }
 
     /// Whether `directory` has this layout: a train/ or test/ folder that
     /// holds at least one folder.
-    public static func looksLikeImageFolder(_ directory: String) -> Bool {
+    static func looksLikeImageFolder(_ directory: String) -> Bool {
         [Split.train, .test].contains { split in
             let path = DataFiles.join(directory, split.rawValue)
             return DataFiles.isDirectory(path) && !((try? subfolders(of: path)) ?? []).isEmpty
@@ -101,7 +101,7 @@ public enum ImageFolder {
     /// - Throws: `LeNetError` naming the folder when the layout is missing,
     ///   a class of train/ holds no images, test/ has a class train/ lacks,
     ///   or the split holds no images.
-    public static func list(directory: String, split: Split, validationFraction: Double = 0.1,
+    static func list(directory: String, split: Split, validationFraction: Double = 0.1,
                             seed: UInt64 = 0) throws -> Listing {
         try DataFiles.requireDirectory(directory, what: "image folder (train/<class>/…, test/<class>/…)")
         let trainPath = DataFiles.join(directory, Split.train.rawValue)

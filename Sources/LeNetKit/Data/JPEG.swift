@@ -5,14 +5,14 @@
 import CImageCodecs
 
 /// Decodes JPEG images.
-public enum JPEG {
+enum JPEG {
     /// The most scans a progressive file may hold. Encoders write about 10;
     /// each scan is a pass over the whole image, so a small file of
     /// thousands of scans would take minutes to decode.
     static let maximumScans = 500
 
     /// Whether `bytes` start with a JPEG's start-of-image marker.
-    public static func isJPEG(_ bytes: [UInt8]) -> Bool {
+    static func isJPEG(_ bytes: [UInt8]) -> Bool {
         bytes.count >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF
     }
 
@@ -26,7 +26,7 @@ public enum JPEG {
     ///   when the file is truncated or corrupt (data libjpeg would warn
     ///   about and go on from counts as corrupt), has more than
     ///   `PNG.maximumPixels` pixels or `maximumScans` scans.
-    public static func decode(_ bytes: [UInt8], subject: String) throws -> PixelImage {
+    static func decode(_ bytes: [UInt8], subject: String) throws -> PixelImage {
         guard isJPEG(bytes) else { throw LeNetError("not a JPEG file (no start-of-image marker)", subject: subject) }
         var image = lk_image()
         let status = bytes.withUnsafeBufferPointer { file in

@@ -6,28 +6,28 @@
 import CImageCodecs
 
 /// Encodes and decodes PNG images.
-public enum PNG {
+enum PNG {
     /// The eight bytes every PNG file starts with.
-    public static let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+    static let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
 
     /// The most pixels an image file may declare (width × height), for
     /// every format read here: 64 megapixels, so a damaged or hostile
     /// header cannot demand gigabytes.
-    public static let maximumPixels = 1 << 26
+    static let maximumPixels = 1 << 26
 
     /// The most memory one ancillary chunk (text, an ICC profile) may take
     /// once inflated: 8 MB, libpng's own default for its "zip bomb" guard.
     static let maximumChunkBytes = 8 << 20
 
     /// Whether `bytes` start with the PNG signature.
-    public static func isPNG(_ bytes: [UInt8]) -> Bool {
+    static func isPNG(_ bytes: [UInt8]) -> Bool {
         bytes.count >= 8 && Array(bytes[0..<8]) == signature
     }
 
     /// A PNG file holding `image`: 8 bits per sample, gray (1 channel), gray
     /// + alpha (2), RGB (3) or RGBA (4), not interlaced.
     /// - Throws: `LeNetError` if libpng fails (out of memory).
-    public static func encode(_ image: PixelImage) throws -> [UInt8] {
+    static func encode(_ image: PixelImage) throws -> [UInt8] {
         var file: UnsafeMutablePointer<UInt8>?
         var size = 0
         var message = [CChar](repeating: 0, count: Int(LK_MESSAGE_SIZE))
@@ -52,7 +52,7 @@ public enum PNG {
     /// - Throws: `LeNetError` (subject `subject`) saying what libpng found
     ///   wrong: no signature, truncated, a bad CRC, bad image data, or more
     ///   than `maximumPixels` pixels.
-    public static func decode(_ bytes: [UInt8], subject: String) throws -> PixelImage {
+    static func decode(_ bytes: [UInt8], subject: String) throws -> PixelImage {
         guard isPNG(bytes) else { throw LeNetError("not a PNG file (no PNG signature)", subject: subject) }
         var image = lk_image()
         let status = bytes.withUnsafeBufferPointer { file in
@@ -63,7 +63,7 @@ public enum PNG {
 
     /// Reads and decodes the PNG file at `path`.
     /// - Throws: `LeNetError` naming the path when it cannot be read or decoded.
-    public static func read(path: String) throws -> PixelImage {
+    static func read(path: String) throws -> PixelImage {
         try decode([UInt8](try DataFiles.read(path)), subject: path)
     }
 }

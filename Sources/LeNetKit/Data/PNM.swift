@@ -5,7 +5,7 @@
 // 0...maxval to 0...255.
 
 /// Encodes and decodes PGM and PPM images.
-public enum PNM {
+enum PNM {
     /// Decodes a P2, P3, P5 or P6 file.
     /// - Parameters:
     ///   - bytes: the whole file.
@@ -14,7 +14,7 @@ public enum PNM {
     /// - Throws: `LeNetError` (subject `subject`) for another Netpbm kind
     ///   (PBM, PAM), a malformed header, a sample above maxval, or a file
     ///   that ends before all its samples.
-    public static func decode(_ bytes: [UInt8], subject: String) throws -> PixelImage {
+    static func decode(_ bytes: [UInt8], subject: String) throws -> PixelImage {
         guard bytes.count >= 2, bytes[0] == UInt8(ascii: "P") else {
             throw LeNetError("is not a PPM or PGM file (no P5/P6 magic number)", subject: subject)
         }
@@ -80,7 +80,7 @@ public enum PNM {
 
     /// A binary PGM (1 channel) or PPM (3 channels) file with maxval 255.
     /// - Throws: `LeNetError` for 2 or 4 channels (PNM has no alpha).
-    public static func encode(_ image: PixelImage) throws -> [UInt8] {
+    static func encode(_ image: PixelImage) throws -> [UInt8] {
         guard image.channels == 1 || image.channels == 3 else {
             throw LeNetError("PGM/PPM hold 1 or 3 channels, the image has \(image.channels)", subject: "PNM")
         }

@@ -43,7 +43,7 @@ public struct PixelImage: Sendable, Equatable {
     ///   - height: rows.
     ///   - width: columns.
     /// - Throws: `LeNetError` when the sizes disagree.
-    public init(planar: some Collection<UInt8>, channels: Int, height: Int, width: Int) throws {
+    init(planar: some Collection<UInt8>, channels: Int, height: Int, width: Int) throws {
         let source = Array(planar)
         guard source.count == channels * height * width else {
             throw LeNetError("\(channels)×\(height)×\(width) planar samples needed, got \(source.count)", subject: "image")
@@ -56,10 +56,10 @@ public struct PixelImage: Sendable, Equatable {
     }
 
     /// Whether the last channel is alpha (2 or 4 channels).
-    public var hasAlpha: Bool { channels == 2 || channels == 4 }
+    var hasAlpha: Bool { channels == 2 || channels == 4 }
 
     /// The samples laid out per channel, as `ImageDataset` stores them. (C, H, W)
-    public var planar: [UInt8] {
+    var planar: [UInt8] {
         var out = [UInt8](repeating: 0, count: pixels.count)  // (C, H, W)
         let plane = width * height
         for p in 0..<plane {
@@ -75,7 +75,7 @@ public struct PixelImage: Sendable, Equatable {
     /// `0.299 R + 0.587 G + 0.114 B` (as PIL's `convert("L")`); gray becomes
     /// RGB by repeating it.
     /// - Throws: `LeNetError` when `target` is not 1 or 3.
-    public func converted(toChannels target: Int) throws -> PixelImage {
+    func converted(toChannels target: Int) throws -> PixelImage {
         guard target == 1 || target == 3 else {
             throw LeNetError("can convert only to 1 (gray) or 3 (RGB) channels, not \(target)", subject: "image")
         }
@@ -101,7 +101,7 @@ public struct PixelImage: Sendable, Equatable {
     /// by how much of it falls in the output pixel), bilinear interpolation
     /// between pixel centres where it grows (PyTorch's `align_corners=False`).
     /// - Throws: `LeNetError` when a size is not positive.
-    public func resized(width newWidth: Int, height newHeight: Int) throws -> PixelImage {
+    func resized(width newWidth: Int, height newHeight: Int) throws -> PixelImage {
         guard newWidth > 0, newHeight > 0 else {
             throw LeNetError("cannot resize to \(newWidth)×\(newHeight)", subject: "image")
         }
@@ -179,7 +179,7 @@ public struct PixelImage: Sendable, Equatable {
     ///   - subject: its name, for error messages.
     /// - Throws: `LeNetError` (subject `subject`) when the format is not one
     ///   of these, or the file is truncated or corrupt.
-    public static func decode(_ bytes: [UInt8], subject: String) throws -> PixelImage {
+    static func decode(_ bytes: [UInt8], subject: String) throws -> PixelImage {
         guard !bytes.isEmpty else { throw LeNetError("the file is empty", subject: subject) }
         if JPEG.isJPEG(bytes) { return try JPEG.decode(bytes, subject: subject) }
         if PNG.isPNG(bytes) { return try PNG.decode(bytes, subject: subject) }

@@ -13,19 +13,24 @@ public enum ONNXExport {
     /// The operator set the graph declares (ONNX's default domain).
     public static let opset = 13
     /// The IR version that goes with opset 13.
-    public static let irVersion = 7
+    static let irVersion = 7
 
     /// What a deployed model needs besides its graph, written to the
     /// model's `metadata_props`.
     public struct Metadata: Sendable {
         /// The model's name (`cifar-lenet`, `lenet5`): `model`.
-        public var model: String
+        var model: String
         /// The input normalization, x = (byte / 255 − mean) / std per channel:
         /// `normalization_mean`, `normalization_std`.
-        public var normalization: Normalization
+        var normalization: Normalization
         /// The name of each output class, as a JSON array: `class_names`.
-        public var classNames: [String]
+        var classNames: [String]
 
+        /// - Parameters:
+        ///   - model: the model's name (`cifar-lenet`, `lenet5`), written as `model`.
+        ///   - normalization: the input normalization, x = (byte / 255 − mean) / std per
+        ///     channel, written as `normalization_mean` and `normalization_std`.
+        ///   - classNames: the name of each output class, written as `class_names`.
         public init(model: String, normalization: Normalization, classNames: [String]) {
             self.model = model
             self.normalization = normalization
@@ -36,7 +41,7 @@ public enum ONNXExport {
     /// The serialized ModelProto.
     /// - Throws: `LeNetError` naming the first layer that has no ONNX form,
     ///   or whose input it cannot take (a convolution after a flatten).
-    public static func encode(_ network: Network, metadata: Metadata) throws -> [UInt8] {
+    static func encode(_ network: Network, metadata: Metadata) throws -> [UInt8] {
         var graph = ONNXGraph(network: network)
         var value = "input"
         for (i, layer) in network.layers.enumerated() {
@@ -109,13 +114,13 @@ public enum ONNXExport {
 /// layer appends its own nodes (`Layer.exportONNX(into:input:)`).
 public struct ONNXGraph {
     /// The network being exported (its parameters and buffers).
-    public let network: Network
+    let network: Network
     private(set) var nodes: [ProtobufMessage] = []
     private(set) var initializers: [ProtobufMessage] = []
     /// 4 for (N, C, H, W), 2 once flattened for a fully connected layer.
-    public var rank = 4
+    var rank = 4
     /// The name the next node's output takes (the graph's output), if set.
-    public var finalOutput: String?
+    var finalOutput: String?
     private var names: Set<String> = ["input", "logits"]
 
     init(network: Network) { self.network = network }
@@ -222,7 +227,7 @@ public struct ONNXGraph {
     }
 
     /// A Conv over the layer's own `weight` (OC, C, KH, KW) and `bias` (OC).
-    public mutating func convolution(_ layer: String, _ input: String, weight dims: [Int], stride: Int, padding: Int) throws -> String {
+    mutating func convolution(_ layer: String, _ input: String, weight dims: [Int], stride: Int, padding: Int) throws -> String {
         try requireImage(layer)
         let w = try parameter(layer + ".weight", dims: dims)
         let b = try parameter(layer + ".bias", dims: [dims[0]])
@@ -233,7 +238,7 @@ public struct ONNXGraph {
     }
 
     /// Throws unless the value is still (N, C, H, W).
-    public func requireImage(_ layer: String) throws {
+    func requireImage(_ layer: String) throws {
         guard rank == 4 else {
             throw LeNetError("takes (N, C, H, W) in ONNX, but a fully connected layer before it flattened the value",
                              subject: layer)

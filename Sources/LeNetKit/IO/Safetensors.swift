@@ -94,7 +94,7 @@ public struct SafetensorsFile: Sendable {
     ///   - source: The file name (or any label) used as the subject of errors.
     /// - Returns: The tensors, sorted by where their data begins, and the metadata.
     /// - Throws: `LeNetError` with `subject: source`, saying which check failed.
-    public static func parse(_ bytes: [UInt8], source: String) throws -> SafetensorsFile {
+    static func parse(_ bytes: [UInt8], source: String) throws -> SafetensorsFile {
         func failure(_ message: String) -> LeNetError { LeNetError(message, subject: source) }
 
         // The header length, checked against the file before anything is
@@ -254,7 +254,7 @@ public struct SafetensorsFile: Sendable {
     ///
     /// - Throws: `LeNetError` if a name is empty, repeated or `__metadata__`,
     ///   a dimension is negative, or `values.count != product(shape)`.
-    public func encoded() throws -> [UInt8] {
+    func encoded() throws -> [UInt8] {
         try encoded(subject: nil)
     }
 

@@ -1,7 +1,8 @@
 // The symmetric eigensolver behind the report's feature map (principal
 // components of the penultimate layer's features): LAPACK's ssyevd, divide
-// and conquer, through LAPACKE; the only file that imports it. Beside it, a
-// naive reference, cyclic Jacobi rotations in Double, for the tests.
+// and conquer, through LAPACKE; the only file that imports it. Its naive
+// reference, cyclic Jacobi rotations in Double, is the tests'
+// `symmetricEigenNaive` (Tests/LeNetKitTests/NaiveReferences.swift).
 import CLAPACKE
 
 /// The eigenvalues and eigenvectors of a symmetric matrix.

@@ -113,7 +113,7 @@ func gemmInColumnBlocks(_ transA: Transpose, m: Int, n: Int, k: Int,
 /// The number of threads the BLAS library uses for one gemm.
 public enum BLASThreads {
     /// Sets the BLAS library's thread count (at least 1).
-    public static func set(_ count: Int) {
+    @_spi(Benchmarks) public static func set(_ count: Int) {
         #if BLIS
         bli_thread_set_num_threads(Int64(max(1, count)))
         #else
@@ -122,7 +122,7 @@ public enum BLASThreads {
     }
 
     /// The BLAS library's current thread count.
-    public static var current: Int {
+    static var current: Int {
         #if BLIS
         Int(bli_thread_get_num_threads())
         #else

@@ -1,46 +1,50 @@
 import Foundation  // libm (expf, logf, …) on every platform
+
+/// PyTorch's `ReLU`: a name and nothing else.
+public struct ReLUConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equatable {
+    public var name: String
+    /// A ReLU named `name`.
+    public init(name: String) { self.name = name }
+    enum CodingKeys: String, CodingKey, CaseIterable { case name }
+    public var type: String { "ReLU" }
+    public func validate() throws {}
+    public func makeLayer() -> any Layer { ReLU(name) }
+}
+
 /// max(0, x), PyTorch's `nn.ReLU`. The gradient at 0 is 0, as in PyTorch.
-public final class ReLU: Layer {
-    public let name: String
+final class ReLU: Layer {
+    let name: String
     /// - Parameter name: the layer's name in summaries (ReLU has no parameters).
-    public init(_ name: String = "relu") { self.name = name }
-    public var kind: String { "ReLU" }
+    init(_ name: String = "relu") { self.name = name }
+    var kind: String { "ReLU" }
 
     /// `piecewiseLinear` in the curvature pass (SDLM).
-    public var curvatureRule: CurvatureRule { .piecewiseLinear }
+    var curvatureRule: CurvatureRule { .piecewiseLinear }
 
-    /// PyTorch's `ReLU`: a name and nothing else.
-    public struct Configuration: LayerConfiguration, Equatable {
-        public var name: String
-        public init(name: String) { self.name = name }
-        public enum CodingKeys: String, CodingKey, CaseIterable { case name }
-        public var type: String { "ReLU" }
-        public func validate() throws {}
-        public func makeLayer() -> any Layer { ReLU(name) }
-    }
+    typealias Configuration = ReLUConfiguration
 
-    public var configuration: any LayerConfiguration { Configuration(name: name) }
+    var configuration: any LayerConfiguration { Configuration(name: name) }
 
-    public func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
         graph.node("Relu", [input], output: name)
     }
     private var count = 0
 
-    public func replica() -> any Layer { ReLU(name) }
+    func replica() -> any Layer { ReLU(name) }
 
-    public func outputShape(for input: FeatureShape) throws -> FeatureShape {
+    func outputShape(for input: FeatureShape) throws -> FeatureShape {
         count = input.count
         return input
     }
 
-    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
+    func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         let size = count
         parallelFor(n, minimum: 8) { samples in
             for i in samples.lowerBound * size..<samples.upperBound * size { y[i] = max(x[i], 0) }
         }
     }
 
-    public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
+    func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                          _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
         guard let dx else { return }
         let size = count
@@ -69,91 +73,95 @@ func reluBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
     }
 }
 
-/// A·tanh(S·x): `nn.Tanh` with A = S = 1, or the scaled tanh of LeCun et al.
-/// 1998 with A = 1.7159, S = 2/3 (`Tanh.lecun`).
-///
-/// ```
-/// dy/dx = A·S·(1 − (y/A)²)
-/// ```
-public final class Tanh: Layer {
-    public let name: String
-    /// A and S in A·tanh(S·x).
-    public let amplitude: Float, slope: Float
-    private var count = 0
+/// PyTorch's `Tanh` (amplitude and slope 1), or LeNetKit's `ScaledTanh`
+/// A·tanh(S·x), whose `amplitude` and `slope` default to the paper's
+/// 1.7159 and 2/3.
+public struct TanhConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equatable {
+    public var name: String
+    /// A and S in A·tanh(S·x): both 1 for PyTorch's `Tanh`.
+    public var amplitude: Float, slope: Float
 
-    /// - Parameters:
-    ///   - name: the layer's name in summaries (Tanh has no parameters).
-    ///   - amplitude: A in A·tanh(S·x).
-    ///   - slope: S in A·tanh(S·x).
-    public init(_ name: String = "tanh", amplitude: Float = 1, slope: Float = 1) {
+    /// A·tanh(S·x) named `name`; the defaults make PyTorch's `Tanh`.
+    public init(name: String, amplitude: Float = 1, slope: Float = 1) {
         self.name = name
         self.amplitude = amplitude
         self.slope = slope
     }
 
     /// The paper's 1.7159·tanh(2x/3).
-    public static func lecun(_ name: String = "tanh") -> Tanh {
+    static func lecun(_ name: String) -> TanhConfiguration { TanhConfiguration(name: name, amplitude: 1.7159, slope: 2.0 / 3.0) }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, amplitude, slope }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let lecun = Self.lecun("")
+        let scaled = decoder.layerType == "ScaledTanh"
+        if !scaled, let key = [CodingKeys.amplitude, .slope].first(where: c.contains) {
+            throw LayerFieldError(key.stringValue, "a Tanh has none; use ScaledTanh for A·tanh(S·x)")
+        }
+        self.init(name: try c.decode(String.self, forKey: .name),
+                  amplitude: try c.floatIfPresent(.amplitude) ?? (scaled ? lecun.amplitude : 1),
+                  slope: try c.floatIfPresent(.slope) ?? (scaled ? lecun.slope : 1))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        if type == "ScaledTanh" {
+            try c.encode(amplitude, forKey: .amplitude)
+            try c.encode(slope, forKey: .slope)
+        }
+    }
+
+    public var type: String { amplitude == 1 && slope == 1 ? "Tanh" : "ScaledTanh" }
+
+    public func validate() throws {
+        guard amplitude.isFinite, amplitude != 0 else { throw LayerFieldError("amplitude", "must be a finite number other than 0, got \(amplitude)") }
+        guard slope.isFinite, slope != 0 else { throw LayerFieldError("slope", "must be a finite number other than 0, got \(slope)") }
+    }
+
+    public func makeLayer() -> any Layer { Tanh(name, amplitude: amplitude, slope: slope) }
+}
+
+/// A·tanh(S·x): `nn.Tanh` with A = S = 1, or the scaled tanh of LeCun et al.
+/// 1998 with A = 1.7159, S = 2/3 (`Tanh.lecun`).
+///
+/// ```
+/// dy/dx = A·S·(1 − (y/A)²)
+/// ```
+final class Tanh: Layer {
+    let name: String
+    /// A and S in A·tanh(S·x).
+    let amplitude: Float, slope: Float
+    private var count = 0
+
+    /// - Parameters:
+    ///   - name: the layer's name in summaries (Tanh has no parameters).
+    ///   - amplitude: A in A·tanh(S·x).
+    ///   - slope: S in A·tanh(S·x).
+    init(_ name: String = "tanh", amplitude: Float = 1, slope: Float = 1) {
+        self.name = name
+        self.amplitude = amplitude
+        self.slope = slope
+    }
+
+    /// The paper's 1.7159·tanh(2x/3).
+    static func lecun(_ name: String = "tanh") -> Tanh {
         Tanh(name, amplitude: 1.7159, slope: 2.0 / 3.0)
     }
 
-    public var kind: String { amplitude == 1 && slope == 1 ? "Tanh" : "Tanh \(amplitude)·tanh(\(slope)x)" }
+    var kind: String { amplitude == 1 && slope == 1 ? "Tanh" : "Tanh \(amplitude)·tanh(\(slope)x)" }
 
     /// `pointwise` in the curvature pass (SDLM).
-    public var curvatureRule: CurvatureRule { .pointwise }
+    var curvatureRule: CurvatureRule { .pointwise }
 
-    /// PyTorch's `Tanh` (amplitude and slope 1), or LeNetKit's `ScaledTanh`
-    /// A·tanh(S·x), whose `amplitude` and `slope` default to the paper's
-    /// 1.7159 and 2/3.
-    public struct Configuration: LayerConfiguration, Equatable {
-        public var name: String
-        public var amplitude: Float, slope: Float
+    typealias Configuration = TanhConfiguration
 
-        public init(name: String, amplitude: Float = 1, slope: Float = 1) {
-            self.name = name
-            self.amplitude = amplitude
-            self.slope = slope
-        }
-
-        /// The paper's 1.7159·tanh(2x/3).
-        public static func lecun(_ name: String) -> Configuration { Configuration(name: name, amplitude: 1.7159, slope: 2.0 / 3.0) }
-
-        public enum CodingKeys: String, CodingKey, CaseIterable { case name, amplitude, slope }
-
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            let lecun = Self.lecun("")
-            let scaled = decoder.layerType == "ScaledTanh"
-            if !scaled, let key = [CodingKeys.amplitude, .slope].first(where: c.contains) {
-                throw LayerFieldError(key.stringValue, "a Tanh has none; use ScaledTanh for A·tanh(S·x)")
-            }
-            self.init(name: try c.decode(String.self, forKey: .name),
-                      amplitude: try c.floatIfPresent(.amplitude) ?? (scaled ? lecun.amplitude : 1),
-                      slope: try c.floatIfPresent(.slope) ?? (scaled ? lecun.slope : 1))
-        }
-
-        public func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(name, forKey: .name)
-            if type == "ScaledTanh" {
-                try c.encode(amplitude, forKey: .amplitude)
-                try c.encode(slope, forKey: .slope)
-            }
-        }
-
-        public var type: String { amplitude == 1 && slope == 1 ? "Tanh" : "ScaledTanh" }
-
-        public func validate() throws {
-            guard amplitude.isFinite, amplitude != 0 else { throw LayerFieldError("amplitude", "must be a finite number other than 0, got \(amplitude)") }
-            guard slope.isFinite, slope != 0 else { throw LayerFieldError("slope", "must be a finite number other than 0, got \(slope)") }
-        }
-
-        public func makeLayer() -> any Layer { Tanh(name, amplitude: amplitude, slope: slope) }
-    }
-
-    public var configuration: any LayerConfiguration { Configuration(name: name, amplitude: amplitude, slope: slope) }
+    var configuration: any LayerConfiguration { Configuration(name: name, amplitude: amplitude, slope: slope) }
 
     /// amplitude·tanh(slope·x) as Mul, Tanh, Mul (each Mul left out when its factor is 1).
-    public func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
         var x = input
         let final = graph.finalOutput
         graph.finalOutput = nil
@@ -171,16 +179,16 @@ public final class Tanh: Layer {
         return x
     }
 
-    public func replica() -> any Layer { Tanh(name, amplitude: amplitude, slope: slope) }
+    func replica() -> any Layer { Tanh(name, amplitude: amplitude, slope: slope) }
 
-    public func outputShape(for input: FeatureShape) throws -> FeatureShape {
+    func outputShape(for input: FeatureShape) throws -> FeatureShape {
         count = input.count
         return input
     }
 
     /// A·tanh(S·x) by `scaledTanh` (Kernels/Tanh.swift: within 2.3 ulp of
     /// tanh in double, the same bits with any libm), split across threads by sample.
-    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
+    func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         let size = count, amplitude = amplitude, slope = slope
         parallelFor(n, minimum: 8) { samples in
             let start = samples.lowerBound * size
@@ -188,7 +196,7 @@ public final class Tanh: Layer {
         }
     }
 
-    public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
+    func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                          _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
         guard let dx else { return }
         let size = count, scale = amplitude * slope, inv = 1 / amplitude

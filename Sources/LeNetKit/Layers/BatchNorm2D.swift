@@ -1,5 +1,43 @@
 import Foundation
 
+/// PyTorch's `BatchNorm2d`: `num_features`, `eps` (default 1e-5),
+/// `momentum` (default 0.1); always affine, always tracking running
+/// statistics.
+public struct BatchNorm2DConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equatable {
+    public var name: String
+    /// C, the channels it normalizes.
+    public var numFeatures: Int
+    /// ε added to the variance, and the running statistics' update rate.
+    public var eps: Float, momentum: Float
+
+    /// PyTorch's `nn.BatchNorm2d(num_features, eps, momentum)`.
+    public init(name: String, numFeatures: Int, eps: Float = 1e-5, momentum: Float = 0.1) {
+        self.name = name
+        self.numFeatures = numFeatures
+        self.eps = eps
+        self.momentum = momentum
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, numFeatures = "num_features", eps, momentum }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(name: try c.decode(String.self, forKey: .name), numFeatures: try c.integer(.numFeatures),
+                  eps: try c.floatIfPresent(.eps) ?? 1e-5,
+                  momentum: try c.floatIfPresent(.momentum) ?? 0.1)
+    }
+
+    public var type: String { "BatchNorm2d" }
+
+    public func validate() throws {
+        try check(numFeatures, .numFeatures, in: 1...maximumLayerSize)
+        try check(Double(eps), .eps, in: 0...1, open: true)
+        try check(Double(momentum), .momentum, in: 0...1)
+    }
+
+    public func makeLayer() -> any Layer { BatchNorm2D(name, features: numFeatures, epsilon: eps, momentum: momentum) }
+}
+
 /// Batch normalization over each channel, PyTorch's `nn.BatchNorm2d`.
 ///
 /// ```
@@ -24,14 +62,14 @@ import Foundation
 /// with its own part's statistics, and only the first part (the network
 /// itself, not its replicas) updates the running statistics: PyTorch's
 /// `nn.DataParallel` does the same. With one thread, a step is PyTorch's.
-public final class BatchNorm2D: Layer {
-    public let name: String
+final class BatchNorm2D: Layer {
+    let name: String
     /// The channels (C), PyTorch's `num_features`.
-    public let features: Int
+    let features: Int
     /// ε, added to the variance.
-    public let epsilon: Float
+    let epsilon: Float
     /// m, the running statistics' update weight.
-    public let momentum: Float
+    let momentum: Float
     /// Whether training-mode passes update the running statistics: false
     /// for a data-parallel replica.
     let updatesRunningStatistics: Bool
@@ -53,7 +91,7 @@ public final class BatchNorm2D: Layer {
     ///   - features: the channels, C.
     ///   - epsilon: added to the variance (PyTorch: 1e-5).
     ///   - momentum: the running statistics' update weight (PyTorch: 0.1).
-    public convenience init(_ name: String, features: Int, epsilon: Float = 1e-5, momentum: Float = 0.1) {
+    convenience init(_ name: String, features: Int, epsilon: Float = 1e-5, momentum: Float = 0.1) {
         self.init(name, features: features, epsilon: epsilon, momentum: momentum, updatesRunningStatistics: true)
     }
 
@@ -65,61 +103,28 @@ public final class BatchNorm2D: Layer {
         self.updatesRunningStatistics = updatesRunningStatistics
     }
 
-    /// PyTorch's `BatchNorm2d`: `num_features`, `eps` (default 1e-5),
-    /// `momentum` (default 0.1); always affine, always tracking running
-    /// statistics.
-    public struct Configuration: LayerConfiguration, Equatable {
-        public var name: String
-        public var numFeatures: Int
-        public var eps: Float, momentum: Float
+    typealias Configuration = BatchNorm2DConfiguration
 
-        public init(name: String, numFeatures: Int, eps: Float = 1e-5, momentum: Float = 0.1) {
-            self.name = name
-            self.numFeatures = numFeatures
-            self.eps = eps
-            self.momentum = momentum
-        }
-
-        public enum CodingKeys: String, CodingKey, CaseIterable { case name, numFeatures = "num_features", eps, momentum }
-
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            self.init(name: try c.decode(String.self, forKey: .name), numFeatures: try c.integer(.numFeatures),
-                      eps: try c.floatIfPresent(.eps) ?? 1e-5,
-                      momentum: try c.floatIfPresent(.momentum) ?? 0.1)
-        }
-
-        public var type: String { "BatchNorm2d" }
-
-        public func validate() throws {
-            try check(numFeatures, .numFeatures, in: 1...maximumLayerSize)
-            try check(Double(eps), .eps, in: 0...1, open: true)
-            try check(Double(momentum), .momentum, in: 0...1)
-        }
-
-        public func makeLayer() -> any Layer { BatchNorm2D(name, features: numFeatures, epsilon: eps, momentum: momentum) }
-    }
-
-    public var configuration: any LayerConfiguration {
+    var configuration: any LayerConfiguration {
         Configuration(name: name, numFeatures: features, eps: epsilon, momentum: momentum)
     }
 
-    public var kind: String { "BatchNorm2d" }
+    var kind: String { "BatchNorm2d" }
 
-    public var parameterSpecs: [ParameterSpec] {
+    var parameterSpecs: [ParameterSpec] {
         [ParameterSpec(name: "weight", shape: [features], initialValue: 1), ParameterSpec(name: "bias", shape: [features], initialValue: 0)]
     }
 
-    public var bufferSpecs: [ParameterSpec] {
+    var bufferSpecs: [ParameterSpec] {
         [ParameterSpec(name: "running_mean", shape: [features], initialValue: 0),
          ParameterSpec(name: "running_var", shape: [features], initialValue: 1)]
     }
 
-    public func replica() -> any Layer {
+    func replica() -> any Layer {
         BatchNorm2D(name, features: features, epsilon: epsilon, momentum: momentum, updatesRunningStatistics: false)
     }
 
-    public func outputShape(for input: FeatureShape) throws -> FeatureShape {
+    func outputShape(for input: FeatureShape) throws -> FeatureShape {
         guard input.channels == features else {
             throw LeNetError("expects \(features) channels, got \(input.channels) (input \(input))", subject: name)
         }
@@ -129,33 +134,33 @@ public final class BatchNorm2D: Layer {
 
     /// Over 1×1 maps (after a Linear or a Flatten) a training pass needs two
     /// samples: one value per channel has no variance (PyTorch refuses it too).
-    public func minimumTrainingSamples(input: FeatureShape) -> Int { input.height * input.width == 1 ? 2 : 1 }
+    func minimumTrainingSamples(input: FeatureShape) -> Int { input.height * input.width == 1 ? 2 : 1 }
 
     /// Four per value: a subtraction, a multiply and an add, and the
     /// statistics' share.
-    public func connections(for input: FeatureShape) -> Int { 4 * input.count }
+    func connections(for input: FeatureShape) -> Int { 4 * input.count }
 
-    public func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {
+    func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {
         weight = parameters[0]; bias = parameters[1]
         weightGrad = gradients[0]; biasGrad = gradients[1]
     }
 
-    public func bind(buffers: [UnsafeMutablePointer<Float>]) {
+    func bind(buffers: [UnsafeMutablePointer<Float>]) {
         runningMean = buffers[0]; runningVar = buffers[1]
     }
 
-    public func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer] {
+    func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer] {
         [WorkspaceBuffer("batch statistics", count: 2 * features)]
     }
 
-    public func bind(workspace: [BoundWorkspaceBuffer]) { statistics = workspace.first?.pointer }
+    func bind(workspace: [BoundWorkspaceBuffer]) { statistics = workspace.first?.pointer }
 
     /// The training-mode pass (batch statistics), as `Network.forward` runs it.
-    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
+    func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         forward(y, x, batch: n, training: true)
     }
 
-    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int, training: Bool) {
+    func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int, training: Bool) {
         guard let weight, let bias, let runningMean, let runningVar, let mean = statistics else { unready(name) }
         let C = features, HW = planeSize, M = n * HW, eps = epsilon, m = momentum
         let inverseStd = mean + C
@@ -202,7 +207,7 @@ public final class BatchNorm2D: Layer {
 
     /// After a training-mode forward, the batch statistics' gradient (μ and
     /// σ² depend on every x); after an evaluation-mode one, the affine map's.
-    public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
+    func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                          _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
         guard let weight, let weightGrad, let biasGrad, let mean = statistics else { unready(name, "backward") }
         let C = features, HW = planeSize, M = n * HW, trained = lastForwardTrained
@@ -240,7 +245,7 @@ public final class BatchNorm2D: Layer {
     }
 
     /// ONNX's BatchNormalization (inference form) over the running statistics.
-    public func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
         try graph.requireImage(name)
         let inputs = try ["weight", "bias", "running_mean", "running_var"].map { try graph.parameter("\(name).\($0)", dims: [features]) }
         return graph.node("BatchNormalization", [input] + inputs, output: name, attributes: [.float("epsilon", epsilon)])

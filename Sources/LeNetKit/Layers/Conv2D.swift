@@ -1,3 +1,61 @@
+/// A convolution's configuration: PyTorch's `Conv2d` fields (a square
+/// `kernel_size`); with `table`, LeNetKit's `PartialConv2d`.
+public struct Conv2DConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equatable {
+    public var name: String
+    /// Input channels (C), output channels (OC), and the side of the square kernel.
+    public var inChannels: Int, outChannels: Int, kernelSize: Int
+    /// The step between windows, and the zeros added on every side.
+    public var stride: Int, padding: Int
+    /// `table[oc]`: the input maps output map `oc` sees; nil: all.
+    public var table: [[Int]]?
+
+    /// PyTorch's `nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding)`, or with `table` a
+    /// partial connection (LeNet-5's C3).
+    public init(name: String, inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+                table: [[Int]]? = nil) {
+        self.name = name
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernelSize = kernelSize
+        self.stride = stride
+        self.padding = padding
+        self.table = table
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, inChannels = "in_channels", outChannels = "out_channels", kernelSize = "kernel_size", stride, padding, table
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(name: try c.decode(String.self, forKey: .name),
+                  inChannels: try c.integer(.inChannels),
+                  outChannels: try c.integer(.outChannels),
+                  kernelSize: try c.integer(.kernelSize),
+                  stride: try c.integerIfPresent(.stride) ?? 1,
+                  padding: try c.integerIfPresent(.padding) ?? 0,
+                  table: try c.integerRowsIfPresent(.table))
+    }
+
+    public var type: String { table == nil ? "Conv2d" : "PartialConv2d" }
+
+    public func validate() throws {
+        try check(inChannels, .inChannels, in: 1...maximumLayerSize)
+        try check(outChannels, .outChannels, in: 1...maximumLayerSize)
+        try check(kernelSize, .kernelSize, in: 1...4096)
+        try check(stride, .stride, in: 1...4096)
+        try check(padding, .padding, in: 0...4096)
+        if let table, let problem = Conv2D.tableProblem(table, inChannels: inChannels, outChannels: outChannels) {
+            throw LayerFieldError("table", problem)
+        }
+    }
+
+    public func makeLayer() -> any Layer {
+        Conv2D(name, inChannels: inChannels, outChannels: outChannels, kernelSize: kernelSize, stride: stride,
+               padding: padding, table: table)
+    }
+}
+
 /// A 2-D convolution computed as im2col + gemm, PyTorch's `nn.Conv2d`;
 /// with a connection table, output map `oc` sees only the input maps
 /// `table[oc]` (LeNet-5's C3, LeCun et al. 1998, Table I).
@@ -18,79 +76,27 @@
 /// generic initializer set any. `initialize(using:)` draws map `oc`'s
 /// weights and bias in ±1/√(|table[oc]|·KH·KW): PyTorch's rule with each
 /// map's own fan-in.
-public final class Conv2D: Layer {
-    public let name: String
+final class Conv2D: Layer {
+    let name: String
     /// Input channels (C) and output channels, the number of kernels (OC).
-    public let inChannels: Int, outChannels: Int
+    let inChannels: Int, outChannels: Int
     /// Kernel rows and columns (KH, KW); square here.
-    public let kernelH: Int, kernelW: Int
+    let kernelH: Int, kernelW: Int
     /// The step between windows, and the zeros added on each side.
-    public let stride: Int, padding: Int
+    let stride: Int, padding: Int
     /// `table[oc]`: the input maps output map `oc` sees; nil: all of them.
-    public let table: [[Int]]?
+    let table: [[Int]]?
 
     /// LeCun et al. 1998, Table I: C3's 16 maps over S2's 6.
     /// Maps 0–5 see 3 contiguous maps, 6–11 see 4 contiguous maps (mod 6),
     /// 12–14 see 4 non-contiguous ones, 15 sees all six: 60 connections.
-    public static let lecunC3Table: [[Int]] =
+    static let lecunC3Table: [[Int]] =
         (0..<6).map { i in (0..<3).map { (i + $0) % 6 } }
         + (0..<6).map { i in (0..<4).map { (i + $0) % 6 } }
         + [[0, 1, 3, 4], [1, 2, 4, 5], [0, 2, 3, 5]]
         + [[0, 1, 2, 3, 4, 5]]
 
-    /// A convolution's configuration: PyTorch's `Conv2d` fields (a square
-    /// `kernel_size`); with `table`, LeNetKit's `PartialConv2d`.
-    public struct Configuration: LayerConfiguration, Equatable {
-        public var name: String
-        public var inChannels: Int, outChannels: Int, kernelSize: Int
-        public var stride: Int, padding: Int
-        /// `table[oc]`: the input maps output map `oc` sees; nil: all.
-        public var table: [[Int]]?
-
-        public init(name: String, inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
-                    table: [[Int]]? = nil) {
-            self.name = name
-            self.inChannels = inChannels
-            self.outChannels = outChannels
-            self.kernelSize = kernelSize
-            self.stride = stride
-            self.padding = padding
-            self.table = table
-        }
-
-        public enum CodingKeys: String, CodingKey, CaseIterable {
-            case name, inChannels = "in_channels", outChannels = "out_channels", kernelSize = "kernel_size", stride, padding, table
-        }
-
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            self.init(name: try c.decode(String.self, forKey: .name),
-                      inChannels: try c.integer(.inChannels),
-                      outChannels: try c.integer(.outChannels),
-                      kernelSize: try c.integer(.kernelSize),
-                      stride: try c.integerIfPresent(.stride) ?? 1,
-                      padding: try c.integerIfPresent(.padding) ?? 0,
-                      table: try c.integerRowsIfPresent(.table))
-        }
-
-        public var type: String { table == nil ? "Conv2d" : "PartialConv2d" }
-
-        public func validate() throws {
-            try check(inChannels, .inChannels, in: 1...maximumLayerSize)
-            try check(outChannels, .outChannels, in: 1...maximumLayerSize)
-            try check(kernelSize, .kernelSize, in: 1...4096)
-            try check(stride, .stride, in: 1...4096)
-            try check(padding, .padding, in: 0...4096)
-            if let table, let problem = Conv2D.tableProblem(table, inChannels: inChannels, outChannels: outChannels) {
-                throw LayerFieldError("table", problem)
-            }
-        }
-
-        public func makeLayer() -> any Layer {
-            Conv2D(name, inChannels: inChannels, outChannels: outChannels, kernelSize: kernelSize, stride: stride,
-                   padding: padding, table: table)
-        }
-    }
+    typealias Configuration = Conv2DConfiguration
 
     private var weight: UnsafeMutablePointer<Float>?  // (OC, C, KH, KW)
     private var bias: UnsafeMutablePointer<Float>?  // (OC)
@@ -132,7 +138,7 @@ public final class Conv2D: Layer {
     ///   - table: `table[oc]` lists the input maps of output map `oc`; one
     ///     entry per output map, each index in 0..<inChannels, no repeats
     ///     (`Network.init` throws when it is not). nil: every map.
-    public init(_ name: String, inChannels: Int, outChannels: Int, kernelSize: Int,
+    init(_ name: String, inChannels: Int, outChannels: Int, kernelSize: Int,
                 stride: Int = 1, padding: Int = 0, table: [[Int]]? = nil) {
         self.name = name
         self.inChannels = inChannels
@@ -178,23 +184,23 @@ public final class Conv2D: Layer {
         forEachMaskedBlock(table, inChannels: C, kernel: K) { (w + $0).update(repeating: 0, count: K) }
     }
 
-    public var configuration: any LayerConfiguration {
+    var configuration: any LayerConfiguration {
         Configuration(name: name, inChannels: inChannels, outChannels: outChannels, kernelSize: kernelH, stride: stride,
                       padding: padding, table: table)
     }
 
-    public var kind: String {
+    var kind: String {
         (table == nil ? "Conv2D" : "PartialConv2D") + " \(kernelH)×\(kernelW)" + (stride != 1 ? " s\(stride)" : "")
             + (padding != 0 ? " p\(padding)" : "")
     }
 
     /// `affine` in the curvature pass (SDLM).
-    public var curvatureRule: CurvatureRule { .affine }
+    var curvatureRule: CurvatureRule { .affine }
 
-    public var kernelSummary: (size: String, count: Int)? { ("\(kernelH)×\(kernelW)", outChannels) }
+    var kernelSummary: (size: String, count: Int)? { ("\(kernelH)×\(kernelW)", outChannels) }
 
     /// Σ_oc (|table[oc]|·KH·KW + 1) with a table; every value without.
-    public var trainableParameterCount: Int {
+    var trainableParameterCount: Int {
         guard let table else { return outChannels * (inChannels * kernelH * kernelW + 1) }
         return table.reduce(0) { $0 + $1.count * kernelH * kernelW + 1 }
     }
@@ -213,7 +219,7 @@ public final class Conv2D: Layer {
         return nil
     }
 
-    public var parameterSpecs: [ParameterSpec] {
+    var parameterSpecs: [ParameterSpec] {
         let bound = 1 / Float(inChannels * kernelH * kernelW).squareRoot()
         return [
             ParameterSpec(name: "weight", shape: [outChannels, inChannels, kernelH, kernelW], initBound: bound),
@@ -226,11 +232,11 @@ public final class Conv2D: Layer {
                      kernelH: kernelH, kernelW: kernelW, stride: stride, padding: padding)
     }
 
-    public func replica() -> any Layer {
+    func replica() -> any Layer {
         Conv2D(name, inChannels: inChannels, outChannels: outChannels, kernelSize: kernelH, stride: stride, padding: padding, table: table)
     }
 
-    public func outputShape(for input: FeatureShape) throws -> FeatureShape {
+    func outputShape(for input: FeatureShape) throws -> FeatureShape {
         if let table, let problem = Self.tableProblem(table, inChannels: inChannels, outChannels: outChannels) {
             throw LeNetError(problem, subject: name)
         }
@@ -251,7 +257,7 @@ public final class Conv2D: Layer {
     }
 
     /// OC·OH·OW·(C·KH·KW + 1); with a table, only the connections that exist.
-    public func connections(for input: FeatureShape) -> Int {
+    func connections(for input: FeatureShape) -> Int {
         let g = geometry(for: input)
         return trainableParameterCount * g.positions
     }
@@ -264,7 +270,7 @@ public final class Conv2D: Layer {
         return (UnsafePointer(weight), UnsafePointer(bias))
     }
 
-    public func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {
+    func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {
         weight = parameters[0]; bias = parameters[1]
         weightGrad = gradients[0]; biasGrad = gradients[1]
     }
@@ -291,13 +297,13 @@ public final class Conv2D: Layer {
         return (workers, (2 * g.patch + outChannels) * chunk * g.positions, g.patch * outChannels)
     }
 
-    public func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer] {
+    func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer] {
         let w = workspace(batch: n, geometry: geometry(for: input), workers: workers, backward: backward)
         return Array(repeating: WorkspaceBuffer("im2col scratch", count: w.scratch), count: w.workers)
             + (w.weightGradT > 0 ? [WorkspaceBuffer("weight gradient (transposed)", count: w.weightGradT)] : [])
     }
 
-    public func bind(workspace: [BoundWorkspaceBuffer]) {
+    func bind(workspace: [BoundWorkspaceBuffer]) {
         scratch = workspace.filter { $0.spec.name == "im2col scratch" }.map(\.pointer)
         weightGradT = workspace.first { $0.spec.name == "weight gradient (transposed)" }?.pointer
     }
@@ -316,7 +322,7 @@ public final class Conv2D: Layer {
         return direct ?? (g.channels == 1)
     }
 
-    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
+    func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         guard let g = geometry, let weight, let bias, !scratch.isEmpty else { unready(name) }
         zeroMaskedIfNeeded(weight)
         if directKernel {
@@ -357,7 +363,7 @@ public final class Conv2D: Layer {
     /// Runs chunk by chunk on one thread: every chunk adds into the same
     /// weight gradient. (Training splits the batch across threads one level
     /// up, one network replica per thread.)
-    public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
+    func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                          _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
         denseBackward(dx, dy, x, y, batch: n)
         // The gemm wrote dW for every (oc, c) pair; the missing connections
@@ -420,13 +426,13 @@ extension Conv2D {
     /// With a table: draws map `oc`'s weights and bias uniformly in
     /// ±1/√(|table[oc]|·KH·KW) and sets the masked weights to 0. The
     /// network calls it after its store's uniform draw (`Network(_:seed:)`).
-    public func initialize(using generator: inout SeededGenerator) {
+    func initialize(using generator: inout SeededGenerator) {
         initialize(using: &generator, scheme: .pytorch)
     }
 
     /// With a table: as `initialize(using:)`, the bound from map `oc`'s
     /// fan-in as `scheme` gives it.
-    public func initialize(using generator: inout SeededGenerator, scheme: WeightInitialization) {
+    func initialize(using generator: inout SeededGenerator, scheme: WeightInitialization) {
         guard let table, let weight, let bias, table.count == outChannels else { return }
         let K = kernelH * kernelW
         for oc in 0..<outChannels {
@@ -441,7 +447,7 @@ extension Conv2D {
     }
 
     /// The number of (output map, input map) pairs that are connected.
-    public var connectedPairs: Int { table?.reduce(0) { $0 + $1.count } ?? inChannels * outChannels }
+    var connectedPairs: Int { table?.reduce(0) { $0 + $1.count } ?? inChannels * outChannels }
 
     /// Zeroes the masked weights when any is not 0.
     func zeroMaskedIfNeeded(_ w: UnsafeMutablePointer<Float>) {
@@ -457,7 +463,7 @@ extension Conv2D {
 
     /// A Conv over its own `weight` and `bias`; a table's missing
     /// connections are the zeros the weight already stores.
-    public func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
         try graph.convolution(name, input, weight: [outChannels, inChannels, kernelH, kernelW], stride: stride, padding: padding)
     }
 }

@@ -1,3 +1,29 @@
+/// PyTorch's `Dropout`: `p`, default 0.5.
+public struct DropoutConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equatable {
+    public var name: String
+    /// The probability that a value is zeroed in training.
+    public var p: Float
+
+    /// PyTorch's `nn.Dropout(p)`.
+    public init(name: String, p: Float = 0.5) {
+        self.name = name
+        self.p = p
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, p }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(name: try c.decode(String.self, forKey: .name), p: try c.floatIfPresent(.p) ?? 0.5)
+    }
+
+    public var type: String { "Dropout" }
+
+    public func validate() throws { try check(Double(p), .p, in: 0...1) }
+
+    public func makeLayer() -> any Layer { Dropout(name, probability: p) }
+}
+
 /// Dropout, PyTorch's `nn.Dropout(p)`: in training, each value is zeroed
 /// with probability p and the rest are scaled by 1/(1 − p), so the
 /// expected output is the input; in evaluation, the identity.
@@ -14,10 +40,10 @@
 /// optimizer's step in `Trainer`): a run is the same for the same seed and
 /// thread count, and a resumed one draws what an uninterrupted one drew.
 /// Give each Dropout its own name: two of one name draw the same masks.
-public final class Dropout: Layer {
-    public let name: String
+final class Dropout: Layer {
+    let name: String
     /// The probability that a value is zeroed.
-    public let probability: Float
+    let probability: Float
     private var generator: SeededGenerator
     /// The seed of part 0's stream, from the network's seed and the name.
     private var seed: UInt64
@@ -32,7 +58,7 @@ public final class Dropout: Layer {
     /// - Parameters:
     ///   - name: the layer's name.
     ///   - probability: p, in 0...1.
-    public convenience init(_ name: String, probability: Float = 0.5) {
+    convenience init(_ name: String, probability: Float = 0.5) {
         self.init(name, probability: probability, seed: Self.hash(name), part: 0)
     }
 
@@ -53,7 +79,7 @@ public final class Dropout: Layer {
 
     /// Seeds the masks from the network's seed: the generator's next value,
     /// read from a copy, so the stream the weights are drawn from is untouched.
-    public func initialize(using generator: inout SeededGenerator) {
+    func initialize(using generator: inout SeededGenerator) {
         var copy = generator
         seed = Self.hash(name, copy.next())
         self.generator = SeededGenerator(seed: seed &+ UInt64(part) &* 0x9E37_79B9_7F4A_7C15)
@@ -61,47 +87,25 @@ public final class Dropout: Layer {
 
     /// The pass's own stream: seed, part and pass mixed (SeededGenerator
     /// runs the seed through splitmix64).
-    public func startTrainingPass(_ pass: Int) {
+    func startTrainingPass(_ pass: Int) {
         generator = SeededGenerator(seed: seed &+ UInt64(part) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(truncatingIfNeeded: pass) &* 0xD1B5_4A32_D192_ED03)
     }
 
-    /// PyTorch's `Dropout`: `p`, default 0.5.
-    public struct Configuration: LayerConfiguration, Equatable {
-        public var name: String
-        public var p: Float
+    typealias Configuration = DropoutConfiguration
 
-        public init(name: String, p: Float = 0.5) {
-            self.name = name
-            self.p = p
-        }
+    var configuration: any LayerConfiguration { Configuration(name: name, p: probability) }
 
-        public enum CodingKeys: String, CodingKey, CaseIterable { case name, p }
-
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            self.init(name: try c.decode(String.self, forKey: .name), p: try c.floatIfPresent(.p) ?? 0.5)
-        }
-
-        public var type: String { "Dropout" }
-
-        public func validate() throws { try check(Double(p), .p, in: 0...1) }
-
-        public func makeLayer() -> any Layer { Dropout(name, probability: p) }
-    }
-
-    public var configuration: any LayerConfiguration { Configuration(name: name, p: probability) }
-
-    public var kind: String { "Dropout p=\(probability)" }
+    var kind: String { "Dropout p=\(probability)" }
 
     /// `pointwise` in the curvature pass (SDLM).
-    public var curvatureRule: CurvatureRule { .pointwise }
+    var curvatureRule: CurvatureRule { .pointwise }
 
     /// Part 1's copy: a data-parallel step asks for `replica(part:)`, so each part draws its own masks.
-    public func replica() -> any Layer { replica(part: 1) }
+    func replica() -> any Layer { replica(part: 1) }
 
-    public func replica(part: Int) -> any Layer { Dropout(name, probability: probability, seed: seed, part: part) }
+    func replica(part: Int) -> any Layer { Dropout(name, probability: probability, seed: seed, part: part) }
 
-    public func outputShape(for input: FeatureShape) throws -> FeatureShape {
+    func outputShape(for input: FeatureShape) throws -> FeatureShape {
         count = input.count
         return input
     }
@@ -109,21 +113,21 @@ public final class Dropout: Layer {
     /// The mask, kept for the backward pass. Made for an evaluation-only
     /// reserve too: a training pass run there keeps its mask, and the
     /// backward reserve after it finds the same buffer (the spec is the same).
-    public func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer] {
+    func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer] {
         [WorkspaceBuffer("mask", count: n * input.count)]
     }
 
-    public func bind(workspace: [BoundWorkspaceBuffer]) {
+    func bind(workspace: [BoundWorkspaceBuffer]) {
         mask = workspace.first?.pointer
         maskCount = workspace.first?.spec.count ?? 0
     }
 
     /// The training-mode pass, as `Network.forward` runs it.
-    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
+    func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         forward(y, x, batch: n, training: true)
     }
 
-    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int, training: Bool) {
+    func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int, training: Bool) {
         let total = n * count
         lastForwardTrained = training
         guard training, probability > 0 else {
@@ -142,7 +146,7 @@ public final class Dropout: Layer {
         }
     }
 
-    public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
+    func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                          _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
         guard let dx else { return }
         let total = n * count
@@ -155,7 +159,7 @@ public final class Dropout: Layer {
     }
 
     /// Inference is the identity.
-    public func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
         graph.node("Identity", [input], output: name)
     }
 }

@@ -214,10 +214,11 @@ extension Layer {
 /// integers (a pooling argmax) asks for Floats and rebinds them.
 public struct WorkspaceBuffer: Sendable, Equatable {
     /// What it holds: `im2col scratch`, `argmax`.
-    public var name: String
+    var name: String
     /// Its size in Floats (4 bytes each).
-    public var count: Int
+    var count: Int
 
+    /// `count` Floats, called `name` in errors and estimates.
     public init(_ name: String, count: Int) {
         self.name = name
         self.count = count
@@ -227,7 +228,7 @@ public struct WorkspaceBuffer: Sendable, Equatable {
 /// A workspace buffer as the network allocated it: the spec and where it is.
 public struct BoundWorkspaceBuffer {
     /// What was asked for.
-    public var spec: WorkspaceBuffer
+    var spec: WorkspaceBuffer
     /// `spec.count` Floats, zeroed when allocated; the layer's until the next bind.
     public var pointer: UnsafeMutablePointer<Float>
 }

@@ -10,12 +10,10 @@ import Foundation
 /// ```json
 /// {"type": "Conv2d", "name": "conv1", "in_channels": 3, "out_channels": 16, "kernel_size": 5}
 /// ```
-/// A configuration written outside LeNetKit takes part once it is registered
-/// in the `LayerRegistry` its descriptions are read with.
+/// A configuration written outside LeNetKit takes part once it is registered,
+/// with the fields its JSON object may hold, in the `LayerRegistry` its
+/// descriptions are read with.
 public protocol LayerConfiguration: Codable, Sendable {
-    /// The fields its JSON object may hold besides `type`: any other field
-    /// is refused when a description is read.
-    associatedtype CodingKeys: CodingKey & CaseIterable
     /// The `type` this value is written as: `Conv2d`, `ReLU`.
     var type: String { get }
     /// The layer's name: the prefix of its parameter names (`conv1.weight`).
@@ -31,10 +29,13 @@ public protocol LayerConfiguration: Codable, Sendable {
 /// turns it into one line naming the layer and the field.
 public struct LayerFieldError: Error, Sendable, Equatable {
     /// The JSON field, e.g. `kernel_size`.
-    public var field: String
+    var field: String
     /// What was expected and what was found.
-    public var problem: String
+    var problem: String
 
+    /// - Parameters:
+    ///   - field: the JSON field, e.g. `kernel_size`.
+    ///   - problem: what was expected and what was found: `must be at least 1, got 0`.
     public init(_ field: String, _ problem: String) {
         self.field = field
         self.problem = problem
@@ -45,9 +46,18 @@ public struct LayerFieldError: Error, Sendable, Equatable {
 /// count, an image side or a window: far beyond any LeNet, and small enough
 /// that the products of a few of them cannot overflow before the memory
 /// estimate refuses them.
-public let maximumLayerSize = 1 << 24
+let maximumLayerSize = 1 << 24
 
-extension LayerConfiguration {
+/// A configuration whose JSON fields are its `CodingKeys`: LeNetKit's own
+/// layers, registered without naming the keys and checked by key. (Not
+/// public, so that their keys stay out of the API: a layer from outside
+/// names its fields when it is registered.)
+protocol KeyedLayerConfiguration: LayerConfiguration {
+    /// The fields its JSON object may hold besides `type`.
+    associatedtype CodingKeys: CodingKey & CaseIterable
+}
+
+extension KeyedLayerConfiguration {
     /// Throws unless `value` is in `range`.
     func check(_ value: Int, _ field: CodingKeys, in range: ClosedRange<Int>) throws {
         guard range.contains(value) else {
@@ -70,7 +80,8 @@ extension LayerConfiguration {
 /// `standard` holds LeNetKit's layers. A layer written outside LeNetKit is
 /// added with one line, and descriptions are read with the result:
 /// ```swift
-/// let registry = LayerRegistry.standard.registering(MyLayer.Configuration.self, as: "MyLayer")
+/// let registry = LayerRegistry.standard.registering(MyLayer.Configuration.self, as: "MyLayer",
+///                                                   fields: MyLayer.Configuration.CodingKeys.self)
 /// let description = try NetworkDescription(json: data, registry: registry)
 /// ```
 /// A registry is a value: adding to one changes no other, and nothing in
@@ -83,7 +94,7 @@ public struct LayerRegistry: Sendable {
     private var entries: [String: Entry] = [:]
 
     /// No types.
-    public init() {}
+    init() {}
 
     /// LeNetKit's own layers.
     public static let standard = LayerRegistry()
@@ -102,20 +113,24 @@ public struct LayerRegistry: Sendable {
 
     /// This registry with `type` read as `configuration` (replacing any
     /// type of that name).
-    public func registering<C: LayerConfiguration>(_ configuration: C.Type, as type: String) -> LayerRegistry {
+    /// - Parameter fields: the fields its JSON object may hold besides
+    ///   `type`, usually its `CodingKeys`: a description that gives it any
+    ///   other is refused, naming the field.
+    public func registering<C: LayerConfiguration, Fields: CodingKey & CaseIterable>(
+        _ configuration: C.Type, as type: String, fields: Fields.Type
+    ) -> LayerRegistry {
         var copy = self
-        copy.register(configuration, as: type)
+        copy.entries[type] = Entry(fields: Set(Fields.allCases.map(\.stringValue)), decode: { try C(from: $0) })
         return copy
     }
 
-    /// Reads `type` as `configuration` from now on.
-    public mutating func register<C: LayerConfiguration>(_ configuration: C.Type, as type: String) {
-        entries[type] = Entry(fields: Set(C.CodingKeys.allCases.map(\.stringValue)),
-                              decode: { try C(from: $0) })
+    /// `registering(_:as:fields:)` with the configuration's own keys.
+    func registering<C: KeyedLayerConfiguration>(_ configuration: C.Type, as type: String) -> LayerRegistry {
+        registering(configuration, as: type, fields: C.CodingKeys.self)
     }
 
     /// The type names it reads, sorted.
-    public var types: [String] { entries.keys.sorted() }
+    var types: [String] { entries.keys.sorted() }
 
     func entry(_ type: String) -> Entry? { entries[type] }
 
@@ -249,7 +264,7 @@ extension KeyedDecodingContainer {
     /// An integer field. Foundation's decoder reports a fraction or an
     /// out-of-range number in an integer field as malformed JSON, with no
     /// field named; read as a number first, it is named here.
-    public func integer(_ key: Key) throws -> Int {
+    func integer(_ key: Key) throws -> Int {
         if let number = try? decode(Double.self, forKey: key) {
             guard Self.isWhole(number) else {
                 throw LayerFieldError(key.stringValue, "must be an integer, got \(number)")
@@ -262,13 +277,13 @@ extension KeyedDecodingContainer {
     private static func isWhole(_ number: Double) -> Bool { number.rounded() == number && abs(number) <= 9.0e15 }
 
     /// An optional integer field (see `integer(_:)`).
-    public func integerIfPresent(_ key: Key) throws -> Int? {
+    func integerIfPresent(_ key: Key) throws -> Int? {
         guard contains(key), (try? decodeNil(forKey: key)) != true else { return nil }
         return try integer(key)
     }
 
     /// An array of integers (see `integer(_:)`).
-    public func integers(_ key: Key) throws -> [Int] {
+    func integers(_ key: Key) throws -> [Int] {
         if let numbers = try? decode([Double].self, forKey: key), let bad = numbers.first(where: { !Self.isWhole($0) }) {
             throw LayerFieldError(key.stringValue, "must hold integers, got \(bad)")
         }
@@ -276,7 +291,7 @@ extension KeyedDecodingContainer {
     }
 
     /// An optional array of arrays of integers (see `integer(_:)`).
-    public func integerRowsIfPresent(_ key: Key) throws -> [[Int]]? {
+    func integerRowsIfPresent(_ key: Key) throws -> [[Int]]? {
         guard contains(key), (try? decodeNil(forKey: key)) != true else { return nil }
         if let rows = try? decode([[Double]].self, forKey: key),
            let bad = rows.joined().first(where: { !Self.isWhole($0) }) {
@@ -288,7 +303,7 @@ extension KeyedDecodingContainer {
 
 extension KeyedDecodingContainer {
     /// A Float field, read as a Double and refused when it is beyond Float's range.
-    public func float(_ key: Key) throws -> Float {
+    func float(_ key: Key) throws -> Float {
         let number = try decode(Double.self, forKey: key)
         guard number.isFinite, abs(number) <= Double(Float.greatestFiniteMagnitude) else {
             throw LayerFieldError(key.stringValue, "must be a finite number, got \(number)")
@@ -297,7 +312,7 @@ extension KeyedDecodingContainer {
     }
 
     /// An optional Float field (see `float(_:)`).
-    public func floatIfPresent(_ key: Key) throws -> Float? {
+    func floatIfPresent(_ key: Key) throws -> Float? {
         guard contains(key), (try? decodeNil(forKey: key)) != true else { return nil }
         return try float(key)
     }

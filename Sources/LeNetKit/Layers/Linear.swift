@@ -1,3 +1,34 @@
+/// PyTorch's `Linear` (always with a bias).
+public struct LinearConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equatable {
+    public var name: String
+    /// IN, the size of the flattened input (C·H·W), and OUT.
+    public var inFeatures: Int, outFeatures: Int
+
+    /// PyTorch's `nn.Linear(in_features, out_features)`.
+    public init(name: String, inFeatures: Int, outFeatures: Int) {
+        self.name = name
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, inFeatures = "in_features", outFeatures = "out_features" }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(name: try c.decode(String.self, forKey: .name), inFeatures: try c.integer(.inFeatures),
+                  outFeatures: try c.integer(.outFeatures))
+    }
+
+    public var type: String { "Linear" }
+
+    public func validate() throws {
+        try check(inFeatures, .inFeatures, in: 1...maximumLayerSize)
+        try check(outFeatures, .outFeatures, in: 1...maximumLayerSize)
+    }
+
+    public func makeLayer() -> any Layer { Linear(name, inFeatures: inFeatures, outFeatures: outFeatures) }
+}
+
 /// A fully connected layer, PyTorch's `nn.Linear`.
 ///
 /// ```
@@ -5,10 +36,10 @@
 /// ```
 /// Parameters: `weight` (OUT, IN), `bias` (OUT); default init uniform in
 /// ±1/√IN. The input is the flattened sample (C·H·W order).
-public final class Linear: Layer {
-    public let name: String
+final class Linear: Layer {
+    let name: String
     /// Input features (IN, the flattened C·H·W) and outputs (OUT).
-    public let inFeatures: Int, outFeatures: Int
+    let inFeatures: Int, outFeatures: Int
 
     private var weight: UnsafeMutablePointer<Float>?  // (OUT, IN)
     private var bias: UnsafeMutablePointer<Float>?  // (OUT)
@@ -19,57 +50,30 @@ public final class Linear: Layer {
     ///   - name: the parameter-name prefix, e.g. `fc1`.
     ///   - inFeatures: IN, the size of the flattened input.
     ///   - outFeatures: OUT.
-    public init(_ name: String, inFeatures: Int, outFeatures: Int) {
+    init(_ name: String, inFeatures: Int, outFeatures: Int) {
         self.name = name
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
     }
 
-    public var kind: String { "Linear" }
+    var kind: String { "Linear" }
 
     /// `affine` in the curvature pass (SDLM).
-    public var curvatureRule: CurvatureRule { .affine }
+    var curvatureRule: CurvatureRule { .affine }
 
-    /// PyTorch's `Linear` (always with a bias).
-    public struct Configuration: LayerConfiguration, Equatable {
-        public var name: String
-        public var inFeatures: Int, outFeatures: Int
+    typealias Configuration = LinearConfiguration
 
-        public init(name: String, inFeatures: Int, outFeatures: Int) {
-            self.name = name
-            self.inFeatures = inFeatures
-            self.outFeatures = outFeatures
-        }
-
-        public enum CodingKeys: String, CodingKey, CaseIterable { case name, inFeatures = "in_features", outFeatures = "out_features" }
-
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            self.init(name: try c.decode(String.self, forKey: .name), inFeatures: try c.integer(.inFeatures),
-                      outFeatures: try c.integer(.outFeatures))
-        }
-
-        public var type: String { "Linear" }
-
-        public func validate() throws {
-            try check(inFeatures, .inFeatures, in: 1...maximumLayerSize)
-            try check(outFeatures, .outFeatures, in: 1...maximumLayerSize)
-        }
-
-        public func makeLayer() -> any Layer { Linear(name, inFeatures: inFeatures, outFeatures: outFeatures) }
-    }
-
-    public var configuration: any LayerConfiguration { Configuration(name: name, inFeatures: inFeatures, outFeatures: outFeatures) }
+    var configuration: any LayerConfiguration { Configuration(name: name, inFeatures: inFeatures, outFeatures: outFeatures) }
 
     /// y = x·Wᵀ + b, W stored (out, in) as PyTorch stores it.
-    public func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
         let x = graph.flattened(input, for: name)
         let w = try graph.parameter(name + ".weight", dims: [outFeatures, inFeatures])
         let b = try graph.parameter(name + ".bias", dims: [outFeatures])
         return graph.node("Gemm", [x, w, b], output: name, attributes: [.int("transB", 1)])
     }
 
-    public var parameterSpecs: [ParameterSpec] {
+    var parameterSpecs: [ParameterSpec] {
         let bound = 1 / Float(inFeatures).squareRoot()
         return [
             ParameterSpec(name: "weight", shape: [outFeatures, inFeatures], initBound: bound),
@@ -77,16 +81,16 @@ public final class Linear: Layer {
         ]
     }
 
-    public func replica() -> any Layer { Linear(name, inFeatures: inFeatures, outFeatures: outFeatures) }
+    func replica() -> any Layer { Linear(name, inFeatures: inFeatures, outFeatures: outFeatures) }
 
-    public func outputShape(for input: FeatureShape) throws -> FeatureShape {
+    func outputShape(for input: FeatureShape) throws -> FeatureShape {
         guard input.count == inFeatures else {
             throw LeNetError("expects \(inFeatures) input features, got \(input.count) (input \(input))", subject: name)
         }
         return FeatureShape(features: outFeatures)
     }
 
-    public func connections(for input: FeatureShape) -> Int { outFeatures * (inFeatures + 1) }
+    func connections(for input: FeatureShape) -> Int { outFeatures * (inFeatures + 1) }
 
     /// The bound weight (OUT, IN) and bias (OUT), for the inference path's fused step.
     var values: (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>)? {
@@ -94,18 +98,18 @@ public final class Linear: Layer {
         return (UnsafePointer(weight), UnsafePointer(bias))
     }
 
-    public func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {
+    func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {
         weight = parameters[0]; bias = parameters[1]
         weightGrad = gradients[0]; biasGrad = gradients[1]
     }
 
-    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
+    func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         guard let weight, let bias else { unready(name) }
         for s in 0..<n { (y + s * outFeatures).update(from: bias, count: outFeatures) }
         gemm(.none, .transposed, m: n, n: outFeatures, k: inFeatures, x, weight, beta: 1, y)
     }
 
-    public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
+    func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                          _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
         guard let weight, let weightGrad, let biasGrad else { unready(name) }
         // dW (OUT, IN) += dYᵀ (OUT, N) · X (N, IN)

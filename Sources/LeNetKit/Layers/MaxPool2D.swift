@@ -1,12 +1,44 @@
+/// PyTorch's `MaxPool2d` with a square `kernel_size` and no padding;
+/// `stride` defaults to `kernel_size`.
+public struct MaxPool2DConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equatable {
+    public var name: String
+    /// The side of the square window, and the step between windows.
+    public var kernelSize: Int, stride: Int
+
+    /// PyTorch's `nn.MaxPool2d(kernel_size, stride)`; `stride` nil is `kernel_size`.
+    public init(name: String, kernelSize: Int = 2, stride: Int? = nil) {
+        self.name = name
+        self.kernelSize = kernelSize
+        self.stride = stride ?? kernelSize
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, kernelSize = "kernel_size", stride }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(name: try c.decode(String.self, forKey: .name), kernelSize: try c.integer(.kernelSize),
+                  stride: try c.integerIfPresent(.stride))
+    }
+
+    public var type: String { "MaxPool2d" }
+
+    public func validate() throws {
+        try check(kernelSize, .kernelSize, in: 1...4096)
+        try check(stride, .stride, in: 1...4096)
+    }
+
+    public func makeLayer() -> any Layer { MaxPool2D(name, kernelSize: kernelSize, stride: stride) }
+}
+
 /// Max pooling, PyTorch's `nn.MaxPool2d(kernel, stride)` with no padding.
 /// Backward routes each window's gradient to its argmax: for 2×2 windows
 /// with stride 2 it finds it again from the input, for other windows
 /// forward caches it. Ties go to the first maximum in scan order, as in
 /// PyTorch.
-public final class MaxPool2D: Layer {
-    public let name: String
+final class MaxPool2D: Layer {
+    let name: String
     /// The window's side and the step between windows.
-    public let kernelSize: Int, stride: Int
+    let kernelSize: Int, stride: Int
     private var geometry: ConvGeometry?
     private var argmax: UnsafeMutablePointer<Int32>?  // (N, C, OH, OW): index into the input plane
 
@@ -14,61 +46,33 @@ public final class MaxPool2D: Layer {
     ///   - name: the layer's name in summaries (pooling has no parameters).
     ///   - kernelSize: the side of the square window.
     ///   - stride: the step between windows; `kernelSize` (non-overlapping) when nil.
-    public init(_ name: String = "pool", kernelSize: Int = 2, stride: Int? = nil) {
+    init(_ name: String = "pool", kernelSize: Int = 2, stride: Int? = nil) {
         self.name = name
         self.kernelSize = kernelSize
         self.stride = stride ?? kernelSize
     }
 
-    public var kind: String { "MaxPool2D \(kernelSize)×\(kernelSize)" + (stride != kernelSize ? " s\(stride)" : "") }
+    var kind: String { "MaxPool2D \(kernelSize)×\(kernelSize)" + (stride != kernelSize ? " s\(stride)" : "") }
 
     /// `piecewiseLinear` in the curvature pass (SDLM).
-    public var curvatureRule: CurvatureRule { .piecewiseLinear }
+    var curvatureRule: CurvatureRule { .piecewiseLinear }
 
-    /// PyTorch's `MaxPool2d` with a square `kernel_size` and no padding;
-    /// `stride` defaults to `kernel_size`.
-    public struct Configuration: LayerConfiguration, Equatable {
-        public var name: String
-        public var kernelSize: Int, stride: Int
+    typealias Configuration = MaxPool2DConfiguration
 
-        public init(name: String, kernelSize: Int = 2, stride: Int? = nil) {
-            self.name = name
-            self.kernelSize = kernelSize
-            self.stride = stride ?? kernelSize
-        }
+    var configuration: any LayerConfiguration { Configuration(name: name, kernelSize: kernelSize, stride: stride) }
 
-        public enum CodingKeys: String, CodingKey, CaseIterable { case name, kernelSize = "kernel_size", stride }
+    var kernelSummary: (size: String, count: Int)? { ("\(kernelSize)×\(kernelSize)", 0) }
 
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            self.init(name: try c.decode(String.self, forKey: .name), kernelSize: try c.integer(.kernelSize),
-                      stride: try c.integerIfPresent(.stride))
-        }
-
-        public var type: String { "MaxPool2d" }
-
-        public func validate() throws {
-            try check(kernelSize, .kernelSize, in: 1...4096)
-            try check(stride, .stride, in: 1...4096)
-        }
-
-        public func makeLayer() -> any Layer { MaxPool2D(name, kernelSize: kernelSize, stride: stride) }
-    }
-
-    public var configuration: any LayerConfiguration { Configuration(name: name, kernelSize: kernelSize, stride: stride) }
-
-    public var kernelSummary: (size: String, count: Int)? { ("\(kernelSize)×\(kernelSize)", 0) }
-
-    public func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
         try graph.requireImage(name)
         return graph.node("MaxPool", [input], output: name, attributes: [
             .ints("kernel_shape", [kernelSize, kernelSize]), .ints("strides", [stride, stride]),
         ])
     }
 
-    public func replica() -> any Layer { MaxPool2D(name, kernelSize: kernelSize, stride: stride) }
+    func replica() -> any Layer { MaxPool2D(name, kernelSize: kernelSize, stride: stride) }
 
-    public func outputShape(for input: FeatureShape) throws -> FeatureShape {
+    func outputShape(for input: FeatureShape) throws -> FeatureShape {
         guard kernelSize > 0, stride > 0, input.height >= kernelSize, input.width >= kernelSize else {
             throw LeNetError("a \(kernelSize)×\(kernelSize) window does not fit input \(input)", subject: name)
         }
@@ -78,7 +82,7 @@ public final class MaxPool2D: Layer {
         return FeatureShape(channels: input.channels, height: g.outH, width: g.outW)
     }
 
-    public func connections(for input: FeatureShape) -> Int {
+    func connections(for input: FeatureShape) -> Int {
         guard let g = geometry else { return 0 }
         return g.channels * g.positions * kernelSize * kernelSize
     }
@@ -90,16 +94,16 @@ public final class MaxPool2D: Layer {
 
     /// The argmax of every window, as 32-bit indices in Float-sized slots
     /// (none for 2×2 stride-2 windows).
-    public func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer] {
+    func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer] {
         guard let g = geometry, !isPairwise else { return [] }
         return [WorkspaceBuffer("argmax", count: n * g.channels * g.positions)]
     }
 
-    public func bind(workspace: [BoundWorkspaceBuffer]) {
+    func bind(workspace: [BoundWorkspaceBuffer]) {
         argmax = workspace.first.map { UnsafeMutableRawPointer($0.pointer).bindMemory(to: Int32.self, capacity: $0.spec.count) }
     }
 
-    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
+    func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         guard let g = geometry else { unready(name) }
         let H = g.height, W = g.width, OH = g.outH, OW = g.outW, k = kernelSize, stride = stride
         if isPairwise {
@@ -133,7 +137,7 @@ public final class MaxPool2D: Layer {
         }
     }
 
-    public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
+    func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                          _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
         guard let dx else { return }  // the network's input: no gradient asked for
         guard let g = geometry else { unready(name) }

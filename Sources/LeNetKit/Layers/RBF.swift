@@ -1,5 +1,73 @@
 import Foundation
 
+/// LeNet-5's Euclidean RBF output: `in_features`, `out_features` and how its
+/// fixed prototypes are drawn,
+/// `{"type": "RBF", "name": "output", "in_features": 84, "out_features": 10, "prototypes": "digits"}`.
+public struct RBFConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equatable {
+    public var name: String
+    /// IN, the size of the flattened input, and OUT, one unit per class.
+    public var inFeatures: Int, outFeatures: Int
+    /// How the prototypes are drawn when the network is made.
+    public var prototypes: Prototypes
+
+    /// The prototypes a new layer starts with.
+    public enum Prototypes: String, Sendable, CaseIterable {
+        /// The ten digits drawn on a 7×12 grid: IN must be 84 and OUT at
+        /// most 10.
+        case digits
+        /// Each prototype entry ±1 at random, from the network's seed (for
+        /// classes without a drawing).
+        case randomSigns = "random-signs"
+    }
+
+    /// OUT units over IN inputs, their prototypes drawn as `prototypes` says.
+    public init(name: String, inFeatures: Int, outFeatures: Int, prototypes: Prototypes = .digits) {
+        self.name = name
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        self.prototypes = prototypes
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, inFeatures = "in_features", outFeatures = "out_features", prototypes
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let kind = try c.decodeIfPresent(String.self, forKey: .prototypes) ?? Prototypes.digits.rawValue
+        guard let prototypes = Prototypes(rawValue: kind) else {
+            throw LayerFieldError("prototypes", "must be \(Prototypes.allCases.map(\.rawValue).joined(separator: " or ")), got '\(kind)'")
+        }
+        self.init(name: try c.decode(String.self, forKey: .name), inFeatures: try c.integer(.inFeatures),
+                  outFeatures: try c.integer(.outFeatures), prototypes: prototypes)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(inFeatures, forKey: .inFeatures)
+        try c.encode(outFeatures, forKey: .outFeatures)
+        try c.encode(prototypes.rawValue, forKey: .prototypes)
+    }
+
+    public var type: String { "RBF" }
+
+    public func validate() throws {
+        try check(inFeatures, .inFeatures, in: 1...maximumLayerSize)
+        try check(outFeatures, .outFeatures, in: 1...maximumLayerSize)
+        if prototypes == .digits {
+            guard inFeatures == RBF.bitmapWidth * RBF.bitmapHeight else {
+                throw LayerFieldError("in_features", "must be 84 (7×12) for the digit prototypes, got \(inFeatures)")
+            }
+            guard outFeatures <= RBF.digitBitmaps.count else {
+                throw LayerFieldError("out_features", "must be at most 10 for the digit prototypes, got \(outFeatures); use \"prototypes\": \"random-signs\"")
+            }
+        }
+    }
+
+    public func makeLayer() -> any Layer { RBF(name, inFeatures: inFeatures, outFeatures: outFeatures, prototypes: prototypes) }
+}
+
 /// The Euclidean radial basis function output of LeCun et al. 1998's
 /// LeNet-5: each output unit is the squared distance between the input and
 /// the unit's fixed prototype, negated so that, as with every other output
@@ -15,22 +83,14 @@ import Foundation
 /// weights but never trained, as in the paper, where they are ±1 drawings
 /// of the digits on a 7×12 grid (`digitBitmaps`): F6's 84 tanh units are
 /// trained to draw the digit's picture.
-public final class RBF: Layer {
-    public let name: String
+final class RBF: Layer {
+    let name: String
     /// Input features (IN) and output units (OUT).
-    public let inFeatures: Int, outFeatures: Int
+    let inFeatures: Int, outFeatures: Int
     /// How the prototypes are drawn.
-    public let prototypes: Prototypes
+    let prototypes: Prototypes
 
-    /// The prototypes a new layer starts with.
-    public enum Prototypes: String, Sendable, CaseIterable {
-        /// The ten digits drawn on a 7×12 grid (`RBF.digitBitmaps`): IN must
-        /// be 84 and OUT at most 10.
-        case digits
-        /// Each prototype entry ±1 at random, from the network's seed (for
-        /// classes without a drawing).
-        case randomSigns = "random-signs"
-    }
+    typealias Prototypes = RBFConfiguration.Prototypes
 
     private var weight: UnsafeMutablePointer<Float>?  // (OUT, IN), a buffer
 
@@ -39,81 +99,30 @@ public final class RBF: Layer {
     ///   - inFeatures: IN, the size of the flattened input.
     ///   - outFeatures: OUT, the classes.
     ///   - prototypes: how the prototypes are drawn when the network is made.
-    public init(_ name: String, inFeatures: Int, outFeatures: Int, prototypes: Prototypes = .digits) {
+    init(_ name: String, inFeatures: Int, outFeatures: Int, prototypes: Prototypes = .digits) {
         self.name = name
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
         self.prototypes = prototypes
     }
 
-    public var kind: String { "RBF" }
+    var kind: String { "RBF" }
 
-    /// `{"type": "RBF", "name": "output", "in_features": 84, "out_features": 10, "prototypes": "digits"}`.
-    public struct Configuration: LayerConfiguration, Equatable {
-        public var name: String
-        public var inFeatures: Int, outFeatures: Int
-        public var prototypes: Prototypes
+    typealias Configuration = RBFConfiguration
 
-        public init(name: String, inFeatures: Int, outFeatures: Int, prototypes: Prototypes = .digits) {
-            self.name = name
-            self.inFeatures = inFeatures
-            self.outFeatures = outFeatures
-            self.prototypes = prototypes
-        }
-
-        public enum CodingKeys: String, CodingKey, CaseIterable {
-            case name, inFeatures = "in_features", outFeatures = "out_features", prototypes
-        }
-
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            let kind = try c.decodeIfPresent(String.self, forKey: .prototypes) ?? Prototypes.digits.rawValue
-            guard let prototypes = Prototypes(rawValue: kind) else {
-                throw LayerFieldError("prototypes", "must be \(Prototypes.allCases.map(\.rawValue).joined(separator: " or ")), got '\(kind)'")
-            }
-            self.init(name: try c.decode(String.self, forKey: .name), inFeatures: try c.integer(.inFeatures),
-                      outFeatures: try c.integer(.outFeatures), prototypes: prototypes)
-        }
-
-        public func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(name, forKey: .name)
-            try c.encode(inFeatures, forKey: .inFeatures)
-            try c.encode(outFeatures, forKey: .outFeatures)
-            try c.encode(prototypes.rawValue, forKey: .prototypes)
-        }
-
-        public var type: String { "RBF" }
-
-        public func validate() throws {
-            try check(inFeatures, .inFeatures, in: 1...maximumLayerSize)
-            try check(outFeatures, .outFeatures, in: 1...maximumLayerSize)
-            if prototypes == .digits {
-                guard inFeatures == RBF.bitmapWidth * RBF.bitmapHeight else {
-                    throw LayerFieldError("in_features", "must be 84 (7×12) for the digit prototypes, got \(inFeatures)")
-                }
-                guard outFeatures <= RBF.digitBitmaps.count else {
-                    throw LayerFieldError("out_features", "must be at most 10 for the digit prototypes, got \(outFeatures); use \"prototypes\": \"random-signs\"")
-                }
-            }
-        }
-
-        public func makeLayer() -> any Layer { RBF(name, inFeatures: inFeatures, outFeatures: outFeatures, prototypes: prototypes) }
-    }
-
-    public var configuration: any LayerConfiguration {
+    var configuration: any LayerConfiguration {
         Configuration(name: name, inFeatures: inFeatures, outFeatures: outFeatures, prototypes: prototypes)
     }
 
     /// Saved and loaded as `NAME.prototypes`; set by `initialize(using:)`.
-    public var bufferSpecs: [ParameterSpec] {
+    var bufferSpecs: [ParameterSpec] {
         [ParameterSpec(name: "prototypes", shape: [outFeatures, inFeatures], initialValue: 0)]
     }
 
-    public func bind(buffers: [UnsafeMutablePointer<Float>]) { weight = buffers[0] }
+    func bind(buffers: [UnsafeMutablePointer<Float>]) { weight = buffers[0] }
 
     /// Draws the prototypes: the digit bitmaps, or random signs.
-    public func initialize(using generator: inout SeededGenerator) {
+    func initialize(using generator: inout SeededGenerator) {
         guard let weight else { return }
         for i in 0..<outFeatures {
             let row = weight + i * inFeatures
@@ -127,9 +136,9 @@ public final class RBF: Layer {
         }
     }
 
-    public func replica() -> any Layer { RBF(name, inFeatures: inFeatures, outFeatures: outFeatures, prototypes: prototypes) }
+    func replica() -> any Layer { RBF(name, inFeatures: inFeatures, outFeatures: outFeatures, prototypes: prototypes) }
 
-    public func outputShape(for input: FeatureShape) throws -> FeatureShape {
+    func outputShape(for input: FeatureShape) throws -> FeatureShape {
         guard input.count == inFeatures else {
             throw LeNetError("expects \(inFeatures) input features, got \(input.count) (input \(input))", subject: name)
         }
@@ -137,11 +146,11 @@ public final class RBF: Layer {
     }
 
     /// One subtraction, square and addition per input and unit.
-    public func connections(for input: FeatureShape) -> Int { outFeatures * inFeatures }
+    func connections(for input: FeatureShape) -> Int { outFeatures * inFeatures }
 
     /// Sums run in double: a distance of 84 terms of up to ~7 each keeps its
     /// small differences between classes, whose softmax depends on them.
-    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
+    func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         guard let weight else { unready(name) }
         let IN = inFeatures, OUT = outFeatures
         for s in 0..<n {
@@ -158,7 +167,7 @@ public final class RBF: Layer {
         }
     }
 
-    public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
+    func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                          _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
         guard let dx else { return }
         guard let weight else { unready(name, "backward") }
@@ -178,7 +187,7 @@ public final class RBF: Layer {
     }
 
     /// Its own rule in the curvature pass: the distance is not affine.
-    public var curvatureRule: CurvatureRule { .custom }
+    var curvatureRule: CurvatureRule { .custom }
 
     /// ∂²E/∂x_j² = Σ_i (∂z_i/∂x_j)²·∂²E/∂z_i² + Σ_i ∂E/∂z_i·∂²z_i/∂x_j²
     ///           = Σ_i 4(x_j − w_ij)²·dy2_i − 2·Σ_i dy_i.
@@ -186,7 +195,7 @@ public final class RBF: Layer {
     /// exact and never negative here (with the MAP loss Σ_i dy_i is minus
     /// the rubbish class's probability; with the cross-entropy it is 0): for
     /// the correct class's quadratic y_D alone it gives 2 on every input.
-    public func backwardCurvature(_ dx2: UnsafeMutablePointer<Float>?, _ dy2: UnsafePointer<Float>, gradient dy: UnsafePointer<Float>,
+    func backwardCurvature(_ dx2: UnsafeMutablePointer<Float>?, _ dy2: UnsafePointer<Float>, gradient dy: UnsafePointer<Float>,
                                   _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
         guard let dx2 else { return }
         guard let weight else { unready(name, "backward") }
@@ -210,7 +219,7 @@ public final class RBF: Layer {
     /// (N, 1, IN) − (OUT, IN), squared and summed over the last axis: the
     /// expanded form x·x − 2x·w + w·w loses the small distances to
     /// cancellation between terms a hundred times larger.
-    public func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
         let x = graph.flattened(input, for: name)
         let prototypes = try graph.parameter(name + ".prototypes", dims: [outFeatures, inFeatures])
         let final = graph.finalOutput
@@ -230,14 +239,14 @@ public final class RBF: Layer {
 
 extension RBF {
     /// The prototype grid: 7 wide, 12 tall, as in the paper's Fig. 3.
-    public static let bitmapWidth = 7, bitmapHeight = 12
+    static let bitmapWidth = 7, bitmapHeight = 12
 
     /// The ten digits as ±1 drawings on the 7×12 grid, row by row (`#` is
     /// +1, `.` is −1), in the spirit of the paper's Fig. 3: strokes one
     /// cell wide, each digit's distinctive parts (the 4's open top, the 7's
     /// bar) kept apart so that every two prototypes differ in at least 14
     /// cells (a squared distance of 56).
-    public static let digitDrawings: [[String]] = [
+    static let digitDrawings: [[String]] = [
         [".#####.", "##...##", "#.....#", "#.....#", "#.....#", "#.....#",
          "#.....#", "#.....#", "#.....#", "#.....#", "##...##", ".#####."],  // 0
         ["...##..", "..###..", ".####..", "...##..", "...##..", "...##..",
@@ -261,7 +270,7 @@ extension RBF {
     ]
 
     /// `digitDrawings` as ±1 values, (10, 84).
-    public static let digitBitmaps: [[Float]] = digitDrawings.map { rows in
+    static let digitBitmaps: [[Float]] = digitDrawings.map { rows in
         rows.flatMap { row in row.map { $0 == "#" ? Float(1) : -1 } }
     }
 }

@@ -21,11 +21,11 @@ import Foundation  // libm (expf, logf, …) on every platform
 /// pushed up.
 public final class SoftmaxCrossEntropy {
     /// The number of classes (K).
-    public let classes: Int
+    let classes: Int
     /// α, the share of each target spread evenly over the classes, in [0, 1).
-    public let smoothing: Float
+    let smoothing: Float
     /// The MAP loss's j, the rubbish class's penalty, or nil for the cross-entropy.
-    public let mapConstant: Float?
+    let mapConstant: Float?
     private var probabilities: BatchBuffer  // (N, K), cached by forward
     private var labels = IndexBuffer()  // (N)
     private var batch = 0
@@ -86,7 +86,7 @@ public final class SoftmaxCrossEntropy {
     /// `forward(_:_:batch:)` with the labels as a Swift array: the batch is
     /// `labels.count`, and `logits` holds (N, K) for it.
     /// - Throws: `LeNetError` when a label is out of range.
-    public func forward(_ logits: UnsafePointer<Float>, labels: [Int]) throws -> Float {
+    func forward(_ logits: UnsafePointer<Float>, labels: [Int]) throws -> Float {
         let targets = try labels.enumerated().map { s, label in
             guard label >= 0 && label < classes else {
                 throw LeNetError("label \(label) of sample \(s) is outside 0..<\(classes)", subject: "loss")
@@ -135,5 +135,5 @@ public final class SoftmaxCrossEntropy {
     }
 
     /// The softmax of the last forward pass, (N, K).
-    public var lastProbabilities: UnsafePointer<Float> { UnsafePointer(probabilities.pointer) }
+    var lastProbabilities: UnsafePointer<Float> { UnsafePointer(probabilities.pointer) }
 }

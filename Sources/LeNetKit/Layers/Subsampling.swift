@@ -1,3 +1,35 @@
+/// LeNetKit's `Subsampling`: `channels` maps, a square, non-overlapping
+/// `kernel_size` window (default 2).
+public struct SubsamplingConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equatable {
+    public var name: String
+    /// The maps it subsamples (C), and the side of the window.
+    public var channels: Int, kernelSize: Int
+
+    /// LeNet-5's S2/S4 over `channels` maps.
+    public init(name: String, channels: Int, kernelSize: Int = 2) {
+        self.name = name
+        self.channels = channels
+        self.kernelSize = kernelSize
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, channels, kernelSize = "kernel_size" }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(name: try c.decode(String.self, forKey: .name), channels: try c.integer(.channels),
+                  kernelSize: try c.integerIfPresent(.kernelSize) ?? 2)
+    }
+
+    public var type: String { "Subsampling" }
+
+    public func validate() throws {
+        try check(channels, .channels, in: 1...maximumLayerSize)
+        try check(kernelSize, .kernelSize, in: 1...4096)
+    }
+
+    public func makeLayer() -> any Layer { Subsampling(name, channels: channels, kernelSize: kernelSize) }
+}
+
 /// The trainable subsampling of LeCun et al. 1998 (LeNet-5's S2 and S4):
 /// each k×k window of a map is summed, multiplied by one trainable
 /// coefficient per map and shifted by one trainable bias per map.
@@ -18,12 +50,12 @@
 /// a factor 1.2 and would only be consistent if every layer used it.
 ///
 /// Connections, as the paper counts them: C·OH·OW·(k² + 1).
-public final class Subsampling: Layer {
-    public let name: String
+final class Subsampling: Layer {
+    let name: String
     /// The number of maps (C), in and out.
-    public let channels: Int
+    let channels: Int
     /// The side of the square, non-overlapping window.
-    public let kernelSize: Int
+    let kernelSize: Int
 
     private var weight: UnsafeMutablePointer<Float>?  // (C)
     private var bias: UnsafeMutablePointer<Float>?  // (C)
@@ -35,52 +67,24 @@ public final class Subsampling: Layer {
     ///   - name: the parameter-name prefix, e.g. `s2`.
     ///   - channels: the number of maps, in and out.
     ///   - kernelSize: the side of the square, non-overlapping window.
-    public init(_ name: String, channels: Int, kernelSize: Int = 2) {
+    init(_ name: String, channels: Int, kernelSize: Int = 2) {
         self.name = name
         self.channels = channels
         self.kernelSize = kernelSize
     }
 
-    public var kind: String { "Subsampling \(kernelSize)×\(kernelSize)" }
+    var kind: String { "Subsampling \(kernelSize)×\(kernelSize)" }
 
     /// `affine` in the curvature pass (SDLM).
-    public var curvatureRule: CurvatureRule { .affine }
+    var curvatureRule: CurvatureRule { .affine }
 
-    /// LeNetKit's `Subsampling`: `channels` maps, a square, non-overlapping
-    /// `kernel_size` window (default 2).
-    public struct Configuration: LayerConfiguration, Equatable {
-        public var name: String
-        public var channels: Int, kernelSize: Int
+    typealias Configuration = SubsamplingConfiguration
 
-        public init(name: String, channels: Int, kernelSize: Int = 2) {
-            self.name = name
-            self.channels = channels
-            self.kernelSize = kernelSize
-        }
-
-        public enum CodingKeys: String, CodingKey, CaseIterable { case name, channels, kernelSize = "kernel_size" }
-
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            self.init(name: try c.decode(String.self, forKey: .name), channels: try c.integer(.channels),
-                      kernelSize: try c.integerIfPresent(.kernelSize) ?? 2)
-        }
-
-        public var type: String { "Subsampling" }
-
-        public func validate() throws {
-            try check(channels, .channels, in: 1...maximumLayerSize)
-            try check(kernelSize, .kernelSize, in: 1...4096)
-        }
-
-        public func makeLayer() -> any Layer { Subsampling(name, channels: channels, kernelSize: kernelSize) }
-    }
-
-    public var configuration: any LayerConfiguration { Configuration(name: name, channels: channels, kernelSize: kernelSize) }
+    var configuration: any LayerConfiguration { Configuration(name: name, channels: channels, kernelSize: kernelSize) }
 
     /// w[c]·Σ(window) + b[c] is a depthwise Conv (group C) with the kernel
     /// w[c]·ones(k×k) and stride k: the same sum, each term scaled first.
-    public func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+    func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
         try graph.requireImage(name)
         guard let w = graph.network.parameters.values(of: name + ".weight"), w.count == channels else {
             throw LeNetError("the network has no parameter of shape [\(channels)]", subject: name + ".weight")
@@ -94,7 +98,7 @@ public final class Subsampling: Layer {
         ])
     }
 
-    public var parameterSpecs: [ParameterSpec] {
+    var parameterSpecs: [ParameterSpec] {
         let bound = 1 / Float(max(1, kernelSize * kernelSize)).squareRoot()
         return [
             ParameterSpec(name: "weight", shape: [channels], initBound: bound),
@@ -107,9 +111,9 @@ public final class Subsampling: Layer {
                      kernelH: kernelSize, kernelW: kernelSize, stride: kernelSize)
     }
 
-    public func replica() -> any Layer { Subsampling(name, channels: channels, kernelSize: kernelSize) }
+    func replica() -> any Layer { Subsampling(name, channels: channels, kernelSize: kernelSize) }
 
-    public func outputShape(for input: FeatureShape) throws -> FeatureShape {
+    func outputShape(for input: FeatureShape) throws -> FeatureShape {
         guard input.channels == channels else {
             throw LeNetError("expects \(channels) input channels, got \(input.channels) (input \(input))", subject: name)
         }
@@ -121,12 +125,12 @@ public final class Subsampling: Layer {
         return FeatureShape(channels: channels, height: g.outH, width: g.outW)
     }
 
-    public func connections(for input: FeatureShape) -> Int {
+    func connections(for input: FeatureShape) -> Int {
         let g = geometry(for: input)
         return channels * g.positions * (kernelSize * kernelSize + 1)
     }
 
-    public func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {
+    func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {
         weight = parameters[0]; bias = parameters[1]
         weightGrad = gradients[0]; biasGrad = gradients[1]
     }
@@ -140,7 +144,7 @@ public final class Subsampling: Layer {
         return kernelSize == 2 && g.height % 2 == 0 && g.width % 2 == 0
     }
 
-    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
+    func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         guard let g = geometry, let weight, let bias else { unready(name) }
         guard isPairwise else { return forwardNaive(y, x, batch: n) }
         let H = g.height, W = g.width, OH = g.outH, OW = g.outW, C = channels
@@ -152,7 +156,7 @@ public final class Subsampling: Layer {
         }
     }
 
-    public func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
+    func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                          _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
         guard let g = geometry, let weight, let weightGrad, let biasGrad else { unready(name) }
         guard isPairwise else { return backwardNaive(dx, dy, x, y, batch: n) }
@@ -235,5 +239,5 @@ public final class Subsampling: Layer {
 }
 
 extension Subsampling {
-    public var kernelSummary: (size: String, count: Int)? { ("\(kernelSize)×\(kernelSize)", channels) }
+    var kernelSummary: (size: String, count: Int)? { ("\(kernelSize)×\(kernelSize)", channels) }
 }

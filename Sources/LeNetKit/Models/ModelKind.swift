@@ -15,7 +15,7 @@ public enum ModelKind: String, CaseIterable, Sendable {
 
     /// Its description with `classes` outputs.
     /// - Throws: `LeNetError` when `classes` is outside 1...256.
-    public func description(classes: Int = 10) throws -> NetworkDescription {
+    func description(classes: Int = 10) throws -> NetworkDescription {
         try NetworkDescription.builtIn(rawValue, classes: classes)
     }
 
@@ -25,7 +25,7 @@ public enum ModelKind: String, CaseIterable, Sendable {
     ///   - classes: the last layer's outputs, 1 to 256.
     /// - Throws: `LeNetError` when `classes` is out of range or its
     ///   parameters' memory cannot be had.
-    public func make(seed: UInt64 = 0, classes: Int = 10) throws -> Network {
+    func make(seed: UInt64 = 0, classes: Int = 10) throws -> Network {
         try Network(description(classes: classes), seed: seed)
     }
 
@@ -37,7 +37,7 @@ public enum ModelKind: String, CaseIterable, Sendable {
     }
 
     /// The input this network takes, (C, H, W).
-    public var inputShape: FeatureShape {
+    var inputShape: FeatureShape {
         switch self {
         case .cifarLeNet, .cifarLeNetBN: return FeatureShape(channels: 3, height: 32, width: 32)
         case .lenet5, .lenet5RBF, .lenet4: return FeatureShape(channels: 1, height: 32, width: 32)

@@ -22,7 +22,7 @@ public protocol Optimizer: AnyObject {
 /// One step is `update(part:of:preparing:)` on every part, each with the
 /// same `parts`, then `finishStep()` once: together the same update as
 /// `step()`, bitwise.
-public protocol PartitionedOptimizer: Optimizer {
+protocol PartitionedOptimizer: Optimizer {
     /// Updates slice `part` of `parts` of the store for step `stepCount + 1`.
     /// Before updating each block of the slice it calls `prepare` on the
     /// block's indices, on this thread: the trainer adds the parts'
@@ -62,9 +62,9 @@ extension PartitionedOptimizer {
 public final class Adam: PartitionedOptimizer {
     public var learningRate: Float
     /// β1 and β2 (the moments' decay rates), ε, and the weight decay λ.
-    public let beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float
+    let beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float
     /// AdamW's decoupled weight decay instead of L2 in the gradient.
-    public let decoupled: Bool
+    let decoupled: Bool
     public private(set) var stepCount = 0
     private let store: ParameterStore
     private let m: FloatBuffer  // (P)
@@ -101,14 +101,14 @@ public final class Adam: PartitionedOptimizer {
         stepCount += 1
     }
 
-    public func update(part: Int, of parts: Int, preparing prepare: (Range<Int>) -> Void) {
+    func update(part: Int, of parts: Int, preparing prepare: (Range<Int>) -> Void) {
         forEachBlock(ofPart: part, of: parts, count: store.count) { range in
             prepare(range)
             update(range, step: stepCount + 1)
         }
     }
 
-    public func finishStep() { stepCount += 1 }
+    func finishStep() { stepCount += 1 }
 
     /// Step `t` (from 1) on the store's indices `range`.
     private func update(_ range: Range<Int>, step t: Int) {
@@ -201,7 +201,7 @@ public final class Adam: PartitionedOptimizer {
 public final class SGD: PartitionedOptimizer {
     public var learningRate: Float
     /// μ, the dampening, λ, and whether the update is Nesterov's.
-    public let momentum: Float, dampening: Float, weightDecay: Float, nesterov: Bool
+    let momentum: Float, dampening: Float, weightDecay: Float, nesterov: Bool
     public private(set) var stepCount = 0
     private let store: ParameterStore
     private let buffer: FloatBuffer  // (P) momentum buffer
@@ -230,14 +230,14 @@ public final class SGD: PartitionedOptimizer {
         stepCount += 1
     }
 
-    public func update(part: Int, of parts: Int, preparing prepare: (Range<Int>) -> Void) {
+    func update(part: Int, of parts: Int, preparing prepare: (Range<Int>) -> Void) {
         forEachBlock(ofPart: part, of: parts, count: store.count) { range in
             prepare(range)
             update(range, first: stepCount == 0)
         }
     }
 
-    public func finishStep() { stepCount += 1 }
+    func finishStep() { stepCount += 1 }
 
     private func update(_ range: Range<Int>, first: Bool) {
         guard let p = store.values.baseAddress, let g = store.gradients.baseAddress else { return }

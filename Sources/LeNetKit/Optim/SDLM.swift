@@ -16,12 +16,12 @@ public final class SDLM: PartitionedOptimizer {
     /// η, the global rate; a schedule changes it between steps.
     public var learningRate: Float
     /// μ, added to every curvature (the paper's 0.02).
-    public let mu: Float
+    let mu: Float
     /// λ, L2 weight decay added to the gradient.
-    public let weightDecay: Float
+    let weightDecay: Float
     public private(set) var stepCount = 0
     /// The samples the current curvature was averaged over (0 before the first estimate).
-    public private(set) var curvatureSamples = 0
+    private(set) var curvatureSamples = 0
     private let store: ParameterStore
     private let curvature: FloatBuffer  // (P) h_kk
 
@@ -40,7 +40,7 @@ public final class SDLM: PartitionedOptimizer {
     }
 
     /// The curvature h_kk each parameter's rate divides by, in the store's order.
-    public var curvatureValues: [Float] { curvature.array }
+    var curvatureValues: [Float] { curvature.array }
 
     /// Replaces the curvature with `values` (the store's count of them, each
     /// finite and ≥ 0), averaged over `samples` samples.
@@ -55,14 +55,14 @@ public final class SDLM: PartitionedOptimizer {
         stepCount += 1
     }
 
-    public func update(part: Int, of parts: Int, preparing prepare: (Range<Int>) -> Void) {
+    func update(part: Int, of parts: Int, preparing prepare: (Range<Int>) -> Void) {
         forEachBlock(ofPart: part, of: parts, count: store.count) { range in
             prepare(range)
             update(range)
         }
     }
 
-    public func finishStep() { stepCount += 1 }
+    func finishStep() { stepCount += 1 }
 
     private func update(_ range: Range<Int>) {
         guard let p = store.values.baseAddress, let g = store.gradients.baseAddress else { return }
@@ -103,7 +103,7 @@ public final class SDLM: PartitionedOptimizer {
 
 extension Network {
     /// Throws unless every layer has a curvature rule (`Layer.curvatureRule`).
-    public func checkCurvature() throws {
+    func checkCurvature() throws {
         for layer in layers {
             if case .unsupported = layer.curvatureRule {
                 throw LeNetError("has no curvature rule (\(layer.kind)), so the SDLM optimizer cannot train this network", subject: layer.name)

@@ -14,12 +14,12 @@
 public final class WeightAverage {
     /// How much of the average each update keeps, in (0, 1): a Double, as
     /// the Python float PyTorch is given, so that 1 − decay is its weight.
-    public let decay: Double
+    let decay: Double
     /// Updates so far (0: the average is not yet made, and the weights
     /// themselves stand for it).
-    public private(set) var updates = 0
+    private(set) var updates = 0
     /// The store whose values are averaged.
-    public let parameters: ParameterStore
+    let parameters: ParameterStore
     private let average: FloatBuffer  // (P), the store's layout; the trained weights while swapped
     /// Whether `withAverageInPlace` has the average in the store now.
     private(set) var isSwapped = false
@@ -29,7 +29,7 @@ public final class WeightAverage {
     ///   - decay: in (0, 1).
     /// - Throws: `LeNetError` when `decay` is out of range or the average
     ///   cannot be allocated.
-    public init(parameters: ParameterStore, decay: Double) throws {
+    init(parameters: ParameterStore, decay: Double) throws {
         guard decay.isFinite, decay > 0, decay < 1 else {
             throw LeNetError("must be in (0, 1), got \(decay)", subject: "WeightAverage.decay")
         }
@@ -40,7 +40,7 @@ public final class WeightAverage {
 
     /// Moves the average toward the store's values (copies them the first
     /// time). Not inside `withAverageInPlace`, where the store holds the average.
-    public func update() {
+    func update() {
         precondition(!isSwapped, "WeightAverage.update() inside withAverageInPlace")
         let a = average.pointer, p = UnsafePointer(parameters.values.baseAddress)
         guard let p else { return }
@@ -60,18 +60,18 @@ public final class WeightAverage {
 
     /// The averaged values, in the store's layout (the store's own values
     /// before the first update), inside `withAverageInPlace` or not.
-    public var values: [Float] { updates == 0 || isSwapped ? Array(parameters.values) : average.array }
+    var values: [Float] { updates == 0 || isSwapped ? Array(parameters.values) : average.array }
 
     /// The trained weights, in the store's layout: the store's values, or
     /// inside `withAverageInPlace`, the ones it put aside.
-    public var trainedValues: [Float] { isSwapped ? average.array : Array(parameters.values) }
+    var trainedValues: [Float] { isSwapped ? average.array : Array(parameters.values) }
 
     /// Runs `body` with the average in the store in place of the weights
     /// (every network sharing the store, replicas included, sees it), and
     /// puts the weights back after, bitwise, even when `body` throws.
     /// Before the first update `body` sees the weights themselves; called
     /// inside another `withAverageInPlace`, it runs `body` as it is.
-    public func withAverageInPlace<R>(_ body: () throws -> R) rethrows -> R {
+    func withAverageInPlace<R>(_ body: () throws -> R) rethrows -> R {
         guard updates > 0, !isSwapped else { return try body() }
         exchange()
         isSwapped = true

@@ -6,21 +6,21 @@ import Foundation
 /// after the elementwise layers that follow it (its squashing).
 public struct ActivationMaps: Sendable {
     /// One layer's maps.
-    public struct Stage: Sendable {
+    struct Stage: Sendable {
         /// The layer whose kernels made the maps (`c1`), and the layer whose output is shown (`c1.tanh`).
-        public var layer: String, shownAfter: String
+        var layer: String, shownAfter: String
         /// Each map as a gray image, its own range stretched from black (its lowest value) to white.
-        public var maps: [PixelImage]
+        var maps: [PixelImage]
         /// The range of the shown values over all maps.
-        public var range: ClosedRange<Float>
+        var range: ClosedRange<Float>
     }
 
     /// The test image's index.
-    public var index: Int
+    var index: Int
     /// The image as stored.
-    public var image: PixelImage
+    var image: PixelImage
     /// Up to two stages.
-    public var stages: [Stage]
+    var stages: [Stage]
 
     /// The maps of test image `index`.
     /// - Parameters:

@@ -9,24 +9,24 @@ import Foundation
 /// penultimate-layer features.
 public struct FeatureMap: Sendable {
     /// The layer whose output the features are (the input of the last layer).
-    public let layer: String
+    let layer: String
     /// Features per image (D).
-    public let width: Int
+    let width: Int
     /// Each image's coordinates on the first and second principal
     /// components, in dataset order. (N, 2)
-    public let points: [Float]
+    let points: [Float]
     /// Each image's label. (N)
-    public let labels: [UInt8]
+    let labels: [UInt8]
     /// The class names, by label.
-    public let classNames: [String]
+    let classNames: [String]
     /// The share of the features' variance along each of the two
     /// components, each in [0, 1].
-    public let explainedVariance: [Double]
+    let explainedVariance: [Double]
     /// Misclassified images to mark on the map.
-    public let highlighted: [Misclassification]
+    let highlighted: [Misclassification]
 
     /// The number of images (N).
-    public var count: Int { labels.count }
+    var count: Int { labels.count }
 
     /// Runs `network` forward over `dataset` and maps the features its last
     /// layer reads.
@@ -144,7 +144,7 @@ extension FeatureMap {
     /// ⌈N / drawnLimit⌉-th), coloured by its true class, with a legend;
     /// the highlighted images as larger dots ringed in black, each with a
     /// tooltip naming its true and predicted class.
-    public func svg() -> String {
+    func svg() -> String {
         let width = 640.0, height = 460.0
         let left = 46.0, right = 150.0, top = 12.0, bottom = 40.0
         let plotW = width - left - right, plotH = height - top - bottom

@@ -18,20 +18,20 @@ public struct TrainingReport: Sendable {
     /// One epoch's figures.
     public struct EpochRecord: Sendable, Equatable {
         /// The epoch, counting from 1.
-        public var epoch: Int
+        var epoch: Int
         /// Mean training loss over the epoch.
-        public var trainLoss: Double
+        var trainLoss: Double
         /// Training accuracy counted during the epoch, if known.
-        public var trainAccuracy: Double?
+        var trainAccuracy: Double?
         /// Mean test loss after the epoch.
-        public var testLoss: Double
+        var testLoss: Double
         /// Test accuracy after the epoch, 0...1.
-        public var testAccuracy: Double
+        var testAccuracy: Double
         /// Seconds the epoch's training took.
-        public var seconds: Double
+        var seconds: Double
         /// Wall-clock seconds from the start of the run to the end of this
         /// epoch's evaluation, if known: the report's time-to-accuracy chart.
-        public var wallSeconds: Double?
+        var wallSeconds: Double?
 
         /// - Parameters:
         ///   - epoch: the epoch, from 1.
@@ -41,7 +41,7 @@ public struct TrainingReport: Sendable {
         ///   - testAccuracy: test accuracy, 0...1.
         ///   - seconds: training time of the epoch.
         ///   - wallSeconds: seconds since the run began, at the evaluation's end.
-        public init(epoch: Int, trainLoss: Double, trainAccuracy: Double?, testLoss: Double, testAccuracy: Double, seconds: Double,
+        init(epoch: Int, trainLoss: Double, trainAccuracy: Double?, testLoss: Double, testAccuracy: Double, seconds: Double,
                     wallSeconds: Double? = nil) {
             self.wallSeconds = wallSeconds
             self.epoch = epoch
@@ -63,25 +63,25 @@ public struct TrainingReport: Sendable {
 
     /// A misclassified test image with what the network said: the
     /// evaluation's `Misclassification` and the image's pixels.
-    public struct Sample: Sendable, Equatable {
+    struct Sample: Sendable, Equatable {
         /// Which image, its label, the class ranked first and its probability.
-        public var misclassification: Misclassification
+        var misclassification: Misclassification
         /// The image as stored in the dataset.
-        public var image: PixelImage
+        var image: PixelImage
 
         /// Its index in the test set.
-        public var index: Int { misclassification.index }
+        var index: Int { misclassification.index }
         /// Its label.
-        public var truth: Int { misclassification.truth }
+        var truth: Int { misclassification.truth }
         /// The class the network ranked first.
-        public var predicted: Int { misclassification.predicted }
+        var predicted: Int { misclassification.predicted }
         /// The softmax probability of `predicted`.
-        public var probability: Float { misclassification.probability }
+        var probability: Float { misclassification.probability }
 
         /// - Parameters:
         ///   - misclassification: the evaluation's entry for the image.
         ///   - image: its pixels.
-        public init(_ misclassification: Misclassification, image: PixelImage) {
+        init(_ misclassification: Misclassification, image: PixelImage) {
             self.misclassification = misclassification
             self.image = image
         }
@@ -92,32 +92,32 @@ public struct TrainingReport: Sendable {
         ///   - predicted: the class ranked first.
         ///   - probability: the softmax probability of `predicted`.
         ///   - image: its pixels.
-        public init(index: Int, truth: Int, predicted: Int, probability: Float, image: PixelImage) {
+        init(index: Int, truth: Int, predicted: Int, probability: Float, image: PixelImage) {
             self.init(Misclassification(index: index, truth: truth, predicted: predicted, probability: probability), image: image)
         }
     }
 
     /// The page's heading.
-    public var title: String
+    var title: String
     /// Label–value rows shown under the heading (model, data, recipe, …).
-    public var details: [(label: String, value: String)]
+    var details: [(label: String, value: String)]
     /// One record per epoch, in order; empty for an evaluation-only report.
-    public var epochs: [EpochRecord]
+    var epochs: [EpochRecord]
     /// The final evaluation on the test set (its confusion matrix and class names).
-    public var evaluation: Evaluation?
+    var evaluation: Evaluation?
     /// Misclassified test images to show.
-    public var samples: [Sample]
+    var samples: [Sample]
     /// The test images placed by their features' principal components, if computed.
-    public var featureMap: FeatureMap?
+    var featureMap: FeatureMap?
     /// One test image's maps inside the network, if computed.
-    public var activationMaps: ActivationMaps?
+    var activationMaps: ActivationMaps?
 
     /// - Parameters:
     ///   - title: the heading, e.g. "cifar-lenet on CIFAR-10".
     ///   - details: label–value rows shown under it.
     ///   - featureMap: a map of the test images' features, drawn after the
     ///     confusion matrix.
-    public init(title: String, details: [(label: String, value: String)] = [], epochs: [EpochRecord] = [],
+    init(title: String, details: [(label: String, value: String)] = [], epochs: [EpochRecord] = [],
                 evaluation: Evaluation? = nil, samples: [Sample] = [], featureMap: FeatureMap? = nil) {
         self.title = title
         self.details = details
@@ -132,7 +132,7 @@ public struct TrainingReport: Sendable {
     ///   - evaluation: an evaluation with `misclassified` entries (see `Network.evaluate`'s `misclassifiedLimit`).
     ///   - dataset: the dataset it was computed on.
     /// - Throws: `LeNetError` when an index is outside the dataset.
-    public static func samples(of evaluation: Evaluation, in dataset: ImageDataset) throws -> [Sample] {
+    static func samples(of evaluation: Evaluation, in dataset: ImageDataset) throws -> [Sample] {
         try evaluation.misclassified.map { m in
             guard m.index >= 0, m.index < dataset.count else {
                 throw LeNetError("misclassified image \(m.index) is outside the \(dataset.count) images", subject: dataset.name)
@@ -164,7 +164,7 @@ public struct TrainingReport: Sendable {
     // MARK: - The page
 
     /// The whole page: HTML5 with inline CSS and SVG, no script.
-    public func html() -> String {
+    func html() -> String {
         var body = "<h1>\(escape(title))</h1>\n"
         if !details.isEmpty {
             body += "<table class=\"details\">\n"

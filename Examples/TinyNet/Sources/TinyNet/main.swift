@@ -1,4 +1,4 @@
-// A model that is not one of LeNetKit's, built from its public layers and
+// A model that is not one of LeNetKit's, described by its layers' configurations and
 // trained with its optimizer and loss on images generated here: each image
 // is 1×12×12 noise with a bright bar that is horizontal (class 0), vertical
 // (class 1) or diagonal (class 2). The loss must fall, or the program
@@ -29,12 +29,12 @@ func makeBatch(_ n: Int, using rng: inout SeededGenerator) -> (images: [Float], 
 
 do {
     // 1×12×12 → conv 3×3 (8 maps) → 8×10×10 → ReLU → pool 2 → 8×5×5 → 200 → 3 logits.
-    let network = try Network(inputShape: FeatureShape(channels: 1, height: side, width: side), layers: [
-        Conv2D("conv", inChannels: 1, outChannels: 8, kernelSize: 3), ReLU("relu"), MaxPool2D("pool"),
-        Linear("fc", inFeatures: 8 * 5 * 5, outFeatures: classes.count),
+    let description = NetworkDescription(name: "tiny", inputShape: FeatureShape(channels: 1, height: side, width: side), layers: [
+        Conv2DConfiguration(name: "conv", inChannels: 1, outChannels: 8, kernelSize: 3), ReLUConfiguration(name: "relu"),
+        MaxPool2DConfiguration(name: "pool"), LinearConfiguration(name: "fc", inFeatures: 8 * 5 * 5, outFeatures: classes.count),
     ])
+    let network = try Network(description, seed: 42)  // PyTorch's initialization, from the seed
     var rng = SeededGenerator(seed: 42)
-    network.parameters.initialize(using: &rng)
     print("TinyNet: \(network.parameters.count) parameters")
     print(network.summaryTable())
 
