@@ -91,3 +91,12 @@ let package = Package(
         ),
     ]
 )
+
+// MARK: Documentation
+
+// The DocC plugin, only where the documentation is built: the Swift Package
+// Index sets SPI_GENERATE_DOCS=1, and so does .ci/run. A package that
+// depends on LeNetKit never fetches it.
+if Context.environment["SPI_GENERATE_DOCS"] == "1" {
+    package.dependencies.append(.package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"))
+}

@@ -103,10 +103,13 @@ public final class Network {
     /// as PyTorch initializes its layers (each tensor uniform in ±1/√fan_in,
     /// or its constant; then each layer's own draw, such as a connection
     /// table's per-map fan-in).
+    /// - Parameters:
+    ///   - description: the input shape and the layers' configurations.
+    ///   - seed: fixes the initial parameters.
+    ///   - initialization: how the weights are drawn (PyTorch's bounds, the
+    ///     default, or LeCun et al. 1998's).
     /// - Throws: `LeNetError` naming the layer and the field: a bad size, a
     ///   shape that does not chain, parameters beyond the memory there is.
-    /// - Parameter initialization: how the weights are drawn (PyTorch's
-    ///   bounds, the default, or LeCun et al. 1998's).
     public convenience init(_ description: NetworkDescription, seed: UInt64 = 0,
                             initialization: WeightInitialization = .pytorch) throws {
         try description.validate()
@@ -350,9 +353,11 @@ public final class Network {
     /// is at most the batch of the last `input(batch:)` or `reserve(batch:)`
     /// (the input was filled there). Every layer's output is kept for the
     /// backward pass.
-    /// - Parameter training: training mode (the default: batch statistics,
-    ///   dropout, the running statistics updated) or evaluation mode (what
-    ///   `infer` runs), as PyTorch's `train()` and `eval()`.
+    /// - Parameters:
+    ///   - n: the batch size.
+    ///   - training: training mode (the default: batch statistics, dropout,
+    ///     the running statistics updated) or evaluation mode (what `infer`
+    ///     runs), as PyTorch's `train()` and `eval()`.
     /// - Returns: the logits, (N, K).
     @discardableResult
     public func forward(batch n: Int, training: Bool = true) -> UnsafePointer<Float> {

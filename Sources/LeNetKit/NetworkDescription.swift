@@ -203,6 +203,7 @@ extension NetworkDescription {
     /// - Parameters:
     ///   - nameOrPath: `cifar-lenet`, `lenet5`, … or a file (`net.json`).
     ///   - classes: a built-in network's outputs; a file's are its own.
+    ///   - registry: the layer types a file may name.
     /// - Throws: `LeNetError` naming the file, or the name when it is
     ///   neither a built-in nor a file.
     public static func named(_ nameOrPath: String, classes: Int = 10, registry: LayerRegistry = .standard) throws -> NetworkDescription {

@@ -42,7 +42,9 @@ public struct ImageDataset: Sendable {
     ///
     /// - Parameters:
     ///   - name: a name for messages, e.g. "MNIST test".
-    ///   - channels, height, width: the shape of one image (C, H, W), each > 0.
+    ///   - channels: C of one image's shape (C, H, W), > 0.
+    ///   - height: H, > 0.
+    ///   - width: W, > 0.
     ///   - images: N * C * H * W bytes, (N, C, H, W).
     ///   - labels: N labels, each `< classNames.count`. (N)
     ///   - classNames: at least one name, at most 256.

@@ -98,6 +98,9 @@ public enum ImageFolder {
     ///     share of train/ (`validationFraction` of each class, at least
     ///     one image of any class with two or more, chosen by `seed`) and
     ///     `.train` the rest.
+    ///   - validationFraction: the share of each class held out when there
+    ///     is no test/ folder.
+    ///   - seed: which images are held out.
     /// - Throws: `LeNetError` naming the folder when the layout is missing,
     ///   a class of train/ holds no images, test/ has a class train/ lacks,
     ///   or the split holds no images.

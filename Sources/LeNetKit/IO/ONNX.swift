@@ -143,7 +143,11 @@ public struct ONNXGraph {
     }
 
     /// A float initializer.
-    /// - Parameter dims: its shape; empty for a scalar.
+    /// - Parameters:
+    ///   - base: the name it is given, made unique in the graph.
+    ///   - dims: its shape; empty for a scalar.
+    ///   - values: its values, row-major.
+    /// - Returns: its name in the graph.
     public mutating func constant(_ base: String, dims: [Int], values: [Float]) -> String {
         var raw = [UInt8]()
         raw.reserveCapacity(values.count * 4)

@@ -132,6 +132,8 @@ final class Conv2D: Layer {
 
     /// - Parameters:
     ///   - name: the parameter-name prefix, e.g. `conv1`.
+    ///   - inChannels: C, the input's channels.
+    ///   - outChannels: OC, the output's channels (one kernel and bias each).
     ///   - kernelSize: square kernel side.
     ///   - stride: step between windows.
     ///   - padding: zeros added on each side.

@@ -85,6 +85,8 @@ public protocol Layer: AnyObject {
     /// network allocates them and hands them over (`bind(workspace:)`)
     /// whenever the spec changes.
     /// - Parameters:
+    ///   - n: the largest batch.
+    ///   - input: one sample's shape (C, H, W).
     ///   - workers: how many threads may run this layer's loops at once: 1
     ///     for a data-parallel replica, whose passes run on one thread.
     ///   - backward: whether `backward` will run; without it, only what
@@ -135,7 +137,9 @@ public protocol Layer: AnyObject {
     ///   - dx2: (N, inputShape), or nil for the first layer.
     ///   - dy2: (N, outputShape).
     ///   - dy: (N, outputShape), the first-order gradient of the same samples.
-    ///   - x: the input of the last forward; y: its output.
+    ///   - x: the input of the last forward.
+    ///   - y: the output of the last forward.
+    ///   - n: the batch size.
     func backwardCurvature(_ dx2: UnsafeMutablePointer<Float>?, _ dy2: UnsafePointer<Float>, gradient dy: UnsafePointer<Float>,
                            _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int)
 }

@@ -46,6 +46,7 @@ public final class SoftmaxCrossEntropy {
     /// - Parameters:
     ///   - logits: (N, K)
     ///   - targets: (N), each in 0..<K
+    ///   - n: the batch size N.
     /// - Throws: `LeNetError` when a label is out of range.
     public func forward(_ logits: UnsafePointer<Float>, _ targets: UnsafePointer<Int32>, batch n: Int) throws -> Float {
         let K = classes

@@ -53,7 +53,10 @@ public struct TrainingReport: Sendable {
         }
 
         /// The record of a trained epoch and the evaluation that followed it.
-        /// - Parameter wallSeconds: seconds since the run began, if known.
+        /// - Parameters:
+        ///   - result: the epoch's training figures.
+        ///   - evaluation: the test set's figures after it.
+        ///   - wallSeconds: seconds since the run began, if known.
         public init(result: EpochResult, evaluation: Evaluation, wallSeconds: Double? = nil) {
             self.init(epoch: result.epoch, trainLoss: result.loss, trainAccuracy: result.accuracy,
                       testLoss: evaluation.loss, testAccuracy: evaluation.accuracy, seconds: result.seconds,
@@ -115,6 +118,9 @@ public struct TrainingReport: Sendable {
     /// - Parameters:
     ///   - title: the heading, e.g. "cifar-lenet on CIFAR-10".
     ///   - details: label–value rows shown under it.
+    ///   - epochs: one record per epoch, in order; empty for an evaluation.
+    ///   - evaluation: the final evaluation on the test set.
+    ///   - samples: misclassified test images to show.
     ///   - featureMap: a map of the test images' features, drawn after the
     ///     confusion matrix.
     init(title: String, details: [(label: String, value: String)] = [], epochs: [EpochRecord] = [],

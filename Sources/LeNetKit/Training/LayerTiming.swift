@@ -20,7 +20,7 @@ struct LayerTiming: Sendable {
 extension Network {
     /// Times every layer's forward and backward pass on random input.
     /// - Parameters:
-    ///   - batch: images per pass.
+    ///   - n: images per pass.
     ///   - iterations: passes timed; the median is reported.
     /// - Returns: one row per layer, and the median of whole training
     ///   steps (forward, loss, backward, no optimizer) in milliseconds.
@@ -88,7 +88,7 @@ struct InferenceStepTiming: Sendable {
 extension Network {
     /// Times every step of the forward-only path on random input.
     /// - Parameters:
-    ///   - batch: images per pass.
+    ///   - n: images per pass.
     ///   - iterations: passes timed after two warm-up passes; the median is reported.
     /// - Returns: one row per step, and the median of whole passes in milliseconds.
     func timeInference(batch n: Int, iterations: Int = 20) throws -> (steps: [InferenceStepTiming], passMilliseconds: Double) {

@@ -79,6 +79,7 @@ public final class Trainer {
     ///   - network: initialized (or loaded) network; its description goes
     ///     into every checkpoint.
     ///   - dataset: the training images; their shape must be the network's input.
+    ///   - options: the batch size, optimizer, schedule, threads, seed, ….
     /// - Throws: `LeNetError` for bad options or a dataset that does not fit.
     public init(network: Network, dataset: ImageDataset, options: TrainingOptions) throws {
         try options.validate()
