@@ -100,6 +100,9 @@ public final class ParameterStore: @unchecked Sendable {
     /// Sets every gradient to zero (before each backward pass).
     public func zeroGradients() { gradientStorage.fill(0) }
 
+    /// The tensors' names, in PyTorch's `state_dict()` order (`conv1.weight`, `conv1.bias`, …).
+    public var names: [String] { entries.map(\.name) }
+
     /// A copy of one tensor's values.
     public func values(of name: String) -> [Float]? {
         guard let e = self[name] else { return nil }

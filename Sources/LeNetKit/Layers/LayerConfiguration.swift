@@ -113,9 +113,12 @@ public struct LayerRegistry: Sendable {
 
     /// This registry with `type` read as `configuration` (replacing any
     /// type of that name).
-    /// - Parameter fields: the fields its JSON object may hold besides
-    ///   `type`, usually its `CodingKeys`: a description that gives it any
-    ///   other is refused, naming the field.
+    /// - Parameters:
+    ///   - configuration: the configuration type a JSON object of this type decodes to.
+    ///   - type: the JSON `type` that names it.
+    ///   - fields: the fields its JSON object may hold besides `type`,
+    ///     usually its `CodingKeys`: a description that gives it any other
+    ///     is refused, naming the field.
     public func registering<C: LayerConfiguration, Fields: CodingKey & CaseIterable>(
         _ configuration: C.Type, as type: String, fields: Fields.Type
     ) -> LayerRegistry {
