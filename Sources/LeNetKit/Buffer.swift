@@ -104,13 +104,13 @@ final class AllocationProbe: Sendable {
 }
 
 /// A byte count as people read it: "512 B", "12.3 KB", "2.51 GB" (powers of 1000).
-public struct ByteCount: CustomStringConvertible, Sendable, Hashable {
+struct ByteCount: CustomStringConvertible, Sendable, Hashable {
     /// The number of bytes.
     var bytes: Int
     /// - Parameter bytes: the number of bytes.
-    public init(_ bytes: Int) { self.bytes = bytes }
+    init(_ bytes: Int) { self.bytes = bytes }
 
-    public var description: String {
+    var description: String {
         let b = Double(bytes)
         if bytes < 1000 { return "\(bytes) B" }
         if b < 1e6 { return String(format: "%.1f KB", b / 1e3) }

@@ -39,7 +39,7 @@ public enum DatasetKind: String, CaseIterable, Sendable {
     /// A directory that holds both CIFAR-10 or IDX files and class folders
     /// is read by the first rule that matches; `--dataset folder` (or
     /// loading `.folder` directly) picks the folders.
-    public static func detect(directory: String) -> DatasetKind? {
+    static func detect(directory: String) -> DatasetKind? {
         guard DataFiles.isDirectory(directory) else { return nil }
         if DataFiles.isDirectory(DataFiles.join(directory, CIFAR10.folderName))
             || DataFiles.isFile(DataFiles.join(directory, "data_batch_1.bin"))
@@ -73,7 +73,7 @@ public enum DatasetKind: String, CaseIterable, Sendable {
     ///     files (default: 3×32×32, the CIFAR LeNet's input; stop at the
     ///     first bad file). `ImageFolder.load` also returns what was skipped.
     /// - Throws: `LeNetError` from the loader, naming the file.
-    public func load(directory: String, split: Split, padTo32: Bool = true,
+    func load(directory: String, split: Split, padTo32: Bool = true,
                      folder: ImageFolder.Options? = nil) throws -> ImageDataset {
         switch self {
         case .folder:

@@ -70,7 +70,7 @@ struct FoundDigit: Sendable, Equatable {
 /// let digit = try DigitPreprocessing().digit(in: photo, inputShape: FeatureShape(channels: 1, height: 32, width: 32))
 /// print(digit.box)  // where the ink was
 /// ```
-public struct DigitPreprocessing: Sendable, Equatable {
+struct DigitPreprocessing: Sendable, Equatable {
     /// The side of the field the digit is centred in (MNIST's 28).
     var field = 28
     /// The side of the box the digit is scaled to fit (MNIST's 20).

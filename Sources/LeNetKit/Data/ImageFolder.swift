@@ -15,52 +15,52 @@ import Foundation
 /// DIR/test/cat/0003.jpg       test/ is optional: without it, a seeded,
 /// DIR/test/dog/...            stratified share of train/ is held out
 /// ```
-public enum ImageFolder {
+enum ImageFolder {
     /// The file name extensions read (any case); other files are ignored,
     /// as are names starting with ".".
     static let fileExtensions: Set<String> = ["jpg", "jpeg", "png", "ppm", "pgm"]
 
     /// How to load one split.
-    public struct Options: Sendable {
+    struct Options: Sendable {
         /// The model's input, (C, H, W): each image is converted to C
         /// channels (alpha over black, RGB ↔ gray) and resized to H × W.
-        public var shape: FeatureShape
+        var shape: FeatureShape
         /// Skip files that cannot be read or decoded (listed in
         /// `Loaded.skipped`) instead of stopping at the first.
-        public var skipsBadImages = false
+        var skipsBadImages = false
         /// Without a test/ folder: the share of each class's training
         /// images held out as the test split, in [0, 1).
-        public var validationFraction = 0.1
+        var validationFraction = 0.1
         /// Seeds the held-out split.
-        public var seed: UInt64 = 0
+        var seed: UInt64 = 0
         /// Threads that decode at once.
-        public var threads = ProcessInfo.processInfo.activeProcessorCount
+        var threads = ProcessInfo.processInfo.activeProcessorCount
 
         /// Options for a model whose input is `shape`.
-        public init(shape: FeatureShape) {
+        init(shape: FeatureShape) {
             self.shape = shape
         }
     }
 
     /// A file that could not be used, and why.
-    public struct BadImage: Sendable, Equatable {
+    struct BadImage: Sendable, Equatable {
         /// The file's path.
-        public let path: String
+        let path: String
         /// What is wrong with it (the decoder's message).
-        public let reason: String
+        let reason: String
     }
 
     /// A loaded split and what happened on the way.
-    public struct Loaded: Sendable {
+    struct Loaded: Sendable {
         /// The images, labelled; class names are the folder names.
-        public let dataset: ImageDataset
+        let dataset: ImageDataset
         /// The files skipped (`Options.skipsBadImages`), in path order.
-        public let skipped: [BadImage]
+        let skipped: [BadImage]
         /// Set when there was no test/ folder and this split is one side of
         /// the held-out split: the fraction held out and its seed.
-        public let heldOut: (fraction: Double, seed: UInt64)?
+        let heldOut: (fraction: Double, seed: UInt64)?
         /// Wall-clock seconds spent reading and decoding.
-        public let seconds: Double
+        let seconds: Double
     }
 
     /// The files of one split, labelled, before decoding.
@@ -182,7 +182,7 @@ public enum ImageFolder {
     /// - Throws: `LeNetError` from `list`, or naming the first file (in path
     ///   order) that cannot be read or decoded, unless
     ///   `options.skipsBadImages`; then when every file was bad.
-    public static func load(directory: String, split: Split, options: Options,
+    static func load(directory: String, split: Split, options: Options,
                             progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> Loaded {
         let shape = options.shape
         guard shape.channels == 1 || shape.channels == 3, shape.height > 0, shape.width > 0 else {

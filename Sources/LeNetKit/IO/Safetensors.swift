@@ -17,19 +17,19 @@ import Foundation
 
 /// One named tensor of a safetensors file: its shape and its elements in
 /// row-major order.
-public struct SafetensorsTensor: Sendable, Equatable {
+struct SafetensorsTensor: Sendable, Equatable {
     /// The tensor's key in the file, for example `conv1.weight`.
-    public var name: String
+    var name: String
     /// The dimensions, outermost first; `[]` is a scalar holding one value.
-    public var shape: [Int]
+    var shape: [Int]
     /// `shape.reduce(1, *)` elements, row-major.
-    public var values: [Float]
+    var values: [Float]
 
     /// - Parameters:
     ///   - name: The tensor's key in the file; non-empty, unique in a file.
     ///   - shape: The dimensions, outermost first; `[]` for a scalar.
     ///   - values: The elements in row-major order, `shape.reduce(1, *)` of them.
-    public init(name: String, shape: [Int], values: [Float]) {
+    init(name: String, shape: [Int], values: [Float]) {
         self.name = name
         self.shape = shape
         self.values = values
@@ -43,22 +43,22 @@ public struct SafetensorsTensor: Sendable, Equatable {
 /// `LeNetError` naming the file and the problem; it never traps on a bad
 /// file. Writing is atomic: the target is either the old file or the
 /// complete new one, never a partial write.
-public struct SafetensorsFile: Sendable {
+struct SafetensorsFile: Sendable {
     /// The tensors: in the order of their data when read; written in this order.
-    public var tensors: [SafetensorsTensor]
+    var tensors: [SafetensorsTensor]
     /// The header's `__metadata__` object; written only when not empty.
-    public var metadata: [String: String]
+    var metadata: [String: String]
 
     /// - Parameters:
     ///   - tensors: The tensors, in the order they are to be written.
     ///   - metadata: Free-form strings stored in the header's `__metadata__`.
-    public init(tensors: [SafetensorsTensor], metadata: [String: String] = [:]) {
+    init(tensors: [SafetensorsTensor], metadata: [String: String] = [:]) {
         self.tensors = tensors
         self.metadata = metadata
     }
 
     /// The tensor called `name`, or nil if there is none.
-    public subscript(name: String) -> SafetensorsTensor? {
+    subscript(name: String) -> SafetensorsTensor? {
         tensors.first { $0.name == name }
     }
 
@@ -74,7 +74,7 @@ public struct SafetensorsFile: Sendable {
     /// - Returns: The file's tensors in the order of their data, and its metadata.
     /// - Throws: `LeNetError` naming `path` when the file cannot be read or
     ///   is not a valid safetensors file (see `parse(_:source:)`).
-    public static func read(path: String) throws -> SafetensorsFile {
+    static func read(path: String) throws -> SafetensorsFile {
         let bytes = try FileIO.readAll(path: path)
         return try parse(bytes, source: path)
     }
@@ -333,7 +333,7 @@ public struct SafetensorsFile: Sendable {
     /// - Throws: `LeNetError` naming `path` if `encoded()` fails or the
     ///   directory is missing or not writable, the disk is full, or the
     ///   rename fails.
-    public func write(path: String) throws {
+    func write(path: String) throws {
         let bytes = try encoded(subject: path)
         try FileIO.writeAtomically(bytes, to: path)
     }

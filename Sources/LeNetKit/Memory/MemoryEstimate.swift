@@ -6,11 +6,11 @@ import Foundation
 /// does not fit, instead of finding out from the OOM killer.
 public struct MemoryEstimate: Sendable, CustomStringConvertible {
     /// One part of the total: `activations`, `images`, `optimizer state`.
-    public struct Item: Sendable, Equatable {
+    struct Item: Sendable, Equatable {
         /// What the bytes are for.
-        public var name: String
+        var name: String
         /// How many.
-        public var bytes: Int
+        var bytes: Int
         /// - Parameters:
         ///   - name: what the bytes are for.
         ///   - bytes: how many.
@@ -21,7 +21,7 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
     }
 
     /// The parts, in the order they were added; an item's name appears once.
-    public private(set) var items: [Item] = []
+    private(set) var items: [Item] = []
 
     /// An estimate of nothing.
     init() {}
@@ -30,7 +30,7 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
     public var bytes: Int { items.reduce(0) { $0 &+ $1.bytes } }
 
     /// The bytes of the item named `name` (0 when there is none).
-    public subscript(name: String) -> Int { items.first { $0.name == name }?.bytes ?? 0 }
+    subscript(name: String) -> Int { items.first { $0.name == name }?.bytes ?? 0 }
 
     /// Adds `bytes` to the item `name` (made when new).
     mutating func add(_ name: String, bytes: Int) {

@@ -1,5 +1,5 @@
 /// The networks shipped in the library, by name (`NetworkDescription.builtIn`).
-public enum ModelKind: String, CaseIterable, Sendable {
+enum ModelKind: String, CaseIterable, Sendable {
     /// The PyTorch tutorial's CIFAR-10 LeNet, widened: 3×32×32 in, 10 classes out.
     case cifarLeNet = "cifar-lenet"
     /// The same with a BatchNorm2d after each convolution.
@@ -32,7 +32,7 @@ public enum ModelKind: String, CaseIterable, Sendable {
     /// The model `lenet train` uses for a dataset when none is named: the
     /// CIFAR LeNet for CIFAR-10 and image folders (photos are in colour),
     /// LeNet-5 for MNIST and Fashion-MNIST.
-    public static func `default`(for dataset: DatasetKind) -> ModelKind {
+    static func `default`(for dataset: DatasetKind) -> ModelKind {
         dataset == .cifar10 || dataset == .folder ? .cifarLeNet : .lenet5
     }
 

@@ -11,7 +11,7 @@
 /// so after n updates the average weighs the weights of k updates ago by
 /// (1 − decay)·decayᵏ. `Trainer` updates it after every optimizer step
 /// and evaluates and saves the average (`TrainingOptions.ema`).
-public final class WeightAverage {
+final class WeightAverage {
     /// How much of the average each update keeps, in (0, 1): a Double, as
     /// the Python float PyTorch is given, so that 1 − decay is its weight.
     let decay: Double

@@ -4,7 +4,7 @@ import Foundation
 /// figures show LeNet-5's C1 and C3: the image, then the maps of the first
 /// two convolutions that give maps (height and width above 1), each taken
 /// after the elementwise layers that follow it (its squashing).
-public struct ActivationMaps: Sendable {
+struct ActivationMaps: Sendable {
     /// One layer's maps.
     struct Stage: Sendable {
         /// The layer whose kernels made the maps (`c1`), and the layer whose output is shown (`c1.tanh`).
@@ -29,7 +29,7 @@ public struct ActivationMaps: Sendable {
     ///   - normalization: what the network was trained with.
     ///   - index: which image.
     /// - Throws: `LeNetError` when the index is outside the dataset or a buffer cannot be had.
-    public init(network: Network, dataset: ImageDataset, normalization: Normalization, index: Int = 0) throws {
+    init(network: Network, dataset: ImageDataset, normalization: Normalization, index: Int = 0) throws {
         guard index >= 0, index < dataset.count else {
             throw LeNetError("image \(index) is outside the \(dataset.count) images", subject: dataset.name)
         }

@@ -7,7 +7,7 @@ import Foundation
 
 /// Test images placed by the first two principal components of their
 /// penultimate-layer features.
-public struct FeatureMap: Sendable {
+struct FeatureMap: Sendable {
     /// The layer whose output the features are (the input of the last layer).
     let layer: String
     /// Features per image (D).
@@ -39,7 +39,7 @@ public struct FeatureMap: Sendable {
     ///   - batchSize: images per forward pass.
     /// - Throws: `LeNetError` when the shapes disagree, the dataset is
     ///   empty, or memory or LAPACK fail.
-    public init(network: Network, dataset: ImageDataset, normalization: Normalization,
+    init(network: Network, dataset: ImageDataset, normalization: Normalization,
                 highlighting: [Misclassification] = [], batchSize: Int = 256) throws {
         guard network.layers.count >= 2 else {
             throw LeNetError("a feature map needs a network of at least two layers", subject: "FeatureMap")

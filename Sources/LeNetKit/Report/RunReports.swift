@@ -5,10 +5,10 @@ import Foundation
 extension TrainingReport {
     /// How many misclassified test images `lenet` shows (`Network.evaluate`'s
     /// `misclassifiedLimit`).
-    public static let defaultSampleCount = 60
+    static let defaultSampleCount = 60
 
     /// How many misclassified images the feature map rings.
-    public static let highlightedCount = 12
+    static let highlightedCount = 12
 
     /// The report of a training run so far.
     /// - Parameters:
@@ -21,7 +21,7 @@ extension TrainingReport {
     ///     one more forward pass over `test`), its first misclassified ones ringed.
     /// - Throws: `LeNetError` when a misclassified index is outside `test`,
     ///   or from `FeatureMap`.
-    public init(trainer: Trainer, test: ImageDataset, epochs: [EpochRecord], evaluation: Evaluation,
+    init(trainer: Trainer, test: ImageDataset, epochs: [EpochRecord], evaluation: Evaluation,
                 featureMap: Bool = true) throws {
         let o = trainer.options
         let model = trainer.network.networkDescription.name ?? "custom network"
@@ -82,7 +82,7 @@ extension TrainingReport {
     ///   - featureMap: the map of the test images' features (`FeatureMap`), if made.
     ///   - activationMaps: one test image's maps inside the network (`ActivationMaps`), if made.
     /// - Throws: `LeNetError` when a misclassified index is outside `test`.
-    public init(weights: String, model: String, metadata: [String: String], test: ImageDataset, evaluation: Evaluation,
+    init(weights: String, model: String, metadata: [String: String], test: ImageDataset, evaluation: Evaluation,
                 featureMap: FeatureMap? = nil, activationMaps: ActivationMaps? = nil) throws {
         var details: [(label: String, value: String)] = [
             ("checkpoint", weights),

@@ -14,9 +14,9 @@ import Foundation
 /// report.samples = try TrainingReport.samples(of: evaluation, in: test)
 /// try report.write(directory: "report")          // report/index.html
 /// ```
-public struct TrainingReport: Sendable {
+struct TrainingReport: Sendable {
     /// One epoch's figures.
-    public struct EpochRecord: Sendable, Equatable {
+    struct EpochRecord: Sendable, Equatable {
         /// The epoch, counting from 1.
         var epoch: Int
         /// Mean training loss over the epoch.
@@ -57,7 +57,7 @@ public struct TrainingReport: Sendable {
         ///   - result: the epoch's training figures.
         ///   - evaluation: the test set's figures after it.
         ///   - wallSeconds: seconds since the run began, if known.
-        public init(result: EpochResult, evaluation: Evaluation, wallSeconds: Double? = nil) {
+        init(result: EpochResult, evaluation: Evaluation, wallSeconds: Double? = nil) {
             self.init(epoch: result.epoch, trainLoss: result.loss, trainAccuracy: result.accuracy,
                       testLoss: evaluation.loss, testAccuracy: evaluation.accuracy, seconds: result.seconds,
                       wallSeconds: wallSeconds)
@@ -155,7 +155,7 @@ public struct TrainingReport: Sendable {
     /// - Returns: the path of the page.
     /// - Throws: `LeNetError` naming the directory or file when it cannot be written.
     @discardableResult
-    public func write(directory: String) throws -> String {
+    func write(directory: String) throws -> String {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {

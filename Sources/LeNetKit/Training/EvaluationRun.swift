@@ -106,22 +106,22 @@ public struct EvaluationRun {
 
 /// An evaluation as `lenet eval --json` prints it (snake_case keys, sorted).
 public struct EvaluationRecord: Codable, Sendable, Equatable {
-    public var accuracy: Double, correct: Int, count: Int, loss: Double
+    var accuracy: Double, correct: Int, count: Int, loss: Double
     /// Accuracy by class name.
-    public var perClass: [String: Double]
-    public var classNames: [String]
+    var perClass: [String: Double]
+    var classNames: [String]
     /// Rows: true class; columns: predicted.
-    public var confusion: [[Int]]
-    public var imagesPerSecond: Double
+    var confusion: [[Int]]
+    var imagesPerSecond: Double
     /// The network's name, and the dataset's kind (`cifar10`, `mnist`, …).
-    public var model: String, dataset: String
+    var model: String, dataset: String
 
     enum CodingKeys: String, CodingKey {
         case accuracy, correct, count, loss, perClass = "per_class", classNames = "class_names", confusion
         case imagesPerSecond = "images_per_second", model, dataset
     }
 
-    public init(_ e: Evaluation, model: String, dataset: String) {
+    init(_ e: Evaluation, model: String, dataset: String) {
         (accuracy, correct, count, loss) = (e.accuracy, e.correct, e.count, e.loss)
         perClass = Dictionary(zip(e.classNames, e.perClass), uniquingKeysWith: { first, _ in first })
         (classNames, confusion, imagesPerSecond) = (e.classNames, e.confusion, e.imagesPerSecond)

@@ -65,7 +65,7 @@ public final class Classifier {
     /// MNIST says `.digit`.
     public var preprocessing: ImagePreprocessing
     /// How digits are found and laid out, for `.digit` and `readNumber(_:)`.
-    public var digitPreprocessing = DigitPreprocessing()
+    var digitPreprocessing = DigitPreprocessing()
 
     /// - Parameters:
     ///   - network: a trained network.

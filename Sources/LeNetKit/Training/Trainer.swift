@@ -16,7 +16,7 @@ public final class Trainer {
     public let optimizer: any Optimizer
     /// With `options.ema`: the moving average of the weights, updated after
     /// every step; `fit` evaluates it and checkpoints save it as the weights.
-    public let weightAverage: WeightAverage?
+    let weightAverage: WeightAverage?
     /// The training images.
     public let dataset: ImageDataset
     /// Splits every step, and the evaluation inside `fit`, across

@@ -214,11 +214,11 @@ public struct EpochRecord: Codable, Sendable, Equatable {
     /// Seconds since the run began, evaluations included: time to accuracy.
     public var wallSeconds: Double
     /// The epochs the run trains to; nil with a time budget.
-    public var epochs: Int?
+    var epochs: Int?
     /// The steps done of a time budget's last, partial epoch (nil when whole).
-    public var stepsOfPartialEpoch: Int?
+    var stepsOfPartialEpoch: Int?
     /// With a time budget: the budget and its seconds spent.
-    public var timeBudget: Double?, budgetSecondsSpent: Double?
+    var timeBudget: Double?, budgetSecondsSpent: Double?
 
     enum CodingKeys: String, CodingKey {
         case epoch, trainLoss = "train_loss", trainAccuracy = "train_accuracy", testAccuracy = "test_accuracy"
