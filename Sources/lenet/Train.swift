@@ -84,8 +84,7 @@ struct Train: ParsableCommand {
 
     func run() throws {
         var c = TrainingRun.Configuration(data: dataOptions.location, options: try options())
-        (c.model, c.recipe, c.seed, c.limit) = (model, recipe, seed, limit)
-        c.initialization = `init` ?? recipe?.initialization ?? .pytorch
+        (c.model, c.recipe, c.seed, c.limit, c.initialization) = (model, recipe, seed, limit, `init`)
         c.threadsChosen = dataOptions.threadOptions.threads != nil
         (c.resume, c.output, c.logJSON, c.report) = (resume, output, logJSON, report)
         let run = try TrainingRun(c, log: printError, decoding: ProgressDisplay().update)

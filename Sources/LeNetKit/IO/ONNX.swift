@@ -38,14 +38,35 @@ public enum ONNXExport {
         }
     }
 
+    /// The graph's rewrites of the layer order, declared as fusion rules
+    /// (a pattern and the layers it writes, in their order).
+    ///
+    /// A max pool followed by a ReLU is written ReLU first: ReLU is monotone,
+    /// so the maximum of the rectified values is the rectified maximum, and
+    /// the logits are the same bit for bit. LeNetKit pools first (a quarter of
+    /// the ReLU work); a runtime fuses a convolution with the Relu right after
+    /// it (ONNX Runtime's Conv activation fusion), which it cannot across a
+    /// MaxPool.
+    /// A rule's step is the indices of the layers it covers, in the order written.
+    static let orderRules: [FusionRule<[Int]>] = [
+        FusionRule("max pool then ReLU, written ReLU then max pool", [.maxPool, .relu]) { [$0.start + 1, $0.start] },
+    ]
+
+    /// The network's layers in the order the graph writes them (`orderRules`).
+    static func writingOrder(_ network: Network) -> [any Layer] {
+        fuse(orderRules, description: network.networkDescription, shapes: network.shapes,
+             parameters: network.parameters, buffers: network.buffers) { [$0] }.flatMap { $0 }.map { network.layers[$0] }
+    }
+
     /// The serialized ModelProto.
     /// - Throws: `LeNetError` naming the first layer that has no ONNX form,
     ///   or whose input it cannot take (a convolution after a flatten).
     static func encode(_ network: Network, metadata: Metadata) throws -> [UInt8] {
         var graph = ONNXGraph(network: network)
         var value = "input"
-        for (i, layer) in network.layers.enumerated() {
-            if i == network.layers.count - 1 { graph.finalOutput = "logits" }
+        let written = writingOrder(network)
+        for (i, layer) in written.enumerated() {
+            if i == written.count - 1 { graph.finalOutput = "logits" }
             value = try layer.exportONNX(into: &graph, input: value)
         }
         if value != "logits" { value = graph.node("Identity", [value], output: "logits") }

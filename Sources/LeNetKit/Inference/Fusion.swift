@@ -29,6 +29,9 @@ struct LayerPattern: Sendable {
     /// A batch normalization (folded into the convolution before it, in evaluation mode).
     static let batchNorm = LayerPattern { config, _ in config is BatchNorm2D.Configuration }
 
+    /// A max pool of any size and stride.
+    static let maxPool = LayerPattern { config, _ in config is MaxPool2D.Configuration }
+
     /// A 2×2, stride-2 max pool.
     static let maxPool2x2 = LayerPattern { config, _ in
         guard let p = config as? MaxPool2D.Configuration else { return false }

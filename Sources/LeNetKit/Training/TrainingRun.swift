@@ -15,8 +15,8 @@ public final class TrainingRun {
         public var model: String?
         /// The recipe the options came from, if any: its network is the default.
         public var recipe: TrainingRecipe?
-        /// How a new network draws its weights.
-        public var initialization = WeightInitialization.pytorch
+        /// How a new network draws its weights; nil: as `recipe` says, else PyTorch's way.
+        public var initialization: WeightInitialization?
         /// How to train. Its augmentation never mirrors MNIST's digits (a
         /// mirrored digit is another symbol, or none).
         public var options: TrainingOptions
@@ -38,6 +38,9 @@ public final class TrainingRun {
         public var logJSON: String?
         /// A directory that gets the HTML report after every epoch.
         public var report: String?
+
+        /// `initialization`, else the recipe's, else PyTorch's.
+        var weightInitialization: WeightInitialization { initialization ?? recipe?.initialization ?? .pytorch }
 
         public init(data: DatasetLocation, options: TrainingOptions = TrainingOptions()) {
             self.data = data
@@ -106,7 +109,7 @@ public final class TrainingRun {
             description = try Self.description(named, classes: train.classNames.count)
         }
         let network = try Network(description, seed: options.seed,
-                                  initialization: configuration.recipe?.initialization ?? configuration.initialization, naming: named)
+                                  initialization: configuration.weightInitialization, naming: named)
         // What the trainer and the evaluation after each epoch will
         // allocate, checked before they do (the images are loaded already).
         plan = MemoryPlan(batchSize: options.batchSize, defaultBatchSize: configuration.defaultBatchSize,
@@ -147,7 +150,7 @@ public final class TrainingRun {
     /// options in words, the BLAS, the threads, the memory, where it resumes.
     public var summary: String {
         let network = trainer.network
-        var parts = [configuration.options.summary(initialization: configuration.recipe?.initialization ?? configuration.initialization),
+        var parts = [configuration.options.summary(initialization: configuration.weightInitialization),
                      BLASThreads.summary, "\(configuration.options.threads) thread(s)", "memory \(memory)"]
         if trainer.stepInEpoch > 0 {
             parts.append("resuming epoch \(trainer.epoch + 1) after step \(trainer.stepInEpoch)")
@@ -226,6 +229,14 @@ public struct EpochRecord: Codable, Sendable, Equatable {
         case wallSeconds = "wall_seconds"
         // `epochs` and the budget's fields are for `line` only: the JSON
         // keeps the figures of the epoch.
+    }
+
+    init(epoch: Int, trainLoss: Double, trainAccuracy: Double, testAccuracy: Double, testLoss: Double, imagesPerSecond: Double,
+         seconds: Double, imagesSeen: Int, wallSeconds: Double, epochs: Int?, stepsOfPartialEpoch: Int?, timeBudget: Double?,
+         budgetSecondsSpent: Double?) {
+        (self.epoch, self.trainLoss, self.trainAccuracy, self.testAccuracy, self.testLoss) = (epoch, trainLoss, trainAccuracy, testAccuracy, testLoss)
+        (self.imagesPerSecond, self.seconds, self.imagesSeen, self.wallSeconds) = (imagesPerSecond, seconds, imagesSeen, wallSeconds)
+        (self.epochs, self.stepsOfPartialEpoch, self.timeBudget, self.budgetSecondsSpent) = (epochs, stepsOfPartialEpoch, timeBudget, budgetSecondsSpent)
     }
 
     init(_ fitted: FitEpoch, trainer: Trainer, epochs: Int, wallSeconds: Double) {
