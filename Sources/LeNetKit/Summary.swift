@@ -25,6 +25,11 @@ extension Network {
         summary().reduce(0) { $0 + $1.parameters }
     }
 
+    /// Connections (multiply–adds, biases included) per sample: a forward
+    /// pass is about 2 FLOP each, a training step (the backward pass's input
+    /// and weight gradients too) about 6.
+    @_spi(Benchmarks) public var connections: Int { summary().reduce(0) { $0 + $1.connections } }
+
     /// The layer table: shapes, kernels, parameters and connections.
     func summary() -> [LayerSummary] {
         var rows: [LayerSummary] = []

@@ -1,51 +1,43 @@
-// End to end: training and evaluation images/s of the CIFAR LeNet at batch
-// 36 and 256, on 1 and 2 threads, over generated CIFAR-shaped data; and the
-// forward-only path (`Network.infer`) of both networks at batch 1, 16 and
-// 256, whose mallocCountTotal is the allocations of `passes` calls after
-// warm-up.
+// End to end: training images/s of the CIFAR LeNet at batch 36 and 256 and
+// of LeNet-5 at batch 1 and 36, on 1 and 2 threads, over generated data, each
+// also as a share of the machine's FMA peak (one core's, measured first,
+// times the threads; a training image counted as 6 FLOP per connection);
+// evaluation images/s of the CIFAR LeNet; and the forward-only path
+// (`Network.infer`) of every built-in network at batch 1, 16 and 256, whose
+// mallocCountTotal is the allocations of `passes` calls after warm-up.
 import Benchmark
 import Dispatch
-import LeNetKit
+@_spi(Benchmarks) import LeNetKit
 
 let imagesPerSecond = BenchmarkMetric.custom("images/s", polarity: .prefersLarger, useScalingFactor: false)
+let gflops = BenchmarkMetric.custom("GFLOP/s", polarity: .prefersLarger, useScalingFactor: false)
+let permilleOfPeak = BenchmarkMetric.custom("‰ of FMA peak", polarity: .prefersLarger, useScalingFactor: false)
 
-func randomDataset(count: Int) -> ImageDataset? {
+func randomDataset(count: Int, channels: Int) -> ImageDataset? {
     var rng = SeededGenerator(seed: 1)
-    let images = (0..<(count * 3072)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+    let images = (0..<(count * channels * 1024)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
     let labels = (0..<count).map { _ in UInt8(rng.next() % 10) }
-    return try? ImageDataset(name: "random", channels: 3, height: 32, width: 32, images: images, labels: labels,
+    return try? ImageDataset(name: "random", channels: channels, height: 32, width: 32, images: images, labels: labels,
                              classNames: CIFAR10.standardClassNames)
 }
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(metrics: [imagesPerSecond, .mallocCountTotal], maxDuration: .seconds(4), maxIterations: 9)
-    guard let data = randomDataset(count: 2560) else { return }
+    // One core's FMA peak, the ceiling the training shares are of.
+    let peak = FMAPeak.measure() ?? 0
+    Benchmark("fma peak, one core", configuration: .init(metrics: [gflops])) { benchmark in
+        benchmark.measurement(gflops, Int(FMAPeak.measure() ?? 0))
+    }
+    guard let data = randomDataset(count: 2560, channels: 3), let gray = randomDataset(count: 2560, channels: 1) else { return }
+    for (model, batches) in [("cifar-lenet", [36, 256]), ("lenet5", [1, 36])] {
+        for batch in batches {
+            for threads in [1, 2] {
+                trainingBenchmark(model: model, data: model == "lenet5" ? gray : data, batch: batch, threads: threads, peak: peak)
+            }
+        }
+    }
     for batch in [36, 256] {
         for threads in [1, 2] {
-            // The trainer is made, and its buffers allocated by a first step,
-            // in setup: each measured iteration is `steps` training steps
-            // alone, so mallocCountTotal counts allocations per `steps` steps.
-            let steps = max(4, 2048 / batch)
-            // Batches as slices of one index array, as `trainEpoch` passes them
-            // (LeNetKit's `step` is specialized for those).
-            let order = (0..<(steps + 1) * batch).map { $0 % data.count }
-            func batchRange(_ s: Int) -> ArraySlice<Int> { order[s * batch..<(s + 1) * batch] }
-            let box = TrainerBox()
-            Benchmark("train cifar-lenet b\(batch) t\(threads)", closure: { benchmark in
-                guard let trainer = box.trainer else { return }
-                let start = DispatchTime.now().uptimeNanoseconds
-                for s in 0..<steps { _ = try? trainer.step(batchRange(s)) }
-                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                benchmark.measurement(imagesPerSecond, Int(Double(steps * batch) / seconds))
-            }, setup: {
-                var options = TrainingOptions()
-                options.batchSize = batch
-                options.threads = threads
-                box.trainer = try? Trainer(network: try Models.cifarLeNet(), dataset: data, options: options)
-                _ = try? box.trainer?.step(batchRange(0))
-            }, teardown: {
-                box.trainer = nil
-            })
             Benchmark("eval cifar-lenet b\(batch) t\(threads)") { benchmark in
                 let network = try Models.cifarLeNet()
                 _ = try? network.evaluate(on: data, normalization: .half, batchSize: batch, threads: threads)
@@ -83,6 +75,39 @@ let benchmarks: @Sendable () -> Void = {
             }
         }
     }
+}
+
+/// Training steps of `model` on `data`: images/s, and that as a share of
+/// `threads` cores' FMA peak (`peak` GFLOP/s each).
+func trainingBenchmark(model: String, data: ImageDataset, batch: Int, threads: Int, peak: Double) {
+    // The trainer is made, and its buffers allocated by a first step, in
+    // setup: each measured iteration is `steps` training steps alone, so
+    // mallocCountTotal counts allocations per `steps` steps.
+    let steps = max(4, 2048 / batch)
+    // Batches as slices of one index array, as `trainEpoch` passes them
+    // (LeNetKit's `step` is specialized for those).
+    let order = (0..<(steps + 1) * batch).map { $0 % data.count }
+    func batchRange(_ s: Int) -> ArraySlice<Int> { order[s * batch..<(s + 1) * batch] }
+    let box = TrainerBox()
+    Benchmark("train \(model) b\(batch) t\(threads)",
+              configuration: .init(metrics: [imagesPerSecond, permilleOfPeak, .mallocCountTotal]), closure: { benchmark in
+        guard let trainer = box.trainer else { return }
+        let start = DispatchTime.now().uptimeNanoseconds
+        for s in 0..<steps { _ = try? trainer.step(batchRange(s)) }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let rate = Double(steps * batch) / seconds
+        benchmark.measurement(imagesPerSecond, Int(rate))
+        let flops = rate * 6 * Double(trainer.network.connections)
+        if peak > 0 { benchmark.measurement(permilleOfPeak, Int(1000 * flops / (peak * 1e9 * Double(threads)))) }
+    }, setup: {
+        var options = TrainingOptions()
+        options.batchSize = batch
+        options.threads = threads
+        box.trainer = try? Trainer(network: try Network(.builtIn(model)), dataset: data, options: options)
+        _ = try? box.trainer?.step(batchRange(0))
+    }, teardown: {
+        box.trainer = nil
+    })
 }
 
 /// Holds a benchmark's network from its setup to its teardown.

@@ -60,4 +60,10 @@ void lenet_pack_channels_last_avx2(float *_Nonnull packed, const float *_Nonnull
 /// Call only when lenet_has_avx2_fma() returns 1.
 void lenet_linear_avx2(float *_Nonnull y, long ldy, const float *_Nonnull x, long ldx, const float *_Nonnull w,
                        const float *_Nonnull b, long n, long IN, long OUT, int relu);
+/// Twelve chains a[i] = a[i]·scale + add, a[i] starting at start + i, each
+/// `iterations` AVX2 FMAs long (8 lanes alike): 192·iterations FLOP. Returns
+/// the sum of the chains' last values. Call only when lenet_has_avx2_fma()
+/// returns 1.
+float lenet_fma_chains_avx2(long iterations, float start, float scale, float add);
+
 #endif
