@@ -30,16 +30,34 @@ struct Lenet: ParsableCommand {
 /// The flag that sets a library option on the command line.
 func flag(_ option: LeNetError.Option) -> String {
     switch option {
+    case .epochs: "--epochs"
+    case .batchSize, .evaluationBatchSize: "--batch-size"
     case .learningRate: "--lr"
-    case .evaluationBatchSize: "--batch-size"
-    case .logJSON: "--log-json"
+    case .momentum: "--momentum"
+    case .weightDecay: "--weight-decay"
+    case .stepEpochs: "--step-epochs"
+    case .stepGamma: "--step-gamma"
+    case .warmupEpochs: "--warmup-epochs"
+    case .timeBudget: "--time-budget"
+    case .labelSmoothing: "--label-smoothing"
+    case .ema: "--ema"
+    case .sdlmMu: "--sdlm-mu"
+    case .curvatureSamples: "--curvature-samples"
+    case .mapConstant: "--map-constant"
+    case .threads: "--threads"
+    case .cropPadding: "--crop-padding"
+    case .normalizationMean: "--mean"
+    case .normalizationStd: "--std"
+    case .limit: "--limit"
     case .validationSplit: "--validation-split"
     case .skipBadImages: "--skip-bad-images"
-    case .cropPadding: "--crop-padding"
     case .data: "--data"
+    case .model: "--model"
+    case .output: "--output"
+    case .logJSON: "--log-json"
+    case .report: "--report"
+    case .logits: "--logits"
     case .top: "--top"
-    default:  // the rest are spelled as the flag: TrainingOptions.weightDecay → --weight-decay
-        "--" + String(option.rawValue.split(separator: ".").last ?? "").replacing(/[A-Z]/) { "-" + $0.output.lowercased() }
     }
 }
 
