@@ -40,6 +40,15 @@ let benchmarks: @Sendable () -> Void = {
             }
         }
     }
+    // The cost of a step around the layers: a network of one 1→2 linear
+    // layer on 1×1×1 images, so that filling the batch, the loss, the
+    // optimizer and the threads' hand-offs are all there is.
+    if let dot = try? ImageDataset(name: "one pixel", channels: 1, height: 1, width: 1, images: (0..<256).map { UInt8($0) },
+                                   labels: (0..<256).map { UInt8($0 % 2) }, classNames: ["0", "1"]) {
+        for threads in [1, 2] {
+            stepOverheadBenchmark(data: dot, threads: threads)
+        }
+    }
     for batch in [36, 256] {
         for threads in [1, 2] {
             Benchmark("eval cifar-lenet b\(batch) t\(threads)") { benchmark in
@@ -109,6 +118,33 @@ func trainingBenchmark(model: String, data: ImageDataset, batch: Int, threads: I
         options.threads = threads
         box.trainer = try? Trainer(network: try Network(.builtIn(model)), dataset: data, options: options)
         _ = try? box.trainer?.step(batchRange(0))
+    }, teardown: {
+        box.trainer = nil
+    })
+}
+
+/// One training step of batch 1 of a two-output linear network: ns per step.
+func stepOverheadBenchmark(data: ImageDataset, threads: Int) {
+    let nanoseconds = BenchmarkMetric.custom("ns per step", polarity: .prefersSmaller, useScalingFactor: false)
+    let steps = 2048
+    let order = Array(0..<data.count)
+    let box = TrainerBox()
+    Benchmark("step overhead, empty network b1 t\(threads)",
+              configuration: .init(metrics: [nanoseconds, .mallocCountTotal]), closure: { benchmark in
+        guard let trainer = box.trainer else { return }
+        let start = DispatchTime.now().uptimeNanoseconds
+        for s in 0..<steps { _ = try? trainer.step(order[s % order.count...s % order.count]) }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        benchmark.measurement(nanoseconds, Int((seconds / Double(steps) * 1e9).rounded()))
+    }, setup: {
+        var options = TrainingOptions()
+        options.batchSize = 1
+        options.threads = threads
+        let description = NetworkDescription(name: "empty", inputShape: FeatureShape(channels: 1, height: 1, width: 1),
+                                             layers: [FlattenConfiguration(name: "flat"),
+                                                      LinearConfiguration(name: "fc", inFeatures: 1, outFeatures: 2)])
+        box.trainer = try? Trainer(network: try Network(description), dataset: data, options: options)
+        _ = try? box.trainer?.step(order[0...0])
     }, teardown: {
         box.trainer = nil
     })
