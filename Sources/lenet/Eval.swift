@@ -19,7 +19,7 @@ struct Eval: ParsableCommand {
         (c.model, c.batchSize, c.testTimeAugmentation, c.logits, c.report) = (checkpoint.model, batchSize, tta, logits, report)
         (c.threads, c.threadsChosen) = (try dataOptions.threadOptions.resolved(), dataOptions.threadOptions.threads != nil)
         let run = try EvaluationRun(c, log: printError, decoding: ProgressDisplay().update)
-        print(json ? run.record.json : run.table)
+        print(json ? try run.record.json() : run.table)
     }
 }
 

@@ -116,7 +116,7 @@ struct NetworkOptions: ParsableArguments {
 
     func network() throws -> Network {
         guard model == nil || weights == nil else { throw LeNetError("give --model or --weights, not both", subject: "--weights") }
-        return try Network(model: model ?? "cifar-lenet", weights: weights)
+        return try Network.named(model ?? "cifar-lenet", weights: weights)
     }
 }
 

@@ -68,11 +68,12 @@ public struct DatasetLocation: Sendable {
     ///   - threads: decoding threads (image folders).
     ///   - log: lines for a person to read: an image folder's decoding
     ///     progress (`progress`), its held-out split and skipped files.
-    ///   - progress: an image folder's files decoded so far, and in all.
+    ///   - progress: an image folder's split being decoded (its path), its
+    ///     files decoded so far, and in all.
     /// - Throws: `LeNetError` from the reader, or naming the folder-only
     ///   options when they are set for another kind.
     public func load(_ split: Split, shape: FeatureShape, threads: Int, log: (String) -> Void = { _ in },
-                     progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> ImageDataset {
+                     progress: ((_ what: String, _ done: Int, _ total: Int) -> Void)? = nil) throws -> ImageDataset {
         let (directory, kind) = try resolved()
         guard kind == .folder else {
             if skipsBadImages { throw LeNetError("applies to image folders only, not \(kind.displayName)", option: .skipBadImages) }
@@ -94,7 +95,8 @@ public struct DatasetLocation: Sendable {
             options.validationFraction = validationFraction
         }
         let source = (directory as NSString).appendingPathComponent(split.rawValue)
-        let loaded = try ImageFolder.load(directory: directory, split: split, options: options, progress: progress)
+        let loaded = try ImageFolder.load(directory: directory, split: split, options: options,
+                                          progress: progress.map { report in { report(source, $0, $1) } })
         let count = loaded.dataset.count + loaded.skipped.count
         log(String(format: "decoded %@ images from %@ in %.1f s (%@ images/s)", grouped(count),
                    loaded.heldOut == nil ? source : (directory as NSString).appendingPathComponent("train"),

@@ -14,7 +14,9 @@ public struct EvaluationRun {
         /// The dataset; its test split is evaluated.
         public var data: DatasetLocation
         /// Images per forward pass.
-        public var batchSize = 256
+        public var batchSize = Configuration.defaultBatchSize
+        /// The batch size a memory error compares `batchSize` with.
+        static let defaultBatchSize = 256
         /// Threads each batch is split across, and whether they were chosen
         /// (a memory error then may blame them).
         public var threads = ProcessInfo.processInfo.activeProcessorCount, threadsChosen = false
@@ -47,12 +49,13 @@ public struct EvaluationRun {
         if let logits = c.logits { try OutputPath.checkFile(logits, option: .logits) }
         let loaded = try Checkpoint.loadNetwork(path: c.weights, model: c.model)
         network = loaded.network
-        let directory = try c.data.resolved().directory
-        test = try c.data.load(.test, shape: network.inputShape, threads: c.threads, log: log) {
-            decoding?((directory as NSString).appendingPathComponent("test"), $0, $1)
-        }
+        // Found once: the kind names the dataset in the record and the table.
+        let found = try c.data.resolved()
+        var location = c.data
+        (location.directory, location.kind) = (found.directory, found.kind)
+        test = try location.load(.test, shape: network.inputShape, threads: c.threads, log: log, progress: decoding)
         let (network, test, keepsLogits) = (network, test, c.logits != nil)
-        try MemoryPlan(batchSize: c.batchSize, defaultBatchSize: Configuration(weights: "", data: c.data).batchSize,
+        try MemoryPlan(batchSize: c.batchSize, defaultBatchSize: Configuration.defaultBatchSize,
                        threads: c.threads, threadsChosen: c.threadsChosen) { batch, threads in
             network.evaluationMemoryEstimate(images: test.count, batchSize: batch, keepsLogits: keepsLogits, threads: threads,
                                              testTimeAugmentation: c.testTimeAugmentation)
@@ -76,7 +79,7 @@ public struct EvaluationRun {
                                evaluation: result, featureMap: map, activationMaps: inside).write(directory: report)
             log("wrote \(report)/index.html")
         }
-        let kind = try c.data.resolved().kind
+        let kind = found.kind
         record = EvaluationRecord(result, model: network.displayName, dataset: kind.rawValue)
         datasetName = kind.displayName
     }
@@ -129,16 +132,22 @@ public struct EvaluationRecord: Codable, Sendable, Equatable {
     }
 
     /// The record as one line of JSON.
-    public var json: String { JSONLine.encode(self) }
+    /// - Throws: `LeNetError` when a figure cannot be written in JSON (not finite).
+    public func json() throws -> String { try JSONLine.encode(self) }
 }
 
-/// One line of JSON with sorted keys.
+/// One line of JSON with sorted keys: the records `lenet` prints and logs.
 enum JSONLine {
-    static func encode<T: Encodable>(_ value: T) -> String {
+    /// - Throws: `LeNetError` when `value` holds what JSON cannot (a number
+    ///   that is not finite), naming it.
+    static func encode<T: Encodable>(_ value: T) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Records hold finite numbers, strings and integers, which always encode.
-        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        do {
+            return String(decoding: try encoder.encode(value), as: UTF8.self)
+        } catch {
+            throw LeNetError("cannot be written as JSON: \(error)", subject: "\(T.self)")
+        }
     }
 }
 
@@ -153,12 +162,12 @@ extension Checkpoint {
     /// error about `model` that names no file names the model option.
     static func loadNetwork(path: String, model: String?) throws
         -> (network: Network, metadata: [String: String], normalization: Normalization) {
-        let description: NetworkDescription?
-        do {
-            description = try model.map { try networkDescription(path: path, named: $0) }
-        } catch let error as LeNetError where error.subject == nil {
-            throw LeNetError(error.message, option: .model)
-        }
-        return try loadNetwork(path: path, description: description)
+        try loadNetwork(path: path, description: networkDescription(path: path, model: model))
+    }
+
+    /// `networkDescription(path:named:)` of `model`, or nil (the file's own)
+    /// when nil; an error about `model` that names no file names the model option.
+    static func networkDescription(path: String, model: String?) throws -> NetworkDescription? {
+        try model.map { name in try LeNetError.aboutModel { try networkDescription(path: path, named: name) } }
     }
 }

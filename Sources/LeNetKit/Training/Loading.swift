@@ -6,15 +6,9 @@ extension Network {
     /// description file), freshly initialized with seed 0.
     /// - Throws: `LeNetError` naming the file, or the model option when the
     ///   name is neither a built-in network nor a file.
-    public convenience init(model: String, weights: String? = nil) throws {
-        if let weights {
-            let loaded = try Checkpoint.loadNetwork(path: weights).network
-            try self.init(loaded.networkDescription)
-            _ = parameters.values.update(from: loaded.parameters.values)
-            _ = buffers.values.update(from: loaded.buffers.values)
-            return
-        }
-        try self.init(TrainingRun.description(model), seed: 0, initialization: .pytorch, naming: model)
+    public static func named(_ model: String, weights: String? = nil) throws -> Network {
+        if let weights { return try Checkpoint.loadNetwork(path: weights).network }
+        return try Network(TrainingRun.description(model), seed: 0, initialization: .pytorch, naming: model)
     }
 
     /// `init(description, seed:initialization:)`, its errors naming the
@@ -34,10 +28,19 @@ extension Classifier {
     /// `init(weights:description:)` with the network `model` names
     /// (overriding the file's), or the file's own when nil.
     public convenience init(weights path: String, model: String?) throws {
-        let loaded = try Checkpoint.loadNetwork(path: path, model: model)
-        try self.init(network: loaded.network, normalization: loaded.normalization,
-                      classNames: Checkpoint.classNames(metadata: loaded.metadata, classes: loaded.network.outputShape.count),
-                      preprocessing: Checkpoint.preprocessing(metadata: loaded.metadata, subject: path))
+        try self.init(weights: path, description: Checkpoint.networkDescription(path: path, model: model))
+    }
+}
+
+extension LeNetError {
+    /// `body`'s result; an error of `body` that names no file (a name that
+    /// is neither a built-in network nor a file) is about the model option.
+    static func aboutModel<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as LeNetError where error.subject == nil {
+            throw LeNetError(error.message, option: .model)
+        }
     }
 }
 

@@ -315,10 +315,9 @@ struct PredictionRecord: Encodable, Sendable {
             var predictions: [PredictionRecord]
             var weights: String
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(Output(predictions: records, weights: weights)), as: UTF8.self)
+        return try JSONLine.encode(Output(predictions: records, weights: weights))
     }
+
 }
 
 /// Writes what a network saw, so a user can see why an image was misread.

@@ -95,14 +95,9 @@ public final class TrainingRun {
         let named = configuration.model ?? (configuration.resume == nil
             ? configuration.recipe?.model ?? ModelKind.default(for: data.kind).rawValue : nil)
         var description = try named.map { try Self.description($0) } ?? Checkpoint.networkDescription(path: configuration.resume ?? "")
-        func load(_ split: Split) throws -> ImageDataset {
-            try location.load(split, shape: description.inputShape, threads: options.threads, log: log) {
-                decoding?((data.directory as NSString).appendingPathComponent(split.rawValue), $0, $1)
-            }
-        }
-        var train = try load(.train)
+        var train = try location.load(.train, shape: description.inputShape, threads: options.threads, log: log, progress: decoding)
         if let limit = configuration.limit { train = train.prefix(limit) }
-        let test = try load(.test)
+        let test = try location.load(.test, shape: description.inputShape, threads: options.threads, log: log, progress: decoding)
         // A built-in network gets one output per class: 10 for CIFAR-10 and
         // MNIST, a folder's own count. A description file keeps its own.
         if let named, NetworkDescription.builtInNames.contains(named) {
@@ -134,11 +129,7 @@ public final class TrainingRun {
 
     /// `NetworkDescription.named`, an error that names no file naming the model option.
     static func description(_ model: String, classes: Int = 10) throws -> NetworkDescription {
-        do {
-            return try NetworkDescription.named(model, classes: classes)
-        } catch let error as LeNetError where error.subject == nil {
-            throw LeNetError(error.message, option: .model)
-        }
+        try LeNetError.aboutModel { try NetworkDescription.named(model, classes: classes) }
     }
 
     /// Whether the resumed checkpoint has every epoch asked for already.
@@ -185,7 +176,7 @@ public final class TrainingRun {
                     reported.append(TrainingReport.EpochRecord(result: epoch.result, evaluation: evaluation, wallSeconds: wall))
                     try TrainingReport(trainer: trainer, test: test, epochs: reported, evaluation: evaluation).write(directory: report)
                 }
-                if let logJSON { try OutputPath.appendLine(record.json, to: logJSON) }
+                if let logJSON { try OutputPath.appendLine(try record.json(), to: logJSON) }
                 epochEnd?(record)
             },
             shouldStop: shouldStop)
@@ -254,7 +245,8 @@ public struct EpochRecord: Codable, Sendable, Equatable {
     }
 
     /// The record as one line of JSON.
-    public var json: String { JSONLine.encode(self) }
+    /// - Throws: `LeNetError` when a figure cannot be written in JSON (not finite).
+    public func json() throws -> String { try JSONLine.encode(self) }
 
     /// "epoch 3/10  train loss 1.2345  train accuracy 55.10%  test accuracy
     /// 56.20%  8123 images/s  6.2 s": the line `lenet train` prints.
