@@ -32,18 +32,15 @@ public struct DatasetLocation: Sendable {
     ///   holds no dataset LeNetKit knows (naming the `data` option, with how
     ///   to get CIFAR-10 and Fashion-MNIST, when `./data` holds none).
     public func resolved() throws -> (directory: String, kind: DatasetKind) {
-        var isDirectory: ObjCBool = false
         guard let directory else {
-            guard FileManager.default.fileExists(atPath: Self.defaultDirectory, isDirectory: &isDirectory), isDirectory.boolValue,
+            guard DataFiles.isDirectory(Self.defaultDirectory),
                   let found = kind ?? DatasetKind.detect(directory: Self.defaultDirectory) else {
                 throw LeNetError(Self.howToGetData, option: .data)
             }
             return (Self.defaultDirectory, found)
         }
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
-            throw LeNetError("no such directory", subject: directory)
-        }
-        guard isDirectory.boolValue else { throw LeNetError("is not a directory", subject: directory) }
+        guard FileManager.default.fileExists(atPath: directory) else { throw LeNetError("no such directory", subject: directory) }
+        guard DataFiles.isDirectory(directory) else { throw LeNetError("is not a directory", subject: directory) }
         guard let found = kind ?? DatasetKind.detect(directory: directory) else {
             throw LeNetError("holds no CIFAR-10 batches (data_batch_1.bin …), no MNIST IDX files (train-images-idx3-ubyte …) "
                 + "and no class folders of images (train/<class>/*.jpg)", subject: directory)

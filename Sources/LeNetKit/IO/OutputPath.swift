@@ -7,16 +7,14 @@ enum OutputPath {
     /// missing or not writable, or `path` is a directory.
     static func checkFile(_ path: String, option: LeNetError.Option) throws {
         try checkWritable(path, option: option)
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+        if DataFiles.isDirectory(path) {
             throw LeNetError("is a directory; expected a file name", option: option, value: path)
         }
     }
 
     /// Fails when `path` is a file, or cannot be made a directory that holds an index.html.
     static func checkDirectory(_ path: String, option: LeNetError.Option) throws {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+        if DataFiles.isFile(path) {
             throw LeNetError("is a file; expected a directory for index.html", option: option, value: path)
         }
         try checkWritable(path, option: option)
@@ -25,8 +23,7 @@ enum OutputPath {
     /// Fails when the directory `path` would be created in is missing or not writable.
     static func checkWritable(_ path: String, option: LeNetError.Option) throws {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard DataFiles.isDirectory(directory) else {
             throw LeNetError("directory \(directory) does not exist", option: option, value: path)
         }
         // access(2) says yes to root everywhere, even where no file can be
