@@ -13,7 +13,7 @@ public struct LeNetError: Error, CustomStringConvertible, Equatable, Sendable {
     /// The setting whose value is the problem, when it is one: a caller
     /// that took the value from elsewhere (`lenet` from a flag) names that
     /// instead of `subject`.
-    public var option: Option?
+    @_spi(CLI) public var option: Option?
 
     /// - Parameters:
     ///   - message: what was expected and what was found.
@@ -25,14 +25,14 @@ public struct LeNetError: Error, CustomStringConvertible, Equatable, Sendable {
 
     /// An error in the value of `option`; `value`, when given, follows the
     /// option's name in `subject` (`TrainingOptions.batchSize 1000000`).
-    public init(_ message: String, option: Option, value: String? = nil) {
+    @_spi(CLI) public init(_ message: String, option: Option, value: String? = nil) {
         self.init(message, subject: option.rawValue + (value.map { " " + $0 } ?? ""))
         self.option = option
     }
 
     /// The settings a `LeNetError` can concern, by the name a library user
     /// sets them by.
-    public enum Option: String, Sendable, CaseIterable {
+    @_spi(CLI) public enum Option: String, Sendable, CaseIterable {
         case epochs = "TrainingOptions.epochs", batchSize = "TrainingOptions.batchSize"
         case learningRate = "TrainingOptions.learningRate", momentum = "TrainingOptions.momentum"
         case weightDecay = "TrainingOptions.weightDecay", stepEpochs = "TrainingOptions.stepEpochs"
@@ -65,7 +65,7 @@ public struct LeNetError: Error, CustomStringConvertible, Equatable, Sendable {
     /// `description` with every setting it names (`option`, and those the
     /// message refers to, such as "lower TrainingOptions.learningRate")
     /// called by `name`: `lenet` passes its flags.
-    public func description(naming name: (Option) -> String) -> String {
+    @_spi(CLI) public func description(naming name: (Option) -> String) -> String {
         // Longest first, so that no name is replaced inside a longer one.
         Option.allCases.sorted { $0.rawValue.count > $1.rawValue.count }.reduce(description) { line, option in line.replacingOccurrences(of: option.rawValue, with: name(option)) }
     }

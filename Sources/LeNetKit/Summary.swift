@@ -71,7 +71,7 @@ extension Network {
 }
 
 /// 121182 → "121,182".
-public func grouped(_ value: Int) -> String {
+@_spi(CLI) public func grouped(_ value: Int) -> String {
     let digits = String(value.magnitude)
     var out = ""
     for (i, ch) in digits.enumerated() {

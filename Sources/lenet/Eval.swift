@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import LeNetKit
+@_spi(CLI) import LeNetKit
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,5 @@
 import Foundation
-import LeNetKit
+@_spi(CLI) import LeNetKit
 
 /// Progress on stderr: a line redrawn on a terminal at most ten times a
 /// second, a plain line every ten seconds otherwise (logs, CI).

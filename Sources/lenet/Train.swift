@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import LeNetKit
+@_spi(CLI) import LeNetKit
 
 private let defaults = TrainingOptions()
 

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// Random crop with zero padding and horizontal flip: exact pixels, the
 /// spread of the draws, and reproducible training with it.

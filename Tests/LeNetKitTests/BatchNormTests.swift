@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// BatchNorm2d and Dropout: train and evaluation modes, non-trainable
 /// buffers, PyTorch's numbers, gradients, checkpoints and ONNX.

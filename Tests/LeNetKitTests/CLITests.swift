@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// The `lenet` executable as a user runs it: exit codes, one-line errors,
 /// and a train → eval → resume round trip on a small CIFAR-format directory.

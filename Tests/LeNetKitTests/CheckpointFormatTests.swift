@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// Checkpoints kept in `Fixtures/checkpoints` as the code of their day
 /// wrote them: `lenetkit-1` ones (flat state metadata) written on

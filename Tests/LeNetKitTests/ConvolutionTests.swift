@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// im2col + gemm convolution against the direct convolution, forward and backward.
 struct ConvolutionTests {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// Stopping training part way through an epoch (Ctrl-C) and crashing while
 /// a checkpoint is written: in every case the run resumes to bitwise the

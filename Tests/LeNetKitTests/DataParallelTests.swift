@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 struct DataParallelTests {
     /// Splitting a batch across threads, each with its own replica, gives

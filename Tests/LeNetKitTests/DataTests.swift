@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// The data layer: CIFAR-10 and IDX readers, gzip, normalization, batch order.
 /// Every test writes its own small files into a fresh temporary directory.

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// Finding a digit in a photo or scan and laying it out as MNIST's are
 /// (`DigitPreprocessing`), reading a row of digits, and the checkpoint key

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// The direct 5×5 kernels (Kernels/DirectConvolution.swift) against their
 /// definition in double, and Conv2D's direct path against its im2col +

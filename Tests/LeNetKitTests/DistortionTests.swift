@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// Random planar affine distortions (LeCun et al. 1998): reproducible draws,
 /// the ink kept inside the field, the mass the interpolation keeps, the

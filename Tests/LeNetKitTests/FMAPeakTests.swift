@@ -1,5 +1,5 @@
 import Testing
-@_spi(Benchmarks) @testable import LeNetKit
+@_spi(Benchmarks) @_spi(CLI) @testable import LeNetKit
 
 /// The FMA probe computes the chains it claims to (so its FLOP count is
 /// real work), checked against the same recurrence in Double.

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// The report's feature map: LAPACK's symmetric eigensolver against known
 /// eigenvectors and a Jacobi reference, the covariance (BLAS ssyrk)

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@_spi(Benchmarks) @testable import LeNetKit
+@_spi(Benchmarks) @_spi(CLI) @testable import LeNetKit
 
 struct GEMMTests {
     /// The BLAS wrapper against the triple loop, for all four transpose

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// Central finite differences at random points against the hand-written
 /// backward passes, for every layer and for the whole model with its loss.

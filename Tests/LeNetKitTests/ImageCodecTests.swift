@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// JPEG through libjpeg-turbo against the bytes Pillow decodes, and what
 /// libpng reads that the hand-written decoder did not: 16-bit samples and

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// PNG and PGM/PPM reading and writing, colour conversion and resizing.
 /// The PNG files here are made by hand: chunks with a bitwise CRC-32 and

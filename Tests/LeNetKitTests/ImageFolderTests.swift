@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// Datasets from class folders of image files (torchvision's ImageFolder
 /// layout): labels, decoding, the held-out split, bad files, and `lenet`

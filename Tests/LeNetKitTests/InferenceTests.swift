@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@_spi(Benchmarks) @testable import LeNetKit
+@_spi(Benchmarks) @_spi(CLI) @testable import LeNetKit
 
 /// The forward-only path (`Network.infer`): its kernels against the
 /// definition, its steps against the layers they replace, and its logits

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// LeNet-5 of LeCun et al. 1998: the paper's numbers, the C3 connection
 /// table, the two new layers against finite differences and a naive

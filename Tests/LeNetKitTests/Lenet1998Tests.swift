@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// The 1998 paper's LeNet-5 parts: the RBF output, the MAP loss, the SDLM
 /// optimizer and its curvature pass, the paper's initialization and the

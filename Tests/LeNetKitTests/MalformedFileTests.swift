@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// Every file of `Fixtures/malformed/` (written by
 /// Scripts/make_malformed_fixtures.py, listed in its manifest.json) given to

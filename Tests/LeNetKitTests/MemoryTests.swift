@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// Memory known before it is spent: the estimates against what is really
 /// allocated (counted by `AllocationProbe`, and as peak RSS of `lenet`),

@@ -1,5 +1,5 @@
 import Foundation
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 // The naive references of LeNetKit's fast kernels: plain loops that follow
 // each definition, which only the tests compare against. Each kernel's file

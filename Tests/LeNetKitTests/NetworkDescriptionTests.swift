@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// Networks as values: descriptions in JSON, built-ins shipped as
 /// descriptions, checkpoints that carry them, fusion chosen by pattern, and

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// `ONNXExport` decoded back by a small protobuf reader (onnx.proto's field
 /// numbers), against the graph each network must give. ONNX Runtime and

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// Adam's update against its formula, element by element, and its handling
 /// of subnormal moments.

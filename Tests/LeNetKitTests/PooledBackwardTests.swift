@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@_spi(Benchmarks) @testable import LeNetKit
+@_spi(Benchmarks) @_spi(CLI) @testable import LeNetKit
 import CKernels
 
 /// A convolution's backward pass run through the 2×2 max pool after it

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// Classifying image files: the library's `Classifier` and `lenet predict`.
 struct PredictTests: UsesTemporaryDirectories {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// LeNetKit against PyTorch: Scripts/make_reference.py ran the same network
 /// on the same weights and inputs and stored what PyTorch computed.

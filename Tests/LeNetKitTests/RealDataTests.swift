@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// Training on real data: Fashion-MNIST from Debian's `dataset-fashion-mnist`
 /// (installed by .ci/run). Skipped, with the command that installs it, when absent.

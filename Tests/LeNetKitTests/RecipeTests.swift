@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// The pieces of the training recipes against what PyTorch computes
 /// (Fixtures/recipe_reference.safetensors, from Scripts/make_recipe_reference.py):

@@ -3,7 +3,7 @@ import Testing
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// The HTML report: its parts, its numbers, well-formed SVG, and the
 /// misclassified images it embeds.

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// The library's side of `lenet`: the option an error concerns, named by
 /// whoever set it; the records `--log-json` and `--json` write; the memory

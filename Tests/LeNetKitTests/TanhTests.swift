@@ -1,7 +1,7 @@
 import CKernels
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// The vectorized A·tanh(S·x) (Kernels/Tanh.swift), both paths, against
 /// tanh in double over the float range and at the special values.

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// The integer hash that Scripts/make_reference.py uses to generate the
 /// fixtures' weights and inputs, so neither has to be stored.

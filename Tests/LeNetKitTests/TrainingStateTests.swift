@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// The training state of a checkpoint (`TrainingState`, lenetkit-2): its
 /// JSON keeps every figure bitwise, a checkpoint resumes from it exactly,

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// The trainer, checkpoints and evaluation on small generated datasets.
 struct TrainingTests: UsesTemporaryDirectories {

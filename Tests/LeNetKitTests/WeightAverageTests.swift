@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import LeNetKit
+@_spi(CLI) @testable import LeNetKit
 
 /// Weight averaging (`--ema`): PyTorch's `AveragedModel` with
 /// `get_ema_multi_avg_fn`, updated after every step, evaluated and saved

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@_spi(Benchmarks) @testable import LeNetKit
+@_spi(Benchmarks) @_spi(CLI) @testable import LeNetKit
 
 /// The team of awake threads that splits one image at batch 1.
 struct WorkerTeamTests {

@@ -111,9 +111,9 @@ func gemmInColumnBlocks(_ transA: Transpose, m: Int, n: Int, k: Int,
 }
 
 /// The number of threads the BLAS library uses for one gemm.
-public enum BLASThreads {
+@_spi(Benchmarks) public enum BLASThreads {
     /// Sets the BLAS library's thread count (at least 1).
-    @_spi(Benchmarks) public static func set(_ count: Int) {
+    public static func set(_ count: Int) {
         #if BLIS
         bli_thread_set_num_threads(Int64(max(1, count)))
         #else
@@ -131,7 +131,7 @@ public enum BLASThreads {
     }
 
     /// "OpenBLAS" or "BLIS": the library this build links.
-    public static var library: String {
+    static var library: String {
         #if BLIS
         "BLIS"
         #else
@@ -142,7 +142,7 @@ public enum BLASThreads {
     /// The kernel family OpenBLAS runs ("Haswell", "Cooperlake", …): its
     /// own choice for the CPU, or `OPENBLAS_CORETYPE`'s when that is set
     /// (read once, when OpenBLAS is loaded); nil with BLIS.
-    public static var coreName: String? {
+    static var coreName: String? {
         #if BLIS
         nil
         #else

@@ -12,7 +12,7 @@ public struct ReLUConfiguration: LayerConfiguration, KeyedLayerConfiguration, Eq
 }
 
 /// max(0, x), PyTorch's `nn.ReLU`. The gradient at 0 is 0, as in PyTorch.
-final class ReLU: Layer {
+final class ReLU: BuiltInLayer {
     let name: String
     /// - Parameter name: the layer's name in summaries (ReLU has no parameters).
     init(_ name: String = "relu") { self.name = name }
@@ -130,7 +130,7 @@ public struct TanhConfiguration: LayerConfiguration, KeyedLayerConfiguration, Eq
 /// ```
 /// dy/dx = A·S·(1 − (y/A)²)
 /// ```
-final class Tanh: Layer {
+final class Tanh: BuiltInLayer {
     let name: String
     /// A and S in A·tanh(S·x).
     let amplitude: Float, slope: Float

@@ -62,7 +62,7 @@ public struct BatchNorm2DConfiguration: LayerConfiguration, KeyedLayerConfigurat
 /// with its own part's statistics, and only the first part (the network
 /// itself, not its replicas) updates the running statistics: PyTorch's
 /// `nn.DataParallel` does the same. With one thread, a step is PyTorch's.
-final class BatchNorm2D: Layer {
+final class BatchNorm2D: BuiltInLayer {
     let name: String
     /// The channels (C), PyTorch's `num_features`.
     let features: Int

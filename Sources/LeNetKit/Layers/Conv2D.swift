@@ -76,7 +76,7 @@ public struct Conv2DConfiguration: LayerConfiguration, KeyedLayerConfiguration, 
 /// generic initializer set any. `initialize(using:)` draws map `oc`'s
 /// weights and bias in ±1/√(|table[oc]|·KH·KW): PyTorch's rule with each
 /// map's own fan-in.
-final class Conv2D: Layer {
+final class Conv2D: BuiltInLayer {
     let name: String
     /// Input channels (C) and output channels, the number of kernels (OC).
     let inChannels: Int, outChannels: Int

@@ -40,7 +40,7 @@ public struct DropoutConfiguration: LayerConfiguration, KeyedLayerConfiguration,
 /// optimizer's step in `Trainer`): a run is the same for the same seed and
 /// thread count, and a resumed one draws what an uninterrupted one drew.
 /// Give each Dropout its own name: two of one name draw the same masks.
-final class Dropout: Layer {
+final class Dropout: BuiltInLayer {
     let name: String
     /// The probability that a value is zeroed.
     let probability: Float

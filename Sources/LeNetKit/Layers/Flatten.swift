@@ -12,7 +12,7 @@ public struct FlattenConfiguration: LayerConfiguration, KeyedLayerConfiguration,
 /// PyTorch's `nn.Flatten()`: (C, H, W) → (C·H·W). A fully connected layer
 /// already reads a sample flat, in the same order, so a description may
 /// leave it out; written in, it copies (forward) and copies back (backward).
-final class Flatten: Layer {
+final class Flatten: BuiltInLayer {
     let name: String
     private var count = 0
 

@@ -2,68 +2,39 @@
 ///
 /// The network calls, in order: `outputShape(for:)` once to check shapes,
 /// `bind(parameters:gradients:)` once to hand the layer views into the
-/// contiguous parameter store (and `bind(buffers:)` into the store of
-/// non-trainable buffers, such as running statistics),
-/// `workspace(batch:input:workers:backward:)` whenever the batch grows (the
-/// network allocates what it lists and hands it over, `bind(workspace:)`),
-/// then `forward` and `backward` every step.
+/// contiguous parameter store, `workspace(batch:input:workers:backward:)`
+/// whenever the batch grows (the network allocates what it lists and hands
+/// it over, `bind(workspace:)`), then `forward` and `backward` every step.
 ///
 /// `forward` caches what `backward` needs (im2col columns, pooling argmax).
 /// `backward` adds the parameter gradients into the store (`+=`) and writes
 /// the input gradient (`=`) when `dx` is not nil.
 ///
-/// Everything else a layer can tell has a default: its ONNX nodes, its
-/// kernel for the summary, its own initialization, its buffers. A layer
-/// written outside LeNetKit implements this protocol and a
-/// `LayerConfiguration`, and trains, saves, exports and estimates its memory
-/// like LeNetKit's own (docs/LAYERS.md).
+/// Everything else a layer can tell has a default: its parameters (none),
+/// its own initialization, its scratch, its ONNX nodes. A layer written
+/// outside LeNetKit implements this protocol and a `LayerConfiguration`, and
+/// trains, saves, exports and estimates its memory like LeNetKit's own
+/// (docs/LAYERS.md).
 public protocol Layer: AnyObject {
     /// The prefix of its parameter names (`conv1` → `conv1.weight`).
     var name: String { get }
-    /// The parameter tensors, in PyTorch's order and layout.
+    /// The parameter tensors, in PyTorch's order and layout. Default: none.
     var parameterSpecs: [ParameterSpec] { get }
     /// A short description of the kind: `Conv2D 5×5`, `ReLU`.
     var kind: String { get }
     /// Its configuration: what a description (and a checkpoint) records.
     var configuration: any LayerConfiguration { get }
 
-    /// Non-trainable tensors saved with the parameters and exported, but not
-    /// trained: PyTorch's buffers (`running_mean`, `running_var`).
-    var bufferSpecs: [ParameterSpec] { get }
-    /// Views into the network's buffer store, one per `bufferSpecs` entry.
-    func bind(buffers: [UnsafeMutablePointer<Float>])
-
-    /// The trainable values among its parameters (fewer than their count
-    /// when some entries are held at zero, as in a connection table).
-    var trainableParameterCount: Int { get }
-    /// ("5×5", number of kernels) for the summary, or nil (no kernel).
-    var kernelSummary: (size: String, count: Int)? { get }
-
     /// Draws its own initial values after the network's store drew every
-    /// tensor uniformly in ±`initBound` (a connection table's per-map
-    /// fan-in); the parameters are bound. Default: nothing.
+    /// tensor uniformly in ±`initBound`; the parameters are bound.
+    /// Default: nothing.
     func initialize(using generator: inout SeededGenerator)
-
-    /// `initialize(using:)` for networks drawn by `scheme` (its bounds
-    /// from the same fan-ins). Default: `initialize(using:)`.
-    func initialize(using generator: inout SeededGenerator, scheme: WeightInitialization)
 
     /// Appends its ONNX nodes and initializers to `graph`.
     /// - Returns: the name of its output value.
     /// - Throws: `LeNetError` when it has no ONNX form (the default) or
     ///   cannot take its input.
     func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String
-
-    /// The fewest samples a training-mode pass over `input` may have (2 for
-    /// batch statistics over one value per channel, which have no
-    /// variance). Default: 1.
-    func minimumTrainingSamples(input: FeatureShape) -> Int
-
-    /// Called before each training-mode forward with the network's
-    /// `trainingPass`: a layer that draws random numbers (dropout) seeds
-    /// them from it, so a run resumed at a step draws what an uninterrupted
-    /// one drew there. Default: nothing.
-    func startTrainingPass(_ pass: Int)
 
     /// `forward` in training (`training: true`: batch statistics, dropout)
     /// or evaluation mode. Default: `forward`, for layers that behave the
@@ -73,17 +44,15 @@ public protocol Layer: AnyObject {
     /// The output shape for an input shape, or an error naming the layer.
     func outputShape(for input: FeatureShape) throws -> FeatureShape
 
-    /// Connections for one sample (multiply–adds, as counted by LeCun et al. 1998).
-    func connections(for input: FeatureShape) -> Int
-
     /// Views into the parameter store, one per `parameterSpecs` entry.
+    /// Default: nothing to bind.
     func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>])
 
     /// The scratch buffers its passes need for batches of up to `n` samples
     /// of `input` shape: one spec that both the network's allocation and
     /// `Network.memoryEstimate` read, so the two cannot disagree. The
     /// network allocates them and hands them over (`bind(workspace:)`)
-    /// whenever the spec changes.
+    /// whenever the spec changes. Default: none.
     /// - Parameters:
     ///   - n: the largest batch.
     ///   - input: one sample's shape (C, H, W).
@@ -108,12 +77,6 @@ public protocol Layer: AnyObject {
     /// per thread for data-parallel passes (caches are per layer instance).
     func replica() -> any Layer
 
-    /// `replica()` for part `part` (1, 2, …) of a data-parallel step, which
-    /// is what the network asks for: a layer that draws random numbers
-    /// (dropout) must implement it to give each part its own stream.
-    /// Default: `replica()`.
-    func replica(part: Int) -> any Layer
-
     /// Adds parameter gradients; writes dx when asked for.
     /// - Parameters:
     ///   - dx: the input gradient, (N, inputShape), or nil for the first layer.
@@ -123,16 +86,78 @@ public protocol Layer: AnyObject {
     ///   - n: the batch size.
     func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                   _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int)
+}
+
+extension Layer {
+    /// No parameters (activations, pooling).
+    public var parameterSpecs: [ParameterSpec] { [] }
+    /// The store's uniform draw is the layer's initialization.
+    public func initialize(using generator: inout SeededGenerator) {}
+    /// No ONNX form.
+    public func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
+        throw LeNetError("has no ONNX form (\(kind))", subject: name)
+    }
+    /// The same in training and evaluation.
+    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int, training: Bool) {
+        forward(y, x, batch: n)
+    }
+    /// Nothing to bind for a layer without parameters.
+    public func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {}
+    /// No scratch.
+    public func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer] { [] }
+    /// No scratch to take.
+    public func bind(workspace: [BoundWorkspaceBuffer]) {}
+}
+
+/// What LeNetKit's own layers tell the network beyond `Layer`: buffers that
+/// are saved but not trained, the summary's figures, the initialization
+/// schemes, random streams per pass and per thread, batch limits, and the
+/// SDLM curvature pass. A layer from outside has none of these, and the
+/// network asks through `Layer`'s accessors below, which give the defaults
+/// for it; keeping them off the public protocol keeps a new layer to the
+/// requirements it needs.
+protocol BuiltInLayer: Layer {
+    /// Non-trainable tensors saved with the parameters and exported, but not
+    /// trained: PyTorch's buffers (`running_mean`, `running_var`).
+    var bufferSpecs: [ParameterSpec] { get }
+    /// Views into the network's buffer store, one per `bufferSpecs` entry.
+    func bind(buffers: [UnsafeMutablePointer<Float>])
+
+    /// The trainable values among its parameters (fewer than their count
+    /// when some entries are held at zero, as in a connection table).
+    var trainableParameterCount: Int { get }
+    /// ("5×5", number of kernels) for the summary, or nil (no kernel).
+    var kernelSummary: (size: String, count: Int)? { get }
+    /// Connections for one sample (multiply–adds, as counted by LeCun et al. 1998).
+    func connections(for input: FeatureShape) -> Int
+
+    /// `initialize(using:)` for networks drawn by `scheme` (its bounds
+    /// from the same fan-ins).
+    func initialize(using generator: inout SeededGenerator, scheme: WeightInitialization)
+
+    /// The fewest samples a training-mode pass over `input` may have (2 for
+    /// batch statistics over one value per channel, which have no variance).
+    func minimumTrainingSamples(input: FeatureShape) -> Int
+
+    /// Called before each training-mode forward with the network's
+    /// `trainingPass`: a layer that draws random numbers (dropout) seeds
+    /// them from it, so a run resumed at a step draws what an uninterrupted
+    /// one drew there.
+    func startTrainingPass(_ pass: Int)
+
+    /// `replica()` for part `part` (1, 2, …) of a data-parallel step, which
+    /// is what the network asks for: a layer that draws random numbers
+    /// (dropout) gives each part its own stream.
+    func replica(part: Int) -> any Layer
 
     /// How the curvature pass of `Network.accumulateCurvature` (the
     /// diagonal Hessian estimate of the SDLM optimizer) crosses the layer.
-    /// Default: `.unsupported`.
     var curvatureRule: CurvatureRule { get }
 
     /// For `.custom`: writes the curvature with respect to the input, dx2,
     /// from dy2, the curvature with respect to the output, and dy, the
     /// gradient there; adds its parameters' curvature to the gradient
-    /// store (which the pass has bound to hold it). Default: nothing.
+    /// store (which the pass has bound to hold it).
     /// - Parameters:
     ///   - dx2: (N, inputShape), or nil for the first layer.
     ///   - dy2: (N, outputShape).
@@ -144,11 +169,57 @@ public protocol Layer: AnyObject {
                            _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int)
 }
 
+extension BuiltInLayer {
+    var bufferSpecs: [ParameterSpec] { [] }
+    func bind(buffers: [UnsafeMutablePointer<Float>]) {}
+    var trainableParameterCount: Int { parameterSpecs.reduce(0) { $0 + $1.count } }
+    var kernelSummary: (size: String, count: Int)? { nil }
+    /// No connections counted (activations).
+    func connections(for input: FeatureShape) -> Int { 0 }
+    /// The scheme changes nothing of the layer's own draw.
+    func initialize(using generator: inout SeededGenerator, scheme: WeightInitialization) {
+        initialize(using: &generator)
+    }
+    func minimumTrainingSamples(input: FeatureShape) -> Int { 1 }
+    func startTrainingPass(_ pass: Int) {}
+    func replica(part: Int) -> any Layer { replica() }
+    var curvatureRule: CurvatureRule { .unsupported }
+    /// Only `.custom` layers are asked.
+    func backwardCurvature(_ dx2: UnsafeMutablePointer<Float>?, _ dy2: UnsafePointer<Float>, gradient dy: UnsafePointer<Float>,
+                           _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {}
+}
+
+/// The network's view of any layer: a built-in layer's own answer, or the
+/// default for a layer from outside (no buffers, every parameter trainable,
+/// no kernel or connections counted, one initialization, no random streams,
+/// any batch, no curvature pass).
+extension Layer {
+    private var builtIn: (any BuiltInLayer)? { self as? any BuiltInLayer }
+    var bufferSpecs: [ParameterSpec] { builtIn?.bufferSpecs ?? [] }
+    func bind(buffers: [UnsafeMutablePointer<Float>]) { builtIn?.bind(buffers: buffers) }
+    var trainableParameterCount: Int {
+        builtIn?.trainableParameterCount ?? parameterSpecs.reduce(0) { $0 + $1.count }
+    }
+    var kernelSummary: (size: String, count: Int)? { builtIn?.kernelSummary }
+    func connections(for input: FeatureShape) -> Int { builtIn?.connections(for: input) ?? 0 }
+    func initialize(using generator: inout SeededGenerator, scheme: WeightInitialization) {
+        if let builtIn { builtIn.initialize(using: &generator, scheme: scheme) } else { initialize(using: &generator) }
+    }
+    func minimumTrainingSamples(input: FeatureShape) -> Int { builtIn?.minimumTrainingSamples(input: input) ?? 1 }
+    func startTrainingPass(_ pass: Int) { builtIn?.startTrainingPass(pass) }
+    func replica(part: Int) -> any Layer { builtIn?.replica(part: part) ?? replica() }
+    var curvatureRule: CurvatureRule { builtIn?.curvatureRule ?? .unsupported }
+    func backwardCurvature(_ dx2: UnsafeMutablePointer<Float>?, _ dy2: UnsafePointer<Float>, gradient dy: UnsafePointer<Float>,
+                           _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
+        builtIn?.backwardCurvature(dx2, dy2, gradient: dy, x, y, batch: n)
+    }
+}
+
 /// How second derivatives go back through a layer in the Gauss–Newton
 /// diagonal estimate of LeCun et al. 1998 (appendix C): the curvature of the
 /// loss with respect to each value, off-diagonal terms dropped at every
 /// level and the units' second derivatives f″ neglected.
-public enum CurvatureRule: Sendable {
+enum CurvatureRule: Sendable {
     /// A weighted sum, a = Σ w·u + b (convolutions, fully connected layers,
     /// trainable subsampling): ∂²E/∂u² = Σ w²·∂²E/∂a² over the connections
     /// and ∂²E/∂w = Σ u²·∂²E/∂a² over the connections sharing w; the pass
@@ -165,52 +236,6 @@ public enum CurvatureRule: Sendable {
     case custom
     /// No curvature pass: SDLM refuses the network, naming the layer.
     case unsupported
-}
-
-extension Layer {
-    /// No parameters (activations, pooling).
-    public var parameterSpecs: [ParameterSpec] { [] }
-    /// The same for every part.
-    public func replica(part: Int) -> any Layer { replica() }
-    /// Any batch.
-    public func minimumTrainingSamples(input: FeatureShape) -> Int { 1 }
-    /// Draws nothing.
-    public func startTrainingPass(_ pass: Int) {}
-    /// No buffers.
-    public var bufferSpecs: [ParameterSpec] { [] }
-    /// Nothing to bind.
-    public func bind(buffers: [UnsafeMutablePointer<Float>]) {}
-    /// Every stored parameter value.
-    public var trainableParameterCount: Int { parameterSpecs.reduce(0) { $0 + $1.count } }
-    /// No kernel.
-    public var kernelSummary: (size: String, count: Int)? { nil }
-    /// The store's uniform draw is the layer's initialization.
-    public func initialize(using generator: inout SeededGenerator) {}
-    /// The scheme changes nothing of the layer's own draw.
-    public func initialize(using generator: inout SeededGenerator, scheme: WeightInitialization) {
-        initialize(using: &generator)
-    }
-    /// No ONNX form.
-    public func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
-        throw LeNetError("has no ONNX form (\(kind))", subject: name)
-    }
-    /// The same in training and evaluation.
-    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int, training: Bool) {
-        forward(y, x, batch: n)
-    }
-    /// Nothing to bind for a layer without parameters.
-    public func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {}
-    /// No scratch.
-    public func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer] { [] }
-    /// No scratch to take.
-    public func bind(workspace: [BoundWorkspaceBuffer]) {}
-    /// No connections counted (activations).
-    public func connections(for input: FeatureShape) -> Int { 0 }
-    /// No curvature pass.
-    public var curvatureRule: CurvatureRule { .unsupported }
-    /// Only `.custom` layers are asked.
-    public func backwardCurvature(_ dx2: UnsafeMutablePointer<Float>?, _ dy2: UnsafePointer<Float>, gradient dy: UnsafePointer<Float>,
-                                  _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {}
 }
 
 /// One scratch buffer a layer asks for (`Layer.workspace`): what it is,

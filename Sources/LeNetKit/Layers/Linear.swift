@@ -36,7 +36,7 @@ public struct LinearConfiguration: LayerConfiguration, KeyedLayerConfiguration, 
 /// ```
 /// Parameters: `weight` (OUT, IN), `bias` (OUT); default init uniform in
 /// ±1/√IN. The input is the flattened sample (C·H·W order).
-final class Linear: Layer {
+final class Linear: BuiltInLayer {
     let name: String
     /// Input features (IN, the flattened C·H·W) and outputs (OUT).
     let inFeatures: Int, outFeatures: Int

@@ -35,7 +35,7 @@ public struct MaxPool2DConfiguration: LayerConfiguration, KeyedLayerConfiguratio
 /// with stride 2 it finds it again from the input, for other windows
 /// forward caches it. Ties go to the first maximum in scan order, as in
 /// PyTorch.
-final class MaxPool2D: Layer {
+final class MaxPool2D: BuiltInLayer {
     let name: String
     /// The window's side and the step between windows.
     let kernelSize: Int, stride: Int

@@ -83,7 +83,7 @@ public struct RBFConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equ
 /// weights but never trained, as in the paper, where they are ±1 drawings
 /// of the digits on a 7×12 grid (`digitBitmaps`): F6's 84 tanh units are
 /// trained to draw the digit's picture.
-final class RBF: Layer {
+final class RBF: BuiltInLayer {
     let name: String
     /// Input features (IN) and output units (OUT).
     let inFeatures: Int, outFeatures: Int

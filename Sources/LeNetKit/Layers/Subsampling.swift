@@ -50,7 +50,7 @@ public struct SubsamplingConfiguration: LayerConfiguration, KeyedLayerConfigurat
 /// a factor 1.2 and would only be consistent if every layer used it.
 ///
 /// Connections, as the paper counts them: C·OH·OW·(k² + 1).
-final class Subsampling: Layer {
+final class Subsampling: BuiltInLayer {
     let name: String
     /// The number of maps (C), in and out.
     let channels: Int

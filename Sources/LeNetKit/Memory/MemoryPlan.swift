@@ -3,7 +3,7 @@ import Foundation
 /// A run's memory, known before it allocates: what it will still allocate
 /// (`remaining`, from the estimates) on top of what the process holds now.
 /// `check` refuses, naming the setting to change, when that does not fit.
-public struct MemoryPlan: Sendable {
+@_spi(CLI) public struct MemoryPlan: Sendable {
     /// What the run will still allocate.
     public let remaining: MemoryEstimate
     /// Resident bytes when the plan was made (the datasets are loaded by then).

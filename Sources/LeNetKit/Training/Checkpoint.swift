@@ -68,7 +68,7 @@ public enum Checkpoint {
     }
 
     /// The training-state file that goes with a weights file.
-    public static func statePath(for path: String) -> String { path + ".state" }
+    @_spi(CLI) public static func statePath(for path: String) -> String { path + ".state" }
 
     /// The network's parameters and buffers as safetensors tensors, in
     /// state_dict order within each.

@@ -4,7 +4,7 @@ import Foundation
 /// outputs checked, the network loaded, the memory checked, then the
 /// evaluation, and optionally every logit in a safetensors file and an
 /// HTML report.
-public struct EvaluationRun {
+@_spi(CLI) public struct EvaluationRun {
     /// What to evaluate, on what, and what to write.
     public struct Configuration: Sendable {
         /// The weights (safetensors), from `TrainingRun` or PyTorch's state_dict.
@@ -108,7 +108,7 @@ public struct EvaluationRun {
 }
 
 /// An evaluation as `lenet eval --json` prints it (snake_case keys, sorted).
-public struct EvaluationRecord: Codable, Sendable, Equatable {
+@_spi(CLI) public struct EvaluationRecord: Codable, Sendable, Equatable {
     var accuracy: Double, correct: Int, count: Int, loss: Double
     /// Accuracy by class name.
     var perClass: [String: Double]
@@ -153,7 +153,7 @@ enum JSONLine {
 
 extension Network {
     /// What a network is called in a person's lines: its description's name.
-    public var displayName: String { networkDescription.name ?? "a custom network" }
+    @_spi(CLI) public var displayName: String { networkDescription.name ?? "a custom network" }
 }
 
 extension Checkpoint {

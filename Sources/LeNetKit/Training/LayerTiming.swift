@@ -133,7 +133,7 @@ extension Network {
     /// loss keeps its probabilities and labels).
     /// - Throws: `LeNetError` naming the batch size when it does not fit, or
     ///   when the batch or iterations are not positive.
-    public func timingTable(batch n: Int, iterations: Int, inference: Bool = false) throws -> String {
+    @_spi(CLI) public func timingTable(batch n: Int, iterations: Int, inference: Bool = false) throws -> String {
         guard n > 0 else { throw LeNetError("must be > 0, got \(n)", option: .batchSize) }
         var needs = memoryEstimate(batch: n)
         needs.add("loss buffers", bytes: 4 * n * (outputShape.count + 2))

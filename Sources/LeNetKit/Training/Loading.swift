@@ -27,7 +27,7 @@ extension Network {
 extension Classifier {
     /// `init(weights:description:)` with the network `model` names
     /// (overriding the file's), or the file's own when nil.
-    public convenience init(weights path: String, model: String?) throws {
+    @_spi(CLI) public convenience init(weights path: String, model: String?) throws {
         try self.init(weights: path, description: Checkpoint.networkDescription(path: path, model: model))
     }
 }
@@ -54,7 +54,7 @@ extension ONNXExport {
     /// - Returns: "wrote PATH: NETWORK, opset 13, N bytes".
     /// - Throws: `LeNetError` naming the file at fault.
     @discardableResult
-    public static func write(checkpoint weights: String, model: String? = nil, to path: String) throws -> String {
+    @_spi(CLI) public static func write(checkpoint weights: String, model: String? = nil, to path: String) throws -> String {
         try OutputPath.checkWritable(path, option: .output)
         let loaded = try Checkpoint.loadNetwork(path: weights, model: model)
         let names = Checkpoint.classNames(metadata: loaded.metadata, classes: loaded.network.outputShape.count)
@@ -67,7 +67,7 @@ extension ONNXExport {
 
 extension StepProgress {
     /// The time left in the epoch at the pace so far: "1:05", "1:02:03".
-    public var remaining: String {
+    @_spi(CLI) public var remaining: String {
         let s = Int(secondsRemaining.rounded())
         return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
     }

@@ -4,7 +4,7 @@ import Foundation
 /// every file read and prepared before any result (a bad one stops the
 /// run before any output), then each image's top classes, or, with
 /// `number`, the row of digits it holds.
-public struct PredictionRun {
+@_spi(CLI) public struct PredictionRun {
     /// The images' paths, in order.
     public let files: [String]
     /// One reading per image, or a number's digits per image.

@@ -5,7 +5,7 @@ import Foundation
 /// checked first, the data read, the network built (or resumed), the
 /// memory checked before anything large is allocated, then `fit` with a
 /// checkpoint, a JSON line and an HTML report after every epoch.
-public final class TrainingRun {
+@_spi(CLI) public final class TrainingRun {
     /// What to train, on what, and where the results go.
     public struct Configuration: Sendable {
         /// The dataset.
@@ -194,7 +194,7 @@ public final class TrainingRun {
 
 /// One epoch of a `TrainingRun`: what `lenet train --log-json` writes, one
 /// JSON object a line (snake_case keys, sorted).
-public struct EpochRecord: Codable, Sendable, Equatable {
+@_spi(CLI) public struct EpochRecord: Codable, Sendable, Equatable {
     /// The epoch, counting from 1.
     public var epoch: Int
     /// The epoch's mean training loss and running training accuracy.
@@ -271,7 +271,7 @@ extension TrainingOptions {
     /// flip), flip test-time augmentation".
     /// - Parameter initialization: how the network's weights were drawn
     ///   (named when not PyTorch's).
-    public func summary(initialization: WeightInitialization = .pytorch) -> String {
+    @_spi(CLI) public func summary(initialization: WeightInitialization = .pytorch) -> String {
         var parts = ["batch \(batchSize), \(optimizer.rawValue)" + (optimizer == .sdlm ? " (μ \(sdlmMu))" : "")
             + " lr \(learningRate)" + (schedule == .constant ? "" : " (\(schedule.rawValue))")]
         if warmupEpochs > 0 { parts.append("\(warmupEpochs) warm-up epoch(s)") }
@@ -298,7 +298,7 @@ extension TrainingOptions {
 extension TrainingRecipe {
     /// The recipe in words: its epochs, network and options
     /// (`TrainingOptions.summary`).
-    public var summary: String {
+    @_spi(CLI) public var summary: String {
         "\(options.epochs) epochs" + (model.map { " of \($0)" } ?? "") + ", " + options.summary(initialization: initialization)
     }
 }
@@ -308,7 +308,7 @@ extension Normalization {
     /// comma-separated ("0.5", "0.49,0.48,0.45").
     /// - Throws: `LeNetError` naming the mean or std when it is not a list
     ///   of numbers, or the values are not a normalization.
-    public init(mean: String, std: String) throws {
+    @_spi(CLI) public init(mean: String, std: String) throws {
         func numbers(_ text: String, _ option: LeNetError.Option, example: String) throws -> [Float] {
             let parts = text.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
             guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else {
