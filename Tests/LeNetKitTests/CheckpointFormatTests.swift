@@ -91,7 +91,7 @@ struct CheckpointFormatTests: UsesTemporaryDirectories {
         for entry in network.parameters.entries {
             #expect(network.parameters.values(of: entry.name) == weights[entry.name]?.values, "\(entry.name)")
         }
-        for tensor in trainer.optimizer.stateTensors() {
+        for tensor in trainer.checkpointed.stateTensors() {
             #expect(tensor.values == state[tensor.name]?.values, "\(tensor.name)")
         }
 

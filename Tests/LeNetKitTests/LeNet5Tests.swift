@@ -338,7 +338,7 @@ struct LeNet5Tests: GradientCheckHarness {
     @Test func testMaskedWeightsStayZeroThroughAdamAndSGD() throws {
         let masked = maskedIndices(Conv2D.lecunC3Table, inChannels: 6, kernel: 25)
         #expect(masked.count == 900)
-        let optimizers: [(String, (ParameterStore) throws -> any Optimizer)] = [
+        let optimizers: [(String, (ParameterStore) throws -> any CheckpointedOptimizer)] = [
             ("Adam", { try Adam(parameters: $0, learningRate: 1e-2, weightDecay: 1e-2) }),
             ("SGD", { try SGD(parameters: $0, learningRate: 0.05, momentum: 0.9, weightDecay: 1e-2, nesterov: true) }),
         ]

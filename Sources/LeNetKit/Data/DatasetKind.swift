@@ -11,7 +11,7 @@ public enum DatasetKind: String, CaseIterable, Sendable {
     case folder
 
     /// "CIFAR-10", "MNIST", "Fashion-MNIST" or "image folder".
-    public var displayName: String {
+    @_spi(CLI) public var displayName: String {
         switch self {
         case .cifar10: return "CIFAR-10"
         case .mnist: return MNISTVariant.mnist.displayName

@@ -6,7 +6,7 @@ import Foundation
 /// test/ folder. `load` reads one split for a network's input.
 public struct DatasetLocation: Sendable {
     /// Where `resolve` looks when no directory is given.
-    public static let defaultDirectory = "data"
+    @_spi(CLI) public static let defaultDirectory = "data"
 
     /// The directory; nil: `./data`.
     public var directory: String?
@@ -31,7 +31,7 @@ public struct DatasetLocation: Sendable {
     /// - Throws: `LeNetError` naming the directory when it is missing or
     ///   holds no dataset LeNetKit knows (naming the `data` option, with how
     ///   to get CIFAR-10 and Fashion-MNIST, when `./data` holds none).
-    public func resolved() throws -> (directory: String, kind: DatasetKind) {
+    @_spi(CLI) public func resolved() throws -> (directory: String, kind: DatasetKind) {
         guard let directory else {
             guard DataFiles.isDirectory(Self.defaultDirectory),
                   let found = kind ?? DatasetKind.detect(directory: Self.defaultDirectory) else {

@@ -11,7 +11,7 @@
 /// Writes networks as ONNX models.
 public enum ONNXExport {
     /// The operator set the graph declares (ONNX's default domain).
-    public static let opset = 13
+    @_spi(CLI) public static let opset = 13
     /// The IR version that goes with opset 13.
     static let irVersion = 7
 
@@ -177,7 +177,7 @@ public struct ONNXGraph {
     }
 
     /// An int64 initializer (a shape or axes, which opset 13 takes as inputs).
-    public mutating func constant(_ base: String, dims: [Int], integers values: [Int]) -> String {
+    mutating func constant(_ base: String, dims: [Int], integers values: [Int]) -> String {
         var raw = [UInt8]()
         raw.reserveCapacity(values.count * 8)
         for v in values { withUnsafeBytes(of: Int64(v).littleEndian) { raw.append(contentsOf: $0) } }
@@ -245,7 +245,7 @@ public struct ONNXGraph {
     }
 
     /// The input as (N, features): a Flatten after a convolution or pool.
-    public mutating func flattened(_ input: String, for layer: String) -> String {
+    mutating func flattened(_ input: String, for layer: String) -> String {
         guard rank == 4 else { return input }
         rank = 2
         return node("Flatten", [input], output: layer + ".flatten", attributes: [.int("axis", 1)])

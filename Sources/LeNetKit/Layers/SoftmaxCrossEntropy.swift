@@ -127,7 +127,7 @@ public final class SoftmaxCrossEntropy {
     /// rubbish class in its denominator). What the SDLM curvature pass
     /// starts from.
     /// - Parameter h: room for (N, K).
-    public func curvature(into h: UnsafeMutablePointer<Float>) {
+    func curvature(into h: UnsafeMutablePointer<Float>) {
         let count = batch * classes
         for i in 0..<count {
             let p = probabilities.pointer[i]

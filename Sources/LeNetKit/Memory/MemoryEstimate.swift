@@ -114,7 +114,7 @@ extension Network {
     ///   - keepsLogits: whether every image's logits are kept.
     ///   - threads: the threads it splits each batch across.
     ///   - testTimeAugmentation: with `.flip`, each part's mean of the two views too.
-    public func evaluationMemoryEstimate(images: Int, batchSize: Int, keepsLogits: Bool = false,
+    @_spi(CLI) public func evaluationMemoryEstimate(images: Int, batchSize: Int, keepsLogits: Bool = false,
                                          threads: Int, testTimeAugmentation: TestTimeAugmentation = .none) -> MemoryEstimate {
         let batch = min(max(batchSize, 1), max(images, 1))
         var estimate = memoryEstimate(batch: batch, threads: threads, backward: false)

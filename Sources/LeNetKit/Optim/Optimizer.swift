@@ -8,6 +8,10 @@ public protocol Optimizer: AnyObject {
     var stepCount: Int { get }
     /// Applies one update using the gradients now in the store.
     func step()
+}
+
+/// An optimizer whose state a checkpoint saves: LeNetKit's own.
+protocol CheckpointedOptimizer: Optimizer {
     /// The optimizer's state as named tensors (moments, step count), for checkpoints.
     func stateTensors() -> [(name: String, shape: [Int], values: [Float])]
     /// Restores `stateTensors()`.
@@ -22,7 +26,7 @@ public protocol Optimizer: AnyObject {
 /// One step is `update(part:of:preparing:)` on every part, each with the
 /// same `parts`, then `finishStep()` once: together the same update as
 /// `step()`, bitwise.
-protocol PartitionedOptimizer: Optimizer {
+protocol PartitionedOptimizer: CheckpointedOptimizer {
     /// Updates slice `part` of `parts` of the store for step `stepCount + 1`.
     /// Before updating each block of the slice it calls `prepare` on the
     /// block's indices, on this thread: the trainer adds the parts'
@@ -166,13 +170,13 @@ public final class Adam: PartitionedOptimizer {
         }
     }
 
-    public func stateTensors() -> [(name: String, shape: [Int], values: [Float])] {
+    func stateTensors() -> [(name: String, shape: [Int], values: [Float])] {
         [("adam.exp_avg", [store.count], m.array),
          ("adam.exp_avg_sq", [store.count], v.array),
          ("adam.step", [1], [Float(stepCount)])]
     }
 
-    public func loadState(_ lookup: (String) -> [Float]?) throws {
+    func loadState(_ lookup: (String) -> [Float]?) throws {
         guard let mv = lookup("adam.exp_avg"), let vv = lookup("adam.exp_avg_sq"),
               let sv = lookup("adam.step"), sv.count == 1 else {
             throw LeNetError("the optimizer state has no Adam moments (adam.exp_avg, adam.exp_avg_sq, adam.step)")
@@ -257,13 +261,13 @@ public final class SGD: PartitionedOptimizer {
         }
     }
 
-    public func stateTensors() -> [(name: String, shape: [Int], values: [Float])] {
+    func stateTensors() -> [(name: String, shape: [Int], values: [Float])] {
         var out: [(name: String, shape: [Int], values: [Float])] = [("sgd.step", [1], [Float(stepCount)])]
         if momentum != 0 { out.append(("sgd.momentum_buffer", [store.count], buffer.array)) }
         return out
     }
 
-    public func loadState(_ lookup: (String) -> [Float]?) throws {
+    func loadState(_ lookup: (String) -> [Float]?) throws {
         guard let sv = lookup("sgd.step"), sv.count == 1 else {
             throw LeNetError("the optimizer state has no SGD step count (sgd.step)")
         }

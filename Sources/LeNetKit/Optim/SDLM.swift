@@ -12,14 +12,14 @@ import Foundation
 ///
 /// μ keeps the rate of a parameter with almost no curvature at most η/μ.
 /// Before the first estimate every h_kk is 0: plain gradient descent at η/μ.
-public final class SDLM: PartitionedOptimizer {
+final class SDLM: PartitionedOptimizer {
     /// η, the global rate; a schedule changes it between steps.
-    public var learningRate: Float
+    var learningRate: Float
     /// μ, added to every curvature (the paper's 0.02).
     let mu: Float
     /// λ, L2 weight decay added to the gradient.
     let weightDecay: Float
-    public private(set) var stepCount = 0
+    private(set) var stepCount = 0
     /// The samples the current curvature was averaged over (0 before the first estimate).
     private(set) var curvatureSamples = 0
     private let store: ParameterStore
@@ -31,7 +31,7 @@ public final class SDLM: PartitionedOptimizer {
     ///   - mu: μ > 0.
     ///   - weightDecay: λ.
     /// - Throws: `LeNetError` when the curvature's memory cannot be had.
-    public init(parameters: ParameterStore, learningRate: Float, mu: Float = 0.02, weightDecay: Float = 0) throws {
+    init(parameters: ParameterStore, learningRate: Float, mu: Float = 0.02, weightDecay: Float = 0) throws {
         store = parameters
         self.learningRate = learningRate
         self.mu = mu
@@ -44,13 +44,13 @@ public final class SDLM: PartitionedOptimizer {
 
     /// Replaces the curvature with `values` (the store's count of them, each
     /// finite and ≥ 0), averaged over `samples` samples.
-    public func setCurvature(_ values: UnsafeBufferPointer<Float>, samples: Int) {
+    func setCurvature(_ values: UnsafeBufferPointer<Float>, samples: Int) {
         precondition(values.count == store.count, "curvature of \(values.count) values for \(store.count) parameters")
         _ = curvature.buffer.update(from: values)
         curvatureSamples = samples
     }
 
-    public func step() {
+    func step() {
         update(0..<store.count)
         stepCount += 1
     }
@@ -73,13 +73,13 @@ public final class SDLM: PartitionedOptimizer {
         }
     }
 
-    public func stateTensors() -> [(name: String, shape: [Int], values: [Float])] {
+    func stateTensors() -> [(name: String, shape: [Int], values: [Float])] {
         [("sdlm.curvature", [store.count], curvature.array),
          ("sdlm.step", [1], [Float(stepCount)]),
          ("sdlm.curvature_samples", [1], [Float(curvatureSamples)])]
     }
 
-    public func loadState(_ lookup: (String) -> [Float]?) throws {
+    func loadState(_ lookup: (String) -> [Float]?) throws {
         guard let h = lookup("sdlm.curvature"), let sv = lookup("sdlm.step"), sv.count == 1,
               let nv = lookup("sdlm.curvature_samples"), nv.count == 1 else {
             throw LeNetError("the optimizer state has no SDLM curvature (sdlm.curvature, sdlm.step, sdlm.curvature_samples)")
@@ -129,7 +129,7 @@ extension Network {
     ///   - curvature: (P) where the sums are added.
     ///   - grouping: per connection (the paper's) or per unit.
     /// - Throws: `LeNetError` naming a layer without a curvature rule.
-    public func accumulateCurvature(batch n: Int, outputCurvature: UnsafePointer<Float>,
+    func accumulateCurvature(batch n: Int, outputCurvature: UnsafePointer<Float>,
                                     into curvature: UnsafeMutablePointer<Float>,
                                     grouping: CurvatureGrouping = .connection) throws {
         try checkCurvature()

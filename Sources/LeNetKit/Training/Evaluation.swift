@@ -111,7 +111,7 @@ extension DataParallel {
     ///   - testTimeAugmentation: the views of each image whose softmax
     ///     outputs are averaged (`.flip`: the image and its mirror).
     /// - Throws: `LeNetError` when the shapes or class counts do not fit.
-    public func evaluate(on dataset: ImageDataset, normalization: Normalization, batchSize: Int = 256,
+    func evaluate(on dataset: ImageDataset, normalization: Normalization, batchSize: Int = 256,
                          misclassifiedLimit: Int = 0, keepsLogits: Bool = false,
                          testTimeAugmentation: TestTimeAugmentation = .none) throws -> Evaluation {
         let inputShape = network.inputShape, outputShape = network.outputShape

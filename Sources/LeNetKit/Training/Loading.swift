@@ -54,7 +54,7 @@ extension ONNXExport {
     /// - Returns: "wrote PATH: NETWORK, opset 13, N bytes".
     /// - Throws: `LeNetError` naming the file at fault.
     @discardableResult
-    @_spi(CLI) public static func write(checkpoint weights: String, model: String? = nil, to path: String) throws -> String {
+    public static func write(checkpoint weights: String, model: String? = nil, to path: String) throws -> String {
         try OutputPath.checkWritable(path, option: .output)
         let loaded = try Checkpoint.loadNetwork(path: weights, model: model)
         let names = Checkpoint.classNames(metadata: loaded.metadata, classes: loaded.network.outputShape.count)

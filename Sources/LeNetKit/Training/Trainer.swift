@@ -62,6 +62,8 @@ public final class Trainer {
     }
     // One per part a step can have (min(threads, batch size)), fixed when the trainer is made.
     private let parts: [PartState]
+    /// `optimizer`, whose state the checkpoints save.
+    let checkpointed: any CheckpointedOptimizer
     /// `optimizer`, when its update can be split across the step's parts.
     private let partitioned: (any PartitionedOptimizer)?
     /// `optimizer`, when it is SDLM: its curvature is estimated before each epoch.
@@ -99,20 +101,23 @@ public final class Trainer {
         self.options = checked
         try options.augmentation?.validate(height: dataset.height, width: dataset.width)
         var sdlm: SDLM?
+        let made: any CheckpointedOptimizer
         switch options.optimizer {
         case .adam, .adamw:
-            optimizer = try Adam(parameters: network.parameters, learningRate: options.learningRate,
-                             weightDecay: options.weightDecay, decoupled: options.optimizer == .adamw)
+            made = try Adam(parameters: network.parameters, learningRate: options.learningRate,
+                            weightDecay: options.weightDecay, decoupled: options.optimizer == .adamw)
         case .sgd:
-            optimizer = try SGD(parameters: network.parameters, learningRate: options.learningRate,
-                            momentum: options.momentum, weightDecay: options.weightDecay)
+            made = try SGD(parameters: network.parameters, learningRate: options.learningRate,
+                           momentum: options.momentum, weightDecay: options.weightDecay)
         case .sdlm:
             try network.checkCurvature()
-            let made = try SDLM(parameters: network.parameters, learningRate: options.learningRate,
-                                mu: options.sdlmMu, weightDecay: options.weightDecay)
-            sdlm = made
-            optimizer = made
+            let chosen = try SDLM(parameters: network.parameters, learningRate: options.learningRate,
+                                  mu: options.sdlmMu, weightDecay: options.weightDecay)
+            sdlm = chosen
+            made = chosen
         }
+        optimizer = made
+        checkpointed = made
         self.sdlm = sdlm
         partitioned = optimizer as? any PartitionedOptimizer
         weightAverage = try options.ema.map { try WeightAverage(parameters: network.parameters, decay: $0) }
@@ -381,7 +386,7 @@ public final class Trainer {
         let statePath = Checkpoint.statePath(for: path)
         // Made before anything is renamed: a state that would not resume leaves the previous checkpoint as it was.
         let json = try trainingState(digest: Checkpoint.weightsDigest(weights.map(\.values))).json(source: statePath)
-        var state = optimizer.stateTensors().map { SafetensorsTensor(name: $0.name, shape: $0.shape, values: $0.values) }
+        var state = checkpointed.stateTensors().map { SafetensorsTensor(name: $0.name, shape: $0.shape, values: $0.values) }
         if let weightAverage {
             state += weightAverage.stateTensors().map { SafetensorsTensor(name: $0.name, shape: $0.shape, values: $0.values) }
             state += trained.map { SafetensorsTensor(name: Checkpoint.trainedPrefix + $0.name, shape: $0.shape, values: $0.values) }
@@ -467,7 +472,7 @@ public final class Trainer {
         let trained = try trainedWeights(in: state, savedEMA: saved.ema, path: statePath)
         try Checkpoint.load(weights, into: network, source: path)
         do {
-            try optimizer.loadState { state[$0]?.values }
+            try checkpointed.loadState { state[$0]?.values }
             if let weightAverage, let trained {
                 try weightAverage.load(average: Array(network.parameters.values)) { state[$0]?.values }
                 _ = network.parameters.values.update(from: trained)

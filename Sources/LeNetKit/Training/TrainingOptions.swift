@@ -52,7 +52,7 @@ public struct TrainingOptions: Sendable {
     /// distance between two digit prototypes (`RBF.digitBitmaps`, 56), the
     /// squared distance from either to the point halfway between them. A
     /// wrong class further from F6's output than that is pushed no further.
-    public static let paperMapConstant: Float = 14
+    @_spi(CLI) public static let paperMapConstant: Float = 14
     /// L2 weight decay added to the gradient (Adam, SGD), or AdamW's decoupled decay.
     public var weightDecay: Float = 0
     /// Fixes the shuffling of every epoch and the augmentation of every image.
@@ -112,7 +112,7 @@ public struct TrainingOptions: Sendable {
     /// - Parameters:
     ///   - t: optimizer steps taken before this one.
     ///   - stepsPerEpoch: batches per epoch.
-    public func learningRate(atStep t: Int, stepsPerEpoch: Int) -> Float {
+    func learningRate(atStep t: Int, stepsPerEpoch: Int) -> Float {
         learningRate(atStep: t, stepsPerEpoch: stepsPerEpoch, totalSteps: epochs * stepsPerEpoch)
     }
 
