@@ -4,13 +4,30 @@
 // other packages from depending on LeNetKit; C has
 // __attribute__((target)), so the AVX2/FMA loop lives here and runs only
 // where the CPU reports those features (`lenet_has_avx2_fma`). Only the
-// kernel files in Kernels/ (PatchRows, Tanh, DirectConvolution, ConvPoolReLU, LinearReLU) import this module.
+// kernel files in Kernels/ (PatchRows, Tanh, DirectConvolution, ConvPoolReLU, LinearReLU,
+// OptimizerKernels) import this module.
 #ifndef LENETKIT_CKERNELS_H
 #define LENETKIT_CKERNELS_H
 #include <stdint.h>
 
 /// 1 when the CPU runs AVX2 and FMA (and this build can use them), else 0.
 int lenet_has_avx2_fma(void);
+
+/// 1 when the CPU runs AVX-512F (and this build can use it), else 0.
+int lenet_has_avx512f(void);
+
+/// Adam's update of p, m and v from g over the longest prefix of count that
+/// is a multiple of 8 (AVX2) or 16 (AVX-512F), bit for bit the portable
+/// loop's (Optim/Optimizer.swift): no operation fused. Returns the values
+/// updated; the caller runs the rest. Call the AVX2 one only when
+/// lenet_has_avx2_fma() returns 1, the AVX-512 one only when
+/// lenet_has_avx512f() does.
+long lenet_adam_avx2(float *_Nonnull p, const float *_Nonnull g, float *_Nonnull m, float *_Nonnull v, long count,
+                     float w1, float beta2, float w2, float l2, float shrink,
+                     float step_size, float bias2_sqrt, float epsilon);
+long lenet_adam_avx512(float *_Nonnull p, const float *_Nonnull g, float *_Nonnull m, float *_Nonnull v, long count,
+                       float w1, float beta2, float w2, float l2, float shrink,
+                       float step_size, float bias2_sqrt, float epsilon);
 
 /// out[0..<width] (+)= sum over j < count of weights[j] * matrix[rows[j] * ld + 0..<width],
 /// with AVX2 and FMA. width: a multiple of 8. Call only when

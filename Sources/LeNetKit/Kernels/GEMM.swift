@@ -59,6 +59,33 @@ func blasSgemm(
     _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int
 ) {
     if m == 0 || n == 0 { return }
+    // A product with one column, one row, or an inner dimension of one is a
+    // matrix–vector product or a rank-1 update: BLAS's level-2 kernels run
+    // those without sgemm's packing of both operands, which at batch 1
+    // (LeNet-5's C5 and fully connected layers) cost more than the product.
+    if n == 1 {
+        // c (M) = alpha · op(A) (M, K) · b (K) + beta · c
+        cblas_sgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, Int32(ta ? k : m), Int32(ta ? m : k),
+                    alpha, a, Int32(lda), b, Int32(tb ? 1 : ldb), beta, c, Int32(ldc))
+        return
+    }
+    if m == 1 {
+        // cᵀ (N) = alpha · op(B)ᵀ (N, K) · op(A)ᵀ (K) + beta · cᵀ
+        cblas_sgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, Int32(tb ? n : k), Int32(tb ? k : n),
+                    alpha, b, Int32(ldb), a, Int32(ta ? lda : 1), beta, c, 1)
+        return
+    }
+    if k == 1 {
+        // c (M, N) = beta · c + alpha · op(A) (M) ⊗ op(B) (N)
+        if beta != 1 {
+            for i in 0..<m {
+                let row = c + i * ldc
+                if beta == 0 { row.update(repeating: 0, count: n) } else { for j in 0..<n { row[j] *= beta } }
+            }
+        }
+        cblas_sger(CblasRowMajor, Int32(m), Int32(n), alpha, a, Int32(ta ? 1 : lda), b, Int32(tb ? ldb : 1), c, Int32(ldc))
+        return
+    }
     cblas_sgemm(CblasRowMajor,
                 ta ? CblasTrans : CblasNoTrans,
                 tb ? CblasTrans : CblasNoTrans,

@@ -129,6 +129,9 @@ enum CPUFeatures {
     /// first kernel call; `portable` lets the test suite run the Swift
     /// fallback on a CPU that has AVX2 (CI does), as a CPU without it would.
     static let avx2FMA = hardwareAVX2FMA && !portableRequested
+    /// The CPU runs AVX-512F and `LENETKIT_KERNELS` is not `portable`: the
+    /// kernels that have a 512-bit variant (Adam's update) use it.
+    static let avx512F = lenet_has_avx512f() != 0 && !portableRequested
     static let portableRequested: Bool = {
         guard let value = getenv("LENETKIT_KERNELS") else { return false }
         return String(cString: value) == "portable"

@@ -389,12 +389,18 @@ final class Conv2D: BuiltInLayer {
             return
         }
         let cols = work, transposed = cols + K * c * P, dcols = transposed + OC * c * P
-        dWT.update(repeating: 0, count: K * OC)
+        // With a few columns a chunk (C5 at batch 1: one), the product is a
+        // rank-1 or rank-few update that costs less than adding the
+        // transposed sum back into dW, so it goes into dW directly.
+        let intoTransposed = min(n, c) * P >= 16
+        if intoTransposed { dWT.update(repeating: 0, count: K * OC) }
         defer {
             // dW (OC, K) += dWᵀ (K, OC)ᵀ
-            for oc in 0..<OC {
-                let row = weightGrad + oc * K
-                for k in 0..<K { row[k] += dWT[k * OC + oc] }
+            if intoTransposed {
+                for oc in 0..<OC {
+                    let row = weightGrad + oc * K
+                    for k in 0..<K { row[k] += dWT[k * OC + oc] }
+                }
             }
         }
         for first in Swift.stride(from: 0, to: n, by: c) {
@@ -412,8 +418,13 @@ final class Conv2D: BuiltInLayer {
                 biasGrad[oc] += total
             }
             for s in 0..<m { im2col(cols + s * P, x + (first + s) * CHW, g, ld: mP) }
-            // dWᵀ (K, OC) += cols (K, m·P) · dyTᵀ (m·P, OC)
-            gemm(.none, .transposed, m: K, n: OC, k: mP, cols, dyT, beta: 1, dWT)
+            if intoTransposed {
+                // dWᵀ (K, OC) += cols (K, m·P) · dyTᵀ (m·P, OC)
+                gemm(.none, .transposed, m: K, n: OC, k: mP, cols, dyT, beta: 1, dWT)
+            } else {
+                // dW (OC, K) += dyT (OC, m·P) · colsᵀ (m·P, K)
+                gemm(.none, .transposed, m: OC, n: K, k: mP, dyT, cols, beta: 1, weightGrad)
+            }
             guard let dx else { continue }
             // dcols (K, m·P) = Wᵀ (K, OC) · dyT (OC, m·P), folded back into dx
             gemmInColumnBlocks(.transposed, m: K, n: mP, k: OC, weight, dyT, dcols)

@@ -133,40 +133,13 @@ public final class Adam: PartitionedOptimizer {
         // subnormal, as after one CIFAR epoch, the update took 3 times as
         // long. PyTorch keeps them. The weights come out the same: such a
         // moment moves a weight by less than 1e-30.
+        let constants = AdamConstants(w1: 1 - beta1, beta2: beta2, w2: 1 - beta2,
+                                      l2: decoupled ? 0 : weightDecay,
+                                      shrink: decoupled ? 1 - learningRate * weightDecay : 1,
+                                      stepSize: stepSize, bias2Sqrt: bias2Sqrt, epsilon: epsilon)
         withSubnormalsFlushed {
-            adamLoop(range, p: p, g: g, m: m, v: v, stepSize: stepSize, bias2Sqrt: bias2Sqrt)
-        }
-    }
-
-    @inline(__always)
-    private func adamLoop(_ range: Range<Int>, p: UnsafeMutablePointer<Float>, g: UnsafeMutablePointer<Float>,
-                          m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
-                          stepSize: Float, bias2Sqrt: Float) {
-        let w1 = 1 - beta1, w2 = 1 - beta2
-        let l2 = decoupled ? 0 : weightDecay, shrink = decoupled ? 1 - learningRate * weightDecay : 1
-        let (beta2, epsilon) = (self.beta2, self.epsilon)
-        var i = range.lowerBound
-        let end = range.upperBound
-        while i + 8 <= end {
-            var grad = load(g + i), pv = load(p + i), mv = load(m + i), vv = load(v + i)
-            if l2 != 0 { grad += l2 * pv }
-            if shrink != 1 { pv *= shrink }
-            mv += w1 * (grad - mv)
-            vv = vv * beta2 + w2 * grad * grad
-            let denom = squareRoot(vv) / bias2Sqrt + epsilon
-            pv -= stepSize * (mv / denom)
-            store8(pv, p + i); store8(mv, m + i); store8(vv, v + i)
-            i += 8
-        }
-        while i < end {
-            var grad = g[i]
-            if l2 != 0 { grad += l2 * p[i] }
-            if shrink != 1 { p[i] *= shrink }
-            m[i] += w1 * (grad - m[i])
-            v[i] = v[i] * beta2 + w2 * grad * grad
-            let denom = v[i].squareRoot() / bias2Sqrt + epsilon
-            p[i] -= stepSize * (m[i] / denom)
-            i += 1
+            adamUpdate(p + range.lowerBound, g + range.lowerBound, m + range.lowerBound, v + range.lowerBound,
+                       count: range.count, constants)
         }
     }
 
