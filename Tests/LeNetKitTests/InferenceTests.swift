@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Testing
 @_spi(Benchmarks) @_spi(CLI) @testable import LeNetKit
@@ -12,7 +13,8 @@ struct InferenceTests {
     /// (24 = 16 + 8), a single group of 8, odd sizes (the pool drops the last
     /// row and column, as MaxPool2D does), and rows shorter than a tile.
     let convShapes: [(C: Int, H: Int, W: Int, OC: Int)] = [(3, 32, 32, 16), (16, 14, 14, 32), (2, 11, 13, 24),
-                                                            (1, 9, 9, 8), (4, 7, 20, 16), (5, 6, 6, 40)]
+                                                            (1, 9, 9, 8), (4, 7, 20, 16), (5, 6, 6, 40),
+                                                            (2, 33, 41, 56)]
 
     @Test(.enabled(if: CPUFeatures.avx2FMA, "the fused kernel needs AVX2 and FMA"))
     func testConvPoolReLUKernelMatchesTheDefinition() throws {
@@ -42,6 +44,16 @@ struct InferenceTests {
             convPoolReLU(&split, x, packed: packed, b, g, outChannels: s.OC, pooledRows: 0..<PH / 2, scratch: &scratch)
             convPoolReLU(&split, x, packed: packed, b, g, outChannels: s.OC, pooledRows: PH / 2..<PH, scratch: &scratch)
             #expect(split == y, "\(s): rows computed in two calls")
+
+            // The AVX2 and AVX-512 kernels run the same FMA chain per output
+            // value, so where the CPU has both they give the same bits
+            // (groups of 32, 16 and 8 channels, tiles and their remainders).
+            if lenet_has_avx512f() != 0 {
+                var narrow = [Float](repeating: .nan, count: out), wide = narrow
+                lenet_conv5x5_pool_relu_avx2(&narrow, x, packed, b, s.C, s.H, s.W, s.OC, 0, PH, &scratch)
+                lenet_conv5x5_pool_relu_avx512(&wide, x, packed, b, s.C, s.H, s.W, s.OC, 0, PH, &scratch)
+                #expect(wide.map(\.bitPattern) == narrow.map(\.bitPattern), "\(s): AVX-512 against AVX2")
+            }
         }
     }
 

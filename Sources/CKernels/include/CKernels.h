@@ -60,6 +60,12 @@ void lenet_conv5x5_pool_relu_avx2(float *_Nonnull y, const float *_Nonnull x, co
                                   const float *_Nonnull b, long C, long H, long W, long OC,
                                   long py0, long py1, float *_Nonnull rows);
 
+/// lenet_conv5x5_pool_relu_avx2 with AVX-512F: the same arguments and the
+/// same bits. Call only when lenet_has_avx512f() returns 1.
+void lenet_conv5x5_pool_relu_avx512(float *_Nonnull y, const float *_Nonnull x, const float *_Nonnull wp,
+                                    const float *_Nonnull b, long C, long H, long W, long OC,
+                                    long py0, long py1, float *_Nonnull rows);
+
 /// One sample of w ⋆ x + b, w 5×5, stride 1, no padding: y (OC, H − 4, W − 4)
 /// from x (C, H, W), output rows oy0..<oy1 of y only; wp the weights packed
 /// (C·25, OCp), OCp = OC rounded up to a multiple of 8, its extra columns 0;

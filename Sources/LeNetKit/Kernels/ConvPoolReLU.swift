@@ -68,6 +68,11 @@ func conv5x5ChannelsLast(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Fl
 func convPoolReLU(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, packed: UnsafePointer<Float>,
                   _ b: UnsafePointer<Float>, _ g: ConvGeometry, outChannels: Int, pooledRows: Range<Int>,
                   scratch: UnsafeMutablePointer<Float>) {
-    lenet_conv5x5_pool_relu_avx2(y, x, packed, b, g.channels, g.height, g.width, outChannels,
-                                 pooledRows.lowerBound, pooledRows.upperBound, scratch)
+    if CPUFeatures.avx512F {
+        lenet_conv5x5_pool_relu_avx512(y, x, packed, b, g.channels, g.height, g.width, outChannels,
+                                       pooledRows.lowerBound, pooledRows.upperBound, scratch)
+    } else {
+        lenet_conv5x5_pool_relu_avx2(y, x, packed, b, g.channels, g.height, g.width, outChannels,
+                                     pooledRows.lowerBound, pooledRows.upperBound, scratch)
+    }
 }

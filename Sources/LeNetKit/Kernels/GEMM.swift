@@ -5,6 +5,9 @@
 import CBLIS
 #else
 import CBLAS
+#if canImport(Glibc)
+import Glibc  // dlsym
+#endif
 #endif
 
 /// Whether a gemm operand is used as stored or transposed.
@@ -140,11 +143,23 @@ func gemmInColumnBlocks(_ transA: Transpose, m: Int, n: Int, k: Int,
 /// The number of threads the BLAS library uses for one gemm.
 @_spi(Benchmarks) public enum BLASThreads {
     /// Sets the BLAS library's thread count (at least 1).
+    ///
+    /// With OpenBLAS, 1 also ends its idle worker threads. They are started
+    /// when the library loads and wait for work by spinning on
+    /// `sched_yield` for about 2^28 cycles before they sleep: a tenth of a
+    /// second of a core taken from LeNetKit's own threads, which at the start
+    /// of `lenet eval` on two cores cost a quarter of its throughput. OpenBLAS
+    /// starts them again if a thread count above 1 is set and a threaded call
+    /// made. (`blas_thread_shutdown_` is OpenBLAS's own, which it runs
+    /// before a fork; looked up, so a single-threaded build without it links.)
     public static func set(_ count: Int) {
         #if BLIS
         bli_thread_set_num_threads(Int64(max(1, count)))
         #else
         openblas_set_num_threads(Int32(max(1, count)))
+        if count <= 1, let shutdown = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "blas_thread_shutdown_") {
+            _ = unsafeBitCast(shutdown, to: (@convention(c) () -> Int32).self)()
+        }
         #endif
     }
 
