@@ -127,7 +127,31 @@ void lenet_conv5x5_pool_relu_avx512(float *y, const float *x, const float *wp, c
         g += width;
     }
 }
+// The convolution alone, as lenet_conv5x5_channels_last_avx2: row by row
+// into the scratch (OW, OCp), then out to y (OC, OH, OW) with the bias.
+TARGET
+void lenet_conv5x5_channels_last_avx512(float *y, const float *x, const float *wp, const float *b,
+                                        long C, long H, long W, long OC, long OCp, long oy0, long oy1, float *rows) {
+    const long OH = H - K5 + 1, OW = W - K5 + 1;
+    for (long oy = oy0; oy < oy1; oy++) {
+        const float *xr = x + oy * W;
+        long g = 0;
+        for (; g + 32 <= OCp; g += 32) conv_row512(rows + g, OCp, xr, wp + g, OCp, C, H, W, OW, 2);
+        for (; g + 16 <= OCp; g += 16) conv_row512(rows + g, OCp, xr, wp + g, OCp, C, H, W, OW, 1);
+        if (g < OCp) conv_row8(rows + g, OCp, xr, wp + g, OCp, C, H, W, OW);
+        for (long oc = 0; oc < OC; oc++) {
+            float *out = y + (oc * OH + oy) * OW;
+            const float bias = b[oc];
+            for (long ox = 0; ox < OW; ox++) out[ox] = rows[ox * OCp + oc] + bias;
+        }
+    }
+}
 #else
+void lenet_conv5x5_channels_last_avx512(float *y, const float *x, const float *wp, const float *b,
+                                        long C, long H, long W, long OC, long OCp, long oy0, long oy1, float *rows) {
+    (void)y; (void)x; (void)wp; (void)b; (void)C; (void)H; (void)W; (void)OC; (void)OCp; (void)oy0; (void)oy1; (void)rows;
+}
+
 void lenet_conv5x5_pool_relu_avx512(float *y, const float *x, const float *wp, const float *b,
                                     long C, long H, long W, long OC, long py0, long py1, float *rows) {
     (void)y; (void)x; (void)wp; (void)b; (void)C; (void)H; (void)W; (void)OC; (void)py0; (void)py1; (void)rows;

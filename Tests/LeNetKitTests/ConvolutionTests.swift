@@ -57,6 +57,38 @@ struct ConvolutionTests {
         }
     }
 
+    /// The training forward pass (`Network.forward`), which runs the
+    /// channels-last direct kernel where it fits (5×5, stride 1, rows of 8
+    /// or more) and im2col + sgemm where a test asks for it, against the
+    /// definition: the CIFAR LeNet's two convolutions and LeNet-5's C3 with
+    /// its connection table (the missing connections contribute nothing).
+    @Test(.enabled(if: CPUFeatures.avx2FMA, "the direct kernel needs AVX2 and FMA"),
+          arguments: [(n: 3, c: 3, h: 32, w: 32, oc: 16, table: false), (2, 16, 14, 14, 32, false), (2, 6, 14, 14, 16, true)])
+    func testTrainingForwardMatchesTheDefinition(t: (n: Int, c: Int, h: Int, w: Int, oc: Int, table: Bool)) throws {
+        let table = t.table ? (0..<t.oc).map { oc in [oc % t.c, (oc + 2) % t.c, (oc + 3) % t.c].sorted() } : nil
+        let g = ConvGeometry(channels: t.c, height: t.h, width: t.w, kernelH: 5, kernelW: 5)
+        let x = randomValues(t.n * t.c * t.h * t.w, seed: 7)
+        var outputs: [[Float]] = []
+        for direct in [nil, false] as [Bool?] {
+            let conv = Conv2D("conv", inChannels: t.c, outChannels: t.oc, kernelSize: 5, table: table)
+            conv.direct = direct
+            #expect(conv.channelsLastForward(g) == (direct == nil))
+            let net = try Network(inputShape: FeatureShape(channels: t.c, height: t.h, width: t.w), layers: [conv])
+            var rng = SeededGenerator(seed: 5)
+            net.parameters.initialize(using: &rng)
+            conv.initialize(using: &rng)  // a table's masked weights 0
+            _ = try net.input(batch: t.n).update(fromContentsOf: x)
+            outputs.append(Array(UnsafeBufferPointer(start: net.forward(batch: t.n), count: t.n * t.oc * g.positions)))
+            let w = net.parameters.values(of: "conv.weight") ?? [], b = net.parameters.values(of: "conv.bias") ?? []
+            var reference = [Float](repeating: 0, count: t.n * t.oc * g.positions), absolute = reference
+            conv2dForwardNaive(&reference, x, w, b, batch: t.n, outChannels: t.oc, g)
+            conv2dForwardNaive(&absolute, x.map(abs), w.map(abs), b.map(abs), batch: t.n, outChannels: t.oc, g)
+            assertWithin(outputs[outputs.count - 1], reference, "\(t), direct \(String(describing: direct))",
+                         bounds: ErrorBound.sums(g.patch + 1, absolute: absolute), "(C·25 + 1)·ε·Σ|terms|")
+        }
+        #expect(outputs[0] != outputs[1], "\(t): the two paths should both have run (their roundings differ)")
+    }
+
     /// im2col and col2im against their definitions, element by element and
     /// exactly, for stride 1 without padding (the fast path) at LeNet's line
     /// widths (28, 10) and at others that take every part of the short-line

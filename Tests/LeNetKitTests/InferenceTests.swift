@@ -271,7 +271,8 @@ extension InferenceTests {
     /// (LeNet-5's C1 has 6), one and two vectors of channels, rows shorter
     /// than a tile and longer than two.
     @Test(.enabled(if: CPUFeatures.avx2FMA, "the kernel needs AVX2 and FMA"),
-          arguments: [(C: 1, H: 32, W: 32, OC: 6), (6, 14, 14, 16), (2, 9, 11, 3), (3, 6, 40, 24), (16, 5, 5, 9)])
+          arguments: [(C: 1, H: 32, W: 32, OC: 6), (6, 14, 14, 16), (2, 9, 11, 3), (3, 6, 40, 24), (16, 5, 5, 9),
+                      (3, 8, 33, 56)])
     func testChannelsLastConvolutionMatchesTheDefinition(s: (C: Int, H: Int, W: Int, OC: Int)) throws {
         let g = ConvGeometry(channels: s.C, height: s.H, width: s.W, kernelH: 5, kernelW: 5)
         #expect(conv5x5ChannelsLastFits(g))
@@ -295,5 +296,13 @@ extension InferenceTests {
             conv5x5ChannelsLast(&split, x, packed: packed, b, g, outChannels: s.OC, outputRows: rows, scratch: &scratch)
         }
         #expect(split == y, "\(s), rows split at \(middle)")
+        // The AVX2 and AVX-512 kernels: the same FMA chain per value, the same bits.
+        if lenet_has_avx512f() != 0 {
+            var narrow = [Float](repeating: .nan, count: y.count), wide = narrow
+            let OCp = paddedChannels(s.OC)
+            lenet_conv5x5_channels_last_avx2(&narrow, x, packed, b, s.C, s.H, s.W, s.OC, OCp, 0, g.outH, &scratch)
+            lenet_conv5x5_channels_last_avx512(&wide, x, packed, b, s.C, s.H, s.W, s.OC, OCp, 0, g.outH, &scratch)
+            #expect(wide.map(\.bitPattern) == narrow.map(\.bitPattern), "\(s): AVX-512 against AVX2")
+        }
     }
 }

@@ -74,6 +74,12 @@ void lenet_conv5x5_channels_last_avx2(float *_Nonnull y, const float *_Nonnull x
                                       const float *_Nonnull b, long C, long H, long W, long OC, long OCp,
                                       long oy0, long oy1, float *_Nonnull rows);
 
+/// lenet_conv5x5_channels_last_avx2 with AVX-512F: the same arguments and the
+/// same bits. Call only when lenet_has_avx512f() returns 1.
+void lenet_conv5x5_channels_last_avx512(float *_Nonnull y, const float *_Nonnull x, const float *_Nonnull wp,
+                                        const float *_Nonnull b, long C, long H, long W, long OC, long OCp,
+                                        long oy0, long oy1, float *_Nonnull rows);
+
 /// packed (K, OC) = w (OC, K) transposed, OC a multiple of 8 (the weights of
 /// lenet_conv5x5_pool_relu_avx2). Call only when lenet_has_avx2_fma() returns 1.
 void lenet_pack_channels_last_avx2(float *_Nonnull packed, const float *_Nonnull w, long OC, long K);

@@ -58,8 +58,13 @@ func conv5x5ChannelsLast(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Fl
                          _ b: UnsafePointer<Float>, _ g: ConvGeometry, outChannels: Int, outputRows: Range<Int>? = nil,
                          scratch: UnsafeMutablePointer<Float>) {
     let rows = outputRows ?? 0..<g.outH
-    lenet_conv5x5_channels_last_avx2(y, x, packed, b, g.channels, g.height, g.width, outChannels,
-                                     paddedChannels(outChannels), rows.lowerBound, rows.upperBound, scratch)
+    if CPUFeatures.avx512F {
+        lenet_conv5x5_channels_last_avx512(y, x, packed, b, g.channels, g.height, g.width, outChannels,
+                                           paddedChannels(outChannels), rows.lowerBound, rows.upperBound, scratch)
+    } else {
+        lenet_conv5x5_channels_last_avx2(y, x, packed, b, g.channels, g.height, g.width, outChannels,
+                                         paddedChannels(outChannels), rows.lowerBound, rows.upperBound, scratch)
+    }
 }
 
 /// Rows `pooledRows` of one sample's y (OC, PH, PW) = relu(maxpool2x2(w ⋆ x + b)),

@@ -113,6 +113,10 @@ final class Conv2D: BuiltInLayer {
     // adds it into dW once at the end: sgemm ran the product faster in
     // that orientation, for both convolutions (docs/PERFORMANCE.md).
     private var weightGradT: UnsafeMutablePointer<Float>?  // (K, OC)
+    // The channels-last forward's weights, packed each pass (they change
+    // every step), and one row buffer per worker.
+    private var packedWeights: UnsafeMutablePointer<Float>?  // (C·KH·KW, OCp)
+    private var outputRows: [UnsafeMutablePointer<Float>] = []  // per worker: (OW, OCp)
 
     /// Samples per chunk: scratch of about 256 KB, at least one sample.
     /// LeNet's convolutions get one sample per chunk: chunks of 1 MB (2–3
@@ -300,14 +304,34 @@ final class Conv2D: BuiltInLayer {
     }
 
     func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer] {
-        let w = workspace(batch: n, geometry: geometry(for: input), workers: workers, backward: backward)
+        let g = geometry(for: input)
+        let w = workspace(batch: n, geometry: g, workers: workers, backward: backward)
+        let channelsLast = channelsLastForward(g)
+            ? [WorkspaceBuffer("packed weights", count: g.patch * paddedChannels(outChannels))]
+                + Array(repeating: WorkspaceBuffer("output rows", count: g.outW * paddedChannels(outChannels)),
+                        count: max(1, min(workers, n)))
+            : []
         return Array(repeating: WorkspaceBuffer("im2col scratch", count: w.scratch), count: w.workers)
             + (w.weightGradT > 0 ? [WorkspaceBuffer("weight gradient (transposed)", count: w.weightGradT)] : [])
+            + channelsLast
     }
 
     func bind(workspace: [BoundWorkspaceBuffer]) {
         scratch = workspace.filter { $0.spec.name == "im2col scratch" }.map(\.pointer)
         weightGradT = workspace.first { $0.spec.name == "weight gradient (transposed)" }?.pointer
+        packedWeights = workspace.first { $0.spec.name == "packed weights" }?.pointer
+        outputRows = workspace.filter { $0.spec.name == "output rows" }.map(\.pointer)
+    }
+
+    /// Whether the forward pass runs the channels-last direct kernel
+    /// (Kernels/ConvPoolReLU.swift, the one `ConvStep` runs in inference)
+    /// instead of im2col + sgemm or the row kernel: 5×5, stride 1, no
+    /// padding, an AVX2 CPU, and output rows of at least 8 (the kernel's
+    /// tiles run along a row; C5's single position stays a product).
+    /// Measured faster for every such LeNet layer (docs/PERFORMANCE.md).
+    /// `direct` set by a test chooses the older paths instead.
+    func channelsLastForward(_ g: ConvGeometry) -> Bool {
+        direct == nil && conv5x5ChannelsLastFits(g) && g.outW >= 8
     }
 
     /// Tests set it to run one path or the other; nil: `directKernel` decides.
@@ -327,6 +351,17 @@ final class Conv2D: BuiltInLayer {
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         guard let g = geometry, let weight, let bias, !scratch.isEmpty else { unready(name) }
         zeroMaskedIfNeeded(weight)
+        if channelsLastForward(g), let packed = packedWeights, !outputRows.isEmpty {
+            let OC = outChannels, CHW = g.channels * g.height * g.width, out = OC * g.positions
+            packChannelsLastPadded(packed, weight, outChannels: OC, patch: g.patch)
+            let rows = outputRows, weights = UnsafePointer(packed), b = UnsafePointer(bias)
+            parallelForWorkers(n, maxWorkers: rows.count) { worker, samples in
+                for s in samples {
+                    conv5x5ChannelsLast(y + s * out, x + s * CHW, packed: weights, b, g, outChannels: OC, scratch: rows[worker])
+                }
+            }
+            return
+        }
         if directKernel {
             let OC = outChannels, P = g.positions, CHW = g.channels * g.height * g.width
             parallelFor(n) { samples in
