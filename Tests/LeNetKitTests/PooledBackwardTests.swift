@@ -75,7 +75,7 @@ struct PooledBackwardTests {
 
     @Test func testWeightedRowSumMatchesItsDefinition() {
         let matrixRows = 37
-        for width in [8, 16, 40, 72, 80, 88, 400, 408] {
+        for width in [8, 16, 40, 72, 80, 88, 160, 240, 400, 408] {
             let ld = width + 8
             let matrix = randomValues(matrixRows * ld, seed: UInt64(width))
             for count in [0, 1, 3, 5, 17, 64] {
@@ -104,6 +104,12 @@ struct PooledBackwardTests {
                         var avx2 = start
                         lenet_weighted_row_sum_avx2(&avx2, accumulate ? 1 : 0, matrix, ld, width, chosen, weights, count)
                         assertWithin(avx2, expected, "AVX2 weightedRowSum " + name, bounds: bounds, "(count + 1)·ε·Σ|terms|")
+                        // The AVX-512 kernel runs each column's chain as the AVX2 one does: the same bits.
+                        if lenet_has_avx512f() != 0 {
+                            var avx512 = start
+                            lenet_weighted_row_sum_avx512(&avx512, accumulate ? 1 : 0, matrix, ld, width, chosen, weights, count)
+                            #expect(avx512.map(\.bitPattern) == avx2.map(\.bitPattern), "AVX-512 against AVX2, \(name)")
+                        }
                     }
                 }
             }

@@ -36,6 +36,12 @@ void lenet_weighted_row_sum_avx2(float *_Nonnull out, int accumulate,
                                  const float *_Nonnull matrix, long ld, long width,
                                  const int32_t *_Nonnull rows, const float *_Nonnull weights, long count);
 
+/// lenet_weighted_row_sum_avx2 with AVX-512F: the same arguments and the
+/// same bits. Call only when lenet_has_avx512f() returns 1.
+void lenet_weighted_row_sum_avx512(float *_Nonnull out, int accumulate,
+                                   const float *_Nonnull matrix, long ld, long width,
+                                   const int32_t *_Nonnull rows, const float *_Nonnull weights, long count);
+
 /// y[i] = amplitude * tanh(slope * x[i]) for i < count, with AVX2 and FMA
 /// (Kernels/Tanh.swift: the method, its error, the portable twin). Call only
 /// when lenet_has_avx2_fma() returns 1.

@@ -111,7 +111,9 @@ private func rows2imSegments(_ x: UnsafeMutablePointer<Float>, _ rows: UnsafePoi
 func weightedRowSum(_ out: UnsafeMutablePointer<Float>, accumulate: Bool,
                     _ matrix: UnsafePointer<Float>, ld: Int, width: Int,
                     rows: UnsafePointer<Int32>, weights: UnsafePointer<Float>, count: Int) {
-    if CPUFeatures.avx2FMA {
+    if CPUFeatures.avx512F {
+        lenet_weighted_row_sum_avx512(out, accumulate ? 1 : 0, matrix, ld, width, rows, weights, count)
+    } else if CPUFeatures.avx2FMA {
         lenet_weighted_row_sum_avx2(out, accumulate ? 1 : 0, matrix, ld, width, rows, weights, count)
     } else {
         weightedRowSumVector(out, accumulate: accumulate, matrix, ld: ld, width: width,
