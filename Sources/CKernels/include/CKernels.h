@@ -101,4 +101,8 @@ void lenet_linear_avx2(float *_Nonnull y, long ldy, const float *_Nonnull x, lon
 /// returns 1.
 float lenet_fma_chains_avx2(long iterations, float start, float scale, float add);
 
+/// The same chains with 16-lane AVX-512 FMAs: 384·iterations FLOP. Call only
+/// when lenet_has_avx512f() returns 1.
+float lenet_fma_chains_avx512(long iterations, float start, float scale, float add);
+
 #endif
