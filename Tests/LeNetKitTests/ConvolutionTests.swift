@@ -68,6 +68,8 @@ struct ConvolutionTests {
         let table = t.table ? (0..<t.oc).map { oc in [oc % t.c, (oc + 2) % t.c, (oc + 3) % t.c].sorted() } : nil
         let g = ConvGeometry(channels: t.c, height: t.h, width: t.w, kernelH: 5, kernelW: 5)
         let x = randomValues(t.n * t.c * t.h * t.w, seed: 7)
+        // (The two paths may agree bit for bit: OpenBLAS's AVX-512 sgemm sums
+        // each output in the direct kernel's order. Each is held to the bound.)
         var outputs: [[Float]] = []
         for direct in [nil, false] as [Bool?] {
             let conv = Conv2D("conv", inChannels: t.c, outChannels: t.oc, kernelSize: 5, table: table)
@@ -86,7 +88,6 @@ struct ConvolutionTests {
             assertWithin(outputs[outputs.count - 1], reference, "\(t), direct \(String(describing: direct))",
                          bounds: ErrorBound.sums(g.patch + 1, absolute: absolute), "(C·25 + 1)·ε·Σ|terms|")
         }
-        #expect(outputs[0] != outputs[1], "\(t): the two paths should both have run (their roundings differ)")
     }
 
     /// im2col and col2im against their definitions, element by element and
