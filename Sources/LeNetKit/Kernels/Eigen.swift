@@ -30,6 +30,7 @@ struct SymmetricEigen: Sendable {
         // Row-major with 'U': LAPACK sees the column-major transpose, whose
         // lower triangle is our upper one; on return the eigenvectors are
         // the columns of the row-major result.
+        _ = SingleThreadedBLAS.ensured
         let info = LAPACKE_ssyevd(LAPACK_ROW_MAJOR, Int8(UInt8(ascii: "V")), Int8(UInt8(ascii: "U")), Int32(n), &a, Int32(n), &w)
         guard info == 0 else {
             throw LeNetError(info < 0 ? "LAPACK's ssyevd refused argument \(-info)"

@@ -62,6 +62,9 @@ func blasSgemm(
     _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int
 ) {
     if m == 0 || n == 0 { return }
+    // BLAS single-threaded, its idle pool ended, before any product: never
+    // a threaded call that `BLASThreads.set(1)` could end under it.
+    _ = SingleThreadedBLAS.ensured
     // A product with one column, one row, or an inner dimension of one is a
     // matrix–vector product or a rank-1 update: BLAS's level-2 kernels run
     // those without sgemm's packing of both operands, which at batch 1
@@ -205,5 +208,6 @@ func gemmInColumnBlocks(_ transA: Transpose, m: Int, n: Int, k: Int,
 /// lower half afterwards.
 func syrkUpper(n: Int, k: Int, alpha: Float, _ a: UnsafePointer<Float>, beta: Float, _ c: UnsafeMutablePointer<Float>) {
     if n == 0 { return }
+    _ = SingleThreadedBLAS.ensured
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(n), Int32(k), alpha, a, Int32(n), beta, c, Int32(n))
 }
