@@ -10,17 +10,11 @@
 #include "CKernels.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-#include <immintrin.h>
-#define K5 5
+#include "AVX2.h"
+#include "ConvRows.h"
 #define TILE2 10  // positions per tile with two vectors of channels
 #define TILE1 14  // with one
 #define TARGET __attribute__((target("avx512f,avx2,fma")))
-#define ALWAYS_INLINE __attribute__((always_inline)) inline
-#if defined(__clang__)
-#define UNROLL_FULLY _Pragma("clang loop unroll(full)")
-#else
-#define UNROLL_FULLY
-#endif
 
 // out[t·ldo + 0..<16·NV] = Σ_{c, ky, kx} w[((c·5 + ky)·5 + kx)·ldw + 0..<16·NV] · x[(c·H + ky)·W + kx + t]
 TARGET static ALWAYS_INLINE void
@@ -78,27 +72,10 @@ conv_row512(float *out, long ldo, const float *x, const float *w, long ldw, long
     if (t < count) conv_remainder512(out + t * ldo, ldo, x + t, w, ldw, C, H, W, count - t, NV);
 }
 
-// 8 channels of one output row, for an OC that is not a multiple of 16:
-// the AVX2 kernel's 8-lane chain, on the low halves of 512-bit registers.
-TARGET static void
-conv_row8(float *out, long ldo, const float *x, const float *w, long ldw, long C, long H, long W, long count) {
-    for (long t = 0; t < count; t++) {
-        __m256 a = _mm256_setzero_ps();
-        for (long c = 0; c < C; c++)
-            for (long ky = 0; ky < K5; ky++) {
-                const float *row = x + (c * H + ky) * W + t;
-                const float *wr = w + (c * K5 + ky) * K5 * ldw;
-                for (long kx = 0; kx < K5; kx++) a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + kx * ldw), _mm256_set1_ps(row[kx]), a);
-            }
-        _mm256_storeu_ps(out + t * ldo, a);
-    }
-}
-
 TARGET
 void lenet_conv5x5_pool_relu_avx512(float *y, const float *x, const float *wp, const float *b,
                                     long C, long H, long W, long OC, long py0, long py1, float *rows) {
     const long OW = W - K5 + 1, PH = (H - K5 + 1) / 2, PW = OW / 2, CW = 2 * PW;
-    float lanes[16];
     // Groups of 32 channels, then 16, then 8, each over all the rows (its
     // packed weights stay in L1 while the rows pass).
     for (long g = 0; g < OC;) {
@@ -109,24 +86,14 @@ void lenet_conv5x5_pool_relu_avx512(float *y, const float *x, const float *wp, c
                 float *out = rows + r * CW * OC;  // (CW, OC)
                 if (width == 32) conv_row512(out + g, OC, xr, wp + g, OC, C, H, W, CW, 2);
                 else if (width == 16) conv_row512(out + g, OC, xr, wp + g, OC, C, H, W, CW, 1);
-                else conv_row8(out + g, OC, xr, wp + g, OC, C, H, W, CW);
+                else conv_row(out + g, OC, xr, wp + g, OC, C, H, W, K5, CW, 1);
             }
-            const float *r0 = rows, *r1 = rows + CW * OC;
-            for (long px = 0; px < PW; px++) {
-                for (long v = g; v < g + width; v += 8) {
-                    const long i = 2 * px * OC + v;
-                    const __m256 top = _mm256_max_ps(_mm256_loadu_ps(r0 + i), _mm256_loadu_ps(r0 + i + OC));
-                    const __m256 bottom = _mm256_max_ps(_mm256_loadu_ps(r1 + i), _mm256_loadu_ps(r1 + i + OC));
-                    const __m256 m = _mm256_add_ps(_mm256_max_ps(top, bottom), _mm256_loadu_ps(b + v));
-                    const __m256 off = _mm256_cmp_ps(_mm256_setzero_ps(), m, _CMP_GE_OQ);
-                    _mm256_storeu_ps(lanes, _mm256_andnot_ps(off, m));
-                    for (int l = 0; l < 8; l++) y[((v + l) * PH + py) * PW + px] = lanes[l];
-                }
-            }
+            pool_relu_row(y, rows, b, OC, PH, PW, py, g, width);
         }
         g += width;
     }
 }
+
 // The convolution alone, as lenet_conv5x5_channels_last_avx2: row by row
 // into the scratch (OW, OCp), then out to y (OC, OH, OW) with the bias.
 TARGET
@@ -138,12 +105,8 @@ void lenet_conv5x5_channels_last_avx512(float *y, const float *x, const float *w
         long g = 0;
         for (; g + 32 <= OCp; g += 32) conv_row512(rows + g, OCp, xr, wp + g, OCp, C, H, W, OW, 2);
         for (; g + 16 <= OCp; g += 16) conv_row512(rows + g, OCp, xr, wp + g, OCp, C, H, W, OW, 1);
-        if (g < OCp) conv_row8(rows + g, OCp, xr, wp + g, OCp, C, H, W, OW);
-        for (long oc = 0; oc < OC; oc++) {
-            float *out = y + (oc * OH + oy) * OW;
-            const float bias = b[oc];
-            for (long ox = 0; ox < OW; ox++) out[ox] = rows[ox * OCp + oc] + bias;
-        }
+        if (g < OCp) conv_row(rows + g, OCp, xr, wp + g, OCp, C, H, W, K5, OW, 1);
+        scatter_row(y, rows, b, OC, OCp, OH, OW, oy);
     }
 }
 #else

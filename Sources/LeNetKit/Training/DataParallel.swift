@@ -130,42 +130,36 @@ final class DataParallel {
             return collective
         }
         if partErrors.count < parts { partErrors = [LeNetError?](repeating: nil, count: parts) }
+        let network = network, replicas = replicas
+        // Runs one part's body; its error, as a LeNetError, or nil.
+        func runPart(_ part: Int) -> LeNetError? {
+            do {
+                try body(part, part == 0 ? network : replicas[part - 1], Self.partRange(part, of: parts, batch: n))
+                return nil
+            } catch let error as LeNetError {
+                return error
+            } catch {
+                return LeNetError("\(error)")
+            }
+        }
         if !collective, let team = WorkerTeam.current, team.threads >= parts {
             // Inside a team (an evaluation's), its helpers are awake: handing
             // them the parts costs no thread wake-up, which at batch 16 took
             // a quarter of each batch's time through Dispatch.
-            let network = network, replicas = replicas
             partErrors.withUnsafeMutableBufferPointer { errors in
                 team.parallel(parts, maxWorkers: parts) { _, chunk in
-                    for part in chunk {
-                        do {
-                            try body(part, part == 0 ? network : replicas[part - 1], Self.partRange(part, of: parts, batch: n))
-                            errors[part] = nil
-                        } catch let error as LeNetError {
-                            errors[part] = error
-                        } catch {
-                            errors[part] = LeNetError("\(error)")
-                        }
-                    }
+                    for part in chunk { errors[part] = runPart(part) }
                 }
             }
             if let error = partErrors.prefix(parts).compactMap({ $0 }).first { throw error }
             return true
         }
-        let barrier = barrier, network = network, replicas = replicas
+        let barrier = barrier
         barrier.reset()
         partErrors.withUnsafeMutableBufferPointer { errors in
             parallelRegion(parts) { part in
                 barrier.started()
-                let range = Self.partRange(part, of: parts, batch: n)
-                do {
-                    try body(part, part == 0 ? network : replicas[part - 1], range)
-                    errors[part] = nil
-                } catch let error as LeNetError {
-                    errors[part] = error
-                } catch {
-                    errors[part] = LeNetError("\(error)")
-                }
+                errors[part] = runPart(part)
                 guard collective, barrier.arrive(parties: parts) else { return }
                 // Every part sees every part's error here, so all skip together.
                 guard !errors[0..<parts].contains(where: { $0 != nil }) else { return }

@@ -207,11 +207,12 @@ extension DataParallel {
         // A batch smaller than the thread count leaves threads idle between
         // its parts. At batch 1 a `WorkerTeam` keeps them awake, and the
         // inference steps split each image between them, which pays only
-        // where an image is long enough to cover the hand-offs (on Zen 5
-        // with AVX-512 the CIFAR LeNet's is not: 26,600 images/s split,
-        // 42,900 on one thread). So the first images are timed both ways and
-        // the rest run the faster way; the results are the same bits either
-        // way (the steps split rows, not sums).
+        // where an image is long enough to cover the hand-offs and the other
+        // core is free (the CIFAR LeNet on Zen 5 with AVX-512: 59,000 images/s
+        // split against 41,000 on one thread; 26,600 while OpenBLAS's idle
+        // threads still spun on the other core). So the first images are
+        // timed both ways and the rest run the faster way; the results are
+        // the same bits either way (the steps split rows, not sums).
         var next = 0, splitsImages = false
         let warm = 4, trial = 16
         if partCount == 1 && threads > 1 && dataset.count >= 4 * (warm + 2 * trial) {
