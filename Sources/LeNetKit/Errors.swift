@@ -18,7 +18,7 @@ public struct LeNetError: Error, CustomStringConvertible, Equatable, Sendable {
     /// - Parameters:
     ///   - message: what was expected and what was found.
     ///   - subject: the file, directory, flag or tensor it concerns.
-    public init(_ message: String, subject: String? = nil) {
+    @_spi(CLI) public init(_ message: String, subject: String? = nil) {
         self.subject = subject
         self.message = message
     }

@@ -112,8 +112,7 @@ public final class Network {
     ///   shape that does not chain, parameters beyond the memory there is.
     public convenience init(_ description: NetworkDescription, seed: UInt64 = 0,
                             initialization: WeightInitialization = .pytorch) throws {
-        try description.validate()
-        try self.init(inputShape: description.inputShape, layers: description.layers.map { $0.makeLayer() },
+        try self.init(inputShape: description.inputShape, layers: description.makeLayers(),
                       sharingValuesWith: nil, threads: ProcessInfo.processInfo.activeProcessorCount, name: description.name)
         var rng = SeededGenerator(seed: seed)
         parameters.initialize(using: &rng, scheme: initialization)

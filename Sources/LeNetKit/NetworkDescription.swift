@@ -36,21 +36,26 @@ public struct NetworkDescription: Sendable {
     /// layers with parameters of the same name are refused by `Network`). Whether the shapes chain and the sizes fit in memory is
     /// checked by `Network(_:seed:)`, before it allocates anything.
     /// - Throws: `LeNetError` naming the layer and the field.
-    func validate() throws {
+    func validate() throws { _ = try makeLayers() }
+
+    /// The layers, made after the input shape and every layer's name are
+    /// checked, each by its configuration's checked `makeLayer()`.
+    /// - Throws: `LeNetError` naming the layer and the field.
+    func makeLayers() throws -> [any Layer] {
         for (field, value) in [("channels", inputShape.channels), ("height", inputShape.height), ("width", inputShape.width)] {
             guard (1...maximumLayerSize).contains(value) else {
                 throw LeNetError("input_shape: \(field) must be " + (value < 1 ? "at least 1" : "at most \(maximumLayerSize)") + ", got \(value)")
             }
         }
         guard !layers.isEmpty else { throw LeNetError("layers: a network needs at least one layer") }
-        for (i, layer) in layers.enumerated() {
+        return try layers.enumerated().map { i, layer in
             do {
                 guard !layer.name.isEmpty else { throw LayerFieldError("name", "must not be empty") }
                 // A name goes into error lines, tensor names and reports: printable, one line.
                 guard !layer.name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
                     throw LayerFieldError("name", "must not hold control characters (a newline, a tab)")
                 }
-                try layer.validate()
+                return try layer.makeLayer()
             } catch let error as LayerFieldError {
                 throw LeNetError(DescriptionError(layer: i, name: layer.name, field: error.field, problem: error.problem).message)
             }
@@ -175,17 +180,11 @@ public struct NetworkDescription: Sendable {
 
 extension NetworkDescription {
     /// The names of the networks shipped in the library.
-    public static let builtInNames = ["cifar-lenet", "cifar-lenet-bn", "lenet5", "lenet5-rbf", "lenet1", "lenet4"]
+    @_spi(CLI) public static let builtInNames = ["cifar-lenet", "cifar-lenet-bn", "lenet5", "lenet5-rbf", "lenet1", "lenet4"]
 
-    /// A network shipped in the library, with `classes` outputs:
-    /// - `cifar-lenet`: `Models.cifarLeNet`'s;
-    /// - `cifar-lenet-bn`: the same with a `BatchNorm2d` after each convolution;
-    /// - `lenet5`: `Models.lenet5`'s.
-    /// - `lenet5-rbf`: the same with the paper's RBF output (`RBF`), its
-    ///   prototypes the digit drawings (random signs for more than 10 classes).
-    /// - `lenet1`, `lenet4`: the paper's smaller networks (docs/LENET5.md).
+    /// A network shipped in the library (see `named`), with `classes` outputs.
     /// - Throws: `LeNetError` for an unknown name or `classes` outside 1...256.
-    public static func builtIn(_ name: String, classes: Int = 10) throws -> NetworkDescription {
+    static func builtIn(_ name: String, classes: Int = 10) throws -> NetworkDescription {
         try Models.checkClasses(classes)
         switch name {
         case "cifar-lenet": return cifarLeNet(classes: classes, batchNorm: false)
@@ -199,7 +198,14 @@ extension NetworkDescription {
         }
     }
 
-    /// A built-in network's name, or a JSON description file's path.
+    /// A network shipped in the library, by name, or a JSON description
+    /// file's. The networks shipped:
+    /// - `cifar-lenet`: `Models.cifarLeNet`'s;
+    /// - `cifar-lenet-bn`: the same with a `BatchNorm2d` after each convolution;
+    /// - `lenet5`: `Models.lenet5`'s;
+    /// - `lenet5-rbf`: the same with the paper's RBF output (`RBF`), its
+    ///   prototypes the digit drawings (random signs for more than 10 classes);
+    /// - `lenet1`, `lenet4`: the paper's smaller networks (docs/LENET5.md).
     /// - Parameters:
     ///   - nameOrPath: `cifar-lenet`, `lenet5`, … or a file (`net.json`).
     ///   - classes: a built-in network's outputs; a file's are its own.
@@ -219,8 +225,8 @@ extension NetworkDescription {
     /// a `network` key: a PyTorch `state_dict` saved as is).
     static func guess(tensors: [String: [Int]]) -> NetworkDescription? {
         for name in builtInNames {
-            guard let plain = try? builtIn(name) else { continue }
-            let expected = Set(plain.tensorNames)
+            guard let plain = try? builtIn(name), let names = try? plain.tensorNames() else { continue }
+            let expected = Set(names)
             guard expected == Set(tensors.keys), let output = plain.layers.last?.name,
                   let bias = tensors[output + ".bias"], bias.count == 1, (1...256).contains(bias[0]) else { continue }
             return try? builtIn(name, classes: bias[0])
@@ -229,11 +235,8 @@ extension NetworkDescription {
     }
 
     /// Every parameter's and buffer's full name, in order.
-    var tensorNames: [String] {
-        layers.flatMap { config -> [String] in
-            let layer = config.makeLayer()
-            return (layer.parameterSpecs + layer.bufferSpecs).map { "\(config.name).\($0.name)" }
-        }
+    func tensorNames() throws -> [String] {
+        try makeLayers().flatMap { layer in (layer.parameterSpecs + layer.bufferSpecs).map { "\(layer.name).\($0.name)" } }
     }
 
     private static func cifarLeNet(classes: Int, batchNorm: Bool) -> NetworkDescription {

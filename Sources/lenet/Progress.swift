@@ -17,10 +17,10 @@ final class ProgressDisplay {
     }
 
     /// An epoch's steps: a bar, the running loss, the speed and the time left.
-    func update(_ p: StepProgress) {
+    func update(_ p: EpochResult) {
         guard due(p.step == p.steps) else { return }
         let fraction = Double(p.step) / Double(max(p.steps, 1))
-        let stats = String(format: "loss %.4f  %.0f img/s  ETA %@", p.runningLoss, p.imagesPerSecond, p.remaining)
+        let stats = String(format: "loss %.4f  %.0f img/s  ETA %@", p.loss, p.imagesPerSecond, p.remaining)
         let bar = String(repeating: "█", count: Int(fraction * 30)) + String(repeating: "·", count: 30 - Int(fraction * 30))
         draw("epoch \(p.epoch) [\(bar)] \(p.step)/\(p.steps)  \(stats)",
              plain: String(format: "epoch %d: %d/%d steps (%.0f%%)  ", p.epoch, p.step, p.steps, fraction * 100) + stats,

@@ -261,7 +261,7 @@ struct NetworkDescriptionTests: UsesTemporaryDirectories {
 
     /// `ChannelShift` (OutsideLayer.swift), written against the public API
     /// alone, trains (its gradient checked), saves, loads, exports to ONNX
-    /// and counts its scratch in the memory estimate.
+    /// and counts its parameters in the memory estimate.
     @Test func testALayerFromOutsideTakesPart() throws {
         let registry = LayerRegistry.standard.registering(ChannelShift.Configuration.self, as: "ChannelShift",
                                                           fields: ChannelShift.Configuration.CodingKeys.self)
@@ -279,12 +279,12 @@ struct NetworkDescriptionTests: UsesTemporaryDirectories {
         struct Harness: GradientCheckHarness {}
         try Harness().check(net, input: randomValues(3 * 72, seed: 2), batch: 3)
 
-        // Its scratch is in the estimate, from its own spec.
-        let withShift = net.memoryEstimate(batch: 10)["layer scratch"]
+        // Its parameters are in the estimate: values and gradients, 2 × 3 Floats.
+        let withShift = net.memoryEstimate(batch: 10)
         var plain = d
         plain.layers.remove(at: 1)
-        plain.layers[2] = Linear.Configuration(name: "fc", inFeatures: 48, outFeatures: 4)
-        #expect(withShift - (try Network(plain)).memoryEstimate(batch: 10)["layer scratch"] == 4 * 10 * 3)
+        let without = try Network(plain).memoryEstimate(batch: 10)
+        #expect(withShift["parameters"] - without["parameters"] == 2 * 4 * 3)
 
         // Saved and loaded with the registry that knows it; without it, a clear error.
         let dir = try temporaryDirectory()

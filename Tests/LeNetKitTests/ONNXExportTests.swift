@@ -232,7 +232,6 @@ struct ONNXExportTests: UsesTemporaryDirectories {
             var name = "mystery"
             enum CodingKeys: String, CodingKey, CaseIterable { case name }
             var type: String { "Custom" }
-            func validate() throws {}
             func makeLayer() -> any Layer { Custom() }
         }
         var configuration: any LayerConfiguration { Configuration() }

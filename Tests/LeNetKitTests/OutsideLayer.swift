@@ -10,22 +10,21 @@ final class ChannelShift: Layer {
     let channels: Int
     private var bias: UnsafeMutablePointer<Float>?, biasGrad: UnsafeMutablePointer<Float>?  // (C)
     private var plane = 0  // H·W
-    private var scratch: UnsafeMutablePointer<Float>?
 
     init(_ name: String, channels: Int) {
         self.name = name
         self.channels = channels
     }
 
-    struct Configuration: LayerConfiguration {
+    struct Configuration: LayerConfiguration, Decodable {
         var name: String
         var channels: Int
         enum CodingKeys: String, CodingKey, CaseIterable { case name, channels }
         var type: String { "ChannelShift" }
-        func validate() throws {
+        func makeLayer() throws -> any Layer {
             guard channels >= 1 else { throw LayerFieldError("channels", "must be at least 1, got \(channels)") }
+            return ChannelShift(name, channels: channels)
         }
-        func makeLayer() -> any Layer { ChannelShift(name, channels: channels) }
     }
 
     var configuration: any LayerConfiguration { Configuration(name: name, channels: channels) }
@@ -40,13 +39,8 @@ final class ChannelShift: Layer {
         bias = parameters[0]
         biasGrad = gradients[0]
     }
-    // A scratch buffer only to show the estimate counts it: one value per channel and sample.
-    func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer] {
-        [WorkspaceBuffer("sums", count: n * channels)]
-    }
-    func bind(workspace: [BoundWorkspaceBuffer]) { scratch = workspace.first?.pointer }
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
-        guard let bias, scratch != nil else { return }
+        guard let bias else { return }
         for s in 0..<n { for c in 0..<channels { for i in 0..<plane { y[(s * channels + c) * plane + i] = x[(s * channels + c) * plane + i] + bias[c] } } }
     }
     func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,

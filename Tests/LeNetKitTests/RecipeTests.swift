@@ -193,7 +193,7 @@ struct RecipeTests {
         options.threads = 1
         let trainer = try Trainer(network: try TrainingTests.smallNetwork(), dataset: train, options: options)
         let path = dir.appendingPathComponent("b.safetensors").path
-        var epochs: [FitEpoch] = []
+        var epochs: [EpochResult] = []
         let outcome = try trainer.fit(test: test, checkpoint: path, epochEnd: { epochs.append($0) })
         #expect(outcome == .finished)
         let steps = try #require(trainer.scheduleSteps)
@@ -210,7 +210,7 @@ struct RecipeTests {
         #expect(trainer.optimizer.stepCount <= steps)
         #expect(trainer.budgetSecondsUsed > 0)
         #expect(!epochs.isEmpty && epochs.allSatisfy { $0.evaluation != nil })
-        #expect(epochs.dropLast().allSatisfy { $0.result.isComplete })
+        #expect(epochs.dropLast().allSatisfy { $0.isComplete })
 
         let resumed = try Trainer(network: try TrainingTests.smallNetwork(seed: 9), dataset: train, options: options)
         try resumed.resume(from: path)
@@ -222,7 +222,7 @@ struct RecipeTests {
         #expect(trainer.budgetReserve != nil && resumed.budgetReserve?.bitPattern == trainer.budgetReserve?.bitPattern)
         #expect(resumed.optimizer.stepCount == trainer.optimizer.stepCount)
         // The budget is spent (or the schedule done): no step is taken, one evaluation reported.
-        var after: [FitEpoch] = []
+        var after: [EpochResult] = []
         #expect(try resumed.fit(test: test, epochEnd: { after.append($0) }) == .finished)
         #expect(resumed.optimizer.stepCount == trainer.optimizer.stepCount)
         #expect(after.count == 1)

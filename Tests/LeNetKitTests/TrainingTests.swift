@@ -122,10 +122,10 @@ struct TrainingTests: UsesTemporaryDirectories {
         let opts = options(epochs: 3, batch: 16)  // 6 steps an epoch
         let straight = try Self.smallNetwork()
         let t1 = try Trainer(network: straight, dataset: data, options: opts)
-        var seen: [FitEpoch] = []
+        var seen: [EpochResult] = []
         #expect(try t1.fit(test: test, epochEnd: { seen.append($0) }) == .finished)
-        #expect(seen.map(\.result.epoch) == [1, 2, 3])
-        #expect(seen.map(\.result.images) == [90, 90, 90])
+        #expect(seen.map(\.epoch) == [1, 2, 3])
+        #expect(seen.map(\.images) == [90, 90, 90])
         #expect(try seen.last?.evaluation?.correct == straight.evaluate(on: test, normalization: opts.normalization).correct)
         #expect(seen.last?.evaluation?.count == 40)
         #expect(try t1.fit(test: test, epochEnd: { _ in Issue.record("no epoch is left") }) == .finished)
@@ -151,7 +151,7 @@ struct TrainingTests: UsesTemporaryDirectories {
         #expect(t3.epoch == 1)
         #expect(t3.stepInEpoch == 3)
         var ends: [Int] = []
-        #expect(try t3.fit(test: test, checkpoint: path, epochEnd: { ends.append($0.result.epoch) }) == .finished)
+        #expect(try t3.fit(test: test, checkpoint: path, epochEnd: { ends.append($0.epoch) }) == .finished)
         #expect(ends == [2, 3])
         #expect(Array(resumed.parameters.values) == Array(straight.parameters.values))
         // The checkpoint written after the last epoch holds those weights.

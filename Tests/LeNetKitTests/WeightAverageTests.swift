@@ -91,7 +91,7 @@ struct WeightAverageTests: UsesTemporaryDirectories {
         let average = try #require(trainer.weightAverage)
         let path = dir.appendingPathComponent("ema.safetensors").path
         var evaluated: [[Float]] = []
-        var last: FitEpoch?
+        var last: EpochResult?
         try trainer.fit(test: test, checkpoint: path, epochEnd: {
             evaluated.append(Array(network.parameters.values))
             last = $0

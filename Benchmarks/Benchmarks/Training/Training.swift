@@ -10,7 +10,7 @@
 // mallocCountTotal is the allocations of `passes` calls after warm-up.
 import Benchmark
 import Dispatch
-@_spi(Benchmarks) import LeNetKit
+@_spi(Benchmarks) @_spi(CLI) import LeNetKit
 
 let imagesPerSecond = BenchmarkMetric.custom("images/s", polarity: .prefersLarger, useScalingFactor: false)
 let gflops = BenchmarkMetric.custom("GFLOP/s", polarity: .prefersLarger, useScalingFactor: false)
@@ -78,7 +78,7 @@ let benchmarks: @Sendable () -> Void = {
                     let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                     benchmark.measurement(imagesPerSecond, Int(Double(passes * batch) / seconds))
                 }, setup: {
-                    guard let network = try? Network(.builtIn(model)) else { return }
+                    guard let network = try? Network(.named(model)) else { return }
                     network.threads = threads
                     guard (try? network.reserve(batch: batch, backward: false)) != nil,
                           let x = try? network.input(batch: batch) else { return }
@@ -120,7 +120,7 @@ func trainingBenchmark(model: String, data: ImageDataset, batch: Int, threads: I
         var options = TrainingOptions()
         options.batchSize = batch
         options.threads = threads
-        box.trainer = try? Trainer(network: try Network(.builtIn(model)), dataset: data, options: options)
+        box.trainer = try? Trainer(network: try Network(.named(model)), dataset: data, options: options)
         _ = try? box.trainer?.step(batchRange(0))
     }, teardown: {
         box.trainer = nil

@@ -6,9 +6,15 @@ public struct ReLUConfiguration: LayerConfiguration, KeyedLayerConfiguration, Eq
     /// A ReLU named `name`.
     public init(name: String) { self.name = name }
     enum CodingKeys: String, CodingKey, CaseIterable { case name }
+    init(decoding decoder: any Decoder) throws {
+        self.init(name: try decoder.container(keyedBy: CodingKeys.self).decode(String.self, forKey: .name))
+    }
     public var type: String { "ReLU" }
-    public func validate() throws {}
-    public func makeLayer() -> any Layer { ReLU(name) }
+    func validate() throws {}
+    public func makeLayer() throws -> any Layer {
+        try validate()
+        return ReLU(name)
+    }
 }
 
 /// max(0, x), PyTorch's `nn.ReLU`. The gradient at 0 is 0, as in PyTorch.
@@ -93,7 +99,7 @@ public struct TanhConfiguration: LayerConfiguration, KeyedLayerConfiguration, Eq
 
     enum CodingKeys: String, CodingKey, CaseIterable { case name, amplitude, slope }
 
-    public init(from decoder: any Decoder) throws {
+    init(decoding decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let lecun = Self.lecun("")
         let scaled = decoder.layerType == "ScaledTanh"
@@ -116,12 +122,15 @@ public struct TanhConfiguration: LayerConfiguration, KeyedLayerConfiguration, Eq
 
     public var type: String { amplitude == 1 && slope == 1 ? "Tanh" : "ScaledTanh" }
 
-    public func validate() throws {
+    func validate() throws {
         guard amplitude.isFinite, amplitude != 0 else { throw LayerFieldError("amplitude", "must be a finite number other than 0, got \(amplitude)") }
         guard slope.isFinite, slope != 0 else { throw LayerFieldError("slope", "must be a finite number other than 0, got \(slope)") }
     }
 
-    public func makeLayer() -> any Layer { Tanh(name, amplitude: amplitude, slope: slope) }
+    public func makeLayer() throws -> any Layer {
+        try validate()
+        return Tanh(name, amplitude: amplitude, slope: slope)
+    }
 }
 
 /// A·tanh(S·x): `nn.Tanh` with A = S = 1, or the scaled tanh of LeCun et al.

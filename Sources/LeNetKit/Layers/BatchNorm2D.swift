@@ -20,7 +20,7 @@ public struct BatchNorm2DConfiguration: LayerConfiguration, KeyedLayerConfigurat
 
     enum CodingKeys: String, CodingKey, CaseIterable { case name, numFeatures = "num_features", eps, momentum }
 
-    public init(from decoder: any Decoder) throws {
+    init(decoding decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(name: try c.decode(String.self, forKey: .name), numFeatures: try c.integer(.numFeatures),
                   eps: try c.floatIfPresent(.eps) ?? 1e-5,
@@ -29,13 +29,16 @@ public struct BatchNorm2DConfiguration: LayerConfiguration, KeyedLayerConfigurat
 
     public var type: String { "BatchNorm2d" }
 
-    public func validate() throws {
+    func validate() throws {
         try check(numFeatures, .numFeatures, in: 1...maximumLayerSize)
         try check(Double(eps), .eps, in: 0...1, open: true)
         try check(Double(momentum), .momentum, in: 0...1)
     }
 
-    public func makeLayer() -> any Layer { BatchNorm2D(name, features: numFeatures, epsilon: eps, momentum: momentum) }
+    public func makeLayer() throws -> any Layer {
+        try validate()
+        return BatchNorm2D(name, features: numFeatures, epsilon: eps, momentum: momentum)
+    }
 }
 
 /// Batch normalization over each channel, PyTorch's `nn.BatchNorm2d`.

@@ -26,7 +26,7 @@ public struct Conv2DConfiguration: LayerConfiguration, KeyedLayerConfiguration, 
         case name, inChannels = "in_channels", outChannels = "out_channels", kernelSize = "kernel_size", stride, padding, table
     }
 
-    public init(from decoder: any Decoder) throws {
+    init(decoding decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(name: try c.decode(String.self, forKey: .name),
                   inChannels: try c.integer(.inChannels),
@@ -39,7 +39,7 @@ public struct Conv2DConfiguration: LayerConfiguration, KeyedLayerConfiguration, 
 
     public var type: String { table == nil ? "Conv2d" : "PartialConv2d" }
 
-    public func validate() throws {
+    func validate() throws {
         try check(inChannels, .inChannels, in: 1...maximumLayerSize)
         try check(outChannels, .outChannels, in: 1...maximumLayerSize)
         try check(kernelSize, .kernelSize, in: 1...4096)
@@ -50,8 +50,9 @@ public struct Conv2DConfiguration: LayerConfiguration, KeyedLayerConfiguration, 
         }
     }
 
-    public func makeLayer() -> any Layer {
-        Conv2D(name, inChannels: inChannels, outChannels: outChannels, kernelSize: kernelSize, stride: stride,
+    public func makeLayer() throws -> any Layer {
+        try validate()
+        return Conv2D(name, inChannels: inChannels, outChannels: outChannels, kernelSize: kernelSize, stride: stride,
                padding: padding, table: table)
     }
 }

@@ -12,16 +12,19 @@ public struct DropoutConfiguration: LayerConfiguration, KeyedLayerConfiguration,
 
     enum CodingKeys: String, CodingKey, CaseIterable { case name, p }
 
-    public init(from decoder: any Decoder) throws {
+    init(decoding decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(name: try c.decode(String.self, forKey: .name), p: try c.floatIfPresent(.p) ?? 0.5)
     }
 
     public var type: String { "Dropout" }
 
-    public func validate() throws { try check(Double(p), .p, in: 0...1) }
+    func validate() throws { try check(Double(p), .p, in: 0...1) }
 
-    public func makeLayer() -> any Layer { Dropout(name, probability: p) }
+    public func makeLayer() throws -> any Layer {
+        try validate()
+        return Dropout(name, probability: p)
+    }
 }
 
 /// Dropout, PyTorch's `nn.Dropout(p)`: in training, each value is zeroed

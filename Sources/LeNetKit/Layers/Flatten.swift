@@ -4,9 +4,15 @@ public struct FlattenConfiguration: LayerConfiguration, KeyedLayerConfiguration,
     /// A Flatten named `name`.
     public init(name: String) { self.name = name }
     enum CodingKeys: String, CodingKey, CaseIterable { case name }
+    init(decoding decoder: any Decoder) throws {
+        self.init(name: try decoder.container(keyedBy: CodingKeys.self).decode(String.self, forKey: .name))
+    }
     public var type: String { "Flatten" }
-    public func validate() throws {}
-    public func makeLayer() -> any Layer { Flatten(name) }
+    func validate() throws {}
+    public func makeLayer() throws -> any Layer {
+        try validate()
+        return Flatten(name)
+    }
 }
 
 /// PyTorch's `nn.Flatten()`: (C, H, W) → (C·H·W). A fully connected layer

@@ -2,16 +2,16 @@
 ///
 /// The network calls, in order: `outputShape(for:)` once to check shapes,
 /// `bind(parameters:gradients:)` once to hand the layer views into the
-/// contiguous parameter store, `workspace(batch:input:workers:backward:)`
-/// whenever the batch grows (the network allocates what it lists and hands
-/// it over, `bind(workspace:)`), then `forward` and `backward` every step.
+/// contiguous parameter store, then `forward` and `backward` every step.
 ///
 /// `forward` caches what `backward` needs (im2col columns, pooling argmax).
 /// `backward` adds the parameter gradients into the store (`+=`) and writes
 /// the input gradient (`=`) when `dx` is not nil.
 ///
 /// Everything else a layer can tell has a default: its parameters (none),
-/// its own initialization, its scratch, its ONNX nodes. A layer written
+/// its own initialization, its ONNX nodes. Scratch a layer needs beyond
+/// its output is its own (LeNetKit's layers share theirs through the
+/// network). A layer written
 /// outside LeNetKit implements this protocol and a `LayerConfiguration`, and
 /// trains, saves, exports and estimates its memory like LeNetKit's own
 /// (docs/LAYERS.md).
@@ -47,24 +47,6 @@ public protocol Layer: AnyObject {
     /// Views into the parameter store, one per `parameterSpecs` entry.
     /// Default: nothing to bind.
     func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>])
-
-    /// The scratch buffers its passes need for batches of up to `n` samples
-    /// of `input` shape: one spec that both the network's allocation and
-    /// `Network.memoryEstimate` read, so the two cannot disagree. The
-    /// network allocates them and hands them over (`bind(workspace:)`)
-    /// whenever the spec changes. Default: none.
-    /// - Parameters:
-    ///   - n: the largest batch.
-    ///   - input: one sample's shape (C, H, W).
-    ///   - workers: how many threads may run this layer's loops at once: 1
-    ///     for a data-parallel replica, whose passes run on one thread.
-    ///   - backward: whether `backward` will run; without it, only what
-    ///     `forward` needs (evaluation, prediction). Once true for a layer,
-    ///     the network passes true ever after.
-    func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer]
-
-    /// The buffers of its last `workspace` spec, in its order, allocated.
-    func bind(workspace: [BoundWorkspaceBuffer])
 
     /// y = f(x).
     /// - Parameters:
@@ -103,10 +85,6 @@ extension Layer {
     }
     /// Nothing to bind for a layer without parameters.
     public func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {}
-    /// No scratch.
-    public func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer] { [] }
-    /// No scratch to take.
-    public func bind(workspace: [BoundWorkspaceBuffer]) {}
 }
 
 /// What LeNetKit's own layers tell the network beyond `Layer`: buffers that
@@ -122,6 +100,25 @@ protocol BuiltInLayer: Layer {
     var bufferSpecs: [ParameterSpec] { get }
     /// Views into the network's buffer store, one per `bufferSpecs` entry.
     func bind(buffers: [UnsafeMutablePointer<Float>])
+
+    /// The scratch buffers its passes need for batches of up to `n` samples
+    /// of `input` shape: one spec that both the network's allocation and
+    /// `Network.memoryEstimate` read, so the two cannot disagree. The
+    /// network allocates them and hands them over (`bind(workspace:)`)
+    /// whenever the spec changes, and reuses them across layers where their
+    /// passes do not overlap. Default: none.
+    /// - Parameters:
+    ///   - n: the largest batch.
+    ///   - input: one sample's shape (C, H, W).
+    ///   - workers: how many threads may run this layer's loops at once: 1
+    ///     for a data-parallel replica, whose passes run on one thread.
+    ///   - backward: whether `backward` will run; without it, only what
+    ///     `forward` needs (evaluation, prediction). Once true for a layer,
+    ///     the network passes true ever after.
+    func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer]
+
+    /// The buffers of its last `workspace` spec, in its order, allocated.
+    func bind(workspace: [BoundWorkspaceBuffer])
 
     /// The trainable values among its parameters (fewer than their count
     /// when some entries are held at zero, as in a connection table).
@@ -172,6 +169,8 @@ protocol BuiltInLayer: Layer {
 extension BuiltInLayer {
     var bufferSpecs: [ParameterSpec] { [] }
     func bind(buffers: [UnsafeMutablePointer<Float>]) {}
+    func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer] { [] }
+    func bind(workspace: [BoundWorkspaceBuffer]) {}
     var trainableParameterCount: Int { parameterSpecs.reduce(0) { $0 + $1.count } }
     var kernelSummary: (size: String, count: Int)? { nil }
     /// No connections counted (activations).
@@ -190,13 +189,17 @@ extension BuiltInLayer {
 }
 
 /// The network's view of any layer: a built-in layer's own answer, or the
-/// default for a layer from outside (no buffers, every parameter trainable,
+/// default for a layer from outside (no buffers or scratch, every parameter trainable,
 /// no kernel or connections counted, one initialization, no random streams,
 /// any batch, no curvature pass).
 extension Layer {
     private var builtIn: (any BuiltInLayer)? { self as? any BuiltInLayer }
     var bufferSpecs: [ParameterSpec] { builtIn?.bufferSpecs ?? [] }
     func bind(buffers: [UnsafeMutablePointer<Float>]) { builtIn?.bind(buffers: buffers) }
+    func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer] {
+        builtIn?.workspace(batch: n, input: input, workers: workers, backward: backward) ?? []
+    }
+    func bind(workspace: [BoundWorkspaceBuffer]) { builtIn?.bind(workspace: workspace) }
     var trainableParameterCount: Int {
         builtIn?.trainableParameterCount ?? parameterSpecs.reduce(0) { $0 + $1.count }
     }
@@ -238,28 +241,28 @@ enum CurvatureRule: Sendable {
     case unsupported
 }
 
-/// One scratch buffer a layer asks for (`Layer.workspace`): what it is,
+/// One scratch buffer a layer asks for (`BuiltInLayer.workspace`): what it is,
 /// for errors and estimates, and how many Floats. A buffer of 32-bit
 /// integers (a pooling argmax) asks for Floats and rebinds them.
-public struct WorkspaceBuffer: Sendable, Equatable {
+struct WorkspaceBuffer: Sendable, Equatable {
     /// What it holds: `im2col scratch`, `argmax`.
     var name: String
     /// Its size in Floats (4 bytes each).
     var count: Int
 
     /// `count` Floats, called `name` in errors and estimates.
-    public init(_ name: String, count: Int) {
+    init(_ name: String, count: Int) {
         self.name = name
         self.count = count
     }
 }
 
 /// A workspace buffer as the network allocated it: the spec and where it is.
-public struct BoundWorkspaceBuffer {
+struct BoundWorkspaceBuffer {
     /// What was asked for.
     var spec: WorkspaceBuffer
     /// `spec.count` Floats, zeroed when allocated; the layer's until the next bind.
-    public var pointer: UnsafeMutablePointer<Float>
+    var pointer: UnsafeMutablePointer<Float>
 }
 
 /// A layer's pass called before the layer was bound to its parameters and

@@ -13,16 +13,21 @@ import Foundation
 /// A configuration written outside LeNetKit takes part once it is registered,
 /// with the fields its JSON object may hold, in the `LayerRegistry` its
 /// descriptions are read with.
-public protocol LayerConfiguration: Codable, Sendable {
+///
+/// A configuration is read only as part of a description, which checks the
+/// `type` and refuses fields the type does not have; so LeNetKit's own are
+/// `Encodable` alone, and a configuration from outside is `Decodable` for
+/// its registry.
+public protocol LayerConfiguration: Encodable, Sendable {
     /// The `type` this value is written as: `Conv2d`, `ReLU`.
     var type: String { get }
     /// The layer's name: the prefix of its parameter names (`conv1.weight`).
     var name: String { get }
-    /// Checks every size and value, before anything is built.
+    /// A new layer with this configuration, its parameters not yet bound,
+    /// once every size and value is checked: there is no layer of a bad
+    /// configuration.
     /// - Throws: `LayerFieldError` naming the field.
-    func validate() throws
-    /// A new layer with this configuration, its parameters not yet bound.
-    func makeLayer() -> any Layer
+    func makeLayer() throws -> any Layer
 }
 
 /// A problem with one field of a layer's configuration: `NetworkDescription`
@@ -55,6 +60,12 @@ let maximumLayerSize = 1 << 24
 protocol KeyedLayerConfiguration: LayerConfiguration {
     /// The fields its JSON object may hold besides `type`.
     associatedtype CodingKeys: CodingKey & CaseIterable
+    /// Reads the fields (the registry has checked the type and refused
+    /// unknown fields).
+    init(decoding decoder: any Decoder) throws
+    /// Checks every size and value; `makeLayer()` does this first.
+    /// - Throws: `LayerFieldError` naming the field.
+    func validate() throws
 }
 
 extension KeyedLayerConfiguration {
@@ -119,17 +130,23 @@ public struct LayerRegistry: Sendable {
     ///   - fields: the fields its JSON object may hold besides `type`,
     ///     usually its `CodingKeys`: a description that gives it any other
     ///     is refused, naming the field.
-    public func registering<C: LayerConfiguration, Fields: CodingKey & CaseIterable>(
+    public func registering<C: LayerConfiguration & Decodable, Fields: CodingKey & CaseIterable>(
         _ configuration: C.Type, as type: String, fields: Fields.Type
     ) -> LayerRegistry {
-        var copy = self
-        copy.entries[type] = Entry(fields: Set(Fields.allCases.map(\.stringValue)), decode: { try C(from: $0) })
-        return copy
+        adding(type, fields: Fields.self) { try C(from: $0) }
     }
 
-    /// `registering(_:as:fields:)` with the configuration's own keys.
+    /// `registering(_:as:fields:)` for LeNetKit's own, with their own keys.
     func registering<C: KeyedLayerConfiguration>(_ configuration: C.Type, as type: String) -> LayerRegistry {
-        registering(configuration, as: type, fields: C.CodingKeys.self)
+        adding(type, fields: C.CodingKeys.self) { try C(decoding: $0) }
+    }
+
+    private func adding<Fields: CodingKey & CaseIterable>(
+        _ type: String, fields: Fields.Type, decode: @escaping @Sendable (any Decoder) throws -> any LayerConfiguration
+    ) -> LayerRegistry {
+        var copy = self
+        copy.entries[type] = Entry(fields: Set(Fields.allCases.map(\.stringValue)), decode: decode)
+        return copy
     }
 
     /// The type names it reads, sorted.

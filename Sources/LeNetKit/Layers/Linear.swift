@@ -13,7 +13,7 @@ public struct LinearConfiguration: LayerConfiguration, KeyedLayerConfiguration, 
 
     enum CodingKeys: String, CodingKey, CaseIterable { case name, inFeatures = "in_features", outFeatures = "out_features" }
 
-    public init(from decoder: any Decoder) throws {
+    init(decoding decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(name: try c.decode(String.self, forKey: .name), inFeatures: try c.integer(.inFeatures),
                   outFeatures: try c.integer(.outFeatures))
@@ -21,12 +21,15 @@ public struct LinearConfiguration: LayerConfiguration, KeyedLayerConfiguration, 
 
     public var type: String { "Linear" }
 
-    public func validate() throws {
+    func validate() throws {
         try check(inFeatures, .inFeatures, in: 1...maximumLayerSize)
         try check(outFeatures, .outFeatures, in: 1...maximumLayerSize)
     }
 
-    public func makeLayer() -> any Layer { Linear(name, inFeatures: inFeatures, outFeatures: outFeatures) }
+    public func makeLayer() throws -> any Layer {
+        try validate()
+        return Linear(name, inFeatures: inFeatures, outFeatures: outFeatures)
+    }
 }
 
 /// A fully connected layer, PyTorch's `nn.Linear`.

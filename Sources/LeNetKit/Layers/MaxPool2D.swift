@@ -14,7 +14,7 @@ public struct MaxPool2DConfiguration: LayerConfiguration, KeyedLayerConfiguratio
 
     enum CodingKeys: String, CodingKey, CaseIterable { case name, kernelSize = "kernel_size", stride }
 
-    public init(from decoder: any Decoder) throws {
+    init(decoding decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(name: try c.decode(String.self, forKey: .name), kernelSize: try c.integer(.kernelSize),
                   stride: try c.integerIfPresent(.stride))
@@ -22,12 +22,15 @@ public struct MaxPool2DConfiguration: LayerConfiguration, KeyedLayerConfiguratio
 
     public var type: String { "MaxPool2d" }
 
-    public func validate() throws {
+    func validate() throws {
         try check(kernelSize, .kernelSize, in: 1...4096)
         try check(stride, .stride, in: 1...4096)
     }
 
-    public func makeLayer() -> any Layer { MaxPool2D(name, kernelSize: kernelSize, stride: stride) }
+    public func makeLayer() throws -> any Layer {
+        try validate()
+        return MaxPool2D(name, kernelSize: kernelSize, stride: stride)
+    }
 }
 
 /// Max pooling, PyTorch's `nn.MaxPool2d(kernel, stride)` with no padding.

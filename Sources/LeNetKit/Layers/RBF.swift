@@ -11,7 +11,7 @@ public struct RBFConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equ
     public var prototypes: Prototypes
 
     /// The prototypes a new layer starts with.
-    public enum Prototypes: String, Sendable, CaseIterable {
+    public enum Prototypes: String, Sendable, CaseIterable, Encodable {
         /// The ten digits drawn on a 7×12 grid: IN must be 84 and OUT at
         /// most 10.
         case digits
@@ -32,7 +32,7 @@ public struct RBFConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equ
         case name, inFeatures = "in_features", outFeatures = "out_features", prototypes
     }
 
-    public init(from decoder: any Decoder) throws {
+    init(decoding decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let kind = try c.decodeIfPresent(String.self, forKey: .prototypes) ?? Prototypes.digits.rawValue
         guard let prototypes = Prototypes(rawValue: kind) else {
@@ -42,17 +42,9 @@ public struct RBFConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equ
                   outFeatures: try c.integer(.outFeatures), prototypes: prototypes)
     }
 
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(name, forKey: .name)
-        try c.encode(inFeatures, forKey: .inFeatures)
-        try c.encode(outFeatures, forKey: .outFeatures)
-        try c.encode(prototypes.rawValue, forKey: .prototypes)
-    }
-
     public var type: String { "RBF" }
 
-    public func validate() throws {
+    func validate() throws {
         try check(inFeatures, .inFeatures, in: 1...maximumLayerSize)
         try check(outFeatures, .outFeatures, in: 1...maximumLayerSize)
         if prototypes == .digits {
@@ -65,7 +57,10 @@ public struct RBFConfiguration: LayerConfiguration, KeyedLayerConfiguration, Equ
         }
     }
 
-    public func makeLayer() -> any Layer { RBF(name, inFeatures: inFeatures, outFeatures: outFeatures, prototypes: prototypes) }
+    public func makeLayer() throws -> any Layer {
+        try validate()
+        return RBF(name, inFeatures: inFeatures, outFeatures: outFeatures, prototypes: prototypes)
+    }
 }
 
 /// The Euclidean radial basis function output of LeCun et al. 1998's

@@ -14,7 +14,7 @@ public struct SubsamplingConfiguration: LayerConfiguration, KeyedLayerConfigurat
 
     enum CodingKeys: String, CodingKey, CaseIterable { case name, channels, kernelSize = "kernel_size" }
 
-    public init(from decoder: any Decoder) throws {
+    init(decoding decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(name: try c.decode(String.self, forKey: .name), channels: try c.integer(.channels),
                   kernelSize: try c.integerIfPresent(.kernelSize) ?? 2)
@@ -22,12 +22,15 @@ public struct SubsamplingConfiguration: LayerConfiguration, KeyedLayerConfigurat
 
     public var type: String { "Subsampling" }
 
-    public func validate() throws {
+    func validate() throws {
         try check(channels, .channels, in: 1...maximumLayerSize)
         try check(kernelSize, .kernelSize, in: 1...4096)
     }
 
-    public func makeLayer() -> any Layer { Subsampling(name, channels: channels, kernelSize: kernelSize) }
+    public func makeLayer() throws -> any Layer {
+        try validate()
+        return Subsampling(name, channels: channels, kernelSize: kernelSize)
+    }
 }
 
 /// The trainable subsampling of LeCun et al. 1998 (LeNet-5's S2 and S4):

@@ -1,7 +1,7 @@
 import Foundation  // libm (expf, logf, …) on every platform
 /// Updates a parameter store from its gradients: one loop over contiguous
 /// values, gradients and moments.
-public protocol Optimizer: AnyObject {
+protocol Optimizer: AnyObject {
     /// The learning rate; a schedule may change it between steps.
     var learningRate: Float { get set }
     /// Steps taken so far.
@@ -69,7 +69,7 @@ public final class Adam: PartitionedOptimizer {
     let beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float
     /// AdamW's decoupled weight decay instead of L2 in the gradient.
     let decoupled: Bool
-    public private(set) var stepCount = 0
+    private(set) var stepCount = 0
     private let store: ParameterStore
     private let m: FloatBuffer  // (P)
     private let v: FloatBuffer  // (P)
@@ -179,7 +179,7 @@ public final class SGD: PartitionedOptimizer {
     public var learningRate: Float
     /// μ, the dampening, λ, and whether the update is Nesterov's.
     let momentum: Float, dampening: Float, weightDecay: Float, nesterov: Bool
-    public private(set) var stepCount = 0
+    private(set) var stepCount = 0
     private let store: ParameterStore
     private let buffer: FloatBuffer  // (P) momentum buffer
 

@@ -202,7 +202,7 @@ public enum Checkpoint {
     /// bias; for a PyTorch `state_dict` saved as is, the built-in network
     /// whose tensor names it carries.
     /// - Throws: `LeNetError` naming the file.
-    public static func networkDescription(path: String, registry: LayerRegistry = .standard) throws -> NetworkDescription {
+    static func networkDescription(path: String, registry: LayerRegistry = .standard) throws -> NetworkDescription {
         try networkDescription(of: try SafetensorsFile.read(path: path), path: path, registry: registry)
     }
 

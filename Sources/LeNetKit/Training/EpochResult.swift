@@ -1,12 +1,16 @@
-/// What one epoch of training did.
+/// An epoch of training: its figures so far, as `Trainer.trainEpoch` and
+/// `Trainer.fit` report them after every step, and in full at its end, with
+/// `fit`'s evaluation on the test set.
 public struct EpochResult: Sendable {
-    /// The epoch just finished, counting from 1.
+    /// The epoch, counting from 1.
     public var epoch: Int
-    /// Mean training loss over the epoch's batches, weighted by batch size.
+    /// Steps done in the epoch, and steps in the whole epoch.
+    public var step: Int, steps: Int
+    /// Mean training loss over the epoch's batches so far, weighted by batch size.
     public var loss: Double
-    /// Training images seen in the epoch.
+    /// Training images seen in the epoch so far.
     public var images: Int
-    /// Wall-clock seconds the epoch took.
+    /// Wall-clock seconds the epoch has taken (a resumed epoch's included).
     public var seconds: Double
     /// Training throughput.
     public var imagesPerSecond: Double { seconds > 0 ? Double(images) / seconds : 0 }
@@ -15,25 +19,13 @@ public struct EpochResult: Sendable {
     public var correct: Int = 0
     /// `correct / images`: the running training accuracy of the epoch.
     public var accuracy: Double { images > 0 ? Double(correct) / Double(images) : 0 }
-    /// False when `Trainer.trainEpoch`'s `shouldStop` ended the epoch early;
-    /// the figures then cover the steps done so far.
-    public var isComplete = true
-}
-
-/// Where an epoch is, for a progress display.
-public struct StepProgress: Sendable {
-    /// The epoch running, counting from 1.
-    public var epoch: Int
-    /// Steps done in this epoch.
-    public var step: Int
-    /// Steps in the whole epoch.
-    public var steps: Int
-    /// Mean loss of the epoch so far.
-    public var runningLoss: Double
-    /// Throughput of the epoch so far.
-    public var imagesPerSecond: Double
-    /// Seconds since the epoch started.
-    public var secondsElapsed: Double
+    /// Whether every step is done: false while the epoch runs, and when
+    /// `Trainer.trainEpoch`'s `shouldStop` ended it early (the figures then
+    /// cover the steps done so far).
+    public var isComplete: Bool { step == steps }
     /// Estimated seconds left in the epoch, at the pace so far.
-    public var secondsRemaining: Double { step > 0 ? secondsElapsed / Double(step) * Double(steps - step) : 0 }
+    public var secondsRemaining: Double { step > 0 ? seconds / Double(step) * Double(steps - step) : 0 }
+    /// `fit`'s evaluation on its test set after the epoch; nil while the
+    /// epoch runs, from `trainEpoch`, and without a test set.
+    public var evaluation: Evaluation? = nil
 }

@@ -1,15 +1,5 @@
 import Dispatch
 
-/// One finished epoch of `Trainer.fit`: what training did, and how the
-/// network did on the test set after it.
-public struct FitEpoch: Sendable {
-    /// The epoch's training figures (`isComplete` is true but for the last,
-    /// partial epoch of a time budget).
-    public var result: EpochResult
-    /// The evaluation on `fit`'s test set after the epoch, nil without one.
-    public var evaluation: Evaluation?
-}
-
 /// How `Trainer.fit` ended.
 public enum FitOutcome: Equatable, Sendable {
     /// Every epoch up to the one asked for is done (none was left to do
@@ -57,7 +47,7 @@ extension Trainer {
     ///   cannot be written; and what `epochEnd` throws.
     @discardableResult
     public func fit(epochs: Int? = nil, test: ImageDataset? = nil, checkpoint: String? = nil, misclassifiedLimit: Int = 0,
-                    progress: ((StepProgress) -> Void)? = nil, epochEnd: ((FitEpoch) throws -> Void)? = nil,
+                    progress: ((EpochResult) -> Void)? = nil, epochEnd: ((EpochResult) throws -> Void)? = nil,
                     shouldStop: (() -> Bool)? = nil) throws -> FitOutcome {
         let epochs = epochs ?? options.epochs
         guard epochs > 0 else { throw LeNetError("must be > 0, got \(epochs)", subject: "fit(epochs:)") }
@@ -70,7 +60,7 @@ extension Trainer {
         while clock.budget != nil || epoch < epochs {
             if shouldStop?() == true { return try stop() }
             var budgetSpent = false
-            let result = try trainEpoch(progress: progress, shouldStop: {
+            var result = try trainEpoch(progress: progress, shouldStop: {
                 if shouldStop?() == true { return true }
                 budgetSpent = clock.isSpent()
                 return budgetSpent
@@ -79,14 +69,14 @@ extension Trainer {
             let epochEndStart = DispatchTime.now().uptimeNanoseconds
             // The epoch's end sees what training yields: with EMA, the average.
             try withAveragedWeights {
-                let evaluation = try test.map {
+                result.evaluation = try test.map {
                     try dataParallel.evaluate(on: $0, normalization: options.normalization, batchSize: options.batchSize,
                                               misclassifiedLimit: misclassifiedLimit,
                                               testTimeAugmentation: options.testTimeAugmentation)
                 }
                 clock.record()
                 if let checkpoint { try saveCheckpoint(to: checkpoint) }
-                try epochEnd?(FitEpoch(result: result, evaluation: evaluation))
+                try epochEnd?(result)
             }
             if budgetSpent { return .finished }
             // An epoch's end (the evaluation, the checkpoint, the caller's

@@ -6,7 +6,7 @@ extension Network {
     /// description file), freshly initialized with seed 0.
     /// - Throws: `LeNetError` naming the file, or the model option when the
     ///   name is neither a built-in network nor a file.
-    public static func named(_ model: String, weights: String? = nil) throws -> Network {
+    @_spi(CLI) public static func named(_ model: String, weights: String? = nil) throws -> Network {
         if let weights { return try Checkpoint.loadNetwork(path: weights).network }
         return try Network(TrainingRun.description(model), seed: 0, initialization: .pytorch, naming: model)
     }
@@ -65,7 +65,7 @@ extension ONNXExport {
     }
 }
 
-extension StepProgress {
+extension EpochResult {
     /// The time left in the epoch at the pace so far: "1:05", "1:02:03".
     @_spi(CLI) public var remaining: String {
         let s = Int(secondsRemaining.rounded())

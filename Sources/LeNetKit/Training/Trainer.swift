@@ -11,14 +11,14 @@ public final class Trainer {
     /// The network being trained (its weights change with every step).
     public let network: Network
     /// The options, with the normalization checked against the data.
-    public let options: TrainingOptions
+    let options: TrainingOptions
     /// The optimizer chosen by `options.optimizer`; its state goes into checkpoints.
-    public let optimizer: any Optimizer
+    let optimizer: any Optimizer
     /// With `options.ema`: the moving average of the weights, updated after
     /// every step; `fit` evaluates it and checkpoints save it as the weights.
     let weightAverage: WeightAverage?
     /// The training images.
-    public let dataset: ImageDataset
+    let dataset: ImageDataset
     /// Splits every step, and the evaluation inside `fit`, across
     /// `options.threads` threads, or as many as a batch has images if fewer.
     let dataParallel: DataParallel
@@ -270,7 +270,7 @@ public final class Trainer {
     /// - Throws: `LeNetError` when the loss stops being finite, naming the
     ///   epoch and step; the network then holds the diverged weights, and
     ///   the caller keeps its last checkpoint.
-    public func trainEpoch(progress: ((StepProgress) -> Void)? = nil, shouldStop: (() -> Bool)? = nil) throws -> EpochResult {
+    public func trainEpoch(progress: ((EpochResult) -> Void)? = nil, shouldStop: (() -> Bool)? = nil) throws -> EpochResult {
         if !epochDrawn {
             order.shuffle()
             epochDrawn = true
@@ -279,16 +279,15 @@ public final class Trainer {
         }
         let steps = order.batchCount
         let start = DispatchTime.now().uptimeNanoseconds
-        var images = 0  // trained by this call
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
-        func result(complete: Bool) -> EpochResult {
-            EpochResult(epoch: epoch + (complete ? 0 : 1), loss: epochLossSum / Double(max(epochImages, 1)),
-                        images: epochImages, seconds: epochSeconds + elapsed(), correct: epochCorrect,
-                        isComplete: complete)
+        // `epoch` counts finished epochs: the one running is epoch + 1.
+        func result() -> EpochResult {
+            EpochResult(epoch: epoch + 1, step: stepInEpoch, steps: steps, loss: epochLossSum / Double(max(epochImages, 1)),
+                        images: epochImages, seconds: epochSeconds + elapsed(), correct: epochCorrect)
         }
         for b in stepInEpoch..<steps {
             if let shouldStop, shouldStop() {
-                let stopped = result(complete: false)
+                let stopped = result()
                 epochSeconds = stopped.seconds
                 return stopped
             }
@@ -300,17 +299,11 @@ public final class Trainer {
             epochLossSum += Double(value) * Double(batch.count)
             epochImages += batch.count
             epochCorrect += lastStepCorrect
-            images += batch.count
             stepInEpoch = b + 1
-            if let progress {
-                let seconds = elapsed()
-                progress(StepProgress(epoch: epoch + 1, step: b + 1, steps: steps, runningLoss: epochLossSum / Double(epochImages),
-                                      imagesPerSecond: seconds > 0 ? Double(images) / seconds : 0,
-                                      secondsElapsed: epochSeconds + seconds))
-            }
+            progress?(result())
         }
+        let finished = result()
         epoch += 1
-        let finished = result(complete: true)
         stepInEpoch = 0
         epochDrawn = false
         (epochLossSum, epochImages, epochCorrect, epochSeconds) = (0, 0, 0, 0)

@@ -161,7 +161,7 @@ import Foundation
     ///   - shouldStop: asked before every step (a Ctrl-C flag).
     /// - Returns: how `fit` ended.
     @discardableResult
-    public func run(progress: ((StepProgress) -> Void)? = nil, epochEnd: ((EpochRecord) -> Void)? = nil,
+    public func run(progress: ((EpochResult) -> Void)? = nil, epochEnd: ((EpochRecord) -> Void)? = nil,
                     shouldStop: (() -> Bool)? = nil) throws -> FitOutcome {
         let start = DispatchTime.now().uptimeNanoseconds
         let report = configuration.report, logJSON = configuration.logJSON, options = configuration.options
@@ -173,7 +173,7 @@ import Foundation
                 let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                 let record = EpochRecord(epoch, trainer: trainer, epochs: options.epochs, wallSeconds: wall)
                 if let report, let evaluation = epoch.evaluation {
-                    reported.append(TrainingReport.EpochRecord(result: epoch.result, evaluation: evaluation, wallSeconds: wall))
+                    reported.append(TrainingReport.EpochRecord(result: epoch, evaluation: evaluation, wallSeconds: wall))
                     try TrainingReport(trainer: trainer, test: test, epochs: reported, evaluation: evaluation).write(directory: report)
                 }
                 if let logJSON { try OutputPath.appendLine(try record.json(), to: logJSON) }
@@ -230,11 +230,11 @@ import Foundation
         (self.epochs, self.stepsOfPartialEpoch, self.timeBudget, self.budgetSecondsSpent) = (epochs, stepsOfPartialEpoch, timeBudget, budgetSecondsSpent)
     }
 
-    init(_ fitted: FitEpoch, trainer: Trainer, epochs: Int, wallSeconds: Double) {
-        let result = fitted.result, budget = trainer.options.timeBudget
+    init(_ result: EpochResult, trainer: Trainer, epochs: Int, wallSeconds: Double) {
+        let budget = trainer.options.timeBudget
         epoch = result.epoch
         (trainLoss, trainAccuracy) = (result.loss, result.accuracy)
-        (testAccuracy, testLoss) = (fitted.evaluation?.accuracy ?? 0, fitted.evaluation?.loss ?? 0)
+        (testAccuracy, testLoss) = (result.evaluation?.accuracy ?? 0, result.evaluation?.loss ?? 0)
         (imagesPerSecond, seconds) = (result.imagesPerSecond, result.seconds)
         imagesSeen = trainer.imagesSeen
         self.wallSeconds = wallSeconds
