@@ -65,6 +65,21 @@ public final class Network {
     public var threads: Int {
         didSet { threads = max(1, threads) }
     }
+    /// Whether the forward-only path (`infer(batch:)`, and so evaluation and
+    /// `Classifier`) may run a 5×5 convolution followed by a 2×2 max pool
+    /// and a ReLU by Winograd's F(2×2, 5×5), where its kernel takes it (at
+    /// least 8 input channels, output channels a multiple of 8, a CPU with
+    /// AVX2/FMA): the CIFAR LeNet's conv2. Its results differ from direct
+    /// convolution's by rounding, within a bound docs/WINOGRAD.md derives.
+    /// False runs every convolution directly. Training always does.
+    /// `LENETKIT_KERNELS=portable` turns it off with every vector kernel.
+    /// A change takes effect at the next `reserve(batch:)` (which
+    /// `input(batch:)`, evaluation and `Classifier` make).
+    public var allowsWinograd = true {
+        didSet { if allowsWinograd != oldValue { inferenceStepsStale = true } }
+    }
+    /// `allowsWinograd` changed: the next reserve rebuilds the inference steps.
+    private var inferenceStepsStale = false
     /// The workers the layers' scratch was reserved for.
     private var reservedWorkers = 0
     /// Each layer's and each fused step's scratch (`Layer.workspace`), as last allocated.
@@ -295,7 +310,8 @@ public final class Network {
     func reserve(batch n: Int, backward: Bool, workers: Int) throws {
         let workers = max(workers, reservedWorkers, 1)
         let backward = backward || backwardCapacity > 0
-        guard n > capacity || workers > reservedWorkers || (backward && backwardCapacity < max(n, capacity)) else { return }
+        guard n > capacity || workers > reservedWorkers || (backward && backwardCapacity < max(n, capacity))
+                || inferenceStepsStale else { return }
         let n = max(n, capacity)
         for i in activations.indices { try activations[i].reserve(batch: n) }
         if backward {
@@ -313,6 +329,11 @@ public final class Network {
                 if let bound = try backwardWorkspaces[k].fit(step.workspace, owner: layers[step.layers.lowerBound].name) { step.bind(workspace: bound) }
             }
         }
+        if inferenceStepsStale {
+            inferenceSteps = InferenceFusion.steps(network: self)
+            inferenceWorkspaces = Array(repeating: WorkspaceSlot(), count: inferenceSteps.count)
+            inferenceStepsStale = false
+        }
         for (k, step) in inferenceSteps.enumerated() {
             if let bound = try inferenceWorkspaces[k].fit(step.workspace(batch: n, workers: workers), owner: layers[step.layers.lowerBound].name) {
                 step.bind(workspace: bound)
@@ -328,7 +349,7 @@ public final class Network {
     /// buffers included, unless `n` fits what is reserved already.
     /// - Throws: as `reserve(batch:)`.
     public func input(batch n: Int) throws -> UnsafeMutableBufferPointer<Float> {
-        if n > capacity { try reserve(batch: n) }
+        if n > capacity { try reserve(batch: n) } else if inferenceStepsStale { try reserve(batch: n, backward: false) }
         return UnsafeMutableBufferPointer(start: activations[0].pointer, count: n * inputShape.count)
     }
 
@@ -404,7 +425,7 @@ public final class Network {
     @discardableResult
     func infer(batch n: Int, filling fill: (Range<Int>, UnsafeMutablePointer<Float>) throws -> Void) throws
         -> UnsafePointer<Float> {
-        if n > capacity { try reserve(batch: n, backward: false) }
+        try reserve(batch: n, backward: false)
         try runInference(batch: n, inputInPlace: false, filling: fill, timing: nil)
         return UnsafePointer(activations[layers.count].pointer)
     }
@@ -472,6 +493,7 @@ public final class Network {
         let copy = try Network(inputShape: inputShape, layers: layers.map { $0.replica(part: part) },
                                sharingValuesWith: self, threads: 1)
         copy.fusesPooling = fusesPooling
+        copy.allowsWinograd = allowsWinograd
         return copy
     }
 

@@ -13,9 +13,11 @@ struct Eval: ParsableCommand {
     @Option(help: "Also write every test image's logits (tensor 'logits', N×classes) and label ('labels') to this safetensors file, to compare with another runtime.") var logits: String?
     @Option(help: "Test-time augmentation: none, or flip (the mean of each image's and its mirror's softmax).") var tta: TestTimeAugmentation = .none
     @Option(help: "Also write an HTML report (confusion matrix, per-class accuracy, misclassified images) to DIR/index.html.") var report: String?
+    @OptionGroup var kernelOptions: KernelOptions
 
     func run() throws {
         var c = EvaluationRun.Configuration(weights: checkpoint.weights, data: dataOptions.location)
+        c.allowsWinograd = !kernelOptions.noWinograd
         (c.model, c.batchSize, c.testTimeAugmentation, c.logits, c.report) = (checkpoint.model, batchSize, tta, logits, report)
         (c.threads, c.threadsChosen) = (try dataOptions.threadOptions.resolved(), dataOptions.threadOptions.threads != nil)
         let run = try EvaluationRun(c, log: printError, decoding: ProgressDisplay().update)
@@ -36,11 +38,13 @@ struct Predict: ParsableCommand {
     @Option(help: "Write what the network saw for each image (each digit with --number) as PNG files in this directory.") var show: String?
     @Flag(help: "Print one JSON object instead of lines.") var json = false
     @OptionGroup var threadOptions: ThreadOptions
+    @OptionGroup var kernelOptions: KernelOptions
     @Argument(help: "Image files: JPEG (baseline, progressive; colour, gray, CMYK), PNG (any colour type and bit depth, interlaced or not), PPM or PGM (P2, P3, P5, P6).") var images: [String] = []
 
     func run() throws {
         let classifier = try Classifier(weights: checkpoint.weights, model: checkpoint.model)
         classifier.network.threads = try threadOptions.resolved()
+        classifier.network.allowsWinograd = !kernelOptions.noWinograd
         if let preprocess { classifier.preprocessing = preprocess }
         let run = try PredictionRun(classifier: classifier, weights: checkpoint.weights, files: images, top: top,
                                     number: number, show: show)
@@ -57,12 +61,14 @@ struct Time: ParsableCommand {
     @Option(help: "Timed passes (after two warm-up passes).") var iterations = 50
     @Flag(help: "Time the forward-only path that eval and predict run, step by step, instead of training's layers.") var inference = false
     @OptionGroup var threadOptions: ThreadOptions
+    @OptionGroup var kernelOptions: KernelOptions
 
     func run() throws {
         let threads = try threadOptions.resolved()
         guard iterations > 0 else { throw LeNetError("must be > 0, got \(iterations)", subject: "--iterations") }
         let network = try networkOptions.network()
         network.threads = threads
+        network.allowsWinograd = !kernelOptions.noWinograd
         print(try network.timingTable(batch: batchSize, iterations: iterations, inference: inference))
     }
 }

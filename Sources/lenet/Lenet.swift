@@ -108,6 +108,11 @@ struct CheckpointOptions: ParsableArguments {
     @Option(help: "The network (a built-in name or a JSON description), overriding the file's (default: its 'network' metadata, else its model's name or tensor names).") var model: String?
 }
 
+/// `--no-winograd`, for the commands that run the forward-only path.
+struct KernelOptions: ParsableArguments {
+    @Flag(help: "Run every convolution directly, without Winograd's F(2×2, 5×5) for conv2-like layers (docs/WINOGRAD.md).") var noWinograd = false
+}
+
 /// `--model` and `--weights` as summary and time take them: a built-in
 /// name or a JSON description, or a checkpoint's network.
 struct NetworkOptions: ParsableArguments {

@@ -103,7 +103,12 @@ struct InferenceTests {
     @Test func testFusePassPicksTheKernels() throws {
         let kinds = try Models.cifarLeNet().inferenceSteps.map { $0.kind }
         if CPUFeatures.avx2FMA {
-            #expect(kinds == ["fused conv+pool+ReLU", "fused conv+pool+ReLU", "fused linear+ReLU", "fused linear+ReLU", "direct linear"])
+            // conv1 has 3 input channels, too few for Winograd's kernel; conv2 has 16.
+            #expect(kinds == ["fused conv+pool+ReLU", "Winograd conv+pool+ReLU", "fused linear+ReLU", "fused linear+ReLU", "direct linear"])
+            let direct = try Models.cifarLeNet()
+            direct.allowsWinograd = false
+            try direct.reserve(batch: 1, backward: false)
+            #expect(direct.inferenceSteps.map(\.kind) == ["fused conv+pool+ReLU", "fused conv+pool+ReLU", "fused linear+ReLU", "fused linear+ReLU", "direct linear"])
             #expect(try Models.cifarLeNet().inferenceSteps.map { $0.layers } == [0..<3, 3..<6, 6..<8, 8..<10, 10..<11])
         } else {
             #expect(try kinds == Models.cifarLeNet().layers.map(\.kind), "without AVX2/FMA every layer is its own step")
@@ -159,6 +164,24 @@ struct InferenceTests {
                         }
                         // Two float sums of the same C·25 + 1 terms, each within (C·25 + 1)·u·Σ|terms|.
                         assertWithin(y, expected, name, bounds: ErrorBound.sums(g.patch + 1, absolute: absolute), "ε·K·(|b| + Σ|w·x|)")
+                    case is WinogradConvPoolReLUStep:
+                        guard let conv = net.layers[i] as? Conv2D, let (w, b) = conv.values else { Issue.record("\(name)"); return }
+                        let g = conv.geometry(for: i == 0 ? net.inputShape : net.shapes[i - 1])
+                        let W = Array(UnsafeBufferPointer(start: w, count: conv.outChannels * g.patch))
+                        let B = Array(UnsafeBufferPointer(start: b, count: conv.outChannels))
+                        let CHW = g.channels * g.height * g.width, out = expected.count / n
+                        // Each path against the exact value: the Winograd kernel within its
+                        // derived bound (WinogradTests), the layers within ε·K·Σ|terms|.
+                        var bounds: [Float] = []
+                        for s in 0..<n {
+                            let sample = Array(input[s * CHW..<(s + 1) * CHW])
+                            let winograd = WinogradTests.reference(x: sample, w: W, b: B, C: g.channels, H: g.height, W: g.width,
+                                                                   OC: conv.outChannels).bound
+                            var a = [Float](repeating: 0, count: out)
+                            convPoolReLUNaive(&a, sample.map(abs), W.map(abs), B.map(abs), g, outChannels: conv.outChannels)
+                            bounds += zip(winograd, ErrorBound.sums(g.patch + 1, absolute: a)).map { Float($0) + $1 }
+                        }
+                        assertWithin(y, expected, name, bounds: bounds, "the Winograd bound + ε·K·(|b| + Σ|w·x|)")
                     case is ConvStep:
                         let layer = net.layers[i]
                         let values = (layer as? Conv2D)?.values
@@ -207,6 +230,8 @@ struct InferenceTests {
     @Test func testInferMatchesForwardWithinTheChainBound() throws {
         let net = try Models.cifarLeNet(seed: 9)
         let absolute = try Models.cifarLeNet(seed: 9)
+        // Direct convolution's bound (Winograd's is `WinogradTests`').
+        net.allowsWinograd = false
         for i in absolute.parameters.values.indices { absolute.parameters.values[i] = abs(net.parameters.values[i]) }
         let K = (3 * 25 + 1) + (16 * 25 + 1) + (800 + 1) + (120 + 1) + (84 + 1)
         for threads in [1, 2, 3] {

@@ -86,6 +86,27 @@ void lenet_conv5x5_channels_last_avx512(float *_Nonnull y, const float *_Nonnull
                                         const float *_Nonnull b, long C, long H, long W, long OC, long OCp,
                                         long oy0, long oy1, float *_Nonnull rows);
 
+/// U (36, C, OC) = G g Gᵀ for each 5×5 kernel g = w[oc][c] of w (OC, C, 5, 5),
+/// computed in double and rounded once: the weights of the Winograd
+/// F(2×2, 5×5) kernels below (Winograd.c). Portable C.
+void lenet_winograd_f2x5_weights(float *_Nonnull U, const float *_Nonnull w, long C, long OC);
+
+/// lenet_conv5x5_pool_relu_avx2's result by Winograd's F(2×2, 5×5): y (OC, PH, PW)
+/// from x (C, H, W), pooled rows py0..<py1, U from lenet_winograd_f2x5_weights,
+/// OC a multiple of 8; scratch of (2·(py1 − py0) + 4)·W·Cp + 36·PW·(Cp + OC) + 36·8
+/// floats, Cp = C rounded up to a multiple of 8. Not the direct kernel's bits:
+/// within the bound docs/WINOGRAD.md derives. Call only when lenet_has_avx2_fma() returns 1.
+void lenet_winograd_f2x5_pool_relu_avx2(float *_Nonnull y, const float *_Nonnull x, const float *_Nonnull U,
+                                        const float *_Nonnull b, long C, long H, long W, long OC,
+                                        long py0, long py1, float *_Nonnull scratch);
+
+/// lenet_winograd_f2x5_pool_relu_avx2 with AVX-512F: the same bits, OC a multiple
+/// of 16, Cp = C rounded up to a multiple of 16, and 36·16 floats for the last
+/// term of the scratch. Call only when lenet_has_avx512f() returns 1.
+void lenet_winograd_f2x5_pool_relu_avx512(float *_Nonnull y, const float *_Nonnull x, const float *_Nonnull U,
+                                          const float *_Nonnull b, long C, long H, long W, long OC,
+                                          long py0, long py1, float *_Nonnull scratch);
+
 /// packed (K, OC) = w (OC, K) transposed, OC a multiple of 8 (the weights of
 /// lenet_conv5x5_pool_relu_avx2). Call only when lenet_has_avx2_fma() returns 1.
 void lenet_pack_channels_last_avx2(float *_Nonnull packed, const float *_Nonnull w, long OC, long K);

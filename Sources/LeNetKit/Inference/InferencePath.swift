@@ -1,3 +1,5 @@
+import Foundation  // memcmp
+
 /// One step of a network's forward-only path (`Network.infer(batch:)`): the
 /// layers `layers` run as one, reading the network's activation buffer
 /// `layers.lowerBound` and writing buffer `layers.upperBound`; the buffers
@@ -130,6 +132,80 @@ final class ConvPoolReLUStep: InferenceStep {
         parallelForRows(samples: n, rowsPerSample: PH, workers: rows.count) { worker, s, pooledRows in
             convPoolReLU(y + s &* out, x + s &* CHW, packed: weights, b, g, outChannels: OC,
                          pooledRows: pooledRows, scratch: rows[worker])
+        }
+    }
+}
+
+/// A convolution, a 2×2 stride-2 max pool and a ReLU (in either order) by
+/// Winograd's F(2×2, 5×5) (Kernels/Winograd.swift), where `winogradFits`
+/// takes it and the network allows it (`Network.allowsWinograd`). Its
+/// results are not the direct step's bits: each is within the bound
+/// docs/WINOGRAD.md derives of the convolution computed exactly.
+///
+/// The weights are transformed when they change: the step keeps a copy of
+/// the weights it transformed and compares it on every pass (for conv2,
+/// 12,800 floats, about what the direct step's packing reads and writes).
+final class WinogradConvPoolReLUStep: InferenceStep {
+    let layers: Range<Int>
+    private let name: String
+    private let outChannels: Int
+    private let parameters: WeightAndBias
+    private let geometry: ConvGeometry
+    private var transformed: UnsafeMutablePointer<Float>?  // (36, C, OC)
+    private var source: UnsafeMutablePointer<Float>?  // the weights `transformed` holds, (OC, C, 5, 5)
+    private var isTransformed = false
+    private var tiles: [UnsafeMutablePointer<Float>] = []  // per worker: `winogradScratchFloats`
+
+    /// The convolution first in `match`, then its pool and ReLU.
+    init?(_ match: FusionMatch, _ conv: Conv2D.Configuration) {
+        guard let parameters = WeightAndBias(conv.name, in: match.parameters) else { return nil }
+        name = conv.name
+        outChannels = conv.outChannels
+        self.parameters = parameters
+        geometry = conv.geometry(for: match.inputs[0])
+        layers = match.layers
+    }
+
+    var kind: String { "Winograd conv+pool+ReLU" }
+
+    // As `ConvPoolReLUStep`'s: one per sample, or per pooled row when a
+    // `WorkerTeam` splits a batch smaller than a sample's rows.
+    private func workers(batch n: Int, workers: Int) -> Int {
+        max(1, min(workers, max(n, geometry.outH / 2)))
+    }
+
+    func workspace(batch n: Int, workers: Int) -> [WorkspaceBuffer] {
+        [WorkspaceBuffer("Winograd weights", count: winogradWeightFloats(geometry, outChannels: outChannels)),
+         WorkspaceBuffer("weights transformed", count: geometry.patch * outChannels)]
+            + Array(repeating: WorkspaceBuffer("Winograd tiles", count: winogradScratchFloats(geometry, outChannels: outChannels)),
+                    count: self.workers(batch: n, workers: workers))
+    }
+
+    func bind(workspace: [BoundWorkspaceBuffer]) {
+        transformed = workspace.first { $0.spec.name == "Winograd weights" }?.pointer
+        source = workspace.first { $0.spec.name == "weights transformed" }?.pointer
+        tiles = workspace.filter { $0.spec.name == "Winograd tiles" }.map(\.pointer)
+        isTransformed = false
+    }
+
+    func prepare() {
+        guard let transformed, let source else { return }
+        let w = parameters.values.weight, count = geometry.patch * outChannels
+        if isTransformed && memcmp(source, w, count * MemoryLayout<Float>.size) == 0 { return }
+        source.update(from: w, count: count)
+        winogradWeights(transformed, w, channels: geometry.channels, outChannels: outChannels)
+        isTransformed = true
+    }
+
+    func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
+        guard let transformed, !tiles.isEmpty else { unready(name) }
+        let b = UnsafePointer(parameters.values.bias)
+        let g = geometry, OC = outChannels, CHW = g.channels * g.height * g.width, PH = g.outH / 2
+        let out = OC * PH * (g.outW / 2)
+        let U = UnsafePointer(transformed), tiles = tiles
+        parallelForRows(samples: n, rowsPerSample: PH, workers: tiles.count) { worker, s, pooledRows in
+            winogradPoolReLU(y + s &* out, x + s &* CHW, transformed: U, b, g, outChannels: OC,
+                             pooledRows: pooledRows, scratch: tiles[worker])
         }
     }
 }
@@ -320,9 +396,25 @@ enum InferenceFusion {
         ]
     }()
 
+    /// Tried before `rules` when the network allows Winograd's kernels
+    /// (`Network.allowsWinograd`): a convolution that `winogradFits`,
+    /// without a connection table, followed by a 2×2, stride-2 max pool and
+    /// a ReLU in either order, becomes a `WinogradConvPoolReLUStep`.
+    static let winogradRules: [FusionRule<any InferenceStep>] = {
+        let winograd = LayerPattern.conv { c, g in c.table == nil && winogradFits(g, outChannels: c.outChannels) }
+        return [
+            FusionRule("Winograd conv + max pool + ReLU", [winograd, .maxPool2x2, .relu]) { m in
+                m.convolution.flatMap { WinogradConvPoolReLUStep(m, $0) }
+            },
+            FusionRule("Winograd conv + ReLU + max pool", [winograd, .relu, .maxPool2x2]) { m in
+                m.convolution.flatMap { WinogradConvPoolReLUStep(m, $0) }
+            },
+        ]
+    }()
+
     static func steps(network: Network) -> [any InferenceStep] {
-        fuse(rules, description: network.networkDescription, shapes: network.shapes, parameters: network.parameters,
-             buffers: network.buffers) { i in
+        fuse((network.allowsWinograd ? winogradRules : []) + rules, description: network.networkDescription,
+             shapes: network.shapes, parameters: network.parameters, buffers: network.buffers) { i in
             LayerStep(network.layers[i], at: i)
         }
     }

@@ -105,8 +105,7 @@ protocol BuiltInLayer: Layer {
     /// of `input` shape: one spec that both the network's allocation and
     /// `Network.memoryEstimate` read, so the two cannot disagree. The
     /// network allocates them and hands them over (`bind(workspace:)`)
-    /// whenever the spec changes, and reuses them across layers where their
-    /// passes do not overlap. Default: none.
+    /// whenever the spec changes. Default: none.
     /// - Parameters:
     ///   - n: the largest batch.
     ///   - input: one sample's shape (C, H, W).

@@ -76,8 +76,9 @@ final class DataParallel {
     /// Makes replicas until there are `parts` networks in all.
     private func makeReplicas(_ parts: Int) throws {
         while replicas.count < parts - 1 { replicas.append(try network.makeReplica(part: replicas.count + 1)) }
-        for replica in replicas where replica.fusesPooling != network.fusesPooling {
-            replica.fusesPooling = network.fusesPooling
+        for replica in replicas {
+            if replica.fusesPooling != network.fusesPooling { replica.fusesPooling = network.fusesPooling }
+            replica.allowsWinograd = network.allowsWinograd
         }
     }
 

@@ -26,6 +26,8 @@ import Foundation
         public var logits: String?
         /// A directory for the HTML report.
         public var report: String?
+        /// Whether the network may run Winograd's kernels (`Network.allowsWinograd`).
+        public var allowsWinograd = true
 
         public init(weights: String, data: DatasetLocation) {
             self.weights = weights
@@ -49,6 +51,7 @@ import Foundation
         if let logits = c.logits { try OutputPath.checkFile(logits, option: .logits) }
         let loaded = try Checkpoint.loadNetwork(path: c.weights, model: c.model)
         network = loaded.network
+        network.allowsWinograd = c.allowsWinograd
         // Found once: the kind names the dataset in the record and the table.
         let found = try c.data.resolved()
         var location = c.data
