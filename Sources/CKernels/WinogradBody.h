@@ -31,15 +31,6 @@ SUFFIX(input_1d)(float *w, long ws, const float *z, long zs) {
     VSTORE(w + 5 * ws, VFMA(four, z1, VFMA(minus5, z3, z5)));
 }
 
-// V[ξ][t][cb..cb+VW) = (Bᵀ d B)[ξ] for the tile whose window starts at
-// xt (channels-last rows of W·Cp floats), through `tmp` (36 vectors).
-TARGET static ALWAYS_INLINE void
-SUFFIX(input_tile)(float *V, long vs, const float *xt, long W, long Cp, float *tmp) {
-    // Down each column j: tmp[a][j] = Σ_i Bᵀ[a][i]·d[i][j].
-    for (long j = 0; j < 6; j++) SUFFIX(input_1d)(tmp + j * VW, 6 * VW, xt + j * Cp, W * Cp);
-    // Along each row a: V[a][b] = Σ_j tmp[a][j]·Bᵀ[b][j].
-    for (long a = 0; a < 6; a++) SUFFIX(input_1d)(V + 6 * a * vs, vs, tmp + 6 * a * VW, VW);
-}
 
 // acc[t][v] = Σ_{c < C} V[t·Cp + c] · U[c·OC + v·VW], T tiles × NV vectors of
 // output channels, into M[t·OC + v·VW]: one chain of FMAs over c per value.
@@ -90,22 +81,28 @@ void SUFFIX(lenet_winograd_f2x5_pool_relu)(float *y, const float *x, const float
     const long PH = (H - 4) / 2, PW = (W - 4) / 2, Cp = (C + VW - 1) / VW * VW;
     const long rows = 2 * (py1 - py0) + 4;
     // Scratch: the input rows channels-last (rows, W, Cp); V (36, PW, Cp);
-    // M (36, PW, OC); one tile's column pass (36 vectors).
+    // M (36, PW, OC); a pooled row's column pass (2·PW + 4, 6, Cp).
     float *xt = scratch, *V = xt + rows * W * Cp, *M = V + 36 * PW * Cp, *tmp = M + 36 * PW * OC;
     for (long r = 0; r < rows; r++) {
         float *row = xt + r * W * Cp;
-        for (long c = 0; c < C; c++) {
-            const float *in = x + (c * H + 2 * py0 + r) * W;
-            for (long i = 0; i < W; i++) row[i * Cp + c] = in[i];
+        const float *in = x + (2 * py0 + r) * W;
+        for (long i = 0; i < W; i++) {
+            for (long c = 0; c < C; c++) row[i * Cp + c] = in[c * H * W + i];
+            for (long c = C; c < Cp; c++) row[i * Cp + c] = 0;
         }
-        for (long c = C; c < Cp; c++)
-            for (long i = 0; i < W; i++) row[i * Cp + c] = 0;
     }
     for (long py = py0; py < py1; py++) {
         const float *window = xt + 2 * (py - py0) * W * Cp;
+        // Bᵀ d B for every tile. Down each input column j once (neighbouring
+        // tiles share four of their six columns): tmp[j][a] = Σ_i Bᵀ[a][i]·d[i][j].
+        for (long j = 0; j < 2 * PW + 4; j++)
+            for (long cb = 0; cb < Cp; cb += VW)
+                SUFFIX(input_1d)(tmp + j * 6 * Cp + cb, Cp, window + j * Cp + cb, W * Cp);
+        // Along each tile's row a: V[a][b] = Σ_j tmp[2t + j][a]·Bᵀ[b][j].
         for (long t = 0; t < PW; t++)
             for (long cb = 0; cb < Cp; cb += VW)
-                SUFFIX(input_tile)(V + t * Cp + cb, PW * Cp, window + 2 * t * Cp + cb, W, Cp, tmp);
+                for (long a = 0; a < 6; a++)
+                    SUFFIX(input_1d)(V + 6 * a * PW * Cp + t * Cp + cb, PW * Cp, tmp + (2 * t * 6 + a) * Cp + cb, 6 * Cp);
         for (long xi = 0; xi < 36; xi++) {
             const float *Vx = V + xi * PW * Cp, *Ux = U + xi * C * OC;
             float *Mx = M + xi * PW * OC;

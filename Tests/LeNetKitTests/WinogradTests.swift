@@ -116,7 +116,7 @@ struct WinogradTests {
             // the same bits where the CPU has both.
             if lenet_has_avx512f() != 0 && s.OC % 16 == 0 {
                 var narrow = [Float](repeating: .nan, count: out), wide = narrow
-                var large = [Float](repeating: .nan, count: s.H * s.W * 48 + 36 * (g.outW / 2) * (48 + s.OC) + 36 * 16)
+                var large = [Float](repeating: .nan, count: s.H * s.W * 48 + 36 * (g.outW / 2) * (48 + s.OC) + 6 * s.W * 48)
                 lenet_winograd_f2x5_pool_relu_avx2(&narrow, x, U, b, s.C, s.H, s.W, s.OC, 0, PH, &large)
                 lenet_winograd_f2x5_pool_relu_avx512(&wide, x, U, b, s.C, s.H, s.W, s.OC, 0, PH, &large)
                 #expect(wide.map(\.bitPattern) == narrow.map(\.bitPattern), "\(s): AVX-512 against AVX2")

@@ -93,7 +93,7 @@ void lenet_winograd_f2x5_weights(float *_Nonnull U, const float *_Nonnull w, lon
 
 /// lenet_conv5x5_pool_relu_avx2's result by Winograd's F(2×2, 5×5): y (OC, PH, PW)
 /// from x (C, H, W), pooled rows py0..<py1, U from lenet_winograd_f2x5_weights,
-/// OC a multiple of 8; scratch of (2·(py1 − py0) + 4)·W·Cp + 36·PW·(Cp + OC) + 36·8
+/// OC a multiple of 8; scratch of (2·(py1 − py0) + 4)·W·Cp + 36·PW·(Cp + OC) + 6·W·Cp
 /// floats, Cp = C rounded up to a multiple of 8. Not the direct kernel's bits:
 /// within the bound docs/WINOGRAD.md derives. Call only when lenet_has_avx2_fma() returns 1.
 void lenet_winograd_f2x5_pool_relu_avx2(float *_Nonnull y, const float *_Nonnull x, const float *_Nonnull U,
@@ -101,8 +101,7 @@ void lenet_winograd_f2x5_pool_relu_avx2(float *_Nonnull y, const float *_Nonnull
                                         long py0, long py1, float *_Nonnull scratch);
 
 /// lenet_winograd_f2x5_pool_relu_avx2 with AVX-512F: the same bits, OC a multiple
-/// of 16, Cp = C rounded up to a multiple of 16, and 36·16 floats for the last
-/// term of the scratch. Call only when lenet_has_avx512f() returns 1.
+/// of 16, and Cp = C rounded up to a multiple of 16 in the scratch's size. Call only when lenet_has_avx512f() returns 1.
 void lenet_winograd_f2x5_pool_relu_avx512(float *_Nonnull y, const float *_Nonnull x, const float *_Nonnull U,
                                           const float *_Nonnull b, long C, long H, long W, long OC,
                                           long py0, long py1, float *_Nonnull scratch);

@@ -36,10 +36,10 @@ func winogradWeightFloats(_ g: ConvGeometry, outChannels: Int) -> Int { 36 * g.c
 
 /// Floats of one worker's scratch for a call over up to all of a sample's
 /// pooled rows: the input rows channels-last, the transformed tiles of one
-/// pooled row, their products, and one tile's column pass.
+/// pooled row, their products, and the row's column pass.
 func winogradScratchFloats(_ g: ConvGeometry, outChannels OC: Int) -> Int {
     let VW = winogradVectorWidth(outChannels: OC), Cp = (g.channels + VW - 1) / VW * VW, PW = g.outW / 2
-    return g.height * g.width * Cp + 36 * PW * (Cp + OC) + 36 * VW
+    return g.height * g.width * Cp + 36 * PW * (Cp + OC) + 6 * g.width * Cp
 }
 
 /// U (36, C, OC) from w (OC, C, 5, 5): each kernel's G g Gᵀ, in double.
