@@ -65,6 +65,10 @@ void lenet_winograd_f2x5_weights(float *U, const float *w, long C, long OC) {
 #define VFMS(a, b, c) _mm256_fmsub_ps(a, b, c)
 #define VFNMA(a, b, c) _mm256_fnmadd_ps(a, b, c)
 #define VRELU(v) _mm256_andnot_ps(_mm256_cmp_ps(_mm256_setzero_ps(), v, _CMP_GE_OQ), v)
+#define VINDEX __m256i
+#define VINDEX_STRIDE(s) _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(s))
+#define VGATHER(p, index, valid) \
+    _mm256_mask_i32gather_ps(_mm256_setzero_ps(), p, index, _mm256_castsi256_ps(lane_mask(valid)), 4)
 #include "WinogradBody.h"
 #undef VW
 #undef VEC
@@ -83,6 +87,9 @@ void lenet_winograd_f2x5_weights(float *U, const float *w, long C, long OC) {
 #undef VFMS
 #undef VFNMA
 #undef VRELU
+#undef VINDEX
+#undef VINDEX_STRIDE
+#undef VGATHER
 
 // AVX-512: 16 lanes; a product tile of 10 tiles × 32 channels (20 accumulators).
 #define VW 16
@@ -103,6 +110,10 @@ void lenet_winograd_f2x5_weights(float *U, const float *w, long C, long OC) {
 #define VFNMA(a, b, c) _mm512_fnmadd_ps(a, b, c)
 // 0 where 0 >= v, else v: the AVX2 kernel's compare and and-not, with a mask.
 #define VRELU(v) _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_setzero_ps(), v, _CMP_LT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v)
+#define VINDEX __m512i
+#define VINDEX_STRIDE(s) _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(s))
+#define VGATHER(p, index, valid) \
+    _mm512_mask_i32gather_ps(_mm512_setzero_ps(), (__mmask16)((1u << (valid)) - 1), index, p, 4)
 #include "WinogradBody.h"
 #else
 void lenet_winograd_f2x5_pool_relu_avx2(float *y, const float *x, const float *U, const float *b,

@@ -6,7 +6,9 @@
 // Before including, define: VW (8 or 16), VEC, TARGET, SUFFIX(name), and
 // VZERO(), VLOAD(p), VSTORE(p, v), VSET1(x), VADD, VSUB, VMAX, VFMA(a, b, c)
 // = a·b + c, VFMS(a, b, c) = a·b − c, VFNMA(a, b, c) = c − a·b, VRELU(v)
-// (0 where 0 >= v, else v), all one rounding each.
+// (0 where 0 >= v, else v), all one rounding each; VINDEX, a vector of
+// int32 lane indices, VINDEX_STRIDE(s) = (0, s, 2s, …), and
+// VGATHER(p, index, valid): p[index[l]] in lanes l < valid, 0 in the rest.
 //
 // The transforms (docs/WINOGRAD.md derives them and their error bound), for
 // the 6 points 0, 1, −1, 2, −2 and ∞:
@@ -83,12 +85,14 @@ void SUFFIX(lenet_winograd_f2x5_pool_relu)(float *y, const float *x, const float
     // Scratch: the input rows channels-last (rows, W, Cp); V (36, PW, Cp);
     // M (36, PW, OC); a pooled row's column pass (2·PW + 4, 6, Cp).
     float *xt = scratch, *V = xt + rows * W * Cp, *M = V + 36 * PW * Cp, *tmp = M + 36 * PW * OC;
+    // Each position's channels gathered (a stride of H·W), lanes past C zero.
+    const VINDEX plane = VINDEX_STRIDE((int)(H * W));
     for (long r = 0; r < rows; r++) {
         float *row = xt + r * W * Cp;
         const float *in = x + (2 * py0 + r) * W;
-        for (long i = 0; i < W; i++) {
-            for (long c = 0; c < C; c++) row[i * Cp + c] = in[c * H * W + i];
-            for (long c = C; c < Cp; c++) row[i * Cp + c] = 0;
+        for (long cb = 0; cb < Cp; cb += VW) {
+            const long valid = C - cb < VW ? C - cb : VW;
+            for (long i = 0; i < W; i++) VSTORE(row + i * Cp + cb, VGATHER(in + cb * H * W + i, plane, valid));
         }
     }
     for (long py = py0; py < py1; py++) {

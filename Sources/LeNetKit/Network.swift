@@ -67,8 +67,8 @@ public final class Network {
     }
     /// Whether the forward-only path (`infer(batch:)`, and so evaluation and
     /// `Classifier`) may run a 5×5 convolution followed by a 2×2 max pool
-    /// and a ReLU by Winograd's F(2×2, 5×5), where its kernel takes it (at
-    /// least 8 input channels, output channels a multiple of 8, a CPU with
+    /// and a ReLU by Winograd's F(2×2, 5×5), where its kernel takes it and
+    /// wins (channels enough, output channels a multiple of 8, a CPU with
     /// AVX2/FMA): the CIFAR LeNet's conv2. Its results differ from direct
     /// convolution's by rounding, within a bound docs/WINOGRAD.md derives.
     /// False runs every convolution directly. Training always does.

@@ -131,13 +131,13 @@ enum CPUFeatures {
     /// first kernel call; `portable` lets the test suite run the Swift
     /// fallback on a CPU that has AVX2 (CI does), as a CPU without it would.
     static let avx2FMA = hardwareAVX2FMA && !portableRequested
-    /// The CPU runs AVX-512F and `LENETKIT_KERNELS` is not `portable`: the
-    /// kernels that have a 512-bit variant (Adam's update) use it.
-    static let avx512F = lenet_has_avx512f() != 0 && !portableRequested
-    static let portableRequested: Bool = {
-        guard let value = getenv("LENETKIT_KERNELS") else { return false }
-        return String(cString: value) == "portable"
-    }()
+    /// The CPU runs AVX-512F and `LENETKIT_KERNELS` is neither `portable`
+    /// nor `avx2`: the kernels that have a 512-bit variant use it. `avx2`
+    /// runs the AVX2 kernels on a CPU with AVX-512, to measure them there.
+    static let avx512F = lenet_has_avx512f() != 0 && !portableRequested && requested != "avx2"
+    static let portableRequested = requested == "portable"
+    /// `LENETKIT_KERNELS`, if set.
+    private static let requested: String? = getenv("LENETKIT_KERNELS").map { String(cString: $0) }
 }
 
 /// `weightedRowSum` in Swift vectors, for any CPU: forty columns at a time

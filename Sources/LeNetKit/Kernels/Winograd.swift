@@ -9,20 +9,28 @@
 
 import CKernels
 
-/// The fewest input channels for which the Winograd kernel beats the direct
-/// one. The input transform costs per input channel and the output
-/// transform per output channel, while the products they save cost per
-/// pair: with the CIFAR LeNet's conv1 (3 → 16) the transforms cost more
-/// than the products saved, with conv2 (16 → 32) they are a fraction
-/// (docs/PERFORMANCE.md).
-let winogradMinimumChannels = 8
+/// Where the Winograd kernel beats the direct one, for its vector width.
+/// The input transform costs per input channel and the output transform
+/// per output channel, while the products they save cost per pair; the
+/// direct kernels gain more from 16 lanes than the transforms do. Measured
+/// at batch 256 on one thread (docs/PERFORMANCE.md):
+/// - 16 lanes (AVX-512): 3 → 16 (the CIFAR LeNet's conv1) and 6 → 16
+///   (LeNet-5's C3 without its table) run 2–3 times slower by Winograd;
+///   8 → 32 and 16 → 16 (256 pairs) break even; 12 → 32 (384 pairs) runs
+///   1.26 times and 16 → 32 (conv2) 1.5 times faster. At least 8 input
+///   channels and 384 pairs.
+/// - 8 lanes (AVX2): 3 → 16 breaks even; 6 → 16 runs 1.25 times and
+///   16 → 32 2.1 times faster. At least 6 input channels.
+func winogradWorthIt(channels C: Int, outChannels OC: Int) -> Bool {
+    winogradVectorWidth(outChannels: OC) == 16 ? C >= 8 && C * OC >= 384 : C >= 6
+}
 
 /// Whether the Winograd kernel takes a convolution of this geometry with
 /// `outChannels` outputs followed by a 2×2 pool: 5×5, stride 1, no padding,
-/// output channels a multiple of 8, at least `winogradMinimumChannels`
-/// input channels, an output of at least 2×2, and a CPU with AVX2/FMA.
+/// output channels a multiple of 8, an output of at least 2×2, a CPU with
+/// AVX2/FMA, and channels enough that it wins (`winogradWorthIt`).
 func winogradFits(_ g: ConvGeometry, outChannels: Int) -> Bool {
-    convPoolReLUFits(g, outChannels: outChannels) && g.channels >= winogradMinimumChannels
+    convPoolReLUFits(g, outChannels: outChannels) && winogradWorthIt(channels: g.channels, outChannels: outChannels)
 }
 
 /// The vector width the kernel runs with for `outChannels`: 16 with AVX-512
