@@ -74,7 +74,7 @@ struct InferenceTests {
         // The CIFAR LeNet's fc1, fc2 and fc3, LeNet-5's F6 and output, and
         // every tail: samples not a multiple of 4, outputs not of 3, inputs not of 8.
         let shapes: [(n: Int, IN: Int, OUT: Int)] = [(8, 800, 120), (5, 120, 84), (3, 84, 10), (1, 800, 120),
-                                                     (2, 13, 1), (7, 3, 2), (9, 16, 4), (4, 1, 5)]
+                                                     (2, 13, 1), (7, 3, 2), (9, 16, 4), (4, 1, 5), (6, 21, 13), (3, 9, 6)]
         for s in shapes {
             for relu in [false, true] {
                 let x = FixedValues.values(s.n * s.IN, salt: 41, bound: 1)
@@ -90,6 +90,13 @@ struct InferenceTests {
                 assertWithin(y, reference, "linear \(s) relu \(relu)", bounds: ErrorBound.sums(K, absolute: absolute),
                              "ε·(⌈IN/8⌉ + 4)·(|b| + Σ|w·x|)")
                 if relu { #expect(!(y.contains { $0 < 0 }), "\(s): negative after the ReLU") }
+                // The AVX-512 twin runs each output's chain in the AVX2 kernel's lanes: the same bits.
+                if lenet_has_avx512f() != 0 {
+                    var narrow = [Float](repeating: .nan, count: y.count), wide = narrow
+                    lenet_linear_avx2(&narrow, s.OUT, x, s.IN, w, b, s.n, s.IN, s.OUT, relu ? 1 : 0)
+                    lenet_linear_avx512(&wide, s.OUT, x, s.IN, w, b, s.n, s.IN, s.OUT, relu ? 1 : 0)
+                    #expect(wide.map(\.bitPattern) == narrow.map(\.bitPattern), "\(s) relu \(relu): AVX-512 against AVX2")
+                }
             }
         }
         // The ReLU layer's max(v, 0): NaN stays NaN.

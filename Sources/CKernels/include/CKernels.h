@@ -115,6 +115,11 @@ void lenet_pack_channels_last_avx2(float *_Nonnull packed, const float *_Nonnull
 /// Call only when lenet_has_avx2_fma() returns 1.
 void lenet_linear_avx2(float *_Nonnull y, long ldy, const float *_Nonnull x, long ldx, const float *_Nonnull w,
                        const float *_Nonnull b, long n, long IN, long OUT, int relu);
+
+/// lenet_linear_avx2 with AVX-512F: the same arguments and the same bits.
+/// Call only when lenet_has_avx512f() returns 1.
+void lenet_linear_avx512(float *_Nonnull y, long ldy, const float *_Nonnull x, long ldx, const float *_Nonnull w,
+                         const float *_Nonnull b, long n, long IN, long OUT, int relu);
 /// Twelve chains a[i] = a[i]·scale + add, a[i] starting at start + i, each
 /// `iterations` AVX2 FMAs long (8 lanes alike): 192·iterations FLOP. Returns
 /// the sum of the chains' last values. Call only when lenet_has_avx2_fma()
