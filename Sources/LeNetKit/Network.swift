@@ -304,6 +304,12 @@ public final class Network {
         try reserve(batch: n, backward: backward, workers: threads)
     }
 
+    /// The inference steps rebuilt after `allowsWinograd` changed, with
+    /// scratch for what is reserved already (no more samples or workers).
+    private func reserveInferenceSteps() throws {
+        try reserve(batch: capacity, backward: false, workers: reservedWorkers)
+    }
+
     /// `reserve(batch:backward:)` with the layers' scratch for `workers`
     /// threads (kept when more were reserved before): `DataParallel`
     /// reserves its parts this way.
@@ -349,7 +355,7 @@ public final class Network {
     /// buffers included, unless `n` fits what is reserved already.
     /// - Throws: as `reserve(batch:)`.
     public func input(batch n: Int) throws -> UnsafeMutableBufferPointer<Float> {
-        if n > capacity { try reserve(batch: n) } else if inferenceStepsStale { try reserve(batch: n, backward: false) }
+        if n > capacity { try reserve(batch: n) } else if inferenceStepsStale { try reserveInferenceSteps() }
         return UnsafeMutableBufferPointer(start: activations[0].pointer, count: n * inputShape.count)
     }
 
@@ -425,7 +431,7 @@ public final class Network {
     @discardableResult
     func infer(batch n: Int, filling fill: (Range<Int>, UnsafeMutablePointer<Float>) throws -> Void) throws
         -> UnsafePointer<Float> {
-        try reserve(batch: n, backward: false)
+        if n > capacity { try reserve(batch: n, backward: false) } else if inferenceStepsStale { try reserveInferenceSteps() }
         try runInference(batch: n, inputInPlace: false, filling: fill, timing: nil)
         return UnsafePointer(activations[layers.count].pointer)
     }

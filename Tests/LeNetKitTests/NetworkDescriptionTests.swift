@@ -178,6 +178,10 @@ struct NetworkDescriptionTests: UsesTemporaryDirectories {
         wide.layers[0] = Conv2D.Configuration(name: "conv1", inChannels: 3, outChannels: 24, kernelSize: 5)
         wide.layers[3] = Conv2D.Configuration(name: "conv2", inChannels: 24, outChannels: 32, kernelSize: 5)
         let net = try Network(wide)
+        // conv2's 24 input channels are enough for Winograd's kernel (conv1's 3 are not).
+        #expect(inferenceKinds(net) == ["fused conv+pool+ReLU", "Winograd conv+pool+ReLU", "fused linear+ReLU", "fused linear+ReLU", "direct linear"])
+        net.allowsWinograd = false
+        try net.reserve(batch: 1, backward: false)
         #expect(inferenceKinds(net) == ["fused conv+pool+ReLU", "fused conv+pool+ReLU", "fused linear+ReLU", "fused linear+ReLU", "direct linear"])
         #expect(net.backwardSteps.map(\.layers) == [0..<2, 2..<3, 3..<5, 5..<6, 6..<7, 7..<8, 8..<9, 9..<10, 10..<11])
         // 20 channels are not a multiple of 8: the convolution runs alone.
