@@ -128,6 +128,14 @@ struct WinogradTests {
     /// `allowsWinograd` picks the path at the next reserve, for the network
     /// and for the replicas an evaluation runs its parts on: false runs
     /// conv2 directly, true again gives the first logits bit for bit.
+    /// A plane whose gather offsets would overflow 32 bits is left to the direct kernel.
+    @Test(.enabled(if: CPUFeatures.avx2FMA, "the Winograd kernel needs AVX2 and FMA"))
+    func testHugePlanesAreNotWinograds() {
+        let side = 11_586  // side² · 16 > 2³¹
+        #expect(winogradFits(ConvGeometry(channels: 16, height: 64, width: 64, kernelH: 5, kernelW: 5), outChannels: 32))
+        #expect(!winogradFits(ConvGeometry(channels: 16, height: side, width: side, kernelH: 5, kernelW: 5), outChannels: 32))
+    }
+
     @Test(.enabled(if: CPUFeatures.avx2FMA, "the Winograd kernel needs AVX2 and FMA"))
     func testTheSwitchChoosesThePath() throws {
         let net = try Models.cifarLeNet(seed: 3)

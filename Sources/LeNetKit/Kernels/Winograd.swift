@@ -28,9 +28,12 @@ func winogradWorthIt(channels C: Int, outChannels OC: Int) -> Bool {
 /// Whether the Winograd kernel takes a convolution of this geometry with
 /// `outChannels` outputs followed by a 2×2 pool: 5×5, stride 1, no padding,
 /// output channels a multiple of 8, an output of at least 2×2, a CPU with
-/// AVX2/FMA, and channels enough that it wins (`winogradWorthIt`).
+/// AVX2/FMA, channels enough that it wins (`winogradWorthIt`), and input
+/// planes small enough that the kernel's gather offsets (15 planes, in
+/// 32-bit lanes) cannot overflow.
 func winogradFits(_ g: ConvGeometry, outChannels: Int) -> Bool {
     convPoolReLUFits(g, outChannels: outChannels) && winogradWorthIt(channels: g.channels, outChannels: outChannels)
+        && g.height.multipliedReportingOverflow(by: g.width).partialValue < Int(Int32.max) / 16
 }
 
 /// The vector width the kernel runs with for `outChannels`: 16 with AVX-512
