@@ -83,20 +83,12 @@ final class ConvPoolReLUStep: InferenceStep {
 
     var kind: String { batchNorm == nil ? "fused conv+pool+ReLU" : "fused conv+BN+pool+ReLU" }
 
-    // Row scratch for each worker that can have work: one per sample, or,
-    // for a batch smaller than a sample's pooled rows, one per row (a
-    // `WorkerTeam` splits one sample's rows). A thread count beyond that
-    // costs nothing.
-    private func workers(batch n: Int, workers: Int) -> Int {
-        max(1, min(workers, max(n, geometry.outH / 2)))
-    }
-
     func workspace(batch n: Int, workers: Int) -> [WorkspaceBuffer] {
         let OC = conv.outChannels
         return [WorkspaceBuffer("packed weights", count: geometry.patch * OC)]
             + (batchNorm == nil ? [] : [WorkspaceBuffer("folded bias", count: OC)])
             + Array(repeating: WorkspaceBuffer("pooled rows", count: convPoolReLURowFloats(geometry, outChannels: OC)),
-                    count: self.workers(batch: n, workers: workers))
+                    count: pooledRowWorkers(geometry, batch: n, workers: workers))
     }
 
     func bind(workspace: [BoundWorkspaceBuffer]) {
@@ -126,12 +118,9 @@ final class ConvPoolReLUStep: InferenceStep {
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         guard let packed, !rows.isEmpty else { unready(conv.name) }
         let b = UnsafePointer(foldedBias ?? parameters.values.bias)
-        let g = geometry, OC = conv.outChannels, CHW = g.channels * g.height * g.width, PH = g.outH / 2
-        let out = OC * PH * (g.outW / 2)
-        let weights = UnsafePointer(packed), rows = rows
-        parallelForRows(samples: n, rowsPerSample: PH, workers: rows.count) { worker, s, pooledRows in
-            convPoolReLU(y + s &* out, x + s &* CHW, packed: weights, b, g, outChannels: OC,
-                         pooledRows: pooledRows, scratch: rows[worker])
+        let g = geometry, OC = conv.outChannels, weights = UnsafePointer(packed), rows = rows
+        forEachPooledRows(y, x, batch: n, g, outChannels: OC, workers: rows.count) { y, x, pooledRows, worker in
+            convPoolReLU(y, x, packed: weights, b, g, outChannels: OC, pooledRows: pooledRows, scratch: rows[worker])
         }
     }
 }
@@ -168,17 +157,11 @@ final class WinogradConvPoolReLUStep: InferenceStep {
 
     var kind: String { "Winograd conv+pool+ReLU" }
 
-    // As `ConvPoolReLUStep`'s: one per sample, or per pooled row when a
-    // `WorkerTeam` splits a batch smaller than a sample's rows.
-    private func workers(batch n: Int, workers: Int) -> Int {
-        max(1, min(workers, max(n, geometry.outH / 2)))
-    }
-
     func workspace(batch n: Int, workers: Int) -> [WorkspaceBuffer] {
         [WorkspaceBuffer("Winograd weights", count: winogradWeightFloats(geometry, outChannels: outChannels)),
          WorkspaceBuffer("weights transformed", count: geometry.patch * outChannels)]
             + Array(repeating: WorkspaceBuffer("Winograd tiles", count: winogradScratchFloats(geometry, outChannels: outChannels)),
-                    count: self.workers(batch: n, workers: workers))
+                    count: pooledRowWorkers(geometry, batch: n, workers: workers))
     }
 
     func bind(workspace: [BoundWorkspaceBuffer]) {
@@ -200,13 +183,31 @@ final class WinogradConvPoolReLUStep: InferenceStep {
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         guard let transformed, !tiles.isEmpty else { unready(name) }
         let b = UnsafePointer(parameters.values.bias)
-        let g = geometry, OC = outChannels, CHW = g.channels * g.height * g.width, PH = g.outH / 2
-        let out = OC * PH * (g.outW / 2)
-        let U = UnsafePointer(transformed), tiles = tiles
-        parallelForRows(samples: n, rowsPerSample: PH, workers: tiles.count) { worker, s, pooledRows in
-            winogradPoolReLU(y + s &* out, x + s &* CHW, transformed: U, b, g, outChannels: OC,
-                             pooledRows: pooledRows, scratch: tiles[worker])
+        let g = geometry, OC = outChannels, U = UnsafePointer(transformed), tiles = tiles
+        forEachPooledRows(y, x, batch: n, g, outChannels: OC, workers: tiles.count) { y, x, pooledRows, worker in
+            winogradPoolReLU(y, x, transformed: U, b, g, outChannels: OC, pooledRows: pooledRows, scratch: tiles[worker])
         }
+    }
+}
+
+/// The workers a conv + pool + ReLU step keeps row scratch for, each that
+/// can have work: one per sample, or, for a batch smaller than a sample's
+/// pooled rows, one per row (a `WorkerTeam` splits one sample's rows). A
+/// thread count beyond that costs nothing.
+private func pooledRowWorkers(_ g: ConvGeometry, batch n: Int, workers: Int) -> Int {
+    max(1, min(workers, max(n, g.outH / 2)))
+}
+
+/// Runs `body(y, x, rows, worker)` of a conv + pool + ReLU step over a
+/// batch's pooled rows: y and x the sample's output (OC, PH, PW) and input
+/// (C, H, W), `rows` a range of its pooled rows, `worker` whose scratch.
+@inline(__always)
+private func forEachPooledRows(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int, _ g: ConvGeometry,
+                               outChannels OC: Int, workers: Int,
+                               _ body: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Range<Int>, Int) -> Void) {
+    let CHW = g.channels * g.height * g.width, PH = g.outH / 2, out = OC * PH * (g.outW / 2)
+    parallelForRows(samples: n, rowsPerSample: PH, workers: workers) { worker, s, pooledRows in
+        body(y + s &* out, x + s &* CHW, pooledRows, worker)
     }
 }
 
