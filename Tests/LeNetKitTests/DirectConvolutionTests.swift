@@ -68,4 +68,96 @@ struct DirectConvolutionTests {
                          "2·ε·(n·P + 8)·Σ|dy·x|")
         }
     }
+
+    /// The AVX-512 backward kernel against the definition: the transposed
+    /// weight gradient it sums into, and the input gradient over the
+    /// connected pairs. Shapes: C3 with and without its table, more than 16
+    /// output maps (two vector groups), rows of one, two and three vectors,
+    /// row counts that are not whole blocks of 8, one output position.
+    @Test(.enabled(if: CPUFeatures.avx512F, "the backward kernel needs AVX-512"))
+    func testBackwardKernelMatchesTheDefinition() throws {
+        let shapes: [(C: Int, H: Int, W: Int, OC: Int, table: [[Int]]?)] = [
+            (6, 14, 14, 16, Conv2D.lecunC3Table), (6, 14, 14, 16, nil), (3, 32, 32, 5, nil), (2, 9, 9, 3, nil),
+            (16, 14, 14, 32, nil), (4, 21, 37, 20, [[0], [1, 3], [2], [0, 1, 2, 3]] + Array(repeating: [3], count: 16)),
+            (2, 5, 5, 18, nil), (1, 6, 6, 1, nil),
+        ]
+        for s in shapes {
+            let g = ConvGeometry(channels: s.C, height: s.H, width: s.W, kernelH: 5, kernelW: 5, stride: 1)
+            #expect(directBackwardFits(g))
+            let P = g.positions, K = s.C * 25, OCp = (s.OC + 15) / 16 * 16
+            let x = FixedValues.values(s.C * s.H * s.W, salt: 31, bound: 1)
+            let w = FixedValues.values(s.OC * K, salt: 32, bound: 0.2)
+            let dy = FixedValues.values(s.OC * P, salt: 33, bound: 1)
+            let connected: [UInt8]? = s.table.map { table in
+                var pairs = [UInt8](repeating: 0, count: s.OC * s.C)
+                for (oc, row) in table.enumerated() { for c in row { pairs[oc * s.C + c] = 1 } }
+                return pairs
+            }
+            let sizes = conv5x5BackwardSizes(g, outChannels: s.OC)
+            #expect(sizes.weightGradient == K * OCp)
+            // The columns past OC start at 0 and must stay there; the rest start at 0.5.
+            var dwT = (0..<K * OCp).map { $0 % OCp < s.OC ? Float(0.5) : 0 }
+            var dx = [Float](repeating: .nan, count: s.C * s.H * s.W)
+            var scratch = [Float](repeating: .nan, count: sizes.scratch)
+            connected.withUnsafeBufferPointerOrNil { pairs in
+                conv5x5Backward(&dwT, &dx, dy, x, w, g, outChannels: s.OC, connected: pairs, scratch: &scratch)
+            }
+            var dw = [Float](repeating: 0.5, count: s.OC * K)
+            conv5x5WeightGradientNaive(&dw, dy, x, g, outChannels: s.OC)
+            let actual = (0..<s.OC * K).map { i in dwT[(i % K) * OCp + i / K] }
+            // Each is 0.5 plus a chain of P products of magnitude ≤ 1.
+            assertWithin(actual, dw, "weight gradient \(s.C)→\(s.OC) \(s.H)×\(s.W)",
+                         bound: ErrorBound.reduction(P + 1, magnitude: Float(P) + 0.5), "ε·(P + 1)·Σ|dy·x|")
+            #expect((0..<K * OCp).allSatisfy { $0 % OCp < s.OC || dwT[$0] == 0 }, "padding columns \(s)")
+            var reference = [Float](repeating: 0, count: dx.count)
+            conv5x5InputGradientNaive(&reference, dy, w, g, outChannels: s.OC, connected: connected)
+            // Each sums at most OC·25 products of magnitude ≤ 0.2 (zeros outside dy add nothing).
+            assertWithin(dx, reference, "input gradient \(s.C)→\(s.OC) \(s.H)×\(s.W)",
+                         bound: ErrorBound.reduction(s.OC * 25, magnitude: Float(s.OC * 25) * 0.2), "ε·OC·25·Σ|dy·w|")
+        }
+    }
+
+    /// Conv2D's direct backward pass against its im2col + sgemm pass, with
+    /// and without a connection table: the same gradients within the sums'
+    /// bounds, and the table's missing weights get no gradient.
+    @Test(.enabled(if: CPUFeatures.avx512F, "the backward kernel needs AVX-512"))
+    func testConv2DDirectBackwardAndGemmPathsAgree() throws {
+        let cases: [(C: Int, H: Int, OC: Int, table: [[Int]]?)] = [(6, 14, 16, Conv2D.lecunC3Table), (3, 12, 20, nil)]
+        for s in cases {
+            let shape = FeatureShape(channels: s.C, height: s.H, width: s.H)
+            let net = try Network(inputShape: shape, layers: [Conv2D("c", inChannels: s.C, outChannels: s.OC, kernelSize: 5, table: s.table)])
+            guard let conv = net.layers[0] as? Conv2D else { Issue.record("not a Conv2D"); return }
+            try FixedValues.fill(net.parameters)
+            let n = 3
+            try net.reserve(batch: n)
+            let g = conv.geometry(for: shape)
+            #expect(conv.directBackward(g), "the rule takes \(s.C)→\(s.OC)")
+            let x = FixedValues.values(n * shape.count, salt: 41, bound: 1)
+            let out = n * net.outputShape.count
+            let dy = FixedValues.values(out, salt: 42, bound: 1)
+            var y = [Float](repeating: .nan, count: out)
+            conv.forward(&y, x, batch: n)
+            var results: [(dx: [Float], grad: [Float])] = []
+            for direct in [true, false] {
+                conv.directBackwardChoice = direct
+                net.parameters.zeroGradients()
+                var dx = [Float](repeating: .nan, count: n * shape.count)
+                conv.backward(&dx, dy, x, y, batch: n)
+                results.append((dx, Array(net.parameters.gradients)))
+            }
+            let P = g.positions, bound = 1 / Float(s.C * 25).squareRoot()  // FixedValues.fill's bound
+            assertWithin(results[0].grad, results[1].grad, "gradients \(s)", bound: 2 * ErrorBound.reduction(n * P + 16, magnitude: Float(n * P)),
+                         "2·ε·(n·P + 16)·Σ|dy·x| (two orders)")
+            assertWithin(results[0].dx, results[1].dx, "input gradients \(s)",
+                         bound: 2 * ErrorBound.reduction(s.OC * 25, magnitude: Float(s.OC * 25) * bound), "2·ε·OC·25·Σ|dy·w| (two orders)")
+            if let table = s.table {
+                let weightGrad = results[0].grad
+                for (oc, row) in table.enumerated() {
+                    for c in 0..<s.C where !row.contains(c) {
+                        #expect(weightGrad[(oc * s.C + c) * 25..<(oc * s.C + c + 1) * 25].allSatisfy { $0 == 0 }, "masked \(oc), \(c)")
+                    }
+                }
+            }
+        }
+    }
 }

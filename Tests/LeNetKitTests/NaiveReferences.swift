@@ -292,3 +292,27 @@ func convPoolReLUNaive(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Floa
         }
     }
 }
+
+// From DirectConvolution.swift.
+/// `conv5x5Backward`'s input gradient by the definition, in double:
+/// dx[c, u, v] = Σ dy[oc, u − kh, v − kw]·w[oc, c, kh, kw] over the pairs
+/// `connected` marks (nil: all) and the kernel positions inside dy.
+func conv5x5InputGradientNaive(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                               _ g: ConvGeometry, outChannels: Int, connected: [UInt8]?) {
+    let C = g.channels, H = g.height, W = g.width, OH = g.outH, OW = g.outW
+    for c in 0..<C {
+        for u in 0..<H {
+            for v in 0..<W {
+                var s = 0.0
+                for oc in 0..<outChannels where connected.map({ $0[oc * C + c] != 0 }) ?? true {
+                    for kh in 0..<5 where u - kh >= 0 && u - kh < OH {
+                        for kw in 0..<5 where v - kw >= 0 && v - kw < OW {
+                            s += Double(dy[(oc * OH + u - kh) * OW + v - kw]) * Double(w[((oc * C + c) * 5 + kh) * 5 + kw])
+                        }
+                    }
+                }
+                dx[(c * H + u) * W + v] = Float(s)
+            }
+        }
+    }
+}

@@ -58,6 +58,18 @@ void lenet_conv5x5_avx2(float *_Nonnull y, const float *_Nonnull x, const float 
 void lenet_conv5x5_weight_gradient_avx2(float *_Nonnull dw, const float *_Nonnull dy, const float *_Nonnull x,
                                         long C, long H, long W, long OC);
 
+/// One sample's backward pass of a 5×5 convolution, stride 1, no padding, with AVX-512F,
+/// from dy (OC, H − 4, W − 4) and x (C, H, W):
+/// dwT (C·25, OCp) += Σ_{i,j} x[c, i + kh, j + kw] · dy[oc, i, j] at row c·25 + kh·5 + kw,
+/// column oc (the weight gradient transposed; OCp = OC rounded up to 16, its extra columns
+/// get 0); and, when dx is not NULL, dx (C, H, W) = Σ_{oc, kh, kw} dy[oc, u − kh, v − kw] ·
+/// w[oc, c, kh, kw] over the pairs with connected[oc·C + c] != 0 (NULL: every pair), w
+/// (OC, C, 5, 5). scratch: P·OCp + OC·(Hr + 4)·(W + 4) + 16 floats, P = (H − 4)·(W − 4),
+/// Hr = H rounded up to 8. Call only when lenet_has_avx512f() returns 1.
+void lenet_conv5x5_backward_avx512(float *_Nonnull dwT, float *_Nullable dx, const float *_Nonnull dy,
+                                   const float *_Nonnull x, const float *_Nonnull w, long C, long H, long W, long OC,
+                                   const uint8_t *_Nullable connected, float *_Nonnull scratch);
+
 /// One sample of relu(maxpool2x2(w ⋆ x + b)), w 5×5, stride 1, no padding:
 /// y (OC, PH, PW) from x (C, H, W), PH = (H − 4) / 2, PW = (W − 4) / 2, rows
 /// py0..<py1 of y only; wp the weights packed (C·25, OC), OC a multiple of 8;

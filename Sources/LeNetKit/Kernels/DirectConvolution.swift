@@ -26,3 +26,26 @@ func conv5x5WeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePointe
                            _ g: ConvGeometry, outChannels: Int) {
     lenet_conv5x5_weight_gradient_avx2(dw, dy, x, g.channels, g.height, g.width, outChannels)
 }
+
+/// Whether `conv5x5Backward` takes a convolution of this geometry: 5×5,
+/// stride 1, no padding, and a CPU with AVX-512F.
+func directBackwardFits(_ g: ConvGeometry) -> Bool {
+    CPUFeatures.avx512F && g.kernelH == 5 && g.kernelW == 5 && g.stride == 1 && g.padding == 0
+}
+
+/// The Floats `conv5x5Backward` needs: the transposed weight gradient it
+/// sums into across a batch, and its scratch.
+func conv5x5BackwardSizes(_ g: ConvGeometry, outChannels OC: Int) -> (weightGradient: Int, scratch: Int) {
+    let OCp = (OC + 15) / 16 * 16, Hr = (g.height + 7) / 8 * 8
+    return (g.channels * 25 * OCp, g.positions * OCp + OC * (Hr + 4) * (g.width + 4) + 16)
+}
+
+/// One sample's backward pass: dwT (C·25, OCp) += the weight gradient
+/// transposed (OCp = OC rounded up to 16), and dx (C, H, W) = the input
+/// gradient over the pairs `connected` marks (nil: all), when dx is not nil.
+@inline(__always)
+func conv5x5Backward(_ dwT: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
+                     _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ g: ConvGeometry, outChannels: Int,
+                     connected: UnsafePointer<UInt8>?, scratch: UnsafeMutablePointer<Float>) {
+    lenet_conv5x5_backward_avx512(dwT, dx, dy, x, w, g.channels, g.height, g.width, outChannels, connected, scratch)
+}

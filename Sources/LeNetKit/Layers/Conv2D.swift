@@ -158,6 +158,12 @@ final class Conv2D: BuiltInLayer {
         sortedTable = table.map(Self.sortedRows)
     }
 
+    /// With a table: 1 at oc·C + c where map oc sees map c, else 0 (the
+    /// direct backward pass skips the rest). Made when the parameters are
+    /// bound, so only for a layer whose weights exist: a description's
+    /// channel counts are checked by then.
+    private var connected: [UInt8]?
+
     /// Calls `body` with the offset, (oc·C + c)·kernel, of each (oc, c)
     /// block of `kernel` weights that `table` does not connect, in order.
     /// No list of them is made: there can be as many as OC·C.
@@ -280,6 +286,13 @@ final class Conv2D: BuiltInLayer {
     func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {
         weight = parameters[0]; bias = parameters[1]
         weightGrad = gradients[0]; biasGrad = gradients[1]
+        connected = table.map { table in
+            var pairs = [UInt8](repeating: 0, count: outChannels * inChannels)
+            for (oc, row) in table.enumerated() where oc < outChannels {
+                for c in row where (0..<inChannels).contains(c) { pairs[oc * inChannels + c] = 1 }
+            }
+            return pairs
+        }
     }
 
     /// The bound weight and bias gradients, for the backward pass through a
@@ -301,7 +314,8 @@ final class Conv2D: BuiltInLayer {
         // Forward uses a scratch's cols and product; backward its dcols too,
         // and the transposed weight gradient.
         guard backward else { return (workers, (g.patch + outChannels) * chunk * g.positions, 0) }
-        return (workers, (2 * g.patch + outChannels) * chunk * g.positions, g.patch * outChannels)
+        let direct = directBackward(g) ? conv5x5BackwardSizes(g, outChannels: outChannels) : (0, 0)
+        return (workers, max((2 * g.patch + outChannels) * chunk * g.positions, direct.0 + direct.1), g.patch * outChannels)
     }
 
     func workspace(batch n: Int, input: FeatureShape, workers: Int, backward: Bool) -> [WorkspaceBuffer] {
@@ -348,6 +362,19 @@ final class Conv2D: BuiltInLayer {
         guard let g = geometry, directConvolutionFits(g) else { return false }
         return direct ?? (g.channels == 1)
     }
+
+    /// Whether the backward pass runs the direct AVX-512 kernel
+    /// (`conv5x5Backward`) instead of im2col + sgemm: 5×5, stride 1, no
+    /// padding, more than one input channel (C1 has its own kernel). It
+    /// ran LeNet-5's C3 and C5 several times faster (docs/PERFORMANCE.md).
+    /// `directBackwardChoice` set by a test chooses; nil: this rule.
+    func directBackward(_ g: ConvGeometry) -> Bool {
+        guard directBackwardFits(g) else { return false }
+        return directBackwardChoice ?? (direct == nil && g.channels > 1 && g.positions >= 16)
+    }
+
+    /// Tests set it to run the direct backward kernel or not; nil: `directBackward` decides.
+    var directBackwardChoice: Bool?
 
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         guard let g = geometry, let weight, let bias, !scratch.isEmpty else { unready(name) }
@@ -421,6 +448,25 @@ final class Conv2D: BuiltInLayer {
                 let dys = dy + s * OC * P
                 for oc in 0..<OC { biasGrad[oc] += sum(dys + oc * P, count: P) }
                 conv5x5WeightGradient(weightGrad, dys, x + s * CHW, g, outChannels: OC)
+            }
+            return
+        }
+        if directBackward(g) {
+            let sizes = conv5x5BackwardSizes(g, outChannels: OC), OCp = sizes.weightGradient / K
+            let dWTpadded = work, rest = work + sizes.weightGradient
+            dWTpadded.update(repeating: 0, count: sizes.weightGradient)
+            connected.withUnsafeBufferPointerOrNil { pairs in
+                for s in 0..<n {
+                    let dys = dy + s * OC * P
+                    for oc in 0..<OC { biasGrad[oc] += sum(dys + oc * P, count: P) }
+                    conv5x5Backward(dWTpadded, dx.map { $0 + s * CHW }, dys, x + s * CHW, weight, g, outChannels: OC,
+                                    connected: pairs, scratch: rest)
+                }
+            }
+            // dW (OC, K) += dWᵀ (K, OCp)ᵀ
+            for oc in 0..<OC {
+                let row = weightGrad + oc * K
+                for k in 0..<K { row[k] += dWTpadded[k * OCp + oc] }
             }
             return
         }
@@ -514,5 +560,13 @@ extension Conv2D {
     /// connections are the zeros the weight already stores.
     func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
         try graph.convolution(name, input, weight: [outChannels, inChannels, kernelH, kernelW], stride: stride, padding: padding)
+    }
+}
+
+extension Optional where Wrapped == [UInt8] {
+    /// `body` with the array's storage, or nil when there is no array.
+    func withUnsafeBufferPointerOrNil<R>(_ body: (UnsafePointer<UInt8>?) -> R) -> R {
+        guard let array = self else { return body(nil) }
+        return array.withUnsafeBufferPointer { body($0.baseAddress) }
     }
 }
