@@ -12,7 +12,24 @@ struct TanhTests {
     var kernels: [(String, Kernel)] {
         var list: [(String, Kernel)] = [("portable", { scaledTanhPortable($0, $1, count: $2, amplitude: $3, slope: $4) })]
         if CPUFeatures.hardwareAVX2FMA { list.append(("avx2", { lenet_scaled_tanh_avx2($0, $1, $2, $3, $4) })) }
+        if lenet_has_avx512f() != 0 { list.append(("avx512", { lenet_scaled_tanh_avx512($0, $1, $2, $3, $4) })) }
         return list
+    }
+
+    /// The AVX-512 kernel runs the AVX2 kernel's operations lane by lane:
+    /// the same bits for every sample, NaNs, infinities and ±0 included,
+    /// and for every tail length (the masked last vector).
+    @Test(.enabled(if: lenet_has_avx512f() != 0, "needs AVX-512"))
+    func testAVX512IsTheAVX2KernelBitForBit() {
+        let x = samples() + [.nan, -.nan, .infinity, -.infinity, 0, -0.0, .leastNonzeroMagnitude, -.greatestFiniteMagnitude]
+        for (amplitude, slope) in [(Float(1), Float(1)), (1.7159, 2 / 3)] {
+            for count in [x.count, 1, 15, 17, 31] {
+                var avx2 = [Float](repeating: 7, count: count + 16), avx512 = avx2
+                lenet_scaled_tanh_avx2(&avx2, x, count, amplitude, slope)
+                lenet_scaled_tanh_avx512(&avx512, x, count, amplitude, slope)
+                #expect(avx512.map(\.bitPattern) == avx2.map(\.bitPattern), "count \(count), A = \(amplitude)")
+            }
+        }
     }
 
     /// Every 4099th float bit pattern of each sign (about 2 million values,

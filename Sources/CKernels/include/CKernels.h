@@ -47,6 +47,10 @@ void lenet_weighted_row_sum_avx512(float *_Nonnull out, int accumulate,
 /// when lenet_has_avx2_fma() returns 1.
 void lenet_scaled_tanh_avx2(float *_Nonnull y, const float *_Nonnull x, long count, float amplitude, float slope);
 
+/// lenet_scaled_tanh_avx2 with AVX-512F: the same arguments and the same bits.
+/// Call only when lenet_has_avx512f() returns 1.
+void lenet_scaled_tanh_avx512(float *_Nonnull y, const float *_Nonnull x, long count, float amplitude, float slope);
+
 /// One sample of a 5×5 convolution, stride 1, no padding, with AVX2 and FMA:
 /// y (OC, H−4, W−4) = w (OC, C, 5, 5) ⋆ x (C, H, W) + b (OC). Needs 5 ≤ W ≤ 36
 /// (an output row of at most 32). Call only when lenet_has_avx2_fma() returns 1.

@@ -26,7 +26,9 @@ import Foundation  // libm (expf, logf, …) on every platform
 /// y[i] = amplitude·tanh(slope·x[i]) for i in 0..<count (y may be x).
 func scaledTanh(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int,
                 amplitude: Float, slope: Float) {
-    if CPUFeatures.avx2FMA {
+    if CPUFeatures.avx512F {
+        lenet_scaled_tanh_avx512(y, x, count, amplitude, slope)
+    } else if CPUFeatures.avx2FMA {
         lenet_scaled_tanh_avx2(y, x, count, amplitude, slope)
     } else {
         scaledTanhPortable(y, x, count: count, amplitude: amplitude, slope: slope)
