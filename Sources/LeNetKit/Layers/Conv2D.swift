@@ -341,12 +341,15 @@ final class Conv2D: BuiltInLayer {
     /// Whether the forward pass runs the channels-last direct kernel
     /// (Kernels/ConvPoolReLU.swift, the one `ConvStep` runs in inference)
     /// instead of im2col + sgemm or the row kernel: 5×5, stride 1, no
-    /// padding, an AVX2 CPU, and output rows of at least 8 (the kernel's
-    /// tiles run along a row; C5's single position stays a product).
-    /// Measured faster for every such LeNet layer (docs/PERFORMANCE.md).
+    /// padding, an AVX2 CPU, output rows of at least 8 (the kernel's
+    /// tiles run along a row; C5's single position stays a product), and
+    /// more than one input channel. Measured faster for every such LeNet
+    /// layer; with one input channel (C1, 6 maps) the row kernel
+    /// (`directKernel`) fills its lanes and was faster, with AVX2 and with
+    /// AVX-512 (docs/PERFORMANCE.md).
     /// `direct` set by a test chooses the older paths instead.
     func channelsLastForward(_ g: ConvGeometry) -> Bool {
-        direct == nil && conv5x5ChannelsLastFits(g) && g.outW >= 8
+        direct == nil && conv5x5ChannelsLastFits(g) && g.outW >= 8 && g.channels > 1
     }
 
     /// Tests set it to run one path or the other; nil: `directKernel` decides.
