@@ -12,6 +12,9 @@ struct ConvolutionTests {
         Case(n: 2, c: 2, h: 9, w: 7, oc: 3, k: 3, stride: 2, padding: 1),
         Case(n: 1, c: 3, h: 8, w: 8, oc: 4, k: 5, stride: 1, padding: 2),
         Case(n: 2, c: 1, h: 6, w: 5, oc: 2, k: 2, stride: 3, padding: 2),
+        Case(n: 4, c: 16, h: 5, w: 5, oc: 120, k: 5, stride: 1, padding: 0),  // C5: one window covers the input
+        Case(n: 3, c: 2, h: 4, w: 4, oc: 5, k: 4, stride: 2, padding: 0),  // the same, with a stride
+        Case(n: 2, c: 6, h: 14, w: 14, oc: 16, k: 5, stride: 1, padding: 0),  // C3 without its table
     ]
 
     @Test func testIm2colGemmMatchesDirectConvolution() throws {
