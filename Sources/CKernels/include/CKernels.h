@@ -57,6 +57,11 @@ void lenet_scaled_tanh_avx512(float *_Nonnull y, const float *_Nonnull x, long c
 void lenet_conv5x5_avx2(float *_Nonnull y, const float *_Nonnull x, const float *_Nonnull w, const float *_Nonnull b,
                         long C, long H, long W, long OC);
 
+/// lenet_conv5x5_avx2 with AVX-512F: the same arguments, limits and bits.
+/// Call only when lenet_has_avx512f() returns 1.
+void lenet_conv5x5_avx512(float *_Nonnull y, const float *_Nonnull x, const float *_Nonnull w, const float *_Nonnull b,
+                          long C, long H, long W, long OC);
+
 /// The weight gradient of lenet_conv5x5_avx2 for one sample:
 /// dw (OC, C, 5, 5) += Σ_{i,j} dy[oc, i, j] · x[c, i + kh, j + kw]. Same limits.
 void lenet_conv5x5_weight_gradient_avx2(float *_Nonnull dw, const float *_Nonnull dy, const float *_Nonnull x,
@@ -73,6 +78,11 @@ void lenet_conv5x5_weight_gradient_avx2(float *_Nonnull dw, const float *_Nonnul
 void lenet_conv5x5_backward_avx512(float *_Nonnull dwT, float *_Nullable dx, const float *_Nonnull dy,
                                    const float *_Nonnull x, const float *_Nonnull w, long C, long H, long W, long OC,
                                    const uint8_t *_Nullable connected, float *_Nonnull scratch);
+
+/// lenet_conv5x5_weight_gradient_avx2 with AVX-512F: the same arguments and limits;
+/// its sums run in 16 lanes, so its bits are its own. Call only when lenet_has_avx512f() returns 1.
+void lenet_conv5x5_weight_gradient_avx512(float *_Nonnull dw, const float *_Nonnull dy, const float *_Nonnull x,
+                                          long C, long H, long W, long OC);
 
 /// One sample of relu(maxpool2x2(w ⋆ x + b)), w 5×5, stride 1, no padding:
 /// y (OC, PH, PW) from x (C, H, W), PH = (H − 4) / 2, PW = (W − 4) / 2, rows

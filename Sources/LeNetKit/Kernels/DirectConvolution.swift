@@ -17,14 +17,22 @@ func directConvolutionFits(_ g: ConvGeometry) -> Bool {
 @inline(__always)
 func conv5x5(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
              _ b: UnsafePointer<Float>, _ g: ConvGeometry, outChannels: Int) {
-    lenet_conv5x5_avx2(y, x, w, b, g.channels, g.height, g.width, outChannels)
+    if CPUFeatures.avx512F {
+        lenet_conv5x5_avx512(y, x, w, b, g.channels, g.height, g.width, outChannels)
+    } else {
+        lenet_conv5x5_avx2(y, x, w, b, g.channels, g.height, g.width, outChannels)
+    }
 }
 
 /// One sample's weight gradient: dw (OC, C, 5, 5) += Σ dy[oc, i, j]·x[c, i + kh, j + kw].
 @inline(__always)
 func conv5x5WeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
                            _ g: ConvGeometry, outChannels: Int) {
-    lenet_conv5x5_weight_gradient_avx2(dw, dy, x, g.channels, g.height, g.width, outChannels)
+    if CPUFeatures.avx512F {
+        lenet_conv5x5_weight_gradient_avx512(dw, dy, x, g.channels, g.height, g.width, outChannels)
+    } else {
+        lenet_conv5x5_weight_gradient_avx2(dw, dy, x, g.channels, g.height, g.width, outChannels)
+    }
 }
 
 /// Whether `conv5x5Backward` takes a convolution of this geometry: 5×5,
