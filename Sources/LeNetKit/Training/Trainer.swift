@@ -285,23 +285,30 @@ public final class Trainer {
             EpochResult(epoch: epoch + 1, step: stepInEpoch, steps: steps, loss: epochLossSum / Double(max(epochImages, 1)),
                         images: epochImages, seconds: epochSeconds + elapsed(), correct: epochCorrect)
         }
-        for b in stepInEpoch..<steps {
-            if let shouldStop, shouldStop() {
-                let stopped = result()
-                epochSeconds = stopped.seconds
-                return stopped
+        // The steps run inside a worker team: its helpers stay awake between
+        // steps, so handing each step's parts to them costs no thread
+        // wake-up, which Dispatch took on every step (docs/PERFORMANCE.md).
+        let stopped: EpochResult? = try WorkerTeam.run(threads: dataParallel.threads) {
+            for b in stepInEpoch..<steps {
+                if let shouldStop, shouldStop() {
+                    let stopped = result()
+                    epochSeconds = stopped.seconds
+                    return stopped
+                }
+                let batch = order[batch: b]
+                let value = try step(batch)
+                guard value.isFinite else {
+                    throw LeNetError("the loss became \(value) at epoch \(epoch + 1), step \(b + 1) of \(steps); lower TrainingOptions.learningRate", subject: "training")
+                }
+                epochLossSum += Double(value) * Double(batch.count)
+                epochImages += batch.count
+                epochCorrect += lastStepCorrect
+                stepInEpoch = b + 1
+                progress?(result())
             }
-            let batch = order[batch: b]
-            let value = try step(batch)
-            guard value.isFinite else {
-                throw LeNetError("the loss became \(value) at epoch \(epoch + 1), step \(b + 1) of \(steps); lower TrainingOptions.learningRate", subject: "training")
-            }
-            epochLossSum += Double(value) * Double(batch.count)
-            epochImages += batch.count
-            epochCorrect += lastStepCorrect
-            stepInEpoch = b + 1
-            progress?(result())
+            return nil
         }
+        if let stopped { return stopped }
         let finished = result()
         epoch += 1
         stepInEpoch = 0
