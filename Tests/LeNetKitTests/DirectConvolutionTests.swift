@@ -115,10 +115,12 @@ struct DirectConvolutionTests {
             // The columns past OC start at 0 and must stay there; the rest start at 0.5.
             var dwT = (0..<K * OCp).map { $0 % OCp < s.OC ? Float(0.5) : 0 }
             var dx = [Float](repeating: .nan, count: s.C * s.H * s.W)
-            var scratch = [Float](repeating: .nan, count: sizes.scratch)
+            // The scratch with 8 sentinels past the size the layer reserves: the kernel must not reach them.
+            var scratch = [Float](repeating: .nan, count: sizes.scratch) + [Float](repeating: -3, count: 8)
             connected.withUnsafeBufferPointerOrNil { pairs in
                 conv5x5Backward(&dwT, &dx, dy, x, w, g, outChannels: s.OC, connected: pairs, scratch: &scratch)
             }
+            #expect(scratch.suffix(8).allSatisfy { $0 == -3 }, "scratch overrun \(s.C)→\(s.OC) \(s.H)×\(s.W)")
             var dw = [Float](repeating: 0.5, count: s.OC * K)
             conv5x5WeightGradientNaive(&dw, dy, x, g, outChannels: s.OC)
             let actual = (0..<s.OC * K).map { i in dwT[(i % K) * OCp + i / K] }

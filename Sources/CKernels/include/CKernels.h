@@ -74,7 +74,7 @@ void lenet_conv5x5_weight_gradient_avx2(float *_Nonnull dw, const float *_Nonnul
 /// get 0); and, when dx is not NULL, dx (C, H, W) = Σ_{oc, kh, kw} dy[oc, u − kh, v − kw] ·
 /// w[oc, c, kh, kw] over the pairs with connected[oc·C + c] != 0 (NULL: every pair), w
 /// (OC, C, 5, 5). scratch: P·OCp + OC·(Hr + 4)·(W + 4) + 16 floats, P = (H − 4)·(W − 4),
-/// Hr = H rounded up to 8. Call only when lenet_has_avx512f() returns 1.
+/// Hr = H rounded up to a multiple of 7. Call only when lenet_has_avx512f() returns 1.
 void lenet_conv5x5_backward_avx512(float *_Nonnull dwT, float *_Nullable dx, const float *_Nonnull dy,
                                    const float *_Nonnull x, const float *_Nonnull w, long C, long H, long W, long OC,
                                    const uint8_t *_Nullable connected, float *_Nonnull scratch);

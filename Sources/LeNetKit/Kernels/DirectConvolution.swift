@@ -44,7 +44,7 @@ func directBackwardFits(_ g: ConvGeometry) -> Bool {
 /// The Floats `conv5x5Backward` needs: the transposed weight gradient it
 /// sums into across a batch, and its scratch.
 func conv5x5BackwardSizes(_ g: ConvGeometry, outChannels OC: Int) -> (weightGradient: Int, scratch: Int) {
-    let OCp = (OC + 15) / 16 * 16, Hr = (g.height + 7) / 8 * 8
+    let OCp = (OC + 15) / 16 * 16, Hr = (g.height + 6) / 7 * 7  // whole blocks of the kernel's 7 rows
     return (g.channels * 25 * OCp, g.positions * OCp + OC * (Hr + 4) * (g.width + 4) + 16)
 }
 
