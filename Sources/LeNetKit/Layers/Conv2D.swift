@@ -406,9 +406,14 @@ final class Conv2D: BuiltInLayer {
             // y (n, OC) = x (n, K) · Wᵀ + b: each sample is its one patch.
             let OC = outChannels, K = g.patch
             parallelFor(n) { samples in
-                let out = y + samples.lowerBound * OC
+                let out = y + samples.lowerBound * OC, input = x + samples.lowerBound * K
+                if linearReLUFits {
+                    // The fully connected kernel reads W in place; sgemm packed all of it every call.
+                    linearReLU(out, ldy: OC, input, ldx: K, weight, bias, batch: samples.count, inputs: K, outputs: OC, relu: false)
+                    return
+                }
                 for s in 0..<samples.count { (out + s * OC).update(from: bias, count: OC) }
-                gemm(.none, .transposed, m: samples.count, n: OC, k: K, x + samples.lowerBound * K, weight, beta: 1, out)
+                gemm(.none, .transposed, m: samples.count, n: OC, k: K, input, weight, beta: 1, out)
             }
             return
         }

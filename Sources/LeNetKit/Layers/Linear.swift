@@ -108,6 +108,12 @@ final class Linear: BuiltInLayer {
 
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         guard let weight, let bias else { unready(name) }
+        if linearReLUFits {
+            // The fully connected kernel reads W in place; sgemm packed all of it every call.
+            linearReLU(y, ldy: outFeatures, x, ldx: inFeatures, weight, bias, batch: n, inputs: inFeatures, outputs: outFeatures,
+                       relu: false)
+            return
+        }
         for s in 0..<n { (y + s * outFeatures).update(from: bias, count: outFeatures) }
         gemm(.none, .transposed, m: n, n: outFeatures, k: inFeatures, x, weight, beta: 1, y)
     }
