@@ -111,7 +111,23 @@ void lenet_scaled_tanh_avx512(float *y, const float *x, long count, float amplit
         _mm512_mask_storeu_ps(y + i, mask, _mm512_mul_ps(A, tanh16(_mm512_mul_ps(S, v))));
     }
 }
+
+// dx = dy·scale·(1 − t²), t = y·inverse: tanhBackward's operations
+// (Kernels/Tanh.swift) in its order, none fused, so the same bits.
+__attribute__((target("avx512f,avx2,fma")))
+void lenet_tanh_backward_avx512(float *dx, const float *dy, const float *y, long count, float scale, float inverse) {
+    const __m512 S = _mm512_set1_ps(scale), I = _mm512_set1_ps(inverse), one = _mm512_set1_ps(1.0f);
+    for (long i = 0; i < count; i += 16) {
+        const __mmask16 m = count - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (count - i)) - 1);
+        const __m512 t = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, y + i), I);
+        const __m512 g = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy + i), S);
+        _mm512_mask_storeu_ps(dx + i, m, _mm512_mul_ps(g, _mm512_sub_ps(one, _mm512_mul_ps(t, t))));
+    }
+}
 #else
+void lenet_tanh_backward_avx512(float *dx, const float *dy, const float *y, long count, float scale, float inverse) {
+    (void)dx; (void)dy; (void)y; (void)count; (void)scale; (void)inverse;
+}
 void lenet_scaled_tanh_avx512(float *y, const float *x, long count, float amplitude, float slope) {
     (void)y; (void)x; (void)count; (void)amplitude; (void)slope;
 }

@@ -16,6 +16,21 @@ struct TanhTests {
         return list
     }
 
+    /// The AVX-512 backward is the Swift loop's operations: the same bits,
+    /// at every tail length, for LeNet's scale and for plain tanh.
+    @Test(.enabled(if: lenet_has_avx512f() != 0, "needs AVX-512"))
+    func testBackwardKernelIsThePortableLoopBitForBit() {
+        let y = randomValues(1000, seed: 3, -1.7, 1.7), dy = randomValues(1000, seed: 4)
+        for (scale, inverse) in [(Float(1.7159 * 2 / 3), 1 / Float(1.7159)), (1, 1)] {
+            for count in [1000, 1, 15, 16, 17, 33] {
+                var portable = [Float](repeating: 7, count: count + 16), avx512 = portable
+                tanhBackwardPortable(&portable, dy, y, count: count, scale: scale, inverseAmplitude: inverse)
+                lenet_tanh_backward_avx512(&avx512, dy, y, count, scale, inverse)
+                #expect(avx512.map(\.bitPattern) == portable.map(\.bitPattern), "count \(count), scale \(scale)")
+            }
+        }
+    }
+
     /// The AVX-512 kernel runs the AVX2 kernel's operations lane by lane:
     /// the same bits for every sample, NaNs, infinities and ±0 included,
     /// and for every tail length (the masked last vector).

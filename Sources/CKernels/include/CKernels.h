@@ -51,6 +51,12 @@ void lenet_scaled_tanh_avx2(float *_Nonnull y, const float *_Nonnull x, long cou
 /// Call only when lenet_has_avx512f() returns 1.
 void lenet_scaled_tanh_avx512(float *_Nonnull y, const float *_Nonnull x, long count, float amplitude, float slope);
 
+/// dx[i] = dy[i]·scale·(1 − (y[i]·inverse)²) for i < count, with AVX-512F: tanhBackward's
+/// operations (Kernels/Tanh.swift), none fused, the same bits. Call only when
+/// lenet_has_avx512f() returns 1.
+void lenet_tanh_backward_avx512(float *_Nonnull dx, const float *_Nonnull dy, const float *_Nonnull y, long count,
+                                float scale, float inverse);
+
 /// One sample of a 5×5 convolution, stride 1, no padding, with AVX2 and FMA:
 /// y (OC, H−4, W−4) = w (OC, C, 5, 5) ⋆ x (C, H, W) + b (OC). Needs 5 ≤ W ≤ 36
 /// (an output row of at most 32). Call only when lenet_has_avx2_fma() returns 1.

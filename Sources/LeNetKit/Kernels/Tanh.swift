@@ -91,3 +91,35 @@ func tanh8(_ s: SIMD8<Float>) -> SIMD8<Float> {
     let magnitude = unsafeBitCast(small.replacing(with: t, where: a .>= 0.625), to: SIMD8<UInt32>.self)
     return unsafeBitCast(magnitude | (bits & signBit), to: SIMD8<Float>.self).replacing(with: s, where: s .!= s)
 }
+
+/// The scaled tanh's backward pass, dx = dy·(A·S)·(1 − (y/A)²): with
+/// AVX-512 where the CPU has it (`lenet_tanh_backward_avx512`), else in
+/// Swift; the same operations, unfused, so the same bits either way.
+@inline(__always)
+func tanhBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
+                  count: Int, scale: Float, inverseAmplitude inv: Float) {
+    if CPUFeatures.avx512F {
+        lenet_tanh_backward_avx512(dx, dy, y, count, scale, inv)
+        return
+    }
+    tanhBackwardPortable(dx, dy, y, count: count, scale: scale, inverseAmplitude: inv)
+}
+
+/// `tanhBackward` in Swift's vectors, for any CPU, eight at a time; the
+/// tail runs the same operations one by one (no FMA, so the bits agree):
+/// the AVX-512 kernel's reference.
+func tanhBackwardPortable(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
+                          count: Int, scale: Float, inverseAmplitude inv: Float) {
+    var i = 0
+    while i + 8 <= count {
+        let t = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self) * inv
+        let g = UnsafeRawPointer(dy + i).loadUnaligned(as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(dx + i).storeBytes(of: g * scale * (1 - t * t), as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < count {
+        let t = y[i] * inv
+        dx[i] = dy[i] * scale * (1 - t * t)
+        i += 1
+    }
+}

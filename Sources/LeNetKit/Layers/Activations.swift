@@ -216,22 +216,4 @@ final class Tanh: BuiltInLayer {
     }
 }
 
-/// dx = dy·(A·S)·(1 − (y/A)²), eight at a time; the tail runs the same
-/// operations one by one (no FMA on either path, so the bits agree).
-@inline(__always)
-func tanhBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
-                  count: Int, scale: Float, inverseAmplitude inv: Float) {
-    var i = 0
-    while i + 8 <= count {
-        let t = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self) * inv
-        let g = UnsafeRawPointer(dy + i).loadUnaligned(as: SIMD8<Float>.self)
-        UnsafeMutableRawPointer(dx + i).storeBytes(of: g * scale * (1 - t * t), as: SIMD8<Float>.self)
-        i += 8
-    }
-    while i < count {
-        let t = y[i] * inv
-        dx[i] = dy[i] * scale * (1 - t * t)
-        i += 1
-    }
-}
 
