@@ -66,6 +66,47 @@ struct PooledBackwardTests {
         }
     }
 
+    /// The AVX-512 list builders give the Swift loops' lists, in the same
+    /// order: ±0 dropped, NaN kept, at every tail length.
+    @Test(.enabled(if: lenet_has_avx512f() != 0, "needs AVX-512"))
+    func testListKernelsAreThePortableLoops() {
+        // Gradients: a third zero (half of those −0), a NaN, the rest random.
+        func gradients(_ count: Int, seed: UInt64) -> [Float] {
+            randomValues(count, seed: seed).enumerated().map { i, v in
+                i % 3 == 0 ? (i % 2 == 0 ? 0 : -0.0) : (i == 7 ? .nan : v)
+            }
+        }
+        for count in [0, 1, 15, 16, 17, 196, 25] {
+            let values = gradients(count, seed: UInt64(count)), keys = (0..<count).map { Int32($0 * 7 % 101) }
+            var rows = [Int32](repeating: -1, count: count + 1), weights = [Float](repeating: 9, count: count + 1)
+            var portableRows = rows, portableWeights = weights
+            let n = lenet_compact_nonzero_avx512(&rows, &weights, keys, values, count)
+            let m = compactNonzeroPortable(&portableRows, &portableWeights, keys: keys, values: values, count: count)
+            #expect(n == m, "count \(count)")
+            #expect(Array(rows.prefix(n)) == Array(portableRows.prefix(m)), "rows, count \(count)")
+            #expect(weights.prefix(n).map(\.bitPattern) == portableWeights.prefix(m).map(\.bitPattern), "weights, count \(count)")
+        }
+        for (OC, PP, OW) in [(32, 25, 10), (16, 196, 28), (5, 9, 6), (40, 4, 4)] {
+            let values = gradients(OC * PP, seed: UInt64(OC)), start = 2 * OW + 2
+            // Routes to the window's four corners and elsewhere.
+            let routes = (0..<OC * PP).map { i in Int32(start + [0, 1, OW, OW + 1, 3][i * 5 % 7 % 5]) }
+            for w in [0, PP - 1] {
+                var rows = [Int32](repeating: -1, count: 4 * OC), weights = [Float](repeating: 9, count: 4 * OC)
+                var counts = [Int32](repeating: -1, count: 4)
+                var portableRows = rows, portableWeights = weights, portableCounts = counts
+                lenet_corner_lists_avx512(&rows, &weights, &counts, Array(routes[w...]), Array(values[w...]), OC, PP, start, OW)
+                cornerListsPortable(&portableRows, &portableWeights, counts: &portableCounts, routes: Array(routes[w...]),
+                                    values: Array(values[w...]), kernels: OC, stride: PP, start: start, rowLength: OW)
+                #expect(counts == portableCounts, "\(OC) kernels, window \(w)")
+                for corner in 0..<4 {
+                    let range = corner * OC..<corner * OC + Int(max(0, counts[corner]))
+                    #expect(Array(rows[range]) == Array(portableRows[range]), "\(OC) kernels, window \(w), corner \(corner)")
+                    #expect(weights[range].map(\.bitPattern) == portableWeights[range].map(\.bitPattern), "\(OC), \(w), \(corner)")
+                }
+            }
+        }
+    }
+
     /// `LENETKIT_KERNELS=portable` turns the AVX2 kernels off (CI runs the suite so).
     @Test func testPortableSwitch() {
         let portable = ProcessInfo.processInfo.environment["LENETKIT_KERNELS"] == "portable"

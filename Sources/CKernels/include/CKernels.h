@@ -42,6 +42,21 @@ void lenet_weighted_row_sum_avx512(float *_Nonnull out, int accumulate,
                                    const float *_Nonnull matrix, long ld, long width,
                                    const int32_t *_Nonnull rows, const float *_Nonnull weights, long count);
 
+/// The pairs (keys[j], values[j]), j < count, whose value is not ±0 (NaN kept), in order,
+/// into rows and weights; returns how many. With AVX-512F: call only when
+/// lenet_has_avx512f() returns 1.
+long lenet_compact_nonzero_avx512(int32_t *_Nonnull rows, float *_Nonnull weights, const int32_t *_Nonnull keys,
+                                  const float *_Nonnull values, long count);
+
+/// For one 2×2 pooling window starting at plane index start (rows OW apart): for each corner
+/// q = start + (corner ≥ 2 ? OW : 0) + corner % 2, the kernels oc < OC, in order, whose
+/// routes[oc·stride] is q and whose values[oc·stride] is not ±0 (NaN kept), into
+/// rows[corner·OC + i] (oc) and weights[corner·OC + i]; counts[corner] how many. With
+/// AVX-512F: call only when lenet_has_avx512f() returns 1.
+void lenet_corner_lists_avx512(int32_t *_Nonnull rows, float *_Nonnull weights, int32_t *_Nonnull counts,
+                               const int32_t *_Nonnull routes, const float *_Nonnull values, long OC, long stride,
+                               long start, long OW);
+
 /// y[i] = amplitude * tanh(slope * x[i]) for i < count, with AVX2 and FMA
 /// (Kernels/Tanh.swift: the method, its error, the portable twin). Call only
 /// when lenet_has_avx2_fma() returns 1.

@@ -185,3 +185,85 @@ func weightedRowSumVector(_ out: UnsafeMutablePointer<Float>, accumulate: Bool,
         k &+= 8
     }
 }
+
+// MARK: The lists the pooled backward sums over
+
+/// The pairs (keys[j], values[j]), j < count, whose value is not ±0 (a NaN
+/// is kept), in order, into `rows` and `weights` (each with room for
+/// `count`); returns how many. With AVX-512's compress where the CPU has
+/// it, else `compactNonzeroPortable`: the same lists.
+@inline(__always)
+func compactNonzero(_ rows: UnsafeMutablePointer<Int32>, _ weights: UnsafeMutablePointer<Float>,
+                    keys: UnsafePointer<Int32>, values: UnsafePointer<Float>, count: Int) -> Int {
+    if CPUFeatures.avx512F { return lenet_compact_nonzero_avx512(rows, weights, keys, values, count) }
+    return compactNonzeroPortable(rows, weights, keys: keys, values: values, count: count)
+}
+
+/// `compactNonzero` one pair at a time, for any CPU.
+func compactNonzeroPortable(_ rows: UnsafeMutablePointer<Int32>, _ weights: UnsafeMutablePointer<Float>,
+                            keys: UnsafePointer<Int32>, values: UnsafePointer<Float>, count: Int) -> Int {
+    var n = 0
+    for j in 0..<count {
+        let v = values[j]
+        rows[n] = keys[j]
+        weights[n] = v
+        n &+= nonzero(v)
+    }
+    return n
+}
+
+/// For one 2×2 pooling window whose top-left input is `start` (rows
+/// `rowLength` apart), one list per corner q = start + (corner ≥ 2 ?
+/// rowLength : 0) + corner % 2: the kernels oc in order whose route
+/// `routes[oc·stride]` is q and whose gradient `values[oc·stride]` is not
+/// ±0, as `rows[corner·kernels + i]` = oc and `weights[corner·kernels + i]`;
+/// `counts[corner]` how many. With AVX-512 where the CPU has it, else
+/// `cornerListsPortable`: the same lists.
+@inline(__always)
+func cornerLists(_ rows: UnsafeMutablePointer<Int32>, _ weights: UnsafeMutablePointer<Float>,
+                 counts: UnsafeMutablePointer<Int32>, routes: UnsafePointer<Int32>, values: UnsafePointer<Float>,
+                 kernels: Int, stride: Int, start: Int, rowLength: Int) {
+    if CPUFeatures.avx512F {
+        lenet_corner_lists_avx512(rows, weights, counts, routes, values, kernels, stride, start, rowLength)
+        return
+    }
+    cornerListsPortable(rows, weights, counts: counts, routes: routes, values: values, kernels: kernels, stride: stride,
+                        start: start, rowLength: rowLength)
+}
+
+/// `cornerLists` one kernel at a time, for any CPU: one pass over the
+/// kernels per corner keeps the list-building free of branches.
+func cornerListsPortable(_ rows: UnsafeMutablePointer<Int32>, _ weights: UnsafeMutablePointer<Float>,
+                         counts: UnsafeMutablePointer<Int32>, routes: UnsafePointer<Int32>, values: UnsafePointer<Float>,
+                         kernels: Int, stride: Int, start: Int, rowLength: Int) {
+    for corner in 0..<4 {
+        let q = Int32(truncatingIfNeeded: start + (corner >= 2 ? rowLength : 0) + corner % 2)
+        let listRows = rows + corner * kernels, listWeights = weights + corner * kernels
+        var n = 0
+        for oc in 0..<kernels {
+            let v = values[oc * stride]
+            listRows[n] = Int32(truncatingIfNeeded: oc)
+            listWeights[n] = v
+            n &+= nonzero(v) & same(routes[oc * stride], q)
+        }
+        counts[corner] = Int32(truncatingIfNeeded: n)
+    }
+}
+
+// The compaction loops count with arithmetic, not comparisons: the
+// optimizer turned `v != 0 ? 1 : 0` into branches, which mispredict on
+// gradients that are zero at random (docs/PERFORMANCE.md).
+
+/// 1 when a gradient is to be summed, anything but ±0 (a NaN is kept, so it
+/// reaches the weights as it would through the dense product), else 0.
+@inline(__always)
+func nonzero(_ v: Float) -> Int {
+    Int(((v.bitPattern & 0x7fff_ffff) &+ 0x7fff_ffff) >> 31)
+}
+
+/// 1 when a == b, else 0.
+@inline(__always)
+func same(_ a: Int32, _ b: Int32) -> Int {
+    let d = UInt32(bitPattern: a ^ b)
+    return 1 &- Int(((d & 0x7fff_ffff) &+ 0x7fff_ffff | d) >> 31)
+}

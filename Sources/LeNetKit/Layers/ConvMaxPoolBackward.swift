@@ -78,7 +78,7 @@ final class ConvMaxPoolBackward: BackwardStep {
     private var layout: (ld: Int, pooled: Int, list: Int, floats: Int, indices: Int) {
         let g = geometry, ld = (g.patch + 7) / 8 * 8, P = g.positions, OC = conv.outChannels
         let pooled = (g.outH / 2) * (g.outW / 2), list = max(pooled, 4 * OC)
-        return (ld, pooled, list, 2 * P * ld + 2 * OC * ld + list, OC * pooled + list + P)
+        return (ld, pooled, list, 2 * P * ld + 2 * OC * ld + list, OC * pooled + list + P + 4)
     }
 
     /// The rows as Floats, the routes as 32-bit indices in Float-sized slots.
@@ -114,6 +114,7 @@ final class ConvMaxPoolBackward: BackwardStep {
         let routes = indices  // (OC, PP)
         let listRows = routes + OC * PP  // (L)
         let used = listRows + p.list  // (P)
+        let cornerCounts = used + P  // (4)
 
         dW.update(repeating: 0, count: OC * ld)
         if dx != nil {
@@ -128,36 +129,25 @@ final class ConvMaxPoolBackward: BackwardStep {
             im2rows(rows, x + s * CHW, g, ld: ld)
             // dW[oc] += Σ g · rows[route]: the nonzero gradients of each kernel
             for oc in 0..<OC {
-                var count = 0
-                for w in 0..<PP {
-                    let v = gs[oc * PP + w]
-                    listRows[count] = routes[oc * PP + w]
-                    listWeights[count] = v
-                    count &+= nonzero(v)
-                }
+                let count = compactNonzero(listRows, listWeights, keys: routes + oc * PP, values: gs + oc * PP, count: PP)
                 weightedRowSum(dW + oc * ld, accumulate: true, rows, ld: ld, width: ld,
                                rows: listRows, weights: listWeights, count: count)
             }
             guard let dx else { continue }
             // drows[q] = Σ g · W[oc] over the kernels whose window chose q,
-            // for the four positions of each window (one pass over the
-            // kernels per position keeps the list-building free of branches).
+            // for the four positions q of each window: a list per corner,
+            // OC apart, the kernels in order.
             used.update(repeating: 0, count: P)
             for w in 0..<PP {
                 let start = (w / PW) * 2 * OW + (w % PW) * 2
-                for corner in 0..<4 {
+                cornerLists(listRows, listWeights, counts: cornerCounts, routes: routes + w, values: gs + w,
+                            kernels: OC, stride: PP, start: start, rowLength: OW)
+                for corner in 0..<4 where cornerCounts[corner] > 0 {
                     let q = start + (corner >= 2 ? OW : 0) + corner % 2
-                    var count = 0
-                    for oc in 0..<OC {
-                        let v = gs[oc * PP + w]
-                        listRows[count] = Int32(truncatingIfNeeded: oc)
-                        listWeights[count] = v
-                        count &+= nonzero(v) & same(routes[oc * PP + w], Int32(truncatingIfNeeded: q))
-                    }
-                    guard count > 0 else { continue }
                     used[q] = 1
                     weightedRowSum(drows + q * ld, accumulate: false, paddedW, ld: ld, width: ld,
-                                   rows: listRows, weights: listWeights, count: count)
+                                   rows: listRows + corner * OC, weights: listWeights + corner * OC,
+                                   count: Int(cornerCounts[corner]))
                 }
             }
             rows2im(dx + s * CHW, drows, g, ld: ld, used: used)
@@ -189,22 +179,4 @@ enum BackwardFusion {
 
     /// Whether `ConvMaxPoolBackward` takes a convolution of this geometry.
     static func fits(_ g: ConvGeometry) -> Bool { g.stride == 1 && g.padding == 0 && g.outH >= 2 && g.outW >= 2 }
-}
-
-// The compaction loops count with arithmetic, not comparisons: the
-// optimizer turned `v != 0 ? 1 : 0` into branches, which mispredict on
-// gradients that are zero at random (docs/PERFORMANCE.md).
-
-/// 1 when a gradient is to be summed, anything but ±0 (a NaN is kept, so it
-/// reaches the weights as it would through the dense product), else 0.
-@inline(__always)
-private func nonzero(_ v: Float) -> Int {
-    Int(((v.bitPattern & 0x7fff_ffff) &+ 0x7fff_ffff) >> 31)
-}
-
-/// 1 when a == b, else 0.
-@inline(__always)
-private func same(_ a: Int32, _ b: Int32) -> Int {
-    let d = UInt32(bitPattern: a ^ b)
-    return 1 &- Int(((d & 0x7fff_ffff) &+ 0x7fff_ffff | d) >> 31)
 }
