@@ -404,17 +404,16 @@ final class Conv2D: BuiltInLayer {
         }
         if Self.coversInput(g) {
             // y (n, OC) = x (n, K) · Wᵀ + b: each sample is its one patch.
+            // One product for the batch, as Linear runs it: split across
+            // threads, sgemm's bits would depend on the thread count.
             let OC = outChannels, K = g.patch
-            parallelFor(n) { samples in
-                let out = y + samples.lowerBound * OC, input = x + samples.lowerBound * K
-                if linearReLUFits {
-                    // The fully connected kernel reads W in place; sgemm packed all of it every call.
-                    linearReLU(out, ldy: OC, input, ldx: K, weight, bias, batch: samples.count, inputs: K, outputs: OC, relu: false)
-                    return
-                }
-                for s in 0..<samples.count { (out + s * OC).update(from: bias, count: OC) }
-                gemm(.none, .transposed, m: samples.count, n: OC, k: K, input, weight, beta: 1, out)
+            if linearReLUFits {
+                // The fully connected kernel reads W in place; sgemm packed all of it every call.
+                linearReLU(y, ldy: OC, x, ldx: K, weight, bias, batch: n, inputs: K, outputs: OC, relu: false)
+                return
             }
+            for s in 0..<n { (y + s * OC).update(from: bias, count: OC) }
+            gemm(.none, .transposed, m: n, n: OC, k: K, x, weight, beta: 1, y)
             return
         }
         if directKernel {
