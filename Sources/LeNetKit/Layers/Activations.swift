@@ -215,5 +215,3 @@ final class Tanh: BuiltInLayer {
         }
     }
 }
-
-

@@ -368,8 +368,10 @@ final class Conv2D: BuiltInLayer {
 
     /// Whether the backward pass runs the direct AVX-512 kernel
     /// (`conv5x5Backward`) instead of im2col + sgemm: 5×5, stride 1, no
-    /// padding, more than one input channel (C1 has its own kernel). It
-    /// ran LeNet-5's C3 and C5 several times faster (docs/PERFORMANCE.md).
+    /// padding, more than one input channel (C1 has its own kernel) and
+    /// at least 16 output positions (C5's one is a fully connected layer,
+    /// `coversInput`). C3's backward went from 0.450 to 0.228 ms at batch
+    /// 36 (docs/PERFORMANCE.md).
     /// `directBackwardChoice` set by a test chooses; nil: this rule.
     func directBackward(_ g: ConvGeometry) -> Bool {
         guard directBackwardFits(g) else { return false }
@@ -378,9 +380,10 @@ final class Conv2D: BuiltInLayer {
 
     /// Whether one window covers the whole input (LeNet-5's C5: 16×5×5 in,
     /// 5×5 kernels): the convolution is then a fully connected layer whose
-    /// samples are already their patches, so it runs as Linear does, one
-    /// gemm over the batch, without im2col (C5's forward and backward went
-    /// from 0.216 to 0.093 ms at batch 36; docs/PERFORMANCE.md).
+    /// samples are already their patches, so it runs Linear's passes
+    /// (`fullyConnectedForward`, `fullyConnectedBackward`), without im2col
+    /// (C5's forward and backward went from 0.216 to 0.079 ms at batch 36;
+    /// docs/PERFORMANCE.md).
     static func coversInput(_ g: ConvGeometry) -> Bool {
         g.padding == 0 && g.kernelH == g.height && g.kernelW == g.width
     }
@@ -404,16 +407,7 @@ final class Conv2D: BuiltInLayer {
         }
         if Self.coversInput(g) {
             // y (n, OC) = x (n, K) · Wᵀ + b: each sample is its one patch.
-            // One product for the batch, as Linear runs it: split across
-            // threads, sgemm's bits would depend on the thread count.
-            let OC = outChannels, K = g.patch
-            if linearReLUFits {
-                // The fully connected kernel reads W in place; sgemm packed all of it every call.
-                linearReLU(y, ldy: OC, x, ldx: K, weight, bias, batch: n, inputs: K, outputs: OC, relu: false)
-                return
-            }
-            for s in 0..<n { (y + s * OC).update(from: bias, count: OC) }
-            gemm(.none, .transposed, m: n, n: OC, k: K, x, weight, beta: 1, y)
+            fullyConnectedForward(y, x, weight: weight, bias: bias, batch: n, inputs: g.patch, outputs: outChannels)
             return
         }
         if directKernel {
@@ -478,13 +472,8 @@ final class Conv2D: BuiltInLayer {
             return
         }
         if Self.coversInput(g) {
-            // dW (OC, K) += dyᵀ (OC, n) · x (n, K); dx (n, K) = dy (n, OC) · W
-            gemm(.transposed, .none, m: OC, n: K, k: n, dy, x, beta: 1, weightGrad)
-            for s in 0..<n {
-                let row = dy + s * OC
-                for oc in 0..<OC { biasGrad[oc] += row[oc] }
-            }
-            if let dx { gemm(.none, .none, m: n, n: K, k: OC, dy, weight, dx) }
+            fullyConnectedBackward(dx, dy, x, weight: weight, weightGrad: weightGrad, biasGrad: biasGrad, batch: n,
+                                   inputs: K, outputs: OC)
             return
         }
         if directBackward(g) {
@@ -499,11 +488,7 @@ final class Conv2D: BuiltInLayer {
                                     connected: pairs, scratch: rest)
                 }
             }
-            // dW (OC, K) += dWᵀ (K, OCp)ᵀ
-            for oc in 0..<OC {
-                let row = weightGrad + oc * K
-                for k in 0..<K { row[k] += dWTpadded[k * OCp + oc] }
-            }
+            addTransposed(weightGrad, dWTpadded, rows: OC, columns: K, ld: OCp)
             return
         }
         let cols = work, transposed = cols + K * c * P, dcols = transposed + OC * c * P
@@ -513,13 +498,7 @@ final class Conv2D: BuiltInLayer {
         let intoTransposed = min(n, c) * P >= 16
         if intoTransposed { dWT.update(repeating: 0, count: K * OC) }
         defer {
-            // dW (OC, K) += dWᵀ (K, OC)ᵀ
-            if intoTransposed {
-                for oc in 0..<OC {
-                    let row = weightGrad + oc * K
-                    for k in 0..<K { row[k] += dWT[k * OC + oc] }
-                }
-            }
+            if intoTransposed { addTransposed(weightGrad, dWT, rows: OC, columns: K, ld: OC) }
         }
         for first in Swift.stride(from: 0, to: n, by: c) {
             let m = min(c, n - first), mP = m * P
@@ -596,6 +575,15 @@ extension Conv2D {
     /// connections are the zeros the weight already stores.
     func exportONNX(into graph: inout ONNXGraph, input: String) throws -> String {
         try graph.convolution(name, input, weight: [outChannels, inChannels, kernelH, kernelW], stride: stride, padding: padding)
+    }
+}
+
+/// dW (rows, columns) += dWᵀ's first `rows` columns: the weight gradient
+/// summed transposed, dWᵀ (columns, ld).
+private func addTransposed(_ dW: UnsafeMutablePointer<Float>, _ dWT: UnsafePointer<Float>, rows: Int, columns: Int, ld: Int) {
+    for r in 0..<rows {
+        let row = dW + r * columns
+        for k in 0..<columns { row[k] += dWT[k * ld + r] }
     }
 }
 

@@ -108,28 +108,44 @@ final class Linear: BuiltInLayer {
 
     func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch n: Int) {
         guard let weight, let bias else { unready(name) }
-        if linearReLUFits {
-            // The fully connected kernel reads W in place; sgemm packed all of it every call.
-            linearReLU(y, ldy: outFeatures, x, ldx: inFeatures, weight, bias, batch: n, inputs: inFeatures, outputs: outFeatures,
-                       relu: false)
-            return
-        }
-        for s in 0..<n { (y + s * outFeatures).update(from: bias, count: outFeatures) }
-        gemm(.none, .transposed, m: n, n: outFeatures, k: inFeatures, x, weight, beta: 1, y)
+        fullyConnectedForward(y, x, weight: weight, bias: bias, batch: n, inputs: inFeatures, outputs: outFeatures)
     }
 
     func backward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>,
                          _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, batch n: Int) {
         guard let weight, let weightGrad, let biasGrad else { unready(name) }
-        // dW (OUT, IN) += dYᵀ (OUT, N) · X (N, IN)
-        gemm(.transposed, .none, m: outFeatures, n: inFeatures, k: n, dy, x, beta: 1, weightGrad)
-        for s in 0..<n {
-            let row = dy + s * outFeatures
-            for o in 0..<outFeatures { biasGrad[o] += row[o] }
-        }
-        if let dx {
-            // dX (N, IN) = dY (N, OUT) · W (OUT, IN)
-            gemm(.none, .none, m: n, n: inFeatures, k: outFeatures, dy, weight, dx)
-        }
+        fullyConnectedBackward(dx, dy, x, weight: weight, weightGrad: weightGrad, biasGrad: biasGrad, batch: n,
+                               inputs: inFeatures, outputs: outFeatures)
+    }
+}
+
+/// A fully connected layer's training forward pass: y (N, OUT) = X (N, IN) · Wᵀ + b, W (OUT, IN).
+/// Linear runs it, and so does a convolution whose window covers its input. With the
+/// inference path's kernel where it runs: it reads W in place, where sgemm packed all of it
+/// every call. One product for the batch: split across threads, sgemm's bits would depend
+/// on the thread count.
+func fullyConnectedForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                           weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, batch n: Int, inputs: Int, outputs: Int) {
+    if linearReLUFits {
+        linearReLU(y, ldy: outputs, x, ldx: inputs, weight, bias, batch: n, inputs: inputs, outputs: outputs, relu: false)
+        return
+    }
+    for s in 0..<n { (y + s * outputs).update(from: bias, count: outputs) }
+    gemm(.none, .transposed, m: n, n: outputs, k: inputs, x, weight, beta: 1, y)
+}
+
+/// `fullyConnectedForward`'s backward pass: dW and db added to, dX (N, IN) written when not nil.
+func fullyConnectedBackward(_ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                            weight: UnsafePointer<Float>, weightGrad: UnsafeMutablePointer<Float>,
+                            biasGrad: UnsafeMutablePointer<Float>, batch n: Int, inputs: Int, outputs: Int) {
+    // dW (OUT, IN) += dYᵀ (OUT, N) · X (N, IN)
+    gemm(.transposed, .none, m: outputs, n: inputs, k: n, dy, x, beta: 1, weightGrad)
+    for s in 0..<n {
+        let row = dy + s * outputs
+        for o in 0..<outputs { biasGrad[o] += row[o] }
+    }
+    if let dx {
+        // dX (N, IN) = dY (N, OUT) · W (OUT, IN)
+        gemm(.none, .none, m: n, n: inputs, k: outputs, dy, weight, dx)
     }
 }
