@@ -145,34 +145,27 @@ final class DataParallel {
         }
         let barrier = barrier
         barrier.reset()
-        if let team = WorkerTeam.current, team.threads >= parts {
-            // Inside a team (an evaluation's, or a training epoch's), its
-            // helpers are awake: handing them the parts costs no thread
-            // wake-up, which at batch 16 took a quarter of each batch's time
-            // through Dispatch. A helper that is not ready leaves its part
-            // to the leader; the barrier then gives up, as in a region.
-            partErrors.withUnsafeMutableBufferPointer { errors in
-                team.parallel(parts, maxWorkers: parts) { _, chunk in
-                    for part in chunk {
-                        barrier.started()
-                        errors[part] = runPart(part)
-                        guard collective, barrier.arrive(parties: parts) else { continue }
-                        guard !errors[0..<parts].contains(where: { $0 != nil }) else { continue }
-                        thenEachPart(part, parts)
-                    }
-                }
-            }
-            if let error = partErrors.prefix(parts).compactMap({ $0 }).first { throw error }
-            return !collective || barrier.passed
+        // One part, then (collective) the barrier and its share of the update.
+        func runPartThenUpdate(_ part: Int, _ errors: UnsafeMutableBufferPointer<LeNetError?>) {
+            barrier.started()
+            errors[part] = runPart(part)
+            guard collective, barrier.arrive(parties: parts) else { return }
+            // Every part sees every part's error here, so all skip together.
+            guard !errors[0..<parts].contains(where: { $0 != nil }) else { return }
+            thenEachPart(part, parts)
         }
         partErrors.withUnsafeMutableBufferPointer { errors in
-            parallelRegion(parts) { part in
-                barrier.started()
-                errors[part] = runPart(part)
-                guard collective, barrier.arrive(parties: parts) else { return }
-                // Every part sees every part's error here, so all skip together.
-                guard !errors[0..<parts].contains(where: { $0 != nil }) else { return }
-                thenEachPart(part, parts)
+            if let team = WorkerTeam.current, team.threads >= parts {
+                // Inside a team (an evaluation's, or a training epoch's), its
+                // helpers are awake: handing them the parts costs no thread
+                // wake-up, which at batch 16 took a quarter of each batch's
+                // time through Dispatch. A helper that is not ready leaves its
+                // part to the leader; the barrier then gives up, as in a region.
+                team.parallel(parts, maxWorkers: parts) { _, chunk in
+                    for part in chunk { runPartThenUpdate(part, errors) }
+                }
+            } else {
+                parallelRegion(parts) { part in runPartThenUpdate(part, errors) }
             }
         }
         if let error = partErrors.prefix(parts).compactMap({ $0 }).first { throw error }
