@@ -9,9 +9,7 @@
 #include "CKernels.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-#include <immintrin.h>
-
-#define ALWAYS_INLINE __attribute__((always_inline)) inline
+#include "AVX2.h"  // ALWAYS_INLINE, immintrin.h
 
 // Rows of the input gradient summed in registers at once: 7 makes
 // C3's (and conv2's) 14 rows two whole blocks; 8 computed 16 (measured
